@@ -1,1 +1,34 @@
+//! Connection records for wsgate: where a connection lives, shared by every gateway node.
+//!
+//! A gateway node registers a [`ConnectionRecord`] when a client finishes `$connect`, batches
+//! `lastActiveAt` updates through [`ConnectionStore::touch`], and removes the record when the
+//! socket closes. Any node can look a connection up (to route a callback `POST` to its owner) and
+//! any node can reap the records of a node that died ([`ConnectionStore::list_node`] followed by
+//! [`ConnectionStore::remove`], which hands each record to exactly one caller).
+//!
+//! # Layout
+//!
+//! - `store`: the [`ConnectionStore`] trait and the [`Page`] returned by `list_node`. The rest of
+//!   the gateway sees only `Arc<dyn ConnectionStore>`.
+//! - `record`: [`ConnectionRecord`], the stored value (camelCase JSON).
+//! - `error`: [`StoreError`], the one error type of this crate, and [`DecodeError`].
+//! - `memory`: [`MemoryStore`], a dashmap-backed store for a single node and for tests.
+//! - `redis_store`: [`RedisStore`], the shared store for several nodes, with its key layout,
+//!   per-call timeouts and Lua scripts.
+//! - `conformance` (feature `conformance`): the checks every store must pass; `tests/memory.rs`
+//!   and `tests/redis.rs` run them against both stores.
 
+mod error;
+mod memory;
+mod record;
+mod redis_store;
+mod store;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use error::{DecodeError, StoreError};
+pub use memory::MemoryStore;
+pub use record::ConnectionRecord;
+pub use redis_store::{RedisStore, RedisStoreOptions};
+pub use store::{ConnectionStore, Page};

@@ -1,1 +1,35 @@
+//! wsgate: a WebSocket-first realtime API gateway, wire-compatible with Amazon API Gateway
+//! WebSocket APIs.
+//!
+//! # Layout
+//! - [`config`]: the YAML + environment configuration, validated at startup.
+//! - [`server`]: [`Gateway::start`] on bound listeners, the accept loops, and staged shutdown.
+//! - [`ws`]: the three paths of a connection: connect (handshake checks, `$connect` before the
+//!   101), the session loop (frames, pings, timers, close codes) and the inbound dispatcher
+//!   (route selection, integration, route response).
+//! - [`routing`]: the route selection expression grammar.
+//! - [`integration`]: the backends (`aws_proxy`, `http_proxy`, `mock`).
+//! - [`events`]: the Lambda proxy event JSON.
+//! - [`callback`]: `@connections` (POST/GET/DELETE) with bearer or SigV4 authentication.
+//! - [`registry`]: connections held by this node, with their bounded outboxes.
+//! - [`error`]: every client-visible failure, mapped to HTTP statuses and close codes in one place.
+//! - [`ops`], [`telemetry`]: health, readiness, metrics and logs.
+//! - [`cli`]: the `wsgate` command line (the binary only calls it).
 
+pub mod callback;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod integration;
+pub mod ops;
+pub mod registry;
+pub mod routing;
+pub mod server;
+pub mod state;
+pub mod telemetry;
+pub mod ws;
+
+pub use config::Config;
+pub use server::{Gateway, Listeners, StartError};

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `wsgate` binary: everything lives in the library's [`wsgate::cli`].
+
+fn main() -> std::process::ExitCode {
+    wsgate::cli::main()
+}

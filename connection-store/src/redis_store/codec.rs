@@ -1,0 +1,119 @@
+//! Key names and the stored value format of the Redis store.
+
+use crate::{ConnectionRecord, DecodeError, StoreError};
+
+/// Width of the `lastActiveAt` header: `{:020}` fits every `i64`, sign included, so the touch
+/// script can overwrite it in place with `SETRANGE`.
+pub(super) const HEADER_LEN: usize = 20;
+
+/// Key names under one prefix. No hash tags are added: every command and script touches one key.
+#[derive(Debug, Clone)]
+pub(super) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub(super) fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    pub(super) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `{prefix}:conn:{id}`: the record value.
+    pub(super) fn record(&self, connection_id: &str) -> String {
+        format!("{}:conn:{connection_id}", self.prefix)
+    }
+
+    /// `{prefix}:node:{node_id}`: set of the ids owned by that node.
+    pub(super) fn node(&self, node_id: &str) -> String {
+        format!("{}:node:{node_id}", self.prefix)
+    }
+}
+
+/// The fixed-width header for a timestamp (also the `touch` script argument).
+pub(super) fn header(at_ms: i64) -> String {
+    format!("{at_ms:0HEADER_LEN$}")
+}
+
+/// Header followed by the record's camelCase JSON.
+pub(super) fn encode(record: &ConnectionRecord) -> Result<Vec<u8>, StoreError> {
+    let mut value = header(record.last_active_at_ms).into_bytes();
+    serde_json::to_writer(&mut value, record).map_err(|source| StoreError::Encode {
+        id: record.connection_id.clone(),
+        source,
+    })?;
+    Ok(value)
+}
+
+/// Inverse of [`encode`]; the header, which `touch` moves forward, wins over the JSON field.
+pub(super) fn decode(connection_id: &str, raw: &[u8]) -> Result<ConnectionRecord, StoreError> {
+    let corrupt = |source| StoreError::Corrupt {
+        id: connection_id.to_owned(),
+        source,
+    };
+    let (head, body) = raw
+        .split_at_checked(HEADER_LEN)
+        .ok_or(corrupt(DecodeError::Header))?;
+    let last_active_at_ms = std::str::from_utf8(head)
+        .ok()
+        .and_then(|h| h.parse::<i64>().ok())
+        .ok_or(corrupt(DecodeError::Header))?;
+    let mut record: ConnectionRecord =
+        serde_json::from_slice(body).map_err(|e| corrupt(DecodeError::Json(e)))?;
+    record.last_active_at_ms = last_active_at_ms;
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(last_active_at_ms: i64) -> ConnectionRecord {
+        ConnectionRecord {
+            connection_id: "c".into(),
+            node_id: "n".into(),
+            stage: "s".into(),
+            connected_at_ms: 1,
+            last_active_at_ms,
+            source_ip: "::1".into(),
+            user_agent: None,
+            authorizer: None,
+            api_key_id: None,
+        }
+    }
+
+    #[test]
+    fn header_is_fixed_width_for_every_i64() {
+        for at in [i64::MIN, -5, 0, 1_700_000_000_000, i64::MAX] {
+            assert_eq!(header(at).len(), HEADER_LEN, "{at}");
+            assert_eq!(header(at).parse::<i64>().ok(), Some(at));
+        }
+    }
+
+    #[test]
+    fn round_trip_and_header_wins() {
+        let encoded = encode(&record(7)).expect("encodes");
+        assert_eq!(decode("c", &encoded).expect("decodes"), record(7));
+        let mut touched = header(9).into_bytes();
+        touched.extend_from_slice(&encoded[HEADER_LEN..]);
+        assert_eq!(decode("c", &touched).expect("decodes").last_active_at_ms, 9);
+    }
+
+    #[test]
+    fn corrupt_values_are_reported_with_their_id() {
+        for raw in [
+            &b"short"[..],
+            b"xxxxxxxxxxxxxxxxxxxx{}",
+            b"00000000000000000001{",
+        ] {
+            match decode("bad", raw) {
+                Err(StoreError::Corrupt { id, .. }) => assert_eq!(id, "bad"),
+                other => panic!("expected Corrupt for {raw:?}, got {other:?}"),
+            }
+        }
+    }
+}

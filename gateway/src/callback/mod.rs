@@ -1,0 +1,216 @@
+//! The callback API, wire-compatible with Amazon API Gateway's management API:
+//! `POST/GET/DELETE /{stage}/@connections/{id}` (also `%40connections`), with AWS error names.
+
+pub mod auth;
+pub mod sigv4;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::{Method, StatusCode};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use self::auth::CallerRequest;
+use crate::error::CallbackError;
+use crate::registry::PushError;
+use crate::state::Shared;
+use crate::telemetry;
+
+/// The callback routes (mounted on the main listener and/or the callback listener).
+pub fn router() -> Router<Arc<Shared>> {
+    let handler = post(connection).get(connection).delete(connection);
+    Router::new()
+        .route("/{stage}/@connections/{id}", handler.clone())
+        .route("/{stage}/%40connections/{id}", handler)
+}
+
+/// `?code=4000&reason=...` on DELETE (beyond AWS).
+#[derive(Debug, Default)]
+struct CloseParams {
+    code: Option<String>,
+    reason: Option<String>,
+}
+
+impl CloseParams {
+    fn parse(query: Option<&str>) -> Self {
+        let mut params = Self::default();
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match &*key {
+                "code" => params.code = Some(value.into_owned()),
+                "reason" => params.reason = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        params
+    }
+}
+
+async fn connection(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((stage, id)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let method = request.method().clone();
+    let result = handle(&shared, peer, &stage, &id, request).await;
+    let response = result.unwrap_or_else(IntoResponse::into_response);
+    metrics::counter!(
+        telemetry::CALLBACK_TOTAL,
+        "method" => method.to_string(),
+        "status" => response.status().as_u16().to_string()
+    )
+    .increment(1);
+    response
+}
+
+async fn handle(
+    shared: &Shared,
+    peer: SocketAddr,
+    stage: &str,
+    id: &str,
+    request: Request,
+) -> Result<Response, CallbackError> {
+    let (parts, body) = request.into_parts();
+    let limit = shared.config.limits.max_message_bytes;
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(size) = declared.filter(|size| *size > limit) {
+        return Err(CallbackError::PayloadTooLarge { size, limit });
+    }
+    let body = read_body(body, limit).await?;
+    shared.callback_auth.check(&CallerRequest {
+        peer,
+        method: &parts.method,
+        raw_path: parts.uri.path(),
+        raw_query: parts.uri.query(),
+        headers: &parts.headers,
+        body: &body,
+    })?;
+    if !shared.stages.contains_key(stage) {
+        return Err(CallbackError::UnknownStage);
+    }
+    match parts.method {
+        Method::POST => post_to_connection(shared, stage, id, body),
+        Method::GET => get_connection(shared, stage, id).await,
+        Method::DELETE => {
+            delete_connection(shared, stage, id, CloseParams::parse(parts.uri.query()))
+        }
+        _ => Err(CallbackError::BadRequest("unsupported method".into())),
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, CallbackError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| CallbackError::PayloadTooLarge {
+            size: limit + 1,
+            limit,
+        })
+}
+
+fn post_to_connection(
+    shared: &Shared,
+    stage: &str,
+    id: &str,
+    body: Bytes,
+) -> Result<Response, CallbackError> {
+    let handle = shared
+        .registry
+        .get(id)
+        .filter(|h| h.meta.stage == stage)
+        .ok_or(CallbackError::Gone)?;
+    let message = if std::str::from_utf8(&body).is_ok() {
+        Utf8Bytes::try_from(body)
+            .map(Message::Text)
+            .map_err(|_| CallbackError::BadRequest("invalid UTF-8".into()))?
+    } else {
+        Message::Binary(body)
+    };
+    handle.push(message).map_err(|e| match e {
+        PushError::Gone => CallbackError::Gone,
+        PushError::Full => CallbackError::LimitExceeded,
+    })?;
+    handle.touch(crate::ws::now_ms());
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn get_connection(shared: &Shared, stage: &str, id: &str) -> Result<Response, CallbackError> {
+    let (connected_at, last_active, source_ip, user_agent) = match shared.registry.get(id) {
+        Some(handle) if handle.is_open() && handle.meta.stage == stage => (
+            handle.meta.connected_at_ms,
+            handle.last_active_ms(),
+            handle.meta.source_ip.clone(),
+            handle.meta.user_agent.clone(),
+        ),
+        Some(_) => return Err(CallbackError::Gone),
+        None => {
+            let record = shared
+                .store
+                .get(id)
+                .await
+                .map_err(|_| CallbackError::Unavailable)?
+                .filter(|r| r.stage == stage)
+                .ok_or(CallbackError::Gone)?;
+            (
+                record.connected_at_ms,
+                record.last_active_at_ms,
+                record.source_ip,
+                record.user_agent,
+            )
+        }
+    };
+    let body = json!({
+        "connectedAt": iso8601(connected_at),
+        "identity": { "sourceIp": source_ip, "userAgent": user_agent.unwrap_or_default() },
+        "lastActiveAt": iso8601(last_active),
+    });
+    Ok(axum::Json(body).into_response())
+}
+
+fn delete_connection(
+    shared: &Shared,
+    stage: &str,
+    id: &str,
+    close: CloseParams,
+) -> Result<Response, CallbackError> {
+    let code = match close.code.as_deref() {
+        None => 1000,
+        Some(text) => text.parse::<u16>().unwrap_or(0),
+    };
+    if code != 1000 && !(3000..=4999).contains(&code) {
+        return Err(CallbackError::BadRequest(
+            "code must be 1000 or between 3000 and 4999".into(),
+        ));
+    }
+    let reason = close
+        .reason
+        .unwrap_or_else(|| "Connection Closed Normally".into());
+    if reason.len() > 123 {
+        return Err(CallbackError::BadRequest(
+            "reason must be at most 123 bytes".into(),
+        ));
+    }
+    let handle = shared
+        .registry
+        .get(id)
+        .filter(|h| h.is_open() && h.meta.stage == stage)
+        .ok_or(CallbackError::Gone)?;
+    handle.request_close(code, reason);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn iso8601(epoch_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(epoch_ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}

@@ -1,0 +1,306 @@
+//! Configuration: load YAML, apply `WSGATE_*` environment overrides, deserialize into the typed
+//! tree and validate, failing with one line that names the offending key.
+
+pub mod duration;
+mod env;
+mod model;
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use model::*;
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The path given.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML.
+    #[error("config file is not valid YAML: {0}")]
+    Yaml(String),
+    /// An environment variable could not be applied.
+    #[error("environment variable {var}: {message}")]
+    Env {
+        /// The variable name.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A key has a wrong type, an invalid value or is unknown.
+    #[error("config key `{key}`: {message}")]
+    Invalid {
+        /// Dotted path of the key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path`, applies overrides from the process environment, validates.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the file, variable or key at fault.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_yaml_with_env(&text, std::env::vars())
+    }
+
+    /// Parses YAML text without environment overrides.
+    ///
+    /// # Errors
+    /// See [`Config::load`].
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        Self::from_yaml_with_env(text, std::iter::empty())
+    }
+
+    /// Parses YAML text, then applies `WSGATE_*` overrides from `vars`.
+    ///
+    /// # Errors
+    /// See [`Config::load`].
+    pub fn from_yaml_with_env(
+        text: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut tree: serde_json::Value =
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+        if tree.is_null() {
+            tree = serde_json::Value::Object(Default::default());
+        }
+        env::apply_overrides(&mut tree, vars)?;
+        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::invalid(
+                if key == "." {
+                    "(top level)".into()
+                } else {
+                    key
+                },
+                e.into_inner().to_string(),
+            )
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that the types alone cannot.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let api = &self.api;
+        if api.stages.is_empty() {
+            return Err(ConfigError::invalid(
+                "api.stages",
+                "at least one stage is required",
+            ));
+        }
+        for name in api.stages.keys() {
+            let valid = !name.is_empty()
+                && name.len() <= 128
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid {
+                return Err(ConfigError::invalid(
+                    format!("api.stages.{name}"),
+                    "stage names are 1-128 characters of letters, digits, `-` and `_`",
+                ));
+            }
+            if RESERVED_PATHS.contains(&name.as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("api.stages.{name}"),
+                    format!("`{name}` is reserved for the gateway's own endpoints"),
+                ));
+            }
+        }
+        crate::routing::SelectionExpression::parse(&api.route_selection_expression)
+            .map_err(|e| ConfigError::invalid("api.route_selection_expression", e.to_string()))?;
+        for (key, route) in &api.routes {
+            let at = format!("api.routes.{key}");
+            if key.starts_with('$')
+                && !["$connect", "$disconnect", "$default"].contains(&key.as_str())
+            {
+                return Err(ConfigError::invalid(
+                    at,
+                    "route keys starting with `$` are reserved; use $connect, $disconnect, $default or a custom key",
+                ));
+            }
+            if key.is_empty() {
+                return Err(ConfigError::invalid(at, "route key must not be empty"));
+            }
+            validate_integration(&format!("{at}.integration"), &route.integration, api)?;
+        }
+        let l = &self.limits;
+        let positive: [(&str, Duration); 4] = [
+            ("limits.idle_timeout", l.idle_timeout),
+            ("limits.max_connection_duration", l.max_connection_duration),
+            ("limits.handshake_timeout", l.handshake_timeout),
+            ("limits.send_timeout", l.send_timeout),
+        ];
+        for (key, value) in positive {
+            if value.is_zero() {
+                return Err(ConfigError::invalid(key, "must be greater than zero"));
+            }
+        }
+        if !l.ping_interval.is_zero() && l.pong_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "limits.pong_timeout",
+                "must be greater than zero when pings are on",
+            ));
+        }
+        let counts: [(&str, usize); 5] = [
+            ("limits.max_message_bytes", l.max_message_bytes),
+            ("limits.max_frame_bytes", l.max_frame_bytes),
+            ("limits.max_connections", l.max_connections),
+            ("limits.outbound_queue_messages", l.outbound_queue_messages),
+            ("limits.inbound_queue_messages", l.inbound_queue_messages),
+        ];
+        for (key, value) in counts {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be greater than zero"));
+            }
+        }
+        if l.max_frame_bytes > l.max_message_bytes {
+            return Err(ConfigError::invalid(
+                "limits.max_frame_bytes",
+                "must not exceed limits.max_message_bytes",
+            ));
+        }
+        if !(256..=1 << 20).contains(&l.read_buffer_bytes) {
+            return Err(ConfigError::invalid(
+                "limits.read_buffer_bytes",
+                "must be between 256 and 1048576",
+            ));
+        }
+        if let Some(CallbackAuthConfig::Bearer { tokens }) = &self.callback.auth
+            && (tokens.is_empty() || tokens.iter().any(|t| t.len() < 16))
+        {
+            return Err(ConfigError::invalid(
+                "callback.auth.tokens",
+                "give at least one token of 16 or more characters",
+            ));
+        }
+        if let Some(CallbackAuthConfig::Sigv4 {
+            credentials,
+            region,
+            ..
+        }) = &self.callback.auth
+        {
+            if credentials.is_empty() {
+                return Err(ConfigError::invalid(
+                    "callback.auth.credentials",
+                    "give at least one key pair",
+                ));
+            }
+            if region.is_empty() {
+                return Err(ConfigError::invalid(
+                    "callback.auth.region",
+                    "must not be empty",
+                ));
+            }
+        }
+        if !self.callback.on_main_listener && self.callback.listen.is_none() {
+            return Err(ConfigError::invalid(
+                "callback.on_main_listener",
+                "the callback API needs a listener: set callback.listen or leave on_main_listener true",
+            ));
+        }
+        if self.shutdown.drain_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "shutdown.drain_timeout",
+                "must be greater than zero",
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| ConfigError::invalid("log.level", e.to_string()))?;
+        Ok(())
+    }
+
+    /// This node's id: the configured one, or a random one chosen once per process.
+    pub fn effective_node_id(&self) -> String {
+        self.node_id.clone().unwrap_or_else(crate::ids::node_id)
+    }
+}
+
+/// Paths the gateway serves itself, which therefore cannot be stage names.
+pub const RESERVED_PATHS: [&str; 4] = ["healthz", "readyz", "metrics", "@connections"];
+
+fn validate_integration(
+    at: &str,
+    integration: &IntegrationConfig,
+    api: &ApiConfig,
+) -> Result<(), ConfigError> {
+    let (uri, timeout) = match integration {
+        IntegrationConfig::AwsProxy { uri, timeout } => (uri, *timeout),
+        IntegrationConfig::HttpProxy {
+            uri,
+            timeout,
+            method,
+        } => {
+            if reqwest::Method::from_bytes(method.as_bytes()).is_err() {
+                return Err(ConfigError::invalid(
+                    format!("{at}.method"),
+                    format!("invalid HTTP method `{method}`"),
+                ));
+            }
+            (uri, *timeout)
+        }
+        IntegrationConfig::Mock { status_code, .. } => {
+            if !(100..=599).contains(status_code) {
+                return Err(ConfigError::invalid(
+                    format!("{at}.status_code"),
+                    "must be an HTTP status (100-599)",
+                ));
+            }
+            return Ok(());
+        }
+    };
+    if !(Duration::from_millis(50)..=Duration::from_secs(900)).contains(&timeout) {
+        return Err(ConfigError::invalid(
+            format!("{at}.timeout"),
+            "must be between 50ms and 15m",
+        ));
+    }
+    for (stage, settings) in &api.stages {
+        let resolved = crate::integration::substitute_stage_variables(uri, &settings.variables)
+            .map_err(|missing| {
+                ConfigError::invalid(
+                    format!("{at}.uri"),
+                    format!("stage `{stage}` has no variable `{missing}`"),
+                )
+            })?;
+        let parsed = reqwest::Url::parse(&resolved).map_err(|e| {
+            ConfigError::invalid(
+                format!("{at}.uri"),
+                format!("`{resolved}` (stage `{stage}`): {e}"),
+            )
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ConfigError::invalid(
+                format!("{at}.uri"),
+                "must be an http:// or https:// URL",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,412 @@
+//! The typed configuration tree: one section per subsystem, defaults that mirror Amazon API Gateway.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::duration;
+
+/// The whole gateway configuration, as loaded from YAML and the environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address of the main listener (WebSocket clients, callback API, health, metrics).
+    pub listen: SocketAddr,
+    /// This node's id in a cluster; random when absent.
+    #[serde(default)]
+    pub node_id: Option<String>,
+    /// Where connection records live.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// The WebSocket API: stages, routes, integrations.
+    pub api: ApiConfig,
+    /// Per-connection limits and timeouts.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// The `@connections` callback API.
+    #[serde(default)]
+    pub callback: CallbackConfig,
+    /// Shutdown behaviour.
+    #[serde(default)]
+    pub shutdown: ShutdownConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `store:` section.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StoreConfig {
+    /// One node, nothing to install.
+    #[default]
+    Memory,
+    /// Several nodes sharing Redis.
+    Redis(RedisStoreConfig),
+}
+
+/// `store: {kind: redis}` settings.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisStoreConfig {
+    /// `redis://host:port/db` (may carry a password, redacted in logs).
+    pub url: String,
+    /// Prefix of every key this gateway writes.
+    #[serde(default = "default_redis_prefix")]
+    pub prefix: String,
+    /// Timeout of each Redis operation.
+    #[serde(
+        default = "default_redis_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub timeout: Duration,
+}
+
+fn default_redis_prefix() -> String {
+    "wsgate".into()
+}
+fn default_redis_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+
+impl fmt::Debug for RedisStoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreConfig")
+            .field("url", &redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host` with `***`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// `api:` section: one WebSocket API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Human name; also the default `apiId`.
+    pub name: String,
+    /// `apiId` in events; defaults to `name`.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Free-form description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Free-form version label.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// `domainName` in events: `http://{domain_name}/{stage}` must reach the callback API.
+    /// Defaults to the `Host` of the upgrade request (or the callback listener's address when the
+    /// callback API has its own listener).
+    #[serde(default)]
+    pub domain_name: Option<String>,
+    /// E.g. `$request.body.action`.
+    pub route_selection_expression: String,
+    /// Stages by name; clients connect to `/{stage}`.
+    pub stages: BTreeMap<String, StageConfig>,
+    /// Routes by route key (`$connect`, `$disconnect`, `$default`, custom keys).
+    pub routes: BTreeMap<String, RouteConfig>,
+}
+
+/// One stage.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    /// Stage variables, substituted into integration URIs as `${stageVariables.name}`.
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+}
+
+/// One route.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The backend that handles the route.
+    pub integration: IntegrationConfig,
+    /// Two-way route: the integration's reply body is sent to the client.
+    #[serde(default)]
+    pub route_response: bool,
+}
+
+/// The backend of a route.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum IntegrationConfig {
+    /// POST the Lambda proxy event JSON; read a Lambda proxy response.
+    AwsProxy {
+        /// Target URL (stage variables allowed).
+        uri: String,
+        /// Per-request timeout (50 ms to 15 min; default 29 s as in AWS).
+        #[serde(
+            default = "default_integration_timeout",
+            deserialize_with = "duration::deserialize"
+        )]
+        timeout: Duration,
+    },
+    /// Forward the raw message body; context in `x-wsgate-*` headers.
+    HttpProxy {
+        /// Target URL (stage variables allowed).
+        uri: String,
+        /// HTTP method (default POST).
+        #[serde(default = "default_method")]
+        method: String,
+        /// Per-request timeout (50 ms to 15 min; default 29 s as in AWS).
+        #[serde(
+            default = "default_integration_timeout",
+            deserialize_with = "duration::deserialize"
+        )]
+        timeout: Duration,
+    },
+    /// Answer from the gateway itself.
+    Mock {
+        /// Body sent back (for two-way routes).
+        #[serde(default)]
+        response: String,
+        /// Status code (non-2xx rejects a `$connect`).
+        #[serde(default = "default_status")]
+        status_code: u16,
+    },
+}
+
+fn default_integration_timeout() -> Duration {
+    Duration::from_secs(29)
+}
+fn default_method() -> String {
+    "POST".into()
+}
+fn default_status() -> u16 {
+    200
+}
+
+/// What to do with binary frames from clients.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BinaryFrames {
+    /// Deliver them base64-encoded with `isBase64Encoded: true`.
+    #[default]
+    Accept,
+    /// Close the connection with 1003, as Amazon API Gateway does.
+    Reject,
+}
+
+/// `limits:` section. Defaults follow Amazon API Gateway where it has a value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Close (1001) after this long without data frames in either direction.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub idle_timeout: Duration,
+    /// Close (1001) a connection this long after it opened.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub max_connection_duration: Duration,
+    /// Largest message (after reassembly of fragments); larger closes with 1009.
+    pub max_message_bytes: usize,
+    /// Largest single frame; larger closes with 1009.
+    pub max_frame_bytes: usize,
+    /// Time allowed to send the upgrade request's headers.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub handshake_timeout: Duration,
+    /// Concurrent WebSocket connections on this node (including ones in `$connect`).
+    pub max_connections: usize,
+    /// Protocol ping interval (0 disables pings).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub ping_interval: Duration,
+    /// Close (1011) when a ping has had no pong for this long.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub pong_timeout: Duration,
+    /// Messages waiting to be written to one client; a full queue answers 429 to posts.
+    pub outbound_queue_messages: usize,
+    /// A write to the client that takes longer than this closes the connection (1013).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub send_timeout: Duration,
+    /// Messages read from one client and waiting for their integration; when full, reading pauses.
+    pub inbound_queue_messages: usize,
+    /// Binary frames from clients: `accept` (default) or `reject` (close 1003).
+    pub binary_frames: BinaryFrames,
+    /// Tungstenite read buffer per connection (memory per idle connection).
+    pub read_buffer_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(600),
+            max_connection_duration: Duration::from_secs(7200),
+            max_message_bytes: 131_072,
+            max_frame_bytes: 32_768,
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 100_000,
+            ping_interval: Duration::from_secs(30),
+            pong_timeout: Duration::from_secs(30),
+            outbound_queue_messages: 256,
+            send_timeout: Duration::from_secs(10),
+            inbound_queue_messages: 32,
+            binary_frames: BinaryFrames::Accept,
+            read_buffer_bytes: 4096,
+        }
+    }
+}
+
+/// `callback:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackConfig {
+    /// Serve the callback API on its own listener too (e.g. `127.0.0.1:9080`).
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// Serve it on the main listener as well (default true; set false with `listen` to keep
+    /// it private).
+    #[serde(default = "default_true")]
+    pub on_main_listener: bool,
+    /// How callers authenticate. Absent: only loopback callers are allowed.
+    #[serde(default)]
+    pub auth: Option<CallbackAuthConfig>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for CallbackConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            on_main_listener: true,
+            auth: None,
+        }
+    }
+}
+
+/// Authentication of the callback API.
+#[derive(Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CallbackAuthConfig {
+    /// No authentication at all (must be chosen explicitly).
+    None,
+    /// `Authorization: Bearer <token>` with one of these tokens.
+    Bearer {
+        /// Accepted tokens.
+        tokens: Vec<String>,
+    },
+    /// AWS Signature V4, service `execute-api`, as the AWS SDKs sign.
+    Sigv4 {
+        /// Region in the credential scope.
+        region: String,
+        /// Accepted key pairs.
+        credentials: Vec<SigV4CredentialConfig>,
+        /// Allowed clock skew.
+        #[serde(default = "default_skew", deserialize_with = "duration::deserialize")]
+        max_skew: Duration,
+    },
+}
+
+fn default_skew() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl fmt::Debug for CallbackAuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Bearer { tokens } => {
+                write!(f, "Bearer {{ tokens: [{} redacted] }}", tokens.len())
+            }
+            Self::Sigv4 {
+                region,
+                credentials,
+                max_skew,
+            } => f
+                .debug_struct("Sigv4")
+                .field("region", region)
+                .field("credentials", credentials)
+                .field("max_skew", max_skew)
+                .finish(),
+        }
+    }
+}
+
+/// One SigV4 key pair.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigV4CredentialConfig {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key (redacted in logs).
+    pub secret_access_key: String,
+}
+
+impl fmt::Debug for SigV4CredentialConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigV4Credential")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"***")
+            .finish()
+    }
+}
+
+/// `shutdown:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// Upper bound on closing sockets and running `$disconnect` after SIGTERM/SIGINT.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `log:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// An `EnvFilter` directive such as `info` or `wsgate=debug` (`RUST_LOG` wins when set).
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}

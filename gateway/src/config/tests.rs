@@ -1,0 +1,167 @@
+//! Tests of configuration loading: the reference file, env overrides, and error messages.
+
+use std::time::Duration;
+
+use super::*;
+
+/// The configuration file from the product brief; it must load as it is.
+pub(crate) const REFERENCE: &str = r#"
+listen: 127.0.0.1:8080
+store:
+  kind: memory
+api:
+  name: chat
+  route_selection_expression: $request.body.action
+  stages:
+    prod:
+      variables:
+        backend: http://127.0.0.1:3000
+  routes:
+    $connect:
+      integration: { type: aws_proxy, uri: "${stageVariables.backend}/connect" }
+    $disconnect:
+      integration: { type: aws_proxy, uri: "${stageVariables.backend}/disconnect" }
+    sendmessage:
+      integration: { type: aws_proxy, uri: "${stageVariables.backend}/sendmessage", timeout: 5s }
+    $default:
+      integration: { type: http_proxy, uri: "${stageVariables.backend}/default" }
+      route_response: true
+    ping:
+      integration: { type: mock, response: '{"action":"pong"}' }
+      route_response: true
+limits:
+  idle_timeout: 10m
+  max_connection_duration: 2h
+  max_message_bytes: 131072
+  max_frame_bytes: 32768
+"#;
+
+fn err(text: &str) -> String {
+    Config::from_yaml(text).expect_err("must fail").to_string()
+}
+
+#[test]
+fn reference_file_loads() {
+    let c = Config::from_yaml(REFERENCE).expect("reference config loads");
+    assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.api.routes.len(), 5);
+    assert_eq!(c.limits.idle_timeout, Duration::from_secs(600));
+    assert_eq!(c.limits.max_connection_duration, Duration::from_secs(7200));
+    match &c.api.routes["sendmessage"].integration {
+        IntegrationConfig::AwsProxy { timeout, .. } => assert_eq!(*timeout, Duration::from_secs(5)),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(c.api.routes["$default"].route_response);
+    assert!(matches!(c.store, StoreConfig::Memory));
+}
+
+#[test]
+fn durations_accept_integer_seconds() {
+    let text = REFERENCE.replace("idle_timeout: 10m", "idle_timeout: 90");
+    let c = Config::from_yaml(&text).expect("loads");
+    assert_eq!(c.limits.idle_timeout, Duration::from_secs(90));
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let text = REFERENCE.replace(
+        "max_frame_bytes: 32768",
+        "max_frame_bytes: 32768\n  max_fraem: 1",
+    );
+    let e = err(&text);
+    assert!(
+        e.starts_with("config key `limits.max_fraem`: unknown field"),
+        "{e}"
+    );
+}
+
+#[test]
+fn invalid_duration_names_the_key() {
+    let e = err(&REFERENCE.replace("idle_timeout: 10m", "idle_timeout: 10x"));
+    assert!(e.starts_with("config key `limits.idle_timeout`"), "{e}");
+    assert!(e.contains("invalid duration `10x`"), "{e}");
+}
+
+#[test]
+fn unknown_integration_type_is_named() {
+    let e = err(&REFERENCE.replace("type: mock", "type: lambda"));
+    assert!(e.contains("api.routes.ping.integration"), "{e}");
+}
+
+#[test]
+fn missing_stage_variable_is_named() {
+    let e = err(&REFERENCE.replace("/sendmessage\"", "/sendmessage${stageVariables.nope}\""));
+    assert!(
+        e.contains("api.routes.sendmessage.integration.uri") && e.contains("nope"),
+        "{e}"
+    );
+}
+
+#[test]
+fn reserved_route_keys_and_stage_names_fail() {
+    let e = err(&REFERENCE.replace("    ping:", "    $ping:"));
+    assert!(e.contains("api.routes.$ping"), "{e}");
+    let e = err(&REFERENCE.replace("    prod:", "    healthz:"));
+    assert!(e.contains("api.stages.healthz"), "{e}");
+}
+
+#[test]
+fn bad_selection_expression_fails() {
+    let e = err(&REFERENCE.replace("$request.body.action", "${request.body.action"));
+    assert!(e.contains("api.route_selection_expression"), "{e}");
+}
+
+#[test]
+fn frame_larger_than_message_fails() {
+    let e = err(&REFERENCE.replace("max_frame_bytes: 32768", "max_frame_bytes: 262144"));
+    assert!(e.contains("limits.max_frame_bytes"), "{e}");
+}
+
+#[test]
+fn env_overrides_apply_and_win() {
+    let vars = vec![
+        ("WSGATE_LIMITS__IDLE_TIMEOUT".to_string(), "5m".to_string()),
+        ("WSGATE_LISTEN".to_string(), "0.0.0.0:9000".to_string()),
+        (
+            "WSGATE_API__STAGES__PROD__VARIABLES__BACKEND".to_string(),
+            "http://10.0.0.1:4000".to_string(),
+        ),
+        ("WSGATE_CONFIG".to_string(), "ignored.yaml".to_string()),
+        ("OTHER".to_string(), "x".to_string()),
+    ];
+    let c = Config::from_yaml_with_env(REFERENCE, vars).expect("loads");
+    assert_eq!(c.limits.idle_timeout, Duration::from_secs(300));
+    assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+    assert_eq!(
+        c.api.stages["prod"].variables["backend"],
+        "http://10.0.0.1:4000"
+    );
+}
+
+#[test]
+fn env_override_with_bad_value_names_the_key() {
+    let vars = vec![(
+        "WSGATE_LIMITS__MAX_CONNECTIONS".to_string(),
+        "lots".to_string(),
+    )];
+    let e = Config::from_yaml_with_env(REFERENCE, vars)
+        .expect_err("fails")
+        .to_string();
+    assert!(e.contains("limits.max_connections"), "{e}");
+}
+
+#[test]
+fn secrets_are_redacted_in_debug() {
+    let text = format!(
+        "{REFERENCE}callback:\n  auth:\n    kind: sigv4\n    region: us-east-1\n    credentials:\n      - {{ access_key_id: AKIDEXAMPLE, secret_access_key: topsecretvalue }}\nstore_unused: 1\n"
+    )
+    .replace("store_unused: 1\n", "");
+    let c = Config::from_yaml(&text).expect("loads");
+    let debug = format!("{c:?}");
+    assert!(debug.contains("AKIDEXAMPLE"));
+    assert!(!debug.contains("topsecretvalue"), "{debug}");
+    assert_eq!(
+        model::redact_url("redis://user:hunter2@localhost:6379/0"),
+        "redis://user:***@localhost:6379/0"
+    );
+}

@@ -1,0 +1,278 @@
+//! Every client-visible failure in one place: handshake rejections (HTTP status + JSON body),
+//! close reasons (WebSocket close code + reason), and callback API errors (the AWS error names).
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde_json::json;
+
+/// Why an upgrade request was answered without a 101.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandshakeRejection {
+    /// No such stage.
+    #[error("Not Found")]
+    UnknownStage,
+    /// Not a WebSocket upgrade request.
+    #[error("This endpoint accepts WebSocket connections only")]
+    NotUpgrade,
+    /// `Sec-WebSocket-Version` other than 13.
+    #[error("Unsupported WebSocket version; use 13")]
+    UnsupportedVersion,
+    /// Malformed handshake headers.
+    #[error("Bad WebSocket handshake: {0}")]
+    BadHandshake(&'static str),
+    /// The node is draining.
+    #[error("Service is shutting down")]
+    Draining,
+    /// `limits.max_connections` reached.
+    #[error("Too many connections")]
+    TooManyConnections,
+    /// The `$connect` integration answered this non-2xx status.
+    #[error("Connection rejected by the $connect integration")]
+    Rejected(u16),
+    /// The `$connect` integration failed or timed out.
+    #[error("Internal server error")]
+    IntegrationFailed,
+    /// The connection store could not record the connection.
+    #[error("Service unavailable")]
+    StoreUnavailable,
+}
+
+impl HandshakeRejection {
+    /// The HTTP status sent instead of 101.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::UnknownStage => StatusCode::NOT_FOUND,
+            Self::NotUpgrade | Self::UnsupportedVersion => StatusCode::UPGRADE_REQUIRED,
+            Self::BadHandshake(_) => StatusCode::BAD_REQUEST,
+            Self::Draining | Self::TooManyConnections | Self::StoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Rejected(code) => StatusCode::from_u16(*code).unwrap_or(StatusCode::FORBIDDEN),
+            Self::IntegrationFailed => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+impl IntoResponse for HandshakeRejection {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            Self::Rejected(_) => status.canonical_reason().unwrap_or("Rejected").to_string(),
+            other => other.to_string(),
+        };
+        let mut response = (status, axum::Json(json!({ "message": message }))).into_response();
+        let headers = response.headers_mut();
+        match self {
+            Self::NotUpgrade => {
+                headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+                headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            }
+            Self::UnsupportedVersion => {
+                headers.insert(
+                    header::SEC_WEBSOCKET_VERSION,
+                    HeaderValue::from_static("13"),
+                );
+            }
+            Self::Draining | Self::TooManyConnections | Self::StoreUnavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// Why the gateway closed a connection: the close code and reason the client sees, and the
+/// `disconnectStatusCode`/`disconnectReason` the `$disconnect` integration gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Gateway shutdown.
+    ShuttingDown,
+    /// No data frames for `limits.idle_timeout`.
+    IdleTimeout,
+    /// `limits.max_connection_duration` reached.
+    MaxDuration,
+    /// A frame or message over the limits.
+    MessageTooBig,
+    /// A binary frame while `limits.binary_frames: reject`.
+    BinaryNotSupported,
+    /// A protocol violation by the client.
+    ProtocolError,
+    /// A text frame that is not UTF-8.
+    InvalidUtf8,
+    /// No pong within `limits.pong_timeout`.
+    PingTimeout,
+    /// The client did not accept a frame within `limits.send_timeout`.
+    SlowConsumer,
+    /// `DELETE @connections/{id}`, optionally with a custom code and reason.
+    Deleted {
+        /// Close code (1000 unless given).
+        code: u16,
+        /// Close reason.
+        reason: String,
+    },
+    /// The client closed (code as received; 1005 when none was sent).
+    ByClient {
+        /// Close code.
+        code: u16,
+        /// Close reason.
+        reason: String,
+    },
+    /// The TCP connection dropped without a close frame.
+    Abnormal,
+}
+
+impl CloseReason {
+    /// The close code.
+    pub fn code(&self) -> u16 {
+        match self {
+            Self::ShuttingDown | Self::IdleTimeout | Self::MaxDuration => 1001,
+            Self::MessageTooBig => 1009,
+            Self::BinaryNotSupported => 1003,
+            Self::ProtocolError => 1002,
+            Self::InvalidUtf8 => 1007,
+            Self::PingTimeout => 1011,
+            Self::SlowConsumer => 1013,
+            Self::Deleted { code, .. } | Self::ByClient { code, .. } => *code,
+            Self::Abnormal => 1006,
+        }
+    }
+
+    /// The close reason text.
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::ShuttingDown => "Going away",
+            Self::IdleTimeout => "Going away: idle timeout",
+            Self::MaxDuration => "Going away: maximum connection duration reached",
+            Self::MessageTooBig => "Message too big",
+            Self::BinaryNotSupported => "Binary frames are not supported",
+            Self::ProtocolError => "Protocol error",
+            Self::InvalidUtf8 => "Invalid UTF-8 in text frame",
+            Self::PingTimeout => "Ping timeout",
+            Self::SlowConsumer => "Slow consumer: send timeout",
+            Self::Deleted { reason, .. } | Self::ByClient { reason, .. } => reason,
+            Self::Abnormal => "Connection closed abnormally",
+        }
+    }
+
+    /// Whether a close frame should be sent to the client for this reason.
+    pub fn sends_close_frame(&self) -> bool {
+        !matches!(
+            self,
+            Self::ByClient { .. } | Self::Abnormal | Self::SlowConsumer
+        )
+    }
+}
+
+/// Errors of the callback API, named and shaped as Amazon API Gateway's management API answers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackError {
+    /// Unknown or closed connection id.
+    #[error("Gone")]
+    Gone,
+    /// The caller is not authorised.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The connection's outbound queue is full.
+    #[error("Limit exceeded: the client's outbound queue is full")]
+    LimitExceeded,
+    /// Body over the message limit.
+    #[error("Payload too large: {size} bytes exceeds the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// Bytes received (at least).
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Unknown stage.
+    #[error("Not Found")]
+    UnknownStage,
+    /// Invalid parameters (e.g. a close code outside 1000 and 3000-4999).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The connection store is unavailable.
+    #[error("Service unavailable")]
+    Unavailable,
+}
+
+impl CallbackError {
+    fn status_and_type(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Gone => (StatusCode::GONE, "GoneException"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "ForbiddenException"),
+            Self::LimitExceeded => (StatusCode::TOO_MANY_REQUESTS, "LimitExceededException"),
+            Self::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeException")
+            }
+            Self::UnknownStage => (StatusCode::NOT_FOUND, "NotFoundException"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequestException"),
+            Self::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailableException",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for CallbackError {
+    fn into_response(self) -> Response {
+        let (status, error_type) = self.status_and_type();
+        let body = json!({ "message": self.to_string() });
+        let mut response = (status, axum::Json(body)).into_response();
+        response
+            .headers_mut()
+            .insert("x-amzn-ErrorType", HeaderValue::from_static(error_type));
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_errors_carry_aws_names() {
+        let cases = [
+            (CallbackError::Gone, 410, "GoneException"),
+            (
+                CallbackError::Forbidden("Forbidden"),
+                403,
+                "ForbiddenException",
+            ),
+            (CallbackError::LimitExceeded, 429, "LimitExceededException"),
+            (
+                CallbackError::PayloadTooLarge { size: 2, limit: 1 },
+                413,
+                "PayloadTooLargeException",
+            ),
+        ];
+        for (error, status, name) in cases {
+            let response = error.into_response();
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(response.headers()["x-amzn-errortype"], name);
+        }
+    }
+
+    #[test]
+    fn close_codes() {
+        assert_eq!(CloseReason::IdleTimeout.code(), 1001);
+        assert_eq!(CloseReason::MessageTooBig.code(), 1009);
+        assert_eq!(CloseReason::BinaryNotSupported.code(), 1003);
+        assert_eq!(
+            CloseReason::Deleted {
+                code: 4001,
+                reason: "x".into()
+            }
+            .code(),
+            4001
+        );
+        assert_eq!(
+            HandshakeRejection::Rejected(401).status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            HandshakeRejection::IntegrationFailed.status(),
+            StatusCode::BAD_GATEWAY
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! The Lambda proxy event JSON for CONNECT, MESSAGE and DISCONNECT, in the exact shapes Amazon API
+//! Gateway delivers (see the fixtures in the tests), and the facts about a connection they carry.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Immutable facts about one connection, shared by its session, its dispatcher and the registry.
+#[derive(Debug, Clone)]
+pub struct ConnectionMeta {
+    /// The connection id.
+    pub connection_id: String,
+    /// Stage name.
+    pub stage: String,
+    /// `apiId` in events.
+    pub api_id: Arc<str>,
+    /// `domainName` in events.
+    pub domain_name: String,
+    /// Epoch milliseconds.
+    pub connected_at_ms: i64,
+    /// Client address.
+    pub source_ip: String,
+    /// `User-Agent` of the upgrade request.
+    pub user_agent: Option<String>,
+    /// API key used on `$connect`.
+    pub api_key: Option<String>,
+    /// Id of that API key.
+    pub api_key_id: Option<String>,
+    /// `principalId` and context of the authorizer, carried on every event.
+    pub authorizer: Option<Map<String, Value>>,
+}
+
+/// The parts of the upgrade request a CONNECT event carries.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectRequest {
+    /// Headers in arrival order, names as presented to backends.
+    pub headers: Vec<(String, String)>,
+    /// Query parameters in arrival order, decoded.
+    pub query: Vec<(String, String)>,
+    /// The raw query string (for `http_proxy`).
+    pub raw_query: Option<String>,
+}
+
+/// What happened, with the per-kind fields.
+#[derive(Debug)]
+pub enum EventKind<'a> {
+    /// The upgrade request, while the handshake is pending.
+    Connect(&'a ConnectRequest),
+    /// One message from the client.
+    Message {
+        /// Text, or base64 of binary.
+        body: &'a str,
+        /// The payload as received (for integrations that forward raw bytes).
+        raw: &'a [u8],
+        /// True for binary frames.
+        is_base64: bool,
+        /// `messageId`.
+        message_id: &'a str,
+    },
+    /// The connection has closed.
+    Disconnect {
+        /// WebSocket close code.
+        status_code: u16,
+        /// Close reason.
+        reason: &'a str,
+    },
+}
+
+impl EventKind<'_> {
+    /// `CONNECT`, `MESSAGE` or `DISCONNECT`.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "CONNECT",
+            Self::Message { .. } => "MESSAGE",
+            Self::Disconnect { .. } => "DISCONNECT",
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Identity<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key_id: Option<&'a str>,
+    source_ip: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestContext<'a> {
+    route_key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disconnect_status_code: Option<u16>,
+    event_type: &'static str,
+    extended_request_id: &'a str,
+    request_time: String,
+    message_direction: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disconnect_reason: Option<&'a str>,
+    stage: &'a str,
+    connected_at: i64,
+    request_time_epoch: i64,
+    identity: Identity<'a>,
+    request_id: &'a str,
+    domain_name: &'a str,
+    connection_id: &'a str,
+    api_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorizer: Option<&'a Map<String, Value>>,
+}
+
+type Single<'a> = BTreeMap<&'a str, &'a str>;
+type Multi<'a> = BTreeMap<&'a str, Vec<&'a str>>;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Event<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headers: Option<Single<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    multi_value_headers: Option<Multi<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query_string_parameters: Option<Single<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    multi_value_query_string_parameters: Option<Multi<'a>>,
+    request_context: RequestContext<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a str>,
+    is_base64_encoded: bool,
+}
+
+fn single_and_multi(pairs: &[(String, String)]) -> (Single<'_>, Multi<'_>) {
+    let mut single = Single::new();
+    let mut multi = Multi::new();
+    for (k, v) in pairs {
+        single.insert(k, v);
+        multi.entry(k.as_str()).or_default().push(v);
+    }
+    (single, multi)
+}
+
+/// The fixed header set Amazon API Gateway puts on DISCONNECT events.
+const DISCONNECT_HEADERS: [(&str, &str); 4] = [
+    ("Host", ""),
+    ("x-api-key", ""),
+    ("X-Forwarded-For", ""),
+    ("x-restapi", ""),
+];
+
+/// Serialises the Lambda proxy event for `kind` on `meta`'s connection.
+pub fn lambda_event(
+    meta: &ConnectionMeta,
+    route_key: &str,
+    request_id: &str,
+    kind: &EventKind<'_>,
+) -> Vec<u8> {
+    let now = chrono::Utc::now();
+    let identity = Identity {
+        api_key: meta.api_key.as_deref(),
+        api_key_id: meta.api_key_id.as_deref(),
+        source_ip: &meta.source_ip,
+        user_agent: meta.user_agent.as_deref(),
+    };
+    let (message_id, disconnect_status_code, disconnect_reason) = match kind {
+        EventKind::Message { message_id, .. } => (Some(*message_id), None, None),
+        EventKind::Disconnect {
+            status_code,
+            reason,
+        } => (None, Some(*status_code), Some(*reason)),
+        EventKind::Connect(_) => (None, None, None),
+    };
+    let request_context = RequestContext {
+        route_key,
+        message_id,
+        disconnect_status_code,
+        event_type: kind.event_type(),
+        extended_request_id: request_id,
+        request_time: now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+        message_direction: "IN",
+        disconnect_reason,
+        stage: &meta.stage,
+        connected_at: meta.connected_at_ms,
+        request_time_epoch: now.timestamp_millis(),
+        identity,
+        request_id,
+        domain_name: &meta.domain_name,
+        connection_id: &meta.connection_id,
+        api_id: &meta.api_id,
+        authorizer: meta.authorizer.as_ref(),
+    };
+    let disconnect_headers;
+    let event = match kind {
+        EventKind::Connect(request) => {
+            let (headers, multi_value_headers) = single_and_multi(&request.headers);
+            let (query, multi_query) = single_and_multi(&request.query);
+            let has_query = !request.query.is_empty();
+            Event {
+                headers: Some(headers),
+                multi_value_headers: Some(multi_value_headers),
+                query_string_parameters: has_query.then_some(query),
+                multi_value_query_string_parameters: has_query.then_some(multi_query),
+                request_context,
+                body: None,
+                is_base64_encoded: false,
+            }
+        }
+        EventKind::Message {
+            body, is_base64, ..
+        } => Event {
+            headers: None,
+            multi_value_headers: None,
+            query_string_parameters: None,
+            multi_value_query_string_parameters: None,
+            request_context,
+            body: Some(body),
+            is_base64_encoded: *is_base64,
+        },
+        EventKind::Disconnect { .. } => {
+            disconnect_headers = DISCONNECT_HEADERS.map(|(k, v)| {
+                (
+                    k.to_string(),
+                    if k == "Host" {
+                        meta.domain_name.clone()
+                    } else {
+                        v.to_string()
+                    },
+                )
+            });
+            let (headers, multi_value_headers) = single_and_multi(&disconnect_headers);
+            Event {
+                headers: Some(headers),
+                multi_value_headers: Some(multi_value_headers),
+                query_string_parameters: None,
+                multi_value_query_string_parameters: None,
+                request_context,
+                body: None,
+                is_base64_encoded: false,
+            }
+        }
+    };
+    // Serialising these borrowed structs into a Vec cannot fail (no maps with non-string keys).
+    serde_json::to_vec(&event).unwrap_or_default()
+}
+
+/// Presents a lowercase HTTP/1 header name the way clients commonly spell it
+/// (`sec-websocket-key` → `Sec-WebSocket-Key`), as Amazon API Gateway passes names through.
+pub fn header_display_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for (i, part) in name.split('-').enumerate() {
+        if i > 0 {
+            out.push('-');
+        }
+        match part {
+            "websocket" => out.push_str("WebSocket"),
+            "x" if i == 0 => out.push('X'),
+            _ => {
+                let mut chars = part.chars();
+                if let Some(first) = chars.next() {
+                    out.push(first.to_ascii_uppercase());
+                    out.push_str(chars.as_str());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,185 @@
+//! The event shapes, field by field, against the AWS captures in the reference.
+
+use serde_json::{Value, json};
+
+use super::*;
+
+fn meta() -> ConnectionMeta {
+    ConnectionMeta {
+        connection_id: "R1kmxc2VNjMCFIAx".into(),
+        stage: "prod".into(),
+        api_id: "chat".into(),
+        domain_name: "127.0.0.1:8080".into(),
+        connected_at_ms: 1_705_751_697_419,
+        source_ip: "203.0.113.10".into(),
+        user_agent: Some("Mozilla/5.0".into()),
+        api_key: None,
+        api_key_id: None,
+        authorizer: None,
+    }
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    k.sort_unstable();
+    k
+}
+
+fn parse(bytes: Vec<u8>) -> Value {
+    serde_json::from_slice(&bytes).expect("valid JSON")
+}
+
+#[test]
+fn connect_event_shape() {
+    let request = ConnectRequest {
+        headers: vec![
+            ("Host".into(), "127.0.0.1:8080".into()),
+            ("X-Multi".into(), "a".into()),
+            ("X-Multi".into(), "b".into()),
+        ],
+        query: vec![
+            ("room".into(), "lobby".into()),
+            ("room".into(), "two".into()),
+        ],
+        raw_query: Some("room=lobby&room=two".into()),
+    };
+    let e = parse(lambda_event(
+        &meta(),
+        "$connect",
+        "REQ",
+        &EventKind::Connect(&request),
+    ));
+    assert_eq!(
+        keys(&e),
+        [
+            "headers",
+            "isBase64Encoded",
+            "multiValueHeaders",
+            "multiValueQueryStringParameters",
+            "queryStringParameters",
+            "requestContext"
+        ]
+    );
+    assert_eq!(e["headers"]["X-Multi"], "b");
+    assert_eq!(e["multiValueHeaders"]["X-Multi"], json!(["a", "b"]));
+    assert_eq!(e["queryStringParameters"], json!({"room": "two"}));
+    assert_eq!(
+        e["multiValueQueryStringParameters"],
+        json!({"room": ["lobby", "two"]})
+    );
+    assert_eq!(e["isBase64Encoded"], false);
+    let rc = &e["requestContext"];
+    assert_eq!(
+        keys(rc),
+        [
+            "apiId",
+            "connectedAt",
+            "connectionId",
+            "domainName",
+            "eventType",
+            "extendedRequestId",
+            "identity",
+            "messageDirection",
+            "requestId",
+            "requestTime",
+            "requestTimeEpoch",
+            "routeKey",
+            "stage"
+        ]
+    );
+    assert_eq!(rc["routeKey"], "$connect");
+    assert_eq!(rc["eventType"], "CONNECT");
+    assert_eq!(rc["messageDirection"], "IN");
+    assert_eq!(rc["connectedAt"], 1_705_751_697_419_i64);
+    assert_eq!(
+        rc["identity"],
+        json!({"sourceIp": "203.0.113.10", "userAgent": "Mozilla/5.0"})
+    );
+    let time = rc["requestTime"].as_str().expect("string");
+    assert!(
+        chrono::DateTime::parse_from_str(time, "%d/%b/%Y:%H:%M:%S %z").is_ok(),
+        "{time}"
+    );
+}
+
+#[test]
+fn connect_without_query_omits_query_maps() {
+    let e = parse(lambda_event(
+        &meta(),
+        "$connect",
+        "R",
+        &EventKind::Connect(&ConnectRequest::default()),
+    ));
+    assert!(e.get("queryStringParameters").is_none());
+    assert!(e.get("multiValueQueryStringParameters").is_none());
+}
+
+#[test]
+fn message_event_shape() {
+    let mut m = meta();
+    m.authorizer = Some(
+        json!({"principalId": "user-42", "tenant": "acme"})
+            .as_object()
+            .cloned()
+            .expect("map"),
+    );
+    let kind = EventKind::Message {
+        body: r#"{"action":"x"}"#,
+        raw: b"",
+        is_base64: false,
+        message_id: "MSG",
+    };
+    let e = parse(lambda_event(&m, "x", "REQ", &kind));
+    assert_eq!(keys(&e), ["body", "isBase64Encoded", "requestContext"]);
+    assert_eq!(e["body"], r#"{"action":"x"}"#);
+    let rc = &e["requestContext"];
+    assert_eq!(rc["messageId"], "MSG");
+    assert_eq!(rc["eventType"], "MESSAGE");
+    assert_eq!(rc["requestId"], "REQ");
+    assert_eq!(rc["extendedRequestId"], "REQ");
+    assert_eq!(rc["authorizer"]["principalId"], "user-42");
+    assert!(rc.get("disconnectStatusCode").is_none());
+}
+
+#[test]
+fn disconnect_event_shape() {
+    let kind = EventKind::Disconnect {
+        status_code: 1001,
+        reason: "Going away",
+    };
+    let e = parse(lambda_event(&meta(), "$disconnect", "REQ", &kind));
+    assert_eq!(
+        keys(&e),
+        [
+            "headers",
+            "isBase64Encoded",
+            "multiValueHeaders",
+            "requestContext"
+        ]
+    );
+    assert_eq!(
+        e["headers"],
+        json!({"Host": "127.0.0.1:8080", "x-api-key": "", "X-Forwarded-For": "", "x-restapi": ""})
+    );
+    assert_eq!(e["multiValueHeaders"]["x-restapi"], json!([""]));
+    let rc = &e["requestContext"];
+    assert_eq!(rc["disconnectStatusCode"], 1001);
+    assert_eq!(rc["disconnectReason"], "Going away");
+    assert_eq!(rc["eventType"], "DISCONNECT");
+}
+
+#[test]
+fn header_names_are_presented_canonically() {
+    assert_eq!(
+        header_display_name("sec-websocket-key"),
+        "Sec-WebSocket-Key"
+    );
+    assert_eq!(header_display_name("x-forwarded-for"), "X-Forwarded-For");
+    assert_eq!(header_display_name("host"), "Host");
+    assert_eq!(header_display_name("user-agent"), "User-Agent");
+}

@@ -1,0 +1,44 @@
+//! Identifiers: connection ids (96 random bits from the OS-seeded CSPRNG, 16 URL-safe characters), request and message ids,
+//! and node ids.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+fn random_id() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>())
+}
+
+/// A new connection id: 16 URL-safe characters, unguessable.
+pub fn connection_id() -> String {
+    random_id()
+}
+
+/// A new request id (also used as `extendedRequestId` and `messageId`).
+pub fn request_id() -> String {
+    random_id()
+}
+
+/// A new node id for a process that was not given one.
+pub fn node_id() -> String {
+    format!("node-{}", &random_id()[..10])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn ids_are_short_url_safe_and_unique() {
+        let ids: HashSet<String> = (0..10_000).map(|_| connection_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        for id in &ids {
+            assert_eq!(id.len(), 16);
+            assert!(
+                id.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            );
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! `aws_proxy` integration: POST the Lambda proxy event JSON (as the Lambda Invoke API and the
+//! Lambda Runtime Interface Emulator take it) and read the Lambda proxy response.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Integration, IntegrationError, IntegrationResponse, Invocation, map_reqwest};
+use crate::events::lambda_event;
+
+#[derive(Debug)]
+pub(super) struct AwsProxy {
+    client: reqwest::Client,
+    uri: String,
+    timeout: Duration,
+}
+
+impl AwsProxy {
+    pub(super) fn new(client: reqwest::Client, uri: String, timeout: Duration) -> Self {
+        Self {
+            client,
+            uri,
+            timeout,
+        }
+    }
+}
+
+/// The Lambda proxy response (`statusCode`, `headers`, `multiValueHeaders`, `body`, `isBase64Encoded`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProxyResponse {
+    status_code: u16,
+    #[serde(default)]
+    headers: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    multi_value_headers: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    is_base64_encoded: bool,
+}
+
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Interprets what the function returned.
+pub(super) fn parse_response(bytes: &[u8]) -> Result<IntegrationResponse, IntegrationError> {
+    let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        serde_json::from_slice(bytes)
+            .map_err(|_| IntegrationError::Malformed("the function's result is not JSON"))?
+    };
+    let object = match value {
+        // A handler that returns nothing accepts (as for `$connect` handlers that only record ids).
+        Value::Null => {
+            return Ok(IntegrationResponse {
+                status: 200,
+                ..Default::default()
+            });
+        }
+        Value::Object(map) => map,
+        _ => {
+            return Err(IntegrationError::Malformed(
+                "the function's result is not a proxy response object",
+            ));
+        }
+    };
+    if !object.contains_key("statusCode") {
+        if let Some(message) = object.get("errorMessage").and_then(scalar) {
+            return Err(IntegrationError::FunctionError(message));
+        }
+        return Err(IntegrationError::Malformed(
+            "the function's result has no statusCode",
+        ));
+    }
+    let parsed: ProxyResponse = serde_json::from_value(Value::Object(object)).map_err(|_| {
+        IntegrationError::Malformed("the function's result is not a valid proxy response")
+    })?;
+    let mut headers = Vec::new();
+    for (name, value) in parsed.headers.iter().flatten() {
+        if let Some(v) = scalar(value) {
+            headers.push((name.to_ascii_lowercase(), v));
+        }
+    }
+    for (name, values) in parsed.multi_value_headers.iter().flatten() {
+        for v in values.as_array().into_iter().flatten().filter_map(scalar) {
+            headers.push((name.to_ascii_lowercase(), v));
+        }
+    }
+    let body = match (parsed.body, parsed.is_base64_encoded) {
+        (None, _) => Bytes::new(),
+        (Some(text), false) => Bytes::from(text),
+        (Some(text), true) => Bytes::from(
+            STANDARD
+                .decode(text.trim())
+                .map_err(|_| IntegrationError::Malformed("isBase64Encoded body is not base64"))?,
+        ),
+    };
+    Ok(IntegrationResponse {
+        status: parsed.status_code,
+        headers,
+        body,
+        binary: parsed.is_base64_encoded,
+    })
+}
+
+#[async_trait]
+impl Integration for AwsProxy {
+    async fn invoke(&self, inv: &Invocation<'_>) -> Result<IntegrationResponse, IntegrationError> {
+        let event = lambda_event(inv.meta, inv.route_key, inv.request_id, &inv.kind);
+        let response = self
+            .client
+            .post(&self.uri)
+            .timeout(self.timeout)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(event)
+            .send()
+            .await
+            .map_err(|e| map_reqwest(e, self.timeout))?;
+        let status = response.status();
+        let function_error = response.headers().contains_key("x-amz-function-error");
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| map_reqwest(e, self.timeout))?;
+        if function_error {
+            let message = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("errorMessage").and_then(scalar))
+                .unwrap_or_else(|| "unhandled".into());
+            return Err(IntegrationError::FunctionError(message));
+        }
+        if !status.is_success() {
+            return Err(IntegrationError::EndpointStatus(status.as_u16()));
+        }
+        parse_response(&bytes)
+    }
+
+    fn kind(&self) -> &'static str {
+        "aws_proxy"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_responses() {
+        let r = parse_response(
+            br#"{"statusCode":200,"headers":{"Sec-WebSocket-Protocol":"chat"},"body":"hi"}"#,
+        )
+        .expect("valid");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("sec-websocket-protocol"), Some("chat"));
+        assert_eq!(&r.body[..], b"hi");
+        let r = parse_response(br#"{"statusCode":403}"#).expect("valid");
+        assert_eq!(r.status, 403);
+        assert!(r.body.is_empty());
+        let r = parse_response(br#"{"statusCode":200,"body":"AAEC","isBase64Encoded":true}"#)
+            .expect("valid");
+        assert!(r.binary);
+        assert_eq!(&r.body[..], &[0, 1, 2]);
+        let r = parse_response(b"null").expect("null accepts");
+        assert_eq!(r.status, 200);
+        let r = parse_response(b"").expect("empty accepts");
+        assert_eq!(r.status, 200);
+        let r = parse_response(br#"{"statusCode":200,"multiValueHeaders":{"X-A":["1","2"]}}"#)
+            .expect("valid");
+        assert_eq!(r.headers.len(), 2);
+    }
+
+    #[test]
+    fn errors_and_malformed() {
+        assert!(matches!(
+            parse_response(br#"{"errorMessage":"boom","errorType":"Exception"}"#),
+            Err(IntegrationError::FunctionError(m)) if m == "boom"
+        ));
+        assert!(matches!(
+            parse_response(b"not json"),
+            Err(IntegrationError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_response(b"42"),
+            Err(IntegrationError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_response(br#"{"body":"x"}"#),
+            Err(IntegrationError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_response(br#"{"statusCode":200,"body":"%%%","isBase64Encoded":true}"#),
+            Err(IntegrationError::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,231 @@
+//! Integrations: the backends behind routes. One trait, three kinds (`aws_proxy`, `http_proxy`,
+//! `mock`), built per stage from config with stage variables substituted, sharing one pooled
+//! keep-alive HTTP client.
+
+mod aws_proxy;
+mod http_proxy;
+mod mock;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::config::{ApiConfig, IntegrationConfig};
+use crate::events::{ConnectionMeta, EventKind};
+
+/// One call to an integration.
+#[derive(Debug)]
+pub struct Invocation<'a> {
+    /// The connection.
+    pub meta: &'a ConnectionMeta,
+    /// Route key being invoked.
+    pub route_key: &'a str,
+    /// `requestId` of this event.
+    pub request_id: &'a str,
+    /// Event kind and its fields.
+    pub kind: EventKind<'a>,
+}
+
+/// What an integration answered.
+#[derive(Debug, Clone, Default)]
+pub struct IntegrationResponse {
+    /// HTTP status (for `aws_proxy`, the Lambda `statusCode`).
+    pub status: u16,
+    /// Response headers (names lowercase).
+    pub headers: Vec<(String, String)>,
+    /// Body bytes (base64 already decoded when the backend said `isBase64Encoded`).
+    pub body: Bytes,
+    /// The body is binary and should go to the client as a binary frame.
+    pub binary: bool,
+}
+
+impl IntegrationResponse {
+    /// First header value by lowercase name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why an integration call produced no usable response.
+#[derive(Debug, thiserror::Error)]
+pub enum IntegrationError {
+    /// The backend did not answer in time.
+    #[error("integration timed out after {0:?}")]
+    Timeout(Duration),
+    /// Connecting, sending or reading failed.
+    #[error("integration request failed: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// The backend answered something that is not a valid response for its kind.
+    #[error("malformed integration response: {0}")]
+    Malformed(&'static str),
+    /// The function behind an `aws_proxy` integration raised an error.
+    #[error("function error: {0}")]
+    FunctionError(String),
+    /// The backend answered with a status that means the invocation itself failed.
+    #[error("integration endpoint answered HTTP {0}")]
+    EndpointStatus(u16),
+}
+
+/// A backend that handles a route.
+#[async_trait]
+pub trait Integration: Send + Sync + fmt::Debug {
+    /// Invokes the backend for one event.
+    async fn invoke(
+        &self,
+        invocation: &Invocation<'_>,
+    ) -> Result<IntegrationResponse, IntegrationError>;
+    /// `aws_proxy`, `http_proxy` or `mock` (metrics and logs).
+    fn kind(&self) -> &'static str;
+}
+
+/// A route of one stage.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The route key.
+    pub key: Arc<str>,
+    /// Its backend.
+    pub integration: Arc<dyn Integration>,
+    /// Two-way: send the reply body to the client.
+    pub route_response: bool,
+}
+
+/// The routes of one stage, with URIs resolved against its stage variables.
+#[derive(Debug, Default)]
+pub struct StageRoutes {
+    routes: HashMap<String, Route>,
+}
+
+impl StageRoutes {
+    /// The route for an exact key.
+    pub fn get(&self, key: &str) -> Option<&Route> {
+        self.routes.get(key)
+    }
+}
+
+/// Builds every stage's routes.
+///
+/// # Errors
+/// A missing stage variable, named (config validation reports these first).
+pub fn build_stages(
+    api: &ApiConfig,
+    client: &reqwest::Client,
+) -> Result<HashMap<String, Arc<StageRoutes>>, String> {
+    let mut stages = HashMap::new();
+    for (stage, settings) in &api.stages {
+        let mut routes = HashMap::new();
+        for (key, route) in &api.routes {
+            let integration: Arc<dyn Integration> = match &route.integration {
+                IntegrationConfig::AwsProxy { uri, timeout } => Arc::new(aws_proxy::AwsProxy::new(
+                    client.clone(),
+                    substitute_stage_variables(uri, &settings.variables)?,
+                    *timeout,
+                )),
+                IntegrationConfig::HttpProxy {
+                    uri,
+                    method,
+                    timeout,
+                } => Arc::new(http_proxy::HttpProxy::new(
+                    client.clone(),
+                    substitute_stage_variables(uri, &settings.variables)?,
+                    method,
+                    *timeout,
+                )),
+                IntegrationConfig::Mock {
+                    response,
+                    status_code,
+                } => Arc::new(mock::Mock::new(*status_code, response.clone())),
+            };
+            routes.insert(
+                key.clone(),
+                Route {
+                    key: key.as_str().into(),
+                    integration,
+                    route_response: route.route_response,
+                },
+            );
+        }
+        stages.insert(stage.clone(), Arc::new(StageRoutes { routes }));
+    }
+    Ok(stages)
+}
+
+/// The shared HTTP client: pooled keep-alive connections, bounded idle pool, no proxy from the
+/// environment (integrations must go where the config says).
+///
+/// # Errors
+/// When the TLS backend cannot be initialised.
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(5))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(512)
+        .tcp_nodelay(true)
+        .user_agent(concat!("wsgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Replaces `${stageVariables.name}` in `template`; `Err(name)` for a variable the stage lacks.
+///
+/// # Errors
+/// The name of the first missing variable.
+pub fn substitute_stage_variables(
+    template: &str,
+    variables: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    const OPEN: &str = "${stageVariables.";
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find(OPEN) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + OPEN.len()..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        let value = variables.get(name).ok_or_else(|| name.to_string())?;
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn map_reqwest(err: reqwest::Error, timeout: Duration) -> IntegrationError {
+    if err.is_timeout() {
+        IntegrationError::Timeout(timeout)
+    } else {
+        IntegrationError::Transport(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_variables_substitute() {
+        let vars: BTreeMap<String, String> =
+            [("backend".to_string(), "http://h:1".to_string())].into();
+        assert_eq!(
+            substitute_stage_variables("${stageVariables.backend}/connect", &vars),
+            Ok("http://h:1/connect".to_string())
+        );
+        assert_eq!(
+            substitute_stage_variables("http://x/y", &vars),
+            Ok("http://x/y".to_string())
+        );
+        assert_eq!(
+            substitute_stage_variables("${stageVariables.other}/x", &vars),
+            Err("other".to_string())
+        );
+    }
+}

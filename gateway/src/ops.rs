@@ -1,0 +1,49 @@
+//! Operational endpoints: `/healthz` (liveness), `/readyz` (503 while draining or when the
+//! connection store is unreachable) and `/metrics` (Prometheus text).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{StatusCode, header};
+use serde_json::json;
+
+use crate::state::Shared;
+use crate::telemetry;
+
+/// The operational routes.
+pub fn router() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn healthz() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": "draining" })),
+        )
+            .into_response();
+    }
+    match shared.store.health().await {
+        Ok(()) => axum::Json(json!({ "status": "ready", "node": shared.node_id })).into_response(),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": "store unavailable", "error": error.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics() -> Response {
+    let text = telemetry::prometheus().render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}

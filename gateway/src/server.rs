@@ -1,0 +1,341 @@
+//! Starting and stopping a gateway: build the shared state from config, serve the routers on
+//! already-bound listeners (so tests use port 0), flush last-active times in batches, and drain
+//! in stages on shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
+use axum::routing::any;
+use http::StatusCode;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+use wsgate_connection_store::{ConnectionStore, MemoryStore, RedisStore, RedisStoreOptions};
+
+use crate::callback::{self, auth::CallbackAuth};
+use crate::config::{Config, StoreConfig};
+use crate::integration;
+use crate::ops;
+use crate::routing::SelectionExpression;
+use crate::state::Shared;
+use crate::ws::connect;
+
+/// How often last-active times are written to the store.
+const TOUCH_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The HTTP client for integrations could not be built.
+    #[error("cannot build the integration HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    /// The connection store could not be reached.
+    #[error("store.url: cannot connect to the connection store: {0}")]
+    Store(#[source] wsgate_connection_store::StoreError),
+    /// A listener's address could not be read.
+    #[error("listener: {0}")]
+    Listener(#[source] std::io::Error),
+}
+
+/// The sockets a gateway serves on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The main listener (clients, and the callback API unless disabled there).
+    pub main: TcpListener,
+    /// A separate callback listener (`callback.listen`).
+    pub callback: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the addresses in `config`.
+    ///
+    /// # Errors
+    /// The bind error, naming the config key.
+    pub async fn bind(config: &Config) -> Result<Self, String> {
+        let main = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("listen: cannot bind {}: {e}", config.listen))?;
+        let callback = match config.callback.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("callback.listen: cannot bind {addr}: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(Self { main, callback })
+    }
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    callback_addr: Option<SocketAddr>,
+    stop_accepting: CancellationToken,
+    background: JoinSet<()>,
+}
+
+async fn build_store(
+    config: &Config,
+    node_id: &str,
+) -> Result<Arc<dyn ConnectionStore>, StartError> {
+    let _ = node_id;
+    match &config.store {
+        StoreConfig::Memory => Ok(Arc::new(MemoryStore::new())),
+        StoreConfig::Redis(redis) => {
+            let options = RedisStoreOptions {
+                timeout: redis.timeout,
+                record_ttl: Some(config.limits.max_connection_duration + Duration::from_secs(3600)),
+            };
+            let store = RedisStore::connect_with(&redis.url, &redis.prefix, options)
+                .await
+                .map_err(StartError::Store)?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+impl Gateway {
+    /// Starts serving `config` on `listeners`.
+    ///
+    /// # Errors
+    /// A [`StartError`] naming what could not be set up.
+    pub async fn start(config: Config, listeners: Listeners) -> Result<Self, StartError> {
+        let node_id = config.effective_node_id();
+        let selection = SelectionExpression::parse(&config.api.route_selection_expression)
+            .map_err(|e| crate::config::ConfigError::Invalid {
+                key: "api.route_selection_expression".into(),
+                message: e.to_string(),
+            })?;
+        let client = integration::http_client().map_err(StartError::HttpClient)?;
+        let stages = integration::build_stages(&config.api, &client).map_err(|missing| {
+            crate::config::ConfigError::Invalid {
+                key: "api.routes".into(),
+                message: format!("missing stage variable `{missing}`"),
+            }
+        })?;
+        let store = build_store(&config, &node_id).await?;
+        let local_addr = listeners.main.local_addr().map_err(StartError::Listener)?;
+        let callback_addr = match &listeners.callback {
+            Some(l) => Some(l.local_addr().map_err(StartError::Listener)?),
+            None => None,
+        };
+        let callback_auth = CallbackAuth::from_config(config.callback.auth.as_ref());
+        if matches!(callback_auth, CallbackAuth::None) {
+            tracing::warn!(
+                "callback.auth is `none`: anyone who reaches the callback API can push to and close connections"
+            );
+        }
+        let shared = Arc::new(Shared::new(
+            config,
+            node_id,
+            selection,
+            stages,
+            store,
+            callback_auth,
+            callback_addr,
+        ));
+        crate::telemetry::prometheus();
+
+        let stop_accepting = CancellationToken::new();
+        let mut background = JoinSet::new();
+        let main_router = main_router(&shared);
+        background.spawn(accept_loop(
+            listeners.main,
+            main_router,
+            shared.config.limits.handshake_timeout,
+            stop_accepting.clone(),
+        ));
+        if let Some(listener) = listeners.callback {
+            let router = callback::router()
+                .merge(ops::router())
+                .fallback(not_found)
+                .with_state(Arc::clone(&shared));
+            background.spawn(accept_loop(
+                listener,
+                router,
+                shared.config.limits.handshake_timeout,
+                stop_accepting.clone(),
+            ));
+        }
+        background.spawn(flush_touches(Arc::clone(&shared), stop_accepting.clone()));
+        tracing::info!(
+            listen = %local_addr,
+            callback = ?callback_addr,
+            node_id = %shared.node_id,
+            stages = ?shared.stages.keys().collect::<Vec<_>>(),
+            "wsgate is serving"
+        );
+        Ok(Self {
+            shared,
+            local_addr,
+            callback_addr,
+            stop_accepting,
+            background,
+        })
+    }
+
+    /// The main listener's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The callback listener's address, when there is one.
+    pub fn callback_addr(&self) -> Option<SocketAddr> {
+        self.callback_addr
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.shared.node_id
+    }
+
+    /// Connections held by this node right now.
+    pub fn connection_count(&self) -> usize {
+        self.shared.registry.len()
+    }
+
+    /// Drains: readiness goes 503, no new connections, every socket closed with 1001 and its
+    /// `$disconnect` run, all within `shutdown.drain_timeout`.
+    pub async fn shutdown(mut self) {
+        let drain_timeout = self.shared.config.shutdown.drain_timeout;
+        self.shared.start_draining();
+        tracing::info!(connections = self.shared.registry.len(), "draining");
+        self.stop_accepting.cancel();
+        self.shared.sessions_cancel.cancel();
+        self.shared.tracker.close();
+        if tokio::time::timeout(drain_timeout, self.shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.shared.registry.len(),
+                "drain timeout reached; closing the rest abruptly"
+            );
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while self.background.join_next().await.is_some() {}
+        })
+        .await;
+        self.background.abort_all();
+        tracing::info!("stopped");
+    }
+
+    /// Serves until `signal` resolves, then shuts down.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) {
+        signal.await;
+        self.shutdown().await;
+    }
+}
+
+fn main_router(shared: &Arc<Shared>) -> Router {
+    let mut router = ops::router();
+    if shared.config.callback.on_main_listener {
+        router = router.merge(callback::router());
+    }
+    router
+        .route("/{stage}", any(connect::upgrade))
+        .route("/{stage}/", any(connect::upgrade))
+        .fallback(not_found)
+        .with_state(Arc::clone(shared))
+}
+
+async fn not_found() -> axum::response::Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({ "message": "Not Found" })),
+    )
+        .into_response()
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    stop: CancellationToken,
+) {
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(serve_connection(stream, peer, router.clone(), header_timeout, stop.clone()));
+                }
+                Err(error) => {
+                    // Out of file descriptors or similar: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    header_timeout: Duration,
+    stop: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let router = router.clone();
+        async move { Ok::<_, Infallible>(router.oneshot(request.map(Body::new)).await.into_response()) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%peer, %error, "HTTP connection ended with an error");
+            }
+        }
+        () = stop.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
+        }
+    }
+}
+
+async fn flush_touches(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(TOUCH_FLUSH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = tick.tick() => {
+                let batch = shared.registry.take_touched();
+                if !batch.is_empty()
+                    && let Err(error) = shared.store.touch(&batch).await
+                {
+                    tracing::warn!(%error, count = batch.len(), "cannot record last-active times");
+                }
+            }
+        }
+    }
+}

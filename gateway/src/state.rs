@@ -1,0 +1,101 @@
+//! The state every handler shares: configuration, routes, the local registry, the connection
+//! store, the callback authenticator and the lifecycle signals.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wsgate_connection_store::ConnectionStore;
+
+use crate::callback::auth::CallbackAuth;
+use crate::config::Config;
+use crate::integration::StageRoutes;
+use crate::registry::Registry;
+use crate::routing::SelectionExpression;
+
+/// Shared gateway state (behind an `Arc`).
+#[derive(Debug)]
+pub struct Shared {
+    /// The loaded configuration.
+    pub config: Config,
+    /// This node's id.
+    pub node_id: String,
+    /// `apiId` in events.
+    pub api_id: Arc<str>,
+    /// The parsed route selection expression.
+    pub selection: SelectionExpression,
+    /// Routes per stage.
+    pub stages: HashMap<String, Arc<StageRoutes>>,
+    /// Connections held by this node.
+    pub registry: Registry,
+    /// Connection records (memory or Redis).
+    pub store: Arc<dyn ConnectionStore>,
+    /// Callback API authentication.
+    pub callback_auth: CallbackAuth,
+    /// tungstenite settings derived from `limits`.
+    pub ws_config: WebSocketConfig,
+    /// Address of the separate callback listener, if any (for `domainName`).
+    pub callback_addr: Option<SocketAddr>,
+    /// Cancelled at shutdown; every session holds a child token.
+    pub sessions_cancel: CancellationToken,
+    /// Tracks session tasks so shutdown can wait for `$disconnect`.
+    pub tracker: TaskTracker,
+    draining: AtomicBool,
+}
+
+impl Shared {
+    /// Assembles the shared state.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: Config,
+        node_id: String,
+        selection: SelectionExpression,
+        stages: HashMap<String, Arc<StageRoutes>>,
+        store: Arc<dyn ConnectionStore>,
+        callback_auth: CallbackAuth,
+        callback_addr: Option<SocketAddr>,
+    ) -> Self {
+        let limits = &config.limits;
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(limits.read_buffer_bytes)
+            .write_buffer_size(0)
+            .max_write_buffer_size(limits.max_message_bytes.saturating_mul(2).max(64 * 1024))
+            .max_message_size(Some(limits.max_message_bytes))
+            .max_frame_size(Some(limits.max_frame_bytes));
+        let api_id: Arc<str> = config
+            .api
+            .id
+            .clone()
+            .unwrap_or_else(|| config.api.name.clone())
+            .into();
+        Self {
+            config,
+            node_id,
+            api_id,
+            selection,
+            stages,
+            registry: Registry::default(),
+            store,
+            callback_auth,
+            ws_config,
+            callback_addr,
+            sessions_cancel: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// True once shutdown has begun (`/readyz` answers 503, upgrades are refused).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Starts draining.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+}

@@ -1,0 +1,96 @@
+//! Metrics (Prometheus text at `/metrics`) and logging setup. Metric names follow Prometheus
+//! conventions; each maps to the CloudWatch metric of the same meaning (see the README).
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::config::{LogConfig, LogFormat};
+
+/// `ConnectCount`: connection attempts that reached the `$connect` stage.
+pub const CONNECT_TOTAL: &str = "wsgate_connect_total";
+/// `MessageCount`: messages from clients (`direction="in"`) and to clients (`direction="out"`).
+pub const MESSAGE_TOTAL: &str = "wsgate_message_total";
+/// `IntegrationError`: integration answers with a 4xx/5xx status.
+pub const INTEGRATION_ERROR_TOTAL: &str = "wsgate_integration_error_total";
+/// `ClientError`: 4xx answered by the gateway before invoking an integration.
+pub const CLIENT_ERROR_TOTAL: &str = "wsgate_client_error_total";
+/// `ExecutionError`: integrations that could not be called (timeout, refused, malformed).
+pub const EXECUTION_ERROR_TOTAL: &str = "wsgate_execution_error_total";
+/// `IntegrationLatency`: seconds per integration call.
+pub const INTEGRATION_LATENCY: &str = "wsgate_integration_latency_seconds";
+/// Current connections on this node (open and in `$connect`).
+pub const CONNECTIONS_CURRENT: &str = "wsgate_connections_current";
+/// Connections closed, by close code.
+pub const DISCONNECT_TOTAL: &str = "wsgate_disconnect_total";
+/// Callback API requests, by method and status.
+pub const CALLBACK_TOTAL: &str = "wsgate_callback_requests_total";
+
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process-wide Prometheus recorder, installed on first use (several gateways in one
+/// process, as in tests, share it).
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(INTEGRATION_LATENCY.into()), &LATENCY_BUCKETS)
+            .map(PrometheusBuilder::build_recorder)
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+        // Fails only when another recorder was installed first; then `/metrics` shows nothing
+        // from this library, which embedding programs choose by installing their own.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        CONNECT_TOTAL,
+        "Connection attempts that reached $connect (ConnectCount)"
+    );
+    describe_counter!(MESSAGE_TOTAL, "Messages from and to clients (MessageCount)");
+    describe_counter!(
+        INTEGRATION_ERROR_TOTAL,
+        "Integration answers with 4xx/5xx (IntegrationError)"
+    );
+    describe_counter!(
+        CLIENT_ERROR_TOTAL,
+        "4xx answered before invoking an integration (ClientError)"
+    );
+    describe_counter!(
+        EXECUTION_ERROR_TOTAL,
+        "Integrations that could not be called (ExecutionError)"
+    );
+    describe_histogram!(
+        INTEGRATION_LATENCY,
+        metrics::Unit::Seconds,
+        "Integration latency (IntegrationLatency)"
+    );
+    describe_gauge!(CONNECTIONS_CURRENT, "Connections held by this node");
+    describe_counter!(DISCONNECT_TOTAL, "Connections closed, by close code");
+    describe_counter!(
+        CALLBACK_TOTAL,
+        "Callback API requests, by method and status"
+    );
+}
+
+/// Installs the tracing subscriber (`RUST_LOG` overrides `log.level`).
+pub fn init_logging(config: &LogConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(true);
+    let _ = match config.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

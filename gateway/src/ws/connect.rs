@@ -1,0 +1,212 @@
+//! The connect path: upgrade request → handshake checks → `$connect` integration (while the
+//! upgrade is pending) → connection record → 101 → session task.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use http::header;
+
+use super::{handshake, invoke, now_ms, session};
+use crate::error::HandshakeRejection;
+use crate::events::{ConnectRequest, ConnectionMeta, EventKind, header_display_name};
+use crate::ids;
+use crate::integration::Invocation;
+use crate::registry::SessionHandle;
+use crate::state::Shared;
+use crate::telemetry;
+
+/// Removes a pending connection from the registry if the handshake does not complete (rejected,
+/// failed, or the client went away while `$connect` ran).
+struct PendingGuard {
+    shared: Arc<Shared>,
+    handle: Arc<SessionHandle>,
+    armed: bool,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.handle.mark_closed();
+            self.shared.registry.remove(&self.handle.meta.connection_id);
+            metrics::gauge!(telemetry::CONNECTIONS_CURRENT).set(self.shared.registry.len() as f64);
+        }
+    }
+}
+
+/// Axum handler for `GET /{stage}` (and `/{stage}/`).
+pub async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(stage): Path<String>,
+    request: Request,
+) -> Response {
+    match accept(shared, peer, stage, request).await {
+        Ok(response) => response,
+        Err(rejection) => {
+            if rejection.status().is_client_error() {
+                metrics::counter!(telemetry::CLIENT_ERROR_TOTAL).increment(1);
+            }
+            rejection.into_response()
+        }
+    }
+}
+
+async fn accept(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    stage: String,
+    mut request: Request,
+) -> Result<Response, HandshakeRejection> {
+    let routes = shared
+        .stages
+        .get(&stage)
+        .cloned()
+        .ok_or(HandshakeRejection::UnknownStage)?;
+    let hs = handshake::check(request.method(), request.version(), request.headers())?;
+    if shared.is_draining() {
+        return Err(HandshakeRejection::Draining);
+    }
+    if shared.registry.len() >= shared.config.limits.max_connections {
+        return Err(HandshakeRejection::TooManyConnections);
+    }
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let headers = request.headers();
+    let header_str = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let meta = Arc::new(ConnectionMeta {
+        connection_id: ids::connection_id(),
+        stage: stage.clone(),
+        api_id: Arc::clone(&shared.api_id),
+        domain_name: domain_name(&shared, header_str(header::HOST)),
+        connected_at_ms: now_ms(),
+        source_ip: peer.ip().to_string(),
+        user_agent: header_str(header::USER_AGENT),
+        api_key: None,
+        api_key_id: None,
+        authorizer: None,
+    });
+    let connect_request = connect_request(&request, peer);
+
+    let (handle, outbox) = SessionHandle::new(
+        Arc::clone(&meta),
+        shared.config.limits.outbound_queue_messages,
+        &shared.sessions_cancel,
+    );
+    shared.registry.insert(Arc::clone(&handle));
+    metrics::gauge!(telemetry::CONNECTIONS_CURRENT).set(shared.registry.len() as f64);
+    let mut guard = PendingGuard {
+        shared: Arc::clone(&shared),
+        handle: Arc::clone(&handle),
+        armed: true,
+    };
+    metrics::counter!(telemetry::CONNECT_TOTAL, "stage" => stage.clone()).increment(1);
+
+    let mut protocol = None;
+    if let Some(route) = routes.get("$connect") {
+        let request_id = ids::request_id();
+        let invocation = Invocation {
+            meta: &meta,
+            route_key: "$connect",
+            request_id: &request_id,
+            kind: EventKind::Connect(&connect_request),
+        };
+        let response = invoke(route, &invocation)
+            .await
+            .map_err(|_| HandshakeRejection::IntegrationFailed)?;
+        if !(200..300).contains(&response.status) {
+            tracing::info!(connection_id = %meta.connection_id, status = response.status, "$connect rejected the connection");
+            return Err(HandshakeRejection::Rejected(response.status));
+        }
+        protocol = response
+            .header("sec-websocket-protocol")
+            .map(str::trim)
+            .filter(|p| hs.offered_protocols.iter().any(|o| o == p))
+            .map(str::to_string);
+        if protocol.is_none() && response.header("sec-websocket-protocol").is_some() {
+            tracing::warn!(connection_id = %meta.connection_id, "$connect selected a subprotocol the client did not offer; ignored");
+        }
+    }
+    if shared.is_draining() {
+        // The backend saw the connect; it must see the disconnect too.
+        session::spawn_rejected_after_connect(Arc::clone(&shared), Arc::clone(&handle), routes);
+        guard.armed = false;
+        return Err(HandshakeRejection::Draining);
+    }
+    if let Err(error) = shared
+        .store
+        .register(&session::record(&shared, &handle))
+        .await
+    {
+        tracing::warn!(connection_id = %meta.connection_id, %error, "cannot record the connection");
+        session::spawn_rejected_after_connect(Arc::clone(&shared), Arc::clone(&handle), routes);
+        guard.armed = false;
+        return Err(HandshakeRejection::StoreUnavailable);
+    }
+    guard.armed = false;
+    shared.tracker.spawn(session::run(
+        Arc::clone(&shared),
+        handle,
+        outbox,
+        on_upgrade,
+        routes,
+    ));
+    tracing::debug!(connection_id = %meta.connection_id, %stage, source_ip = %meta.source_ip, "connected");
+    Ok(handshake::switching_protocols(
+        &hs.accept,
+        protocol.as_deref(),
+    ))
+}
+
+/// `domainName` for events: configured, else the callback listener when the callback API is
+/// only there, else the `Host` the client used.
+fn domain_name(shared: &Shared, host: Option<String>) -> String {
+    if let Some(name) = &shared.config.api.domain_name {
+        return name.clone();
+    }
+    if !shared.config.callback.on_main_listener
+        && let Some(addr) = shared.callback_addr
+    {
+        return addr.to_string();
+    }
+    host.unwrap_or_else(|| shared.config.listen.to_string())
+}
+
+fn connect_request(request: &Request, peer: SocketAddr) -> ConnectRequest {
+    let mut headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            let value = value.to_str().ok()?;
+            Some((header_display_name(name.as_str()), value.to_string()))
+        })
+        .collect();
+    let forwarded_for = match request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(existing) => format!("{existing}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    headers.retain(|(k, _)| k != "X-Forwarded-For");
+    headers.push(("X-Forwarded-For".into(), forwarded_for));
+    if !headers.iter().any(|(k, _)| k == "X-Forwarded-Proto") {
+        headers.push(("X-Forwarded-Proto".into(), "http".into()));
+    }
+    let raw_query = request.uri().query().map(str::to_string);
+    let query = raw_query
+        .as_deref()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    ConnectRequest {
+        headers,
+        query,
+        raw_query,
+    }
+}

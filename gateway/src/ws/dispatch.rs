@@ -1,0 +1,127 @@
+//! The inbound dispatcher of one connection: takes its messages in order, selects the route,
+//! calls the integration and, for two-way routes, queues the reply. It runs in its own task so a
+//! slow integration delays only this connection's later messages, never its pings or pushes.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use super::invoke;
+use crate::events::EventKind;
+use crate::ids;
+use crate::integration::{IntegrationResponse, Invocation, StageRoutes};
+use crate::registry::SessionHandle;
+use crate::routing::{Selected, select};
+use crate::state::Shared;
+use crate::telemetry;
+
+/// One message read from the client.
+#[derive(Debug)]
+pub(super) enum Inbound {
+    /// A text message.
+    Text(Utf8Bytes),
+    /// A binary message.
+    Binary(Bytes),
+}
+
+/// The sending side of a running dispatcher and its task.
+#[derive(Debug)]
+pub(super) struct Dispatcher {
+    pub(super) tx: mpsc::Sender<Inbound>,
+    pub(super) task: JoinHandle<()>,
+}
+
+/// Starts the dispatcher of a connection (lazily, on its first message).
+pub(super) fn spawn(
+    shared: &Arc<Shared>,
+    handle: &Arc<SessionHandle>,
+    routes: &Arc<StageRoutes>,
+) -> Dispatcher {
+    let (tx, mut rx) = mpsc::channel(shared.config.limits.inbound_queue_messages);
+    let (shared, handle, routes) = (Arc::clone(shared), Arc::clone(handle), Arc::clone(routes));
+    let task = shared.tracker.clone().spawn(async move {
+        while let Some(message) = rx.recv().await {
+            handle_one(&shared, &handle, &routes, message).await;
+        }
+    });
+    Dispatcher { tx, task }
+}
+
+fn error_frame(message: &str, connection_id: &str, request_id: &str) -> Message {
+    Message::text(
+        json!({ "message": message, "connectionId": connection_id, "requestId": request_id })
+            .to_string(),
+    )
+}
+
+async fn handle_one(
+    shared: &Shared,
+    handle: &SessionHandle,
+    routes: &StageRoutes,
+    message: Inbound,
+) {
+    let meta = &handle.meta;
+    let request_id = ids::request_id();
+    let (raw, text, is_base64): (&[u8], std::borrow::Cow<'_, str>, bool) = match &message {
+        Inbound::Text(text) => (text.as_bytes(), text.as_str().into(), false),
+        Inbound::Binary(bytes) => (bytes, STANDARD.encode(bytes).into(), true),
+    };
+    metrics::counter!(telemetry::MESSAGE_TOTAL, "stage" => meta.stage.clone(), "direction" => "in")
+        .increment(1);
+    let selected = select(&shared.selection, raw, |key| {
+        routes.get(key).map(|r| &*r.key)
+    });
+    let Selected::Route(key) = selected else {
+        metrics::counter!(telemetry::CLIENT_ERROR_TOTAL).increment(1);
+        let _ = handle
+            .send(error_frame("Forbidden", &meta.connection_id, &request_id))
+            .await;
+        return;
+    };
+    let Some(route) = routes.get(key) else { return };
+    let message_id = ids::request_id();
+    let invocation = Invocation {
+        meta,
+        route_key: key,
+        request_id: &request_id,
+        kind: EventKind::Message {
+            body: &text,
+            raw,
+            is_base64,
+            message_id: &message_id,
+        },
+    };
+    match invoke(route, &invocation).await {
+        Ok(response) => {
+            if route.route_response && !response.body.is_empty() {
+                let _ = handle.send(reply(response)).await;
+            }
+        }
+        Err(_) => {
+            let _ = handle
+                .send(error_frame(
+                    "Internal server error",
+                    &meta.connection_id,
+                    &request_id,
+                ))
+                .await;
+        }
+    }
+}
+
+/// The frame a two-way route sends back: text when the body is UTF-8 and not marked binary.
+fn reply(response: IntegrationResponse) -> Message {
+    if response.binary {
+        return Message::Binary(response.body);
+    }
+    match Utf8Bytes::try_from(response.body.clone()) {
+        Ok(text) => Message::Text(text),
+        Err(_) => Message::Binary(response.body),
+    }
+}

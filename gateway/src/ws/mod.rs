@@ -1,0 +1,49 @@
+//! The WebSocket side: the handshake checks, the connect path (`$connect` before the 101), the
+//! per-connection session loop, and the inbound dispatcher that routes messages to integrations.
+
+pub mod connect;
+mod dispatch;
+pub mod handshake;
+mod session;
+
+use std::time::Instant;
+
+use crate::integration::{IntegrationError, IntegrationResponse, Invocation, Route};
+use crate::telemetry;
+
+/// Calls a route's integration and records latency and error metrics.
+async fn invoke(
+    route: &Route,
+    invocation: &Invocation<'_>,
+) -> Result<IntegrationResponse, IntegrationError> {
+    let started = Instant::now();
+    let result = route.integration.invoke(invocation).await;
+    let stage = invocation.meta.stage.clone();
+    let route_key = route.key.to_string();
+    if route.integration.kind() != "mock" {
+        metrics::histogram!(telemetry::INTEGRATION_LATENCY, "stage" => stage.clone(), "route" => route_key.clone())
+            .record(started.elapsed().as_secs_f64());
+    }
+    match &result {
+        Ok(response) if response.status >= 400 => {
+            metrics::counter!(telemetry::INTEGRATION_ERROR_TOTAL, "stage" => stage, "route" => route_key).increment(1);
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(
+                connection_id = %invocation.meta.connection_id,
+                route_key = %route.key,
+                request_id = %invocation.request_id,
+                %error,
+                "integration call failed"
+            );
+            metrics::counter!(telemetry::EXECUTION_ERROR_TOTAL, "stage" => stage, "route" => route_key).increment(1);
+        }
+    }
+    result
+}
+
+/// Epoch milliseconds now.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,304 @@
+//! One connection's life after the 101: a single task reads frames, writes queued messages,
+//! keeps pings, idle and maximum-duration timers, and at the end closes with the right code,
+//! removes the record and runs `$disconnect`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{Role, frame::coding::CloseCode};
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+use wsgate_connection_store::ConnectionRecord;
+
+use super::dispatch::{self, Dispatcher, Inbound};
+use super::{invoke, now_ms};
+use crate::config::BinaryFrames;
+use crate::error::CloseReason;
+use crate::events::EventKind;
+use crate::ids;
+use crate::integration::{Invocation, StageRoutes};
+use crate::registry::SessionHandle;
+use crate::state::Shared;
+use crate::telemetry;
+
+/// How long to wait for the client's close frame after ours.
+const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The store record for a connection held by this node.
+pub(crate) fn record(shared: &Shared, handle: &SessionHandle) -> ConnectionRecord {
+    let meta = &handle.meta;
+    ConnectionRecord {
+        connection_id: meta.connection_id.clone(),
+        node_id: shared.node_id.clone(),
+        stage: meta.stage.clone(),
+        connected_at_ms: meta.connected_at_ms,
+        last_active_at_ms: handle.last_active_ms(),
+        source_ip: meta.source_ip.clone(),
+        user_agent: meta.user_agent.clone(),
+        authorizer: meta.authorizer.clone(),
+        api_key_id: meta.api_key_id.clone(),
+    }
+}
+
+/// Runs a session to its end, then cleans up.
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    handle: Arc<SessionHandle>,
+    outbox: mpsc::Receiver<Message>,
+    on_upgrade: OnUpgrade,
+    routes: Arc<StageRoutes>,
+) {
+    let reason = match on_upgrade.await {
+        Ok(upgraded) => {
+            let ws = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(shared.ws_config),
+            )
+            .await;
+            handle.mark_open();
+            Session {
+                shared: &shared,
+                handle: &handle,
+                routes: &routes,
+                dispatcher: None,
+            }
+            .drive(ws, outbox)
+            .await
+        }
+        Err(error) => {
+            tracing::debug!(connection_id = %handle.meta.connection_id, %error, "upgrade failed");
+            (CloseReason::Abnormal, None)
+        }
+    };
+    finish(&shared, &handle, &routes, reason.0, reason.1).await;
+}
+
+/// After a successful `$connect` whose handshake could not complete: the backend still gets
+/// its `$disconnect`.
+pub(super) fn spawn_rejected_after_connect(
+    shared: Arc<Shared>,
+    handle: Arc<SessionHandle>,
+    routes: Arc<StageRoutes>,
+) {
+    shared.tracker.clone().spawn(async move {
+        finish(&shared, &handle, &routes, CloseReason::Abnormal, None).await;
+    });
+}
+
+struct Session<'a> {
+    shared: &'a Arc<Shared>,
+    handle: &'a Arc<SessionHandle>,
+    routes: &'a Arc<StageRoutes>,
+    dispatcher: Option<Dispatcher>,
+}
+
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+impl Session<'_> {
+    async fn drive(
+        mut self,
+        mut ws: Ws,
+        mut outbox: mpsc::Receiver<Message>,
+    ) -> (CloseReason, Option<Dispatcher>) {
+        let limits = &self.shared.config.limits;
+        let max_duration = sleep(limits.max_connection_duration);
+        let idle = sleep(limits.idle_timeout);
+        tokio::pin!(max_duration, idle);
+        let pings = !limits.ping_interval.is_zero();
+        let mut ping = tokio::time::interval_at(
+            Instant::now() + limits.ping_interval.max(Duration::from_millis(1)),
+            limits.ping_interval.max(Duration::from_millis(1)),
+        );
+        let mut awaiting_pong: Option<Instant> = None;
+        let mut pending: Option<Inbound> = None;
+
+        let reason = loop {
+            if pending.is_some() && self.dispatcher.is_none() {
+                self.dispatcher = Some(dispatch::spawn(self.shared, self.handle, self.routes));
+            }
+            tokio::select! {
+                biased;
+                () = self.handle.cancelled() => {
+                    break match self.handle.close_request() {
+                        Some((code, reason)) => CloseReason::Deleted { code: *code, reason: reason.clone() },
+                        None => CloseReason::ShuttingDown,
+                    };
+                }
+                () = &mut max_duration => break CloseReason::MaxDuration,
+                () = &mut idle => break CloseReason::IdleTimeout,
+                _ = ping.tick(), if pings => {
+                    match awaiting_pong {
+                        Some(sent) if sent.elapsed() >= limits.pong_timeout => break CloseReason::PingTimeout,
+                        Some(_) => {}
+                        None => {
+                            if let Err(reason) = self.write(&mut ws, Message::Ping(Bytes::new())).await {
+                                break reason;
+                            }
+                            awaiting_pong = Some(Instant::now());
+                        }
+                    }
+                }
+                permit = reserve(self.dispatcher.as_ref()), if pending.is_some() => {
+                    match (permit, pending.take()) {
+                        (Some(permit), Some(message)) => permit.send(message),
+                        // The dispatcher ended (it cannot while we hold its sender).
+                        _ => break CloseReason::Abnormal,
+                    }
+                }
+                out = outbox.recv() => {
+                    // The handle keeps a sender alive, so `None` cannot happen while we run.
+                    let Some(message) = out else { break CloseReason::Abnormal };
+                    if let Err(reason) = self.write(&mut ws, message).await {
+                        break reason;
+                    }
+                    metrics::counter!(telemetry::MESSAGE_TOTAL, "stage" => self.handle.meta.stage.clone(), "direction" => "out").increment(1);
+                    idle.as_mut().reset(Instant::now() + limits.idle_timeout);
+                    self.handle.touch(now_ms());
+                }
+                frame = ws.next(), if pending.is_none() => {
+                    let inbound = match frame {
+                        None => break CloseReason::Abnormal,
+                        Some(Err(error)) => break read_error(&error),
+                        Some(Ok(Message::Text(text))) => Inbound::Text(text),
+                        Some(Ok(Message::Binary(bytes))) => {
+                            if limits.binary_frames == BinaryFrames::Reject {
+                                break CloseReason::BinaryNotSupported;
+                            }
+                            Inbound::Binary(bytes)
+                        }
+                        Some(Ok(Message::Ping(_))) => {
+                            idle.as_mut().reset(Instant::now() + limits.idle_timeout);
+                            self.handle.touch(now_ms());
+                            continue;
+                        }
+                        Some(Ok(Message::Pong(_))) => {
+                            awaiting_pong = None;
+                            continue;
+                        }
+                        Some(Ok(Message::Close(frame))) => {
+                            break match frame {
+                                Some(f) => CloseReason::ByClient { code: u16::from(f.code), reason: f.reason.to_string() },
+                                None => CloseReason::ByClient { code: 1005, reason: "Client-side close frame status not set".into() },
+                            };
+                        }
+                        Some(Ok(Message::Frame(_))) => continue,
+                    };
+                    idle.as_mut().reset(Instant::now() + limits.idle_timeout);
+                    self.handle.touch(now_ms());
+                    pending = Some(inbound);
+                }
+            }
+        };
+        self.handle.mark_closed();
+        close(&mut ws, &reason).await;
+        (reason, self.dispatcher.take())
+    }
+
+    /// Writes one frame within `limits.send_timeout`.
+    async fn write(&self, ws: &mut Ws, message: Message) -> Result<(), CloseReason> {
+        match timeout(self.shared.config.limits.send_timeout, ws.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(CloseReason::Abnormal),
+            Err(_) => Err(CloseReason::SlowConsumer),
+        }
+    }
+}
+
+async fn reserve(dispatcher: Option<&Dispatcher>) -> Option<mpsc::Permit<'_, Inbound>> {
+    match dispatcher {
+        Some(d) => d.tx.reserve().await.ok(),
+        None => None,
+    }
+}
+
+fn read_error(error: &WsError) -> CloseReason {
+    match error {
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => CloseReason::MessageTooBig,
+        WsError::Protocol(
+            ProtocolError::ReceivedAfterClosing | ProtocolError::ResetWithoutClosingHandshake,
+        ) => CloseReason::Abnormal,
+        WsError::Utf8(_) => CloseReason::InvalidUtf8,
+        WsError::Protocol(_) => CloseReason::ProtocolError,
+        _ => CloseReason::Abnormal,
+    }
+}
+
+/// Sends our close frame (when the reason calls for one) and waits, bounded, for the client's.
+async fn close(ws: &mut Ws, reason: &CloseReason) {
+    let handshake = async {
+        if reason.sends_close_frame() {
+            let mut text = reason.reason().to_string();
+            while text.len() > 123 {
+                text.pop();
+            }
+            let frame = CloseFrame {
+                code: CloseCode::from(reason.code()),
+                reason: text.into(),
+            };
+            if ws.close(Some(frame)).await.is_err() {
+                return;
+            }
+        } else if matches!(reason, CloseReason::ByClient { .. }) {
+            // tungstenite has queued the echo of the client's close frame; flush it.
+            let _ = ws.flush().await;
+        }
+        while let Some(Ok(_)) = ws.next().await {}
+    };
+    if !matches!(reason, CloseReason::Abnormal | CloseReason::SlowConsumer) {
+        let _ = timeout(CLOSE_HANDSHAKE_TIMEOUT, handshake).await;
+    }
+}
+
+/// Removes the connection everywhere and runs `$disconnect` (once per connection cluster-wide:
+/// only the remover of the store record runs it).
+async fn finish(
+    shared: &Shared,
+    handle: &SessionHandle,
+    routes: &StageRoutes,
+    reason: CloseReason,
+    dispatcher: Option<Dispatcher>,
+) {
+    let meta = &handle.meta;
+    handle.mark_closed();
+    shared.registry.remove(&meta.connection_id);
+    metrics::gauge!(telemetry::CONNECTIONS_CURRENT).set(shared.registry.len() as f64);
+    metrics::counter!(telemetry::DISCONNECT_TOTAL, "code" => reason.code().to_string())
+        .increment(1);
+    if let Some(Dispatcher { tx, task }) = dispatcher {
+        // Messages already read are still delivered, in order, before `$disconnect`.
+        drop(tx);
+        let _ = task.await;
+    }
+    let owned = match shared.store.remove(&meta.connection_id).await {
+        Ok(record) => record.is_some(),
+        Err(error) => {
+            tracing::warn!(connection_id = %meta.connection_id, %error, "cannot remove the connection record");
+            true
+        }
+    };
+    tracing::debug!(connection_id = %meta.connection_id, code = reason.code(), reason = reason.reason(), "disconnected");
+    if !owned {
+        return;
+    }
+    if let Some(route) = routes.get("$disconnect") {
+        let request_id = ids::request_id();
+        let invocation = Invocation {
+            meta,
+            route_key: "$disconnect",
+            request_id: &request_id,
+            kind: EventKind::Disconnect {
+                status_code: reason.code(),
+                reason: reason.reason(),
+            },
+        };
+        let _ = invoke(route, &invocation).await;
+    }
+}
