@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace on a fresh machine: installs and starts what the
+# tests need (Redis, Python with boto3, Chromium and ChromeDriver), then fmt, clippy and tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then
+    as_root apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# Redis: the tests use the server on 127.0.0.1:6379 and start private ones from redis-server.
+if ! command -v redis-server >/dev/null 2>&1; then
+  log "installing redis-server"
+  apt_install redis-server redis-tools
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  log "starting redis-server on 127.0.0.1:6379"
+  redis-server --bind 127.0.0.1 --port 6379 --save "" --appendonly no --daemonize yes >/dev/null
+  for _ in $(seq 1 50); do
+    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+fi
+redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null
+
+# Chromium and ChromeDriver for the browser test of the chat example.
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  log "installing chromium and chromium-driver"
+  apt_install chromium chromium-driver
+fi
+
+# Python with boto3 for the AWS SDK compatibility test.
+venv="${WSGATE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/wsgate/venv}"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import boto3" >/dev/null 2>&1; then
+  log "preparing a Python environment with boto3 in $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "boto3>=1.34,<2"
+fi
+export WSGATE_PYTHON="$venv/bin/python"
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wsgate/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+log "cargo test"
+cargo test --workspace --locked
