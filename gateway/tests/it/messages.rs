@@ -105,6 +105,19 @@ api:
 }
 
 #[tokio::test]
+async fn integrations_reuse_pooled_connections() {
+    let backend = Backend::ok().await;
+    let gw = TestGateway::start(&config(&backend.url(), "")).await;
+    let (mut ws, _) = connect_and_id(&backend, &gw.ws_url("/prod")).await;
+    for _ in 0..50 {
+        send_text(&mut ws, r#"{"action":"sendmessage"}"#).await;
+        backend.next_to("/sendmessage").await;
+    }
+    // One connection for $connect and the 50 messages (sequential, so the pool never needs two).
+    assert_eq!(backend.accepted(), 1);
+}
+
+#[tokio::test]
 async fn messages_of_one_connection_arrive_in_order() {
     let backend = Backend::ok().await;
     let gw = TestGateway::start(&config(&backend.url(), "")).await;

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -83,6 +84,28 @@ impl Reply {
 pub struct Backend {
     pub addr: SocketAddr,
     rx: Mutex<mpsc::Receiver<Received>>,
+    accepted: Arc<AtomicUsize>,
+}
+
+/// A listener that counts accepted TCP connections (to prove keep-alive pooling).
+struct CountingListener {
+    inner: TcpListener,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl axum::serve::Listener for CountingListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let accepted = self.inner.accept().await;
+        self.accepted.fetch_add(1, Ordering::SeqCst);
+        accepted.expect("accept")
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
 }
 
 #[derive(Clone)]
@@ -131,22 +154,33 @@ impl Backend {
             script: Arc::new(script),
         };
         let app = Router::new().fallback(record).with_state(state);
-        let listener = TcpListener::bind("127.0.0.1:0")
+        let inner = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind backend");
-        let addr = listener.local_addr().expect("addr");
+        let addr = inner.local_addr().expect("addr");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let listener = CountingListener {
+            inner,
+            accepted: Arc::clone(&accepted),
+        };
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         Self {
             addr,
             rx: Mutex::new(rx),
+            accepted,
         }
     }
 
     /// A backend answering `{"statusCode":200}` to everything.
     pub async fn ok() -> Self {
         Self::start(|_| Reply::lambda(200, None)).await
+    }
+
+    /// TCP connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// `http://addr`.

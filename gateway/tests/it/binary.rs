@@ -1,0 +1,125 @@
+//! The `wsgate` binary: `check` names a bad key, `--config` serves, SIGTERM drains.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_wsgate");
+
+fn write_config(text: &str) -> tempfile_path::TempPath {
+    tempfile_path::TempPath::with_contents(text)
+}
+
+/// A config file removed when dropped (no extra crate needed).
+mod tempfile_path {
+    use std::path::PathBuf;
+
+    pub struct TempPath(pub PathBuf);
+
+    impl TempPath {
+        pub fn with_contents(text: &str) -> Self {
+            let path = std::env::temp_dir()
+                .join(format!("wsgate-test-{}.yaml", wsgate::ids::connection_id()));
+            std::fs::write(&path, text).expect("write config");
+            Self(path)
+        }
+    }
+
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+#[test]
+fn check_validates_and_names_the_bad_key() {
+    let good = write_config(&config("http://127.0.0.1:9", ""));
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&good.0)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration is valid"));
+
+    let bad = write_config(&config(
+        "http://127.0.0.1:9",
+        "limits:\n  idle_timeout: soon",
+    ));
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&bad.0)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("config key `limits.idle_timeout`"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
+
+    let out = Command::new(BIN).arg("--version").output().expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("wsgate "));
+    let out = Command::new(BIN)
+        .args(["check", "--config", "/nonexistent/wsgate.yaml"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits() {
+    let backend = Backend::ok().await;
+    let file = write_config(&config(&backend.url(), "log:\n  format: json"));
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&file.0)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn wsgate");
+    let stdout = child.stdout.take().expect("stdout");
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+    let reader = std::thread::spawn(move || {
+        let mut addr_tx = Some(addr_tx);
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && let Some(listen) = v["listen"].as_str()
+                && let Some(tx) = addr_tx.take()
+            {
+                let _ = tx.send(listen.to_string());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let addr = tokio::time::timeout(DEADLINE, addr_rx)
+        .await
+        .expect("serving line")
+        .expect("address");
+    let (mut ws, _) = connect_and_id(&backend, &format!("ws://{addr}/prod")).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert_eq!(expect_close(&mut ws).await.0, 1001);
+    let d = backend.next_to("/disconnect").await.json();
+    assert_eq!(d["requestContext"]["disconnectStatusCode"], 1001);
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(exit.success(), "exit status {exit:?}");
+    let lines = reader.join().expect("reader");
+    assert!(lines.iter().any(|l| l.contains("draining")), "{lines:?}");
+}
