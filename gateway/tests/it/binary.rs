@@ -15,10 +15,10 @@ fn write_config(text: &str) -> tempfile_path::TempPath {
 mod tempfile_path {
     use std::path::PathBuf;
 
-    pub struct TempPath(pub PathBuf);
+    pub(super) struct TempPath(pub(super) PathBuf);
 
     impl TempPath {
-        pub fn with_contents(text: &str) -> Self {
+        pub(super) fn with_contents(text: &str) -> Self {
             let path = std::env::temp_dir()
                 .join(format!("wsgate-test-{}.yaml", wsgate::ids::connection_id()));
             std::fs::write(&path, text).expect("write config");
