@@ -37,14 +37,15 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null
   apt_install chromium chromium-driver
 fi
 
-# Python with boto3 for the AWS SDK compatibility test.
+# Python with boto3 (AWS SDK compatibility test) and kosoku (the Autobahn cases).
 venv="${WSGATE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/wsgate/venv}"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import boto3" >/dev/null 2>&1; then
-  log "preparing a Python environment with boto3 in $venv"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import boto3" >/dev/null 2>&1 || [ ! -x "$venv/bin/kosoku" ]; then
+  log "preparing a Python environment with boto3 and kosoku in $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "boto3>=1.34,<2"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "boto3>=1.34,<2" "kosoku==0.1.0"
 fi
 export WSGATE_PYTHON="$venv/bin/python"
+export WSGATE_KOSOKU="$venv/bin/kosoku"
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wsgate/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"

@@ -136,6 +136,9 @@ impl Gateway {
             Some(l) => Some(l.local_addr().map_err(StartError::Listener)?),
             None => None,
         };
+        if !config.ignored_env.is_empty() {
+            tracing::warn!(variables = ?config.ignored_env, "WSGATE_* environment variables that name no config section were ignored");
+        }
         let callback_auth = CallbackAuth::from_config(config.callback.auth.as_ref());
         if matches!(callback_auth, CallbackAuth::None) {
             tracing::warn!(

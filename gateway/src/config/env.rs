@@ -1,30 +1,41 @@
 //! `WSGATE_*` environment overrides: `WSGATE_LIMITS__IDLE_TIMEOUT=5m` sets `limits.idle_timeout`.
 //!
 //! The prefix is `WSGATE_`; `__` separates path segments; segments are lowercased. Values are read
-//! as YAML scalars (so `true`, `42` and `5m` mean what they say). Variables the command line uses
-//! (`WSGATE_CONFIG`, `WSGATE_LOG`) are not config paths and are skipped.
+//! as YAML scalars (so `true`, `42` and `5m` mean what they say). Only variables whose first
+//! segment names a top-level section ([`SECTIONS`]) are applied; the others (`WSGATE_CONFIG`, tool
+//! settings that happen to share the prefix) are returned so the caller can warn about them.
 
 use serde_json::Value;
 
 use super::ConfigError;
 
 const PREFIX: &str = "WSGATE_";
-const NOT_PATHS: [&str; 2] = ["WSGATE_CONFIG", "WSGATE_LOG"];
 
+/// The top-level keys of [`super::Config`]; kept in sync by a test.
+pub(super) const SECTIONS: [&str; 8] = [
+    "listen", "node_id", "store", "api", "limits", "callback", "shutdown", "log",
+];
+
+/// Applies the overrides; returns the `WSGATE_*` variables that name no section.
 pub(super) fn apply_overrides(
     tree: &mut Value,
     vars: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
+) -> Result<Vec<String>, ConfigError> {
     let mut vars: Vec<(String, String)> = vars
         .into_iter()
-        .filter(|(k, _)| k.starts_with(PREFIX) && !NOT_PATHS.contains(&k.as_str()))
+        .filter(|(k, _)| k.starts_with(PREFIX) && k != "WSGATE_CONFIG")
         .collect();
     vars.sort();
+    let mut ignored = Vec::new();
     for (var, raw) in vars {
         let path: Vec<String> = var[PREFIX.len()..]
             .split("__")
             .map(str::to_ascii_lowercase)
             .collect();
+        if !SECTIONS.contains(&path[0].as_str()) {
+            ignored.push(var);
+            continue;
+        }
         if path.iter().any(String::is_empty) {
             return Err(ConfigError::Env {
                 var,
@@ -34,7 +45,7 @@ pub(super) fn apply_overrides(
         let value: Value = serde_saphyr::from_str(&raw).unwrap_or(Value::String(raw.clone()));
         set_path(tree, &path, value).map_err(|message| ConfigError::Env { var, message })?;
     }
-    Ok(())
+    Ok(ignored)
 }
 
 fn set_path(tree: &mut Value, path: &[String], value: Value) -> Result<(), String> {

@@ -86,8 +86,8 @@ impl Config {
         if tree.is_null() {
             tree = serde_json::Value::Object(Default::default());
         }
-        env::apply_overrides(&mut tree, vars)?;
-        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+        let ignored_env = env::apply_overrides(&mut tree, vars)?;
+        let mut config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
             ConfigError::invalid(
                 if key == "." {
@@ -99,6 +99,7 @@ impl Config {
             )
         })?;
         config.validate()?;
+        config.ignored_env = ignored_env;
         Ok(config)
     }
 

@@ -35,6 +35,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// `WSGATE_*` environment variables that named no config section (warned about at start).
+    #[serde(skip)]
+    pub ignored_env: Vec<String>,
 }
 
 /// `store:` section.
@@ -180,9 +183,9 @@ pub enum IntegrationConfig {
     },
     /// Answer from the gateway itself.
     Mock {
-        /// Body sent back (for two-way routes).
+        /// Body sent back on two-way routes (absent: nothing is sent).
         #[serde(default)]
-        response: String,
+        response: Option<String>,
         /// Status code (non-2xx rejects a `$connect`).
         #[serde(default = "default_status")]
         status_code: u16,

@@ -139,6 +139,30 @@ fn env_overrides_apply_and_win() {
 }
 
 #[test]
+fn env_variables_outside_the_config_are_ignored_and_reported() {
+    let vars = vec![
+        ("WSGATE_KOSOKU".to_string(), "/usr/bin/kosoku".to_string()),
+        ("WSGATE_CONFIG".to_string(), "x.yaml".to_string()),
+    ];
+    let c = Config::from_yaml_with_env(REFERENCE, vars).expect("loads");
+    assert_eq!(c.ignored_env, ["WSGATE_KOSOKU"]);
+}
+
+#[test]
+fn env_sections_match_the_config_fields() {
+    // serde lists every field of Config in its unknown-field error.
+    let e = Config::from_yaml("zzz_not_a_key: 1")
+        .expect_err("fails")
+        .to_string();
+    let listed = e.split("expected one of ").nth(1).expect("field list");
+    let mut fields: Vec<&str> = listed.split(", ").map(|f| f.trim_matches('`')).collect();
+    fields.sort_unstable();
+    let mut sections = env::SECTIONS.to_vec();
+    sections.sort_unstable();
+    assert_eq!(fields, sections);
+}
+
+#[test]
 fn env_override_with_bad_value_names_the_key() {
     let vars = vec![(
         "WSGATE_LIMITS__MAX_CONNECTIONS".to_string(),

@@ -100,13 +100,13 @@ pub(super) fn parse_response(bytes: &[u8]) -> Result<IntegrationResponse, Integr
         }
     }
     let body = match (parsed.body, parsed.is_base64_encoded) {
-        (None, _) => Bytes::new(),
-        (Some(text), false) => Bytes::from(text),
-        (Some(text), true) => Bytes::from(
-            STANDARD
-                .decode(text.trim())
-                .map_err(|_| IntegrationError::Malformed("isBase64Encoded body is not base64"))?,
-        ),
+        (None, _) => None,
+        (Some(text), false) => Some(Bytes::from(text)),
+        (Some(text), true) => {
+            Some(Bytes::from(STANDARD.decode(text.trim()).map_err(|_| {
+                IntegrationError::Malformed("isBase64Encoded body is not base64")
+            })?))
+        }
     };
     Ok(IntegrationResponse {
         status: parsed.status_code,
@@ -165,14 +165,16 @@ mod tests {
         .expect("valid");
         assert_eq!(r.status, 200);
         assert_eq!(r.header("sec-websocket-protocol"), Some("chat"));
-        assert_eq!(&r.body[..], b"hi");
+        assert_eq!(r.body.as_deref(), Some(&b"hi"[..]));
         let r = parse_response(br#"{"statusCode":403}"#).expect("valid");
         assert_eq!(r.status, 403);
-        assert!(r.body.is_empty());
+        assert!(r.body.is_none());
+        let r = parse_response(br#"{"statusCode":200,"body":""}"#).expect("valid");
+        assert_eq!(r.body.as_deref(), Some(&b""[..]));
         let r = parse_response(br#"{"statusCode":200,"body":"AAEC","isBase64Encoded":true}"#)
             .expect("valid");
         assert!(r.binary);
-        assert_eq!(&r.body[..], &[0, 1, 2]);
+        assert_eq!(r.body.as_deref(), Some(&[0u8, 1, 2][..]));
         let r = parse_response(b"null").expect("null accepts");
         assert_eq!(r.status, 200);
         let r = parse_response(b"").expect("empty accepts");

@@ -120,11 +120,16 @@ impl Integration for HttpProxy {
             .iter()
             .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect::<Vec<_>>();
+        let octets = headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v.starts_with("application/octet-stream"));
         let body = response
             .bytes()
             .await
             .map_err(|e| map_reqwest(e, self.timeout))?;
-        let binary = std::str::from_utf8(&body).is_err();
+        let binary = octets || std::str::from_utf8(&body).is_err();
+        // 204 means "nothing to send back"; any other answer's body (even empty) is sent.
+        let body = (status != 204).then_some(body);
         Ok(IntegrationResponse {
             status,
             headers,

@@ -8,14 +8,14 @@ use super::{Integration, IntegrationError, IntegrationResponse, Invocation};
 #[derive(Debug)]
 pub(super) struct Mock {
     status: u16,
-    body: Bytes,
+    body: Option<Bytes>,
 }
 
 impl Mock {
-    pub(super) fn new(status: u16, body: String) -> Self {
+    pub(super) fn new(status: u16, body: Option<String>) -> Self {
         Self {
             status,
-            body: Bytes::from(body),
+            body: body.map(Bytes::from),
         }
     }
 }

@@ -37,8 +37,10 @@ pub struct IntegrationResponse {
     pub status: u16,
     /// Response headers (names lowercase).
     pub headers: Vec<(String, String)>,
-    /// Body bytes (base64 already decoded when the backend said `isBase64Encoded`).
-    pub body: Bytes,
+    /// Body bytes (base64 already decoded when the backend said `isBase64Encoded`); `None` when
+    /// the backend sent no body (a Lambda result without `body`, HTTP 204, a mock without
+    /// `response`), so a two-way route sends nothing. An empty body is sent as an empty frame.
+    pub body: Option<Bytes>,
     /// The body is binary and should go to the client as a binary frame.
     pub binary: bool,
 }

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use super::invoke;
 use crate::events::EventKind;
 use crate::ids;
-use crate::integration::{IntegrationResponse, Invocation, StageRoutes};
+use crate::integration::{Invocation, StageRoutes};
 use crate::registry::SessionHandle;
 use crate::routing::{Selected, select};
 use crate::state::Shared;
@@ -99,8 +99,10 @@ async fn handle_one(
     };
     match invoke(route, &invocation).await {
         Ok(response) => {
-            if route.route_response && !response.body.is_empty() {
-                let _ = handle.send(reply(response)).await;
+            if route.route_response
+                && let Some(body) = response.body
+            {
+                let _ = handle.send(reply(body, response.binary)).await;
             }
         }
         Err(_) => {
@@ -116,12 +118,9 @@ async fn handle_one(
 }
 
 /// The frame a two-way route sends back: text when the body is UTF-8 and not marked binary.
-fn reply(response: IntegrationResponse) -> Message {
-    if response.binary {
-        return Message::Binary(response.body);
+fn reply(body: Bytes, binary: bool) -> Message {
+    if binary || std::str::from_utf8(&body).is_err() {
+        return Message::Binary(body);
     }
-    match Utf8Bytes::try_from(response.body.clone()) {
-        Ok(text) => Message::Text(text),
-        Err(_) => Message::Binary(response.body),
-    }
+    Utf8Bytes::try_from(body.clone()).map_or(Message::Binary(body), Message::Text)
 }
