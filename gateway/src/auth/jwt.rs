@@ -222,4 +222,3 @@ impl Authorizer for JwtAuthorizer {
         "jwt"
     }
 }
-

@@ -128,7 +128,8 @@ fn secret_key(secret: &str) -> Option<DecodingKey> {
 /// A public key in PEM, with its family. Private keys are refused.
 fn public_pem(pem: &[u8]) -> Option<(Family, DecodingKey)> {
     let text = std::str::from_utf8(pem).ok()?;
-    if text.contains("PRIVATE KEY") {
+    // Private keys do not belong in a verifier's configuration; certificates are not read.
+    if text.contains("PRIVATE KEY") || text.contains("CERTIFICATE") {
         return None;
     }
     if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
