@@ -85,6 +85,18 @@ async fn valid_token_connects_and_its_context_follows_every_event() {
     });
     let connect = backend.next_to("/connect").await.json();
     assert_eq!(connect["requestContext"]["authorizer"], expected);
+    let id = connect["requestContext"]["connectionId"]
+        .as_str()
+        .expect("id");
+    let info: Value = http()
+        .get(gw.http_url(&format!("/prod/@connections/{id}")))
+        .send()
+        .await
+        .expect("GET @connections")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(info["authorizer"], expected);
     send_text(&mut ws, r#"{"action":"sendmessage"}"#).await;
     let message = backend.next_to("/sendmessage").await.json();
     assert_eq!(message["requestContext"]["authorizer"], expected);
