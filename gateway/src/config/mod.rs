@@ -306,4 +306,6 @@ fn validate_integration(
 }
 
 #[cfg(test)]
+mod auth_tests;
+#[cfg(test)]
 mod tests;
