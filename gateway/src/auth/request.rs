@@ -14,7 +14,7 @@ use super::build::SecurityError;
 use super::identity::IdentitySource;
 use super::policy::{self, Decision};
 use super::{AuthError, AuthRequest, Authorized, Authorizer, CallError};
-use crate::config::{RequestAuthorizerConfig, StageConfig};
+use crate::config::{RequestAuthorizerConfig, StageConfig, redact_url};
 use crate::events::authorizer_event;
 use crate::integration::substitute_stage_variables;
 
@@ -22,7 +22,6 @@ use crate::integration::substitute_stage_variables;
 pub const MAX_RESULT_BYTES: usize = 8 * 1024;
 
 /// A configured `request` authorizer.
-#[derive(Debug)]
 pub struct RequestAuthorizer {
     client: reqwest::Client,
     uris: HashMap<String, String>,
@@ -115,6 +114,24 @@ impl RequestAuthorizer {
             return Err(failed(CallError::Status(status.as_u16())));
         }
         policy::parse(&body, method_arn)
+    }
+}
+
+impl std::fmt::Debug for RequestAuthorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestAuthorizer")
+            .field(
+                "uris",
+                &self
+                    .uris
+                    .values()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
+            .field("timeout", &self.timeout)
+            .field("sources", &self.sources)
+            .field("cached", &self.cache.as_ref().map(Cache::entry_count))
+            .finish_non_exhaustive()
     }
 }
 
