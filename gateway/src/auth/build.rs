@@ -64,6 +64,9 @@ impl Security {
         client: &reqwest::Client,
         env: EnvLookup<'_>,
     ) -> Result<Self, SecurityError> {
+        // Name the provider rather than let jsonwebtoken infer it from its features (which
+        // panics if feature unification ever enables two). Already installed is fine.
+        let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
         let security = &config.security;
         let origin = (!security.allowed_origins.is_empty())
             .then(|| {
