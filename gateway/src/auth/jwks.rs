@@ -162,3 +162,6 @@ impl Jwks {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
