@@ -7,6 +7,8 @@
 //! - [`ws`]: the three paths of a connection: connect (handshake checks, `$connect` before the
 //!   101), the session loop (frames, pings, timers, close codes) and the inbound dispatcher
 //!   (route selection, integration, route response).
+//! - [`auth`]: who may connect: origin allow-list, per-address limits, `jwt` and `request`
+//!   authorizers, API keys.
 //! - [`routing`]: the route selection expression grammar.
 //! - [`integration`]: the backends (`aws_proxy`, `http_proxy`, `mock`).
 //! - [`events`]: the Lambda proxy event JSON.
@@ -16,6 +18,7 @@
 //! - [`ops`], [`telemetry`]: health, readiness, metrics and logs.
 //! - [`cli`]: the `wsgate` command line (the binary only calls it).
 
+pub mod auth;
 pub mod callback;
 pub mod cli;
 pub mod config;

@@ -49,6 +49,9 @@ pub enum StartError {
     /// A listener's address could not be read.
     #[error("listener: {0}")]
     Listener(#[source] std::io::Error),
+    /// Authorizer keys, API keys or other security settings could not be loaded.
+    #[error(transparent)]
+    Security(#[from] crate::auth::SecurityError),
 }
 
 /// The sockets a gateway serves on.
@@ -130,6 +133,8 @@ impl Gateway {
                 message: format!("missing stage variable `{missing}`"),
             }
         })?;
+        let security =
+            crate::auth::Security::build(&config, &client, &|var| std::env::var(var).ok())?;
         let store = build_store(&config, &node_id).await?;
         let local_addr = listeners.main.local_addr().map_err(StartError::Listener)?;
         let callback_addr = match &listeners.callback {
@@ -153,6 +158,7 @@ impl Gateway {
             store,
             callback_auth,
             callback_addr,
+            security,
         ));
         crate::telemetry::prometheus();
 

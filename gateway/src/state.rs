@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wsgate_connection_store::ConnectionStore;
 
+use crate::auth::Security;
 use crate::callback::auth::CallbackAuth;
 use crate::config::Config;
 use crate::integration::StageRoutes;
@@ -36,6 +37,8 @@ pub struct Shared {
     pub store: Arc<dyn ConnectionStore>,
     /// Callback API authentication.
     pub callback_auth: CallbackAuth,
+    /// Origin, per-address, authorizer and API key checks on `$connect`.
+    pub security: Security,
     /// tungstenite settings derived from `limits`.
     pub ws_config: WebSocketConfig,
     /// Address of the separate callback listener, if any (for `domainName`).
@@ -58,6 +61,7 @@ impl Shared {
         store: Arc<dyn ConnectionStore>,
         callback_auth: CallbackAuth,
         callback_addr: Option<SocketAddr>,
+        security: Security,
     ) -> Self {
         let limits = &config.limits;
         let ws_config = WebSocketConfig::default()
@@ -81,6 +85,7 @@ impl Shared {
             registry: Registry::default(),
             store,
             callback_auth,
+            security,
             ws_config,
             callback_addr,
             sessions_cancel: CancellationToken::new(),

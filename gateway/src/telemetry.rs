@@ -25,6 +25,10 @@ pub const CONNECTIONS_CURRENT: &str = "wsgate_connections_current";
 pub const DISCONNECT_TOTAL: &str = "wsgate_disconnect_total";
 /// Callback API requests, by method and status.
 pub const CALLBACK_TOTAL: &str = "wsgate_callback_requests_total";
+/// Upgrade requests refused by the origin, per-address, authorizer or API key checks, by reason.
+pub const CONNECT_REFUSED_TOTAL: &str = "wsgate_connect_refused_total";
+/// JWKS documents fetched.
+pub const JWKS_FETCH_TOTAL: &str = "wsgate_jwks_fetch_total";
 
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -78,6 +82,11 @@ fn describe() {
         CALLBACK_TOTAL,
         "Callback API requests, by method and status"
     );
+    describe_counter!(
+        CONNECT_REFUSED_TOTAL,
+        "Upgrade requests refused by origin, per-address, authorizer or API key checks"
+    );
+    describe_counter!(JWKS_FETCH_TOTAL, "JWKS documents fetched");
 }
 
 /// Installs the tracing subscriber (`RUST_LOG` overrides `log.level`).

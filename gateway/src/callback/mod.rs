@@ -144,12 +144,13 @@ fn post_to_connection(
 }
 
 async fn get_connection(shared: &Shared, stage: &str, id: &str) -> Result<Response, CallbackError> {
-    let (connected_at, last_active, source_ip, user_agent) = match shared.registry.get(id) {
+    let (connected_at, last_active, source_ip, user_agent, auth) = match shared.registry.get(id) {
         Some(handle) if handle.is_open() && handle.meta.stage == stage => (
             handle.meta.connected_at_ms,
             handle.last_active_ms(),
             handle.meta.source_ip.clone(),
             handle.meta.user_agent.clone(),
+            handle.meta.authorizer.clone(),
         ),
         Some(_) => return Err(CallbackError::Gone),
         None => {
@@ -165,14 +166,19 @@ async fn get_connection(shared: &Shared, stage: &str, id: &str) -> Result<Respon
                 record.last_active_at_ms,
                 record.source_ip,
                 record.user_agent,
+                record.authorizer,
             )
         }
     };
-    let body = json!({
+    let mut body = json!({
         "connectedAt": iso8601(connected_at),
         "identity": { "sourceIp": source_ip, "userAgent": user_agent.unwrap_or_default() },
         "lastActiveAt": iso8601(last_active),
     });
+    // Beyond AWS: who the connection belongs to, as its authorizer established.
+    if let Some(auth) = auth {
+        body["authorizer"] = serde_json::Value::Object(auth);
+    }
     Ok(axum::Json(body).into_response())
 }
 

@@ -1,6 +1,8 @@
 //! Configuration: load YAML, apply `WSGATE_*` environment overrides, deserialize into the typed
 //! tree and validate, failing with one line that names the offending key.
 
+mod auth;
+mod check_auth;
 pub mod duration;
 mod env;
 mod model;
@@ -8,6 +10,7 @@ mod model;
 use std::path::Path;
 use std::time::Duration;
 
+pub use auth::*;
 pub use model::*;
 
 /// Why a configuration could not be used.
@@ -231,7 +234,7 @@ impl Config {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::invalid("log.level", e.to_string()))?;
-        Ok(())
+        check_auth::validate(self)
     }
 
     /// This node's id: the configured one, or a random one chosen once per process.
@@ -303,5 +306,7 @@ fn validate_integration(
     Ok(())
 }
 
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::auth::{ApiKeyConfig, AuthorizerConfig, DEFAULT_API_KEY_SELECTION, SecurityConfig};
 use super::duration;
 
 /// The whole gateway configuration, as loaded from YAML and the environment.
@@ -35,6 +36,12 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// API keys accepted on `$connect` routes with `api_key_required`.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// Origin allow-list and per-address limits on upgrade requests.
+    #[serde(default)]
+    pub security: SecurityConfig,
     /// `WSGATE_*` environment variables that named no config section (warned about at start).
     #[serde(skip)]
     pub ignored_env: Vec<String>,
@@ -130,6 +137,17 @@ pub struct ApiConfig {
     pub stages: BTreeMap<String, StageConfig>,
     /// Routes by route key (`$connect`, `$disconnect`, `$default`, custom keys).
     pub routes: BTreeMap<String, RouteConfig>,
+    /// Authorizers by name, attached to `$connect` with `authorizer: name`.
+    #[serde(default)]
+    pub authorizers: BTreeMap<String, AuthorizerConfig>,
+    /// Where the API key comes from: `$request.header.<name>` (default `x-api-key`),
+    /// `$request.querystring.<name>` or `$context.authorizer.usageIdentifierKey`.
+    #[serde(default = "default_api_key_selection")]
+    pub api_key_selection_expression: String,
+}
+
+fn default_api_key_selection() -> String {
+    DEFAULT_API_KEY_SELECTION.into()
 }
 
 /// One stage.
@@ -150,6 +168,12 @@ pub struct RouteConfig {
     /// Two-way route: the integration's reply body is sent to the client.
     #[serde(default)]
     pub route_response: bool,
+    /// Name of the authorizer run before the integration (`$connect` only).
+    #[serde(default)]
+    pub authorizer: Option<String>,
+    /// Require a known API key (`$connect` only).
+    #[serde(default)]
+    pub api_key_required: bool,
 }
 
 /// The backend of a route.

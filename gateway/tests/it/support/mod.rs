@@ -22,6 +22,9 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgate::{Config, Gateway, Listeners};
 
+pub mod keys;
+pub mod secured;
+
 /// How long any single awaited event may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
