@@ -44,6 +44,7 @@ pub(crate) fn record(shared: &Shared, handle: &SessionHandle) -> ConnectionRecor
         user_agent: meta.user_agent.clone(),
         authorizer: meta.authorizer.clone(),
         api_key_id: meta.api_key_id.clone(),
+        domain_name: Some(meta.domain_name.clone()),
     }
 }
 
