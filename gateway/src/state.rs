@@ -1,5 +1,5 @@
 //! The state every handler shares: configuration, routes, the local registry, the connection
-//! store, the callback authenticator and the lifecycle signals.
+//! store, the cluster membership, the callback authenticator and the lifecycle signals.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use wsgate_connection_store::ConnectionStore;
 
 use crate::callback::auth::CallbackAuth;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::integration::StageRoutes;
 use crate::registry::Registry;
@@ -34,6 +35,8 @@ pub struct Shared {
     pub registry: Registry,
     /// Connection records (memory or Redis).
     pub store: Arc<dyn ConnectionStore>,
+    /// Cluster membership and the bus to other nodes (Redis store only).
+    pub cluster: Option<Arc<Cluster>>,
     /// Callback API authentication.
     pub callback_auth: CallbackAuth,
     /// tungstenite settings derived from `limits`.
@@ -56,6 +59,7 @@ impl Shared {
         selection: SelectionExpression,
         stages: HashMap<String, Arc<StageRoutes>>,
         store: Arc<dyn ConnectionStore>,
+        cluster: Option<Arc<Cluster>>,
         callback_auth: CallbackAuth,
         callback_addr: Option<SocketAddr>,
     ) -> Self {
@@ -80,6 +84,7 @@ impl Shared {
             stages,
             registry: Registry::default(),
             store,
+            cluster,
             callback_auth,
             ws_config,
             callback_addr,
