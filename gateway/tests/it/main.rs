@@ -1,6 +1,7 @@
 //! Integration tests: the real gateway on port 0, a real HTTP backend, real WebSocket clients.
 
 mod callback;
+mod cluster;
 mod connect;
 mod lifecycle;
 mod messages;
