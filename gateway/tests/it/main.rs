@@ -2,6 +2,7 @@
 
 mod callback;
 mod cluster;
+mod cluster_nodes;
 mod connect;
 mod lifecycle;
 mod messages;
