@@ -3,6 +3,7 @@
 mod callback;
 mod cluster;
 mod cluster_nodes;
+mod cluster_redis;
 mod connect;
 mod lifecycle;
 mod messages;
