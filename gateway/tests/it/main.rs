@@ -2,6 +2,7 @@
 
 mod callback;
 mod cluster;
+mod cluster_measure;
 mod cluster_nodes;
 mod cluster_redis;
 mod connect;
