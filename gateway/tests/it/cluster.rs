@@ -109,6 +109,23 @@ async fn sequential_posts_through_both_nodes_arrive_in_order() {
     for i in 0..300 {
         assert_eq!(next_text(&mut ws).await, i.to_string());
     }
+    let metrics = client
+        .get(a.http_url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for name in [
+        "wsgate_bus_published_total",
+        "wsgate_bus_received_total",
+        "wsgate_cluster_forward_total",
+        "wsgate_cluster_forward_seconds",
+        "wsgate_store_operation_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
 }
 
 #[tokio::test]

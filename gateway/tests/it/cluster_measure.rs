@@ -23,12 +23,22 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Sequential post → client receive, one at a time.
-async fn latency(client: &reqwest::Client, via: &str, ws: &mut Ws, id: &str) -> (Duration, Duration) {
+async fn latency(
+    client: &reqwest::Client,
+    via: &str,
+    ws: &mut Ws,
+    id: &str,
+) -> (Duration, Duration) {
     let url = format!("{via}/prod/@connections/{id}");
     let mut samples = Vec::with_capacity(LATENCY_POSTS);
     for i in 0..LATENCY_POSTS {
         let started = Instant::now();
-        let r = client.post(&url).body(i.to_string()).send().await.expect("post");
+        let r = client
+            .post(&url)
+            .body(i.to_string())
+            .send()
+            .await
+            .expect("post");
         assert_eq!(r.status(), 200);
         assert_eq!(next_text(ws).await, i.to_string());
         samples.push(started.elapsed());
@@ -59,7 +69,12 @@ async fn throughput(client: &reqwest::Client, via: &str, sockets: Vec<(Ws, Strin
         });
         let writer = tokio::spawn(async move {
             for i in 0..POSTS_PER_CONNECTION {
-                let r = client.post(&url).body(i.to_string()).send().await.expect("post");
+                let r = client
+                    .post(&url)
+                    .body(i.to_string())
+                    .send()
+                    .await
+                    .expect("post");
                 assert_eq!(r.status(), 200);
             }
         });

@@ -218,3 +218,29 @@ async fn sigterm_drains_one_node_and_leaves_the_others_alone() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert!(backend.try_next().await.is_none());
 }
+
+#[tokio::test]
+async fn a_node_restarted_under_its_id_reaps_what_its_previous_process_left() {
+    let backend = Backend::ok().await;
+    let store = redis_store(&shared_redis_url(), &unique_prefix());
+    let yaml = node_config(&backend.url(), &store, "");
+    let mut b = NodeProcess::start(&yaml, "node-b-restarted").await;
+    let (_ws1, id1) = connect_and_id(&backend, &b.ws_url("/prod")).await;
+    let (_ws2, id2) = connect_and_id(&backend, &b.ws_url("/prod")).await;
+    b.kill9();
+    // No other node runs: only the new process of the same id can clean up.
+    let b = NodeProcess::start(&yaml, "node-b-restarted").await;
+    let reaped = disconnects(&backend, 2, REAP_DEADLINE).await;
+    let ids: BTreeSet<String> = reaped.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(ids, BTreeSet::from([id1.clone(), id2.clone()]));
+    let client = http();
+    for id in [&id1, &id2] {
+        assert_eq!(callback(&client, Method::GET, &b.base(), id, "").await, 410);
+    }
+    let (mut ws, id) = connect_and_id(&backend, &b.ws_url("/prod")).await;
+    assert_eq!(
+        callback(&client, Method::POST, &b.base(), &id, "new").await,
+        200
+    );
+    assert_eq!(next_text(&mut ws).await, "new");
+}

@@ -116,6 +116,58 @@ async fn redis_outage_fails_fast_keeps_clients_and_recovers_after_data_loss() {
 }
 
 #[tokio::test]
+async fn a_killed_subscription_loses_no_acknowledged_post() {
+    let redis = RedisServer::start().await;
+    let backend = Backend::ok().await;
+    let store = redis_store(&redis.url(), &unique_prefix());
+    let yaml = node_config(&backend.url(), &store, "");
+    let a = TestGateway::start(&yaml).await;
+    let b = TestGateway::start(&yaml).await;
+    let (mut ws, id) = connect_and_id(&backend, &b.ws_url("/prod")).await;
+    let client = http();
+    let a_base = a.http_url("");
+    let mut raw = redis::Client::open(redis.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let _: () = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut raw)
+        .await
+        .expect("CLIENT KILL");
+    // Keep posting through A while B's subscription is gone and comes back.
+    let mut acknowledged = Vec::new();
+    let deadline = Instant::now() + RECOVERY;
+    let mut seq = 0u32;
+    while acknowledged.len() < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "posts did not recover: {acknowledged:?}"
+        );
+        seq += 1;
+        match callback(&client, Method::POST, &a_base, &id, &seq.to_string()).await {
+            200 => acknowledged.push(seq.to_string()),
+            503 => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // Every post answered 200 reaches the client, in order (503s may or may not arrive).
+    let mut pending = acknowledged.iter().peekable();
+    while let Some(expected) = pending.peek() {
+        if next_text(&mut ws).await == **expected {
+            pending.next();
+        }
+    }
+    assert!(
+        backend.try_next().await.is_none(),
+        "nobody was disconnected"
+    );
+}
+
+#[tokio::test]
 async fn cross_node_callbacks_work_on_a_redis_cluster() {
     let cluster = RedisCluster::start().await;
     let backend = Backend::ok().await;
