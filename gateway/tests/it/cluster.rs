@@ -8,12 +8,12 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::support::cluster::*;
 use crate::support::*;
 
-/// Two nodes on the shared Redis under a fresh prefix.
-async fn two_nodes(backend: &Backend, extra: &str) -> (TestGateway, TestGateway) {
-    let store = redis_store(&shared_redis_url(), &unique_prefix());
+/// Two nodes on the shared Redis under a fresh prefix (deleted when the guard drops).
+async fn two_nodes(backend: &Backend, extra: &str) -> (TestGateway, TestGateway, Cleanup) {
+    let (store, cleanup) = shared_store();
     let a = TestGateway::start(&node_config(&backend.url(), &store, extra)).await;
     let b = TestGateway::start(&node_config(&backend.url(), &store, extra)).await;
-    (a, b)
+    (a, b, cleanup)
 }
 
 fn base(gw: &TestGateway) -> String {
@@ -23,7 +23,7 @@ fn base(gw: &TestGateway) -> String {
 #[tokio::test]
 async fn post_get_delete_work_from_the_other_node() {
     let backend = Backend::ok().await;
-    let (a, b) = two_nodes(&backend, "").await;
+    let (a, b, _cleanup) = two_nodes(&backend, "").await;
     let (mut ws, id) = connect_and_id(&backend, &b.ws_url("/prod")).await;
     let client = http();
 
@@ -94,7 +94,7 @@ async fn post_get_delete_work_from_the_other_node() {
 #[tokio::test]
 async fn sequential_posts_through_both_nodes_arrive_in_order() {
     let backend = Backend::ok().await;
-    let (a, b) = two_nodes(&backend, "").await;
+    let (a, b, _cleanup) = two_nodes(&backend, "").await;
     let (mut ws, id) = connect_and_id(&backend, &b.ws_url("/prod")).await;
     let client = http();
     let nodes = [base(&a), base(&b)];
@@ -132,7 +132,7 @@ async fn sequential_posts_through_both_nodes_arrive_in_order() {
 async fn a_full_queue_on_the_owner_answers_429_across_nodes() {
     let backend = Backend::ok().await;
     let extra = "limits:\n  outbound_queue_messages: 4\n  send_timeout: 1s\n  ping_interval: 0\n";
-    let (a, b) = two_nodes(&backend, extra).await;
+    let (a, b, _cleanup) = two_nodes(&backend, extra).await;
     let (_ws, id) = connect_and_id(&backend, &b.ws_url("/prod")).await;
     let client = http();
     let payload = vec![b'z'; 120_000];

@@ -91,7 +91,7 @@ async fn throughput(client: &reqwest::Client, via: &str, sockets: Vec<(Ws, Strin
 #[ignore = "measurement; run with --ignored --nocapture"]
 async fn cluster_measure() {
     let backend = Arc::new(Backend::ok().await);
-    let store = redis_store(&shared_redis_url(), &unique_prefix());
+    let (store, _cleanup) = shared_store();
     let yaml = node_config(&backend.url(), &store, "");
     let a = TestGateway::start(&yaml).await;
     let b = TestGateway::start(&yaml).await;

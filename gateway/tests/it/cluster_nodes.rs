@@ -31,7 +31,7 @@ async fn disconnects(backend: &Backend, n: usize, within: Duration) -> Vec<(Stri
 #[tokio::test]
 async fn a_killed_node_is_reaped_once_and_its_ids_answer_410() {
     let backend = Backend::ok().await;
-    let store = redis_store(&shared_redis_url(), &unique_prefix());
+    let (store, _cleanup) = shared_store();
     let yaml = node_config(&backend.url(), &store, "");
     let a = TestGateway::start(&yaml).await;
     let mut b = NodeProcess::start(&yaml, "node-b-killed").await;
@@ -81,7 +81,7 @@ async fn a_killed_node_is_reaped_once_and_its_ids_answer_410() {
 #[tokio::test]
 async fn a_frozen_node_that_was_reaped_closes_its_sockets_without_ghosts() {
     let backend = Backend::ok().await;
-    let store = redis_store(&shared_redis_url(), &unique_prefix());
+    let (store, _cleanup) = shared_store();
     let yaml = node_config(&backend.url(), &store, "");
     let a = TestGateway::start(&yaml).await;
     let b = NodeProcess::start(&yaml, "node-b-frozen").await;
@@ -163,6 +163,7 @@ async fn a_frozen_node_that_was_reaped_closes_its_sockets_without_ghosts() {
 async fn sigterm_drains_one_node_and_leaves_the_others_alone() {
     let backend = Backend::ok().await;
     let prefix = unique_prefix();
+    let _cleanup = cleanup(&prefix);
     let store = redis_store(&shared_redis_url(), &prefix);
     let yaml = node_config(&backend.url(), &store, "");
     let a = TestGateway::start(&yaml).await;
@@ -222,7 +223,7 @@ async fn sigterm_drains_one_node_and_leaves_the_others_alone() {
 #[tokio::test]
 async fn a_node_restarted_under_its_id_reaps_what_its_previous_process_left() {
     let backend = Backend::ok().await;
-    let store = redis_store(&shared_redis_url(), &unique_prefix());
+    let (store, _cleanup) = shared_store();
     let yaml = node_config(&backend.url(), &store, "");
     let mut b = NodeProcess::start(&yaml, "node-b-restarted").await;
     let (_ws1, id1) = connect_and_id(&backend, &b.ws_url("/prod")).await;

@@ -33,6 +33,50 @@ pub fn unique_prefix() -> String {
     format!("wsgate-it-{}", unique_suffix())
 }
 
+/// Deletes every key of a prefix on the shared Redis when dropped (also after a panic).
+pub struct Cleanup {
+    url: String,
+    prefix: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let Ok(mut conn) = redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection())
+        else {
+            return;
+        };
+        for pattern in [
+            format!("{}:*", self.prefix),
+            format!("{{{}}}:*", self.prefix),
+        ] {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(pattern)
+                .query(&mut conn)
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _ = redis::cmd("DEL").arg(keys).exec(&mut conn);
+            }
+        }
+    }
+}
+
+/// The guard for `prefix` on the shared Redis.
+pub fn cleanup(prefix: &str) -> Cleanup {
+    Cleanup {
+        url: shared_redis_url(),
+        prefix: prefix.to_string(),
+    }
+}
+
+/// `store:` on the shared Redis under a fresh prefix, and the guard that deletes its keys.
+/// Keep the guard alive until the gateways using the prefix are gone.
+pub fn shared_store() -> (String, Cleanup) {
+    let url = shared_redis_url();
+    let prefix = unique_prefix();
+    let store = redis_store(&url, &prefix);
+    (store, Cleanup { url, prefix })
+}
+
 /// `store:` for one Redis.
 pub fn redis_store(url: &str, prefix: &str) -> String {
     format!("store:\n  kind: redis\n  url: {url}\n  prefix: {prefix}\n  timeout: 500ms\n")
