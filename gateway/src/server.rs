@@ -37,6 +37,8 @@ use crate::ws::connect;
 
 /// How often last-active times are written to the store.
 const TOUCH_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// Upper bound on waiting for the cluster tasks (a renewal in flight) at shutdown.
+const CLUSTER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -276,17 +278,22 @@ impl Gateway {
                 "drain timeout reached; closing the rest abruptly"
             );
         }
-        // The lease is renewed until every connection is closed, so no other node reaps them.
+        // The lease is renewed until every connection is closed, so no other node reaps them;
+        // it is given back once no renewal can be in flight any more.
         if let Some(cluster) = &self.shared.cluster {
-            cluster.leave().await;
+            cluster.stop();
+            let _ = tokio::time::timeout(CLUSTER_STOP_TIMEOUT, async {
+                while self.cluster_tasks.join_next().await.is_some() {}
+            })
+            .await;
+            self.cluster_tasks.abort_all();
+            cluster.release().await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             while self.background.join_next().await.is_some() {}
-            while self.cluster_tasks.join_next().await.is_some() {}
         })
         .await;
         self.background.abort_all();
-        self.cluster_tasks.abort_all();
         tracing::info!("stopped");
     }
 

@@ -121,7 +121,7 @@ impl Cluster {
         Ok((cluster, Receivers { inbox, acks }))
     }
 
-    /// Starts the inbox, ack, lease and reaper tasks; they run until [`Cluster::leave`].
+    /// Starts the inbox, ack, lease and reaper tasks; they run until [`Cluster::stop`].
     pub fn spawn(
         self: &Arc<Self>,
         shared: &Arc<Shared>,
@@ -139,10 +139,15 @@ impl Cluster {
         tasks.spawn(reaper::reap_leftovers(Arc::clone(shared), Arc::clone(self)));
     }
 
-    /// Graceful exit, after this node's connections are closed and their records removed:
-    /// stops the tasks and gives the lease back, so no other node reaps this one.
-    pub async fn leave(&self) {
+    /// Graceful exit, step 1, after this node's connections are closed and their records
+    /// removed: stops the tasks (the caller then waits for them, so no renewal is in flight).
+    pub fn stop(&self) {
         self.stop.cancel();
+    }
+
+    /// Graceful exit, step 2, once the tasks have ended: gives the lease back and leaves the
+    /// node set, so no other node reaps this one.
+    pub async fn release(&self) {
         if let Err(error) = self
             .members
             .release_lease(&self.node_id, &self.lease.token())
