@@ -13,9 +13,10 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use super::Cluster;
@@ -30,6 +31,8 @@ const LOST_CLOSE_REASON: &str = "Service Restart: node rejoined the cluster";
 /// Upper bound on waiting for closed sockets to finish before taking a fresh lease.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(20);
+/// Records re-registered at once after a data loss.
+const REASSERT_CONCURRENCY: usize = 64;
 
 /// The lease token and health, shared by the lease and reaper tasks.
 #[derive(Debug)]
@@ -38,6 +41,7 @@ pub(super) struct LeaseState {
     healthy_since: Mutex<Option<Instant>>,
     probe_sent: AtomicU64,
     probe_seen: AtomicU64,
+    reassert_pending: AtomicBool,
 }
 
 fn new_token() -> String {
@@ -51,6 +55,7 @@ impl LeaseState {
             healthy_since: Mutex::new(Some(Instant::now())),
             probe_sent: AtomicU64::new(0),
             probe_seen: AtomicU64::new(0),
+            reassert_pending: AtomicBool::new(false),
         }
     }
 
@@ -120,6 +125,13 @@ async fn renew(shared: &Shared, cluster: &Cluster) {
         Ok(LeaseRenewal::Held) => {
             cluster.lease.set_healthy(true, false);
             cluster.fence.store(false, Ordering::Release);
+            if cluster.lease.reassert_pending.load(Ordering::Acquire) {
+                let done = reassert(shared).await;
+                cluster
+                    .lease
+                    .reassert_pending
+                    .store(!done, Ordering::Release);
+            }
             probe(cluster).await;
         }
         Ok(LeaseRenewal::Reacquired) => {
@@ -129,7 +141,11 @@ async fn renew(shared: &Shared, cluster: &Cluster) {
             );
             cluster.lease.set_healthy(true, true);
             cluster.fence.store(false, Ordering::Release);
-            reassert(shared).await;
+            let done = reassert(shared).await;
+            cluster
+                .lease
+                .reassert_pending
+                .store(!done, Ordering::Release);
             probe(cluster).await;
         }
         Ok(LeaseRenewal::Lost) => {
@@ -147,25 +163,44 @@ async fn renew(shared: &Shared, cluster: &Cluster) {
     }
 }
 
-/// Registers every open local connection again (after Redis lost the records).
-async fn reassert(shared: &Shared) {
-    let mut done = 0usize;
-    for handle in shared.registry.all() {
-        if !handle.is_open() {
-            continue;
-        }
-        let record = crate::ws::record(shared, &handle);
-        if let Err(error) = shared.store.register(&record).await {
-            tracing::warn!(%error, "cannot re-assert connection records; trying again at the next renewal");
-            return;
-        }
-        if !handle.is_open() {
-            // It closed meanwhile and its own removal may have run first: undo ours.
-            let _ = shared.store.remove(&record.connection_id).await;
-        }
-        done += 1;
+/// Registers every open local connection again (after Redis lost the records), up to
+/// [`REASSERT_CONCURRENCY`] at a time.
+/// True when every record was written.
+async fn reassert(shared: &Shared) -> bool {
+    let open: Vec<_> = shared
+        .registry
+        .all()
+        .into_iter()
+        .filter(|h| h.is_open())
+        .collect();
+    let results: Vec<bool> = futures_util::stream::iter(open)
+        .map(|handle| async move {
+            let record = crate::ws::record(shared, &handle);
+            if let Err(error) = shared.store.register(&record).await {
+                tracing::debug!(%error, connection_id = %record.connection_id, "cannot re-assert a record");
+                return false;
+            }
+            if !handle.is_open() {
+                // It closed meanwhile and its own removal may have run first: undo ours.
+                let _ = shared.store.remove(&record.connection_id).await;
+            }
+            true
+        })
+        .buffer_unordered(REASSERT_CONCURRENCY)
+        .collect()
+        .await;
+    let failed = results.iter().filter(|ok| !**ok).count();
+    if failed > 0 {
+        tracing::warn!(
+            failed,
+            "some connection records could not be re-asserted; retrying at the next renewal"
+        );
     }
-    tracing::info!(connections = done, "connection records re-asserted");
+    tracing::info!(
+        connections = results.len() - failed,
+        "connection records re-asserted"
+    );
+    failed == 0
 }
 
 /// After our connections were reaped: fence, close every socket, drop leftovers, new lease.
