@@ -164,8 +164,7 @@ async fn renew(shared: &Shared, cluster: &Cluster) {
 }
 
 /// Registers every open local connection again (after Redis lost the records), up to
-/// [`REASSERT_CONCURRENCY`] at a time.
-/// True when every record was written.
+/// [`REASSERT_CONCURRENCY`] at a time; true when every record was written.
 async fn reassert(shared: &Shared) -> bool {
     let open: Vec<_> = shared
         .registry
