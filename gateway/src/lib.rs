@@ -14,6 +14,9 @@
 //! - [`events`]: the Lambda proxy event JSON.
 //! - [`callback`]: `@connections` (POST/GET/DELETE) with bearer or SigV4 authentication.
 //! - [`registry`]: connections held by this node, with their bounded outboxes.
+//! - [`cluster`]: several nodes as one gateway on Redis: cross-node callbacks over a bus,
+//!   node leases, the reaper of dead nodes, recovery after Redis outages.
+//! - [`store`]: the gateway's wrapper of the connection store (metrics, cluster fence).
 //! - [`error`]: every client-visible failure, mapped to HTTP statuses and close codes in one place.
 //! - [`ops`], [`telemetry`]: health, readiness, metrics and logs.
 //! - [`cli`]: the `wsgate` command line (the binary only calls it).
@@ -21,6 +24,7 @@
 pub mod auth;
 pub mod callback;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod events;
@@ -31,6 +35,7 @@ pub mod registry;
 pub mod routing;
 pub mod server;
 pub mod state;
+pub mod store;
 pub mod telemetry;
 pub mod ws;
 

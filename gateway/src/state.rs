@@ -1,5 +1,5 @@
 //! The state every handler shares: configuration, routes, the local registry, the connection
-//! store, the callback authenticator and the lifecycle signals.
+//! store, the cluster membership, the callback authenticator and the lifecycle signals.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,6 +13,7 @@ use wsgate_connection_store::ConnectionStore;
 
 use crate::auth::Security;
 use crate::callback::auth::CallbackAuth;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::integration::StageRoutes;
 use crate::registry::Registry;
@@ -35,6 +36,8 @@ pub struct Shared {
     pub registry: Registry,
     /// Connection records (memory or Redis).
     pub store: Arc<dyn ConnectionStore>,
+    /// Cluster membership and the bus to other nodes (Redis store only).
+    pub cluster: Option<Arc<Cluster>>,
     /// Callback API authentication.
     pub callback_auth: CallbackAuth,
     /// Origin, per-address, authorizer and API key checks on `$connect`.
@@ -59,6 +62,7 @@ impl Shared {
         selection: SelectionExpression,
         stages: HashMap<String, Arc<StageRoutes>>,
         store: Arc<dyn ConnectionStore>,
+        cluster: Option<Arc<Cluster>>,
         callback_auth: CallbackAuth,
         callback_addr: Option<SocketAddr>,
         security: Security,
@@ -84,6 +88,7 @@ impl Shared {
             stages,
             registry: Registry::default(),
             store,
+            cluster,
             callback_auth,
             security,
             ws_config,

@@ -12,9 +12,9 @@ use super::ConfigError;
 const PREFIX: &str = "WSGATE_";
 
 /// The top-level keys of [`super::Config`]; kept in sync by a test.
-pub(super) const SECTIONS: [&str; 10] = [
-    "listen", "node_id", "store", "api", "limits", "callback", "shutdown", "log", "api_keys",
-    "security",
+pub(super) const SECTIONS: [&str; 11] = [
+    "listen", "node_id", "store", "cluster", "api", "limits", "callback", "shutdown", "log",
+    "api_keys", "security",
 ];
 
 /// Applies the overrides; returns the `WSGATE_*` variables that name no section.
