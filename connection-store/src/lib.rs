@@ -10,6 +10,9 @@
 //!
 //! - `store`: the [`ConnectionStore`] trait and the [`Page`] returned by `list_node`. The rest of
 //!   the gateway sees only `Arc<dyn ConnectionStore>`.
+//! - `groups`: the [`GroupStore`] trait: cluster-wide group memberships and the connections of
+//!   each stage, for counts and listings (`memory_groups` and `redis_store::groups` implement
+//!   it).
 //! - `record`: [`ConnectionRecord`], the stored value (camelCase JSON).
 //! - `error`: [`StoreError`], the one error type of this crate, and [`DecodeError`].
 //! - `memory`: [`MemoryStore`], a dashmap-backed store for a single node and for tests.
@@ -20,7 +23,9 @@
 //!   and `tests/redis.rs` run them against both stores.
 
 mod error;
+mod groups;
 mod memory;
+mod memory_groups;
 mod record;
 mod redis_store;
 mod store;
@@ -29,6 +34,7 @@ mod store;
 pub mod conformance;
 
 pub use error::{DecodeError, StoreError};
+pub use groups::{GroupStore, Membership};
 pub use memory::MemoryStore;
 pub use record::ConnectionRecord;
 pub use redis_store::{LeaseClaim, LeaseRenewal, RedisStore, RedisStoreOptions};

@@ -24,6 +24,8 @@ use crate::{ConnectionRecord, ConnectionStore, Page, StoreError};
 pub struct MemoryStore {
     records: DashMap<String, ConnectionRecord>,
     by_node: DashMap<String, BTreeSet<String>>,
+    /// Group memberships (see `memory_groups`).
+    pub(crate) groups: crate::memory_groups::MemoryGroups,
 }
 
 impl MemoryStore {

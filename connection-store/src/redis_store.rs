@@ -29,6 +29,9 @@
 //! - `list_node`: `SSCAN node` (the cursor is Redis's), then `EXISTS` per id to drop and prune
 //!   ids whose record is gone.
 //!
+//! Group memberships and the connections of each stage (the `GroupStore` side) are described
+//! in `groups`.
+//!
 //! Needs Redis 6.2 or later (`GETDEL`, `SET … GET`).
 //!
 //! # Redis Cluster
@@ -43,6 +46,7 @@
 
 mod backend;
 mod codec;
+mod groups;
 mod lease;
 mod list;
 mod touch;

@@ -34,6 +34,22 @@ impl Keys {
         format!("{}:node:{node_id}", self.prefix)
     }
 
+    /// `{prefix}:group:{{stage}:{group}}`: set of a group's members, hash-tagged by stage and
+    /// group so that each group's key has a slot of its own.
+    pub(super) fn group(&self, stage: &str, group: &str) -> String {
+        format!("{}:group:{{{stage}:{group}}}", self.prefix)
+    }
+
+    /// `{prefix}:joined:{connection_id}`: set of the groups a connection joined.
+    pub(super) fn joined(&self, connection_id: &str) -> String {
+        format!("{}:joined:{connection_id}", self.prefix)
+    }
+
+    /// `{prefix}:stage:{stage}`: set of a stage's connections.
+    pub(super) fn stage(&self, stage: &str) -> String {
+        format!("{}:stage:{stage}", self.prefix)
+    }
+
     /// `{{prefix}}:lease:{node_id}`: the node's lease (value: its token; `PX` TTL).
     pub(super) fn lease(&self, node_id: &str) -> String {
         format!("{{{}}}:lease:{node_id}", self.prefix)
