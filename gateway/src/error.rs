@@ -248,6 +248,15 @@ pub enum CallbackError {
     /// The connection store is unavailable.
     #[error("Service unavailable")]
     Unavailable,
+    /// The connection is in `groups.max_groups_per_connection` groups already.
+    #[error("Limit exceeded: the connection is in {limit} groups already")]
+    TooManyGroups {
+        /// The limit.
+        limit: usize,
+    },
+    /// `groups.max_inflight_posts` group posts are being handled on this node.
+    #[error("Limit exceeded: too many group messages in flight; retry later")]
+    GroupPostsBusy,
 }
 
 impl CallbackError {
@@ -255,7 +264,9 @@ impl CallbackError {
         match self {
             Self::Gone => (StatusCode::GONE, "GoneException"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "ForbiddenException"),
-            Self::LimitExceeded => (StatusCode::TOO_MANY_REQUESTS, "LimitExceededException"),
+            Self::LimitExceeded | Self::TooManyGroups { .. } | Self::GroupPostsBusy => {
+                (StatusCode::TOO_MANY_REQUESTS, "LimitExceededException")
+            }
             Self::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeException")
             }

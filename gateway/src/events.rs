@@ -81,6 +81,13 @@ pub enum EventKind<'a> {
         /// Close reason.
         reason: &'a str,
     },
+    /// The connection joined (`$join`) or left (`$leave`) a group.
+    Presence {
+        /// True for a join.
+        joined: bool,
+        /// `{"group": ..., "memberCount": ...}`.
+        body: &'a str,
+    },
 }
 
 impl EventKind<'_> {
@@ -90,6 +97,8 @@ impl EventKind<'_> {
             Self::Connect(_) => "CONNECT",
             Self::Message { .. } => "MESSAGE",
             Self::Disconnect { .. } => "DISCONNECT",
+            Self::Presence { joined: true, .. } => "JOIN",
+            Self::Presence { joined: false, .. } => "LEAVE",
         }
     }
 }
@@ -170,7 +179,8 @@ const DISCONNECT_HEADERS: [(&str, &str); 4] = [
     ("x-restapi", ""),
 ];
 
-/// Serialises the Lambda proxy event for `kind` on `meta`'s connection.
+/// Serialises the Lambda proxy event for `kind` on `meta`'s connection. A presence event has
+/// the shape of a MESSAGE event without `messageId`.
 pub fn lambda_event(
     meta: &ConnectionMeta,
     route_key: &str,
@@ -204,6 +214,15 @@ pub fn lambda_event(
             request_context,
             body: Some(body),
             is_base64_encoded: *is_base64,
+        },
+        EventKind::Presence { body, .. } => Event {
+            headers: None,
+            multi_value_headers: None,
+            query_string_parameters: None,
+            multi_value_query_string_parameters: None,
+            request_context,
+            body: Some(body),
+            is_base64_encoded: false,
         },
         EventKind::Disconnect { .. } => {
             disconnect_headers = DISCONNECT_HEADERS.map(|(k, v)| {
@@ -252,7 +271,7 @@ fn request_context<'a>(
             status_code,
             reason,
         } => (None, Some(*status_code), Some(*reason)),
-        EventKind::Connect(_) => (None, None, None),
+        EventKind::Connect(_) | EventKind::Presence { .. } => (None, None, None),
     };
     RequestContext {
         route_key,

@@ -13,6 +13,8 @@
 //! - [`integration`]: the backends (`aws_proxy`, `http_proxy`, `mock`).
 //! - [`events`]: the Lambda proxy event JSON.
 //! - [`callback`]: `@connections` (POST/GET/DELETE) with bearer or SigV4 authentication.
+//! - [`groups`]: named groups of connections: membership, one call to reach every member on
+//!   every node, broadcasts, counts and listings, presence events.
 //! - [`registry`]: connections held by this node, with their bounded outboxes.
 //! - [`cluster`]: several nodes as one gateway on Redis: cross-node callbacks over a bus,
 //!   node leases, the reaper of dead nodes, recovery after Redis outages.
@@ -28,6 +30,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod groups;
 pub mod ids;
 pub mod integration;
 pub mod ops;

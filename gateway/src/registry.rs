@@ -104,6 +104,11 @@ impl SessionHandle {
         self.state.load(Ordering::Acquire) == OPEN
     }
 
+    /// True once the session has ended (or the handshake was abandoned).
+    pub fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) == CLOSED
+    }
+
     /// Marks the upgrade complete.
     pub fn mark_open(&self) {
         let _ = self
@@ -172,6 +177,13 @@ impl Registry {
             .filter(|entry| entry.is_open() && entry.take_dirty())
             .map(|entry| (entry.key().clone(), entry.last_active_ms()))
             .collect()
+    }
+
+    /// Calls `f` for every held connection, without collecting them (`f` must not block).
+    pub fn for_each(&self, mut f: impl FnMut(&Arc<SessionHandle>)) {
+        for entry in &self.sessions {
+            f(entry.value());
+        }
     }
 
     /// Every held connection (for shutdown).

@@ -22,12 +22,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
-use wsgate_connection_store::{ConnectionStore, MemoryStore, RedisStore, RedisStoreOptions};
+use wsgate_connection_store::{
+    ConnectionStore, GroupStore, MemoryStore, RedisStore, RedisStoreOptions,
+};
 
 use crate::callback::{self, auth::CallbackAuth};
 use crate::cluster::redis_bus::{RedisBus, RedisTarget};
 use crate::cluster::{self, Cluster, ClusterBus};
 use crate::config::{Config, StoreConfig};
+use crate::groups::Groups;
 use crate::integration;
 use crate::ops;
 use crate::routing::SelectionExpression;
@@ -55,6 +58,9 @@ pub enum StartError {
     /// The cluster (bus or lease) could not be joined.
     #[error("store: cannot join the cluster: {0}")]
     Cluster(#[source] cluster::JoinError),
+    /// The group channels could not be set up.
+    #[error("store: cannot subscribe to the group channels: {0}")]
+    Groups(#[source] cluster::BusError),
     /// A listener's address could not be read.
     #[error("listener: {0}")]
     Listener(#[source] std::io::Error),
@@ -104,9 +110,11 @@ pub struct Gateway {
     cluster_tasks: JoinSet<()>,
 }
 
-/// The store (wrapped for metrics and the fence) and, with Redis, the joined cluster.
+/// The store (wrapped for metrics and the fence), the group records and, with Redis, the
+/// joined cluster.
 type Built = (
     Arc<dyn ConnectionStore>,
+    Arc<dyn GroupStore>,
     Option<(Arc<Cluster>, cluster::Receivers)>,
 );
 
@@ -120,7 +128,11 @@ async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError
         ))
     };
     let redis = match &config.store {
-        StoreConfig::Memory => return Ok((wrap(Arc::new(MemoryStore::new())), None)),
+        StoreConfig::Memory => {
+            let memory = Arc::new(MemoryStore::new());
+            let groups: Arc<dyn GroupStore> = Arc::clone(&memory) as _;
+            return Ok((wrap(memory), groups, None));
+        }
         StoreConfig::Redis(redis) => redis,
     };
     let options = RedisStoreOptions {
@@ -136,6 +148,7 @@ async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError
     }
     .map_err(StartError::Store)?;
     let records = wrap(Arc::new(store.clone()));
+    let groups: Arc<dyn GroupStore> = Arc::new(store.clone());
     let target = RedisTarget {
         seeds,
         cluster: redis.is_cluster(),
@@ -154,7 +167,7 @@ async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError
     )
     .await
     .map_err(StartError::Cluster)?;
-    Ok((records, Some(joined)))
+    Ok((records, groups, Some(joined)))
 }
 
 impl Gateway {
@@ -178,7 +191,10 @@ impl Gateway {
         })?;
         let security =
             crate::auth::Security::build(&config, &client, &|var| std::env::var(var).ok())?;
-        let (store, joined) = build_store(&config, &node_id).await?;
+        let (store, group_store, joined) = build_store(&config, &node_id).await?;
+        let (groups, group_receivers) = Groups::build(&config, &node_id, group_store)
+            .await
+            .map_err(StartError::Groups)?;
         let local_addr = listeners.main.local_addr().map_err(StartError::Listener)?;
         let callback_addr = match &listeners.callback {
             Some(l) => Some(l.local_addr().map_err(StartError::Listener)?),
@@ -200,6 +216,7 @@ impl Gateway {
             stages,
             store,
             joined.as_ref().map(|(c, _)| Arc::clone(c)),
+            groups,
             callback_auth,
             callback_addr,
             security,
@@ -208,6 +225,7 @@ impl Gateway {
         if let Some((cluster, receivers)) = joined {
             cluster.spawn(&shared, receivers, &mut cluster_tasks);
         }
+        Groups::spawn(&shared, group_receivers, &mut cluster_tasks);
         crate::telemetry::prometheus();
 
         let stop_accepting = CancellationToken::new();
@@ -289,6 +307,7 @@ impl Gateway {
         }
         // The lease is renewed until every connection is closed, so no other node reaps them;
         // it is given back once no renewal can be in flight any more.
+        self.shared.groups.stop();
         if let Some(cluster) = &self.shared.cluster {
             cluster.stop();
             let _ = tokio::time::timeout(CLUSTER_STOP_TIMEOUT, async {

@@ -1,5 +1,5 @@
 //! The state every handler shares: configuration, routes, the local registry, the connection
-//! store, the cluster membership, the callback authenticator and the lifecycle signals.
+//! store, the cluster membership, the groups, the callback authenticator and the lifecycle signals.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,6 +15,7 @@ use crate::auth::Security;
 use crate::callback::auth::CallbackAuth;
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::groups::Groups;
 use crate::integration::StageRoutes;
 use crate::registry::Registry;
 use crate::routing::SelectionExpression;
@@ -38,6 +39,8 @@ pub struct Shared {
     pub store: Arc<dyn ConnectionStore>,
     /// Cluster membership and the bus to other nodes (Redis store only).
     pub cluster: Option<Arc<Cluster>>,
+    /// Named groups of connections.
+    pub groups: Groups,
     /// Callback API authentication.
     pub callback_auth: CallbackAuth,
     /// Origin, per-address, authorizer and API key checks on `$connect`.
@@ -63,6 +66,7 @@ impl Shared {
         stages: HashMap<String, Arc<StageRoutes>>,
         store: Arc<dyn ConnectionStore>,
         cluster: Option<Arc<Cluster>>,
+        groups: Groups,
         callback_auth: CallbackAuth,
         callback_addr: Option<SocketAddr>,
         security: Security,
@@ -89,6 +93,7 @@ impl Shared {
             registry: Registry::default(),
             store,
             cluster,
+            groups,
             callback_auth,
             security,
             ws_config,

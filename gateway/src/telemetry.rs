@@ -71,6 +71,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
         // from this library, which embedding programs choose by installing their own.
         let _ = metrics::set_global_recorder(recorder);
         describe();
+        crate::groups::metrics::describe();
         handle
     })
 }

@@ -1,6 +1,9 @@
 //! The callback API, wire-compatible with Amazon API Gateway's management API:
 //! `POST/GET/DELETE /{stage}/@connections/{id}` (also `%40connections`), with AWS error names.
 //!
+//! Groups (`@groups`, `@broadcast`, memberships and listings) are in [`crate::groups::api`],
+//! behind the same [`admit`] checks.
+//!
 //! A connection held by this node is served from the registry; one held by another node is
 //! forwarded to its owner over the cluster bus (see [`crate::cluster`]), and GET answers from
 //! its record.
@@ -32,6 +35,7 @@ pub fn router() -> Router<Arc<Shared>> {
     Router::new()
         .route("/{stage}/@connections/{id}", handler.clone())
         .route("/{stage}/%40connections/{id}", handler)
+        .merge(crate::groups::api::router())
 }
 
 /// `?code=4000&reason=...` on DELETE (beyond AWS).
@@ -80,6 +84,28 @@ async fn handle(
     id: &str,
     request: Request,
 ) -> Result<Response, CallbackError> {
+    let (parts, body) = admit(shared, peer, stage, request).await?;
+    match parts.method {
+        Method::POST => post_to_connection(shared, stage, id, body).await,
+        Method::GET => get_connection(shared, stage, id).await,
+        Method::DELETE => {
+            delete_connection(shared, stage, id, CloseParams::parse(parts.uri.query())).await
+        }
+        _ => Err(CallbackError::BadRequest("unsupported method".into())),
+    }
+}
+
+/// What every callback request goes through: the body limit, caller authentication and the
+/// stage check. Answers the request's parts and its body.
+///
+/// # Errors
+/// 413, 403 or 404 as the callback API answers them.
+pub(crate) async fn admit(
+    shared: &Shared,
+    peer: SocketAddr,
+    stage: &str,
+    request: Request,
+) -> Result<(http::request::Parts, Bytes), CallbackError> {
     let (parts, body) = request.into_parts();
     let limit = shared.config.limits.max_message_bytes;
     let declared = parts
@@ -102,14 +128,7 @@ async fn handle(
     if !shared.stages.contains_key(stage) {
         return Err(CallbackError::UnknownStage);
     }
-    match parts.method {
-        Method::POST => post_to_connection(shared, stage, id, body).await,
-        Method::GET => get_connection(shared, stage, id).await,
-        Method::DELETE => {
-            delete_connection(shared, stage, id, CloseParams::parse(parts.uri.query())).await
-        }
-        _ => Err(CallbackError::BadRequest("unsupported method".into())),
-    }
+    Ok((parts, body))
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, CallbackError> {

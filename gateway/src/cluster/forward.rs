@@ -1,4 +1,4 @@
-//! Callbacks for connections held by another node: the record names the owner; the request
+//! Callbacks for connections held by another node (also group joins and leaves): the record names the owner; the request
 //! travels on the bus and the owner's `Ack` decides the answer, so a cross-node POST answers
 //! exactly what a local one would (200 queued, 429 queue full, 410 gone).
 //!
@@ -35,6 +35,7 @@ impl Cluster {
             Outcome::Done => Ok(()),
             Outcome::Full => Err(CallbackError::LimitExceeded),
             Outcome::Gone => Err(CallbackError::Gone),
+            Outcome::TooManyGroups | Outcome::Unavailable => Err(CallbackError::Unavailable),
         }
     }
 
@@ -62,6 +63,40 @@ impl Cluster {
         match outcome {
             Outcome::Done => Ok(()),
             Outcome::Full | Outcome::Gone => Err(CallbackError::Gone),
+            Outcome::TooManyGroups | Outcome::Unavailable => Err(CallbackError::Unavailable),
+        }
+    }
+
+    /// `PUT` (`join`) or `DELETE @connections/{id}/groups/{group}` for a connection not held
+    /// here: the owner joins or leaves (it holds the connection's local index and
+    /// subscriptions) and answers with an `Ack`.
+    ///
+    /// # Errors
+    /// The [`CallbackError`] the callback API answers.
+    pub async fn membership(
+        &self,
+        stage: &str,
+        id: &str,
+        group: &str,
+        join: bool,
+        max_groups: usize,
+    ) -> Result<(), CallbackError> {
+        let owner = self.owner(stage, id).await?;
+        let method = if join { "join" } else { "leave" };
+        let outcome = self
+            .forward(method, &owner, |request, reply_to| Envelope::Membership {
+                request,
+                reply_to,
+                connection_id: id.to_owned(),
+                group: group.to_owned(),
+                join,
+            })
+            .await?;
+        match outcome {
+            Outcome::Done => Ok(()),
+            Outcome::Gone => Err(CallbackError::Gone),
+            Outcome::TooManyGroups => Err(CallbackError::TooManyGroups { limit: max_groups }),
+            Outcome::Full | Outcome::Unavailable => Err(CallbackError::Unavailable),
         }
     }
 
@@ -93,7 +128,8 @@ impl Cluster {
             Ok(Outcome::Done) => "done",
             Ok(Outcome::Full) => "full",
             Ok(Outcome::Gone) | Err(CallbackError::Gone) => "gone",
-            Err(_) => "unavailable",
+            Ok(Outcome::TooManyGroups) => "too_many_groups",
+            Ok(Outcome::Unavailable) | Err(_) => "unavailable",
         };
         metrics::counter!(telemetry::FORWARD_TOTAL, "method" => method, "outcome" => label)
             .increment(1);

@@ -1,6 +1,6 @@
 //! The receiving side of the bus: one task applies the frames sent to this node, in arrival
-//! order (so sequential posts reach a client in order), and queues an `Ack` for each `Post` and
-//! `Delete`; another publishes the `Ack`s with bounded concurrency.
+//! order (so sequential posts reach a client in order), and queues an `Ack` for each `Post`,
+//! `Delete` and group `Membership` change (the latter applied on a task of its own); another publishes the `Ack`s with bounded concurrency.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,7 +36,7 @@ pub(super) async fn run(
     }
 }
 
-fn apply(shared: &Shared, cluster: &Cluster, frame: Bytes) {
+fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes) {
     let envelope = match Envelope::decode(frame) {
         Ok(envelope) => envelope,
         Err(error) => {
@@ -74,6 +74,36 @@ fn apply(shared: &Shared, cluster: &Cluster, frame: Bytes) {
                 None => Outcome::Gone,
             };
             reply(cluster, reply_to, request, outcome);
+        }
+        Envelope::Membership {
+            request,
+            reply_to,
+            connection_id,
+            group,
+            join,
+        } => {
+            let Some(handle) = shared.registry.get(&connection_id) else {
+                reply(cluster, reply_to, request, Outcome::Gone);
+                return;
+            };
+            // Joining waits for Redis: off this task, so later frames are not held up. The
+            // sender waits for the Ack, so sequential calls still apply in order.
+            let (shared, cluster) = (Arc::clone(shared), Arc::clone(cluster));
+            tokio::spawn(async move {
+                let groups = &shared.groups;
+                let result = if join {
+                    groups.join(&shared, &handle, &group).await
+                } else {
+                    groups.leave(&shared, &handle, &group).await
+                };
+                let outcome = match result {
+                    Ok(()) => Outcome::Done,
+                    Err(CallbackError::Gone) => Outcome::Gone,
+                    Err(CallbackError::TooManyGroups { .. }) => Outcome::TooManyGroups,
+                    Err(_) => Outcome::Unavailable,
+                };
+                reply(&cluster, reply_to, request, outcome);
+            });
         }
         Envelope::Ack { request, outcome } => cluster.pending.complete(request, outcome),
         Envelope::Probe { seq } => cluster.lease.probe_seen(seq),

@@ -179,6 +179,10 @@ async fn reassert(shared: &Shared) -> bool {
                 tracing::debug!(%error, connection_id = %record.connection_id, "cannot re-assert a record");
                 return false;
             }
+            if let Err(error) = shared.groups.reassert(&handle).await {
+                tracing::debug!(%error, connection_id = %record.connection_id, "cannot re-assert group memberships");
+                return false;
+            }
             if !handle.is_open() {
                 // It closed meanwhile and its own removal may have run first: undo ours.
                 let _ = shared.store.remove(&record.connection_id).await;

@@ -4,7 +4,10 @@
 //! # Pieces
 //! - [`bus`]: the [`ClusterBus`] seam (publish a frame to a node, receive this node's frames);
 //!   [`redis_bus`] implements it on Redis pub/sub (sharded on a Redis Cluster).
-//! - [`wire`]: the frames: `Post`, `Delete`, their `Ack`, and the `Probe` a node sends itself.
+//! - [`wire`]: the frames: `Post`, `Delete`, group `Membership` changes, their `Ack`, and the
+//!   `Probe` a node sends itself.
+//! - [`channels`]: the named-channel seam groups publish and subscribe on; [`redis_channels`]
+//!   implements it on Redis pub/sub (sharded on a Redis Cluster).
 //! - `forward`: the callback API's path for a connection held by another node: look the
 //!   record up, publish to the owner, wait (bounded) for its `Ack`.
 //! - `inbox`: applies frames received from other nodes (bounded queue, one task, in order)
@@ -18,12 +21,14 @@
 //! A memory store is one node: no cluster is built and callbacks for unknown ids answer 410.
 
 pub mod bus;
+pub mod channels;
 mod forward;
 mod inbox;
 mod lease;
 mod pending;
 mod reaper;
 pub mod redis_bus;
+pub mod redis_channels;
 pub mod wire;
 
 use std::sync::Arc;

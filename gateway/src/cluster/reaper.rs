@@ -3,6 +3,7 @@
 //! one and run `$disconnect` (status 1006) for each record this node removed. `store.remove`
 //! hands a record to one caller only, so with several reapers each connection still gets one
 //! `$disconnect`. A node whose lease comes back mid-reap is left alone from the next page on.
+//! A reaped connection also leaves its groups in the store (with `$leave` events).
 //!
 //! A node reaps only after its own renewals have succeeded for a whole `lease_ttl`, so after a
 //! Redis outage the live nodes have renewed before anyone judges them dead.
@@ -143,5 +144,7 @@ async fn disconnect(shared: &Shared, record: ConnectionRecord) {
         api_key_id: record.api_key_id,
         authorizer: record.authorizer,
     };
+    let meta = Arc::new(meta);
+    shared.groups.forget_in_store(shared, &meta).await;
     crate::ws::run_disconnect(routes, &meta, LOST_STATUS, LOST_REASON).await;
 }

@@ -35,8 +35,9 @@ pub struct RedisTarget {
     pub timeout: Duration,
 }
 
+/// A connection to one Redis or to a Redis Cluster.
 #[derive(Clone)]
-enum Conn {
+pub(super) enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
@@ -61,11 +62,11 @@ impl std::fmt::Debug for RedisBus {
     }
 }
 
-fn redis_err(op: &'static str) -> impl Fn(redis::RedisError) -> BusError {
+pub(super) fn redis_err(op: &'static str) -> impl Fn(redis::RedisError) -> BusError {
     move |source| BusError::Redis { op, source }
 }
 
-async fn timed<T>(
+pub(super) async fn timed<T>(
     op: &'static str,
     after: Duration,
     fut: impl Future<Output = redis::RedisResult<T>>,
@@ -129,7 +130,7 @@ fn channel(prefix: &str, node_id: &str) -> String {
 }
 
 /// A connection; with `push`, a RESP3 one that hands pushes to the callback.
-async fn connect(
+pub(super) async fn connect(
     target: &RedisTarget,
     push: Option<&mpsc::Sender<Bytes>>,
 ) -> Result<Conn, BusError> {

@@ -10,6 +10,8 @@ const POST: u8 = 1;
 const DELETE: u8 = 2;
 const ACK: u8 = 3;
 const PROBE: u8 = 4;
+const JOIN: u8 = 5;
+const LEAVE: u8 = 6;
 
 /// What the owner of a connection answers to a forwarded callback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +22,10 @@ pub enum Outcome {
     Gone,
     /// The connection's outbound queue is full (POST only).
     Full,
+    /// The connection is in as many groups as allowed (Join only).
+    TooManyGroups,
+    /// The owner could not record the change (Redis failed; Join and Leave only).
+    Unavailable,
 }
 
 impl Outcome {
@@ -28,6 +34,8 @@ impl Outcome {
             Self::Done => 0,
             Self::Gone => 1,
             Self::Full => 2,
+            Self::TooManyGroups => 3,
+            Self::Unavailable => 4,
         }
     }
 
@@ -36,6 +44,8 @@ impl Outcome {
             0 => Ok(Self::Done),
             1 => Ok(Self::Gone),
             2 => Ok(Self::Full),
+            3 => Ok(Self::TooManyGroups),
+            4 => Ok(Self::Unavailable),
             other => Err(WireError::UnknownOutcome(other)),
         }
     }
@@ -68,7 +78,20 @@ pub enum Envelope {
         /// Close reason.
         reason: String,
     },
-    /// The owner's answer to a `Post` or `Delete`.
+    /// Add `connection_id` to `group` (`join`) or remove it; answer with an `Ack` to `reply_to`.
+    Membership {
+        /// Matches the `Ack`.
+        request: u64,
+        /// The node waiting for the `Ack`.
+        reply_to: String,
+        /// The connection.
+        connection_id: String,
+        /// The group.
+        group: String,
+        /// Join (true) or leave.
+        join: bool,
+    },
+    /// The owner's answer to a `Post`, `Delete` or `Membership`.
     Ack {
         /// The request answered.
         request: u64,
@@ -137,6 +160,19 @@ impl Envelope {
                 out.put_u16(*code);
                 put_str(&mut out, reason)?;
             }
+            Self::Membership {
+                request,
+                reply_to,
+                connection_id,
+                group,
+                join,
+            } => {
+                out.put_u8(if *join { JOIN } else { LEAVE });
+                out.put_u64(*request);
+                put_str(&mut out, reply_to)?;
+                put_str(&mut out, connection_id)?;
+                put_str(&mut out, group)?;
+            }
             Self::Ack { request, outcome } => {
                 out.put_u8(ACK);
                 out.put_u64(*request);
@@ -175,6 +211,13 @@ impl Envelope {
                 outcome: Outcome::from_code(r.u8()?)?,
             },
             PROBE => Self::Probe { seq: r.u64()? },
+            tag @ (JOIN | LEAVE) => Self::Membership {
+                request: r.u64()?,
+                reply_to: r.string()?,
+                connection_id: r.string()?,
+                group: r.string()?,
+                join: tag == JOIN,
+            },
             other => return Err(WireError::UnknownTag(other)),
         };
         Ok(message)
@@ -187,6 +230,8 @@ impl Envelope {
             Self::Delete { .. } => "delete",
             Self::Ack { .. } => "ack",
             Self::Probe { .. } => "probe",
+            Self::Membership { join: true, .. } => "join",
+            Self::Membership { join: false, .. } => "leave",
         }
     }
 }
@@ -275,6 +320,28 @@ mod tests {
                 outcome: Outcome::Gone,
             },
             Envelope::Probe { seq: 3 },
+            Envelope::Membership {
+                request: 11,
+                reply_to: "node-c".into(),
+                connection_id: "id".into(),
+                group: "room:1".into(),
+                join: true,
+            },
+            Envelope::Membership {
+                request: 12,
+                reply_to: "node-c".into(),
+                connection_id: "id".into(),
+                group: "g".into(),
+                join: false,
+            },
+            Envelope::Ack {
+                request: 13,
+                outcome: Outcome::TooManyGroups,
+            },
+            Envelope::Ack {
+                request: 14,
+                outcome: Outcome::Unavailable,
+            },
         ]
     }
 

@@ -5,12 +5,14 @@ mod auth;
 mod check_auth;
 pub mod duration;
 mod env;
+mod groups;
 mod model;
 
 use std::path::Path;
 use std::time::Duration;
 
 pub use auth::*;
+pub use groups::{GroupsConfig, SlowMember};
 pub use model::*;
 
 /// Why a configuration could not be used.
@@ -138,12 +140,10 @@ impl Config {
             .map_err(|e| ConfigError::invalid("api.route_selection_expression", e.to_string()))?;
         for (key, route) in &api.routes {
             let at = format!("api.routes.{key}");
-            if key.starts_with('$')
-                && !["$connect", "$disconnect", "$default"].contains(&key.as_str())
-            {
+            if key.starts_with('$') && !PREDEFINED_ROUTES.contains(&key.as_str()) {
                 return Err(ConfigError::invalid(
                     at,
-                    "route keys starting with `$` are reserved; use $connect, $disconnect, $default or a custom key",
+                    "route keys starting with `$` are reserved; use $connect, $disconnect, $default, $join, $leave or a custom key",
                 ));
             }
             if key.is_empty() {
@@ -227,6 +227,7 @@ impl Config {
             ));
         }
         self.validate_store_and_cluster()?;
+        self.groups.validate()?;
         if self.shutdown.drain_timeout.is_zero() {
             return Err(ConfigError::invalid(
                 "shutdown.drain_timeout",
@@ -309,6 +310,9 @@ impl Config {
         self.node_id.clone().unwrap_or_else(crate::ids::node_id)
     }
 }
+
+/// Route keys with a meaning of their own (`$join`/`$leave`: group presence events).
+pub const PREDEFINED_ROUTES: [&str; 5] = ["$connect", "$disconnect", "$default", "$join", "$leave"];
 
 /// Paths the gateway serves itself, which therefore cannot be stage names.
 pub const RESERVED_PATHS: [&str; 4] = ["healthz", "readyz", "metrics", "@connections"];

@@ -45,6 +45,9 @@ pub struct Config {
     /// Origin allow-list and per-address limits on upgrade requests.
     #[serde(default)]
     pub security: SecurityConfig,
+    /// Named groups: limits, the slow-member policy, presence events.
+    #[serde(default)]
+    pub groups: super::groups::GroupsConfig,
     /// `WSGATE_*` environment variables that named no config section (warned about at start).
     #[serde(skip)]
     pub ignored_env: Vec<String>,

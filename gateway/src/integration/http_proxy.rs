@@ -109,6 +109,11 @@ impl Integration for HttpProxy {
                     .header("x-wsgate-disconnect-status-code", status_code.to_string())
                     .header("x-wsgate-disconnect-reason", *reason);
             }
+            EventKind::Presence { body, .. } => {
+                request = request
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(body.to_string());
+            }
         }
         let response = request
             .send()

@@ -147,6 +147,7 @@ async fn accept(
     metrics::counter!(telemetry::CONNECT_TOTAL, "stage" => stage.clone()).increment(1);
 
     let mut protocol = None;
+    let mut groups = Vec::new();
     if let Some(route) = routes.get("$connect") {
         let invocation = Invocation {
             meta: &meta,
@@ -170,6 +171,7 @@ async fn accept(
         if protocol.is_none() && response.header("sec-websocket-protocol").is_some() {
             tracing::warn!(connection_id = %meta.connection_id, "$connect selected a subprotocol the client did not offer; ignored");
         }
+        groups = crate::groups::groups_from_answer(&response);
     }
     let protocol = protocol.or_else(|| shared.security.fallback_protocol(&hs.offered_protocols));
     if shared.is_draining() {
@@ -187,6 +189,11 @@ async fn accept(
         session::spawn_rejected_after_connect(Arc::clone(&shared), Arc::clone(&handle), routes);
         guard.armed = false;
         return Err(HandshakeRejection::StoreUnavailable);
+    }
+    if let Err(rejection) = crate::groups::admit(&shared, &handle, &groups).await {
+        session::spawn_rejected_after_connect(Arc::clone(&shared), Arc::clone(&handle), routes);
+        guard.armed = false;
+        return Err(rejection);
     }
     guard.armed = false;
     let session = session::run(Arc::clone(&shared), handle, outbox, on_upgrade, routes);

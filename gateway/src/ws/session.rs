@@ -292,7 +292,7 @@ async fn close(ws: &mut Ws, reason: &CloseReason) {
     }
 }
 
-/// Removes the connection everywhere and runs `$disconnect` (once per connection cluster-wide:
+/// Removes the connection everywhere (its groups included) and runs `$disconnect` (once per connection cluster-wide:
 /// only the remover of the store record runs it).
 async fn finish(
     shared: &Shared,
@@ -305,6 +305,7 @@ async fn finish(
     handle.mark_closed();
     shared.registry.remove(&meta.connection_id);
     metrics::gauge!(telemetry::CONNECTIONS_CURRENT).set(shared.registry.len() as f64);
+    shared.groups.forget(shared, handle).await;
     metrics::counter!(telemetry::DISCONNECT_TOTAL, "code" => reason.code().to_string())
         .increment(1);
     if let Some(Dispatcher { tx, task }) = dispatcher {

@@ -1,0 +1,493 @@
+//! Named groups of connections: join and leave from the backend or from the `$connect` answer,
+//! one callback to reach every member on every node, broadcasts to a whole stage, member counts
+//! and listings, and presence events.
+//!
+//! # Pieces
+//! - `index`: this node's members of each group, and each connection's groups.
+//! - `fanout`: delivery to this node's members without ever waiting for one of them, and the
+//!   slow-member policy.
+//! - `remote`: groups across nodes on Redis pub/sub (one channel per group, subscribed while
+//!   this node holds members) with per-group order.
+//! - `wire`: the frame of a group message between nodes.
+//! - `presence`: `$join` / `$leave` events.
+//! - [`api`]: the callback endpoints (`@groups`, `@broadcast`, group membership, listings).
+//! - `connect`: groups named by the `$connect` integration's answer.
+//! - `name`: the group-name rules.
+//!
+//! The cluster-wide view (counts, listings, the reaper's cleanup) is the store's
+//! [`GroupStore`]; delivery only ever uses the local index.
+
+pub mod api;
+mod connect;
+pub(crate) mod fanout;
+mod index;
+pub mod metrics;
+mod name;
+mod presence;
+mod remote;
+mod wire;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+use wsgate_connection_store::{GroupStore, StoreError};
+
+pub(crate) use self::connect::admit;
+pub use self::connect::{GROUPS_HEADER, groups_from_answer};
+pub use self::fanout::Counts;
+use self::fanout::Fanout;
+use self::index::Index;
+use self::presence::Presence;
+pub use self::remote::RemoteReceivers;
+use self::remote::{Remote, RemoteSettings};
+use crate::cluster::BusError;
+use crate::cluster::redis_bus::RedisTarget;
+use crate::config::{Config, GroupsConfig, StoreConfig};
+use crate::error::CallbackError;
+use crate::events::ConnectionMeta;
+use crate::registry::SessionHandle;
+use crate::state::Shared;
+
+/// What a group post or broadcast did (the answer of `POST @groups/{group}` and `@broadcast`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostOutcome {
+    /// Delivery on this node.
+    pub local: Counts,
+    /// The message was handed to Redis for the other nodes.
+    pub published: bool,
+    /// Other nodes that received it (nodes holding members; every node for a broadcast).
+    pub remote_nodes: u64,
+}
+
+/// Groups on this node.
+#[derive(Debug)]
+pub struct Groups {
+    config: GroupsConfig,
+    store: Arc<dyn GroupStore>,
+    index: Index,
+    remote: Option<Remote>,
+    posts: Semaphore,
+    presence: Presence,
+    stop: CancellationToken,
+}
+
+impl Groups {
+    /// Groups for `config`: local only with the memory store; with Redis, connected to the
+    /// group channels (the receivers go to [`Groups::spawn`]).
+    ///
+    /// # Errors
+    /// [`BusError`] when Redis cannot be reached.
+    pub async fn build(
+        config: &Config,
+        node_id: &str,
+        store: Arc<dyn GroupStore>,
+    ) -> Result<(Self, Option<RemoteReceivers>), BusError> {
+        let (remote, receivers) = match &config.store {
+            StoreConfig::Memory => (None, None),
+            StoreConfig::Redis(redis) => {
+                let settings = RemoteSettings {
+                    target: RedisTarget {
+                        seeds: redis.seeds(),
+                        cluster: redis.is_cluster(),
+                        timeout: redis.timeout,
+                    },
+                    prefix: &redis.prefix,
+                    node_id,
+                    stages: config.api.stages.keys().cloned().collect(),
+                    receive_queue: config.groups.receive_queue_messages,
+                    echo_timeout: config.cluster.forward_timeout,
+                    max_waiters: config.groups.max_inflight_posts,
+                };
+                let (remote, receivers) = Remote::connect(settings).await?;
+                (Some(remote), Some(receivers))
+            }
+        };
+        let g = &config.groups;
+        let groups = Self {
+            store,
+            index: Index::default(),
+            remote,
+            posts: Semaphore::new(g.max_inflight_posts),
+            presence: Presence::new(g.presence_max_members, g.presence_concurrency),
+            stop: CancellationToken::new(),
+            config: g.clone(),
+        };
+        Ok((groups, receivers))
+    }
+
+    /// Starts the cross-node tasks (with Redis); they run until [`Groups::stop`].
+    pub fn spawn(
+        shared: &Arc<Shared>,
+        receivers: Option<RemoteReceivers>,
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) {
+        if let Some(receivers) = receivers {
+            remote::spawn(shared, receivers, &shared.groups.stop, tasks);
+        }
+    }
+
+    /// Stops the cross-node tasks (at shutdown, once every connection has closed).
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// The group settings.
+    pub fn config(&self) -> &GroupsConfig {
+        &self.config
+    }
+
+    /// The cluster-wide records.
+    pub fn store(&self) -> &dyn GroupStore {
+        &*self.store
+    }
+
+    fn gauges(&self) {
+        metrics::set_sizes(self.index.group_count(), self.index.membership_count());
+    }
+
+    /// Records a new connection of its stage (for `GET @connections`).
+    ///
+    /// # Errors
+    /// The store's error.
+    pub async fn add_connection(&self, meta: &ConnectionMeta) -> Result<(), StoreError> {
+        self.store
+            .add_connection(&meta.stage, &meta.connection_id)
+            .await
+    }
+
+    /// Adds a connection held by this node to `group`; idempotent.
+    ///
+    /// # Errors
+    /// 400 for an invalid name, 410 when the connection is closing, 429 over the per-connection
+    /// limit, 503 when Redis fails (the join is then undone).
+    pub async fn join(
+        &self,
+        shared: &Shared,
+        handle: &Arc<SessionHandle>,
+        group: &str,
+    ) -> Result<(), CallbackError> {
+        name::validate(group, self.config.max_name_bytes)?;
+        if handle.is_closed() {
+            return Err(CallbackError::Gone);
+        }
+        let meta = &handle.meta;
+        let key = index::key(&meta.stage, group);
+        let new = self
+            .index
+            .note_joined(
+                &meta.connection_id,
+                group,
+                self.config.max_groups_per_connection,
+            )
+            .map_err(|limit| CallbackError::TooManyGroups { limit: limit.limit })?;
+        if !new {
+            return Ok(());
+        }
+        self.index.insert(&key, handle);
+        let joined = async {
+            let membership = self
+                .store
+                .join(&meta.stage, group, &meta.connection_id)
+                .await
+                .map_err(|_| CallbackError::Unavailable)?;
+            if let Some(remote) = &self.remote {
+                let channel = remote.group_channel(&meta.stage, group);
+                if !remote.ensure_subscribed(&key, channel).await {
+                    return Err(CallbackError::Unavailable);
+                }
+            }
+            Ok(membership)
+        }
+        .await;
+        match joined {
+            // The session ended meanwhile, and its cleanup may have missed this group.
+            Ok(_) if handle.is_closed() => {
+                self.undo_join(handle, group, &key).await;
+                Err(CallbackError::Gone)
+            }
+            Ok(membership) => {
+                self.gauges();
+                if membership.changed {
+                    self.presence
+                        .emit(shared, &handle.meta, group, true, membership.size);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                self.undo_join(handle, group, &key).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn undo_join(&self, handle: &SessionHandle, group: &str, key: &str) {
+        let meta = &handle.meta;
+        self.index.note_left(&meta.connection_id, group);
+        self.index.remove(key, &meta.connection_id);
+        let _ = self
+            .store
+            .leave(&meta.stage, group, &meta.connection_id)
+            .await;
+        self.release(&meta.stage, group, key).await;
+        self.gauges();
+    }
+
+    async fn release(&self, stage: &str, group: &str, key: &str) {
+        if let Some(remote) = &self.remote
+            && !self.index.has_members(key)
+        {
+            remote
+                .release(key, remote.group_channel(stage, group))
+                .await;
+        }
+    }
+
+    /// Removes a connection held by this node from `group`; idempotent.
+    ///
+    /// # Errors
+    /// 400 for an invalid name, 503 when the store fails.
+    pub async fn leave(
+        &self,
+        shared: &Shared,
+        handle: &Arc<SessionHandle>,
+        group: &str,
+    ) -> Result<(), CallbackError> {
+        name::validate(group, self.config.max_name_bytes)?;
+        let meta = &handle.meta;
+        let key = index::key(&meta.stage, group);
+        if !self.index.note_left(&meta.connection_id, group) {
+            return Ok(());
+        }
+        self.index.remove(&key, &meta.connection_id);
+        self.gauges();
+        self.release(&meta.stage, group, &key).await;
+        let membership = self
+            .store
+            .leave(&meta.stage, group, &meta.connection_id)
+            .await
+            .map_err(|_| CallbackError::Unavailable)?;
+        if membership.changed {
+            self.presence
+                .emit(shared, &handle.meta, group, false, membership.size);
+        }
+        Ok(())
+    }
+
+    /// A closed connection leaves every group (locally at once, then in the store).
+    pub async fn forget(&self, shared: &Shared, handle: &SessionHandle) {
+        let meta = &handle.meta;
+        for group in self.index.take_joined(&meta.connection_id) {
+            let key = index::key(&meta.stage, &group);
+            self.index.remove(&key, &meta.connection_id);
+            self.release(&meta.stage, &group, &key).await;
+        }
+        self.gauges();
+        let meta = Arc::clone(&handle.meta);
+        self.forget_in_store(shared, &meta).await;
+    }
+
+    /// Removes a connection's memberships from the store (also for connections reaped from a
+    /// dead node) and sends the `$leave` events.
+    pub async fn forget_in_store(&self, shared: &Shared, meta: &Arc<ConnectionMeta>) {
+        match self.store.forget(&meta.stage, &meta.connection_id).await {
+            Ok(left) => {
+                for (group, size) in left {
+                    self.presence.emit(shared, meta, &group, false, size);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(connection_id = %meta.connection_id, %error, "cannot remove the connection's group memberships");
+            }
+        }
+    }
+
+    /// Writes an open connection's memberships to the store again (after Redis lost data).
+    ///
+    /// # Errors
+    /// The store's error.
+    pub async fn reassert(&self, handle: &SessionHandle) -> Result<(), StoreError> {
+        let meta = &handle.meta;
+        self.store
+            .add_connection(&meta.stage, &meta.connection_id)
+            .await?;
+        for group in self.index.joined(&meta.connection_id) {
+            self.store
+                .join(&meta.stage, &group, &meta.connection_id)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The groups a connection held by this node joined.
+    pub fn joined(&self, connection_id: &str) -> Vec<String> {
+        let mut groups = self.index.joined(connection_id);
+        groups.sort_unstable();
+        groups
+    }
+
+    /// Queues `message` for this node's members of `group` (or, for `None`, every open
+    /// connection of `stage`), except `exclude`.
+    pub(crate) fn deliver(
+        &self,
+        shared: &Shared,
+        stage: &str,
+        group: Option<&str>,
+        message: &Message,
+        exclude: Option<&str>,
+    ) -> Counts {
+        let mut fanout = Fanout::new(message, exclude, self.config.slow_member);
+        match group {
+            Some(group) => {
+                if let Some(members) = self.index.members(&index::key(stage, group)) {
+                    members.for_each(|id, handle| fanout.offer(id, handle));
+                }
+                fanout.finish("group")
+            }
+            None => {
+                shared.registry.for_each(|handle| {
+                    if handle.is_open() && handle.meta.stage == stage {
+                        fanout.offer(&handle.meta.connection_id, handle);
+                    }
+                });
+                fanout.finish("broadcast")
+            }
+        }
+    }
+
+    /// `POST @groups/{group}` (`group` given) or `@broadcast` (`None`): delivers `body` to every
+    /// member on every node, once each, except `exclude`.
+    ///
+    /// # Errors
+    /// 400 for an invalid name, 429 when too many posts are in flight on this node.
+    pub async fn post(
+        &self,
+        shared: &Shared,
+        stage: &str,
+        group: Option<&str>,
+        body: Bytes,
+        exclude: Option<&str>,
+    ) -> Result<PostOutcome, CallbackError> {
+        if let Some(group) = group {
+            name::validate(group, self.config.max_name_bytes)?;
+        }
+        let _slot = self
+            .posts
+            .try_acquire()
+            .map_err(|_| CallbackError::GroupPostsBusy)?;
+        let Some(remote) = &self.remote else {
+            let message = fanout::message(body);
+            return Ok(PostOutcome {
+                local: self.deliver(shared, stage, group, &message, exclude),
+                published: false,
+                remote_nodes: 0,
+            });
+        };
+        let (channel, subscribed) = match group {
+            Some(group) => (
+                remote.group_channel(stage, group),
+                remote.is_subscribed(&index::key(stage, group)),
+            ),
+            None => (remote.broadcast_channel(stage), true),
+        };
+        let (id, waiting) = remote.next(subscribed);
+        let frame = wire::Frame {
+            origin: remote.node_id().to_owned(),
+            id,
+            stage: stage.to_owned(),
+            group: group.map(str::to_owned),
+            exclude: exclude.map(str::to_owned),
+            payload: body.clone(),
+        }
+        .encode()
+        .map_err(|_| CallbackError::BadRequest("exclude is too long".into()))?;
+        let mut local = LocalDelivery {
+            groups: self,
+            shared,
+            stage,
+            group,
+            body,
+            exclude,
+            id,
+            waiting: waiting.is_some(),
+            done: false,
+        };
+        let published = remote.publish(&channel, frame).await;
+        let local_counts = match waiting {
+            Some(mut answer) if published.is_ok() => {
+                match tokio::time::timeout(remote.echo_timeout(), &mut answer).await {
+                    Ok(Ok(counts)) => {
+                        local.done = true;
+                        counts
+                    }
+                    _ => local.now(Some(answer)).await,
+                }
+            }
+            answer => local.now(answer).await,
+        };
+        let receivers = published.as_ref().copied().unwrap_or(0);
+        Ok(PostOutcome {
+            local: local_counts,
+            published: published.is_ok(),
+            remote_nodes: receivers.saturating_sub(u64::from(subscribed)),
+        })
+    }
+}
+
+/// The local part of a post: delivered by the receiving task when this node's own copy comes
+/// back, or here when it does not (publish failed, copy late, node not subscribed), also when
+/// the request is dropped before it was done.
+struct LocalDelivery<'a> {
+    groups: &'a Groups,
+    shared: &'a Shared,
+    stage: &'a str,
+    group: Option<&'a str>,
+    body: Bytes,
+    exclude: Option<&'a str>,
+    id: u64,
+    /// An entry waits for the receiving task (whoever removes it delivers).
+    waiting: bool,
+    /// Local delivery happened (here or by the receiving task).
+    done: bool,
+}
+
+impl LocalDelivery<'_> {
+    fn deliver(&self) -> Counts {
+        let message = fanout::message(self.body.clone());
+        self.groups
+            .deliver(self.shared, self.stage, self.group, &message, self.exclude)
+    }
+
+    /// True when this side must deliver: nothing waits, or it removed the waiting entry.
+    fn ours(&self) -> bool {
+        !self.waiting
+            || self
+                .groups
+                .remote
+                .as_ref()
+                .is_none_or(|remote| remote.take(self.id))
+    }
+
+    /// Delivers now unless the receiving task took the message first (then waits for its
+    /// counts, which follow at once).
+    async fn now(&mut self, answer: Option<tokio::sync::oneshot::Receiver<Counts>>) -> Counts {
+        self.done = true;
+        if self.ours() {
+            return self.deliver();
+        }
+        match answer {
+            Some(answer) => answer.await.unwrap_or_default(),
+            None => Counts::default(),
+        }
+    }
+}
+
+impl Drop for LocalDelivery<'_> {
+    fn drop(&mut self) {
+        if !self.done && self.ours() {
+            self.deliver();
+        }
+    }
+}

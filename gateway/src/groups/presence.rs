@@ -1,0 +1,85 @@
+//! Presence events: when a connection joins or leaves a group, the stage's `$join` or `$leave`
+//! route (if it has one) gets a MESSAGE-like event with `eventType` `JOIN` or `LEAVE` and the
+//! body `{"group": ..., "memberCount": ...}`.
+//!
+//! Only for groups of at most `groups.presence_max_members` members (the member itself
+//! included), so large groups never flood the backend. Events run beside the join or leave (the
+//! caller does not wait for the backend), at most `groups.presence_concurrency` at a time; more
+//! are dropped and counted. Delivery is at most once and events of different changes are not
+//! ordered with respect to each other.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use super::metrics::PRESENCE_TOTAL;
+use crate::events::{ConnectionMeta, EventKind};
+use crate::ids;
+use crate::integration::Invocation;
+use crate::state::Shared;
+
+/// The presence emitter of one node.
+#[derive(Debug)]
+pub(crate) struct Presence {
+    max_members: u64,
+    slots: Arc<Semaphore>,
+}
+
+impl Presence {
+    pub(crate) fn new(max_members: u64, concurrency: usize) -> Self {
+        Self {
+            max_members,
+            slots: Arc::new(Semaphore::new(concurrency)),
+        }
+    }
+
+    /// Sends the event for `meta` joining (`joined`) or leaving `group`, whose size is
+    /// `size_after` once the change is made.
+    pub(crate) fn emit(
+        &self,
+        shared: &Shared,
+        meta: &Arc<ConnectionMeta>,
+        group: &str,
+        joined: bool,
+        size_after: u64,
+    ) {
+        let size_with_member = if joined { size_after } else { size_after + 1 };
+        if self.max_members == 0 || size_with_member > self.max_members {
+            return;
+        }
+        let route_key = if joined { "$join" } else { "$leave" };
+        let Some(route) = shared
+            .stages
+            .get(&meta.stage)
+            .and_then(|routes| routes.get(route_key))
+            .cloned()
+        else {
+            return;
+        };
+        let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
+            metrics::counter!(PRESENCE_TOTAL, "outcome" => "dropped").increment(1);
+            return;
+        };
+        let body = json!({ "group": group, "memberCount": size_after }).to_string();
+        let meta = Arc::clone(meta);
+        shared.tracker.spawn(async move {
+            let _permit = permit;
+            let request_id = ids::request_id();
+            let invocation = Invocation {
+                meta: &meta,
+                route_key,
+                request_id: &request_id,
+                kind: EventKind::Presence {
+                    joined,
+                    body: &body,
+                },
+            };
+            let outcome = match route.integration.invoke(&invocation).await {
+                Ok(response) if response.status < 400 => "sent",
+                Ok(_) | Err(_) => "failed",
+            };
+            metrics::counter!(PRESENCE_TOTAL, "outcome" => outcome).increment(1);
+        });
+    }
+}
