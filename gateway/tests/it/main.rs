@@ -9,6 +9,8 @@ mod cluster_measure;
 mod cluster_nodes;
 mod cluster_redis;
 mod connect;
+mod groups;
+mod groups_cluster;
 mod hardening;
 mod jwks;
 mod jwt;
