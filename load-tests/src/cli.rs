@@ -1,6 +1,7 @@
 //! Command-line interface: one subcommand per scenario, plus `raw`, `backend` and `worker`.
 
 use crate::run::{BackendMode, RunConfig};
+use crate::scenario::fanout::FanoutPlan;
 use crate::scenario::{CloseMode, IdlePlan, Node, Plan, PushPlan, StormPlan, UpstreamPlan};
 use crate::targets::TargetSpec;
 use anyhow::{Result, bail};
@@ -31,6 +32,9 @@ pub enum Cmd {
     Push(PushArgs),
     /// Push through node B to connections on node A.
     CrossNode(CrossArgs),
+    /// N connections join one group; messages posted to the group one at a time: delivery
+    /// latency to every member and deliveries/s.
+    Fanout(FanoutArgs),
     /// Run the raw baseline server on its own.
     Raw(RawArgs),
     /// Run the built-in integration backend on its own (for a gateway started by hand).
@@ -285,6 +289,39 @@ pub struct CrossArgs {
     pub node_b: Option<String>,
 }
 
+/// `fanout` options.
+#[derive(Args, Debug)]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: Common,
+    /// Members of the group (connections, spread over the nodes).
+    #[arg(long, default_value_t = 1000)]
+    pub conns: u64,
+    /// Handshakes in flight at most while opening.
+    #[arg(long, default_value_t = 256)]
+    pub inflight: usize,
+    /// The group.
+    #[arg(long, default_value = "bench")]
+    pub group: String,
+    /// Messages posted to the group.
+    #[arg(long, default_value_t = 20)]
+    pub messages: u64,
+    /// Time between two posts' due times, ms (longer than one fan-out: one message at a time).
+    #[arg(long, default_value_t = 250.0)]
+    pub interval_ms: f64,
+    /// Payload size, bytes.
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Joins in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub join_concurrency: usize,
+    /// Start one wsgate node per config (repeatable; members spread over them, posts to the
+    /// first) instead of --wsgate-config.
+    #[arg(long, value_name = "FILE")]
+    pub node_config: Vec<PathBuf>,
+}
+
 /// `raw` options.
 #[derive(Args, Debug)]
 pub struct RawArgs {
@@ -509,6 +546,27 @@ impl Cmd {
                 let mut cfg = c.config(a.push.plan(), targets);
                 "cross-node".clone_into(&mut cfg.scenario_name);
                 cfg
+            }
+            Self::Fanout(a) => {
+                let c = &a.common;
+                let configs = if a.node_config.is_empty() {
+                    vec![c.wsgate_config.clone()]
+                } else {
+                    a.node_config.clone()
+                };
+                let targets = c.targets_with(&|| c.wsgate_target(configs.clone(), false))?;
+                c.config(
+                    Plan::Fanout(FanoutPlan {
+                        conns: a.conns,
+                        inflight: a.inflight,
+                        group: a.group.clone(),
+                        messages: a.messages,
+                        interval_ms: a.interval_ms,
+                        size: a.size,
+                        join_concurrency: a.join_concurrency,
+                    }),
+                    targets,
+                )
             }
             Self::Raw(_) | Self::Backend(_) | Self::Worker(_) => return Ok(None),
         }))

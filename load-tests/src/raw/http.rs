@@ -1,4 +1,5 @@
-//! The raw server's HTTP side: the `@connections` callback endpoint, health and stats.
+//! The raw server's HTTP side: the `@connections` callback endpoint (and the group routes of
+//! `groups`), health and stats.
 
 use super::Shared;
 use crate::httpd::{Resp, json, read_body, resp};
@@ -50,6 +51,9 @@ pub(super) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Resp 
         }
         _ => {}
     }
+    if let Some(route) = super::groups::route(req.method(), path) {
+        return super::groups::serve(route, req, &shared).await;
+    }
     let Some(id) = connection_id(path) else {
         return resp(StatusCode::NOT_FOUND, "");
     };
@@ -82,7 +86,7 @@ pub(super) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Resp 
     }
 }
 
-fn frame(body: Bytes) -> Message {
+pub(super) fn frame(body: Bytes) -> Message {
     match Utf8Bytes::try_from(body.clone()) {
         Ok(t) => Message::Text(t),
         Err(_) => Message::Binary(body),

@@ -6,12 +6,14 @@
 //!   `{"action":"pong"}`; anything else is ignored.
 //! * HTTP on the same port: `POST /{stage}/@connections/{id}` (or `%40connections`) delivers
 //!   the body as one frame → 200, unknown id → 410, full queue → 429, too large → 413;
-//!   `GET /healthz` → 200; `GET /stats` → counters.
+//!   `GET /healthz` → 200; `GET /stats` → counters. `PUT /{stage}/@connections/{id}/groups/{g}`
+//!   and `POST /{stage}/@groups/{g}` are a group fan-out one member at a time (see `groups`).
 //!
 //! A connection is told apart by its first bytes: a request starting with `GET ` (other than
 //! `GET /healthz` or `GET /stats`) goes to the WebSocket handshake, everything else to the
 //! HTTP server. Each connection is registered with a bounded queue (1024 frames) for push.
 
+mod groups;
 mod http;
 mod ws;
 
@@ -112,6 +114,7 @@ struct Shared {
     cfg: RawConfig,
     next_id: AtomicU64,
     registry: Option<Registry>,
+    groups: groups::Groups,
     open: AtomicI64,
     pushed: AtomicU64,
     gone: AtomicU64,
@@ -163,6 +166,7 @@ pub async fn start(cfg: RawConfig) -> Result<RawServer> {
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
         registry: cfg.registry.then(Registry::new),
+        groups: groups::Groups::default(),
         cfg,
         next_id: AtomicU64::new(0),
         open: AtomicI64::new(0),

@@ -11,7 +11,7 @@ fn focus(plan: &Plan) -> (&'static str, bool, &'static str) {
         Plan::Idle(_) => ("handshake", true, "connections/s"),
         Plan::ConnectStorm(_) => ("handshake", true, "connections/s"),
         Plan::Upstream(_) => ("rtt", false, "messages/s"),
-        Plan::Push(_) => ("delivery", false, "deliveries/s"),
+        Plan::Push(_) | Plan::Fanout(_) => ("delivery", false, "deliveries/s"),
     }
 }
 

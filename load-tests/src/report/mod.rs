@@ -216,6 +216,13 @@ pub fn build_target(
             per_op = ("push", w.aux.len());
             loop_mode = if p.rate > 0.0 { "open" } else { "closed" };
         }
+        Plan::Fanout(_) => {
+            add_lat("delivery", &w.lat);
+            add_lat("http", &w.aux);
+            crate::scenario::fanout::summarize(run, &mut summary);
+            per_op = ("delivery", w.ops);
+            loop_mode = "open";
+        }
     }
     for (k, l) in &latency {
         put_lat(&mut summary, k, l);

@@ -1,5 +1,6 @@
 //! Scenario plans, the share of a plan that one worker runs, and what a share reports back.
 
+pub mod fanout;
 pub mod idle;
 pub mod open;
 pub mod push;
@@ -121,6 +122,8 @@ pub enum Plan {
     Upstream(UpstreamPlan),
     /// See [`PushPlan`] (also used by cross-node, with other callback URLs).
     Push(PushPlan),
+    /// See [`fanout::FanoutPlan`].
+    Fanout(fanout::FanoutPlan),
 }
 
 /// `total` split into `n` near-equal parts: part `i`.
@@ -130,7 +133,7 @@ pub fn split(total: u64, i: usize, n: usize) -> u64 {
     total / n64 + u64::from(i64_ < total % n64)
 }
 
-fn split_usize(total: usize, i: usize, n: usize) -> usize {
+pub(crate) fn split_usize(total: usize, i: usize, n: usize) -> usize {
     usize::try_from(split(u64::try_from(total).unwrap_or(0), i, n)).unwrap_or(0)
 }
 
@@ -149,6 +152,7 @@ impl Plan {
             Self::ConnectStorm(_) => "connect-storm",
             Self::Upstream(_) => "upstream",
             Self::Push(_) => "push",
+            Self::Fanout(_) => "fanout",
         }
     }
 
@@ -159,6 +163,7 @@ impl Plan {
             Self::ConnectStorm(p) => u64::try_from(p.concurrency).unwrap_or(u64::MAX),
             Self::Upstream(p) => p.conns,
             Self::Push(p) => p.conns + u64::try_from(p.posters).unwrap_or(0),
+            Self::Fanout(p) => p.held_conns(),
         }
     }
 
@@ -169,6 +174,7 @@ impl Plan {
             Self::ConnectStorm(_) => 0,
             Self::Upstream(p) => p.conns,
             Self::Push(p) => p.conns,
+            Self::Fanout(p) => p.conns,
         }
     }
 
@@ -202,6 +208,7 @@ impl Plan {
                 count: split(p.count, i, n),
                 ..p.clone()
             }),
+            Self::Fanout(p) => Self::Fanout(p.share(i, n)),
         }
     }
 
@@ -259,6 +266,7 @@ impl Plan {
                     bail!("--size must be at most 131072 (the callback API limit)");
                 }
             }
+            Self::Fanout(p) => p.validate()?,
         }
         Ok(())
     }
@@ -279,6 +287,7 @@ impl Plan {
             Self::ConnectStorm(p) => s(p.warmup_s) + s(p.duration_s),
             Self::Upstream(p) => connect(p.conns) + s(p.warmup_s) + s(p.duration_s),
             Self::Push(p) => connect(p.conns) + s(p.warmup_s) + s(p.duration_s) + 1,
+            Self::Fanout(p) => p.expected_secs(),
         }
     }
 
@@ -302,6 +311,7 @@ impl Plan {
             Self::ConnectStorm(p) => s(p.warmup_s) + s(p.duration_s) + connect_timeout + slack,
             Self::Upstream(p) => connect(p.conns) + s(p.warmup_s) + s(p.duration_s) + slack,
             Self::Push(p) => connect(p.conns) + s(p.warmup_s) + s(p.duration_s) + slack,
+            Self::Fanout(p) => p.time_bound(connect_timeout),
         }
     }
 }
@@ -516,6 +526,7 @@ pub async fn run_share(spec: ShareSpec, ctl: Control) -> Result<ShareResult> {
         Plan::ConnectStorm(p) => storm::run(&mut ctx, p).await,
         Plan::Upstream(p) => upstream::run(&mut ctx, p).await,
         Plan::Push(p) => push::run(&mut ctx, p).await,
+        Plan::Fanout(p) => fanout::run(&mut ctx, p).await,
     };
     sampler_stop.cancel();
     let _ = sampler.await;
