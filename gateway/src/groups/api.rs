@@ -116,11 +116,19 @@ async fn membership(
         let join = parts.method == http::Method::PUT;
         match (shared.registry.get(&id), &shared.cluster) {
             (Some(handle), _) if handle.meta.stage == stage => {
-                if join {
-                    shared.groups.join(&shared, &handle, &group).await?;
-                } else {
-                    shared.groups.leave(&shared, &handle, &group).await?;
-                }
+                // On a task of its own, so a caller that hangs up cannot leave the change half
+                // made (joined here but not in the store, or not subscribed).
+                let (shared, group) = (Arc::clone(&shared), group.clone());
+                tokio::spawn(async move {
+                    let groups = &shared.groups;
+                    if join {
+                        groups.join(&shared, &handle, &group).await
+                    } else {
+                        groups.leave(&shared, &handle, &group).await
+                    }
+                })
+                .await
+                .map_err(|_| CallbackError::Unavailable)??;
             }
             (None, Some(cluster)) => {
                 let config = shared.groups.config();

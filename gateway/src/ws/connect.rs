@@ -15,7 +15,7 @@ use crate::auth::{AuthError, AuthRequest};
 use crate::error::HandshakeRejection;
 use crate::events::{ConnectRequest, ConnectionMeta, EventKind, header_display_name};
 use crate::ids;
-use crate::integration::Invocation;
+use crate::integration::{Invocation, StageRoutes};
 use crate::registry::SessionHandle;
 use crate::state::Shared;
 use crate::telemetry;
@@ -34,6 +34,19 @@ impl Drop for PendingGuard {
             self.handle.mark_closed();
             self.shared.registry.remove(&self.handle.meta.connection_id);
             metrics::gauge!(telemetry::CONNECTIONS_CURRENT).set(self.shared.registry.len() as f64);
+        }
+    }
+}
+
+/// A connection that passed `$connect` and was recorded, until its handshake completes: dropped
+/// armed (the client went away while its groups were being joined), it still gets its cleanup
+/// and `$disconnect`.
+struct Connected(Option<(Arc<Shared>, Arc<SessionHandle>, Arc<StageRoutes>)>);
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        if let Some((shared, handle, routes)) = self.0.take() {
+            session::spawn_rejected_after_connect(shared, handle, routes);
         }
     }
 }
@@ -190,12 +203,14 @@ async fn accept(
         guard.armed = false;
         return Err(HandshakeRejection::StoreUnavailable);
     }
-    if let Err(rejection) = crate::groups::admit(&shared, &handle, &groups).await {
-        session::spawn_rejected_after_connect(Arc::clone(&shared), Arc::clone(&handle), routes);
-        guard.armed = false;
-        return Err(rejection);
-    }
+    let mut connected = Connected(Some((
+        Arc::clone(&shared),
+        Arc::clone(&handle),
+        Arc::clone(&routes),
+    )));
     guard.armed = false;
+    crate::groups::admit(&shared, &handle, &groups).await?;
+    connected.0 = None;
     let session = session::run(Arc::clone(&shared), handle, outbox, on_upgrade, routes);
     shared.tracker.spawn(async move {
         session.await;
