@@ -70,6 +70,7 @@ pub(super) async fn run(
                 handle: &handle,
                 routes: &routes,
                 dispatcher: None,
+                sent: metrics::counter!(telemetry::MESSAGE_TOTAL, "stage" => handle.meta.stage.clone(), "direction" => "out"),
             }
             .drive(ws, outbox)
             .await
@@ -99,6 +100,8 @@ struct Session<'a> {
     handle: &'a Arc<SessionHandle>,
     routes: &'a Arc<StageRoutes>,
     dispatcher: Option<Dispatcher>,
+    /// `MessageCount` out, registered once (a group fan-out writes thousands of messages).
+    sent: metrics::Counter,
 }
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
@@ -110,6 +113,10 @@ impl Session<'_> {
         mut outbox: mpsc::Receiver<Message>,
     ) -> (CloseReason, Option<Dispatcher>) {
         let limits = &self.shared.config.limits;
+        // One wait for a close request for the whole session, not one per loop turn.
+        let handle = self.handle;
+        let cancelled = handle.cancelled();
+        tokio::pin!(cancelled);
         let max_duration = sleep(limits.max_connection_duration);
         let idle = sleep(limits.idle_timeout);
         tokio::pin!(max_duration, idle);
@@ -127,7 +134,7 @@ impl Session<'_> {
             }
             tokio::select! {
                 biased;
-                () = self.handle.cancelled() => {
+                () = &mut cancelled => {
                     break match self.handle.close_request() {
                         Some((code, reason)) => {
                             // Posts answered 200 before the delete reach the client before the
@@ -167,7 +174,7 @@ impl Session<'_> {
                     if let Err(reason) = self.write(&mut ws, message).await {
                         break reason;
                     }
-                    metrics::counter!(telemetry::MESSAGE_TOTAL, "stage" => self.handle.meta.stage.clone(), "direction" => "out").increment(1);
+                    self.sent.increment(1);
                     idle.as_mut().reset(Instant::now() + limits.idle_timeout);
                     self.handle.touch(now_ms());
                 }
@@ -216,12 +223,11 @@ impl Session<'_> {
         ws: &mut Ws,
         outbox: &mut mpsc::Receiver<Message>,
     ) -> Result<(), CloseReason> {
-        let stage = &self.handle.meta.stage;
         let queued = async {
             let mut written = false;
             while let Ok(message) = outbox.try_recv() {
                 ws.feed(message).await?;
-                metrics::counter!(telemetry::MESSAGE_TOTAL, "stage" => stage.clone(), "direction" => "out").increment(1);
+                self.sent.increment(1);
                 written = true;
             }
             if written {
