@@ -1,5 +1,8 @@
 //! The chat backend: the three Lambda-proxy handlers (`$connect`, `$disconnect`, `sendmessage`)
-//! the gateway invokes, the members they keep, and the fan-out through the callback API.
+//! the gateway invokes, the members they keep, and rooms as wsgate groups: `$connect` answers
+//! with the header `X-Wsgate-Groups: room:<room>` (the room from `?room=`), so the gateway puts
+//! the connection in its room before the handshake completes, and each message is one
+//! `POST /{stage}/@groups/room:<room>` instead of one post per member.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,25 +11,44 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-/// Posts to the callback API running at once for one broadcast.
-const FANOUT_CONCURRENCY: usize = 32;
-
-/// Upper bound on one push through the callback API.
+/// Upper bound on one call to the callback API.
 const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Longest display name kept (in characters).
 const MAX_NAME_CHARS: usize = 32;
 
+/// Longest room name kept (in characters).
+const MAX_ROOM_CHARS: usize = 32;
+
 /// Name of a member who gave none.
 const ANONYMOUS: &str = "anonymous";
 
-/// Connected members: connection id to display name.
-pub type Members = BTreeMap<String, String>;
+/// Room of a member who named none.
+pub const DEFAULT_ROOM: &str = "lobby";
+
+/// The header of the `$connect` answer that names the groups to join.
+const GROUPS_HEADER: &str = "X-Wsgate-Groups";
+
+/// A connected member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Display name.
+    pub name: String,
+    /// Room.
+    pub room: String,
+}
+
+/// Connected members by connection id.
+pub type Members = BTreeMap<String, Member>;
+
+/// The group of a room.
+pub fn room_group(room: &str) -> String {
+    format!("room:{room}")
+}
 
 /// The backend's state, shared by its handlers.
 #[derive(Debug)]
@@ -37,7 +59,7 @@ pub struct Chat {
 }
 
 impl Chat {
-    /// A chat with no members that pushes through the callback API at `callback_base`
+    /// A chat with no members that posts through the callback API at `callback_base`
     /// (`http://host:port`).
     ///
     /// # Errors
@@ -54,7 +76,7 @@ impl Chat {
         }))
     }
 
-    /// Watches the members (each `$connect`, `$disconnect` and 410 changes them).
+    /// Watches the members (each `$connect` and `$disconnect` changes them).
     pub fn subscribe(&self) -> watch::Receiver<Members> {
         self.members.subscribe()
     }
@@ -65,10 +87,14 @@ impl Chat {
     }
 
     /// Records a member.
-    pub fn join(&self, connection_id: &str, name: &str) {
-        let (id, name) = (connection_id.to_string(), name.to_string());
+    pub fn join(&self, connection_id: &str, name: &str, room: &str) {
+        let id = connection_id.to_string();
+        let member = Member {
+            name: name.to_string(),
+            room: room.to_string(),
+        };
         self.members.send_modify(|members| {
-            members.insert(id, name);
+            members.insert(id, member);
         });
     }
 
@@ -78,60 +104,30 @@ impl Chat {
             .send_if_modified(|members| members.remove(connection_id).is_some())
     }
 
-    /// Sends `message` to every member on `stage`; members the gateway no longer knows (410)
-    /// are forgotten. Returns how many deliveries succeeded.
-    pub async fn broadcast(&self, stage: &str, message: &Value) -> usize {
-        let ids: Vec<String> = self.members.borrow().keys().cloned().collect();
-        let body = message.to_string();
-        let results: Vec<(String, Delivery)> = futures_util::stream::iter(ids)
-            .map(|id| {
-                let body = body.clone();
-                async move {
-                    let outcome = self.post(stage, &id, body).await;
-                    (id, outcome)
-                }
-            })
-            .buffer_unordered(FANOUT_CONCURRENCY)
-            .collect()
-            .await;
-        let mut delivered = 0;
-        for (id, outcome) in results {
-            match outcome {
-                Delivery::Sent => delivered += 1,
-                Delivery::Gone => {
-                    tracing::info!(connection_id = %id, "connection is gone; forgetting it");
-                    self.leave(&id);
-                }
-                Delivery::Failed(reason) => {
-                    tracing::warn!(connection_id = %id, %reason, "cannot push to connection");
-                }
-            }
-        }
-        delivered
-    }
-
-    async fn post(&self, stage: &str, connection_id: &str, body: String) -> Delivery {
+    /// Sends `message` to every member of `room` on `stage` with one call; answers how many
+    /// connections the gateway handed it to on its node (`deliveredLocal`).
+    ///
+    /// # Errors
+    /// A description of the failed call.
+    pub async fn broadcast(&self, stage: &str, room: &str, message: &Value) -> Result<u64, String> {
         let url = format!(
-            "{}/{stage}/@connections/{connection_id}",
-            self.callback_base
+            "{}/{stage}/@groups/{}",
+            self.callback_base,
+            room_group(room)
         );
-        match self.http.post(url).body(body).send().await {
-            Ok(response) if response.status().is_success() => Delivery::Sent,
-            Ok(response) if response.status() == reqwest::StatusCode::GONE => Delivery::Gone,
-            Ok(response) => {
-                Delivery::Failed(format!("callback API answered {}", response.status()))
-            }
-            Err(error) => Delivery::Failed(error.to_string()),
+        let response = self
+            .http
+            .post(url)
+            .body(message.to_string())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("callback API answered {}", response.status()));
         }
+        let answer: Value = response.json().await.map_err(|e| e.to_string())?;
+        Ok(answer["deliveredLocal"].as_u64().unwrap_or_default())
     }
-}
-
-/// What became of one push.
-#[derive(Debug)]
-enum Delivery {
-    Sent,
-    Gone,
-    Failed(String),
 }
 
 /// The routes the gateway's `aws_proxy` integrations point at.
@@ -175,6 +171,23 @@ fn proxy_response(status: u16, body: Option<&str>) -> Json<Value> {
     }
 }
 
+/// The room from `?room=`: letters, digits, `-` and `_` only, shortened; `lobby` when empty.
+pub fn room_name(query: Option<&BTreeMap<String, String>>) -> String {
+    let room: String = query
+        .and_then(|q| q.get("room"))
+        .map(|r| r.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(MAX_ROOM_CHARS)
+        .collect();
+    if room.is_empty() {
+        DEFAULT_ROOM.to_string()
+    } else {
+        room
+    }
+}
+
 /// The display name from `?name=`, trimmed and shortened; `anonymous` when empty.
 pub fn display_name(query: Option<&BTreeMap<String, String>>) -> String {
     let name: String = query
@@ -193,11 +206,13 @@ pub fn display_name(query: Option<&BTreeMap<String, String>>) -> String {
 }
 
 async fn on_connect(State(chat): State<Arc<Chat>>, Json(event): Json<ProxyEvent>) -> Json<Value> {
-    let name = display_name(event.query_string_parameters.as_ref());
+    let query = event.query_string_parameters.as_ref();
+    let (name, room) = (display_name(query), room_name(query));
     let id = &event.request_context.connection_id;
-    tracing::info!(connection_id = %id, %name, "joined");
-    chat.join(id, &name);
-    proxy_response(200, None)
+    tracing::info!(connection_id = %id, %name, %room, "joined");
+    chat.join(id, &name, &room);
+    // The gateway puts the connection in its room's group before the handshake completes.
+    Json(json!({ "statusCode": 200, "headers": { GROUPS_HEADER: room_group(&room) } }))
 }
 
 async fn on_disconnect(
@@ -226,14 +241,27 @@ async fn on_send_message(
         );
     };
     let context = &event.request_context;
-    let from = chat
+    let member = chat
         .members
         .borrow()
         .get(&context.connection_id)
         .cloned()
-        .unwrap_or_else(|| ANONYMOUS.to_string());
-    let outgoing = json!({ "from": from, "data": message.data, "at": epoch_ms() });
-    chat.broadcast(&context.stage, &outgoing).await;
+        .unwrap_or_else(|| Member {
+            name: ANONYMOUS.to_string(),
+            room: DEFAULT_ROOM.to_string(),
+        });
+    let outgoing = json!({
+        "from": member.name,
+        "room": member.room,
+        "data": message.data,
+        "at": epoch_ms(),
+    });
+    if let Err(reason) = chat
+        .broadcast(&context.stage, &member.room, &outgoing)
+        .await
+    {
+        tracing::warn!(room = %member.room, %reason, "cannot send to the room");
+    }
     proxy_response(200, None)
 }
 
@@ -256,5 +284,16 @@ mod tests {
         assert_eq!(display_name(Some(&query("  Ada "))), "Ada");
         assert_eq!(display_name(Some(&query("a\u{0}b\nc"))), "abc");
         assert_eq!(display_name(Some(&query(&"x".repeat(100)))).len(), 32);
+    }
+
+    #[test]
+    fn rooms_are_safe_group_names_and_default_to_the_lobby() {
+        let query = |room: &str| BTreeMap::from([("room".to_string(), room.to_string())]);
+        assert_eq!(room_name(None), "lobby");
+        assert_eq!(room_name(Some(&query(" "))), "lobby");
+        assert_eq!(room_name(Some(&query("Rust Fans!"))), "rustfans");
+        assert_eq!(room_name(Some(&query("a/b{c}"))), "abc");
+        assert_eq!(room_name(Some(&query(&"r".repeat(100)))).len(), 32);
+        assert_eq!(room_group("lobby"), "room:lobby");
     }
 }

@@ -2,8 +2,8 @@
 //! (Lambda-proxy handlers plus the web page) beside it, wired to each other.
 //!
 //! # Layout
-//! - [`backend`]: `$connect` / `$disconnect` / `sendmessage` handlers, the members, the fan-out
-//!   through the callback API.
+//! - [`backend`]: `$connect` / `$disconnect` / `sendmessage` handlers, the members, rooms as
+//!   gateway groups (one callback per message).
 //! - [`page`]: the HTML, JavaScript and CSS, with the gateway URL written in.
 //! - [`start`] / [`Running`]: both servers on given (or ephemeral) ports, and their shutdown.
 
@@ -175,7 +175,7 @@ impl Running {
         format!("ws://{}/{STAGE}", dialable(self.gateway_addr))
     }
 
-    /// Watches the chat's members (connection id to name).
+    /// Watches the chat's members (connection id to name and room).
     pub fn members(&self) -> watch::Receiver<Members> {
         self.chat.subscribe()
     }

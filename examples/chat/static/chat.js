@@ -1,4 +1,4 @@
-// The chat page's behaviour: join under a name, keep one WebSocket to the gateway (reconnecting
+// The chat page's behaviour: join a room under a name, keep one WebSocket to the gateway (reconnecting
 // with exponential backoff and jitter), send messages and show what arrives.
 (() => {
   'use strict';
@@ -11,6 +11,7 @@
     status: document.getElementById('status'),
     joinForm: document.getElementById('join-form'),
     name: document.getElementById('name'),
+    room: document.getElementById('room'),
     join: document.getElementById('join'),
     messages: document.getElementById('messages'),
     sendForm: document.getElementById('send-form'),
@@ -20,6 +21,7 @@
 
   let socket = null;
   let name = '';
+  let room = '';
   let attempt = 0;
   let reconnectTimer = null;
   // True while the user wants to be in the chat (joined and not leaving the page).
@@ -44,14 +46,14 @@
   function connect() {
     clearTimeout(reconnectTimer);
     reconnectTimer = null;
-    const url = `${config.gatewayUrl}?name=${encodeURIComponent(name)}`;
+    const url = `${config.gatewayUrl}?name=${encodeURIComponent(name)}&room=${encodeURIComponent(room)}`;
     setStatus('connecting', attempt === 0 ? 'Connecting…' : `Reconnecting (attempt ${attempt + 1})…`);
     const ws = new WebSocket(url);
     socket = ws;
     ws.addEventListener('open', () => {
       if (socket !== ws) return;
       attempt = 0;
-      setStatus('connected', `Connected as ${name}`);
+      setStatus('connected', `Connected as ${name} in ${room || 'lobby'}`);
       setCanSend(true);
       el.message.focus();
     });
@@ -146,6 +148,7 @@
     if (!chosen) return;
     leave('Changing name');
     name = chosen;
+    room = el.room.value.trim();
     wanted = true;
     attempt = 0;
     el.join.textContent = 'Rejoin';

@@ -210,7 +210,7 @@ async fn chat_in_two_windows(client: &Client, running: &Running) -> anyhow::Resu
     let dropped = members
         .borrow()
         .iter()
-        .find(|(_, name)| *name == "alice")
+        .find(|(_, member)| member.name == "alice")
         .map(|(id, _)| id.clone())
         .context("alice is a member")?;
     let url = format!(
@@ -225,7 +225,10 @@ async fn chat_in_two_windows(client: &Client, running: &Running) -> anyhow::Resu
     );
     timeout(
         WAIT,
-        members.wait_for(|m| m.iter().any(|(id, name)| name == "alice" && *id != dropped)),
+        members.wait_for(|m| {
+            m.iter()
+                .any(|(id, member)| member.name == "alice" && *id != dropped)
+        }),
     )
     .await
     .context("alice did not reconnect")??;

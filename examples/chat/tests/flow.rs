@@ -20,7 +20,11 @@ type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn join(running: &Running, name: &str) -> Client {
-    let url = format!("{}?name={name}", running.websocket_url());
+    join_room(running, name, "").await
+}
+
+async fn join_room(running: &Running, name: &str, room: &str) -> Client {
+    let url = format!("{}?name={name}&room={room}", running.websocket_url());
     let (ws, response) = timeout(WAIT, connect_async(url.as_str()))
         .await
         .expect("connect in time")
@@ -101,7 +105,7 @@ async fn two_clients_chat_and_a_leaver_is_forgotten() {
     let mut alice = join(&running, "alice").await;
     let mut bob = join(&running, "bob").await;
     let joined = wait_members(&mut members, |m| m.len() == 2).await;
-    let mut names: Vec<&str> = joined.values().map(String::as_str).collect();
+    let mut names: Vec<&str> = joined.values().map(|m| m.name.as_str()).collect();
     names.sort_unstable();
     assert_eq!(names, ["alice", "bob"]);
 
@@ -130,7 +134,10 @@ async fn two_clients_chat_and_a_leaver_is_forgotten() {
     .await
     .expect("close");
     let left = wait_members(&mut members, |m| m.len() == 1).await;
-    assert_eq!(left.values().collect::<Vec<_>>(), ["alice"]);
+    assert_eq!(
+        left.values().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+        ["alice"]
+    );
 
     // Only alice is left to receive, and she still does.
     say(&mut alice, "anyone?").await;
@@ -142,12 +149,35 @@ async fn two_clients_chat_and_a_leaver_is_forgotten() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_keep_their_messages_to_themselves() {
+    let running = start(Options::ephemeral()).await.expect("example starts");
+    let mut members = running.members();
+    let mut alice = join(&running, "alice").await;
+    let mut carol = join_room(&running, "carol", "Garden").await;
+    let joined = wait_members(&mut members, |m| m.len() == 2).await;
+    let mut rooms: Vec<&str> = joined.values().map(|m| m.room.as_str()).collect();
+    rooms.sort_unstable();
+    assert_eq!(rooms, ["garden", "lobby"]);
+
+    say(&mut alice, "lobby only").await;
+    assert_chat_message(&next_json(&mut alice).await, "alice", "lobby only");
+    say(&mut carol, "garden only").await;
+    let message = next_json(&mut carol).await;
+    assert_chat_message(&message, "carol", "garden only");
+    assert_eq!(message["room"], "garden");
+    // Carol never got the lobby's message, nor alice the garden's: each next message is their own.
+    say(&mut alice, "again").await;
+    assert_chat_message(&next_json(&mut alice).await, "alice", "again");
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_default_to_anonymous_and_the_page_names_the_gateway() {
     let running = start(Options::ephemeral()).await.expect("example starts");
     let mut members = running.members();
 
     let mut nameless = join(&running, "").await;
-    wait_members(&mut members, |m| m.values().any(|n| n == "anonymous")).await;
+    wait_members(&mut members, |m| m.values().any(|n| n.name == "anonymous")).await;
     say(&mut nameless, "who am I").await;
     assert_chat_message(&next_json(&mut nameless).await, "anonymous", "who am I");
 
