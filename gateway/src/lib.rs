@@ -12,6 +12,8 @@
 //! - [`events`]: the Lambda proxy event JSON.
 //! - [`callback`]: `@connections` (POST/GET/DELETE) with bearer or SigV4 authentication.
 //! - [`registry`]: connections held by this node, with their bounded outboxes.
+//! - [`throttle`]: token buckets per gateway, route, connection, new connections and callback
+//!   requests, local or shared by the cluster through Redis.
 //! - [`error`]: every client-visible failure, mapped to HTTP statuses and close codes in one place.
 //! - [`ops`], [`telemetry`]: health, readiness, metrics and logs.
 //! - [`cli`]: the `wsgate` command line (the binary only calls it).
@@ -29,6 +31,7 @@ pub mod routing;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod throttle;
 pub mod ws;
 
 pub use config::Config;

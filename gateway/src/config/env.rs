@@ -12,8 +12,16 @@ use super::ConfigError;
 const PREFIX: &str = "WSGATE_";
 
 /// The top-level keys of [`super::Config`]; kept in sync by a test.
-pub(super) const SECTIONS: [&str; 8] = [
-    "listen", "node_id", "store", "api", "limits", "callback", "shutdown", "log",
+pub(super) const SECTIONS: [&str; 9] = [
+    "listen",
+    "node_id",
+    "store",
+    "api",
+    "limits",
+    "callback",
+    "shutdown",
+    "log",
+    "throttling",
 ];
 
 /// Applies the overrides; returns the `WSGATE_*` variables that name no section.

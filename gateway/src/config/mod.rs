@@ -229,6 +229,7 @@ impl Config {
                 "must be greater than zero",
             ));
         }
+        self.throttling.validate(api)?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::invalid("log.level", e.to_string()))?;
         Ok(())

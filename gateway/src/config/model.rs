@@ -32,6 +32,9 @@ pub struct Config {
     /// Shutdown behaviour.
     #[serde(default)]
     pub shutdown: ShutdownConfig,
+    /// Rate limits (token buckets); see `docs/throttling.md`.
+    #[serde(default)]
+    pub throttling: crate::throttle::ThrottlingConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
