@@ -4,6 +4,9 @@
 pub mod clock;
 pub mod config;
 pub mod gcra;
+pub mod lease;
+pub mod redis_gcra;
+pub mod shared;
 
 pub use self::config::{
     ClusterThrottling, OnRedisError, RateLimit, RouteThrottle, Scope, StageThrottling,
