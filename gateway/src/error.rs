@@ -35,6 +35,12 @@ pub enum HandshakeRejection {
     /// The connection store could not record the connection.
     #[error("Service unavailable")]
     StoreUnavailable,
+    /// A throttling limit (new connections, the `$connect` route, gateway) refused it.
+    #[error("Too Many Requests")]
+    Throttled {
+        /// Seconds until a new attempt may succeed (`Retry-After`).
+        retry_after_secs: u64,
+    },
 }
 
 impl HandshakeRejection {
@@ -49,6 +55,7 @@ impl HandshakeRejection {
             }
             Self::Rejected(code) => StatusCode::from_u16(*code).unwrap_or(StatusCode::FORBIDDEN),
             Self::IntegrationFailed => StatusCode::BAD_GATEWAY,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -75,6 +82,9 @@ impl IntoResponse for HandshakeRejection {
             }
             Self::Draining | Self::TooManyConnections | Self::StoreUnavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::Throttled { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             _ => {}
         }
@@ -176,6 +186,9 @@ pub enum CallbackError {
     /// The connection's outbound queue is full.
     #[error("Limit exceeded: the client's outbound queue is full")]
     LimitExceeded,
+    /// A throttling limit (`throttling.callback`, gateway) refused the request.
+    #[error("Too Many Requests")]
+    Throttled,
     /// Body over the message limit.
     #[error("Payload too large: {size} bytes exceeds the limit of {limit} bytes")]
     PayloadTooLarge {
@@ -200,7 +213,9 @@ impl CallbackError {
         match self {
             Self::Gone => (StatusCode::GONE, "GoneException"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "ForbiddenException"),
-            Self::LimitExceeded => (StatusCode::TOO_MANY_REQUESTS, "LimitExceededException"),
+            Self::LimitExceeded | Self::Throttled => {
+                (StatusCode::TOO_MANY_REQUESTS, "LimitExceededException")
+            }
             Self::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeException")
             }
@@ -240,6 +255,7 @@ mod tests {
                 "ForbiddenException",
             ),
             (CallbackError::LimitExceeded, 429, "LimitExceededException"),
+            (CallbackError::Throttled, 429, "LimitExceededException"),
             (
                 CallbackError::PayloadTooLarge { size: 2, limit: 1 },
                 413,
@@ -274,5 +290,15 @@ mod tests {
             HandshakeRejection::IntegrationFailed.status(),
             StatusCode::BAD_GATEWAY
         );
+    }
+
+    #[test]
+    fn throttled_handshake_is_429_with_retry_after() {
+        let response = HandshakeRejection::Throttled {
+            retry_after_secs: 2,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
     }
 }

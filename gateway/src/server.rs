@@ -46,6 +46,9 @@ pub enum StartError {
     /// The connection store could not be reached.
     #[error("store.url: cannot connect to the connection store: {0}")]
     Store(#[source] wsgate_connection_store::StoreError),
+    /// The throttling buckets could not reach Redis.
+    #[error("throttling: cannot connect to Redis: {0}")]
+    Throttle(#[source] crate::throttle::shared::SharedBucketError),
     /// A listener's address could not be read.
     #[error("listener: {0}")]
     Listener(#[source] std::io::Error),
@@ -131,6 +134,9 @@ impl Gateway {
             }
         })?;
         let store = build_store(&config, &node_id).await?;
+        let throttle = crate::throttle::Throttle::from_config(&config)
+            .await
+            .map_err(StartError::Throttle)?;
         let local_addr = listeners.main.local_addr().map_err(StartError::Listener)?;
         let callback_addr = match &listeners.callback {
             Some(l) => Some(l.local_addr().map_err(StartError::Listener)?),
@@ -153,6 +159,7 @@ impl Gateway {
             store,
             callback_auth,
             callback_addr,
+            throttle,
         ));
         crate::telemetry::prometheus();
 

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::integration::StageRoutes;
 use crate::registry::Registry;
 use crate::routing::SelectionExpression;
+use crate::throttle::Throttle;
 
 /// Shared gateway state (behind an `Arc`).
 #[derive(Debug)]
@@ -44,6 +45,8 @@ pub struct Shared {
     pub sessions_cancel: CancellationToken,
     /// Tracks session tasks so shutdown can wait for `$disconnect`.
     pub tracker: TaskTracker,
+    /// Throttling buckets.
+    pub throttle: Throttle,
     draining: AtomicBool,
 }
 
@@ -58,6 +61,7 @@ impl Shared {
         store: Arc<dyn ConnectionStore>,
         callback_auth: CallbackAuth,
         callback_addr: Option<SocketAddr>,
+        throttle: Throttle,
     ) -> Self {
         let limits = &config.limits;
         let ws_config = WebSocketConfig::default()
@@ -85,6 +89,7 @@ impl Shared {
             callback_addr,
             sessions_cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            throttle,
             draining: AtomicBool::new(false),
         }
     }

@@ -25,6 +25,8 @@ pub const CONNECTIONS_CURRENT: &str = "wsgate_connections_current";
 pub const DISCONNECT_TOTAL: &str = "wsgate_disconnect_total";
 /// Callback API requests, by method and status.
 pub const CALLBACK_TOTAL: &str = "wsgate_callback_requests_total";
+/// Requests refused by a throttling bucket, by stage, route and the level (`scope`) that refused.
+pub const THROTTLED_TOTAL: &str = "wsgate_throttled_total";
 
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -77,6 +79,10 @@ fn describe() {
     describe_counter!(
         CALLBACK_TOTAL,
         "Callback API requests, by method and status"
+    );
+    describe_counter!(
+        THROTTLED_TOTAL,
+        "Requests refused by throttling, by stage, route and scope"
     );
 }
 

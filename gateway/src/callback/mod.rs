@@ -98,6 +98,9 @@ async fn handle(
     if !shared.stages.contains_key(stage) {
         return Err(CallbackError::UnknownStage);
     }
+    if shared.throttle.check_callback(stage).await.is_err() {
+        return Err(CallbackError::Throttled);
+    }
     match parts.method {
         Method::POST => post_to_connection(shared, stage, id, body),
         Method::GET => get_connection(shared, stage, id).await,

@@ -71,6 +71,11 @@ async fn accept(
     if shared.registry.len() >= shared.config.limits.max_connections {
         return Err(HandshakeRejection::TooManyConnections);
     }
+    if let Err(throttled) = shared.throttle.check_connect(&stage).await {
+        return Err(HandshakeRejection::Throttled {
+            retry_after_secs: throttled.retry_after_secs(),
+        });
+    }
     let on_upgrade = hyper::upgrade::on(&mut request);
     let headers = request.headers();
     let header_str = |name: header::HeaderName| {

@@ -7,3 +7,4 @@ mod connect;
 mod lifecycle;
 mod messages;
 mod support;
+mod throttle;
