@@ -128,7 +128,14 @@ impl Session<'_> {
                 biased;
                 () = self.handle.cancelled() => {
                     break match self.handle.close_request() {
-                        Some((code, reason)) => CloseReason::Deleted { code: *code, reason: reason.clone() },
+                        Some((code, reason)) => {
+                            // Posts answered 200 before the delete reach the client before the
+                            // close frame.
+                            match self.write_queued(&mut ws, &mut outbox).await {
+                                Ok(()) => CloseReason::Deleted { code: *code, reason: reason.clone() },
+                                Err(reason) => reason,
+                            }
+                        }
                         None => CloseReason::ShuttingDown,
                     };
                 }
@@ -200,6 +207,33 @@ impl Session<'_> {
         self.handle.mark_closed();
         close(&mut ws, &reason).await;
         (reason, self.dispatcher.take())
+    }
+
+    /// Writes every message already queued, all within one `limits.send_timeout`.
+    async fn write_queued(
+        &self,
+        ws: &mut Ws,
+        outbox: &mut mpsc::Receiver<Message>,
+    ) -> Result<(), CloseReason> {
+        let stage = &self.handle.meta.stage;
+        let queued = async {
+            let mut written = false;
+            while let Ok(message) = outbox.try_recv() {
+                ws.feed(message).await?;
+                metrics::counter!(telemetry::MESSAGE_TOTAL, "stage" => stage.clone(), "direction" => "out").increment(1);
+                written = true;
+            }
+            if written {
+                ws.flush().await?;
+                self.handle.touch(now_ms());
+            }
+            Ok::<_, WsError>(())
+        };
+        match timeout(self.shared.config.limits.send_timeout, queued).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(CloseReason::Abnormal),
+            Err(_) => Err(CloseReason::SlowConsumer),
+        }
     }
 
     /// Writes one frame within `limits.send_timeout`.
