@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::{ConnectionRecord, ConnectionStore};
 
 mod list;
+pub mod servers;
 
 pub use list::{
     collect_node_ids, list_node_large_node, list_node_pages_exactly_the_nodes_ids,
@@ -68,6 +69,7 @@ pub fn sample_record(id: &str, node_id: &str) -> ConnectionRecord {
         user_agent: Some("conformance/1.0".to_owned()),
         authorizer: authorizer.as_object().cloned(),
         api_key_id: Some("key-1".to_owned()),
+        domain_name: Some("ws.example.com".to_owned()),
     }
 }
 
@@ -108,6 +110,7 @@ pub async fn register_get_round_trip(store: &dyn ConnectionStore) {
         user_agent: None,
         authorizer: None,
         api_key_id: None,
+        domain_name: None,
         ..sample_record(&format!("{id}-bare"), &node)
     };
     register(store, &bare).await;

@@ -55,6 +55,13 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// The node may not register connections right now: it lost its cluster lease and is taking
+    /// a fresh one (a wrapper in the gateway answers this). Retry later.
+    #[error("node {node_id} is re-joining the cluster")]
+    Fenced {
+        /// This node's id.
+        node_id: String,
+    },
     /// `list_node` was given a cursor this store did not hand out.
     #[error("invalid list cursor {cursor:?}")]
     InvalidCursor {
@@ -76,9 +83,12 @@ pub enum DecodeError {
 }
 
 impl StoreError {
-    /// Whether retrying later may succeed (`Unavailable` or `Timeout`).
+    /// Whether retrying later may succeed (`Unavailable`, `Timeout` or `Fenced`).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::Timeout { .. })
+        matches!(
+            self,
+            Self::Unavailable { .. } | Self::Timeout { .. } | Self::Fenced { .. }
+        )
     }
 
     /// Classifies a Redis client error: anything the client would retry or reconnect on is

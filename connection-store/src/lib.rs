@@ -13,7 +13,8 @@
 //! - `record`: [`ConnectionRecord`], the stored value (camelCase JSON).
 //! - `error`: [`StoreError`], the one error type of this crate, and [`DecodeError`].
 //! - `memory`: [`MemoryStore`], a dashmap-backed store for a single node and for tests.
-//! - `redis_store`: [`RedisStore`], the shared store for several nodes, with its key layout,
+//! - `redis_store`: [`RedisStore`], the shared store for several nodes (one Redis or a Redis
+//!   Cluster), with its key layout, node leases ([`RedisStore::renew_lease`] and friends),
 //!   per-call timeouts and Lua scripts.
 //! - `conformance` (feature `conformance`): the checks every store must pass; `tests/memory.rs`
 //!   and `tests/redis.rs` run them against both stores.
@@ -30,5 +31,5 @@ pub mod conformance;
 pub use error::{DecodeError, StoreError};
 pub use memory::MemoryStore;
 pub use record::ConnectionRecord;
-pub use redis_store::{RedisStore, RedisStoreOptions};
+pub use redis_store::{LeaseClaim, LeaseRenewal, RedisStore, RedisStoreOptions};
 pub use store::{ConnectionStore, Page};

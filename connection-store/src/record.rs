@@ -31,6 +31,10 @@ pub struct ConnectionRecord {
     /// Id of the API key the client presented, if API keys are required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_id: Option<String>,
+    /// `domainName` of the connection's events, so another node can send its `$disconnect`
+    /// (when reaping a dead node) exactly as the owner would have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_name: Option<String>,
 }
 
 #[cfg(test)]
@@ -49,6 +53,7 @@ mod tests {
             user_agent: None,
             authorizer: None,
             api_key_id: Some("k".into()),
+            domain_name: None,
         };
         let json = serde_json::to_value(&record).expect("record serializes");
         let expected = serde_json::json!({

@@ -2,9 +2,10 @@
 //!
 //! # Key layout
 //!
-//! All keys start with the configured prefix (`P` below). No hash tags are added and every
-//! command or script touches exactly one key, so the layout works unchanged on Redis Cluster.
-//! Keep `{`/`}` out of the prefix unless you want every key in one slot.
+//! All keys start with the configured prefix (`P` below). Record keys carry no hash tag and
+//! every record command or script touches exactly one key, so records spread over the slots of
+//! a Redis Cluster. The node-membership keys (see `lease`) are hash-tagged `{P}` because their
+//! scripts touch several of them at once. Keep `{`/`}` out of the prefix.
 //!
 //! - `P:conn:{connection_id}`: string. A 20-byte zero-padded signed decimal `lastActiveAt`
 //!   header (epoch ms) followed by the record's camelCase JSON. The header is authoritative
@@ -30,12 +31,19 @@
 //!
 //! Needs Redis 6.2 or later (`GETDEL`, `SET … GET`).
 //!
+//! # Redis Cluster
+//!
+//! [`RedisStore::connect_cluster_with`] talks to a Redis Cluster (masters reached from any
+//! seed URL; topology changes followed). Pipelines are sent command by command there (see
+//! `backend`), since their keys live in different slots.
+//!
 //! Every call runs under [`RedisStoreOptions::timeout`], so an outage answers
 //! [`StoreError::Timeout`] or [`StoreError::Unavailable`] quickly; the connection manager
 //! reconnects in the background and the next call after Redis returns succeeds.
 
 mod backend;
 mod codec;
+mod lease;
 mod list;
 mod touch;
 
@@ -44,11 +52,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
 use redis::{Client, RedisError, Script};
 
 use crate::{ConnectionRecord, ConnectionStore, Page, StoreError};
 use backend::Backend;
 use codec::Keys;
+pub use lease::{LeaseClaim, LeaseRenewal};
 
 /// Tuning of a [`RedisStore`].
 #[derive(Clone, Debug)]
@@ -123,12 +133,48 @@ impl RedisStore {
                     after: timeout,
                 })?
                 .map_err(|e| StoreError::from_redis("connect", e))?;
-        Ok(Self {
-            conn: Backend::Single(manager),
+        Ok(Self::with_backend(
+            Backend::Single(manager),
+            prefix,
+            options,
+        ))
+    }
+
+    /// Connects to a Redis Cluster through any of the `urls` (seed nodes; the rest of the
+    /// topology is discovered); keys start with `prefix`.
+    ///
+    /// # Errors
+    /// As for [`connect`](Self::connect); [`StoreError::Rejected`] also when `urls` is empty.
+    pub async fn connect_cluster_with(
+        urls: &[String],
+        prefix: &str,
+        options: RedisStoreOptions,
+    ) -> Result<Self, StoreError> {
+        let timeout = options.timeout;
+        let client = ClusterClientBuilder::new(urls.iter().map(String::as_str))
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(2)
+            .max_retry_wait(200)
+            .build()
+            .map_err(|e| StoreError::from_redis("connect", e))?;
+        let conn = tokio::time::timeout(timeout, client.get_async_connection())
+            .await
+            .map_err(|_| StoreError::Timeout {
+                op: "connect",
+                after: timeout,
+            })?
+            .map_err(|e| StoreError::from_redis("connect", e))?;
+        Ok(Self::with_backend(Backend::Cluster(conn), prefix, options))
+    }
+
+    fn with_backend(conn: Backend, prefix: &str, options: RedisStoreOptions) -> Self {
+        Self {
+            conn,
             keys: Keys::new(prefix),
             options,
             touch_script: Script::new(touch::SCRIPT),
-        })
+        }
     }
 
     /// The record TTL in whole milliseconds (at least 1), if one is configured.

@@ -5,6 +5,9 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde_json::json;
 
+use crate::auth::AuthError;
+use crate::auth::per_ip::IpRejection;
+
 /// Why an upgrade request was answered without a 101.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandshakeRejection {
@@ -41,6 +44,51 @@ pub enum HandshakeRejection {
         /// Seconds until a new attempt may succeed (`Retry-After`).
         retry_after_secs: u64,
     },
+    /// `Origin` is not in `security.allowed_origins`.
+    #[error("Origin not allowed")]
+    OriginNotAllowed,
+    /// `security.max_connections_per_ip` open already.
+    #[error("Too many connections from this address")]
+    TooManyFromAddress,
+    /// `security.handshake_rate_per_ip` exceeded.
+    #[error("Too many requests")]
+    RateLimited {
+        /// Seconds until a new handshake is allowed (`Retry-After`).
+        retry_after_secs: u64,
+    },
+    /// No credential, or one the authorizer refused (as AWS answers).
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// The authorizer denied access, or the API key is missing or unknown (as AWS answers).
+    #[error("Forbidden")]
+    Forbidden,
+    /// The authorizer could not be used (it failed, timed out or answered malformed output).
+    #[error("Internal server error")]
+    AuthorizerFailed,
+}
+
+impl From<&AuthError> for HandshakeRejection {
+    fn from(error: &AuthError) -> Self {
+        match error {
+            AuthError::OriginNotAllowed => Self::OriginNotAllowed,
+            AuthError::Address(IpRejection::TooManyConnections) => Self::TooManyFromAddress,
+            AuthError::Address(IpRejection::RateLimited { retry_after_secs }) => {
+                Self::RateLimited {
+                    retry_after_secs: *retry_after_secs,
+                }
+            }
+            AuthError::Address(IpRejection::TableFull) => Self::TooManyConnections,
+            AuthError::MissingIdentity | AuthError::InvalidToken(_) | AuthError::Unauthorized => {
+                Self::Unauthorized
+            }
+            AuthError::Denied | AuthError::MissingApiKey | AuthError::UnknownApiKey => {
+                Self::Forbidden
+            }
+            AuthError::AuthorizerFailed(_) | AuthError::KeysUnavailable(_) => {
+                Self::AuthorizerFailed
+            }
+        }
+    }
 }
 
 impl HandshakeRejection {
@@ -56,6 +104,10 @@ impl HandshakeRejection {
             Self::Rejected(code) => StatusCode::from_u16(*code).unwrap_or(StatusCode::FORBIDDEN),
             Self::IntegrationFailed => StatusCode::BAD_GATEWAY,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::OriginNotAllowed | Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::TooManyFromAddress | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::AuthorizerFailed => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -83,7 +135,7 @@ impl IntoResponse for HandshakeRejection {
             Self::Draining | Self::TooManyConnections | Self::StoreUnavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            Self::Throttled { retry_after_secs } => {
+            Self::Throttled { retry_after_secs } | Self::RateLimited { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             _ => {}
@@ -290,6 +342,45 @@ mod tests {
             HandshakeRejection::IntegrationFailed.status(),
             StatusCode::BAD_GATEWAY
         );
+    }
+
+    #[test]
+    fn auth_failures_map_to_aws_statuses() {
+        use crate::auth::{CallError, TokenProblem};
+        let cases = [
+            (AuthError::MissingIdentity, 401, "Unauthorized"),
+            (
+                AuthError::InvalidToken(TokenProblem::Expired),
+                401,
+                "Unauthorized",
+            ),
+            (AuthError::Unauthorized, 401, "Unauthorized"),
+            (AuthError::Denied, 403, "Forbidden"),
+            (AuthError::MissingApiKey, 403, "Forbidden"),
+            (AuthError::UnknownApiKey, 403, "Forbidden"),
+            (AuthError::OriginNotAllowed, 403, "Origin not allowed"),
+            (
+                AuthError::Address(IpRejection::TooManyConnections),
+                429,
+                "Too many connections from this address",
+            ),
+            (
+                AuthError::AuthorizerFailed(CallError::Timeout),
+                500,
+                "Internal server error",
+            ),
+        ];
+        for (error, status, message) in cases {
+            let rejection = HandshakeRejection::from(&error);
+            assert_eq!(rejection.status().as_u16(), status, "{error}");
+            assert_eq!(rejection.to_string(), message);
+        }
+        let limited = HandshakeRejection::from(&AuthError::Address(IpRejection::RateLimited {
+            retry_after_secs: 7,
+        }))
+        .into_response();
+        assert_eq!(limited.status().as_u16(), 429);
+        assert_eq!(limited.headers()["retry-after"], "7");
     }
 
     #[test]

@@ -8,7 +8,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// Immutable facts about one connection, shared by its session, its dispatcher and the registry.
-#[derive(Debug, Clone)]
+/// `Debug` leaves out the API key and the authorizer context.
+#[derive(Clone)]
 pub struct ConnectionMeta {
     /// The connection id.
     pub connection_id: String,
@@ -30,6 +31,20 @@ pub struct ConnectionMeta {
     pub api_key_id: Option<String>,
     /// `principalId` and context of the authorizer, carried on every event.
     pub authorizer: Option<Map<String, Value>>,
+}
+
+impl std::fmt::Debug for ConnectionMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionMeta")
+            .field("connection_id", &self.connection_id)
+            .field("stage", &self.stage)
+            .field("source_ip", &self.source_ip)
+            .field("connected_at_ms", &self.connected_at_ms)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("api_key_id", &self.api_key_id)
+            .field("authorizer", &self.authorizer.as_ref().map(|_| "(set)"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// The parts of the upgrade request a CONNECT event carries.
@@ -162,40 +177,7 @@ pub fn lambda_event(
     request_id: &str,
     kind: &EventKind<'_>,
 ) -> Vec<u8> {
-    let now = chrono::Utc::now();
-    let identity = Identity {
-        api_key: meta.api_key.as_deref(),
-        api_key_id: meta.api_key_id.as_deref(),
-        source_ip: &meta.source_ip,
-        user_agent: meta.user_agent.as_deref(),
-    };
-    let (message_id, disconnect_status_code, disconnect_reason) = match kind {
-        EventKind::Message { message_id, .. } => (Some(*message_id), None, None),
-        EventKind::Disconnect {
-            status_code,
-            reason,
-        } => (None, Some(*status_code), Some(*reason)),
-        EventKind::Connect(_) => (None, None, None),
-    };
-    let request_context = RequestContext {
-        route_key,
-        message_id,
-        disconnect_status_code,
-        event_type: kind.event_type(),
-        extended_request_id: request_id,
-        request_time: now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
-        message_direction: "IN",
-        disconnect_reason,
-        stage: &meta.stage,
-        connected_at: meta.connected_at_ms,
-        request_time_epoch: now.timestamp_millis(),
-        identity,
-        request_id,
-        domain_name: &meta.domain_name,
-        connection_id: &meta.connection_id,
-        api_id: &meta.api_id,
-        authorizer: meta.authorizer.as_ref(),
-    };
+    let request_context = request_context(meta, route_key, request_id, kind);
     let disconnect_headers;
     let event = match kind {
         EventKind::Connect(request) => {
@@ -250,6 +232,49 @@ pub fn lambda_event(
     serde_json::to_vec(&event).unwrap_or_default()
 }
 
+/// The `requestContext` of an event of `kind` on `meta`'s connection.
+fn request_context<'a>(
+    meta: &'a ConnectionMeta,
+    route_key: &'a str,
+    request_id: &'a str,
+    kind: &EventKind<'a>,
+) -> RequestContext<'a> {
+    let now = chrono::Utc::now();
+    let identity = Identity {
+        api_key: meta.api_key.as_deref(),
+        api_key_id: meta.api_key_id.as_deref(),
+        source_ip: &meta.source_ip,
+        user_agent: meta.user_agent.as_deref(),
+    };
+    let (message_id, disconnect_status_code, disconnect_reason) = match kind {
+        EventKind::Message { message_id, .. } => (Some(*message_id), None, None),
+        EventKind::Disconnect {
+            status_code,
+            reason,
+        } => (None, Some(*status_code), Some(*reason)),
+        EventKind::Connect(_) => (None, None, None),
+    };
+    RequestContext {
+        route_key,
+        message_id,
+        disconnect_status_code,
+        event_type: kind.event_type(),
+        extended_request_id: request_id,
+        request_time: now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+        message_direction: "IN",
+        disconnect_reason,
+        stage: &meta.stage,
+        connected_at: meta.connected_at_ms,
+        request_time_epoch: now.timestamp_millis(),
+        identity,
+        request_id,
+        domain_name: &meta.domain_name,
+        connection_id: &meta.connection_id,
+        api_id: &meta.api_id,
+        authorizer: meta.authorizer.as_ref(),
+    }
+}
+
 /// Presents a lowercase HTTP/1 header name the way clients commonly spell it
 /// (`sec-websocket-key` → `Sec-WebSocket-Key`), as Amazon API Gateway passes names through.
 pub fn header_display_name(name: &str) -> String {
@@ -272,6 +297,10 @@ pub fn header_display_name(name: &str) -> String {
     }
     out
 }
+
+mod authorizer;
+
+pub use authorizer::authorizer_event;
 
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use axum::Router;
@@ -24,15 +25,20 @@ use tower::ServiceExt;
 use wsgate_connection_store::{ConnectionStore, MemoryStore, RedisStore, RedisStoreOptions};
 
 use crate::callback::{self, auth::CallbackAuth};
+use crate::cluster::redis_bus::{RedisBus, RedisTarget};
+use crate::cluster::{self, Cluster, ClusterBus};
 use crate::config::{Config, StoreConfig};
 use crate::integration;
 use crate::ops;
 use crate::routing::SelectionExpression;
 use crate::state::Shared;
+use crate::store::GatewayStore;
 use crate::ws::connect;
 
 /// How often last-active times are written to the store.
 const TOUCH_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// Upper bound on waiting for the cluster tasks (a renewal in flight) at shutdown.
+const CLUSTER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -44,14 +50,20 @@ pub enum StartError {
     #[error("cannot build the integration HTTP client: {0}")]
     HttpClient(#[source] reqwest::Error),
     /// The connection store could not be reached.
-    #[error("store.url: cannot connect to the connection store: {0}")]
+    #[error("store: cannot connect to the connection store: {0}")]
     Store(#[source] wsgate_connection_store::StoreError),
+    /// The cluster (bus or lease) could not be joined.
+    #[error("store: cannot join the cluster: {0}")]
+    Cluster(#[source] cluster::JoinError),
     /// The throttling buckets could not reach Redis.
     #[error("throttling: cannot connect to Redis: {0}")]
     Throttle(#[source] crate::throttle::shared::SharedBucketError),
     /// A listener's address could not be read.
     #[error("listener: {0}")]
     Listener(#[source] std::io::Error),
+    /// Authorizer keys, API keys or other security settings could not be loaded.
+    #[error(transparent)]
+    Security(#[from] crate::auth::SecurityError),
 }
 
 /// The sockets a gateway serves on.
@@ -92,26 +104,60 @@ pub struct Gateway {
     callback_addr: Option<SocketAddr>,
     stop_accepting: CancellationToken,
     background: JoinSet<()>,
+    cluster_tasks: JoinSet<()>,
 }
 
-async fn build_store(
-    config: &Config,
-    node_id: &str,
-) -> Result<Arc<dyn ConnectionStore>, StartError> {
-    let _ = node_id;
-    match &config.store {
-        StoreConfig::Memory => Ok(Arc::new(MemoryStore::new())),
-        StoreConfig::Redis(redis) => {
-            let options = RedisStoreOptions {
-                timeout: redis.timeout,
-                record_ttl: Some(config.limits.max_connection_duration + Duration::from_secs(3600)),
-            };
-            let store = RedisStore::connect_with(&redis.url, &redis.prefix, options)
-                .await
-                .map_err(StartError::Store)?;
-            Ok(Arc::new(store))
-        }
+/// The store (wrapped for metrics and the fence) and, with Redis, the joined cluster.
+type Built = (
+    Arc<dyn ConnectionStore>,
+    Option<(Arc<Cluster>, cluster::Receivers)>,
+);
+
+async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError> {
+    let fence = Arc::new(AtomicBool::new(false));
+    let wrap = |inner: Arc<dyn ConnectionStore>| -> Arc<dyn ConnectionStore> {
+        Arc::new(GatewayStore::new(
+            inner,
+            node_id.to_owned(),
+            Arc::clone(&fence),
+        ))
+    };
+    let redis = match &config.store {
+        StoreConfig::Memory => return Ok((wrap(Arc::new(MemoryStore::new())), None)),
+        StoreConfig::Redis(redis) => redis,
+    };
+    let options = RedisStoreOptions {
+        timeout: redis.timeout,
+        record_ttl: Some(config.limits.max_connection_duration + Duration::from_secs(3600)),
+    };
+    let seeds = redis.seeds();
+    let store = if redis.is_cluster() {
+        RedisStore::connect_cluster_with(&seeds, &redis.prefix, options).await
+    } else {
+        let url = seeds.first().map(String::as_str).unwrap_or_default();
+        RedisStore::connect_with(url, &redis.prefix, options).await
     }
+    .map_err(StartError::Store)?;
+    let records = wrap(Arc::new(store.clone()));
+    let target = RedisTarget {
+        seeds,
+        cluster: redis.is_cluster(),
+        timeout: redis.timeout,
+    };
+    let joined = Cluster::join(
+        node_id.to_owned(),
+        config.cluster.clone(),
+        store,
+        Arc::clone(&records),
+        Arc::clone(&fence),
+        |inbox| async move {
+            let bus = RedisBus::connect(target, &redis.prefix, node_id, inbox).await?;
+            Ok(Arc::new(bus) as Arc<dyn ClusterBus>)
+        },
+    )
+    .await
+    .map_err(StartError::Cluster)?;
+    Ok((records, Some(joined)))
 }
 
 impl Gateway {
@@ -133,7 +179,9 @@ impl Gateway {
                 message: format!("missing stage variable `{missing}`"),
             }
         })?;
-        let store = build_store(&config, &node_id).await?;
+        let security =
+            crate::auth::Security::build(&config, &client, &|var| std::env::var(var).ok())?;
+        let (store, joined) = build_store(&config, &node_id).await?;
         let throttle = crate::throttle::Throttle::from_config(&config)
             .await
             .map_err(StartError::Throttle)?;
@@ -157,10 +205,16 @@ impl Gateway {
             selection,
             stages,
             store,
+            joined.as_ref().map(|(c, _)| Arc::clone(c)),
             callback_auth,
             callback_addr,
+            security,
             throttle,
         ));
+        let mut cluster_tasks = JoinSet::new();
+        if let Some((cluster, receivers)) = joined {
+            cluster.spawn(&shared, receivers, &mut cluster_tasks);
+        }
         crate::telemetry::prometheus();
 
         let stop_accepting = CancellationToken::new();
@@ -198,6 +252,7 @@ impl Gateway {
             callback_addr,
             stop_accepting,
             background,
+            cluster_tasks,
         })
     }
 
@@ -238,6 +293,17 @@ impl Gateway {
                 left = self.shared.registry.len(),
                 "drain timeout reached; closing the rest abruptly"
             );
+        }
+        // The lease is renewed until every connection is closed, so no other node reaps them;
+        // it is given back once no renewal can be in flight any more.
+        if let Some(cluster) = &self.shared.cluster {
+            cluster.stop();
+            let _ = tokio::time::timeout(CLUSTER_STOP_TIMEOUT, async {
+                while self.cluster_tasks.join_next().await.is_some() {}
+            })
+            .await;
+            self.cluster_tasks.abort_all();
+            cluster.release().await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             while self.background.join_next().await.is_some() {}

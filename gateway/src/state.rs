@@ -1,5 +1,5 @@
 //! The state every handler shares: configuration, routes, the local registry, the connection
-//! store, the callback authenticator and the lifecycle signals.
+//! store, the cluster membership, the callback authenticator and the lifecycle signals.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wsgate_connection_store::ConnectionStore;
 
+use crate::auth::Security;
 use crate::callback::auth::CallbackAuth;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::integration::StageRoutes;
 use crate::registry::Registry;
@@ -35,8 +37,12 @@ pub struct Shared {
     pub registry: Registry,
     /// Connection records (memory or Redis).
     pub store: Arc<dyn ConnectionStore>,
+    /// Cluster membership and the bus to other nodes (Redis store only).
+    pub cluster: Option<Arc<Cluster>>,
     /// Callback API authentication.
     pub callback_auth: CallbackAuth,
+    /// Origin, per-address, authorizer and API key checks on `$connect`.
+    pub security: Security,
     /// tungstenite settings derived from `limits`.
     pub ws_config: WebSocketConfig,
     /// Address of the separate callback listener, if any (for `domainName`).
@@ -59,8 +65,10 @@ impl Shared {
         selection: SelectionExpression,
         stages: HashMap<String, Arc<StageRoutes>>,
         store: Arc<dyn ConnectionStore>,
+        cluster: Option<Arc<Cluster>>,
         callback_auth: CallbackAuth,
         callback_addr: Option<SocketAddr>,
+        security: Security,
         throttle: Throttle,
     ) -> Self {
         let limits = &config.limits;
@@ -84,7 +92,9 @@ impl Shared {
             stages,
             registry: Registry::default(),
             store,
+            cluster,
             callback_auth,
+            security,
             ws_config,
             callback_addr,
             sessions_cancel: CancellationToken::new(),

@@ -25,6 +25,33 @@ pub const CONNECTIONS_CURRENT: &str = "wsgate_connections_current";
 pub const DISCONNECT_TOTAL: &str = "wsgate_disconnect_total";
 /// Callback API requests, by method and status.
 pub const CALLBACK_TOTAL: &str = "wsgate_callback_requests_total";
+/// Upgrade requests refused by the origin, per-address, authorizer or API key checks, by reason.
+pub const CONNECT_REFUSED_TOTAL: &str = "wsgate_connect_refused_total";
+/// JWKS documents fetched.
+pub const JWKS_FETCH_TOTAL: &str = "wsgate_jwks_fetch_total";
+
+/// Seconds per connection-store call, by `op`.
+pub const STORE_LATENCY: &str = "wsgate_store_operation_seconds";
+/// Failed connection-store calls, by `op`.
+pub const STORE_ERROR_TOTAL: &str = "wsgate_store_errors_total";
+/// Frames this node published on the cluster bus, by `kind`.
+pub const BUS_PUBLISHED_TOTAL: &str = "wsgate_bus_published_total";
+/// Frames this node received on the cluster bus, by `kind`.
+pub const BUS_RECEIVED_TOTAL: &str = "wsgate_bus_received_total";
+/// Cluster-bus failures, by `op` (`publish`, `decode`, `subscription_lost`, `resubscribe`, ...).
+pub const BUS_ERROR_TOTAL: &str = "wsgate_bus_errors_total";
+/// Frames dropped because the receive queue or the ack queue was full.
+pub const BUS_DROPPED_TOTAL: &str = "wsgate_bus_dropped_total";
+/// Seconds per bus publish.
+pub const BUS_PUBLISH_LATENCY: &str = "wsgate_bus_publish_seconds";
+/// Callbacks forwarded to the owning node, by `method` and `outcome`.
+pub const FORWARD_TOTAL: &str = "wsgate_cluster_forward_total";
+/// Seconds from forwarding a callback to the owner's answer, by `method`.
+pub const FORWARD_LATENCY: &str = "wsgate_cluster_forward_seconds";
+/// Lease renewals, by `outcome` (`held`, `reacquired`, `lost`, `error`).
+pub const LEASE_TOTAL: &str = "wsgate_cluster_lease_renewals_total";
+/// Connections of dead nodes reaped by this node (each got its `$disconnect`).
+pub const REAPED_TOTAL: &str = "wsgate_cluster_reaped_connections_total";
 /// Requests refused by a throttling bucket, by stage, route and the level (`scope`) that refused.
 pub const THROTTLED_TOTAL: &str = "wsgate_throttled_total";
 
@@ -38,7 +65,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Full(INTEGRATION_LATENCY.into()), &LATENCY_BUCKETS)
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
             .map(PrometheusBuilder::build_recorder)
             .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
         let handle = recorder.handle();
@@ -83,6 +110,49 @@ fn describe() {
     describe_counter!(
         THROTTLED_TOTAL,
         "Requests refused by throttling, by stage, route and scope"
+    );
+    describe_counter!(
+        CONNECT_REFUSED_TOTAL,
+        "Upgrade requests refused by origin, per-address, authorizer or API key checks"
+    );
+    describe_counter!(JWKS_FETCH_TOTAL, "JWKS documents fetched");
+    describe_histogram!(
+        STORE_LATENCY,
+        metrics::Unit::Seconds,
+        "Connection-store call latency, by op"
+    );
+    describe_counter!(STORE_ERROR_TOTAL, "Failed connection-store calls, by op");
+    describe_counter!(
+        BUS_PUBLISHED_TOTAL,
+        "Frames published on the cluster bus, by kind"
+    );
+    describe_counter!(
+        BUS_RECEIVED_TOTAL,
+        "Frames received on the cluster bus, by kind"
+    );
+    describe_counter!(BUS_ERROR_TOTAL, "Cluster-bus failures, by op");
+    describe_counter!(
+        BUS_DROPPED_TOTAL,
+        "Cluster-bus frames dropped at a full queue"
+    );
+    describe_histogram!(
+        BUS_PUBLISH_LATENCY,
+        metrics::Unit::Seconds,
+        "Cluster-bus publish latency"
+    );
+    describe_counter!(
+        FORWARD_TOTAL,
+        "Callbacks forwarded to the owning node, by method and outcome"
+    );
+    describe_histogram!(
+        FORWARD_LATENCY,
+        metrics::Unit::Seconds,
+        "Forwarded callback latency, by method"
+    );
+    describe_counter!(LEASE_TOTAL, "Node lease renewals, by outcome");
+    describe_counter!(
+        REAPED_TOTAL,
+        "Connections of dead nodes reaped by this node"
     );
 }
 

@@ -6,7 +6,8 @@ use crate::{ConnectionRecord, DecodeError, StoreError};
 /// script can overwrite it in place with `SETRANGE`.
 pub(super) const HEADER_LEN: usize = 20;
 
-/// Key names under one prefix. No hash tags are added: every command and script touches one key.
+/// Key names under one prefix. Record and index keys carry no hash tag (each command touches one
+/// of them); the membership keys share the tag `{prefix}` because lease scripts touch several.
 #[derive(Debug, Clone)]
 pub(super) struct Keys {
     prefix: String,
@@ -31,6 +32,21 @@ impl Keys {
     /// `{prefix}:node:{node_id}`: set of the ids owned by that node.
     pub(super) fn node(&self, node_id: &str) -> String {
         format!("{}:node:{node_id}", self.prefix)
+    }
+
+    /// `{{prefix}}:lease:{node_id}`: the node's lease (value: its token; `PX` TTL).
+    pub(super) fn lease(&self, node_id: &str) -> String {
+        format!("{{{}}}:lease:{node_id}", self.prefix)
+    }
+
+    /// `{{prefix}}:reaped:{node_id}`: tombstone holding the token of a reaped lease.
+    pub(super) fn reaped(&self, node_id: &str) -> String {
+        format!("{{{}}}:reaped:{node_id}", self.prefix)
+    }
+
+    /// `{{prefix}}:nodes`: hash of every registered node id to its current lease token.
+    pub(super) fn nodes(&self) -> String {
+        format!("{{{}}}:nodes", self.prefix)
     }
 }
 
@@ -83,6 +99,7 @@ mod tests {
             user_agent: None,
             authorizer: None,
             api_key_id: None,
+            domain_name: None,
         }
     }
 

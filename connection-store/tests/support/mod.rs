@@ -1,15 +1,13 @@
 //! Redis test support: the shared test Redis, key cleanup, and a private `redis-server` process
-//! that tests can kill and restart.
+//! that tests can kill and restart (from the conformance feature's `servers`).
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+#![allow(dead_code, unused_imports)]
+
 use std::time::Duration;
 
 use wsgate_connection_store::conformance::unique_suffix;
 use wsgate_connection_store::{RedisStore, RedisStoreOptions};
 
-/// How long to wait for a server to come up before failing the test.
-const READY_DEADLINE: Duration = Duration::from_secs(10);
 /// Pause between readiness or recovery probes.
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(25);
 
@@ -57,14 +55,25 @@ impl TestStore {
         format!("{}:node:{node}", self.prefix)
     }
 
-    /// Keys currently under this test's prefix.
+    /// Keys currently under this test's prefix (records and the `{prefix}` membership keys).
     pub(crate) async fn keys(&self) -> Vec<String> {
-        redis::cmd("KEYS")
-            .arg(format!("{}:*", self.prefix))
-            .query_async(&mut self.raw().await)
-            .await
-            .expect("KEYS")
+        let mut raw = self.raw().await;
+        let mut keys = Vec::new();
+        for pattern in patterns(&self.prefix) {
+            let found: Vec<String> = redis::cmd("KEYS")
+                .arg(pattern)
+                .query_async(&mut raw)
+                .await
+                .expect("KEYS");
+            keys.extend(found);
+        }
+        keys
     }
+}
+
+/// `KEYS` patterns of everything a store under `prefix` writes.
+fn patterns(prefix: &str) -> [String; 2] {
+    [format!("{prefix}:*"), format!("{{{prefix}}}:*")]
 }
 
 impl Drop for TestStore {
@@ -74,93 +83,19 @@ impl Drop for TestStore {
         else {
             return;
         };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}:*", self.prefix))
-            .query(&mut conn)
-            .unwrap_or_default();
+        let keys: Vec<String> = patterns(&self.prefix)
+            .into_iter()
+            .flat_map(|pattern| {
+                redis::cmd("KEYS")
+                    .arg(pattern)
+                    .query::<Vec<String>>(&mut conn)
+                    .unwrap_or_default()
+            })
+            .collect();
         if !keys.is_empty() {
             let _ = redis::cmd("DEL").arg(keys).exec(&mut conn);
         }
     }
 }
 
-/// A loopback port nothing listens on (at least right now).
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// A `redis-server` child process on a fixed port, killed on drop.
-pub(crate) struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    /// Starts a server on a free port and waits until it answers `PING`.
-    pub(crate) async fn start() -> Self {
-        let port = free_port();
-        let mut server = Self { port, child: None };
-        server.restart().await;
-        server
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the server (SIGKILL) and waits for the process to exit.
-    pub(crate) fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts the server again on the same port (a killed server has lost its data).
-    pub(crate) async fn restart(&mut self) {
-        self.kill();
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start `redis-server` ({e}); install it and put it on PATH to run the Redis tests")
-            });
-        self.child = Some(child);
-        self.wait_ready().await;
-    }
-
-    async fn wait_ready(&mut self) {
-        let client = redis::Client::open(self.url()).expect("valid url");
-        let deadline = tokio::time::Instant::now() + READY_DEADLINE;
-        loop {
-            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING").exec_async(&mut conn).await.is_ok()
-            {
-                return;
-            }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!("redis-server on port {} exited early: {status}", self.port);
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "redis-server on port {} did not answer PING within {READY_DEADLINE:?}",
-                self.port
-            );
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+pub(crate) use wsgate_connection_store::conformance::servers::{RedisServer, free_port};

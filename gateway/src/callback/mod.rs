@@ -1,5 +1,9 @@
 //! The callback API, wire-compatible with Amazon API Gateway's management API:
 //! `POST/GET/DELETE /{stage}/@connections/{id}` (also `%40connections`), with AWS error names.
+//!
+//! A connection held by this node is served from the registry; one held by another node is
+//! forwarded to its owner over the cluster bus (see [`crate::cluster`]), and GET answers from
+//! its record.
 
 pub mod auth;
 pub mod sigv4;
@@ -18,7 +22,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use self::auth::CallerRequest;
 use crate::error::CallbackError;
-use crate::registry::PushError;
+use crate::registry::{PushError, SessionHandle};
 use crate::state::Shared;
 use crate::telemetry;
 
@@ -102,10 +106,10 @@ async fn handle(
         return Err(CallbackError::Throttled);
     }
     match parts.method {
-        Method::POST => post_to_connection(shared, stage, id, body),
+        Method::POST => post_to_connection(shared, stage, id, body).await,
         Method::GET => get_connection(shared, stage, id).await,
         Method::DELETE => {
-            delete_connection(shared, stage, id, CloseParams::parse(parts.uri.query()))
+            delete_connection(shared, stage, id, CloseParams::parse(parts.uri.query())).await
         }
         _ => Err(CallbackError::BadRequest("unsupported method".into())),
     }
@@ -120,17 +124,26 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, CallbackError> {
         })
 }
 
-fn post_to_connection(
+async fn post_to_connection(
     shared: &Shared,
     stage: &str,
     id: &str,
     body: Bytes,
 ) -> Result<Response, CallbackError> {
-    let handle = shared
-        .registry
-        .get(id)
-        .filter(|h| h.meta.stage == stage)
-        .ok_or(CallbackError::Gone)?;
+    match (shared.registry.get(id), &shared.cluster) {
+        (Some(handle), _) if handle.meta.stage == stage => push_to(&handle, body)?,
+        (None, Some(cluster)) => cluster.post(stage, id, body).await?,
+        _ => return Err(CallbackError::Gone),
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+/// Queues a callback body for a connection held by this node: text when it is valid UTF-8,
+/// else binary (also used for posts forwarded from other nodes).
+///
+/// # Errors
+/// [`CallbackError::Gone`] when closed, [`CallbackError::LimitExceeded`] when its queue is full.
+pub(crate) fn push_to(handle: &SessionHandle, body: Bytes) -> Result<(), CallbackError> {
     let message = if std::str::from_utf8(&body).is_ok() {
         Utf8Bytes::try_from(body)
             .map(Message::Text)
@@ -143,16 +156,17 @@ fn post_to_connection(
         PushError::Full => CallbackError::LimitExceeded,
     })?;
     handle.touch(crate::ws::now_ms());
-    Ok(StatusCode::OK.into_response())
+    Ok(())
 }
 
 async fn get_connection(shared: &Shared, stage: &str, id: &str) -> Result<Response, CallbackError> {
-    let (connected_at, last_active, source_ip, user_agent) = match shared.registry.get(id) {
+    let (connected_at, last_active, source_ip, user_agent, auth) = match shared.registry.get(id) {
         Some(handle) if handle.is_open() && handle.meta.stage == stage => (
             handle.meta.connected_at_ms,
             handle.last_active_ms(),
             handle.meta.source_ip.clone(),
             handle.meta.user_agent.clone(),
+            handle.meta.authorizer.clone(),
         ),
         Some(_) => return Err(CallbackError::Gone),
         None => {
@@ -161,25 +175,31 @@ async fn get_connection(shared: &Shared, stage: &str, id: &str) -> Result<Respon
                 .get(id)
                 .await
                 .map_err(|_| CallbackError::Unavailable)?
-                .filter(|r| r.stage == stage)
+                // A record naming this node without a registry entry is a closing connection.
+                .filter(|r| r.stage == stage && r.node_id != shared.node_id)
                 .ok_or(CallbackError::Gone)?;
             (
                 record.connected_at_ms,
                 record.last_active_at_ms,
                 record.source_ip,
                 record.user_agent,
+                record.authorizer,
             )
         }
     };
-    let body = json!({
+    let mut body = json!({
         "connectedAt": iso8601(connected_at),
         "identity": { "sourceIp": source_ip, "userAgent": user_agent.unwrap_or_default() },
         "lastActiveAt": iso8601(last_active),
     });
+    // Beyond AWS: who the connection belongs to, as its authorizer established.
+    if let Some(auth) = auth {
+        body["authorizer"] = serde_json::Value::Object(auth);
+    }
     Ok(axum::Json(body).into_response())
 }
 
-fn delete_connection(
+async fn delete_connection(
     shared: &Shared,
     stage: &str,
     id: &str,
@@ -202,12 +222,13 @@ fn delete_connection(
             "reason must be at most 123 bytes".into(),
         ));
     }
-    let handle = shared
-        .registry
-        .get(id)
-        .filter(|h| h.is_open() && h.meta.stage == stage)
-        .ok_or(CallbackError::Gone)?;
-    handle.request_close(code, reason);
+    match (shared.registry.get(id), &shared.cluster) {
+        (Some(handle), _) if handle.is_open() && handle.meta.stage == stage => {
+            handle.request_close(code, reason);
+        }
+        (None, Some(cluster)) => cluster.delete(stage, id, code, reason).await?,
+        _ => return Err(CallbackError::Gone),
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -12,15 +12,18 @@ use super::ConfigError;
 const PREFIX: &str = "WSGATE_";
 
 /// The top-level keys of [`super::Config`]; kept in sync by a test.
-pub(super) const SECTIONS: [&str; 9] = [
+pub(super) const SECTIONS: [&str; 12] = [
     "listen",
     "node_id",
     "store",
+    "cluster",
     "api",
     "limits",
     "callback",
     "shutdown",
     "log",
+    "api_keys",
+    "security",
     "throttling",
 ];
 

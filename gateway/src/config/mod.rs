@@ -1,6 +1,8 @@
 //! Configuration: load YAML, apply `WSGATE_*` environment overrides, deserialize into the typed
 //! tree and validate, failing with one line that names the offending key.
 
+mod auth;
+mod check_auth;
 pub mod duration;
 mod env;
 mod model;
@@ -8,6 +10,7 @@ mod model;
 use std::path::Path;
 use std::time::Duration;
 
+pub use auth::*;
 pub use model::*;
 
 /// Why a configuration could not be used.
@@ -223,6 +226,7 @@ impl Config {
                 "the callback API needs a listener: set callback.listen or leave on_main_listener true",
             ));
         }
+        self.validate_store_and_cluster()?;
         if self.shutdown.drain_timeout.is_zero() {
             return Err(ConfigError::invalid(
                 "shutdown.drain_timeout",
@@ -232,6 +236,72 @@ impl Config {
         self.throttling.validate(api)?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::invalid("log.level", e.to_string()))?;
+        check_auth::validate(self)
+    }
+
+    fn validate_store_and_cluster(&self) -> Result<(), ConfigError> {
+        if let StoreConfig::Redis(redis) = &self.store {
+            match (&redis.url, redis.urls.is_empty()) {
+                (Some(_), false) => {
+                    return Err(ConfigError::invalid(
+                        "store.urls",
+                        "give either store.url or store.urls, not both",
+                    ));
+                }
+                (None, true) => {
+                    return Err(ConfigError::invalid(
+                        "store.url",
+                        "required (or store.urls for a Redis Cluster)",
+                    ));
+                }
+                _ => {}
+            }
+            if redis.prefix.is_empty() || redis.prefix.contains(['{', '}']) {
+                return Err(ConfigError::invalid(
+                    "store.prefix",
+                    "must be non-empty and contain no `{` or `}` (the gateway adds hash tags itself)",
+                ));
+            }
+            if redis.timeout.is_zero() {
+                return Err(ConfigError::invalid(
+                    "store.timeout",
+                    "must be greater than zero",
+                ));
+            }
+        }
+        let c = &self.cluster;
+        if c.lease_ttl < Duration::from_millis(300) {
+            return Err(ConfigError::invalid(
+                "cluster.lease_ttl",
+                "must be at least 300ms",
+            ));
+        }
+        if let StoreConfig::Redis(redis) = &self.store
+            && c.lease_ttl / 2 <= redis.timeout
+        {
+            return Err(ConfigError::invalid(
+                "cluster.lease_ttl",
+                "must be more than twice store.timeout, so a slow renewal still lands before the lease expires",
+            ));
+        }
+        let positive: [(&str, Duration); 2] = [
+            ("cluster.reaper_interval", c.reaper_interval),
+            ("cluster.forward_timeout", c.forward_timeout),
+        ];
+        for (key, value) in positive {
+            if value.is_zero() {
+                return Err(ConfigError::invalid(key, "must be greater than zero"));
+            }
+        }
+        let counts: [(&str, usize); 2] = [
+            ("cluster.receive_queue_messages", c.receive_queue_messages),
+            ("cluster.max_pending_forwards", c.max_pending_forwards),
+        ];
+        for (key, value) in counts {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be greater than zero"));
+            }
+        }
         Ok(())
     }
 
@@ -304,5 +374,7 @@ fn validate_integration(
     Ok(())
 }
 
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::auth::{ApiKeyConfig, AuthorizerConfig, DEFAULT_API_KEY_SELECTION, SecurityConfig};
 use super::duration;
 
 /// The whole gateway configuration, as loaded from YAML and the environment.
@@ -32,12 +33,21 @@ pub struct Config {
     /// Shutdown behaviour.
     #[serde(default)]
     pub shutdown: ShutdownConfig,
+    /// Several nodes as one gateway (used with `store: {kind: redis}`).
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// Rate limits (token buckets); see `docs/throttling.md`.
     #[serde(default)]
     pub throttling: crate::throttle::ThrottlingConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// API keys accepted on `$connect` routes with `api_key_required`.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// Origin allow-list and per-address limits on upgrade requests.
+    #[serde(default)]
+    pub security: SecurityConfig,
     /// `WSGATE_*` environment variables that named no config section (warned about at start).
     #[serde(skip)]
     pub ignored_env: Vec<String>,
@@ -58,8 +68,16 @@ pub enum StoreConfig {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisStoreConfig {
-    /// `redis://host:port/db` (may carry a password, redacted in logs).
-    pub url: String,
+    /// `redis://host:port/db` (may carry a password, redacted in logs). With `cluster: true`,
+    /// one seed node of the Redis Cluster.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Seed nodes of a Redis Cluster (implies `cluster: true`); give `url` or `urls`, not both.
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// Talk to a Redis Cluster (sharded pub/sub for the bus) instead of one server.
+    #[serde(default)]
+    pub cluster: bool,
     /// Prefix of every key this gateway writes.
     #[serde(default = "default_redis_prefix")]
     pub prefix: String,
@@ -81,10 +99,69 @@ fn default_redis_timeout() -> Duration {
 impl fmt::Debug for RedisStoreConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStoreConfig")
-            .field("url", &redact_url(&self.url))
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field(
+                "urls",
+                &self.urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
+            )
+            .field("cluster", &self.cluster)
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .finish()
+    }
+}
+
+impl RedisStoreConfig {
+    /// True when talking to a Redis Cluster (`cluster: true` or `urls`).
+    pub fn is_cluster(&self) -> bool {
+        self.cluster || !self.urls.is_empty()
+    }
+
+    /// The URL(s) to connect to: `urls`, else `url`.
+    pub fn seeds(&self) -> Vec<String> {
+        if self.urls.is_empty() {
+            self.url.iter().cloned().collect()
+        } else {
+            self.urls.clone()
+        }
+    }
+}
+
+/// `cluster:` section: node leases, the reaper and cross-node forwarding. Only used with the
+/// Redis store; a memory store is a single node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// How long a node's lease lives without renewal; renewed every third of it. A node that
+    /// stops renewing (crash, freeze, partition) is considered dead this long after its last
+    /// renewal.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub lease_ttl: Duration,
+    /// How often each node looks for dead nodes and reaps their connections (`$disconnect` with
+    /// status 1006). A dead node's connections are reaped within `lease_ttl + reaper_interval`
+    /// plus the time to run their `$disconnect`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub reaper_interval: Duration,
+    /// How long a callback POST/DELETE for a connection on another node waits for the owner's
+    /// answer before answering 503.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub forward_timeout: Duration,
+    /// Deliveries received from other nodes and waiting to be applied; when full, more are
+    /// dropped and their senders answer 503 after `forward_timeout`.
+    pub receive_queue_messages: usize,
+    /// Cross-node callbacks waiting for the owner's answer on this node; more answer 503 at once.
+    pub max_pending_forwards: usize,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::from_secs(10),
+            reaper_interval: Duration::from_secs(5),
+            forward_timeout: Duration::from_secs(2),
+            receive_queue_messages: 16_384,
+            max_pending_forwards: 16_384,
+        }
     }
 }
 
@@ -133,6 +210,17 @@ pub struct ApiConfig {
     pub stages: BTreeMap<String, StageConfig>,
     /// Routes by route key (`$connect`, `$disconnect`, `$default`, custom keys).
     pub routes: BTreeMap<String, RouteConfig>,
+    /// Authorizers by name, attached to `$connect` with `authorizer: name`.
+    #[serde(default)]
+    pub authorizers: BTreeMap<String, AuthorizerConfig>,
+    /// Where the API key comes from: `$request.header.<name>` (default `x-api-key`),
+    /// `$request.querystring.<name>` or `$context.authorizer.usageIdentifierKey`.
+    #[serde(default = "default_api_key_selection")]
+    pub api_key_selection_expression: String,
+}
+
+fn default_api_key_selection() -> String {
+    DEFAULT_API_KEY_SELECTION.into()
 }
 
 /// One stage.
@@ -153,6 +241,12 @@ pub struct RouteConfig {
     /// Two-way route: the integration's reply body is sent to the client.
     #[serde(default)]
     pub route_response: bool,
+    /// Name of the authorizer run before the integration (`$connect` only).
+    #[serde(default)]
+    pub authorizer: Option<String>,
+    /// Require a known API key (`$connect` only).
+    #[serde(default)]
+    pub api_key_required: bool,
 }
 
 /// The backend of a route.

@@ -189,3 +189,50 @@ fn secrets_are_redacted_in_debug() {
         "redis://user:***@localhost:6379/0"
     );
 }
+
+fn with_store(store: &str, cluster: &str) -> String {
+    REFERENCE.replace("store:\n  kind: memory\n", &format!("{store}{cluster}"))
+}
+
+#[test]
+fn redis_store_and_cluster_sections_load_with_defaults() {
+    let config = Config::from_yaml(&with_store(
+        "store:\n  kind: redis\n  url: redis://127.0.0.1:6379\n",
+        "",
+    ))
+    .expect("loads");
+    let StoreConfig::Redis(redis) = &config.store else {
+        panic!("redis store expected");
+    };
+    assert!(!redis.is_cluster());
+    assert_eq!(redis.seeds(), ["redis://127.0.0.1:6379"]);
+    assert_eq!(config.cluster.lease_ttl, Duration::from_secs(10));
+    assert_eq!(config.cluster.reaper_interval, Duration::from_secs(5));
+
+    let config = Config::from_yaml(&with_store(
+        "store:\n  kind: redis\n  urls: [redis://127.0.0.1:7000, redis://127.0.0.1:7001]\n  timeout: 500ms\n",
+        "cluster:\n  lease_ttl: 3s\n  reaper_interval: 1s\n",
+    ))
+    .expect("loads");
+    let StoreConfig::Redis(redis) = &config.store else {
+        panic!("redis store expected");
+    };
+    assert!(redis.is_cluster());
+    assert_eq!(redis.seeds().len(), 2);
+    assert_eq!(config.cluster.lease_ttl, Duration::from_secs(3));
+}
+
+#[test]
+fn bad_redis_and_cluster_settings_name_the_key() {
+    let both = "store:\n  kind: redis\n  url: redis://a\n  urls: [redis://b]\n";
+    assert!(err(&with_store(both, "")).contains("store.urls"));
+    let none = "store:\n  kind: redis\n";
+    assert!(err(&with_store(none, "")).contains("store.url"));
+    let braces = "store:\n  kind: redis\n  url: redis://a\n  prefix: \"{x}\"\n";
+    assert!(err(&with_store(braces, "")).contains("store.prefix"));
+    let redis = "store:\n  kind: redis\n  url: redis://a\n  timeout: 2s\n";
+    let short = "cluster:\n  lease_ttl: 4s\n";
+    assert!(err(&with_store(redis, short)).contains("cluster.lease_ttl"));
+    let zero = "cluster:\n  reaper_interval: 0s\n";
+    assert!(err(&with_store("", zero)).contains("cluster.reaper_interval"));
+}

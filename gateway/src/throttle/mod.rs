@@ -180,8 +180,14 @@ impl Throttle {
         let t = &config.throttling;
         let shared: Option<Arc<dyn SharedBuckets>> = match &config.store {
             StoreConfig::Redis(redis) if t.scope == Scope::Cluster => Some(Arc::new(
-                RedisBuckets::connect(&redis.url, &redis.prefix, t.cluster.timeout, redis.timeout)
-                    .await?,
+                RedisBuckets::connect(
+                    &redis.seeds(),
+                    redis.is_cluster(),
+                    &redis.prefix,
+                    t.cluster.timeout,
+                    redis.timeout,
+                )
+                .await?,
             )),
             _ => None,
         };

@@ -1,4 +1,4 @@
-//! Shared buckets in Redis: one key per bucket holding its GCRA theoretical arrival time, updated
+//! Shared buckets in Redis (one server or a Redis Cluster): one key per bucket holding its GCRA theoretical arrival time, updated
 //! by a Lua script that reads the time from Redis (`TIME`), so node clocks never matter.
 //!
 //! Keys are `{prefix}:throttle:{<bucket>}`; the braces are a Redis Cluster hash tag, so keys that
@@ -9,6 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
 
 use super::gcra::{Limit, Take};
 use super::shared::{SharedBucketError, SharedBuckets};
@@ -33,10 +35,17 @@ redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil((tat - no
 return {granted, 0}
 ";
 
-/// [`SharedBuckets`] on one Redis server (or a proxy in front of a cluster).
+/// A connection to one server or to a Redis Cluster (routed by the key's slot).
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// [`SharedBuckets`] on one Redis server or a Redis Cluster.
 #[derive(Clone)]
 pub struct RedisBuckets {
-    conn: ConnectionManager,
+    conn: Conn,
     prefix: String,
     script: Script,
     timeout: Duration,
@@ -52,28 +61,42 @@ impl std::fmt::Debug for RedisBuckets {
 }
 
 impl RedisBuckets {
-    /// Connects to `url`; every call is bounded by `timeout`.
+    /// Connects to the server at `seeds[0]`, or with `cluster` to the Redis Cluster the seeds
+    /// belong to; every call is bounded by `timeout`.
     ///
     /// # Errors
     /// A malformed URL, or no connection within `connect_timeout`.
     pub async fn connect(
-        url: &str,
+        seeds: &[String],
+        cluster: bool,
         prefix: &str,
         timeout: Duration,
         connect_timeout: Duration,
     ) -> Result<Self, SharedBucketError> {
-        let client = redis::Client::open(url).map_err(SharedBucketError::Redis)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(connect_timeout))
-            .set_response_timeout(Some(timeout))
-            .set_max_delay(Duration::from_secs(1));
-        let conn = tokio::time::timeout(
-            connect_timeout,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        .map_err(|_| SharedBucketError::Timeout(connect_timeout))?
-        .map_err(SharedBucketError::Redis)?;
+        let connecting = async {
+            if cluster {
+                let client = ClusterClientBuilder::new(seeds.iter().map(String::as_str))
+                    .connection_timeout(connect_timeout)
+                    .response_timeout(timeout)
+                    .retries(1)
+                    .build()?;
+                client.get_async_connection().await.map(Conn::Cluster)
+            } else {
+                let client =
+                    redis::Client::open(seeds.first().map(String::as_str).unwrap_or_default())?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(connect_timeout))
+                    .set_response_timeout(Some(timeout))
+                    .set_max_delay(Duration::from_secs(1));
+                ConnectionManager::new_with_config(client, config)
+                    .await
+                    .map(Conn::Single)
+            }
+        };
+        let conn = tokio::time::timeout(connect_timeout, connecting)
+            .await
+            .map_err(|_| SharedBucketError::Timeout(connect_timeout))?
+            .map_err(SharedBucketError::Redis)?;
         Ok(Self {
             conn,
             prefix: prefix.to_string(),
@@ -96,17 +119,21 @@ impl SharedBuckets for RedisBuckets {
                 retry_after_ns: u64::MAX,
             });
         }
-        let mut conn = self.conn.clone();
         let mut invocation = self.script.key(self.key(key));
         invocation
             .arg(format!("{:.3}", limit.interval_ns() as f64 / 1000.0))
             .arg(limit.burst())
             .arg(want.max(1));
-        let answer: Vec<i64> =
-            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn))
-                .await
-                .map_err(|_| SharedBucketError::Timeout(self.timeout))?
-                .map_err(SharedBucketError::Redis)?;
+        let call = async {
+            match self.conn.clone() {
+                Conn::Single(mut conn) => invocation.invoke_async::<Vec<i64>>(&mut conn).await,
+                Conn::Cluster(mut conn) => invocation.invoke_async::<Vec<i64>>(&mut conn).await,
+            }
+        };
+        let answer = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| SharedBucketError::Timeout(self.timeout))?
+            .map_err(SharedBucketError::Redis)?;
         match answer[..] {
             [granted, _] if granted > 0 => Ok(Take::Granted(
                 u32::try_from(granted).map_err(|_| SharedBucketError::Malformed)?,

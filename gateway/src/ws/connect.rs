@@ -1,5 +1,6 @@
-//! The connect path: upgrade request → handshake checks → `$connect` integration (while the
-//! upgrade is pending) → connection record → 101 → session task.
+//! The connect path: upgrade request → handshake checks → origin and per-address limits →
+//! authorizer and API key → `$connect` integration (while the upgrade is pending) → connection
+//! record → 101 → session task.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use http::header;
 
 use super::{handshake, invoke, now_ms, session};
+use crate::auth::identity::RequestView;
+use crate::auth::{AuthError, AuthRequest};
 use crate::error::HandshakeRejection;
 use crate::events::{ConnectRequest, ConnectionMeta, EventKind, header_display_name};
 use crate::ids;
@@ -68,9 +71,18 @@ async fn accept(
     if shared.is_draining() {
         return Err(HandshakeRejection::Draining);
     }
-    if shared.registry.len() >= shared.config.limits.max_connections {
+    if shared.registry.len() + shared.security.in_flight() >= shared.config.limits.max_connections {
         return Err(HandshakeRejection::TooManyConnections);
     }
+    let uri = request.uri().clone();
+    let refuse = |error: AuthError| {
+        shared.security.refused(&error, &stage, peer.ip(), &uri);
+        HandshakeRejection::from(&error)
+    };
+    let ip_slot = shared
+        .security
+        .screen(peer.ip(), request.headers())
+        .map_err(refuse)?;
     if let Err(throttled) = shared.throttle.check_connect(&stage).await {
         return Err(HandshakeRejection::Throttled {
             retry_after_secs: throttled.retry_after_secs(),
@@ -84,7 +96,7 @@ async fn accept(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let meta = Arc::new(ConnectionMeta {
+    let meta = ConnectionMeta {
         connection_id: ids::connection_id(),
         stage: stage.clone(),
         api_id: Arc::clone(&shared.api_id),
@@ -95,8 +107,35 @@ async fn accept(
         api_key: None,
         api_key_id: None,
         authorizer: None,
-    });
+    };
     let connect_request = connect_request(&request, peer);
+    let request_id = ids::request_id();
+    let no_variables = Default::default();
+    let admission = shared
+        .security
+        .admit(&AuthRequest {
+            view: RequestView {
+                headers: request.headers(),
+                connect: &connect_request,
+                offered_protocols: &hs.offered_protocols,
+                stage_variables: shared
+                    .config
+                    .api
+                    .stages
+                    .get(&stage)
+                    .map_or(&no_variables, |s| &s.variables),
+            },
+            meta: &meta,
+            request_id: &request_id,
+        })
+        .await
+        .map_err(refuse)?;
+    let meta = Arc::new(ConnectionMeta {
+        authorizer: admission.authorizer,
+        api_key: admission.api_key,
+        api_key_id: admission.api_key_id,
+        ..meta
+    });
 
     let (handle, outbox) = SessionHandle::new(
         Arc::clone(&meta),
@@ -114,7 +153,6 @@ async fn accept(
 
     let mut protocol = None;
     if let Some(route) = routes.get("$connect") {
-        let request_id = ids::request_id();
         let invocation = Invocation {
             meta: &meta,
             route_key: "$connect",
@@ -132,11 +170,13 @@ async fn accept(
             .header("sec-websocket-protocol")
             .map(str::trim)
             .filter(|p| hs.offered_protocols.iter().any(|o| o == p))
+            .filter(|p| shared.security.selectable(p))
             .map(str::to_string);
         if protocol.is_none() && response.header("sec-websocket-protocol").is_some() {
             tracing::warn!(connection_id = %meta.connection_id, "$connect selected a subprotocol the client did not offer; ignored");
         }
     }
+    let protocol = protocol.or_else(|| shared.security.fallback_protocol(&hs.offered_protocols));
     if shared.is_draining() {
         // The backend saw the connect; it must see the disconnect too.
         session::spawn_rejected_after_connect(Arc::clone(&shared), Arc::clone(&handle), routes);
@@ -154,13 +194,12 @@ async fn accept(
         return Err(HandshakeRejection::StoreUnavailable);
     }
     guard.armed = false;
-    shared.tracker.spawn(session::run(
-        Arc::clone(&shared),
-        handle,
-        outbox,
-        on_upgrade,
-        routes,
-    ));
+    let session = session::run(Arc::clone(&shared), handle, outbox, on_upgrade, routes);
+    shared.tracker.spawn(async move {
+        session.await;
+        // The connection counts against its address until it has fully ended.
+        drop(ip_slot);
+    });
     tracing::debug!(connection_id = %meta.connection_id, %stage, source_ip = %meta.source_ip, "connected");
     Ok(handshake::switching_protocols(
         &hs.accept,

@@ -6,6 +6,8 @@ mod dispatch;
 pub mod handshake;
 mod session;
 
+pub(crate) use session::{record, run_disconnect};
+
 use std::time::Instant;
 
 use crate::integration::{IntegrationError, IntegrationResponse, Invocation, Route};

@@ -21,7 +21,7 @@ use super::dispatch::{self, Dispatcher, Inbound};
 use super::{invoke, now_ms};
 use crate::config::BinaryFrames;
 use crate::error::CloseReason;
-use crate::events::EventKind;
+use crate::events::{ConnectionMeta, EventKind};
 use crate::ids;
 use crate::integration::{Invocation, StageRoutes};
 use crate::registry::SessionHandle;
@@ -44,6 +44,7 @@ pub(crate) fn record(shared: &Shared, handle: &SessionHandle) -> ConnectionRecor
         user_agent: meta.user_agent.clone(),
         authorizer: meta.authorizer.clone(),
         api_key_id: meta.api_key_id.clone(),
+        domain_name: Some(meta.domain_name.clone()),
     }
 }
 
@@ -322,6 +323,17 @@ async fn finish(
     if !owned {
         return;
     }
+    run_disconnect(routes, meta, reason.code(), reason.reason()).await;
+}
+
+/// Calls the stage's `$disconnect` integration (if it has one) for `meta`. Only the caller whose
+/// `store.remove` returned the record may call this, so it runs once per connection.
+pub(crate) async fn run_disconnect(
+    routes: &StageRoutes,
+    meta: &ConnectionMeta,
+    status_code: u16,
+    reason: &str,
+) {
     if let Some(route) = routes.get("$disconnect") {
         let request_id = ids::request_id();
         let invocation = Invocation {
@@ -329,8 +341,8 @@ async fn finish(
             route_key: "$disconnect",
             request_id: &request_id,
             kind: EventKind::Disconnect {
-                status_code: reason.code(),
-                reason: reason.reason(),
+                status_code,
+                reason,
             },
         };
         let _ = invoke(route, &invocation).await;

@@ -1,10 +1,19 @@
 //! Integration tests: the real gateway on port 0, a real HTTP backend, real WebSocket clients.
 
+mod api_keys;
 mod autobahn;
 mod binary;
 mod callback;
+mod cluster;
+mod cluster_measure;
+mod cluster_nodes;
+mod cluster_redis;
 mod connect;
+mod hardening;
+mod jwks;
+mod jwt;
 mod lifecycle;
 mod messages;
+mod request_authorizer;
 mod support;
 mod throttle;

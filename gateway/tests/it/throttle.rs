@@ -195,7 +195,8 @@ async fn two_nodes_sharing_redis_share_one_bucket() {
 async fn the_redis_script_grants_what_the_bucket_holds() {
     let prefix = format!("wsgate-throttle-test-{}", uuid::Uuid::new_v4().simple());
     let redis = RedisBuckets::connect(
-        "redis://127.0.0.1:6379",
+        &["redis://127.0.0.1:6379".to_string()],
+        false,
         &prefix,
         Duration::from_secs(2),
         Duration::from_secs(2),

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cluster;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,6 +23,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgate::{Config, Gateway, Listeners};
+
+pub mod keys;
+pub mod secured;
 
 /// How long any single awaited event may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(10);

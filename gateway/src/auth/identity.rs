@@ -1,0 +1,192 @@
+//! Identity sources: where a credential is read from the upgrade request.
+//!
+//! The AWS forms `route.request.header.<name>`, `route.request.querystring.<name>` and
+//! `stageVariables.<name>`, plus `route.request.cookie.<name>` and
+//! `route.request.subprotocol.<prefix>` (the offered `Sec-WebSocket-Protocol` value that starts
+//! with `<prefix>`, prefix removed: browsers cannot set headers on a WebSocket handshake).
+
+use std::collections::BTreeMap;
+
+use http::HeaderMap;
+
+use crate::events::ConnectRequest;
+
+/// One parsed identity source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentitySource {
+    /// A request header (name lowercase).
+    Header(String),
+    /// A query-string parameter.
+    Query(String),
+    /// A cookie.
+    Cookie(String),
+    /// An offered subprotocol starting with this prefix.
+    Subprotocol(String),
+    /// A stage variable.
+    StageVariable(String),
+}
+
+/// Why an identity source expression is not understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{0}` is not an identity source; use route.request.header.<name>, route.request.querystring.<name>, route.request.cookie.<name>, route.request.subprotocol.<prefix> or stageVariables.<name>"
+)]
+pub struct BadIdentitySource(pub String);
+
+impl IdentitySource {
+    /// Parses one expression (a leading `$` is tolerated).
+    ///
+    /// # Errors
+    /// [`BadIdentitySource`] for anything else.
+    pub fn parse(text: &str) -> Result<Self, BadIdentitySource> {
+        let expr = text.trim().trim_start_matches('$');
+        type Make = fn(String) -> IdentitySource;
+        let forms: [(&str, Make); 5] = [
+            ("route.request.header.", |n| {
+                Self::Header(n.to_ascii_lowercase())
+            }),
+            ("route.request.querystring.", Self::Query),
+            ("route.request.cookie.", Self::Cookie),
+            ("route.request.subprotocol.", Self::Subprotocol),
+            ("stageVariables.", Self::StageVariable),
+        ];
+        for (prefix, make) in forms {
+            if let Some(name) = expr.strip_prefix(prefix)
+                && !name.is_empty()
+            {
+                return Ok(make(name.to_string()));
+            }
+        }
+        Err(BadIdentitySource(text.to_string()))
+    }
+
+    /// The query parameter this source reads, if any (for log redaction).
+    pub fn query_name(&self) -> Option<&str> {
+        match self {
+            Self::Query(name) => Some(name),
+            _ => None,
+        }
+    }
+}
+
+/// The parts of an upgrade request that identity sources read.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    /// Raw headers of the upgrade request.
+    pub headers: &'a HeaderMap,
+    /// Decoded query and display headers.
+    pub connect: &'a ConnectRequest,
+    /// Offered subprotocols, in order.
+    pub offered_protocols: &'a [String],
+    /// The stage's variables.
+    pub stage_variables: &'a BTreeMap<String, String>,
+}
+
+impl RequestView<'_> {
+    /// The value of `source`, or `None` when it is missing or empty.
+    pub fn value(&self, source: &IdentitySource) -> Option<String> {
+        let found = match source {
+            IdentitySource::Header(name) => {
+                // Several values are joined as HTTP does; a credential header rarely repeats.
+                let values: Vec<&str> = self
+                    .headers
+                    .get_all(name.as_str())
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect();
+                values.join(",")
+            }
+            IdentitySource::Query(name) => self
+                .connect
+                .query
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())?,
+            IdentitySource::Cookie(name) => cookie(self.headers, name)?,
+            IdentitySource::Subprotocol(prefix) => self
+                .offered_protocols
+                .iter()
+                .find_map(|p| p.strip_prefix(prefix.as_str()))
+                .map(str::to_string)?,
+            IdentitySource::StageVariable(name) => self.stage_variables.get(name)?.clone(),
+        };
+        let trimmed = found.trim();
+        (!trimmed.is_empty()).then(|| trimmed.to_string())
+    }
+}
+
+/// The value of cookie `name` in the `Cookie` headers.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| k.trim() == name)
+        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn parses_the_forms() {
+        assert_eq!(
+            IdentitySource::parse("route.request.header.Authorization"),
+            Ok(IdentitySource::Header("authorization".into()))
+        );
+        assert_eq!(
+            IdentitySource::parse("$route.request.querystring.token"),
+            Ok(IdentitySource::Query("token".into()))
+        );
+        assert_eq!(
+            IdentitySource::parse("route.request.subprotocol.bearer."),
+            Ok(IdentitySource::Subprotocol("bearer.".into()))
+        );
+        assert!(IdentitySource::parse("route.request.header.").is_err());
+        assert!(IdentitySource::parse("method.request.header.x").is_err());
+    }
+
+    #[test]
+    fn reads_values_and_treats_empty_as_missing() {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", HeaderValue::from_static("Bearer abc"));
+        headers.insert("x-empty", HeaderValue::from_static("  "));
+        headers.append("cookie", HeaderValue::from_static("a=1; session=\"s3\""));
+        let connect = ConnectRequest {
+            query: vec![("token".into(), "t1".into()), ("token".into(), "t2".into())],
+            ..Default::default()
+        };
+        let offered = vec!["chat".to_string(), "bearer.jwt-here".to_string()];
+        let vars = BTreeMap::from([("k".to_string(), "v".to_string())]);
+        let view = RequestView {
+            headers: &headers,
+            connect: &connect,
+            offered_protocols: &offered,
+            stage_variables: &vars,
+        };
+        let get = |s: &str| view.value(&IdentitySource::parse(s).expect("parses"));
+        assert_eq!(
+            get("route.request.header.authorization").as_deref(),
+            Some("Bearer abc")
+        );
+        assert_eq!(get("route.request.header.x-empty"), None);
+        assert_eq!(get("route.request.header.x-none"), None);
+        assert_eq!(
+            get("route.request.querystring.token").as_deref(),
+            Some("t2")
+        );
+        assert_eq!(get("route.request.cookie.session").as_deref(), Some("s3"));
+        assert_eq!(get("route.request.cookie.nope"), None);
+        assert_eq!(
+            get("route.request.subprotocol.bearer.").as_deref(),
+            Some("jwt-here")
+        );
+        assert_eq!(get("stageVariables.k").as_deref(), Some("v"));
+    }
+}

@@ -1,0 +1,213 @@
+//! Who may connect: the checks on an upgrade request before `$connect` runs.
+//!
+//! Order (cheapest and most abusable first): origin allow-list → per-address limits →
+//! authorizer (`jwt` or `request`, attached to `$connect`) → API key. Each failure is an
+//! [`AuthError`], mapped to a handshake status in [`crate::error`].
+
+pub mod api_keys;
+mod build;
+mod errors;
+pub mod identity;
+mod jwks;
+pub mod jwt;
+mod jwt_keys;
+pub mod origin;
+pub mod per_ip;
+mod policy;
+pub mod redact;
+pub mod request;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use http::{HeaderMap, Uri};
+use serde_json::{Map, Value};
+
+use self::api_keys::{ApiKeys, KeySelection};
+pub use self::build::{EnvLookup, SecurityError};
+pub use self::errors::{AuthError, CallError, TokenProblem};
+use self::identity::RequestView;
+use self::origin::OriginPolicy;
+use self::per_ip::{IpSlot, PerIpLimiter};
+use self::redact::QueryRedactor;
+use crate::events::ConnectionMeta;
+use crate::telemetry;
+
+/// What an authorizer sees of a pending connection.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthRequest<'a> {
+    /// The upgrade request's headers, query, offered subprotocols and stage variables.
+    pub view: RequestView<'a>,
+    /// The connection being authorized (no authorizer context yet).
+    pub meta: &'a ConnectionMeta,
+    /// `requestId` of the `$connect` event.
+    pub request_id: &'a str,
+}
+
+/// A successful authorization.
+#[derive(Clone, Default, PartialEq)]
+pub struct Authorized {
+    /// `requestContext.authorizer`: `principalId` and the context values (all scalars).
+    pub context: Map<String, Value>,
+    /// An API key chosen by the authorizer (`$context.authorizer.usageIdentifierKey`).
+    pub usage_identifier_key: Option<String>,
+}
+
+impl fmt::Debug for Authorized {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authorized")
+            .field("context_keys", &self.context.keys().collect::<Vec<_>>())
+            .field(
+                "usage_identifier_key",
+                &self.usage_identifier_key.as_ref().map(|_| "***"),
+            )
+            .finish()
+    }
+}
+
+/// An authorizer attached to `$connect`.
+#[async_trait]
+pub trait Authorizer: Send + Sync + fmt::Debug {
+    /// Decides on one pending connection.
+    async fn authorize(&self, request: &AuthRequest<'_>) -> Result<Authorized, AuthError>;
+    /// `jwt` or `request` (logs).
+    fn kind(&self) -> &'static str;
+}
+
+/// What the checks established about an admitted connection.
+#[derive(Debug, Default)]
+pub struct Admission {
+    /// `requestContext.authorizer` for every event of the connection.
+    pub authorizer: Option<Map<String, Value>>,
+    /// The API key presented (`identity.apiKey`).
+    pub api_key: Option<String>,
+    /// Its id (`identity.apiKeyId`).
+    pub api_key_id: Option<String>,
+}
+
+/// Every check configured for the API, built once at start.
+#[derive(Debug)]
+pub struct Security {
+    origin: Option<OriginPolicy>,
+    per_ip: Option<Arc<PerIpLimiter>>,
+    authorizer: Option<Arc<dyn Authorizer>>,
+    api_key_required: bool,
+    api_keys: ApiKeys,
+    key_selection: KeySelection,
+    redactor: QueryRedactor,
+    token_protocol_prefixes: Vec<String>,
+    /// Upgrade requests inside [`Security::admit`] (they count against `max_connections`).
+    in_flight: AtomicUsize,
+}
+
+/// Counts one upgrade request as in flight while alive.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Security {
+    /// Origin and per-address checks: run first, before anything is recorded or called.
+    /// The returned slot counts the connection against its address until dropped.
+    ///
+    /// # Errors
+    /// [`AuthError::OriginNotAllowed`] or [`AuthError::Address`].
+    pub fn screen(&self, peer: IpAddr, headers: &HeaderMap) -> Result<Option<IpSlot>, AuthError> {
+        if let Some(policy) = &self.origin
+            && !policy.allows(headers)
+        {
+            return Err(AuthError::OriginNotAllowed);
+        }
+        match &self.per_ip {
+            Some(limiter) => Ok(Some(PerIpLimiter::acquire(limiter, peer)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The authorizer, then the API key.
+    ///
+    /// # Errors
+    /// The [`AuthError`] that refuses the connection.
+    pub async fn admit(&self, request: &AuthRequest<'_>) -> Result<Admission, AuthError> {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let _in_flight = InFlight(&self.in_flight);
+        let authorized = match &self.authorizer {
+            Some(authorizer) => Some(authorizer.authorize(request).await?),
+            None => None,
+        };
+        let mut admission = Admission::default();
+        if self.api_key_required {
+            let presented = self
+                .key_selection
+                .select(&request.view, authorized.as_ref())
+                .ok_or(AuthError::MissingApiKey)?;
+            let key = self
+                .api_keys
+                .lookup(&presented)
+                .ok_or(AuthError::UnknownApiKey)?;
+            admission.api_key_id = Some(key.id.clone());
+            admission.api_key = Some(presented);
+        }
+        admission.authorizer = authorized.map(|a| a.context);
+        Ok(admission)
+    }
+
+    /// Upgrade requests being authorized right now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Logs and counts a refusal; `uri` is logged with credentials redacted.
+    pub fn refused(&self, error: &AuthError, stage: &str, peer: IpAddr, uri: &Uri) {
+        metrics::counter!(telemetry::CONNECT_REFUSED_TOTAL, "reason" => error.label()).increment(1);
+        let target = self.redactor.redact(uri);
+        match error {
+            AuthError::Address(_) => {
+                tracing::debug!(%stage, source_ip = %peer, target = ?target, reason = %error, "connection refused");
+            }
+            AuthError::AuthorizerFailed(_) | AuthError::KeysUnavailable(_) => {
+                tracing::warn!(%stage, source_ip = %peer, target = ?target, reason = %error, "connection refused");
+            }
+            _ => {
+                tracing::info!(%stage, source_ip = %peer, target = ?target, reason = %error, "connection refused");
+            }
+        }
+    }
+
+    /// The request target with credential-bearing query values replaced by `REDACTED`.
+    pub fn redact(&self, uri: &Uri) -> String {
+        self.redactor.redact(uri)
+    }
+
+    /// Whether `protocol` may be selected in the 101 (a subprotocol that carries a token
+    /// never is).
+    pub fn selectable(&self, protocol: &str) -> bool {
+        !self.is_token_protocol(protocol)
+    }
+
+    /// When the client carried its token in a subprotocol and `$connect` selected none: the
+    /// first other offered subprotocol, so that browsers accept the 101.
+    pub fn fallback_protocol(&self, offered: &[String]) -> Option<String> {
+        if !offered.iter().any(|p| self.is_token_protocol(p)) {
+            return None;
+        }
+        offered.iter().find(|p| !self.is_token_protocol(p)).cloned()
+    }
+
+    fn is_token_protocol(&self, protocol: &str) -> bool {
+        self.token_protocol_prefixes
+            .iter()
+            .any(|prefix| protocol.starts_with(prefix.as_str()))
+    }
+
+    /// The usage plan of API key `id`.
+    pub fn usage_plan(&self, id: &str) -> Option<&str> {
+        self.api_keys.usage_plan(id)
+    }
+}

@@ -1,0 +1,190 @@
+//! Reading a REQUEST authorizer's answer: the IAM-policy form
+//! (`principalId`, `policyDocument`, `context`, `usageIdentifierKey`) or the simple form
+//! (`isAuthorized`, `context`), and the Lambda error `Unauthorized`. Anything else fails closed.
+
+use serde_json::{Map, Value};
+
+use super::{AuthError, Authorized, CallError};
+
+/// A cacheable outcome.
+#[derive(Debug, Clone)]
+pub(super) enum Decision {
+    /// Connect, with this context.
+    Allow(Authorized),
+    /// 403.
+    Deny,
+}
+
+fn malformed(what: &'static str) -> AuthError {
+    AuthError::AuthorizerFailed(CallError::Malformed(what))
+}
+
+/// The outcome of a function error (`{"errorMessage": ...}`): `Unauthorized` means 401, as
+/// with AWS; anything else is a failure.
+pub(super) fn function_error(body: &[u8]) -> AuthError {
+    let message = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+        v.get("errorMessage")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    match message.as_deref() {
+        Some("Unauthorized") => AuthError::Unauthorized,
+        _ => AuthError::AuthorizerFailed(CallError::FunctionError),
+    }
+}
+
+/// Interprets an answer for `method_arn`.
+///
+/// # Errors
+/// [`AuthError::Unauthorized`] or [`AuthError::AuthorizerFailed`].
+pub(super) fn parse(body: &[u8], method_arn: &str) -> Result<Decision, AuthError> {
+    let Ok(Value::Object(answer)) = serde_json::from_slice::<Value>(body) else {
+        return Err(malformed("the result is not a JSON object"));
+    };
+    if answer.contains_key("errorMessage") && !answer.contains_key("principalId") {
+        return Err(function_error(body));
+    }
+    let mut context = scalar_context(answer.get("context"))?;
+    if let Some(allowed) = answer.get("isAuthorized") {
+        let Value::Bool(allowed) = allowed else {
+            return Err(malformed("isAuthorized is not a boolean"));
+        };
+        if !allowed {
+            return Ok(Decision::Deny);
+        }
+        if let Some(principal) = answer.get("principalId").and_then(scalar_text) {
+            context.insert("principalId".into(), Value::String(principal));
+        }
+        return Ok(Decision::Allow(Authorized {
+            context,
+            usage_identifier_key: None,
+        }));
+    }
+    let principal = answer
+        .get("principalId")
+        .and_then(scalar_text)
+        .ok_or_else(|| malformed("principalId is missing"))?;
+    let document = answer
+        .get("policyDocument")
+        .ok_or_else(|| malformed("policyDocument is missing"))?;
+    if !allows(document, method_arn)? {
+        return Ok(Decision::Deny);
+    }
+    let usage_identifier_key = match answer.get("usageIdentifierKey") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(key)) => Some(key.clone()),
+        Some(_) => return Err(malformed("usageIdentifierKey is not a string")),
+    };
+    context.insert("principalId".into(), Value::String(principal));
+    Ok(Decision::Allow(Authorized {
+        context,
+        usage_identifier_key,
+    }))
+}
+
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// `context` values must be strings, numbers or booleans.
+fn scalar_context(context: Option<&Value>) -> Result<Map<String, Value>, AuthError> {
+    match context {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(map)) => {
+            if map
+                .values()
+                .all(|v| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)))
+            {
+                Ok(map.clone())
+            } else {
+                Err(malformed(
+                    "context values must be strings, numbers or booleans",
+                ))
+            }
+        }
+        Some(_) => Err(malformed("context is not an object")),
+    }
+}
+
+/// A string or a list of strings.
+fn strings(value: Option<&Value>) -> Result<Vec<&str>, AuthError> {
+    match value {
+        Some(Value::String(s)) => Ok(vec![s.as_str()]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| malformed("policy values must be strings"))
+            })
+            .collect(),
+        _ => Err(malformed("policy statement lacks Action or Resource")),
+    }
+}
+
+/// Evaluates the policy: an explicit Deny wins, then any Allow of `execute-api:Invoke` on a
+/// resource that matches `method_arn`; nothing matching is a Deny.
+fn allows(document: &Value, method_arn: &str) -> Result<bool, AuthError> {
+    let statements = match document.get("Statement") {
+        Some(Value::Array(items)) => items.iter().collect::<Vec<_>>(),
+        Some(single @ Value::Object(_)) => vec![single],
+        _ => return Err(malformed("policyDocument has no Statement")),
+    };
+    let mut allowed = false;
+    for statement in statements {
+        let effect = statement
+            .get("Effect")
+            .and_then(Value::as_str)
+            .ok_or_else(|| malformed("statement has no Effect"))?;
+        let actions = strings(statement.get("Action"))?;
+        let resources = strings(statement.get("Resource"))?;
+        let applies = actions.iter().any(|a| action_matches(a))
+            && resources.iter().any(|r| glob(r, method_arn));
+        if !applies {
+            continue;
+        }
+        if effect.eq_ignore_ascii_case("deny") {
+            return Ok(false);
+        }
+        if effect.eq_ignore_ascii_case("allow") {
+            allowed = true;
+        }
+    }
+    Ok(allowed)
+}
+
+fn action_matches(action: &str) -> bool {
+    ["*", "execute-api:*", "execute-api:invoke"]
+        .iter()
+        .any(|a| action.eq_ignore_ascii_case(a))
+}
+
+/// IAM-style wildcard match: `*` any run of characters, `?` one character.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,230 @@
+//! The `request` authorizer: the Lambda REQUEST authorizer contract over HTTP. The event is
+//! POSTed as JSON (as the Lambda Invoke API and the Runtime Interface Emulator take it), so
+//! existing authorizer handlers work unchanged. Missing identity sources answer 401 without a
+//! call; results are cached per identity-source values for `result_ttl`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use moka::future::Cache;
+use sha2::{Digest, Sha256};
+
+use super::build::SecurityError;
+use super::identity::IdentitySource;
+use super::policy::{self, Decision};
+use super::{AuthError, AuthRequest, Authorized, Authorizer, CallError};
+use crate::config::{RequestAuthorizerConfig, StageConfig, redact_url};
+use crate::events::authorizer_event;
+use crate::integration::substitute_stage_variables;
+
+/// Largest authorizer answer read (the AWS limit on authorizer results).
+pub const MAX_RESULT_BYTES: usize = 8 * 1024;
+
+/// A configured `request` authorizer.
+pub struct RequestAuthorizer {
+    client: reqwest::Client,
+    uris: HashMap<String, String>,
+    timeout: Duration,
+    sources: Vec<IdentitySource>,
+    cache: Option<Cache<[u8; 32], Decision>>,
+    arn_prefix: String,
+}
+
+impl RequestAuthorizer {
+    /// Builds the authorizer configured at `at`, with its URI resolved for every stage.
+    ///
+    /// # Errors
+    /// A [`SecurityError`] naming the key at fault.
+    pub fn new(
+        at: &str,
+        config: &RequestAuthorizerConfig,
+        client: reqwest::Client,
+        stages: &BTreeMap<String, StageConfig>,
+    ) -> Result<Self, SecurityError> {
+        let invalid = |what: &str| SecurityError::Invalid {
+            key: format!("{at}.{what}"),
+        };
+        let sources = config
+            .identity_sources
+            .iter()
+            .map(|s| IdentitySource::parse(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| invalid("identity_sources"))?;
+        let mut uris = HashMap::new();
+        for (stage, settings) in stages {
+            let uri = substitute_stage_variables(&config.uri, &settings.variables)
+                .map_err(|_| invalid("uri"))?;
+            uris.insert(stage.clone(), uri);
+        }
+        let cache = (!config.result_ttl.is_zero() && !sources.is_empty()).then(|| {
+            Cache::builder()
+                .max_capacity(config.max_cached_results)
+                .time_to_live(config.result_ttl)
+                .build()
+        });
+        Ok(Self {
+            client,
+            uris,
+            timeout: config.timeout,
+            sources,
+            cache,
+            arn_prefix: format!(
+                "arn:aws:execute-api:{}:{}:",
+                config.region, config.account_id
+            ),
+        })
+    }
+
+    async fn call(
+        &self,
+        request: &AuthRequest<'_>,
+        method_arn: &str,
+    ) -> Result<Decision, AuthError> {
+        let failed = AuthError::AuthorizerFailed;
+        let uri = self
+            .uris
+            .get(&request.meta.stage)
+            .ok_or(failed(CallError::Malformed("no URI for this stage")))?;
+        let event = authorizer_event(
+            request.meta,
+            request.request_id,
+            request.view.connect,
+            request.view.stage_variables,
+            method_arn,
+        );
+        let response = self
+            .client
+            .post(uri)
+            .timeout(self.timeout)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(event)
+            .send()
+            .await
+            .map_err(|e| failed(transport(e)))?;
+        let status = response.status();
+        let function_error = response.headers().contains_key("x-amz-function-error");
+        let body = read_capped(response, MAX_RESULT_BYTES)
+            .await
+            .map_err(failed)?;
+        if function_error {
+            return Err(policy::function_error(&body));
+        }
+        if !status.is_success() {
+            return Err(failed(CallError::Status(status.as_u16())));
+        }
+        policy::parse(&body, method_arn)
+    }
+}
+
+impl std::fmt::Debug for RequestAuthorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestAuthorizer")
+            .field(
+                "uris",
+                &self
+                    .uris
+                    .values()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
+            .field("timeout", &self.timeout)
+            .field("sources", &self.sources)
+            .field("cached", &self.cache.as_ref().map(Cache::entry_count))
+            .finish_non_exhaustive()
+    }
+}
+
+fn transport(error: reqwest::Error) -> CallError {
+    if error.is_timeout() {
+        CallError::Timeout
+    } else {
+        CallError::Transport(error)
+    }
+}
+
+/// Reads a response body, failing once it passes `cap` bytes.
+///
+/// # Errors
+/// [`CallError::TooLarge`] or the transport error.
+pub(super) async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, CallError> {
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(CallError::TooLarge(cap));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if body.len() + chunk.len() > cap {
+            return Err(CallError::TooLarge(cap));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The cache key: a digest of the stage and every identity-source value (length-prefixed, so
+/// values cannot run into each other); raw credentials are not kept as keys.
+fn cache_key(stage: &str, values: &[String]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for part in std::iter::once(stage).chain(values.iter().map(String::as_str)) {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.finalize().into()
+}
+
+#[async_trait]
+impl Authorizer for RequestAuthorizer {
+    async fn authorize(&self, request: &AuthRequest<'_>) -> Result<Authorized, AuthError> {
+        let values = self
+            .sources
+            .iter()
+            .map(|s| request.view.value(s))
+            .collect::<Option<Vec<String>>>()
+            .ok_or(AuthError::MissingIdentity)?;
+        let key = cache_key(&request.meta.stage, &values);
+        let cached = match &self.cache {
+            Some(cache) => cache.get(&key).await,
+            None => None,
+        };
+        let decision = match cached {
+            Some(decision) => decision,
+            None => {
+                let method_arn = format!(
+                    "{}{}/{}/$connect",
+                    self.arn_prefix, request.meta.api_id, request.meta.stage
+                );
+                let decision = self.call(request, &method_arn).await?;
+                if let Some(cache) = &self.cache {
+                    cache.insert(key, decision.clone()).await;
+                }
+                decision
+            }
+        };
+        match decision {
+            Decision::Allow(authorized) => Ok(authorized),
+            Decision::Deny => Err(AuthError::Denied),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "request"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_keys_separate_values() {
+        let a = cache_key("prod", &["ab".into(), "c".into()]);
+        let b = cache_key("prod", &["a".into(), "bc".into()]);
+        let c = cache_key("dev", &["ab".into(), "c".into()]);
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a, cache_key("prod", &["ab".into(), "c".into()]));
+    }
+}

@@ -1,0 +1,54 @@
+//! The cluster-bus seam: publish a frame to one node, receive the frames sent to this node.
+//! The cross-node logic (`forward`, `inbox`) is written once over [`ClusterBus`]; Redis pub/sub
+//! (one server or a Redis Cluster with sharded pub/sub) is one small implementation of it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::wire::WireError;
+
+/// Why the bus could not publish or subscribe.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// Redis failed or refused the command.
+    #[error("cluster bus: Redis failed during {op}")]
+    Redis {
+        /// The bus operation.
+        op: &'static str,
+        /// The client error.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// Redis did not answer in time.
+    #[error("cluster bus: no answer to {op} within {after:?}")]
+    Timeout {
+        /// The bus operation.
+        op: &'static str,
+        /// The timeout that elapsed.
+        after: Duration,
+    },
+    /// A message could not be encoded.
+    #[error("cluster bus: cannot encode a message")]
+    Encode(#[from] WireError),
+}
+
+/// Node-to-node transport. Frames received for this node go to the bounded inbox given to the
+/// implementation when it is built; frames published one after another from this node to one
+/// node arrive there in the order they were published.
+#[async_trait]
+pub trait ClusterBus: Send + Sync + std::fmt::Debug + 'static {
+    /// Publishes `frame` on `node`'s channel; answers how many subscribers received it (0:
+    /// nobody is listening on that node's channel: it is dead, partitioned or not yet up).
+    ///
+    /// # Errors
+    /// [`BusError`] when the transport failed; the frame may or may not have been delivered.
+    async fn publish(&self, node: &str, frame: Bytes) -> Result<u64, BusError>;
+
+    /// Re-creates this node's subscription (after probes stopped arriving).
+    ///
+    /// # Errors
+    /// [`BusError`] when the transport failed; the caller tries again later.
+    async fn resubscribe(&self) -> Result<(), BusError>;
+}

@@ -1,0 +1,129 @@
+//! Callbacks for connections held by another node: the record names the owner; the request
+//! travels on the bus and the owner's `Ack` decides the answer, so a cross-node POST answers
+//! exactly what a local one would (200 queued, 429 queue full, 410 gone).
+//!
+//! Failure answers: a store or bus error, or no `Ack` within `cluster.forward_timeout`, is 503
+//! (never 410: the connection may be alive). An owner with no subscriber is 410 when its lease
+//! is gone (the reaper cleans up) and 503 while its lease is alive (it is only unreachable).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::Cluster;
+use super::inbox::publish;
+use super::wire::{Envelope, Outcome};
+use crate::error::CallbackError;
+use crate::telemetry;
+
+impl Cluster {
+    /// `POST @connections/{id}` for a connection not held here.
+    ///
+    /// # Errors
+    /// The [`CallbackError`] the callback API answers.
+    pub async fn post(&self, stage: &str, id: &str, payload: Bytes) -> Result<(), CallbackError> {
+        let owner = self.owner(stage, id).await?;
+        let outcome = self
+            .forward("post", &owner, |request, reply_to| Envelope::Post {
+                request,
+                reply_to,
+                connection_id: id.to_owned(),
+                payload,
+            })
+            .await?;
+        match outcome {
+            Outcome::Done => Ok(()),
+            Outcome::Full => Err(CallbackError::LimitExceeded),
+            Outcome::Gone => Err(CallbackError::Gone),
+        }
+    }
+
+    /// `DELETE @connections/{id}` for a connection not held here.
+    ///
+    /// # Errors
+    /// The [`CallbackError`] the callback API answers.
+    pub async fn delete(
+        &self,
+        stage: &str,
+        id: &str,
+        code: u16,
+        reason: String,
+    ) -> Result<(), CallbackError> {
+        let owner = self.owner(stage, id).await?;
+        let outcome = self
+            .forward("delete", &owner, |request, reply_to| Envelope::Delete {
+                request,
+                reply_to,
+                connection_id: id.to_owned(),
+                code,
+                reason,
+            })
+            .await?;
+        match outcome {
+            Outcome::Done => Ok(()),
+            Outcome::Full | Outcome::Gone => Err(CallbackError::Gone),
+        }
+    }
+
+    /// The node holding `id` on `stage`, from its record.
+    async fn owner(&self, stage: &str, id: &str) -> Result<String, CallbackError> {
+        let record = self
+            .records
+            .get(id)
+            .await
+            .map_err(|_| CallbackError::Unavailable)?
+            .filter(|r| r.stage == stage)
+            .ok_or(CallbackError::Gone)?;
+        if record.node_id == self.node_id {
+            // Ours, but not in the registry: it is closing (or a stale record).
+            return Err(CallbackError::Gone);
+        }
+        Ok(record.node_id)
+    }
+
+    async fn forward(
+        &self,
+        method: &'static str,
+        owner: &str,
+        envelope: impl FnOnce(u64, String) -> Envelope,
+    ) -> Result<Outcome, CallbackError> {
+        let started = Instant::now();
+        let result = self.forward_inner(method, owner, envelope).await;
+        let label = match &result {
+            Ok(Outcome::Done) => "done",
+            Ok(Outcome::Full) => "full",
+            Ok(Outcome::Gone) | Err(CallbackError::Gone) => "gone",
+            Err(_) => "unavailable",
+        };
+        metrics::counter!(telemetry::FORWARD_TOTAL, "method" => method, "outcome" => label)
+            .increment(1);
+        metrics::histogram!(telemetry::FORWARD_LATENCY, "method" => method)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn forward_inner(
+        &self,
+        method: &'static str,
+        owner: &str,
+        envelope: impl FnOnce(u64, String) -> Envelope,
+    ) -> Result<Outcome, CallbackError> {
+        let mut waiter = self.pending.wait().ok_or(CallbackError::Unavailable)?;
+        let frame = envelope(waiter.request, self.node_id.clone())
+            .encode()
+            .map_err(|_| CallbackError::BadRequest("connection id or reason too long".into()))?;
+        let receivers = publish(self, owner, method, frame)
+            .await
+            .map_err(|_| CallbackError::Unavailable)?;
+        if receivers == 0 {
+            return match self.members.lease_alive(owner).await {
+                Ok(false) => Err(CallbackError::Gone),
+                Ok(true) | Err(_) => Err(CallbackError::Unavailable),
+            };
+        }
+        match tokio::time::timeout(self.config.forward_timeout, &mut waiter.answer).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(_)) | Err(_) => Err(CallbackError::Unavailable),
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Several nodes as one gateway (with `store: {kind: redis}`): cross-node callbacks, node
+//! leases, the reaper of dead nodes, and recovery from Redis outages and data loss.
+//!
+//! # Pieces
+//! - [`bus`]: the [`ClusterBus`] seam (publish a frame to a node, receive this node's frames);
+//!   [`redis_bus`] implements it on Redis pub/sub (sharded on a Redis Cluster).
+//! - [`wire`]: the frames: `Post`, `Delete`, their `Ack`, and the `Probe` a node sends itself.
+//! - `forward`: the callback API's path for a connection held by another node: look the
+//!   record up, publish to the owner, wait (bounded) for its `Ack`.
+//! - `inbox`: applies frames received from other nodes (bounded queue, one task, in order)
+//!   and publishes the `Ack`s.
+//! - `lease`: renews this node's lease every `lease_ttl / 3`, probes its own subscription,
+//!   re-asserts records after Redis lost them, and closes every socket when it learns that its
+//!   connections were reaped while it was frozen or cut off.
+//! - `reaper`: on every node, finds nodes whose lease expired, claims them, removes their
+//!   records and runs `$disconnect` for each record it removed (so exactly once cluster-wide).
+//!
+//! A memory store is one node: no cluster is built and callbacks for unknown ids answer 410.
+
+pub mod bus;
+mod forward;
+mod inbox;
+mod lease;
+mod pending;
+mod reaper;
+pub mod redis_bus;
+pub mod wire;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use wsgate_connection_store::{ConnectionStore, RedisStore, StoreError};
+
+pub use self::bus::{BusError, ClusterBus};
+use self::lease::LeaseState;
+use self::pending::Pending;
+use crate::config::ClusterConfig;
+use crate::state::Shared;
+
+/// How long the mark of a reaped node lives, so that a node frozen for less than this learns on
+/// resuming that its connections were reaped (longer freezes look like Redis data loss).
+const TOMBSTONE_TTL: Duration = Duration::from_secs(24 * 3600);
+/// `Ack`s waiting to be published.
+const ACK_QUEUE: usize = 4096;
+
+/// This node's membership in the cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    node_id: String,
+    config: ClusterConfig,
+    bus: Arc<dyn ClusterBus>,
+    members: RedisStore,
+    records: Arc<dyn ConnectionStore>,
+    pending: Arc<Pending>,
+    acks: mpsc::Sender<(String, Bytes)>,
+    lease: LeaseState,
+    fence: Arc<AtomicBool>,
+    stop: CancellationToken,
+}
+
+/// The receiving ends that [`Cluster::spawn`] consumes once the shared state exists.
+#[derive(Debug)]
+pub struct Receivers {
+    inbox: mpsc::Receiver<Bytes>,
+    acks: mpsc::Receiver<(String, Bytes)>,
+}
+
+/// Why the cluster could not be joined.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// The bus could not subscribe.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The lease could not be taken.
+    #[error("cannot take this node's lease: {0}")]
+    Lease(#[source] StoreError),
+}
+
+impl Cluster {
+    /// Joins: takes this node's lease. `build_bus` gets the inbox sender to deliver frames to.
+    ///
+    /// # Errors
+    /// [`JoinError`] when Redis refuses or cannot be reached.
+    pub async fn join<F, Fut>(
+        node_id: String,
+        config: ClusterConfig,
+        members: RedisStore,
+        records: Arc<dyn ConnectionStore>,
+        fence: Arc<AtomicBool>,
+        build_bus: F,
+    ) -> Result<(Arc<Self>, Receivers), JoinError>
+    where
+        F: FnOnce(mpsc::Sender<Bytes>) -> Fut,
+        Fut: Future<Output = Result<Arc<dyn ClusterBus>, BusError>>,
+    {
+        let (inbox_tx, inbox) = mpsc::channel(config.receive_queue_messages);
+        let (acks_tx, acks) = mpsc::channel(ACK_QUEUE);
+        let bus = build_bus(inbox_tx).await?;
+        let lease = LeaseState::new();
+        members
+            .acquire_lease(&node_id, &lease.token(), config.lease_ttl)
+            .await
+            .map_err(JoinError::Lease)?;
+        let cluster = Arc::new(Self {
+            pending: Pending::new(config.max_pending_forwards),
+            node_id,
+            config,
+            bus,
+            members,
+            records,
+            acks: acks_tx,
+            lease,
+            fence,
+            stop: CancellationToken::new(),
+        });
+        Ok((cluster, Receivers { inbox, acks }))
+    }
+
+    /// Starts the inbox, ack, lease and reaper tasks; they run until [`Cluster::stop`].
+    pub fn spawn(
+        self: &Arc<Self>,
+        shared: &Arc<Shared>,
+        receivers: Receivers,
+        tasks: &mut JoinSet<()>,
+    ) {
+        tasks.spawn(inbox::run(
+            Arc::clone(shared),
+            Arc::clone(self),
+            receivers.inbox,
+        ));
+        tasks.spawn(inbox::send_acks(Arc::clone(self), receivers.acks));
+        tasks.spawn(lease::run(Arc::clone(shared), Arc::clone(self)));
+        tasks.spawn(reaper::run(Arc::clone(shared), Arc::clone(self)));
+        tasks.spawn(reaper::reap_leftovers(Arc::clone(shared), Arc::clone(self)));
+    }
+
+    /// Graceful exit, step 1, after this node's connections are closed and their records
+    /// removed: stops the tasks (the caller then waits for them, so no renewal is in flight).
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Graceful exit, step 2, once the tasks have ended: gives the lease back and leaves the
+    /// node set, so no other node reaps this one.
+    pub async fn release(&self) {
+        if let Err(error) = self
+            .members
+            .release_lease(&self.node_id, &self.lease.token())
+            .await
+        {
+            tracing::warn!(%error, "cannot release this node's lease; it expires by itself");
+        }
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+}

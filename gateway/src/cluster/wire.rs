@@ -1,0 +1,333 @@
+//! What nodes send each other on the bus, and its compact binary encoding.
+//!
+//! A frame is one tag byte followed by the fields in order: integers big-endian, strings as a
+//! `u16` length and UTF-8 bytes, and a `Post` payload as the rest of the frame (so a payload is
+//! never copied or re-encoded).
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+const POST: u8 = 1;
+const DELETE: u8 = 2;
+const ACK: u8 = 3;
+const PROBE: u8 = 4;
+
+/// What the owner of a connection answers to a forwarded callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Queued for the client (POST) or close requested (DELETE).
+    Done,
+    /// The owner does not hold this connection (any more).
+    Gone,
+    /// The connection's outbound queue is full (POST only).
+    Full,
+}
+
+impl Outcome {
+    fn code(self) -> u8 {
+        match self {
+            Self::Done => 0,
+            Self::Gone => 1,
+            Self::Full => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> Result<Self, WireError> {
+        match code {
+            0 => Ok(Self::Done),
+            1 => Ok(Self::Gone),
+            2 => Ok(Self::Full),
+            other => Err(WireError::UnknownOutcome(other)),
+        }
+    }
+}
+
+/// One message between nodes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Envelope {
+    /// Queue `payload` for `connection_id`; answer with an `Ack` to `reply_to`.
+    Post {
+        /// Matches the `Ack`.
+        request: u64,
+        /// The node waiting for the `Ack`.
+        reply_to: String,
+        /// The connection.
+        connection_id: String,
+        /// The callback body (text when valid UTF-8, else binary, as for a local post).
+        payload: Bytes,
+    },
+    /// Close `connection_id` with `code` and `reason`; answer with an `Ack` to `reply_to`.
+    Delete {
+        /// Matches the `Ack`.
+        request: u64,
+        /// The node waiting for the `Ack`.
+        reply_to: String,
+        /// The connection.
+        connection_id: String,
+        /// Close code.
+        code: u16,
+        /// Close reason.
+        reason: String,
+    },
+    /// The owner's answer to a `Post` or `Delete`.
+    Ack {
+        /// The request answered.
+        request: u64,
+        /// What happened.
+        outcome: Outcome,
+    },
+    /// A node's message to itself, proving that its subscription still receives.
+    Probe {
+        /// Sequence number of the probe.
+        seq: u64,
+    },
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// The frame ends before its fields do.
+    #[error("frame truncated")]
+    Truncated,
+    /// The first byte names no known message.
+    #[error("unknown message tag {0}")]
+    UnknownTag(u8),
+    /// An `Ack` carries an unknown outcome.
+    #[error("unknown outcome {0}")]
+    UnknownOutcome(u8),
+    /// A string field is not UTF-8.
+    #[error("string field is not UTF-8")]
+    Utf8,
+    /// A string field is longer than a frame allows (64 KiB).
+    #[error("string field too long")]
+    TooLong,
+}
+
+impl Envelope {
+    /// Encodes the message into one frame.
+    ///
+    /// # Errors
+    /// [`WireError::TooLong`] for a string field over 64 KiB (ids and reasons are far shorter).
+    pub fn encode(&self) -> Result<Bytes, WireError> {
+        let mut out = BytesMut::new();
+        match self {
+            Self::Post {
+                request,
+                reply_to,
+                connection_id,
+                payload,
+            } => {
+                out.reserve(32 + payload.len());
+                out.put_u8(POST);
+                out.put_u64(*request);
+                put_str(&mut out, reply_to)?;
+                put_str(&mut out, connection_id)?;
+                out.put_slice(payload);
+            }
+            Self::Delete {
+                request,
+                reply_to,
+                connection_id,
+                code,
+                reason,
+            } => {
+                out.put_u8(DELETE);
+                out.put_u64(*request);
+                put_str(&mut out, reply_to)?;
+                put_str(&mut out, connection_id)?;
+                out.put_u16(*code);
+                put_str(&mut out, reason)?;
+            }
+            Self::Ack { request, outcome } => {
+                out.put_u8(ACK);
+                out.put_u64(*request);
+                out.put_u8(outcome.code());
+            }
+            Self::Probe { seq } => {
+                out.put_u8(PROBE);
+                out.put_u64(*seq);
+            }
+        }
+        Ok(out.freeze())
+    }
+
+    /// Decodes one frame (the payload of a `Post` shares the frame's memory).
+    ///
+    /// # Errors
+    /// A [`WireError`] for anything malformed.
+    pub fn decode(frame: Bytes) -> Result<Self, WireError> {
+        let mut r = Reader { frame, at: 0 };
+        let message = match r.u8()? {
+            POST => Self::Post {
+                request: r.u64()?,
+                reply_to: r.string()?,
+                connection_id: r.string()?,
+                payload: r.rest(),
+            },
+            DELETE => Self::Delete {
+                request: r.u64()?,
+                reply_to: r.string()?,
+                connection_id: r.string()?,
+                code: r.u16()?,
+                reason: r.string()?,
+            },
+            ACK => Self::Ack {
+                request: r.u64()?,
+                outcome: Outcome::from_code(r.u8()?)?,
+            },
+            PROBE => Self::Probe { seq: r.u64()? },
+            other => return Err(WireError::UnknownTag(other)),
+        };
+        Ok(message)
+    }
+
+    /// A short name for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Post { .. } => "post",
+            Self::Delete { .. } => "delete",
+            Self::Ack { .. } => "ack",
+            Self::Probe { .. } => "probe",
+        }
+    }
+}
+
+fn put_str(out: &mut BytesMut, text: &str) -> Result<(), WireError> {
+    let len = u16::try_from(text.len()).map_err(|_| WireError::TooLong)?;
+    out.put_u16(len);
+    out.put_slice(text.as_bytes());
+    Ok(())
+}
+
+struct Reader {
+    frame: Bytes,
+    at: usize,
+}
+
+impl Reader {
+    fn take(&mut self, n: usize) -> Result<&[u8], WireError> {
+        let end = self.at.checked_add(n).ok_or(WireError::Truncated)?;
+        let slice = self.frame.get(self.at..end).ok_or(WireError::Truncated)?;
+        self.at = end;
+        Ok(slice)
+    }
+
+    fn u8(&mut self) -> Result<u8, WireError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, WireError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, WireError> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(u64::from_be_bytes(b))
+    }
+
+    fn string(&mut self) -> Result<String, WireError> {
+        let len = usize::from(self.u16()?);
+        let bytes = self.take(len)?;
+        std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|_| WireError::Utf8)
+    }
+
+    fn rest(&mut self) -> Bytes {
+        let rest = self.frame.slice(self.at..);
+        self.at = self.frame.len();
+        rest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<Envelope> {
+        vec![
+            Envelope::Post {
+                request: u64::MAX,
+                reply_to: "node-a".into(),
+                connection_id: "abc_DEF-123".into(),
+                payload: Bytes::from_static(&[0, 255, 10, 13]),
+            },
+            Envelope::Post {
+                request: 0,
+                reply_to: String::new(),
+                connection_id: "é".into(),
+                payload: Bytes::new(),
+            },
+            Envelope::Delete {
+                request: 7,
+                reply_to: "node-b".into(),
+                connection_id: "c".into(),
+                code: 4001,
+                reason: "bye ✓".into(),
+            },
+            Envelope::Ack {
+                request: 9,
+                outcome: Outcome::Full,
+            },
+            Envelope::Ack {
+                request: 10,
+                outcome: Outcome::Gone,
+            },
+            Envelope::Probe { seq: 3 },
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for message in samples() {
+            let frame = message.encode().expect("encodes");
+            assert_eq!(Envelope::decode(frame).expect("decodes"), message);
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        for message in samples() {
+            let frame = message.encode().expect("encodes");
+            // A Post's payload is the rest of the frame, so only its header can be cut short.
+            let header = match &message {
+                Envelope::Post { payload, .. } => frame.len() - payload.len(),
+                _ => frame.len(),
+            };
+            for len in 0..header {
+                assert!(
+                    Envelope::decode(frame.slice(..len)).is_err(),
+                    "{message:?} cut at {len}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_is_rejected() {
+        assert_eq!(
+            Envelope::decode(Bytes::from_static(&[99])),
+            Err(WireError::UnknownTag(99))
+        );
+        assert_eq!(
+            Envelope::decode(Bytes::from_static(&[ACK, 0, 0, 0, 0, 0, 0, 0, 1, 7])),
+            Err(WireError::UnknownOutcome(7))
+        );
+        let bad_utf8 = [DELETE, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0xff];
+        assert_eq!(
+            Envelope::decode(Bytes::copy_from_slice(&bad_utf8)),
+            Err(WireError::Utf8)
+        );
+        let long = "x".repeat(70_000);
+        assert_eq!(Envelope::Probe { seq: 1 }.encode().map(|_| ()), Ok(()));
+        let too_long = Envelope::Delete {
+            request: 1,
+            reply_to: long,
+            connection_id: String::new(),
+            code: 1000,
+            reason: String::new(),
+        };
+        assert_eq!(too_long.encode(), Err(WireError::TooLong));
+    }
+}
