@@ -14,22 +14,22 @@ pub(super) enum Bucket {
 }
 
 impl Bucket {
-    /// Takes one token.
-    pub(super) async fn acquire(&self, clock: &Clock) -> Decision {
+    /// Takes one token; `now` is `clock`'s current reading (read once per request).
+    pub(super) async fn acquire(&self, clock: &Clock, now: u64) -> Decision {
         match self {
-            Self::Local(gcra) => match gcra.try_take(clock.now()) {
+            Self::Local(gcra) => match gcra.try_take(now) {
                 Take::Granted(_) => Decision::Allow,
                 Take::Denied { retry_after_ns } => Decision::Deny(retry_after_ns),
             },
-            Self::Cluster(bucket) => bucket.acquire(clock).await,
+            Self::Cluster(bucket) => bucket.acquire(clock, now).await,
         }
     }
 
     /// Gives a token back.
-    pub(super) fn refund(&self, clock: &Clock) {
+    pub(super) fn refund(&self, now: u64) {
         match self {
             Self::Local(gcra) => gcra.refund(),
-            Self::Cluster(bucket) => bucket.refund(clock.now()),
+            Self::Cluster(bucket) => bucket.refund(now),
         }
     }
 }

@@ -96,9 +96,9 @@ impl ClusterBucket {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes one token.
-    pub async fn acquire(&self, clock: &Clock) -> Decision {
-        if let Some(decision) = self.local(clock.now()) {
+    /// Takes one token; `now` is `clock`'s reading when the request arrived.
+    pub async fn acquire(&self, clock: &Clock, now: u64) -> Decision {
+        if let Some(decision) = self.local(now) {
             return decision;
         }
         let _refilling = self.refill.lock().await;

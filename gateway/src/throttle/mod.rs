@@ -253,12 +253,15 @@ impl Throttle {
         stage: &str,
         route: &str,
     ) -> Result<(), Throttled> {
+        // Read once, and only when some bucket applies.
+        let mut now = None;
         for (i, (bucket, level)) in chain.iter().enumerate() {
             let Some(bucket) = bucket else { continue };
-            if let Decision::Deny(retry_after_ns) = bucket.acquire(&self.clock).await {
+            let now = *now.get_or_insert_with(|| self.clock.now());
+            if let Decision::Deny(retry_after_ns) = bucket.acquire(&self.clock, now).await {
                 for (taken, _) in &chain[..i] {
                     if let Some(taken) = taken {
-                        taken.refund(&self.clock);
+                        taken.refund(self.clock.now());
                     }
                 }
                 metrics::counter!(

@@ -34,7 +34,7 @@ async fn two_nodes_share_one_bucket_within_ten_percent() {
     ];
     let mut admitted = 0;
     for i in 0..800 {
-        if nodes[i % 2].acquire(&clock).await == Decision::Allow {
+        if nodes[i % 2].acquire(&clock, clock.now()).await == Decision::Allow {
             admitted += 1;
         }
         clock.advance(Duration::from_millis(5));
@@ -51,7 +51,7 @@ async fn most_acquisitions_skip_the_shared_bucket() {
     let bucket = node(&shared, limit, OnRedisError::Local);
     // 5 000/s for one second: well under the limit.
     for _ in 0..5_000 {
-        assert_eq!(bucket.acquire(&clock).await, Decision::Allow);
+        assert_eq!(bucket.acquire(&clock, clock.now()).await, Decision::Allow);
         clock.advance(Duration::from_micros(200));
     }
     let calls = shared.calls.load(Ordering::SeqCst);
@@ -63,16 +63,22 @@ async fn a_refusal_is_remembered_until_the_token_returns() {
     let limit = Limit::new(10.0, 2);
     let (clock, shared) = setup();
     let bucket = node(&shared, limit, OnRedisError::Local);
-    assert_eq!(bucket.acquire(&clock).await, Decision::Allow);
-    assert_eq!(bucket.acquire(&clock).await, Decision::Allow);
-    assert!(matches!(bucket.acquire(&clock).await, Decision::Deny(_)));
+    assert_eq!(bucket.acquire(&clock, clock.now()).await, Decision::Allow);
+    assert_eq!(bucket.acquire(&clock, clock.now()).await, Decision::Allow);
+    assert!(matches!(
+        bucket.acquire(&clock, clock.now()).await,
+        Decision::Deny(_)
+    ));
     let calls = shared.calls.load(Ordering::SeqCst);
     for _ in 0..50 {
-        assert!(matches!(bucket.acquire(&clock).await, Decision::Deny(_)));
+        assert!(matches!(
+            bucket.acquire(&clock, clock.now()).await,
+            Decision::Deny(_)
+        ));
     }
     assert_eq!(shared.calls.load(Ordering::SeqCst), calls);
     clock.advance(Duration::from_millis(100));
-    assert_eq!(bucket.acquire(&clock).await, Decision::Allow);
+    assert_eq!(bucket.acquire(&clock, clock.now()).await, Decision::Allow);
 }
 
 #[tokio::test]
@@ -88,7 +94,7 @@ async fn unavailable_shared_bucket_follows_the_policy() {
         let bucket = node(&shared, limit, policy);
         let mut admitted = 0;
         for _ in 0..20 {
-            if bucket.acquire(&clock).await == Decision::Allow {
+            if bucket.acquire(&clock, clock.now()).await == Decision::Allow {
                 admitted += 1;
             }
         }
@@ -97,7 +103,11 @@ async fn unavailable_shared_bucket_follows_the_policy() {
         assert_eq!(shared.calls.load(Ordering::SeqCst), 1, "{policy:?}");
         shared.failing.store(false, Ordering::SeqCst);
         clock.advance(RECHECK + Duration::from_millis(1));
-        assert_eq!(bucket.acquire(&clock).await, Decision::Allow, "{policy:?}");
+        assert_eq!(
+            bucket.acquire(&clock, clock.now()).await,
+            Decision::Allow,
+            "{policy:?}"
+        );
         assert_eq!(shared.calls.load(Ordering::SeqCst), 2, "{policy:?}");
     }
 }
@@ -109,13 +119,13 @@ async fn unspent_lease_expires_and_refunds_return_tokens() {
     let bucket = node(&shared, limit, OnRedisError::Local);
     // Grow the lease.
     for _ in 0..10 {
-        assert_eq!(bucket.acquire(&clock).await, Decision::Allow);
+        assert_eq!(bucket.acquire(&clock, clock.now()).await, Decision::Allow);
     }
     let held = bucket.state().credit;
     bucket.refund(clock.now());
     assert_eq!(bucket.state().credit, held + 1);
     clock.advance(Duration::from_millis(20) + Duration::from_nanos(MS));
-    assert_eq!(bucket.acquire(&clock).await, Decision::Allow);
+    assert_eq!(bucket.acquire(&clock, clock.now()).await, Decision::Allow);
     // A new lease replaced the expired one; the lease never exceeds rate × lease (20 tokens).
     assert!(bucket.state().granted <= 20);
 }
