@@ -233,7 +233,7 @@ impl Config {
                 "must be greater than zero",
             ));
         }
-        self.throttling.validate(api)?;
+        self.throttling.validate(api, &self.api_keys)?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::invalid("log.level", e.to_string()))?;
         check_auth::validate(self)

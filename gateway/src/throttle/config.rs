@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{ApiConfig, ConfigError, duration};
+use super::plans::config::UsagePlanConfig;
+use crate::config::{ApiConfig, ApiKeyConfig, ConfigError, duration};
 
 /// `throttling:` section.
 #[derive(Debug, Clone, Deserialize)]
@@ -29,6 +30,8 @@ pub struct ThrottlingConfig {
     pub scope: Scope,
     /// How nodes share buckets through Redis.
     pub cluster: ClusterThrottling,
+    /// Usage plans by name (the `usage_plan` of `api_keys` entries): rate, burst and quota per key.
+    pub usage_plans: BTreeMap<String, UsagePlanConfig>,
 }
 
 impl Default for ThrottlingConfig {
@@ -44,6 +47,7 @@ impl Default for ThrottlingConfig {
             stages: BTreeMap::new(),
             scope: Scope::Cluster,
             cluster: ClusterThrottling::default(),
+            usage_plans: BTreeMap::new(),
         }
     }
 }
@@ -194,7 +198,7 @@ impl ThrottlingConfig {
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the offending key.
-    pub fn validate(&self, api: &ApiConfig) -> Result<(), ConfigError> {
+    pub fn validate(&self, api: &ApiConfig, api_keys: &[ApiKeyConfig]) -> Result<(), ConfigError> {
         let gateway = self.gateway.map(|g| ("throttling.gateway", g.resolved()));
         let tops = [
             ("gateway", self.gateway),
@@ -242,6 +246,7 @@ impl ThrottlingConfig {
                 not_looser(route_at, resolved, parent, ROUTE)?;
             }
         }
+        super::plans::config::validate(&self.usage_plans, gateway.map(|g| g.1), api_keys)?;
         if self.cluster.lease.is_zero() || self.cluster.timeout.is_zero() {
             let key = if self.cluster.lease.is_zero() {
                 "lease"

@@ -4,7 +4,8 @@
 //! - `gateway`: everything the gateway serves (messages, connection attempts, callback requests);
 //! - `stages.<s>.default_route_settings` / `route_settings.<route>`: one bucket per route;
 //! - `per_connection`: messages of one connection (always local to its node);
-//! - `new_connections` (default 500/s) and `callback`.
+//! - `new_connections` (default 500/s) and `callback`;
+//! - `usage_plans.<plan>`: a rate, burst and quota per API key of the plan ([`plans`]).
 //!
 //! A request takes a token from the narrowest bucket first; when a wider one refuses, the tokens
 //! already taken are given back, so a throttled request costs no capacity elsewhere. With the
@@ -16,7 +17,9 @@ pub mod clock;
 pub mod config;
 pub mod gcra;
 pub mod lease;
+pub mod plans;
 pub mod redis_gcra;
+pub mod redis_quota;
 pub mod shared;
 
 use std::collections::HashMap;
@@ -27,6 +30,8 @@ use self::bucket::Bucket;
 use self::clock::Clock;
 use self::gcra::{Gcra, Limit};
 use self::lease::{ClusterBucket, Decision};
+use self::plans::quota::{MemoryQuota, QuotaLease, QuotaStore, Spend};
+use self::plans::{PlanBackends, Plans};
 use self::redis_gcra::RedisBuckets;
 use self::shared::{SharedBucketError, SharedBuckets};
 use crate::config::{ApiConfig, Config, StoreConfig};
@@ -36,6 +41,8 @@ pub use self::config::{
     ClusterThrottling, OnRedisError, RateLimit, RouteThrottle, Scope, StageThrottling,
     ThrottlingConfig,
 };
+pub use self::plans::config::{QuotaConfig, UsagePlanConfig};
+pub use self::plans::period::Period;
 
 /// Route key used in metrics for callback API requests.
 pub const CALLBACK_ROUTE: &str = "@connections";
@@ -53,6 +60,10 @@ pub enum Level {
     NewConnections,
     /// `throttling.callback`.
     Callback,
+    /// The rate and burst of the API key's usage plan.
+    UsagePlan,
+    /// The quota of the API key's usage plan.
+    Quota,
 }
 
 impl Level {
@@ -64,6 +75,8 @@ impl Level {
             Self::Connection => "connection",
             Self::NewConnections => "new_connections",
             Self::Callback => "callback",
+            Self::UsagePlan => "usage_plan",
+            Self::Quota => "quota",
         }
     }
 }
@@ -79,7 +92,7 @@ pub struct Throttled {
 }
 
 impl Throttled {
-    /// Whole seconds for `Retry-After`: the wait rounded up, between 1 and 3600.
+    /// Whole seconds for `Retry-After`: the wait rounded up, between 1 s and 31 days.
     pub fn retry_after_secs(&self) -> u64 {
         let whole = self.retry_after.as_secs();
         let secs = if self.retry_after.subsec_nanos() > 0 {
@@ -87,13 +100,18 @@ impl Throttled {
         } else {
             whole
         };
-        secs.clamp(1, 3600)
+        secs.clamp(1, 31 * 86_400)
     }
 }
 
-/// Messages of one connection; made by [`Throttle::connection_bucket`].
+/// What throttles one connection's messages besides the shared buckets: its own bucket and
+/// its API key's usage plan. Made by [`Throttle::connection_bucket`].
 #[derive(Debug)]
-pub struct ConnectionBucket(Bucket);
+pub struct ConnectionBucket {
+    bucket: Option<Bucket>,
+    /// Usage plan and entry name (`plan:<plan>:<key id>`).
+    plan: Option<(String, String)>,
+}
 
 /// Every bucket of a gateway.
 #[derive(Debug)]
@@ -104,6 +122,9 @@ pub struct Throttle {
     callback: Option<Bucket>,
     per_connection: Option<Limit>,
     routes: HashMap<String, HashMap<String, Bucket>>,
+    plans: Plans,
+    /// Wall-clock epoch milliseconds at the clock's zero (quota periods).
+    epoch_ms: i64,
 }
 
 fn limit_of((rate, burst): (f64, u32)) -> Limit {
@@ -120,18 +141,37 @@ impl Throttle {
             callback: None,
             per_connection: None,
             routes: HashMap::new(),
+            plans: Plans::new(
+                &Default::default(),
+                memory_backends(&ThrottlingConfig::default()),
+            ),
+            epoch_ms: chrono::Utc::now().timestamp_millis(),
         }
     }
 
     /// Builds the buckets of `config`; aggregate buckets use `shared` when given and the scope is
-    /// `cluster`.
+    /// `cluster`; quotas are counted in `quotas` (in memory when `None`).
     pub fn build(
         config: &ThrottlingConfig,
         api: &ApiConfig,
         shared: Option<Arc<dyn SharedBuckets>>,
+        quotas: Option<Arc<dyn QuotaStore>>,
         clock: Clock,
     ) -> Self {
         let shared = shared.filter(|_| config.scope == Scope::Cluster);
+        let plan_backends = match quotas {
+            Some(quotas) => PlanBackends {
+                shared: shared.clone(),
+                quotas,
+                quota_max_lease: 100,
+                lease: config.cluster.lease,
+                on_error: config.cluster.on_redis_error,
+            },
+            None => PlanBackends {
+                shared: shared.clone(),
+                ..memory_backends(config)
+            },
+        };
         let make = |name: String, limit: Limit| match &shared {
             Some(shared) => Bucket::Cluster(ClusterBucket::new(
                 name,
@@ -167,8 +207,21 @@ impl Throttle {
                 .per_connection
                 .map(|l| Limit::new(l.rate_limit, l.burst_limit)),
             routes,
+            plans: Plans::new(&config.usage_plans, plan_backends),
+            epoch_ms: chrono::Utc::now().timestamp_millis(),
             clock,
         }
+    }
+
+    /// Sets the wall-clock time (epoch ms) at the clock's zero, for tests of quota periods.
+    pub fn with_epoch_ms(mut self, epoch_ms: i64) -> Self {
+        self.epoch_ms = epoch_ms;
+        self
+    }
+
+    fn wall_ms(&self, now: u64) -> i64 {
+        self.epoch_ms
+            .saturating_add(i64::try_from(now / 1_000_000).unwrap_or(i64::MAX))
     }
 
     /// Builds the buckets of a gateway configuration, connecting to the store's Redis when the
@@ -178,8 +231,8 @@ impl Throttle {
     /// Redis could not be reached.
     pub async fn from_config(config: &Config) -> Result<Self, SharedBucketError> {
         let t = &config.throttling;
-        let shared: Option<Arc<dyn SharedBuckets>> = match &config.store {
-            StoreConfig::Redis(redis) if t.scope == Scope::Cluster => Some(Arc::new(
+        let redis = match &config.store {
+            StoreConfig::Redis(redis) => Some(Arc::new(
                 RedisBuckets::connect(
                     &redis.seeds(),
                     redis.is_cluster(),
@@ -189,15 +242,24 @@ impl Throttle {
                 )
                 .await?,
             )),
-            _ => None,
+            StoreConfig::Memory => None,
         };
-        Ok(Self::build(t, &config.api, shared, Clock::new()))
+        let shared = redis.clone().map(|r| r as Arc<dyn SharedBuckets>);
+        let quotas = redis.map(|r| r as Arc<dyn QuotaStore>);
+        Ok(Self::build(t, &config.api, shared, quotas, Clock::new()))
     }
 
-    /// A fresh bucket for one connection's messages, when `per_connection` is set.
-    pub fn connection_bucket(&self) -> Option<ConnectionBucket> {
-        self.per_connection
-            .map(|limit| ConnectionBucket(Bucket::Local(Gcra::new(limit))))
+    /// What throttles one connection's messages on top of the shared buckets: a fresh bucket
+    /// when `per_connection` is set, and `usage` = (usage plan, API key id) when the plan has
+    /// limits.
+    pub fn connection_bucket(&self, usage: Option<(&str, &str)>) -> Option<ConnectionBucket> {
+        let bucket = self
+            .per_connection
+            .map(|limit| Bucket::Local(Gcra::new(limit)));
+        let plan = usage
+            .filter(|(plan, _)| self.plans.limits(plan))
+            .map(|(plan, key)| (plan.to_string(), format!("plan:{plan}:{key}")));
+        (bucket.is_some() || plan.is_some()).then_some(ConnectionBucket { bucket, plan })
     }
 
     fn route(&self, stage: &str, route: &str) -> Option<&Bucket> {
@@ -214,7 +276,28 @@ impl Throttle {
             (self.new_connections.as_ref(), Level::NewConnections),
             (self.gateway.as_ref(), Level::Gateway),
         ];
-        self.check(&chain, stage, "$connect").await
+        self.check(&chain, None, stage, "$connect").await
+    }
+
+    /// An upgrade request to `stage` admitted with API key `key_id` of `plan`: the plan's rate,
+    /// then its quota (checked after the authorizer and API key, before `$connect`).
+    ///
+    /// # Errors
+    /// [`Throttled`] naming the level that refused.
+    pub async fn check_usage_plan(
+        &self,
+        stage: &str,
+        plan: Option<&str>,
+        key_id: &str,
+    ) -> Result<(), Throttled> {
+        let Some(plan) = plan else { return Ok(()) };
+        let name = format!("plan:{plan}:{key_id}");
+        let Some(entry) = self.plans.entry(plan, &name, self.clock.now()) else {
+            return Ok(());
+        };
+        let chain = [(entry.bucket.as_ref(), Level::UsagePlan)];
+        self.check(&chain, entry.quota.as_ref(), stage, "$connect")
+            .await
     }
 
     /// A message for `route` on a connection of `stage`: connection, route, gateway.
@@ -227,12 +310,23 @@ impl Throttle {
         route: &str,
         connection: Option<&ConnectionBucket>,
     ) -> Result<(), Throttled> {
+        let entry = connection
+            .and_then(|c| c.plan.as_ref())
+            .and_then(|(plan, name)| self.plans.entry(plan, name, self.clock.now()));
         let chain = [
-            (connection.map(|c| &c.0), Level::Connection),
+            (
+                connection.and_then(|c| c.bucket.as_ref()),
+                Level::Connection,
+            ),
+            (
+                entry.as_ref().and_then(|e| e.bucket.as_ref()),
+                Level::UsagePlan,
+            ),
             (self.route(stage, route), Level::Route),
             (self.gateway.as_ref(), Level::Gateway),
         ];
-        self.check(&chain, stage, route).await
+        let quota = entry.as_ref().and_then(|e| e.quota.as_ref());
+        self.check(&chain, quota, stage, route).await
     }
 
     /// A callback API request for `stage`: callback, gateway.
@@ -244,12 +338,15 @@ impl Throttle {
             (self.callback.as_ref(), Level::Callback),
             (self.gateway.as_ref(), Level::Gateway),
         ];
-        self.check(&chain, stage, CALLBACK_ROUTE).await
+        self.check(&chain, None, stage, CALLBACK_ROUTE).await
     }
 
+    /// Takes a token from each bucket of `chain` in order, then a unit of `quota`; on a refusal
+    /// gives back what was taken and counts the refusal.
     async fn check(
         &self,
         chain: &[(Option<&Bucket>, Level)],
+        quota: Option<&QuotaLease>,
         stage: &str,
         route: &str,
     ) -> Result<(), Throttled> {
@@ -259,25 +356,56 @@ impl Throttle {
             let Some(bucket) = bucket else { continue };
             let now = *now.get_or_insert_with(|| self.clock.now());
             if let Decision::Deny(retry_after_ns) = bucket.acquire(&self.clock, now).await {
-                for (taken, _) in &chain[..i] {
-                    if let Some(taken) = taken {
-                        taken.refund(self.clock.now());
-                    }
-                }
-                metrics::counter!(
-                    telemetry::THROTTLED_TOTAL,
-                    "stage" => stage.to_string(),
-                    "route" => route.to_string(),
-                    "scope" => level.label()
-                )
-                .increment(1);
-                return Err(Throttled {
-                    level: *level,
-                    retry_after: Duration::from_nanos(retry_after_ns),
-                });
+                return Err(self.refuse(&chain[..i], *level, retry_after_ns, stage, route));
+            }
+        }
+        if let Some(quota) = quota {
+            let now = *now.get_or_insert_with(|| self.clock.now());
+            if let Spend::Spent(retry_after_ms) = quota.spend(self.wall_ms(now)).await {
+                let retry_after_ns = u64::try_from(retry_after_ms)
+                    .unwrap_or(0)
+                    .saturating_mul(1_000_000);
+                return Err(self.refuse(chain, Level::Quota, retry_after_ns, stage, route));
             }
         }
         Ok(())
+    }
+
+    /// Gives back the tokens `taken`, counts the refusal and describes it.
+    fn refuse(
+        &self,
+        taken: &[(Option<&Bucket>, Level)],
+        level: Level,
+        retry_after_ns: u64,
+        stage: &str,
+        route: &str,
+    ) -> Throttled {
+        let now = self.clock.now();
+        for bucket in taken.iter().filter_map(|(b, _)| *b) {
+            bucket.refund(now);
+        }
+        metrics::counter!(
+            telemetry::THROTTLED_TOTAL,
+            "stage" => stage.to_string(),
+            "route" => route.to_string(),
+            "scope" => level.label()
+        )
+        .increment(1);
+        Throttled {
+            level,
+            retry_after: Duration::from_nanos(retry_after_ns),
+        }
+    }
+}
+
+/// In-process quotas, counted exactly (no leases).
+fn memory_backends(config: &ThrottlingConfig) -> PlanBackends {
+    PlanBackends {
+        shared: None,
+        quotas: Arc::new(MemoryQuota::default()),
+        quota_max_lease: 1,
+        lease: config.cluster.lease,
+        on_error: config.cluster.on_redis_error,
     }
 }
 

@@ -105,6 +105,34 @@ impl RedisBuckets {
         })
     }
 
+    /// Runs a single-key script under the timeout; the answer is a list of integers.
+    pub(super) async fn run(
+        &self,
+        script: &Script,
+        key: String,
+        args: &[String],
+    ) -> Result<Vec<i64>, SharedBucketError> {
+        let mut invocation = script.key(key);
+        for arg in args {
+            invocation.arg(arg);
+        }
+        let call = async {
+            match self.conn.clone() {
+                Conn::Single(mut conn) => invocation.invoke_async::<Vec<i64>>(&mut conn).await,
+                Conn::Cluster(mut conn) => invocation.invoke_async::<Vec<i64>>(&mut conn).await,
+            }
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| SharedBucketError::Timeout(self.timeout))?
+            .map_err(SharedBucketError::Redis)
+    }
+
+    /// The key prefix.
+    pub(super) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The Redis key of bucket `name`.
     pub fn key(&self, name: &str) -> String {
         format!("{}:throttle:{{{name}}}", self.prefix)
@@ -119,21 +147,12 @@ impl SharedBuckets for RedisBuckets {
                 retry_after_ns: u64::MAX,
             });
         }
-        let mut invocation = self.script.key(self.key(key));
-        invocation
-            .arg(format!("{:.3}", limit.interval_ns() as f64 / 1000.0))
-            .arg(limit.burst())
-            .arg(want.max(1));
-        let call = async {
-            match self.conn.clone() {
-                Conn::Single(mut conn) => invocation.invoke_async::<Vec<i64>>(&mut conn).await,
-                Conn::Cluster(mut conn) => invocation.invoke_async::<Vec<i64>>(&mut conn).await,
-            }
-        };
-        let answer = tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| SharedBucketError::Timeout(self.timeout))?
-            .map_err(SharedBucketError::Redis)?;
+        let args = [
+            format!("{:.3}", limit.interval_ns() as f64 / 1000.0),
+            limit.burst().to_string(),
+            want.max(1).to_string(),
+        ];
+        let answer = self.run(&self.script, self.key(key), &args).await?;
         match answer[..] {
             [granted, _] if granted > 0 => Ok(Take::Granted(
                 u32::try_from(granted).map_err(|_| SharedBucketError::Malformed)?,

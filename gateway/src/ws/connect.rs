@@ -136,6 +136,15 @@ async fn accept(
         api_key_id: admission.api_key_id,
         ..meta
     });
+    if let Some(id) = meta.api_key_id.as_deref()
+        && let Err(throttled) = (shared.throttle)
+            .check_usage_plan(&stage, shared.security.usage_plan(id), id)
+            .await
+    {
+        return Err(HandshakeRejection::Throttled {
+            retry_after_secs: throttled.retry_after_secs(),
+        });
+    }
 
     let (handle, outbox) = SessionHandle::new(
         Arc::clone(&meta),

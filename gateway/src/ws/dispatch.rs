@@ -47,7 +47,9 @@ pub(super) fn spawn(
     let (tx, mut rx) = mpsc::channel(shared.config.limits.inbound_queue_messages);
     let (shared, handle, routes) = (Arc::clone(shared), Arc::clone(handle), Arc::clone(routes));
     let task = shared.tracker.clone().spawn(async move {
-        let bucket = shared.throttle.connection_bucket();
+        let usage = (handle.meta.api_key_id.as_deref())
+            .and_then(|id| Some((shared.security.usage_plan(id)?, id)));
+        let bucket = shared.throttle.connection_bucket(usage);
         while let Some(message) = rx.recv().await {
             handle_one(&shared, &handle, &routes, bucket.as_ref(), message).await;
         }

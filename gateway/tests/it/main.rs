@@ -17,3 +17,4 @@ mod messages;
 mod request_authorizer;
 mod support;
 mod throttle;
+mod usage_plans;

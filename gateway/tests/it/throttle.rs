@@ -231,3 +231,36 @@ async fn the_redis_script_grants_what_the_bucket_holds() {
     ));
     assert_eq!(redis.key("b"), format!("{prefix}:throttle:{{b}}"));
 }
+
+#[tokio::test]
+async fn the_redis_quota_scripts_hand_out_and_take_back_units() {
+    use wsgate::throttle::plans::period::Period;
+    use wsgate::throttle::plans::quota::QuotaStore;
+    let prefix = format!("wsgate-throttle-test-{}", uuid::Uuid::new_v4().simple());
+    let redis = RedisBuckets::connect(
+        &["redis://127.0.0.1:6379".to_string()],
+        false,
+        &prefix,
+        Duration::from_secs(2),
+        Duration::from_secs(2),
+    )
+    .await
+    .expect("redis at 127.0.0.1:6379");
+    let window = Period::Day.window(chrono::Utc::now().timestamp());
+    let key = "plan:gold:key-1";
+    assert_eq!(
+        redis.reserve(key, window, 20, 15).await.expect("reserve"),
+        15
+    );
+    assert_eq!(
+        redis.reserve(key, window, 20, 15).await.expect("reserve"),
+        5
+    );
+    assert_eq!(redis.reserve(key, window, 20, 1).await.expect("reserve"), 0);
+    redis.release(key, window, 3).await.expect("release");
+    assert_eq!(redis.reserve(key, window, 20, 5).await.expect("reserve"), 3);
+    assert_eq!(
+        redis.quota_key(key, window.start),
+        format!("{prefix}:quota:{{{key}}}:{}", window.start)
+    );
+}

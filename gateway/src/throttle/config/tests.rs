@@ -147,3 +147,36 @@ fn environment_overrides_reach_the_section() {
         crate::throttle::OnRedisError::Closed
     );
 }
+
+#[test]
+fn usage_plans_are_checked() {
+    let keys = "api_keys:\n  - { id: k, value_sha256: \"0000000000000000000000000000000000000000000000000000000000000001\", usage_plan: gold }\n";
+    let with = |plans: &str| {
+        Config::from_yaml(&format!("{BASE}{keys}throttling:\n{plans}")).map_err(|e| e.to_string())
+    };
+    let c = with("  usage_plans: { gold: { rate_limit: 5, burst_limit: 10, quota: { limit: 1000, period: month } } }\n")
+        .expect("loads");
+    let gold = c.throttling.usage_plans["gold"];
+    assert_eq!(gold.rate(), Some((5.0, 10)));
+    assert_eq!(
+        gold.quota.map(|q| q.period),
+        Some(crate::throttle::Period::Month)
+    );
+    let e = with("  usage_plans: { silver: { rate_limit: 5, burst_limit: 10 } }\n")
+        .expect_err("unused");
+    assert!(
+        e.contains("throttling.usage_plans.silver") && e.contains("no api_keys entry"),
+        "{e}"
+    );
+    let e = with("  usage_plans: { gold: { rate_limit: 5 } }\n").expect_err("no burst");
+    assert!(e.contains("throttling.usage_plans.gold.burst_limit"), "{e}");
+    let e = with("  gateway: { rate_limit: 4, burst_limit: 100 }\n  usage_plans: { gold: { rate_limit: 5, burst_limit: 10 } }\n")
+        .expect_err("looser");
+    assert!(e.contains("throttling.usage_plans.gold.rate_limit"), "{e}");
+    let e = with("  usage_plans: { gold: { quota: { limit: 5, period: year } } }\n")
+        .expect_err("period");
+    assert!(
+        e.contains("throttling.usage_plans.gold.quota.period"),
+        "{e}"
+    );
+}
