@@ -189,6 +189,9 @@ async fn accept(
         return Err(HandshakeRejection::StoreUnavailable);
     }
     guard.armed = false;
+    // Established from here on, as the client sees it once the 101 arrives: GET and DELETE
+    // work at once (a DELETE before the session task starts closes it right after the upgrade).
+    handle.mark_open();
     let session = session::run(Arc::clone(&shared), handle, outbox, on_upgrade, routes);
     shared.tracker.spawn(async move {
         session.await;
