@@ -37,6 +37,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod ws;
 
 pub use config::Config;

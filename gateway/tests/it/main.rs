@@ -16,3 +16,4 @@ mod lifecycle;
 mod messages;
 mod request_authorizer;
 mod support;
+mod tls;
