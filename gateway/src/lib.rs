@@ -40,6 +40,7 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod throttle;
+pub mod tls;
 pub mod ws;
 
 pub use config::Config;

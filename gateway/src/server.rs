@@ -20,6 +20,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use wsgate_connection_store::{ConnectionStore, MemoryStore, RedisStore, RedisStoreOptions};
@@ -61,6 +62,9 @@ pub enum StartError {
     /// A listener's address could not be read.
     #[error("listener: {0}")]
     Listener(#[source] std::io::Error),
+    /// The TLS certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// Authorizer keys, API keys or other security settings could not be loaded.
     #[error(transparent)]
     Security(#[from] crate::auth::SecurityError),
@@ -219,24 +223,23 @@ impl Gateway {
 
         let stop_accepting = CancellationToken::new();
         let mut background = JoinSet::new();
-        let main_router = main_router(&shared);
-        background.spawn(accept_loop(
-            listeners.main,
-            main_router,
-            shared.config.limits.handshake_timeout,
-            stop_accepting.clone(),
-        ));
+        let tls = match &shared.config.tls {
+            Some(tls) => Some(crate::tls::acceptor(tls).map_err(StartError::Tls)?),
+            None => None,
+        };
+        let serving = |router: Router| Serving {
+            router,
+            handshake_timeout: shared.config.limits.handshake_timeout,
+            tls: tls.clone(),
+            stop: stop_accepting.clone(),
+        };
+        background.spawn(accept_loop(listeners.main, serving(main_router(&shared))));
         if let Some(listener) = listeners.callback {
             let router = callback::router()
                 .merge(ops::router())
                 .fallback(not_found)
                 .with_state(Arc::clone(&shared));
-            background.spawn(accept_loop(
-                listener,
-                router,
-                shared.config.limits.handshake_timeout,
-                stop_accepting.clone(),
-            ));
+            background.spawn(accept_loop(listener, serving(router)));
         }
         background.spawn(flush_touches(Arc::clone(&shared), stop_accepting.clone()));
         tracing::info!(
@@ -340,19 +343,24 @@ async fn not_found() -> axum::response::Response {
         .into_response()
 }
 
-async fn accept_loop(
-    listener: TcpListener,
+/// What an accept loop serves, and how.
+#[derive(Clone)]
+struct Serving {
     router: Router,
-    header_timeout: Duration,
+    /// Bounds the TLS handshake and the upgrade request's headers.
+    handshake_timeout: Duration,
+    tls: Option<TlsAcceptor>,
     stop: CancellationToken,
-) {
+}
+
+async fn accept_loop(listener: TcpListener, serving: Serving) {
     let connections = tokio_util::task::TaskTracker::new();
     loop {
         tokio::select! {
-            () = stop.cancelled() => break,
+            () = serving.stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(serve_connection(stream, peer, router.clone(), header_timeout, stop.clone()));
+                    connections.spawn(serve_connection(stream, peer, serving.clone()));
                 }
                 Err(error) => {
                     // Out of file descriptors or similar: back off instead of spinning.
@@ -366,14 +374,30 @@ async fn accept_loop(
     connections.wait().await;
 }
 
-async fn serve_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    router: Router,
-    header_timeout: Duration,
-    stop: CancellationToken,
-) {
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, serving: Serving) {
     let _ = stream.set_nodelay(true);
+    match serving.tls.clone() {
+        None => serve_http(TokioIo::new(stream), peer, serving).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(serving.handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls_stream)) => serve_http(TokioIo::new(tls_stream), peer, serving).await,
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+async fn serve_http<I>(io: I, peer: SocketAddr, serving: Serving)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let Serving {
+        router,
+        handshake_timeout,
+        stop,
+        ..
+    } = serving;
     let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         let router = router.clone();
@@ -381,8 +405,8 @@ async fn serve_connection(
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .serve_connection(TokioIo::new(stream), service)
+        .header_read_timeout(handshake_timeout)
+        .serve_connection(io, service)
         .with_upgrades();
     tokio::pin!(connection);
     tokio::select! {

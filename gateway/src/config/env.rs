@@ -12,7 +12,7 @@ use super::ConfigError;
 const PREFIX: &str = "WSGATE_";
 
 /// The top-level keys of [`super::Config`]; kept in sync by a test.
-pub(super) const SECTIONS: [&str; 12] = [
+pub(super) const SECTIONS: [&str; 13] = [
     "listen",
     "node_id",
     "store",
@@ -24,6 +24,7 @@ pub(super) const SECTIONS: [&str; 12] = [
     "log",
     "api_keys",
     "security",
+    "tls",
     "throttling",
 ];
 

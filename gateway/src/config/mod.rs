@@ -227,6 +227,16 @@ impl Config {
             ));
         }
         self.validate_store_and_cluster()?;
+        if let Some(tls) = &self.tls {
+            crate::tls::acceptor(tls).map_err(|e| {
+                let key = match &e {
+                    crate::tls::TlsError::Certificate { .. } => "tls.cert_file",
+                    crate::tls::TlsError::Key { .. } => "tls.key_file",
+                    crate::tls::TlsError::Rejected(_) => "tls",
+                };
+                ConfigError::invalid(key, e.to_string())
+            })?;
+        }
         if self.shutdown.drain_timeout.is_zero() {
             return Err(ConfigError::invalid(
                 "shutdown.drain_timeout",

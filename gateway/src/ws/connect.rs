@@ -108,7 +108,7 @@ async fn accept(
         api_key_id: None,
         authorizer: None,
     };
-    let connect_request = connect_request(&request, peer);
+    let connect_request = connect_request(&request, peer, shared.config.tls.is_some());
     let request_id = ids::request_id();
     let no_variables = Default::default();
     let admission = shared
@@ -203,6 +203,9 @@ async fn accept(
         return Err(HandshakeRejection::StoreUnavailable);
     }
     guard.armed = false;
+    // Established from here on, as the client sees it once the 101 arrives: GET and DELETE
+    // work at once (a DELETE before the session task starts closes it right after the upgrade).
+    handle.mark_open();
     let session = session::run(Arc::clone(&shared), handle, outbox, on_upgrade, routes);
     shared.tracker.spawn(async move {
         session.await;
@@ -230,7 +233,7 @@ fn domain_name(shared: &Shared, host: Option<String>) -> String {
     host.unwrap_or_else(|| shared.config.listen.to_string())
 }
 
-fn connect_request(request: &Request, peer: SocketAddr) -> ConnectRequest {
+fn connect_request(request: &Request, peer: SocketAddr, tls: bool) -> ConnectRequest {
     let mut headers: Vec<(String, String)> = request
         .headers()
         .iter()
@@ -250,7 +253,8 @@ fn connect_request(request: &Request, peer: SocketAddr) -> ConnectRequest {
     headers.retain(|(k, _)| k != "X-Forwarded-For");
     headers.push(("X-Forwarded-For".into(), forwarded_for));
     if !headers.iter().any(|(k, _)| k == "X-Forwarded-Proto") {
-        headers.push(("X-Forwarded-Proto".into(), "http".into()));
+        let proto = if tls { "https" } else { "http" };
+        headers.push(("X-Forwarded-Proto".into(), proto.into()));
     }
     let raw_query = request.uri().query().map(str::to_string);
     let query = raw_query

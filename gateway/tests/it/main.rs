@@ -17,4 +17,5 @@ mod messages;
 mod request_authorizer;
 mod support;
 mod throttle;
+mod tls;
 mod usage_plans;
