@@ -38,6 +38,12 @@ pub enum HandshakeRejection {
     /// The connection store could not record the connection.
     #[error("Service unavailable")]
     StoreUnavailable,
+    /// A throttling limit (new connections, the `$connect` route, gateway) refused it.
+    #[error("Too Many Requests")]
+    Throttled {
+        /// Seconds until a new attempt may succeed (`Retry-After`).
+        retry_after_secs: u64,
+    },
     /// `Origin` is not in `security.allowed_origins`.
     #[error("Origin not allowed")]
     OriginNotAllowed,
@@ -97,6 +103,7 @@ impl HandshakeRejection {
             }
             Self::Rejected(code) => StatusCode::from_u16(*code).unwrap_or(StatusCode::FORBIDDEN),
             Self::IntegrationFailed => StatusCode::BAD_GATEWAY,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::OriginNotAllowed | Self::Forbidden => StatusCode::FORBIDDEN,
             Self::TooManyFromAddress | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -128,7 +135,7 @@ impl IntoResponse for HandshakeRejection {
             Self::Draining | Self::TooManyConnections | Self::StoreUnavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            Self::RateLimited { retry_after_secs } => {
+            Self::Throttled { retry_after_secs } | Self::RateLimited { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             _ => {}
@@ -231,6 +238,9 @@ pub enum CallbackError {
     /// The connection's outbound queue is full.
     #[error("Limit exceeded: the client's outbound queue is full")]
     LimitExceeded,
+    /// A throttling limit (`throttling.callback`, gateway) refused the request.
+    #[error("Too Many Requests")]
+    Throttled,
     /// Body over the message limit.
     #[error("Payload too large: {size} bytes exceeds the limit of {limit} bytes")]
     PayloadTooLarge {
@@ -264,9 +274,10 @@ impl CallbackError {
         match self {
             Self::Gone => (StatusCode::GONE, "GoneException"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "ForbiddenException"),
-            Self::LimitExceeded | Self::TooManyGroups { .. } | Self::GroupPostsBusy => {
-                (StatusCode::TOO_MANY_REQUESTS, "LimitExceededException")
-            }
+            Self::LimitExceeded
+            | Self::Throttled
+            | Self::TooManyGroups { .. }
+            | Self::GroupPostsBusy => (StatusCode::TOO_MANY_REQUESTS, "LimitExceededException"),
             Self::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeException")
             }
@@ -306,6 +317,7 @@ mod tests {
                 "ForbiddenException",
             ),
             (CallbackError::LimitExceeded, 429, "LimitExceededException"),
+            (CallbackError::Throttled, 429, "LimitExceededException"),
             (
                 CallbackError::PayloadTooLarge { size: 2, limit: 1 },
                 413,
@@ -379,5 +391,15 @@ mod tests {
         .into_response();
         assert_eq!(limited.status().as_u16(), 429);
         assert_eq!(limited.headers()["retry-after"], "7");
+    }
+
+    #[test]
+    fn throttled_handshake_is_429_with_retry_after() {
+        let response = HandshakeRejection::Throttled {
+            retry_after_secs: 2,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
     }
 }

@@ -19,6 +19,8 @@
 //! - [`cluster`]: several nodes as one gateway on Redis: cross-node callbacks over a bus,
 //!   node leases, the reaper of dead nodes, recovery after Redis outages.
 //! - [`store`]: the gateway's wrapper of the connection store (metrics, cluster fence).
+//! - [`throttle`]: token buckets per gateway, route, connection, new connections and callback
+//!   requests, local or shared by the cluster through Redis.
 //! - [`error`]: every client-visible failure, mapped to HTTP statuses and close codes in one place.
 //! - [`ops`], [`telemetry`]: health, readiness, metrics and logs.
 //! - [`cli`]: the `wsgate` command line (the binary only calls it).
@@ -40,6 +42,8 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod throttle;
+pub mod tls;
 pub mod ws;
 
 pub use config::Config;

@@ -20,6 +20,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use wsgate_connection_store::{
@@ -61,9 +62,15 @@ pub enum StartError {
     /// The group channels could not be set up.
     #[error("store: cannot subscribe to the group channels: {0}")]
     Groups(#[source] cluster::BusError),
+    /// The throttling buckets could not reach Redis.
+    #[error("throttling: cannot connect to Redis: {0}")]
+    Throttle(#[source] crate::throttle::shared::SharedBucketError),
     /// A listener's address could not be read.
     #[error("listener: {0}")]
     Listener(#[source] std::io::Error),
+    /// The TLS certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// Authorizer keys, API keys or other security settings could not be loaded.
     #[error(transparent)]
     Security(#[from] crate::auth::SecurityError),
@@ -195,6 +202,9 @@ impl Gateway {
         let (groups, group_receivers) = Groups::build(&config, &node_id, group_store)
             .await
             .map_err(StartError::Groups)?;
+        let throttle = crate::throttle::Throttle::from_config(&config)
+            .await
+            .map_err(StartError::Throttle)?;
         let local_addr = listeners.main.local_addr().map_err(StartError::Listener)?;
         let callback_addr = match &listeners.callback {
             Some(l) => Some(l.local_addr().map_err(StartError::Listener)?),
@@ -220,6 +230,7 @@ impl Gateway {
             callback_auth,
             callback_addr,
             security,
+            throttle,
         ));
         let mut cluster_tasks = JoinSet::new();
         if let Some((cluster, receivers)) = joined {
@@ -230,24 +241,23 @@ impl Gateway {
 
         let stop_accepting = CancellationToken::new();
         let mut background = JoinSet::new();
-        let main_router = main_router(&shared);
-        background.spawn(accept_loop(
-            listeners.main,
-            main_router,
-            shared.config.limits.handshake_timeout,
-            stop_accepting.clone(),
-        ));
+        let tls = match &shared.config.tls {
+            Some(tls) => Some(crate::tls::acceptor(tls).map_err(StartError::Tls)?),
+            None => None,
+        };
+        let serving = |router: Router| Serving {
+            router,
+            handshake_timeout: shared.config.limits.handshake_timeout,
+            tls: tls.clone(),
+            stop: stop_accepting.clone(),
+        };
+        background.spawn(accept_loop(listeners.main, serving(main_router(&shared))));
         if let Some(listener) = listeners.callback {
             let router = callback::router()
                 .merge(ops::router())
                 .fallback(not_found)
                 .with_state(Arc::clone(&shared));
-            background.spawn(accept_loop(
-                listener,
-                router,
-                shared.config.limits.handshake_timeout,
-                stop_accepting.clone(),
-            ));
+            background.spawn(accept_loop(listener, serving(router)));
         }
         background.spawn(flush_touches(Arc::clone(&shared), stop_accepting.clone()));
         tracing::info!(
@@ -352,19 +362,24 @@ async fn not_found() -> axum::response::Response {
         .into_response()
 }
 
-async fn accept_loop(
-    listener: TcpListener,
+/// What an accept loop serves, and how.
+#[derive(Clone)]
+struct Serving {
     router: Router,
-    header_timeout: Duration,
+    /// Bounds the TLS handshake and the upgrade request's headers.
+    handshake_timeout: Duration,
+    tls: Option<TlsAcceptor>,
     stop: CancellationToken,
-) {
+}
+
+async fn accept_loop(listener: TcpListener, serving: Serving) {
     let connections = tokio_util::task::TaskTracker::new();
     loop {
         tokio::select! {
-            () = stop.cancelled() => break,
+            () = serving.stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(serve_connection(stream, peer, router.clone(), header_timeout, stop.clone()));
+                    connections.spawn(serve_connection(stream, peer, serving.clone()));
                 }
                 Err(error) => {
                     // Out of file descriptors or similar: back off instead of spinning.
@@ -378,14 +393,30 @@ async fn accept_loop(
     connections.wait().await;
 }
 
-async fn serve_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    router: Router,
-    header_timeout: Duration,
-    stop: CancellationToken,
-) {
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, serving: Serving) {
     let _ = stream.set_nodelay(true);
+    match serving.tls.clone() {
+        None => serve_http(TokioIo::new(stream), peer, serving).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(serving.handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls_stream)) => serve_http(TokioIo::new(tls_stream), peer, serving).await,
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+async fn serve_http<I>(io: I, peer: SocketAddr, serving: Serving)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let Serving {
+        router,
+        handshake_timeout,
+        stop,
+        ..
+    } = serving;
     let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         let router = router.clone();
@@ -393,8 +424,8 @@ async fn serve_connection(
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .serve_connection(TokioIo::new(stream), service)
+        .header_read_timeout(handshake_timeout)
+        .serve_connection(io, service)
         .with_upgrades();
     tokio::pin!(connection);
     tokio::select! {

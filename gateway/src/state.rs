@@ -19,6 +19,7 @@ use crate::groups::Groups;
 use crate::integration::StageRoutes;
 use crate::registry::Registry;
 use crate::routing::SelectionExpression;
+use crate::throttle::Throttle;
 
 /// Shared gateway state (behind an `Arc`).
 #[derive(Debug)]
@@ -53,6 +54,8 @@ pub struct Shared {
     pub sessions_cancel: CancellationToken,
     /// Tracks session tasks so shutdown can wait for `$disconnect`.
     pub tracker: TaskTracker,
+    /// Throttling buckets.
+    pub throttle: Throttle,
     draining: AtomicBool,
 }
 
@@ -70,6 +73,7 @@ impl Shared {
         callback_auth: CallbackAuth,
         callback_addr: Option<SocketAddr>,
         security: Security,
+        throttle: Throttle,
     ) -> Self {
         let limits = &config.limits;
         let ws_config = WebSocketConfig::default()
@@ -100,6 +104,7 @@ impl Shared {
             callback_addr,
             sessions_cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            throttle,
             draining: AtomicBool::new(false),
         }
     }

@@ -52,6 +52,8 @@ pub const FORWARD_LATENCY: &str = "wsgate_cluster_forward_seconds";
 pub const LEASE_TOTAL: &str = "wsgate_cluster_lease_renewals_total";
 /// Connections of dead nodes reaped by this node (each got its `$disconnect`).
 pub const REAPED_TOTAL: &str = "wsgate_cluster_reaped_connections_total";
+/// Requests refused by a throttling bucket, by stage, route and the level (`scope`) that refused.
+pub const THROTTLED_TOTAL: &str = "wsgate_throttled_total";
 
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -105,6 +107,10 @@ fn describe() {
     describe_counter!(
         CALLBACK_TOTAL,
         "Callback API requests, by method and status"
+    );
+    describe_counter!(
+        THROTTLED_TOTAL,
+        "Requests refused by throttling, by stage, route and scope"
     );
     describe_counter!(
         CONNECT_REFUSED_TOTAL,

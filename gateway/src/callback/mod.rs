@@ -128,6 +128,9 @@ pub(crate) async fn admit(
     if !shared.stages.contains_key(stage) {
         return Err(CallbackError::UnknownStage);
     }
+    if shared.throttle.check_callback(stage).await.is_err() {
+        return Err(CallbackError::Throttled);
+    }
     Ok((parts, body))
 }
 

@@ -12,9 +12,21 @@ use super::ConfigError;
 const PREFIX: &str = "WSGATE_";
 
 /// The top-level keys of [`super::Config`]; kept in sync by a test.
-pub(super) const SECTIONS: [&str; 12] = [
-    "listen", "node_id", "store", "cluster", "api", "limits", "callback", "shutdown", "log",
-    "api_keys", "security", "groups",
+pub(super) const SECTIONS: [&str; 14] = [
+    "listen",
+    "node_id",
+    "store",
+    "cluster",
+    "api",
+    "limits",
+    "callback",
+    "shutdown",
+    "log",
+    "api_keys",
+    "security",
+    "tls",
+    "throttling",
+    "groups",
 ];
 
 /// Applies the overrides; returns the `WSGATE_*` variables that name no section.

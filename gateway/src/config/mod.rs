@@ -228,12 +228,23 @@ impl Config {
         }
         self.validate_store_and_cluster()?;
         self.groups.validate()?;
+        if let Some(tls) = &self.tls {
+            crate::tls::acceptor(tls).map_err(|e| {
+                let key = match &e {
+                    crate::tls::TlsError::Certificate { .. } => "tls.cert_file",
+                    crate::tls::TlsError::Key { .. } => "tls.key_file",
+                    crate::tls::TlsError::Rejected(_) => "tls",
+                };
+                ConfigError::invalid(key, e.to_string())
+            })?;
+        }
         if self.shutdown.drain_timeout.is_zero() {
             return Err(ConfigError::invalid(
                 "shutdown.drain_timeout",
                 "must be greater than zero",
             ));
         }
+        self.throttling.validate(api, &self.api_keys)?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::invalid("log.level", e.to_string()))?;
         check_auth::validate(self)

@@ -36,6 +36,9 @@ pub struct Config {
     /// Several nodes as one gateway (used with `store: {kind: redis}`).
     #[serde(default)]
     pub cluster: ClusterConfig,
+    /// Rate limits (token buckets); see `docs/throttling.md`.
+    #[serde(default)]
+    pub throttling: crate::throttle::ThrottlingConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -45,12 +48,25 @@ pub struct Config {
     /// Origin allow-list and per-address limits on upgrade requests.
     #[serde(default)]
     pub security: SecurityConfig,
+    /// TLS on the listeners (`wss://`, `https://`); plain when absent.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// Named groups: limits, the slow-member policy, presence events.
     #[serde(default)]
     pub groups: super::groups::GroupsConfig,
     /// `WSGATE_*` environment variables that named no config section (warned about at start).
     #[serde(skip)]
     pub ignored_env: Vec<String>,
+}
+
+/// `tls:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain (leaf first).
+    pub cert_file: std::path::PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: std::path::PathBuf,
 }
 
 /// `store:` section.

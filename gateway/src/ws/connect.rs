@@ -96,6 +96,11 @@ async fn accept(
         .security
         .screen(peer.ip(), request.headers())
         .map_err(refuse)?;
+    if let Err(throttled) = shared.throttle.check_connect(&stage).await {
+        return Err(HandshakeRejection::Throttled {
+            retry_after_secs: throttled.retry_after_secs(),
+        });
+    }
     let on_upgrade = hyper::upgrade::on(&mut request);
     let headers = request.headers();
     let header_str = |name: header::HeaderName| {
@@ -116,7 +121,7 @@ async fn accept(
         api_key_id: None,
         authorizer: None,
     };
-    let connect_request = connect_request(&request, peer);
+    let connect_request = connect_request(&request, peer, shared.config.tls.is_some());
     let request_id = ids::request_id();
     let no_variables = Default::default();
     let admission = shared
@@ -144,6 +149,15 @@ async fn accept(
         api_key_id: admission.api_key_id,
         ..meta
     });
+    if let Some(id) = meta.api_key_id.as_deref()
+        && let Err(throttled) = (shared.throttle)
+            .check_usage_plan(&stage, shared.security.usage_plan(id), id)
+            .await
+    {
+        return Err(HandshakeRejection::Throttled {
+            retry_after_secs: throttled.retry_after_secs(),
+        });
+    }
 
     let (handle, outbox) = SessionHandle::new(
         Arc::clone(&meta),
@@ -211,6 +225,9 @@ async fn accept(
     guard.armed = false;
     crate::groups::admit(&shared, &handle, &groups).await?;
     connected.0 = None;
+    // Established from here on, as the client sees it once the 101 arrives: GET and DELETE
+    // work at once (a DELETE before the session task starts closes it right after the upgrade).
+    handle.mark_open();
     let session = session::run(Arc::clone(&shared), handle, outbox, on_upgrade, routes);
     shared.tracker.spawn(async move {
         session.await;
@@ -238,7 +255,7 @@ fn domain_name(shared: &Shared, host: Option<String>) -> String {
     host.unwrap_or_else(|| shared.config.listen.to_string())
 }
 
-fn connect_request(request: &Request, peer: SocketAddr) -> ConnectRequest {
+fn connect_request(request: &Request, peer: SocketAddr, tls: bool) -> ConnectRequest {
     let mut headers: Vec<(String, String)> = request
         .headers()
         .iter()
@@ -258,7 +275,8 @@ fn connect_request(request: &Request, peer: SocketAddr) -> ConnectRequest {
     headers.retain(|(k, _)| k != "X-Forwarded-For");
     headers.push(("X-Forwarded-For".into(), forwarded_for));
     if !headers.iter().any(|(k, _)| k == "X-Forwarded-Proto") {
-        headers.push(("X-Forwarded-Proto".into(), "http".into()));
+        let proto = if tls { "https" } else { "http" };
+        headers.push(("X-Forwarded-Proto".into(), proto.into()));
     }
     let raw_query = request.uri().query().map(str::to_string);
     let query = raw_query

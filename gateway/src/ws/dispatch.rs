@@ -20,6 +20,7 @@ use crate::registry::SessionHandle;
 use crate::routing::{Selected, select};
 use crate::state::Shared;
 use crate::telemetry;
+use crate::throttle::ConnectionBucket;
 
 /// One message read from the client.
 #[derive(Debug)]
@@ -46,8 +47,11 @@ pub(super) fn spawn(
     let (tx, mut rx) = mpsc::channel(shared.config.limits.inbound_queue_messages);
     let (shared, handle, routes) = (Arc::clone(shared), Arc::clone(handle), Arc::clone(routes));
     let task = shared.tracker.clone().spawn(async move {
+        let usage = (handle.meta.api_key_id.as_deref())
+            .and_then(|id| Some((shared.security.usage_plan(id)?, id)));
+        let bucket = shared.throttle.connection_bucket(usage);
         while let Some(message) = rx.recv().await {
-            handle_one(&shared, &handle, &routes, message).await;
+            handle_one(&shared, &handle, &routes, bucket.as_ref(), message).await;
         }
     });
     Dispatcher { tx, task }
@@ -64,6 +68,7 @@ async fn handle_one(
     shared: &Shared,
     handle: &SessionHandle,
     routes: &StageRoutes,
+    bucket: Option<&ConnectionBucket>,
     message: Inbound,
 ) {
     let meta = &handle.meta;
@@ -85,6 +90,23 @@ async fn handle_one(
         return;
     };
     let Some(route) = routes.get(key) else { return };
+    if shared
+        .throttle
+        .check_message(&meta.stage, key, bucket)
+        .await
+        .is_err()
+    {
+        // Not sent to the integration; the connection stays open.
+        metrics::counter!(telemetry::CLIENT_ERROR_TOTAL).increment(1);
+        let _ = handle
+            .send(error_frame(
+                "Too Many Requests",
+                &meta.connection_id,
+                &request_id,
+            ))
+            .await;
+        return;
+    }
     let message_id = ids::request_id();
     let invocation = Invocation {
         meta,

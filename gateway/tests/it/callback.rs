@@ -370,3 +370,49 @@ async fn separate_callback_listener() {
     assert_eq!(r.status(), 200);
     assert_eq!(next_text(&mut ws).await, "via callback");
 }
+
+/// "Last words, then disconnect": a message answered 200 reaches the client before the close
+/// frame of a `DELETE` sent right after it, on every try.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posted_messages_arrive_before_the_close_of_a_following_delete() {
+    use futures_util::StreamExt;
+    let backend = Backend::ok().await;
+    let gw = TestGateway::start(&config(&backend.url(), "")).await;
+    let client = http();
+    for attempt in 0..100 {
+        let (mut ws, id) = connect_and_id(&backend, &gw.ws_url("/prod")).await;
+        let posted = client
+            .post(conn_url(&gw, &id))
+            .body("last words")
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(posted.status(), 200);
+        let deleted = client
+            .delete(conn_url(&gw, &id))
+            .send()
+            .await
+            .expect("delete");
+        assert_eq!(deleted.status(), 204);
+        let received = tokio::time::timeout(DEADLINE, async {
+            let mut received = Vec::new();
+            while let Some(Ok(message)) = ws.next().await {
+                if !matches!(message, Message::Ping(_) | Message::Pong(_)) {
+                    received.push(message);
+                }
+            }
+            received
+        })
+        .await
+        .expect("closed in time");
+        let close = Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: 1000.into(),
+            reason: "Connection Closed Normally".into(),
+        }));
+        assert_eq!(
+            received,
+            [Message::text("last words"), close],
+            "try {attempt}"
+        );
+    }
+}

@@ -18,3 +18,6 @@ mod lifecycle;
 mod messages;
 mod request_authorizer;
 mod support;
+mod throttle;
+mod tls;
+mod usage_plans;
