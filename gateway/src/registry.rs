@@ -75,6 +75,23 @@ impl SessionHandle {
         })
     }
 
+    /// Queues a message for a group fan-out: like [`SessionHandle::push`], but without looking
+    /// at the close signal (a lock per call, thousands of times per fan-out). A message queued
+    /// for a connection that is being closed is written before its close frame when a `DELETE`
+    /// closes it, and dropped with it at shutdown.
+    ///
+    /// # Errors
+    /// [`PushError::Gone`] when closed, [`PushError::Full`] when the outbox is full.
+    pub fn offer(&self, message: Message) -> Result<(), PushError> {
+        if self.state.load(Ordering::Acquire) == CLOSED {
+            return Err(PushError::Gone);
+        }
+        self.outbox.try_send(message).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => PushError::Full,
+            mpsc::error::TrySendError::Closed(_) => PushError::Gone,
+        })
+    }
+
     /// Queues a message, waiting for room (used by the connection's own dispatcher).
     ///
     /// # Errors

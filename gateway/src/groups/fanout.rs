@@ -57,7 +57,7 @@ impl<'a> Fanout<'a> {
         if self.exclude == Some(id) {
             return;
         }
-        match handle.push(self.message.clone()) {
+        match handle.offer(self.message.clone()) {
             Ok(()) => self.counts.delivered += 1,
             Err(PushError::Full) => {
                 self.counts.dropped += 1;

@@ -9,7 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
@@ -117,14 +117,15 @@ impl Session<'_> {
         let handle = self.handle;
         let cancelled = handle.cancelled();
         tokio::pin!(cancelled);
-        let max_duration = sleep(limits.max_connection_duration);
-        let idle = sleep(limits.idle_timeout);
-        tokio::pin!(max_duration, idle);
-        let pings = !limits.ping_interval.is_zero();
-        let mut ping = tokio::time::interval_at(
-            Instant::now() + limits.ping_interval.max(Duration::from_millis(1)),
-            limits.ping_interval.max(Duration::from_millis(1)),
-        );
+        // One timer for the maximum duration, the idle timeout and the pings: activity only moves
+        // `idle_at` forward, and the timer, when it fires, works out what is due and re-arms.
+        let opened = Instant::now();
+        let max_at = opened + limits.max_connection_duration;
+        let mut idle_at = opened + limits.idle_timeout;
+        let ping_every = (!limits.ping_interval.is_zero()).then_some(limits.ping_interval);
+        let mut ping_at = ping_every.map(|every| opened + every);
+        let timer = sleep_until(next_due(max_at, idle_at, ping_at));
+        tokio::pin!(timer);
         let mut awaiting_pong: Option<Instant> = None;
         let mut pending: Option<Inbound> = None;
 
@@ -147,19 +148,30 @@ impl Session<'_> {
                         None => CloseReason::ShuttingDown,
                     };
                 }
-                () = &mut max_duration => break CloseReason::MaxDuration,
-                () = &mut idle => break CloseReason::IdleTimeout,
-                _ = ping.tick(), if pings => {
-                    match awaiting_pong {
-                        Some(sent) if sent.elapsed() >= limits.pong_timeout => break CloseReason::PingTimeout,
-                        Some(_) => {}
-                        None => {
-                            if let Err(reason) = self.write(&mut ws, Message::Ping(Bytes::new())).await {
-                                break reason;
-                            }
-                            awaiting_pong = Some(Instant::now());
-                        }
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if now >= max_at {
+                        break CloseReason::MaxDuration;
                     }
+                    if now >= idle_at {
+                        break CloseReason::IdleTimeout;
+                    }
+                    if let (Some(due), Some(every)) = (ping_at, ping_every)
+                        && now >= due
+                    {
+                        match awaiting_pong {
+                            Some(sent) if sent.elapsed() >= limits.pong_timeout => break CloseReason::PingTimeout,
+                            Some(_) => {}
+                            None => {
+                                if let Err(reason) = self.write(&mut ws, Message::Ping(Bytes::new())).await {
+                                    break reason;
+                                }
+                                awaiting_pong = Some(Instant::now());
+                            }
+                        }
+                        ping_at = Some(now + every);
+                    }
+                    timer.as_mut().reset(next_due(max_at, idle_at, ping_at));
                 }
                 permit = reserve(self.dispatcher.as_ref()), if pending.is_some() => {
                     match (permit, pending.take()) {
@@ -175,7 +187,7 @@ impl Session<'_> {
                         break reason;
                     }
                     self.sent.increment(1);
-                    idle.as_mut().reset(Instant::now() + limits.idle_timeout);
+                    idle_at = Instant::now() + limits.idle_timeout;
                     self.handle.touch(now_ms());
                 }
                 frame = ws.next(), if pending.is_none() => {
@@ -190,7 +202,7 @@ impl Session<'_> {
                             Inbound::Binary(bytes)
                         }
                         Some(Ok(Message::Ping(_))) => {
-                            idle.as_mut().reset(Instant::now() + limits.idle_timeout);
+                            idle_at = Instant::now() + limits.idle_timeout;
                             self.handle.touch(now_ms());
                             continue;
                         }
@@ -206,7 +218,7 @@ impl Session<'_> {
                         }
                         Some(Ok(Message::Frame(_))) => continue,
                     };
-                    idle.as_mut().reset(Instant::now() + limits.idle_timeout);
+                    idle_at = Instant::now() + limits.idle_timeout;
                     self.handle.touch(now_ms());
                     pending = Some(inbound);
                 }
@@ -251,6 +263,12 @@ impl Session<'_> {
             Err(_) => Err(CloseReason::SlowConsumer),
         }
     }
+}
+
+/// The earliest of the session's deadlines.
+fn next_due(max_at: Instant, idle_at: Instant, ping_at: Option<Instant>) -> Instant {
+    let due = max_at.min(idle_at);
+    ping_at.map_or(due, |ping| due.min(ping))
 }
 
 async fn reserve(dispatcher: Option<&Dispatcher>) -> Option<mpsc::Permit<'_, Inbound>> {
