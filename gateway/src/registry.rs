@@ -1,11 +1,12 @@
 //! The local registry: every connection this node holds (including ones whose `$connect` is still
 //! running), each with its bounded outbox, its close signal and its last-active time.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use dashmap::DashMap;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -26,12 +27,32 @@ pub enum PushError {
     Full,
 }
 
+/// A queue whose capacity grew beyond this many frames is given back once it is empty.
+const SHRINK_ABOVE: usize = 16;
+
+/// The frames waiting for one connection's socket, and whether its session still reads them.
+#[derive(Debug, Default)]
+struct Frames {
+    queue: VecDeque<Message>,
+    closed: bool,
+}
+
 /// One connection held by this node.
+///
+/// The outbox is a bounded queue inside the handle (many producers: callbacks and the
+/// connection's dispatcher; one consumer: the session, through [`Outbox`]). It allocates
+/// nothing until a frame is queued, where a `tokio::sync::mpsc` channel would allocate about
+/// 2.3 KiB per connection up front (its shared state and a first block of 32 slots).
 #[derive(Debug)]
 pub struct SessionHandle {
     /// Facts about the connection.
     pub meta: Arc<ConnectionMeta>,
-    outbox: mpsc::Sender<Message>,
+    frames: Mutex<Frames>,
+    capacity: usize,
+    /// Wakes the session when a frame is queued.
+    ready: Notify,
+    /// Wakes a sender waiting for room (or for the outbox to close).
+    room: Notify,
     state: AtomicU8,
     cancel: CancellationToken,
     close_request: OnceLock<(u16, String)>,
@@ -40,24 +61,48 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
-    /// A pending handle and the receiving end of its outbox.
+    /// A pending handle and the receiving end of its outbox (at most `capacity` frames).
     pub fn new(
         meta: Arc<ConnectionMeta>,
         capacity: usize,
         parent: &CancellationToken,
-    ) -> (Arc<Self>, mpsc::Receiver<Message>) {
-        let (tx, rx) = mpsc::channel(capacity);
+    ) -> (Arc<Self>, Outbox) {
         let now = meta.connected_at_ms;
         let handle = Arc::new(Self {
             meta,
-            outbox: tx,
+            frames: Mutex::default(),
+            capacity: capacity.max(1),
+            ready: Notify::new(),
+            room: Notify::new(),
             state: AtomicU8::new(PENDING),
             cancel: parent.child_token(),
             close_request: OnceLock::new(),
             last_active_ms: AtomicI64::new(now),
             dirty: AtomicBool::new(false),
         });
-        (handle, rx)
+        let outbox = Outbox {
+            handle: Arc::clone(&handle),
+        };
+        (handle, outbox)
+    }
+
+    fn frames(&self) -> MutexGuard<'_, Frames> {
+        self.frames.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `message` unless the outbox is closed or full; hands it back when full.
+    fn enqueue(&self, message: Message) -> Result<(), (PushError, Message)> {
+        let mut frames = self.frames();
+        if frames.closed {
+            return Err((PushError::Gone, message));
+        }
+        if frames.queue.len() >= self.capacity {
+            return Err((PushError::Full, message));
+        }
+        frames.queue.push_back(message);
+        drop(frames);
+        self.ready.notify_one();
+        Ok(())
     }
 
     /// Queues a message; never waits. While `$connect` runs, messages are held and delivered
@@ -69,10 +114,7 @@ impl SessionHandle {
         if self.state.load(Ordering::Acquire) == CLOSED || self.cancel.is_cancelled() {
             return Err(PushError::Gone);
         }
-        self.outbox.try_send(message).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => PushError::Full,
-            mpsc::error::TrySendError::Closed(_) => PushError::Gone,
-        })
+        self.enqueue(message).map_err(|(error, _)| error)
     }
 
     /// Queues a message for a group fan-out: like [`SessionHandle::push`], but without looking
@@ -86,18 +128,26 @@ impl SessionHandle {
         if self.state.load(Ordering::Acquire) == CLOSED {
             return Err(PushError::Gone);
         }
-        self.outbox.try_send(message).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => PushError::Full,
-            mpsc::error::TrySendError::Closed(_) => PushError::Gone,
-        })
+        self.enqueue(message).map_err(|(error, _)| error)
     }
 
     /// Queues a message, waiting for room (used by the connection's own dispatcher).
     ///
     /// # Errors
     /// [`PushError::Gone`] when the session has ended.
-    pub async fn send(&self, message: Message) -> Result<(), PushError> {
-        self.outbox.send(message).await.map_err(|_| PushError::Gone)
+    pub async fn send(&self, mut message: Message) -> Result<(), PushError> {
+        loop {
+            // Registered before looking, so a slot freed in between still wakes us.
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.enqueue(message) {
+                Ok(()) => return Ok(()),
+                Err((PushError::Gone, _)) => return Err(PushError::Gone),
+                Err((PushError::Full, back)) => message = back,
+            }
+            room.await;
+        }
     }
 
     /// Asks the session to close with `code` and `reason`; the first request wins.
@@ -151,6 +201,53 @@ impl SessionHandle {
 
     fn take_dirty(&self) -> bool {
         self.dirty.swap(false, Ordering::Relaxed)
+    }
+}
+
+/// The receiving end of a connection's outbox, owned by its session. Dropping it closes the
+/// outbox: later pushes answer [`PushError::Gone`] and queued frames are dropped.
+#[derive(Debug)]
+pub struct Outbox {
+    handle: Arc<SessionHandle>,
+}
+
+impl Outbox {
+    /// Takes the next queued frame, if any; never waits.
+    pub fn try_recv(&mut self) -> Option<Message> {
+        let handle = &self.handle;
+        let mut frames = handle.frames();
+        let was_full = frames.queue.len() >= handle.capacity;
+        let message = frames.queue.pop_front()?;
+        if frames.queue.is_empty() && frames.queue.capacity() > SHRINK_ABOVE {
+            frames.queue = VecDeque::new();
+        }
+        drop(frames);
+        if was_full {
+            handle.room.notify_one();
+        }
+        Some(message)
+    }
+
+    /// Waits for the next frame (cancel-safe: a frame is only taken when this returns).
+    pub async fn recv(&mut self) -> Message {
+        loop {
+            if let Some(message) = self.try_recv() {
+                return message;
+            }
+            // A push between the look and this wait leaves a permit, so none is missed.
+            self.handle.ready.notified().await;
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let mut frames = self.handle.frames();
+        frames.closed = true;
+        let dropped = std::mem::take(&mut frames.queue);
+        drop(frames);
+        drop(dropped);
+        self.handle.room.notify_waiters();
     }
 }
 
@@ -209,5 +306,85 @@ impl Registry {
             .iter()
             .map(|entry| Arc::clone(entry.value()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(capacity: usize) -> (Arc<SessionHandle>, Outbox) {
+        let meta = ConnectionMeta {
+            connection_id: "id".into(),
+            stage: "prod".into(),
+            api_id: Arc::from("api"),
+            domain_name: "localhost".into(),
+            connected_at_ms: 0,
+            source_ip: "127.0.0.1".into(),
+            user_agent: None,
+            api_key: None,
+            api_key_id: None,
+            authorizer: None,
+        };
+        SessionHandle::new(Arc::new(meta), capacity, &CancellationToken::new())
+    }
+
+    #[test]
+    fn outbox_is_bounded_and_keeps_order() {
+        let (handle, mut outbox) = handle(2);
+        handle.push(Message::text("a")).unwrap();
+        handle.push(Message::text("b")).unwrap();
+        assert_eq!(handle.push(Message::text("c")), Err(PushError::Full));
+        assert_eq!(outbox.try_recv(), Some(Message::text("a")));
+        handle.push(Message::text("c")).unwrap();
+        assert_eq!(outbox.try_recv(), Some(Message::text("b")));
+        assert_eq!(outbox.try_recv(), Some(Message::text("c")));
+        assert_eq!(outbox.try_recv(), None);
+    }
+
+    #[test]
+    fn a_dropped_outbox_answers_gone() {
+        let (handle, outbox) = handle(4);
+        handle.push(Message::text("queued")).unwrap();
+        drop(outbox);
+        assert_eq!(handle.push(Message::text("late")), Err(PushError::Gone));
+    }
+
+    #[test]
+    fn an_emptied_queue_gives_its_memory_back() {
+        let (handle, mut outbox) = handle(100);
+        for i in 0..50 {
+            handle.push(Message::text(i.to_string())).unwrap();
+        }
+        while outbox.try_recv().is_some() {}
+        assert_eq!(handle.frames().queue.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn recv_waits_for_a_push() {
+        let (handle, mut outbox) = handle(4);
+        let pusher = Arc::clone(&handle);
+        let task = tokio::spawn(async move { outbox.recv().await });
+        tokio::task::yield_now().await;
+        pusher.push(Message::text("hello")).unwrap();
+        assert_eq!(task.await.unwrap(), Message::text("hello"));
+    }
+
+    #[tokio::test]
+    async fn send_waits_for_room_then_for_close() {
+        let (handle, mut outbox) = handle(1);
+        handle.push(Message::text("first")).unwrap();
+        let sender = Arc::clone(&handle);
+        let waiting = tokio::spawn(async move { sender.send(Message::text("second")).await });
+        assert_eq!(outbox.recv().await, Message::text("first"));
+        assert_eq!(waiting.await.unwrap(), Ok(()));
+        assert_eq!(outbox.recv().await, Message::text("second"));
+
+        handle.push(Message::text("fills")).unwrap();
+        let sender = Arc::clone(&handle);
+        let waiting = tokio::spawn(async move { sender.send(Message::text("never")).await });
+        tokio::task::yield_now().await;
+        drop(outbox);
+        assert_eq!(waiting.await.unwrap(), Err(PushError::Gone));
     }
 }

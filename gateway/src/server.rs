@@ -18,7 +18,7 @@ use http::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -91,19 +91,32 @@ impl Listeners {
     /// # Errors
     /// The bind error, naming the config key.
     pub async fn bind(config: &Config) -> Result<Self, String> {
-        let main = TcpListener::bind(config.listen)
-            .await
+        let main = listen(config.listen)
             .map_err(|e| format!("listen: cannot bind {}: {e}", config.listen))?;
         let callback = match config.callback.listen {
             Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| format!("callback.listen: cannot bind {addr}: {e}"))?,
+                listen(addr).map_err(|e| format!("callback.listen: cannot bind {addr}: {e}"))?,
             ),
             None => None,
         };
         Ok(Self { main, callback })
     }
+}
+
+/// Pending connections the kernel queues per listener (capped by `net.core.somaxconn`).
+/// `TcpListener::bind` uses 128, which a burst of handshakes overflows: the dropped SYNs are
+/// retried only after a second.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// A running gateway.

@@ -48,7 +48,9 @@ pub enum Cmd {
 #[derive(Args, Debug, Clone)]
 pub struct Common {
     /// Target: `raw` (start the baseline), `wsgate` (start or use the gateway), `both`
-    /// (raw, then wsgate), or a ws:// URL. Repeatable; the first is the ratio baseline.
+    /// (raw, then wsgate), or a ws:// URL; for cross-node also `wsgate-same` (both nodes
+    /// started, posts through the node holding the connection). Repeatable; the first is the
+    /// ratio baseline.
     #[arg(
         long = "target",
         value_name = "raw|wsgate|both|URL",
@@ -397,6 +399,7 @@ impl Common {
             bin: bin.clone(),
             configs,
             cross,
+            label: None,
         })
     }
 
@@ -542,7 +545,28 @@ impl Cmd {
                         _ => bail!("give both --node-a and --node-b, or neither"),
                     }
                 };
-                let targets = c.targets_with(&wsgate)?;
+                // `wsgate-same`: the same two nodes, each post to a connection of the node it is
+                // sent to (the same-node yardstick of the cross-node figure).
+                let same = || -> Result<TargetSpec> {
+                    let mut spec = c.wsgate_target(
+                        vec![a.node_a_config.clone(), a.node_b_config.clone()],
+                        false,
+                    )?;
+                    if let TargetSpec::Wsgate { label, .. } = &mut spec {
+                        *label = Some("wsgate-same-node".into());
+                    }
+                    Ok(spec)
+                };
+                let mut targets = Vec::new();
+                for t in &c.targets {
+                    if t == "wsgate-same" {
+                        targets.push(same()?);
+                    } else {
+                        let mut one = c.clone();
+                        one.targets = vec![t.clone()];
+                        targets.extend(one.targets_with(&wsgate)?);
+                    }
+                }
                 let mut cfg = c.config(a.push.plan(), targets);
                 "cross-node".clone_into(&mut cfg.scenario_name);
                 cfg
@@ -627,6 +651,31 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn cross_node_has_a_same_node_yardstick() {
+        let cli = parse(&[
+            "wsgate-load",
+            "cross-node",
+            "--target",
+            "wsgate-same",
+            "--target",
+            "wsgate",
+            "--wsgate-bin",
+            "/bin/true",
+        ]);
+        let cfg = cli.cmd.run_config().unwrap().unwrap();
+        let names: Vec<String> = cfg.targets.iter().map(TargetSpec::name).collect();
+        assert_eq!(names, ["wsgate-same-node", "wsgate"]);
+        assert!(matches!(
+            &cfg.targets[0],
+            TargetSpec::Wsgate { cross: false, configs, .. } if configs.len() == 2
+        ));
+        assert!(matches!(
+            &cfg.targets[1],
+            TargetSpec::Wsgate { cross: true, .. }
+        ));
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub enum TargetSpec {
         configs: Vec<PathBuf>,
         /// Cross-node: clients connect to the first, posts go to the second.
         cross: bool,
+        /// Label in the report (default `wsgate`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
     },
     /// Already-running servers.
     Running {
@@ -51,7 +54,7 @@ impl TargetSpec {
     pub fn name(&self) -> String {
         match self {
             Self::Raw { .. } => "raw".into(),
-            Self::Wsgate { .. } => "wsgate".into(),
+            Self::Wsgate { label, .. } => label.clone().unwrap_or_else(|| "wsgate".into()),
             Self::Running { name, .. } => name.clone(),
         }
     }
@@ -233,9 +236,10 @@ pub async fn setup(spec: &TargetSpec, o: &SetupOpts) -> Result<Target> {
             bin,
             configs,
             cross,
+            ..
         } => {
             let mut t = Target {
-                name: "wsgate".into(),
+                name: spec.name(),
                 nodes: Vec::new(),
                 pids: Vec::new(),
                 notes: Vec::new(),
@@ -280,6 +284,12 @@ pub async fn setup(spec: &TargetSpec, o: &SetupOpts) -> Result<Target> {
                     .push("connections on node A, posts through node B".into());
             } else {
                 t.nodes.extend(urls.iter().map(|u| Node::same_port(u)));
+                if urls.len() > 1 {
+                    t.notes.push(format!(
+                        "{} gateway processes; connections spread round-robin, each post goes to a connection of the node it is sent to",
+                        urls.len()
+                    ));
+                }
             }
             Ok(t)
         }

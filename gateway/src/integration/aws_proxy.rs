@@ -17,14 +17,18 @@ use crate::events::lambda_event;
 pub(super) struct AwsProxy {
     client: reqwest::Client,
     uri: String,
+    /// `uri` parsed once (parsing it again for every call costs more than a clone).
+    url: Option<reqwest::Url>,
     timeout: Duration,
 }
 
 impl AwsProxy {
     pub(super) fn new(client: reqwest::Client, uri: String, timeout: Duration) -> Self {
+        let url = reqwest::Url::parse(&uri).ok();
         Self {
             client,
             uri,
+            url,
             timeout,
         }
     }
@@ -56,6 +60,11 @@ fn scalar(value: &Value) -> Option<String> {
 
 /// Interprets what the function returned.
 pub(super) fn parse_response(bytes: &[u8]) -> Result<IntegrationResponse, IntegrationError> {
+    // The usual answer, a well-formed proxy response, is read in one pass; anything else takes
+    // the path below, which tells the cases apart.
+    if let Ok(parsed) = serde_json::from_slice::<ProxyResponse>(bytes) {
+        return proxy_response(parsed);
+    }
     let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
@@ -88,6 +97,10 @@ pub(super) fn parse_response(bytes: &[u8]) -> Result<IntegrationResponse, Integr
     let parsed: ProxyResponse = serde_json::from_value(Value::Object(object)).map_err(|_| {
         IntegrationError::Malformed("the function's result is not a valid proxy response")
     })?;
+    proxy_response(parsed)
+}
+
+fn proxy_response(parsed: ProxyResponse) -> Result<IntegrationResponse, IntegrationError> {
     let mut headers = Vec::new();
     for (name, value) in parsed.headers.iter().flatten() {
         if let Some(v) = scalar(value) {
@@ -120,9 +133,11 @@ pub(super) fn parse_response(bytes: &[u8]) -> Result<IntegrationResponse, Integr
 impl Integration for AwsProxy {
     async fn invoke(&self, inv: &Invocation<'_>) -> Result<IntegrationResponse, IntegrationError> {
         let event = lambda_event(inv.meta, inv.route_key, inv.request_id, &inv.kind);
-        let response = self
-            .client
-            .post(&self.uri)
+        let request = match &self.url {
+            Some(url) => self.client.post(url.clone()),
+            None => self.client.post(&self.uri),
+        };
+        let response = request
             .timeout(self.timeout)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(event)

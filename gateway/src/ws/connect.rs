@@ -228,12 +228,15 @@ async fn accept(
     // Established from here on, as the client sees it once the 101 arrives: GET and DELETE
     // work at once (a DELETE before the session task starts closes it right after the upgrade).
     handle.mark_open();
-    let session = session::run(Arc::clone(&shared), handle, outbox, on_upgrade, routes);
-    shared.tracker.spawn(async move {
-        session.await;
+    // The session future is created inside the task's future: awaiting a future captured by
+    // value would store it twice in the task's allocation for the connection's whole life.
+    let task_shared = Arc::clone(&shared);
+    let task = async move {
+        session::run(task_shared, handle, outbox, on_upgrade, routes).await;
         // The connection counts against its address until it has fully ended.
         drop(ip_slot);
-    });
+    };
+    shared.tracker.spawn(task);
     tracing::debug!(connection_id = %meta.connection_id, %stage, source_ip = %meta.source_ip, "connected");
     Ok(handshake::switching_protocols(
         &hs.accept,

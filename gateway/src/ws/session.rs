@@ -24,7 +24,7 @@ use crate::error::CloseReason;
 use crate::events::{ConnectionMeta, EventKind};
 use crate::ids;
 use crate::integration::{Invocation, StageRoutes};
-use crate::registry::SessionHandle;
+use crate::registry::{Outbox, SessionHandle};
 use crate::state::Shared;
 use crate::telemetry;
 
@@ -52,7 +52,7 @@ pub(crate) fn record(shared: &Shared, handle: &SessionHandle) -> ConnectionRecor
 pub(super) async fn run(
     shared: Arc<Shared>,
     handle: Arc<SessionHandle>,
-    outbox: mpsc::Receiver<Message>,
+    outbox: Outbox,
     on_upgrade: OnUpgrade,
     routes: Arc<StageRoutes>,
 ) {
@@ -107,11 +107,7 @@ struct Session<'a> {
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 impl Session<'_> {
-    async fn drive(
-        mut self,
-        mut ws: Ws,
-        mut outbox: mpsc::Receiver<Message>,
-    ) -> (CloseReason, Option<Dispatcher>) {
+    async fn drive(mut self, mut ws: Ws, mut outbox: Outbox) -> (CloseReason, Option<Dispatcher>) {
         let limits = &self.shared.config.limits;
         // One wait for a close request for the whole session, not one per loop turn.
         let handle = self.handle;
@@ -180,9 +176,7 @@ impl Session<'_> {
                         _ => break CloseReason::Abnormal,
                     }
                 }
-                out = outbox.recv() => {
-                    // The handle keeps a sender alive, so `None` cannot happen while we run.
-                    let Some(message) = out else { break CloseReason::Abnormal };
+                message = outbox.recv() => {
                     if let Err(reason) = self.write(&mut ws, message).await {
                         break reason;
                     }
@@ -230,14 +224,10 @@ impl Session<'_> {
     }
 
     /// Writes every message already queued, all within one `limits.send_timeout`.
-    async fn write_queued(
-        &self,
-        ws: &mut Ws,
-        outbox: &mut mpsc::Receiver<Message>,
-    ) -> Result<(), CloseReason> {
+    async fn write_queued(&self, ws: &mut Ws, outbox: &mut Outbox) -> Result<(), CloseReason> {
         let queued = async {
             let mut written = false;
-            while let Ok(message) = outbox.try_recv() {
+            while let Some(message) = outbox.try_recv() {
                 ws.feed(message).await?;
                 self.sent.increment(1);
                 written = true;
