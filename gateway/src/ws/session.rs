@@ -3,6 +3,7 @@
 //! removes the record and runs `$disconnect`.
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -245,9 +246,20 @@ impl Session<'_> {
         }
     }
 
-    /// Writes one frame within `limits.send_timeout`.
+    /// Writes one frame within `limits.send_timeout`. A write the socket takes at once (the
+    /// usual case) needs no timer.
     async fn write(&self, ws: &mut Ws, message: Message) -> Result<(), CloseReason> {
-        match timeout(self.shared.config.limits.send_timeout, ws.send(message)).await {
+        let mut send = std::pin::pin!(ws.send(message));
+        let at_once = std::future::poll_fn(|cx| match send.as_mut().poll(cx) {
+            Poll::Ready(result) => Poll::Ready(Some(result)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await;
+        let result = match at_once {
+            Some(result) => Ok(result),
+            None => timeout(self.shared.config.limits.send_timeout, send).await,
+        };
+        match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(CloseReason::Abnormal),
             Err(_) => Err(CloseReason::SlowConsumer),
