@@ -225,3 +225,63 @@ async fn a_killed_nodes_members_leave_their_groups() {
         .expect("json");
     assert_eq!(list["connections"], serde_json::json!([id_kept]));
 }
+
+#[tokio::test]
+async fn groups_work_on_a_redis_cluster_with_sharded_channels() {
+    let cluster = wsgate_connection_store::conformance::servers::RedisCluster::start().await;
+    let backend = Backend::ok().await;
+    let store = cluster_store(&cluster.urls(), &unique_prefix());
+    let yaml = node_config(&backend.url(), &store, "");
+    let a = TestGateway::start(&yaml).await;
+    let b = TestGateway::start(&yaml).await;
+    let client = http();
+    // Several groups, so their slots (and sharded channels) spread over the three masters.
+    let mut members = Vec::new();
+    for (i, gw) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let (ws, id) = connect_and_id(&backend, &gw.ws_url("/prod")).await;
+        for group in ["g1", "g2", "g3", "g4", "g5"] {
+            let via = if i % 2 == 0 { &b } else { &a };
+            assert_eq!(member(&client, &base(via), &id, group, true).await, 204);
+        }
+        members.push((ws, id));
+    }
+    for group in ["g1", "g2", "g3", "g4", "g5"] {
+        for (i, via) in [&a, &b].into_iter().enumerate() {
+            let (status, answer) =
+                post_group(&client, &base(via), group, &format!("{group}-{i}"), "").await;
+            assert_eq!(status, 200);
+            assert_eq!(answer["published"], true);
+            assert_eq!(answer["deliveredLocal"], 2);
+            assert_eq!(answer["remoteNodes"], 1);
+        }
+        assert_eq!(
+            group_info(&client, &base(&a), group, "").await["memberCount"],
+            4
+        );
+    }
+    for (ws, _) in &mut members {
+        for group in ["g1", "g2", "g3", "g4", "g5"] {
+            for i in 0..2 {
+                assert_eq!(next_text(ws).await, format!("{group}-{i}"));
+            }
+        }
+    }
+    // Group metrics are exported.
+    let metrics = client
+        .get(a.http_url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for name in [
+        "wsgate_groups_current",
+        "wsgate_group_members_current",
+        "wsgate_group_fanouts_total",
+        "wsgate_group_deliveries_total",
+        "wsgate_group_publish_total",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+}
