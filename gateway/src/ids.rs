@@ -8,9 +8,15 @@ fn random_id() -> String {
     URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>())
 }
 
-/// A new connection id: 16 URL-safe characters, unguessable.
+/// A new connection id: 16 URL-safe characters, unguessable, never starting with `-` or `_`
+/// (command-line tools such as the AWS CLI read an argument starting with `-` as an option).
 pub fn connection_id() -> String {
-    random_id()
+    loop {
+        let id = random_id();
+        if !id.starts_with(['-', '_']) {
+            return id;
+        }
+    }
 }
 
 /// A new request id (also used as `extendedRequestId` and `messageId`).
@@ -35,6 +41,7 @@ mod tests {
         assert_eq!(ids.len(), 10_000);
         for id in &ids {
             assert_eq!(id.len(), 16);
+            assert!(!id.starts_with(['-', '_']), "{id}");
             assert!(
                 id.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')

@@ -117,7 +117,7 @@ async fn run_boto3_script(python: &str, endpoint: &str, connection_id: &str) -> 
     let child = Command::new(python)
         .arg(SCRIPT)
         .args(["--endpoint", endpoint])
-        .args(["--connection-id", connection_id])
+        .arg(format!("--connection-id={connection_id}"))
         .args(["--access-key-id", ACCESS_KEY_ID])
         .args(["--secret-access-key", SECRET_ACCESS_KEY])
         .args(["--text-hex", &hex(TEXT_PAYLOAD.as_bytes())])
