@@ -182,6 +182,9 @@ pub enum CloseReason {
     },
     /// The TCP connection dropped without a close frame.
     Abnormal,
+    /// `$connect` succeeded but the connection could not be recorded (the client got 503 and
+    /// never an upgrade; the code reaches `$disconnect` only).
+    StoreUnavailable,
 }
 
 impl CloseReason {
@@ -193,7 +196,7 @@ impl CloseReason {
             Self::BinaryNotSupported => 1003,
             Self::ProtocolError => 1002,
             Self::InvalidUtf8 => 1007,
-            Self::PingTimeout => 1011,
+            Self::PingTimeout | Self::StoreUnavailable => 1011,
             Self::SlowConsumer => 1013,
             Self::Deleted { code, .. } | Self::ByClient { code, .. } => *code,
             Self::Abnormal => 1006,
@@ -214,6 +217,7 @@ impl CloseReason {
             Self::SlowConsumer => "Slow consumer: send timeout",
             Self::Deleted { reason, .. } | Self::ByClient { reason, .. } => reason,
             Self::Abnormal => "Connection closed abnormally",
+            Self::StoreUnavailable => "Internal error: the connection could not be recorded",
         }
     }
 

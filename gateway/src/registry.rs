@@ -1,8 +1,9 @@
 //! The local registry: every connection this node holds (including ones whose `$connect` is still
-//! running), each with its bounded outbox, its close signal and its last-active time.
+//! running), each with its outbox (bounded in messages and bytes, and by the node's byte budget),
+//! its close signal and its last-active time.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use dashmap::DashMap;
@@ -27,13 +28,64 @@ pub enum PushError {
     Full,
 }
 
+/// How often a sender refused by the node's byte budget looks again.
+pub(crate) const BUDGET_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// A queue whose capacity grew beyond this many frames is given back once it is empty.
 const SHRINK_ABOVE: usize = 16;
 
-/// The frames waiting for one connection's socket, and whether its session still reads them.
+/// The bytes queued on this node, in every connection's inbound and outbound queues, against
+/// `limits.node_queue_bytes`.
+#[derive(Debug)]
+pub struct ByteBudget {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+impl ByteBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            used: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// Takes `bytes` from the budget; false (and nothing taken) when that would pass the limit.
+    pub fn try_take(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|total| *total <= self.limit)
+            })
+            .is_ok()
+    }
+
+    /// Gives `bytes` back.
+    pub fn give_back(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// Bytes taken now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+/// How much one connection's outbox may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Frames.
+    pub messages: usize,
+    /// Bytes of payload (one frame is always accepted into an empty queue).
+    pub bytes: usize,
+}
+
+/// The frames waiting for one connection's socket, their payload bytes, and whether its session
+/// still reads them.
 #[derive(Debug, Default)]
 struct Frames {
     queue: VecDeque<Message>,
+    bytes: usize,
     closed: bool,
 }
 
@@ -48,7 +100,8 @@ pub struct SessionHandle {
     /// Facts about the connection.
     pub meta: Arc<ConnectionMeta>,
     frames: Mutex<Frames>,
-    capacity: usize,
+    limits: QueueLimits,
+    budget: Arc<ByteBudget>,
     /// Wakes the session when a frame is queued.
     ready: Notify,
     /// Wakes a sender waiting for room (or for the outbox to close).
@@ -61,17 +114,23 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
-    /// A pending handle and the receiving end of its outbox (at most `capacity` frames).
+    /// A pending handle and the receiving end of its outbox (bounded by `limits` and by the
+    /// node's `budget`).
     pub fn new(
         meta: Arc<ConnectionMeta>,
-        capacity: usize,
+        limits: QueueLimits,
+        budget: Arc<ByteBudget>,
         parent: &CancellationToken,
     ) -> (Arc<Self>, Outbox) {
         let now = meta.connected_at_ms;
         let handle = Arc::new(Self {
             meta,
             frames: Mutex::default(),
-            capacity: capacity.max(1),
+            limits: QueueLimits {
+                messages: limits.messages.max(1),
+                bytes: limits.bytes,
+            },
+            budget,
             ready: Notify::new(),
             room: Notify::new(),
             state: AtomicU8::new(PENDING),
@@ -96,9 +155,14 @@ impl SessionHandle {
         if frames.closed {
             return Err((PushError::Gone, message));
         }
-        if frames.queue.len() >= self.capacity {
+        let bytes = message.len();
+        if frames.queue.len() >= self.limits.messages
+            || (!frames.queue.is_empty() && frames.bytes + bytes > self.limits.bytes)
+            || !self.budget.try_take(bytes)
+        {
             return Err((PushError::Full, message));
         }
+        frames.bytes += bytes;
         frames.queue.push_back(message);
         drop(frames);
         self.ready.notify_one();
@@ -146,7 +210,12 @@ impl SessionHandle {
                 Err((PushError::Gone, _)) => return Err(PushError::Gone),
                 Err((PushError::Full, back)) => message = back,
             }
-            room.await;
+            // Room comes when the session writes a frame out, or (when the node's budget was
+            // what refused it) when any queue on the node drains: looked at again shortly.
+            tokio::select! {
+                () = room => {}
+                () = tokio::time::sleep(BUDGET_RETRY) => {}
+            }
         }
     }
 
@@ -216,8 +285,12 @@ impl Outbox {
     pub fn try_recv(&mut self) -> Option<Message> {
         let handle = &self.handle;
         let mut frames = handle.frames();
-        let was_full = frames.queue.len() >= handle.capacity;
+        let was_full =
+            frames.queue.len() >= handle.limits.messages || frames.bytes >= handle.limits.bytes;
         let message = frames.queue.pop_front()?;
+        let bytes = message.len();
+        frames.bytes -= bytes;
+        handle.budget.give_back(bytes);
         if frames.queue.is_empty() && frames.queue.capacity() > SHRINK_ABOVE {
             frames.queue = VecDeque::new();
         }
@@ -245,6 +318,9 @@ impl Drop for Outbox {
         let mut frames = self.handle.frames();
         frames.closed = true;
         let dropped = std::mem::take(&mut frames.queue);
+        self.handle
+            .budget
+            .give_back(std::mem::take(&mut frames.bytes));
         drop(frames);
         drop(dropped);
         self.handle.room.notify_waiters();
@@ -314,6 +390,14 @@ mod tests {
     use super::*;
 
     fn handle(capacity: usize) -> (Arc<SessionHandle>, Outbox) {
+        handle_with(capacity, usize::MAX, Arc::new(ByteBudget::new(usize::MAX)))
+    }
+
+    fn handle_with(
+        messages: usize,
+        bytes: usize,
+        budget: Arc<ByteBudget>,
+    ) -> (Arc<SessionHandle>, Outbox) {
         let meta = ConnectionMeta {
             connection_id: "id".into(),
             stage: "prod".into(),
@@ -326,7 +410,38 @@ mod tests {
             api_key_id: None,
             authorizer: None,
         };
-        SessionHandle::new(Arc::new(meta), capacity, &CancellationToken::new())
+        SessionHandle::new(
+            Arc::new(meta),
+            QueueLimits { messages, bytes },
+            budget,
+            &CancellationToken::new(),
+        )
+    }
+
+    #[test]
+    fn outbox_is_bounded_in_bytes_and_by_the_node_budget() {
+        let budget = Arc::new(ByteBudget::new(10_000));
+        let (a, mut a_out) = handle_with(100, 4_000, Arc::clone(&budget));
+        let chunk = || Message::binary(vec![0u8; 1_500]);
+        a.push(chunk()).unwrap();
+        a.push(chunk()).unwrap();
+        assert_eq!(a.push(chunk()), Err(PushError::Full), "4,500 > 4,000 bytes");
+        // A frame larger than the limit still goes into an empty queue.
+        let (b, b_out) = handle_with(100, 4_000, Arc::clone(&budget));
+        b.push(Message::binary(vec![0u8; 6_000])).unwrap();
+        assert_eq!(budget.used(), 9_000);
+        let (c, _c_out) = handle_with(100, 4_000, Arc::clone(&budget));
+        assert_eq!(c.push(chunk()), Err(PushError::Full), "node budget spent");
+        drop(b_out);
+        assert_eq!(
+            budget.used(),
+            3_000,
+            "a dropped outbox gives its bytes back"
+        );
+        c.push(chunk()).unwrap();
+        assert!(a_out.try_recv().is_some());
+        assert_eq!(budget.used(), 3_000);
+        a.push(chunk()).unwrap();
     }
 
     #[test]

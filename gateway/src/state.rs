@@ -17,7 +17,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::groups::Groups;
 use crate::integration::StageRoutes;
-use crate::registry::Registry;
+use crate::registry::{ByteBudget, QueueLimits, Registry};
 use crate::routing::SelectionExpression;
 use crate::throttle::Throttle;
 
@@ -56,6 +56,11 @@ pub struct Shared {
     pub tracker: TaskTracker,
     /// Throttling buckets.
     pub throttle: Throttle,
+    /// Bytes queued on this node (`limits.node_queue_bytes`).
+    pub budget: Arc<ByteBudget>,
+    /// One permit per connection (`limits.max_connections`), taken before `$connect` and held
+    /// until the connection's `$disconnect` is done.
+    pub permits: Arc<tokio::sync::Semaphore>,
     draining: AtomicBool,
 }
 
@@ -76,6 +81,8 @@ impl Shared {
         throttle: Throttle,
     ) -> Self {
         let limits = &config.limits;
+        let budget = Arc::new(ByteBudget::new(limits.node_queue_bytes));
+        let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(limits.read_buffer_bytes)
             .write_buffer_size(0)
@@ -105,7 +112,17 @@ impl Shared {
             sessions_cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
             throttle,
+            budget,
+            permits,
             draining: AtomicBool::new(false),
+        }
+    }
+
+    /// How much one connection's outbox may hold.
+    pub fn outbox_limits(&self) -> QueueLimits {
+        QueueLimits {
+            messages: self.config.limits.outbound_queue_messages,
+            bytes: self.config.limits.outbound_queue_bytes,
         }
     }
 

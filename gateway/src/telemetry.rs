@@ -54,6 +54,15 @@ pub const LEASE_TOTAL: &str = "wsgate_cluster_lease_renewals_total";
 pub const REAPED_TOTAL: &str = "wsgate_cluster_reaped_connections_total";
 /// Requests refused by a throttling bucket, by stage, route and the level (`scope`) that refused.
 pub const THROTTLED_TOTAL: &str = "wsgate_throttled_total";
+/// `$disconnect` calls tried again after a failure.
+pub const DISCONNECT_RETRY_TOTAL: &str = "wsgate_disconnect_retries_total";
+/// `$disconnect` calls given up after every attempt failed.
+pub const DISCONNECT_FAILED_TOTAL: &str = "wsgate_disconnect_failed_total";
+/// Connections whose queued inbound messages were dropped when `limits.inbound_drain_timeout`
+/// ran out after the client left.
+pub const INBOUND_DRAIN_CUT_TOTAL: &str = "wsgate_inbound_drain_cut_total";
+/// Record removals tried again after a store error (the `$disconnect` waits for the outcome).
+pub const REMOVE_RETRY_TOTAL: &str = "wsgate_store_remove_retries_total";
 
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -104,6 +113,22 @@ fn describe() {
     );
     describe_gauge!(CONNECTIONS_CURRENT, "Connections held by this node");
     describe_counter!(DISCONNECT_TOTAL, "Connections closed, by close code");
+    describe_counter!(
+        DISCONNECT_RETRY_TOTAL,
+        "$disconnect calls tried again after a failure"
+    );
+    describe_counter!(
+        DISCONNECT_FAILED_TOTAL,
+        "$disconnect calls given up after every attempt failed"
+    );
+    describe_counter!(
+        INBOUND_DRAIN_CUT_TOTAL,
+        "Closed connections whose queued inbound messages were dropped after limits.inbound_drain_timeout"
+    );
+    describe_counter!(
+        REMOVE_RETRY_TOTAL,
+        "Connection record removals tried again after a store error"
+    );
     describe_counter!(
         CALLBACK_TOTAL,
         "Callback API requests, by method and status"

@@ -146,5 +146,5 @@ async fn disconnect(shared: &Shared, record: ConnectionRecord) {
     };
     let meta = Arc::new(meta);
     shared.groups.forget_in_store(shared, &meta).await;
-    crate::ws::run_disconnect(routes, &meta, LOST_STATUS, LOST_REASON).await;
+    crate::ws::run_disconnect(shared, routes, &meta, LOST_STATUS, LOST_REASON).await;
 }

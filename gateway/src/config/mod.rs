@@ -169,7 +169,10 @@ impl Config {
                 "must be greater than zero when pings are on",
             ));
         }
-        let counts: [(&str, usize); 5] = [
+        let counts: [(&str, usize); 8] = [
+            ("limits.outbound_queue_bytes", l.outbound_queue_bytes),
+            ("limits.inbound_queue_bytes", l.inbound_queue_bytes),
+            ("limits.node_queue_bytes", l.node_queue_bytes),
             ("limits.max_message_bytes", l.max_message_bytes),
             ("limits.max_frame_bytes", l.max_frame_bytes),
             ("limits.max_connections", l.max_connections),
@@ -180,6 +183,12 @@ impl Config {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be greater than zero"));
             }
+        }
+        if l.disconnect_attempts == 0 {
+            return Err(ConfigError::invalid(
+                "limits.disconnect_attempts",
+                "must be at least 1",
+            ));
         }
         if l.max_frame_bytes > l.max_message_bytes {
             return Err(ConfigError::invalid(

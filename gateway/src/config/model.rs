@@ -353,11 +353,29 @@ pub struct LimitsConfig {
     pub pong_timeout: Duration,
     /// Messages waiting to be written to one client; a full queue answers 429 to posts.
     pub outbound_queue_messages: usize,
+    /// Bytes waiting to be written to one client (with `outbound_queue_messages`, whichever is
+    /// reached first); a full queue answers 429 to posts. One message is always accepted into an
+    /// empty queue.
+    pub outbound_queue_bytes: usize,
     /// A write to the client that takes longer than this closes the connection (1013).
     #[serde(deserialize_with = "duration::deserialize")]
     pub send_timeout: Duration,
     /// Messages read from one client and waiting for their integration; when full, reading pauses.
     pub inbound_queue_messages: usize,
+    /// Bytes read from one client and waiting for their integration; when full, reading pauses.
+    pub inbound_queue_bytes: usize,
+    /// Bytes queued on this node in all inbound and outbound queues together. When spent, posts
+    /// answer 429 and reading pauses until queues drain.
+    pub node_queue_bytes: usize,
+    /// After a client has gone, how long its queued inbound messages may still take to reach
+    /// their integration before the rest are dropped and `$disconnect` runs.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub inbound_drain_timeout: Duration,
+    /// Attempts at a `$disconnect` call that fails (transport error, timeout, 429 or 5xx).
+    pub disconnect_attempts: u32,
+    /// All attempts at one `$disconnect` end within this long (the backoff is cut to fit).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub disconnect_retry_within: Duration,
     /// Binary frames from clients: `accept` (default) or `reject` (close 1003).
     pub binary_frames: BinaryFrames,
     /// Tungstenite read buffer per connection (memory per idle connection).
@@ -376,8 +394,14 @@ impl Default for LimitsConfig {
             ping_interval: Duration::from_secs(30),
             pong_timeout: Duration::from_secs(30),
             outbound_queue_messages: 256,
+            outbound_queue_bytes: 1 << 20,
             send_timeout: Duration::from_secs(10),
             inbound_queue_messages: 32,
+            inbound_queue_bytes: 1 << 20,
+            node_queue_bytes: 512 << 20,
+            inbound_drain_timeout: Duration::from_secs(30),
+            disconnect_attempts: 4,
+            disconnect_retry_within: Duration::from_secs(30),
             binary_frames: BinaryFrames::Accept,
             read_buffer_bytes: 4096,
         }

@@ -170,7 +170,16 @@ mod tests {
             api_key_id: None,
             authorizer: None,
         };
-        SessionHandle::new(Arc::new(meta), 4, &CancellationToken::new()).0
+        SessionHandle::new(
+            Arc::new(meta),
+            crate::registry::QueueLimits {
+                messages: 4,
+                bytes: 1 << 20,
+            },
+            Arc::new(crate::registry::ByteBudget::new(1 << 20)),
+            &CancellationToken::new(),
+        )
+        .0
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The connect path: upgrade request → handshake checks → origin and per-address limits →
-//! authorizer and API key → `$connect` integration (while the upgrade is pending) → connection
-//! record → 101 → session task.
+//! The connect path: upgrade request → handshake checks → connection permit → origin and
+//! per-address limits → authorizer and API key; then the connection's owner task takes over:
+//! `$connect` (while the upgrade is pending) → record → 101 → session → end. The handler only
+//! waits for the owner's answer, so a client that hangs up cancels nothing the owner owes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,47 +10,21 @@ use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::header;
 
+use hyper::upgrade::OnUpgrade;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+
+use super::end::{self, Recorded};
 use super::{handshake, invoke, now_ms, session};
 use crate::auth::identity::RequestView;
+use crate::auth::per_ip::IpSlot;
 use crate::auth::{AuthError, AuthRequest};
-use crate::error::HandshakeRejection;
+use crate::error::{CloseReason, HandshakeRejection};
 use crate::events::{ConnectRequest, ConnectionMeta, EventKind, header_display_name};
 use crate::ids;
 use crate::integration::{Invocation, StageRoutes};
-use crate::registry::SessionHandle;
+use crate::registry::{Outbox, SessionHandle};
 use crate::state::Shared;
 use crate::telemetry;
-
-/// Removes a pending connection from the registry if the handshake does not complete (rejected,
-/// failed, or the client went away while `$connect` ran).
-struct PendingGuard {
-    shared: Arc<Shared>,
-    handle: Arc<SessionHandle>,
-    armed: bool,
-}
-
-impl Drop for PendingGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            self.handle.mark_closed();
-            self.shared.registry.remove(&self.handle.meta.connection_id);
-            metrics::gauge!(telemetry::CONNECTIONS_CURRENT).set(self.shared.registry.len() as f64);
-        }
-    }
-}
-
-/// A connection that passed `$connect` and was recorded, until its handshake completes: dropped
-/// armed (the client went away while its groups were being joined), it still gets its cleanup
-/// and `$disconnect`.
-struct Connected(Option<(Arc<Shared>, Arc<SessionHandle>, Arc<StageRoutes>)>);
-
-impl Drop for Connected {
-    fn drop(&mut self) {
-        if let Some((shared, handle, routes)) = self.0.take() {
-            session::spawn_rejected_after_connect(shared, handle, routes);
-        }
-    }
-}
 
 /// Axum handler for `GET /{stage}` (and `/{stage}/`).
 pub async fn upgrade(
@@ -84,9 +59,11 @@ async fn accept(
     if shared.is_draining() {
         return Err(HandshakeRejection::Draining);
     }
-    if shared.registry.len() + shared.security.in_flight() >= shared.config.limits.max_connections {
-        return Err(HandshakeRejection::TooManyConnections);
-    }
+    // One permit per connection, taken before anything is spent on it and held until its
+    // `$disconnect` is done: `limits.max_connections` is never passed, whatever the burst.
+    let permit = Arc::clone(&shared.permits)
+        .try_acquire_owned()
+        .map_err(|_| HandshakeRejection::TooManyConnections)?;
     let uri = request.uri().clone();
     let refuse = |error: AuthError| {
         shared.security.refused(&error, &stage, peer.ip(), &uri);
@@ -161,23 +138,148 @@ async fn accept(
 
     let (handle, outbox) = SessionHandle::new(
         Arc::clone(&meta),
-        shared.config.limits.outbound_queue_messages,
+        shared.outbox_limits(),
+        Arc::clone(&shared.budget),
         &shared.sessions_cancel,
     );
     shared.registry.insert(Arc::clone(&handle));
     metrics::gauge!(telemetry::CONNECTIONS_CURRENT).set(shared.registry.len() as f64);
-    let mut guard = PendingGuard {
-        shared: Arc::clone(&shared),
-        handle: Arc::clone(&handle),
-        armed: true,
-    };
-    metrics::counter!(telemetry::CONNECT_TOTAL, "stage" => stage.clone()).increment(1);
+    metrics::counter!(telemetry::CONNECT_TOTAL, "stage" => stage).increment(1);
 
+    // From here the connection's own task decides everything; this handler only waits for the
+    // answer to send. A client that hangs up drops this future, never the owner's.
+    let (reply, answer) = oneshot::channel();
+    let owner = Owner {
+        shared: Arc::clone(&shared),
+        handle,
+        outbox,
+        routes,
+        on_upgrade,
+        reply,
+        permit,
+        ip_slot,
+    };
+    let opening = Opening {
+        hs,
+        connect_request,
+        request_id,
+    };
+    shared.tracker.spawn(owner.run(opening));
+    answer
+        .await
+        .unwrap_or(Err(HandshakeRejection::IntegrationFailed))
+}
+
+/// What the `$connect` step needs and nothing after it keeps.
+struct Opening {
+    hs: handshake::Handshake,
+    connect_request: ConnectRequest,
+    request_id: String,
+}
+
+/// What `$connect` decided for an accepted connection.
+struct Accepted {
+    protocol: Option<String>,
+    groups: Vec<String>,
+    accept: String,
+}
+
+/// The single owner of one connection, from the `$connect` call to its `$disconnect`.
+struct Owner {
+    shared: Arc<Shared>,
+    handle: Arc<SessionHandle>,
+    outbox: Outbox,
+    routes: Arc<StageRoutes>,
+    on_upgrade: OnUpgrade,
+    reply: oneshot::Sender<Result<Response, HandshakeRejection>>,
+    permit: OwnedSemaphorePermit,
+    ip_slot: Option<IpSlot>,
+}
+
+impl Owner {
+    /// The connection's whole life. Every path after a successful `$connect` ends in
+    /// [`end::finish`], which owes exactly one `$disconnect`; no other path calls it.
+    async fn run(self, opening: Opening) {
+        let Self {
+            shared,
+            handle,
+            outbox,
+            routes,
+            on_upgrade,
+            reply,
+            permit,
+            ip_slot,
+        } = self;
+        let accepted = match call_connect(&shared, &handle, &routes, opening).await {
+            Ok(accepted) => accepted,
+            Err(rejection) => {
+                // Nothing is owed: the backend refused it, or never answered 2xx.
+                handle.mark_closed();
+                shared.registry.remove(&handle.meta.connection_id);
+                metrics::gauge!(telemetry::CONNECTIONS_CURRENT).set(shared.registry.len() as f64);
+                let _ = reply.send(Err(rejection));
+                return;
+            }
+        };
+        // `$connect` answered 2xx: a `$disconnect` is owed from here, whatever happens.
+        let (reason, dispatcher, recorded) = if shared.is_draining() {
+            let _ = reply.send(Err(HandshakeRejection::Draining));
+            (CloseReason::ShuttingDown, None, Recorded::No)
+        } else if let Err(error) = shared
+            .store
+            .register(&session::record(&shared, &handle))
+            .await
+        {
+            tracing::warn!(connection_id = %handle.meta.connection_id, %error, "cannot record the connection");
+            let _ = reply.send(Err(HandshakeRejection::StoreUnavailable));
+            (CloseReason::StoreUnavailable, None, Recorded::Maybe)
+        } else if let Err(rejection) =
+            crate::groups::admit(&shared, &handle, &accepted.groups).await
+        {
+            let _ = reply.send(Err(rejection));
+            (CloseReason::Abnormal, None, Recorded::Yes)
+        } else {
+            // Established from here on, as the client sees it once the 101 arrives: GET and
+            // DELETE work at once (a DELETE before the session starts closes it right after).
+            handle.mark_open();
+            let upgrade =
+                handshake::switching_protocols(&accepted.accept, accepted.protocol.as_deref());
+            drop(accepted);
+            if reply.send(Ok(upgrade)).is_err() {
+                // The client hung up while `$connect` ran.
+                (CloseReason::Abnormal, None, Recorded::Yes)
+            } else {
+                tracing::debug!(connection_id = %handle.meta.connection_id, stage = %handle.meta.stage, source_ip = %handle.meta.source_ip, "connected");
+                let (reason, dispatcher) =
+                    session::run(&shared, &handle, outbox, on_upgrade, &routes).await;
+                (reason, dispatcher, Recorded::Yes)
+            }
+        };
+        end::finish(&shared, &handle, &routes, reason, dispatcher, recorded).await;
+        // The connection counts against the cap and its address until it has fully ended.
+        drop(permit);
+        drop(ip_slot);
+    }
+}
+
+/// Runs `$connect` (when the stage has one) and reads its decision.
+async fn call_connect(
+    shared: &Shared,
+    handle: &SessionHandle,
+    routes: &StageRoutes,
+    opening: Opening,
+) -> Result<Accepted, HandshakeRejection> {
+    let Opening {
+        hs,
+        connect_request,
+        request_id,
+    } = opening;
+    let meta = &handle.meta;
     let mut protocol = None;
     let mut groups = Vec::new();
     if let Some(route) = routes.get("$connect") {
         let invocation = Invocation {
-            meta: &meta,
+            meta,
             route_key: "$connect",
             request_id: &request_id,
             kind: EventKind::Connect(&connect_request),
@@ -201,47 +303,11 @@ async fn accept(
         groups = crate::groups::groups_from_answer(&response);
     }
     let protocol = protocol.or_else(|| shared.security.fallback_protocol(&hs.offered_protocols));
-    if shared.is_draining() {
-        // The backend saw the connect; it must see the disconnect too.
-        session::spawn_rejected_after_connect(Arc::clone(&shared), Arc::clone(&handle), routes);
-        guard.armed = false;
-        return Err(HandshakeRejection::Draining);
-    }
-    if let Err(error) = shared
-        .store
-        .register(&session::record(&shared, &handle))
-        .await
-    {
-        tracing::warn!(connection_id = %meta.connection_id, %error, "cannot record the connection");
-        session::spawn_rejected_after_connect(Arc::clone(&shared), Arc::clone(&handle), routes);
-        guard.armed = false;
-        return Err(HandshakeRejection::StoreUnavailable);
-    }
-    let mut connected = Connected(Some((
-        Arc::clone(&shared),
-        Arc::clone(&handle),
-        Arc::clone(&routes),
-    )));
-    guard.armed = false;
-    crate::groups::admit(&shared, &handle, &groups).await?;
-    connected.0 = None;
-    // Established from here on, as the client sees it once the 101 arrives: GET and DELETE
-    // work at once (a DELETE before the session task starts closes it right after the upgrade).
-    handle.mark_open();
-    // The session future is created inside the task's future: awaiting a future captured by
-    // value would store it twice in the task's allocation for the connection's whole life.
-    let task_shared = Arc::clone(&shared);
-    let task = async move {
-        session::run(task_shared, handle, outbox, on_upgrade, routes).await;
-        // The connection counts against its address until it has fully ended.
-        drop(ip_slot);
-    };
-    shared.tracker.spawn(task);
-    tracing::debug!(connection_id = %meta.connection_id, %stage, source_ip = %meta.source_ip, "connected");
-    Ok(handshake::switching_protocols(
-        &hs.accept,
-        protocol.as_deref(),
-    ))
+    Ok(Accepted {
+        protocol,
+        groups,
+        accept: hs.accept,
+    })
 }
 
 /// `domainName` for events: configured, else the callback listener when the callback API is

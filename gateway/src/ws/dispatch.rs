@@ -3,12 +3,13 @@
 //! slow integration delays only this connection's later messages, never its pings or pushes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
@@ -31,11 +32,30 @@ pub(super) enum Inbound {
     Binary(Bytes),
 }
 
+impl Inbound {
+    /// Payload bytes (what the queue and the node budget count).
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Self::Text(text) => text.len(),
+            Self::Binary(bytes) => bytes.len(),
+        }
+    }
+}
+
+/// The bytes waiting in one dispatcher's queue (and the message it is handling), and a signal
+/// each time it finishes one.
+#[derive(Debug, Default)]
+pub(super) struct Queued {
+    pub(super) bytes: AtomicUsize,
+    pub(super) progress: Notify,
+}
+
 /// The sending side of a running dispatcher and its task.
 #[derive(Debug)]
 pub(super) struct Dispatcher {
     pub(super) tx: mpsc::Sender<Inbound>,
     pub(super) task: JoinHandle<()>,
+    pub(super) queued: Arc<Queued>,
 }
 
 /// Starts the dispatcher of a connection (lazily, on its first message).
@@ -44,17 +64,23 @@ pub(super) fn spawn(
     handle: &Arc<SessionHandle>,
     routes: &Arc<StageRoutes>,
 ) -> Dispatcher {
-    let (tx, mut rx) = mpsc::channel(shared.config.limits.inbound_queue_messages);
+    let (tx, mut rx) = mpsc::channel::<Inbound>(shared.config.limits.inbound_queue_messages);
+    let queued = Arc::new(Queued::default());
     let (shared, handle, routes) = (Arc::clone(shared), Arc::clone(handle), Arc::clone(routes));
+    let done = Arc::clone(&queued);
     let task = shared.tracker.clone().spawn(async move {
         let usage = (handle.meta.api_key_id.as_deref())
             .and_then(|id| Some((shared.security.usage_plan(id)?, id)));
         let bucket = shared.throttle.connection_bucket(usage);
         while let Some(message) = rx.recv().await {
+            let bytes = message.len();
             handle_one(&shared, &handle, &routes, bucket.as_ref(), message).await;
+            done.bytes.fetch_sub(bytes, Ordering::AcqRel);
+            shared.budget.give_back(bytes);
+            done.progress.notify_one();
         }
     });
-    Dispatcher { tx, task }
+    Dispatcher { tx, task, queued }
 }
 
 fn error_frame(message: &str, connection_id: &str, request_id: &str) -> Message {

@@ -3,10 +3,12 @@
 
 pub mod connect;
 mod dispatch;
+mod end;
 pub mod handshake;
 mod session;
 
-pub(crate) use session::{record, run_disconnect};
+pub(crate) use end::run_disconnect;
+pub(crate) use session::record;
 
 use std::time::Instant;
 

@@ -1,8 +1,9 @@
-//! One connection's life after the 101: a single task reads frames, writes queued messages,
-//! keeps pings, idle and maximum-duration timers, and at the end closes with the right code,
-//! removes the record and runs `$disconnect`.
+//! One connection's life after the 101: its task reads frames, writes queued messages, keeps
+//! pings, idle and maximum-duration timers, and closes with the right code (the end, `$disconnect`
+//! included, is in `end`).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -19,12 +20,10 @@ use tokio_tungstenite::tungstenite::{Bytes, Message};
 use wsgate_connection_store::ConnectionRecord;
 
 use super::dispatch::{self, Dispatcher, Inbound};
-use super::{invoke, now_ms};
+use super::now_ms;
 use crate::config::BinaryFrames;
 use crate::error::CloseReason;
-use crate::events::{ConnectionMeta, EventKind};
-use crate::ids;
-use crate::integration::{Invocation, StageRoutes};
+use crate::integration::StageRoutes;
 use crate::registry::{Outbox, SessionHandle};
 use crate::state::Shared;
 use crate::telemetry;
@@ -49,15 +48,15 @@ pub(crate) fn record(shared: &Shared, handle: &SessionHandle) -> ConnectionRecor
     }
 }
 
-/// Runs a session to its end, then cleans up.
+/// Runs a session to its end (the upgrade, then frames until a close); the caller finishes it.
 pub(super) async fn run(
-    shared: Arc<Shared>,
-    handle: Arc<SessionHandle>,
+    shared: &Arc<Shared>,
+    handle: &Arc<SessionHandle>,
     outbox: Outbox,
     on_upgrade: OnUpgrade,
-    routes: Arc<StageRoutes>,
-) {
-    let reason = match on_upgrade.await {
+    routes: &Arc<StageRoutes>,
+) -> (CloseReason, Option<Dispatcher>) {
+    match on_upgrade.await {
         Ok(upgraded) => {
             let ws = WebSocketStream::from_raw_socket(
                 TokioIo::new(upgraded),
@@ -67,9 +66,9 @@ pub(super) async fn run(
             .await;
             handle.mark_open();
             Session {
-                shared: &shared,
-                handle: &handle,
-                routes: &routes,
+                shared,
+                handle,
+                routes,
                 dispatcher: None,
                 sent: metrics::counter!(telemetry::MESSAGE_TOTAL, "stage" => handle.meta.stage.clone(), "direction" => "out"),
             }
@@ -80,20 +79,7 @@ pub(super) async fn run(
             tracing::debug!(connection_id = %handle.meta.connection_id, %error, "upgrade failed");
             (CloseReason::Abnormal, None)
         }
-    };
-    finish(&shared, &handle, &routes, reason.0, reason.1).await;
-}
-
-/// After a successful `$connect` whose handshake could not complete: the backend still gets
-/// its `$disconnect`.
-pub(super) fn spawn_rejected_after_connect(
-    shared: Arc<Shared>,
-    handle: Arc<SessionHandle>,
-    routes: Arc<StageRoutes>,
-) {
-    shared.tracker.clone().spawn(async move {
-        finish(&shared, &handle, &routes, CloseReason::Abnormal, None).await;
-    });
+    }
 }
 
 struct Session<'a> {
@@ -125,6 +111,9 @@ impl Session<'_> {
         tokio::pin!(timer);
         let mut awaiting_pong: Option<Instant> = None;
         let mut pending: Option<Inbound> = None;
+        let mut pending_bytes = 0;
+        // Set while a message waits for room in the inbound queue (reading is paused).
+        let mut paused_at: Option<Instant> = None;
 
         let reason = loop {
             if pending.is_some() && self.dispatcher.is_none() {
@@ -142,7 +131,12 @@ impl Session<'_> {
                                 Err(reason) => reason,
                             }
                         }
-                        None => CloseReason::ShuttingDown,
+                        // Shutdown: posts answered 200 reach a client that is reading
+                        // before the 1001 (bounded by `send_timeout`).
+                        None => match self.write_queued(&mut ws, &mut outbox).await {
+                            Ok(()) => CloseReason::ShuttingDown,
+                            Err(reason) => reason,
+                        },
                     };
                 }
                 () = &mut timer => {
@@ -157,7 +151,9 @@ impl Session<'_> {
                         && now >= due
                     {
                         match awaiting_pong {
-                            Some(sent) if sent.elapsed() >= limits.pong_timeout => break CloseReason::PingTimeout,
+                            // While reading is paused (the inbound queue is full) pongs go
+                            // unread; the deadline counts only time spent reading.
+                            Some(sent) if paused_at.is_none() && sent.elapsed() >= limits.pong_timeout => break CloseReason::PingTimeout,
                             Some(_) => {}
                             None => {
                                 if let Err(reason) = self.write(&mut ws, Message::Ping(Bytes::new())).await {
@@ -170,11 +166,15 @@ impl Session<'_> {
                     }
                     timer.as_mut().reset(next_due(max_at, idle_at, ping_at));
                 }
-                permit = reserve(self.dispatcher.as_ref()), if pending.is_some() => {
+                permit = admit(self.shared, self.dispatcher.as_ref(), pending_bytes), if pending.is_some() => {
                     match (permit, pending.take()) {
                         (Some(permit), Some(message)) => permit.send(message),
                         // The dispatcher ended (it cannot while we hold its sender).
                         _ => break CloseReason::Abnormal,
+                    }
+                    // Reading resumes: a pong unread while it was paused was not the client's fault.
+                    if let (Some(paused), Some(sent)) = (paused_at.take(), awaiting_pong.as_mut()) {
+                        *sent += paused.elapsed();
                     }
                 }
                 message = outbox.recv() => {
@@ -215,7 +215,9 @@ impl Session<'_> {
                     };
                     idle_at = Instant::now() + limits.idle_timeout;
                     self.handle.touch(now_ms());
+                    pending_bytes = inbound.len();
                     pending = Some(inbound);
+                    paused_at = Some(Instant::now());
                 }
             }
         };
@@ -273,10 +275,36 @@ fn next_due(max_at: Instant, idle_at: Instant, ping_at: Option<Instant>) -> Inst
     ping_at.map_or(due, |ping| due.min(ping))
 }
 
-async fn reserve(dispatcher: Option<&Dispatcher>) -> Option<mpsc::Permit<'_, Inbound>> {
-    match dispatcher {
-        Some(d) => d.tx.reserve().await.ok(),
-        None => None,
+/// Waits until the dispatcher's queue has a slot and room for `bytes` (in its own byte limit
+/// and the node's budget), and takes that room. Cancel-safe: nothing is taken until it returns.
+async fn admit<'a>(
+    shared: &Shared,
+    dispatcher: Option<&'a Dispatcher>,
+    bytes: usize,
+) -> Option<mpsc::Permit<'a, Inbound>> {
+    let d = dispatcher?;
+    let cap = shared.config.limits.inbound_queue_bytes;
+    loop {
+        let progress = d.queued.progress.notified();
+        tokio::pin!(progress);
+        progress.as_mut().enable();
+        let permit = d.tx.reserve().await.ok()?;
+        let queued = d.queued.bytes.load(Ordering::Acquire);
+        if queued == 0 || queued + bytes <= cap {
+            if shared.budget.try_take(bytes) {
+                d.queued.bytes.fetch_add(bytes, Ordering::AcqRel);
+                return Some(permit);
+            }
+            // The node's budget is spent: look again shortly (or when this queue drains).
+            drop(permit);
+            tokio::select! {
+                () = progress => {}
+                () = tokio::time::sleep(crate::registry::BUDGET_RETRY) => {}
+            }
+            continue;
+        }
+        drop(permit);
+        progress.await;
     }
 }
 
@@ -315,63 +343,5 @@ async fn close(ws: &mut Ws, reason: &CloseReason) {
     };
     if !matches!(reason, CloseReason::Abnormal | CloseReason::SlowConsumer) {
         let _ = timeout(CLOSE_HANDSHAKE_TIMEOUT, handshake).await;
-    }
-}
-
-/// Removes the connection everywhere (its groups included) and runs `$disconnect` (once per connection cluster-wide:
-/// only the remover of the store record runs it).
-async fn finish(
-    shared: &Shared,
-    handle: &SessionHandle,
-    routes: &StageRoutes,
-    reason: CloseReason,
-    dispatcher: Option<Dispatcher>,
-) {
-    let meta = &handle.meta;
-    handle.mark_closed();
-    shared.registry.remove(&meta.connection_id);
-    metrics::gauge!(telemetry::CONNECTIONS_CURRENT).set(shared.registry.len() as f64);
-    shared.groups.forget(shared, handle).await;
-    metrics::counter!(telemetry::DISCONNECT_TOTAL, "code" => reason.code().to_string())
-        .increment(1);
-    if let Some(Dispatcher { tx, task }) = dispatcher {
-        // Messages already read are still delivered, in order, before `$disconnect`.
-        drop(tx);
-        let _ = task.await;
-    }
-    let owned = match shared.store.remove(&meta.connection_id).await {
-        Ok(record) => record.is_some(),
-        Err(error) => {
-            tracing::warn!(connection_id = %meta.connection_id, %error, "cannot remove the connection record");
-            true
-        }
-    };
-    tracing::debug!(connection_id = %meta.connection_id, code = reason.code(), reason = reason.reason(), "disconnected");
-    if !owned {
-        return;
-    }
-    run_disconnect(routes, meta, reason.code(), reason.reason()).await;
-}
-
-/// Calls the stage's `$disconnect` integration (if it has one) for `meta`. Only the caller whose
-/// `store.remove` returned the record may call this, so it runs once per connection.
-pub(crate) async fn run_disconnect(
-    routes: &StageRoutes,
-    meta: &ConnectionMeta,
-    status_code: u16,
-    reason: &str,
-) {
-    if let Some(route) = routes.get("$disconnect") {
-        let request_id = ids::request_id();
-        let invocation = Invocation {
-            meta,
-            route_key: "$disconnect",
-            request_id: &request_id,
-            kind: EventKind::Disconnect {
-                status_code,
-                reason,
-            },
-        };
-        let _ = invoke(route, &invocation).await;
     }
 }

@@ -9,6 +9,7 @@ mod cluster_measure;
 mod cluster_nodes;
 mod cluster_redis;
 mod connect;
+mod faults;
 mod groups;
 mod groups_cluster;
 mod hardening;

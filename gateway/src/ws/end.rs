@@ -1,0 +1,161 @@
+//! The end of a connection's life, owned by its task: leave the registry and groups, give queued
+//! inbound messages a bounded drain, settle the store record, and run the `$disconnect` owed to a
+//! connection whose `$connect` succeeded: exactly once cluster-wide, with bounded retries.
+
+use std::time::Duration;
+
+use tokio::time::{Instant, sleep, timeout};
+
+use super::dispatch::Dispatcher;
+use super::invoke;
+use crate::error::CloseReason;
+use crate::events::{ConnectionMeta, EventKind};
+use crate::ids;
+use crate::integration::{Invocation, StageRoutes};
+use crate::registry::SessionHandle;
+use crate::state::Shared;
+use crate::telemetry;
+
+/// First pause before a failed record removal is tried again; doubled up to [`REMOVE_BACKOFF_MAX`].
+const REMOVE_BACKOFF: Duration = Duration::from_millis(100);
+const REMOVE_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// First pause before a failed `$disconnect` is tried again; doubled each time.
+const DISCONNECT_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Whether the connection's record was written to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Recorded {
+    /// Never written: the `$disconnect` is this task's alone.
+    No,
+    /// Written: whoever removes it (this task, or a reaper after this node was lost) owes the
+    /// `$disconnect`.
+    Yes,
+    /// The write failed, perhaps halfway: removed for cleanup, and the `$disconnect` is ours.
+    Maybe,
+}
+
+/// Ends a connection: every path out of a connection whose `$connect` succeeded comes here once.
+pub(super) async fn finish(
+    shared: &Shared,
+    handle: &SessionHandle,
+    routes: &StageRoutes,
+    reason: CloseReason,
+    dispatcher: Option<Dispatcher>,
+    recorded: Recorded,
+) {
+    let meta = &handle.meta;
+    handle.mark_closed();
+    shared.registry.remove(&meta.connection_id);
+    metrics::gauge!(telemetry::CONNECTIONS_CURRENT).set(shared.registry.len() as f64);
+    shared.groups.forget(shared, handle).await;
+    metrics::counter!(telemetry::DISCONNECT_TOTAL, "code" => reason.code().to_string())
+        .increment(1);
+    if let Some(dispatcher) = dispatcher {
+        drain(shared, meta, dispatcher).await;
+    }
+    let owed = match recorded {
+        Recorded::No => true,
+        Recorded::Yes | Recorded::Maybe => {
+            remove_record(shared, &meta.connection_id).await || recorded == Recorded::Maybe
+        }
+    };
+    tracing::debug!(connection_id = %meta.connection_id, code = reason.code(), reason = reason.reason(), owed, "disconnected");
+    if owed {
+        run_disconnect(shared, routes, meta, reason.code(), reason.reason()).await;
+    }
+}
+
+/// Messages already read are still delivered, in order, before `$disconnect`, for at most
+/// `limits.inbound_drain_timeout`; then the rest are dropped (counted) and their bytes given back.
+async fn drain(shared: &Shared, meta: &ConnectionMeta, dispatcher: Dispatcher) {
+    let Dispatcher {
+        tx,
+        mut task,
+        queued,
+    } = dispatcher;
+    drop(tx);
+    if timeout(shared.config.limits.inbound_drain_timeout, &mut task)
+        .await
+        .is_err()
+    {
+        task.abort();
+        let _ = task.await;
+        let left = queued.bytes.swap(0, std::sync::atomic::Ordering::AcqRel);
+        shared.budget.give_back(left);
+        metrics::counter!(telemetry::INBOUND_DRAIN_CUT_TOTAL).increment(1);
+        tracing::warn!(connection_id = %meta.connection_id, dropped_bytes = left, "inbound messages dropped: limits.inbound_drain_timeout ran out after the client left");
+    }
+}
+
+/// Removes the record, trying again with backoff while the store fails (a failed removal is not
+/// a removal: deciding either way would lose or double the `$disconnect`). True when this call
+/// removed it; false when it was already gone (a reaper took it and owes the `$disconnect`).
+/// At shutdown the drain timeout bounds the wait; a record left then is reaped by another node.
+async fn remove_record(shared: &Shared, connection_id: &str) -> bool {
+    let mut pause = REMOVE_BACKOFF;
+    loop {
+        match shared.store.remove(connection_id).await {
+            Ok(record) => return record.is_some(),
+            Err(error) => {
+                if pause == REMOVE_BACKOFF {
+                    tracing::warn!(connection_id, %error, "cannot remove the connection record; trying again");
+                }
+                metrics::counter!(telemetry::REMOVE_RETRY_TOTAL).increment(1);
+                sleep(pause).await;
+                pause = (pause * 2).min(REMOVE_BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// Calls the stage's `$disconnect` integration (if it has one) for `meta`, trying again with
+/// backoff on a transport error, a timeout, 429 or 5xx: at most `limits.disconnect_attempts`
+/// calls, all within `limits.disconnect_retry_within`. Only the owner of the `$disconnect` (see
+/// [`finish`] and the reaper) calls this. True when the backend took it (or there is no route).
+pub(crate) async fn run_disconnect(
+    shared: &Shared,
+    routes: &StageRoutes,
+    meta: &ConnectionMeta,
+    status_code: u16,
+    reason: &str,
+) -> bool {
+    let Some(route) = routes.get("$disconnect") else {
+        return true;
+    };
+    let limits = &shared.config.limits;
+    let started = Instant::now();
+    let mut pause = DISCONNECT_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        let request_id = ids::request_id();
+        let invocation = Invocation {
+            meta,
+            route_key: "$disconnect",
+            request_id: &request_id,
+            kind: EventKind::Disconnect {
+                status_code,
+                reason,
+            },
+        };
+        let failure = match invoke(route, &invocation).await {
+            Ok(response) if response.status == 429 || response.status >= 500 => {
+                format!("status {}", response.status)
+            }
+            Ok(_) => return true,
+            Err(error) => error.to_string(),
+        };
+        let next_at = Instant::now() + pause;
+        if attempt >= limits.disconnect_attempts
+            || next_at.duration_since(started) >= limits.disconnect_retry_within
+        {
+            metrics::counter!(telemetry::DISCONNECT_FAILED_TOTAL).increment(1);
+            tracing::warn!(connection_id = %meta.connection_id, attempts = attempt, %failure, "$disconnect failed; giving up");
+            return false;
+        }
+        metrics::counter!(telemetry::DISCONNECT_RETRY_TOTAL).increment(1);
+        tracing::info!(connection_id = %meta.connection_id, attempt, %failure, "$disconnect failed; trying again");
+        sleep(pause).await;
+        pause *= 2;
+        attempt += 1;
+    }
+}
