@@ -95,11 +95,12 @@ async fn handle(
     }
 }
 
-/// What every callback request goes through: the body limit, caller authentication and the
-/// stage check. Answers the request's parts and its body.
+/// What every callback request goes through: caller authentication (as far as possible before
+/// the body is read), the body limit, the stage check and throttling. Answers the
+/// request's parts and its body.
 ///
 /// # Errors
-/// 413, 403 or 404 as the callback API answers them.
+/// 403, 413, 404 or 429 as the callback API answers them.
 pub(crate) async fn admit(
     shared: &Shared,
     peer: SocketAddr,
@@ -107,6 +108,14 @@ pub(crate) async fn admit(
     request: Request,
 ) -> Result<(http::request::Parts, Bytes), CallbackError> {
     let (parts, body) = request.into_parts();
+    let caller = CallerRequest {
+        peer,
+        method: &parts.method,
+        raw_path: parts.uri.path(),
+        raw_query: parts.uri.query(),
+        headers: &parts.headers,
+    };
+    shared.callback_auth.check_head(&caller)?;
     let limit = shared.config.limits.max_message_bytes;
     let declared = parts
         .headers
@@ -117,14 +126,7 @@ pub(crate) async fn admit(
         return Err(CallbackError::PayloadTooLarge { size, limit });
     }
     let body = read_body(body, limit).await?;
-    shared.callback_auth.check(&CallerRequest {
-        peer,
-        method: &parts.method,
-        raw_path: parts.uri.path(),
-        raw_query: parts.uri.query(),
-        headers: &parts.headers,
-        body: &body,
-    })?;
+    shared.callback_auth.check_body(&caller, &body)?;
     if !shared.stages.contains_key(stage) {
         return Err(CallbackError::UnknownStage);
     }
