@@ -13,6 +13,7 @@ pub mod sigv4;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -96,11 +97,11 @@ async fn handle(
 }
 
 /// What every callback request goes through: caller authentication (as far as possible before
-/// the body is read), the body limit, the stage check and throttling. Answers the
+/// the body is read), the body limit and deadline, the stage check and throttling. Answers the
 /// request's parts and its body.
 ///
 /// # Errors
-/// 403, 413, 404 or 429 as the callback API answers them.
+/// 403, 413, 408, 404 or 429 as the callback API answers them.
 pub(crate) async fn admit(
     shared: &Shared,
     peer: SocketAddr,
@@ -125,7 +126,7 @@ pub(crate) async fn admit(
     if let Some(size) = declared.filter(|size| *size > limit) {
         return Err(CallbackError::PayloadTooLarge { size, limit });
     }
-    let body = read_body(body, limit).await?;
+    let body = read_body(body, limit, shared.config.callback.body_timeout).await?;
     shared.callback_auth.check_body(&caller, &body)?;
     if !shared.stages.contains_key(stage) {
         return Err(CallbackError::UnknownStage);
@@ -136,13 +137,17 @@ pub(crate) async fn admit(
     Ok((parts, body))
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, CallbackError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| CallbackError::PayloadTooLarge {
+/// Reads the whole body: at most `limit` bytes, all of them within `deadline` (a total bound,
+/// not one per chunk, so a body trickled in byte by byte is cut off too).
+async fn read_body(body: Body, limit: usize, deadline: Duration) -> Result<Bytes, CallbackError> {
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(CallbackError::PayloadTooLarge {
             size: limit + 1,
             limit,
-        })
+        }),
+        Err(_) => Err(CallbackError::BodyTimeout),
+    }
 }
 
 async fn post_to_connection(
