@@ -253,6 +253,9 @@ pub enum CallbackError {
         /// The limit.
         limit: usize,
     },
+    /// The body did not arrive within `callback.body_timeout`.
+    #[error("Request Timeout")]
+    BodyTimeout,
     /// Unknown stage.
     #[error("Not Found")]
     UnknownStage,
@@ -285,6 +288,7 @@ impl CallbackError {
             Self::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeException")
             }
+            Self::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "RequestTimeoutException"),
             Self::UnknownStage => (StatusCode::NOT_FOUND, "NotFoundException"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequestException"),
             Self::Unavailable => (
@@ -300,9 +304,12 @@ impl IntoResponse for CallbackError {
         let (status, error_type) = self.status_and_type();
         let body = json!({ "message": self.to_string() });
         let mut response = (status, axum::Json(body)).into_response();
-        response
-            .headers_mut()
-            .insert("x-amzn-ErrorType", HeaderValue::from_static(error_type));
+        let headers = response.headers_mut();
+        headers.insert("x-amzn-ErrorType", HeaderValue::from_static(error_type));
+        if matches!(self, Self::BodyTimeout) {
+            // The rest of the body may still come: the connection cannot be reused.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
@@ -327,6 +334,7 @@ mod tests {
                 413,
                 "PayloadTooLargeException",
             ),
+            (CallbackError::BodyTimeout, 408, "RequestTimeoutException"),
         ];
         for (error, status, name) in cases {
             let response = error.into_response();

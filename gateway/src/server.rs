@@ -19,6 +19,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -260,6 +261,7 @@ impl Gateway {
         };
         let serving = |router: Router| Serving {
             router,
+            max_http_connections: shared.config.limits.max_http_connections,
             handshake_timeout: shared.config.limits.handshake_timeout,
             tls: tls.clone(),
             stop: stop_accepting.clone(),
@@ -379,20 +381,41 @@ async fn not_found() -> axum::response::Response {
 #[derive(Clone)]
 struct Serving {
     router: Router,
+    /// `limits.max_http_connections`: connections the loop serves at once.
+    max_http_connections: usize,
     /// Bounds the TLS handshake and the upgrade request's headers.
     handshake_timeout: Duration,
     tls: Option<TlsAcceptor>,
     stop: CancellationToken,
 }
 
+/// Accepts and serves connections, at most `max_http_connections` at a time. Each accepted
+/// connection holds a permit until hyper is done with it: when it closes, or when it is upgraded
+/// to a WebSocket (those are bounded by `limits.max_connections` instead). With every permit
+/// taken the loop does not call `accept`, so new connections wait in the kernel's accept backlog
+/// (or are refused by the kernel once it is full) rather than being accepted and closed.
 async fn accept_loop(listener: TcpListener, serving: Serving) {
     let connections = tokio_util::task::TaskTracker::new();
+    let permits = Arc::new(Semaphore::new(serving.max_http_connections));
     loop {
+        let permit = tokio::select! {
+            () = serving.stop.cancelled() => break,
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        if permits.available_permits() == 0 {
+            tracing::debug!(
+                limit = serving.max_http_connections,
+                "limits.max_http_connections reached; not accepting until a connection ends"
+            );
+        }
         tokio::select! {
             () = serving.stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(serve_connection(stream, peer, serving.clone()));
+                    connections.spawn(serve_connection(stream, peer, serving.clone(), permit));
                 }
                 Err(error) => {
                     // Out of file descriptors or similar: back off instead of spinning.
@@ -406,7 +429,14 @@ async fn accept_loop(listener: TcpListener, serving: Serving) {
     connections.wait().await;
 }
 
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, serving: Serving) {
+/// Serves one connection; `_permit` is its slot under `limits.max_http_connections`, given back
+/// when this returns.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    serving: Serving,
+    _permit: OwnedSemaphorePermit,
+) {
     let _ = stream.set_nodelay(true);
     match serving.tls.clone() {
         None => serve_http(TokioIo::new(stream), peer, serving).await,

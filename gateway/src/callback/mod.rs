@@ -13,6 +13,7 @@ pub mod sigv4;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -95,11 +96,12 @@ async fn handle(
     }
 }
 
-/// What every callback request goes through: the body limit, caller authentication and the
-/// stage check. Answers the request's parts and its body.
+/// What every callback request goes through: caller authentication (as far as possible before
+/// the body is read), the body limit and deadline, the stage check and throttling. Answers the
+/// request's parts and its body.
 ///
 /// # Errors
-/// 413, 403 or 404 as the callback API answers them.
+/// 403, 413, 408, 404 or 429 as the callback API answers them.
 pub(crate) async fn admit(
     shared: &Shared,
     peer: SocketAddr,
@@ -107,6 +109,14 @@ pub(crate) async fn admit(
     request: Request,
 ) -> Result<(http::request::Parts, Bytes), CallbackError> {
     let (parts, body) = request.into_parts();
+    let caller = CallerRequest {
+        peer,
+        method: &parts.method,
+        raw_path: parts.uri.path(),
+        raw_query: parts.uri.query(),
+        headers: &parts.headers,
+    };
+    shared.callback_auth.check_head(&caller)?;
     let limit = shared.config.limits.max_message_bytes;
     let declared = parts
         .headers
@@ -116,15 +126,8 @@ pub(crate) async fn admit(
     if let Some(size) = declared.filter(|size| *size > limit) {
         return Err(CallbackError::PayloadTooLarge { size, limit });
     }
-    let body = read_body(body, limit).await?;
-    shared.callback_auth.check(&CallerRequest {
-        peer,
-        method: &parts.method,
-        raw_path: parts.uri.path(),
-        raw_query: parts.uri.query(),
-        headers: &parts.headers,
-        body: &body,
-    })?;
+    let body = read_body(body, limit, shared.config.callback.body_timeout).await?;
+    shared.callback_auth.check_body(&caller, &body)?;
     if !shared.stages.contains_key(stage) {
         return Err(CallbackError::UnknownStage);
     }
@@ -134,13 +137,17 @@ pub(crate) async fn admit(
     Ok((parts, body))
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, CallbackError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| CallbackError::PayloadTooLarge {
+/// Reads the whole body: at most `limit` bytes, all of them within `deadline` (a total bound,
+/// not one per chunk, so a body trickled in byte by byte is cut off too).
+async fn read_body(body: Body, limit: usize, deadline: Duration) -> Result<Bytes, CallbackError> {
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(CallbackError::PayloadTooLarge {
             size: limit + 1,
             limit,
-        })
+        }),
+        Err(_) => Err(CallbackError::BodyTimeout),
+    }
 }
 
 async fn post_to_connection(

@@ -226,6 +226,25 @@ impl SigV4Verifier {
         self
     }
 
+    /// Checks everything that does not need the body: the authentication data is present and
+    /// well formed, names this region and service and a configured access key, its date is
+    /// within the allowed skew (or the presigned URL has not expired), and `host` and the date
+    /// header are signed. A request that passes may still fail [`SigV4Verifier::verify`]; one
+    /// that fails here fails there too, so its body need not be read.
+    ///
+    /// # Errors
+    ///
+    /// A [`SigV4Error`] saying why the request is not accepted.
+    pub fn check_head(
+        &self,
+        raw_query: Option<&str>,
+        headers: &HeaderMap,
+        now: DateTime<Utc>,
+    ) -> Result<(), SigV4Error> {
+        let query = parse_query(raw_query.unwrap_or(""));
+        self.authenticate_head(headers, &query, now).map(|_| ())
+    }
+
     /// Verifies a request; returns the access key id that signed it.
     ///
     /// `now` is the current time, against which the clock skew and the expiry of presigned
@@ -240,26 +259,8 @@ impl SigV4Verifier {
         now: DateTime<Utc>,
     ) -> Result<String, SigV4Error> {
         let query = parse_query(req.raw_query.unwrap_or(""));
-        let auth = parse_auth(req, &query)?;
-
-        if auth.region != self.region || auth.service != self.service {
-            return Err(SigV4Error::WrongRegionOrService);
-        }
-        let secret = self
-            .secrets
-            .get(&auth.access_key_id)
-            .ok_or(SigV4Error::UnknownAccessKey)?;
-        self.check_time(&auth, now)?;
-
+        let (auth, secret) = self.authenticate_head(req.headers, &query, now)?;
         let signed: Vec<&str> = auth.signed_headers.split(';').collect();
-        if !signed.contains(&"host") {
-            return Err(SigV4Error::UnsignedHostHeader);
-        }
-        if let Mode::Header { date_header } = auth.mode
-            && !signed.contains(&date_header)
-        {
-            return Err(SigV4Error::UnsignedDateHeader);
-        }
 
         let content_sha256 = single_header(req.headers, "x-amz-content-sha256")?;
         let body_hash = hex::encode(Sha256::digest(req.body));
@@ -292,6 +293,34 @@ impl SigV4Verifier {
         Ok(auth.access_key_id)
     }
 
+    /// The checks of [`SigV4Verifier::check_head`]; answers the parsed data and the secret.
+    fn authenticate_head(
+        &self,
+        headers: &HeaderMap,
+        query: &[QueryParam],
+        now: DateTime<Utc>,
+    ) -> Result<(Auth, &str), SigV4Error> {
+        let auth = parse_auth(headers, query)?;
+        if auth.region != self.region || auth.service != self.service {
+            return Err(SigV4Error::WrongRegionOrService);
+        }
+        let secret = self
+            .secrets
+            .get(&auth.access_key_id)
+            .ok_or(SigV4Error::UnknownAccessKey)?;
+        self.check_time(&auth, now)?;
+        let mut signed = auth.signed_headers.split(';');
+        if !signed.clone().any(|name| name == "host") {
+            return Err(SigV4Error::UnsignedHostHeader);
+        }
+        if let Mode::Header { date_header } = auth.mode
+            && !signed.any(|name| name == date_header)
+        {
+            return Err(SigV4Error::UnsignedDateHeader);
+        }
+        Ok((auth, secret))
+    }
+
     fn check_time(&self, auth: &Auth, now: DateTime<Utc>) -> Result<(), SigV4Error> {
         if auth.timestamp.format("%Y%m%d").to_string() != auth.scope_date {
             return Err(SigV4Error::ScopeDateMismatch);
@@ -315,8 +344,8 @@ fn to_time_delta(d: Duration) -> TimeDelta {
 }
 
 /// Reads the authentication data from the `Authorization` header or the presigned query.
-fn parse_auth(req: &SignedRequest<'_>, query: &[QueryParam]) -> Result<Auth, SigV4Error> {
-    let header = single_header(req.headers, "authorization")?;
+fn parse_auth(headers: &HeaderMap, query: &[QueryParam]) -> Result<Auth, SigV4Error> {
+    let header = single_header(headers, "authorization")?;
     let presigned = ["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature"]
         .iter()
         .any(|name| query.iter().any(|p| p.key == name.as_bytes()));
@@ -324,7 +353,7 @@ fn parse_auth(req: &SignedRequest<'_>, query: &[QueryParam]) -> Result<Auth, Sig
         (Some(_), true) => Err(SigV4Error::Malformed(
             "both an Authorization header and presigned query parameters",
         )),
-        (Some(value), false) => parse_header_auth(value, req.headers),
+        (Some(value), false) => parse_header_auth(value, headers),
         (None, true) => parse_presigned_auth(query),
         (None, false) => Err(SigV4Error::MissingAuthorization),
     }

@@ -66,8 +66,10 @@ impl Req {
         self.headers[name].to_str().unwrap().to_owned()
     }
 
+    /// Verifies, and checks on the way that `check_head` (run before a body is read) refuses
+    /// only what `verify` refuses, with the same error.
     fn verify(&self, v: &SigV4Verifier, now: DateTime<Utc>) -> Result<String, SigV4Error> {
-        v.verify(
+        let verified = v.verify(
             &SignedRequest {
                 method: &self.method,
                 raw_path: &self.raw_path,
@@ -76,7 +78,15 @@ impl Req {
                 body: &self.body,
             },
             now,
-        )
+        );
+        if let Err(early) = v.check_head(self.raw_query.as_deref(), &self.headers, now) {
+            assert_eq!(
+                verified.as_ref().err(),
+                Some(&early),
+                "check_head and verify disagree"
+            );
+        }
+        verified
     }
 }
 

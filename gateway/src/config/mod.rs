@@ -152,11 +152,12 @@ impl Config {
             validate_integration(&format!("{at}.integration"), &route.integration, api)?;
         }
         let l = &self.limits;
-        let positive: [(&str, Duration); 4] = [
+        let positive: [(&str, Duration); 5] = [
             ("limits.idle_timeout", l.idle_timeout),
             ("limits.max_connection_duration", l.max_connection_duration),
             ("limits.handshake_timeout", l.handshake_timeout),
             ("limits.send_timeout", l.send_timeout),
+            ("callback.body_timeout", self.callback.body_timeout),
         ];
         for (key, value) in positive {
             if value.is_zero() {
@@ -169,13 +170,14 @@ impl Config {
                 "must be greater than zero when pings are on",
             ));
         }
-        let counts: [(&str, usize); 8] = [
+        let counts: [(&str, usize); 9] = [
             ("limits.outbound_queue_bytes", l.outbound_queue_bytes),
             ("limits.inbound_queue_bytes", l.inbound_queue_bytes),
             ("limits.node_queue_bytes", l.node_queue_bytes),
             ("limits.max_message_bytes", l.max_message_bytes),
             ("limits.max_frame_bytes", l.max_frame_bytes),
             ("limits.max_connections", l.max_connections),
+            ("limits.max_http_connections", l.max_http_connections),
             ("limits.outbound_queue_messages", l.outbound_queue_messages),
             ("limits.inbound_queue_messages", l.inbound_queue_messages),
         ];
@@ -194,6 +196,12 @@ impl Config {
             return Err(ConfigError::invalid(
                 "limits.max_frame_bytes",
                 "must not exceed limits.max_message_bytes",
+            ));
+        }
+        if l.max_http_connections > tokio::sync::Semaphore::MAX_PERMITS {
+            return Err(ConfigError::invalid(
+                "limits.max_http_connections",
+                format!("must not exceed {}", tokio::sync::Semaphore::MAX_PERMITS),
             ));
         }
         if !(256..=1 << 20).contains(&l.read_buffer_bytes) {

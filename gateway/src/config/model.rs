@@ -345,6 +345,10 @@ pub struct LimitsConfig {
     pub handshake_timeout: Duration,
     /// Concurrent WebSocket connections on this node (including ones in `$connect`).
     pub max_connections: usize,
+    /// TCP connections each listener serves as HTTP at once (until they are upgraded to
+    /// WebSocket or closed). When all are taken the listener stops accepting; new connections
+    /// wait in the kernel's accept backlog.
+    pub max_http_connections: usize,
     /// Protocol ping interval (0 disables pings).
     #[serde(deserialize_with = "duration::deserialize")]
     pub ping_interval: Duration,
@@ -391,6 +395,7 @@ impl Default for LimitsConfig {
             max_frame_bytes: 32_768,
             handshake_timeout: Duration::from_secs(10),
             max_connections: 100_000,
+            max_http_connections: 10_000,
             ping_interval: Duration::from_secs(30),
             pong_timeout: Duration::from_secs(30),
             outbound_queue_messages: 256,
@@ -422,6 +427,17 @@ pub struct CallbackConfig {
     /// How callers authenticate. Absent: only loopback callers are allowed.
     #[serde(default)]
     pub auth: Option<CallbackAuthConfig>,
+    /// Time allowed to receive a callback request's body once its headers are in; a slower
+    /// body is answered 408.
+    #[serde(
+        default = "default_body_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub body_timeout: Duration,
+}
+
+fn default_body_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_true() -> bool {
@@ -434,6 +450,7 @@ impl Default for CallbackConfig {
             listen: None,
             on_main_listener: true,
             auth: None,
+            body_timeout: default_body_timeout(),
         }
     }
 }

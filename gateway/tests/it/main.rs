@@ -4,6 +4,7 @@ mod api_keys;
 mod autobahn;
 mod binary;
 mod callback;
+mod callback_hardening;
 mod cluster;
 mod cluster_measure;
 mod cluster_nodes;
