@@ -17,7 +17,9 @@
 //!   of its own, beside the renewals), and closes every socket when it learns that its
 //!   connections were reaped while it was frozen or cut off.
 //! - `reaper`: on every node, finds nodes whose lease expired, claims them, removes their
-//!   records and runs `$disconnect` for each record it removed (so exactly once cluster-wide).
+//!   records (each with an owed-`$disconnect` entry) and runs `$disconnect` for each record it
+//!   removed (so exactly once cluster-wide); also delivers the owed `$disconnect`s of nodes
+//!   that died before sending them.
 //!
 //! A memory store is one node: no cluster is built and callbacks for unknown ids answer 410.
 
