@@ -7,6 +7,7 @@ mod callback;
 mod cluster;
 mod cluster_measure;
 mod cluster_nodes;
+mod cluster_owed;
 mod cluster_redis;
 mod connect;
 mod groups;
