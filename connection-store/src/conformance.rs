@@ -17,15 +17,20 @@ use crate::{ConnectionRecord, ConnectionStore};
 
 pub mod groups;
 mod list;
+mod owed;
 pub mod servers;
 
 pub use list::{
     collect_node_ids, list_node_large_node, list_node_pages_exactly_the_nodes_ids,
     list_node_survives_churn,
 };
+pub use owed::{
+    concurrent_claimers_never_share_an_entry, owed_entry_is_claimed_after_its_claim_expires,
+    remove_owing_returns_record_once,
+};
 
-/// Runs every check in order. Takes an `Arc` because the concurrent-remove check races real
-/// tasks against the store.
+/// Runs every check in order. Takes an `Arc` because the concurrent remove and claim checks
+/// race real tasks against the store.
 pub async fn run_all(store: Arc<dyn ConnectionStore>) {
     health_ok(&*store).await;
     register_get_round_trip(&*store).await;
@@ -37,6 +42,9 @@ pub async fn run_all(store: Arc<dyn ConnectionStore>) {
     list_node_pages_exactly_the_nodes_ids(&*store).await;
     list_node_large_node(&*store).await;
     list_node_survives_churn(&*store).await;
+    remove_owing_returns_record_once(Arc::clone(&store)).await;
+    owed_entry_is_claimed_after_its_claim_expires(&*store).await;
+    concurrent_claimers_never_share_an_entry(Arc::clone(&store)).await;
 }
 
 /// A random hex string, different on every call (also across processes).

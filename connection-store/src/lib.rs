@@ -5,6 +5,9 @@
 //! socket closes. Any node can look a connection up (to route a callback `POST` to its owner) and
 //! any node can reap the records of a node that died ([`ConnectionStore::list_node`] followed by
 //! [`ConnectionStore::remove`], which hands each record to exactly one caller).
+//! [`ConnectionStore::remove_owing`] does the same and files a durable "`$disconnect` owed"
+//! entry, deleted by [`ConnectionStore::settle`] once the event is delivered; should the remover
+//! die first, [`ConnectionStore::claim_owed`] hands the entry to another node.
 //!
 //! # Layout
 //!

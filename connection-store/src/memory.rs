@@ -4,9 +4,13 @@
 //! change to the index happens while the id's entry in the record map is locked, so `register`
 //! and `remove` of the same id can never leave the index pointing the wrong way. Lock order is
 //! always record map, then index; no lock is held across an `.await` (there are none).
+//!
+//! Owed `$disconnect` entries live in a third map, written while the record's entry is locked
+//! (so `remove_owing` is atomic) and claimed under the owed entry's own lock.
 
 use std::collections::BTreeSet;
 use std::ops::Bound;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dashmap::DashMap;
@@ -24,8 +28,17 @@ use crate::{ConnectionRecord, ConnectionStore, Page, StoreError};
 pub struct MemoryStore {
     records: DashMap<String, ConnectionRecord>,
     by_node: DashMap<String, BTreeSet<String>>,
+    owed: DashMap<String, Owed>,
     /// Group memberships (see `memory_groups`).
     pub(crate) groups: crate::memory_groups::MemoryGroups,
+}
+
+/// A `$disconnect` owed for a removed record, and until when its current claim runs (the
+/// claimer's name is not needed in one process).
+#[derive(Debug)]
+struct Owed {
+    record: ConnectionRecord,
+    until: Instant,
 }
 
 impl MemoryStore {
@@ -84,6 +97,57 @@ impl ConnectionStore for MemoryStore {
         }
     }
 
+    async fn remove_owing(
+        &self,
+        connection_id: &str,
+        _claimer: &str,
+        claim_for: Duration,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        match self.records.entry(connection_id.to_owned()) {
+            Entry::Occupied(entry) => {
+                self.index_remove(&entry.get().node_id, connection_id);
+                let record = entry.remove();
+                self.owed.insert(
+                    connection_id.to_owned(),
+                    Owed {
+                        record: record.clone(),
+                        until: deadline(claim_for),
+                    },
+                );
+                Ok(Some(record))
+            }
+            Entry::Vacant(_) => Ok(None),
+        }
+    }
+
+    async fn settle(&self, connection_id: &str) -> Result<(), StoreError> {
+        self.owed.remove(connection_id);
+        Ok(())
+    }
+
+    async fn claim_owed(
+        &self,
+        _claimer: &str,
+        claim_for: Duration,
+        limit: usize,
+    ) -> Result<Vec<ConnectionRecord>, StoreError> {
+        let now = Instant::now();
+        let until = deadline(claim_for);
+        let mut claimed = Vec::new();
+        // `iter_mut` write-locks each shard while visiting it, so checking and extending a
+        // claim is atomic against other claimers.
+        for mut entry in self.owed.iter_mut() {
+            if claimed.len() >= limit {
+                break;
+            }
+            if entry.until <= now {
+                entry.until = until;
+                claimed.push(entry.record.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
     async fn touch(&self, updates: &[(String, i64)]) -> Result<(), StoreError> {
         for (id, at_ms) in updates {
             if let Some(mut record) = self.records.get_mut(id)
@@ -130,4 +194,11 @@ impl ConnectionStore for MemoryStore {
     async fn health(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// Now + `claim_for`, saturating far in the future.
+fn deadline(claim_for: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(claim_for)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }

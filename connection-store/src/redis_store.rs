@@ -14,6 +14,8 @@
 //! - `P:node:{node_id}`: set of the connection ids registered on that node. No TTL (a set
 //!   cannot be expired safely while any of its records lives); ids leave it through `remove`,
 //!   or through `list_node`, which prunes ids whose record is gone (expired or corrupt).
+//! - `{P:conn:{connection_id}}:owed` and `{P}:owed`: owed `$disconnect` entries and their
+//!   index (see `owed`).
 //!
 //! # Operations
 //!
@@ -22,6 +24,7 @@
 //!   the id is also removed from that node's set.
 //! - `get`: `GET conn`.
 //! - `remove`: `GETDEL conn` (atomic: only one caller receives the value), then `SREM node`.
+//! - `remove_owing`, `settle`, `claim_owed`: see `owed`.
 //! - `touch`: one pipeline of `EVALSHA` calls, one per id, of a single-key script that only
 //!   moves an existing record's header forward and refreshes its TTL. On `NOSCRIPT` (after a
 //!   restart or failover) the script is loaded and the batch sent once more; touch is
@@ -49,6 +52,7 @@ mod codec;
 mod groups;
 mod lease;
 mod list;
+mod owed;
 mod touch;
 
 use std::future::Future;
@@ -294,6 +298,28 @@ impl ConnectionStore for RedisStore {
         let record = codec::decode(connection_id, &raw)?;
         self.unindex(&record.node_id, connection_id).await;
         Ok(Some(record))
+    }
+
+    async fn remove_owing(
+        &self,
+        connection_id: &str,
+        claimer: &str,
+        claim_for: Duration,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        self.owed_remove(connection_id, claimer, claim_for).await
+    }
+
+    async fn settle(&self, connection_id: &str) -> Result<(), StoreError> {
+        self.owed_settle(connection_id).await
+    }
+
+    async fn claim_owed(
+        &self,
+        claimer: &str,
+        claim_for: Duration,
+        limit: usize,
+    ) -> Result<Vec<ConnectionRecord>, StoreError> {
+        self.owed_claim(claimer, claim_for, limit).await
     }
 
     async fn touch(&self, updates: &[(String, i64)]) -> Result<(), StoreError> {

@@ -1,4 +1,6 @@
-//! The `ConnectionStore` seam: the six operations the gateway needs from shared connection state.
+//! The `ConnectionStore` seam: the operations the gateway needs from shared connection state.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -34,6 +36,46 @@ pub trait ConnectionStore: Send + Sync + std::fmt::Debug + 'static {
     /// (the record is gone all the same). After a transient error the removal may still have
     /// happened, with the record lost to every caller; a retry then answers `Ok(None)`.
     async fn remove(&self, connection_id: &str) -> Result<Option<ConnectionRecord>, StoreError>;
+
+    /// Like [`remove`](Self::remove), and in the same atomic step files a durable "`$disconnect`
+    /// owed" entry holding the record, claimed by `claimer` until now + `claim_for`. Returns the
+    /// record only to the one caller that removed it (also when racing plain `remove`). That
+    /// caller runs `$disconnect` and then calls [`settle`](Self::settle); should it die first,
+    /// the entry's claim expires and [`claim_owed`](Self::claim_owed) hands it to another caller.
+    ///
+    /// # Errors
+    /// As for [`remove`](Self::remove). After a transient error the removal may have happened;
+    /// the entry is then filed too and is claimed by someone else once `claim_for` has passed.
+    async fn remove_owing(
+        &self,
+        connection_id: &str,
+        claimer: &str,
+        claim_for: Duration,
+    ) -> Result<Option<ConnectionRecord>, StoreError>;
+
+    /// The `$disconnect` owed for `connection_id` was delivered (or given up on): deletes the
+    /// owed entry. Settling an id that owes nothing is `Ok`.
+    ///
+    /// # Errors
+    /// Backend errors; the entry may then still exist and be claimed again after its claim
+    /// expires (a second `$disconnect`).
+    async fn settle(&self, connection_id: &str) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` owed entries whose claim has expired (their claimer died or gave up
+    /// without settling) for `claimer` until now + `claim_for`, and returns their records. The
+    /// claim is atomic: two callers never get the same entry within one claim period.
+    ///
+    /// An entry whose record cannot be decoded is dropped with a warning (nobody could deliver
+    /// it) and not returned.
+    ///
+    /// # Errors
+    /// Backend errors; entries claimed before the error stay claimed until `claim_for` passes.
+    async fn claim_owed(
+        &self,
+        claimer: &str,
+        claim_for: Duration,
+        limit: usize,
+    ) -> Result<Vec<ConnectionRecord>, StoreError>;
 
     /// Batched `lastActiveAt` updates: `(id, epoch ms)`. Monotonic: never moves a timestamp
     /// backwards. Unknown ids are ignored (a removed record is never recreated).

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use wsgate_connection_store::{ConnectionRecord, ConnectionStore, Page, StoreError};
@@ -63,6 +63,36 @@ impl ConnectionStore for GatewayStore {
 
     async fn remove(&self, connection_id: &str) -> Result<Option<ConnectionRecord>, StoreError> {
         metered("remove", self.inner.remove(connection_id)).await
+    }
+
+    async fn remove_owing(
+        &self,
+        connection_id: &str,
+        claimer: &str,
+        claim_for: Duration,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        metered(
+            "remove_owing",
+            self.inner.remove_owing(connection_id, claimer, claim_for),
+        )
+        .await
+    }
+
+    async fn settle(&self, connection_id: &str) -> Result<(), StoreError> {
+        metered("settle", self.inner.settle(connection_id)).await
+    }
+
+    async fn claim_owed(
+        &self,
+        claimer: &str,
+        claim_for: Duration,
+        limit: usize,
+    ) -> Result<Vec<ConnectionRecord>, StoreError> {
+        metered(
+            "claim_owed",
+            self.inner.claim_owed(claimer, claim_for, limit),
+        )
+        .await
     }
 
     async fn touch(&self, updates: &[(String, i64)]) -> Result<(), StoreError> {

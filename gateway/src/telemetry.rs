@@ -52,6 +52,8 @@ pub const FORWARD_LATENCY: &str = "wsgate_cluster_forward_seconds";
 pub const LEASE_TOTAL: &str = "wsgate_cluster_lease_renewals_total";
 /// Connections of dead nodes reaped by this node (each got its `$disconnect`).
 pub const REAPED_TOTAL: &str = "wsgate_cluster_reaped_connections_total";
+/// Owed `$disconnect`s this node claimed after their first claimer died without settling them.
+pub const OWED_CLAIMED_TOTAL: &str = "wsgate_cluster_owed_disconnects_claimed_total";
 /// Requests refused by a throttling bucket, by stage, route and the level (`scope`) that refused.
 pub const THROTTLED_TOTAL: &str = "wsgate_throttled_total";
 /// `$disconnect` calls tried again after a failure.
@@ -179,6 +181,10 @@ fn describe() {
     describe_counter!(
         REAPED_TOTAL,
         "Connections of dead nodes reaped by this node"
+    );
+    describe_counter!(
+        OWED_CLAIMED_TOTAL,
+        "Owed $disconnects claimed by this node after their first claimer died"
     );
 }
 

@@ -29,6 +29,17 @@ impl Keys {
         format!("{}:conn:{connection_id}", self.prefix)
     }
 
+    /// `{{prefix}:conn:{id}}:owed`: the `$disconnect` owed for a removed record, on the
+    /// record key's slot (its hash tag is the record key's name).
+    pub(super) fn owed(&self, connection_id: &str) -> String {
+        format!("{{{}}}:owed", self.record(connection_id))
+    }
+
+    /// `{{prefix}}:owed`: sorted set of ids that may owe a `$disconnect` (see `owed`).
+    pub(super) fn owed_index(&self) -> String {
+        format!("{{{}}}:owed", self.prefix)
+    }
+
     /// `{prefix}:node:{node_id}`: set of the ids owned by that node.
     pub(super) fn node(&self, node_id: &str) -> String {
         format!("{}:node:{node_id}", self.prefix)

@@ -3,7 +3,10 @@
 //! - held: all is well; a probe is published to our own channel, and a subscription that
 //!   stopped receiving probes (or has no subscriber at all) is re-created;
 //! - re-acquired (the lease was gone but nobody reaped us: Redis lost its data, or it
-//!   expired while nobody could reap): every open connection's record is registered again;
+//!   expired while nobody could reap): every open connection's record is registered again, by
+//!   the re-assert task beside this loop, so renewals go on every `lease_ttl / 3` however long
+//!   the re-assert of a big node takes (its peers would otherwise reap it meanwhile); a
+//!   re-assert that fails in part is retried after the next held renewal;
 //! - lost (a reaper claimed us while we were frozen or cut off): the node is fenced (no new
 //!   records), every local socket is closed with 1012 without a second `$disconnect` (their
 //!   records are gone, so `store.remove` answers `None`), leftovers are dropped, and a fresh
@@ -17,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::Cluster;
@@ -41,7 +45,10 @@ pub(super) struct LeaseState {
     healthy_since: Mutex<Option<Instant>>,
     probe_sent: AtomicU64,
     probe_seen: AtomicU64,
+    /// Records must be re-asserted (set by renewals, cleared by the re-assert task).
     reassert_pending: AtomicBool,
+    /// Wakes the re-assert task.
+    reassert_wake: Notify,
 }
 
 fn new_token() -> String {
@@ -56,6 +63,7 @@ impl LeaseState {
             probe_sent: AtomicU64::new(0),
             probe_seen: AtomicU64::new(0),
             reassert_pending: AtomicBool::new(false),
+            reassert_wake: Notify::new(),
         }
     }
 
@@ -126,11 +134,8 @@ async fn renew(shared: &Shared, cluster: &Cluster) {
             cluster.lease.set_healthy(true, false);
             cluster.fence.store(false, Ordering::Release);
             if cluster.lease.reassert_pending.load(Ordering::Acquire) {
-                let done = reassert(shared).await;
-                cluster
-                    .lease
-                    .reassert_pending
-                    .store(!done, Ordering::Release);
+                // A re-assert that failed in part: try again (a running one takes no notice).
+                cluster.lease.reassert_wake.notify_one();
             }
             probe(cluster).await;
         }
@@ -141,11 +146,11 @@ async fn renew(shared: &Shared, cluster: &Cluster) {
             );
             cluster.lease.set_healthy(true, true);
             cluster.fence.store(false, Ordering::Release);
-            let done = reassert(shared).await;
             cluster
                 .lease
                 .reassert_pending
-                .store(!done, Ordering::Release);
+                .store(true, Ordering::Release);
+            cluster.lease.reassert_wake.notify_one();
             probe(cluster).await;
         }
         Ok(LeaseRenewal::Lost) => {
@@ -159,6 +164,31 @@ async fn renew(shared: &Shared, cluster: &Cluster) {
         Err(error) => {
             cluster.lease.set_healthy(false, false);
             tracing::warn!(%error, "cannot renew this node's lease; keeping connections open");
+        }
+    }
+}
+
+/// The re-assert task: runs [`reassert`] whenever a renewal asks for it, beside the renewal
+/// loop. A request that arrives while one runs (Redis lost its data again) is kept by the
+/// `Notify` and served right after.
+pub(super) async fn run_reassert(shared: Arc<Shared>, cluster: Arc<Cluster>) {
+    loop {
+        tokio::select! {
+            () = cluster.stop.cancelled() => break,
+            () = cluster.lease.reassert_wake.notified() => {}
+        }
+        if !cluster.lease.reassert_pending.swap(false, Ordering::AcqRel) {
+            continue;
+        }
+        let done = tokio::select! {
+            () = cluster.stop.cancelled() => break,
+            done = reassert(&shared) => done,
+        };
+        if !done {
+            cluster
+                .lease
+                .reassert_pending
+                .store(true, Ordering::Release);
         }
     }
 }

@@ -12,11 +12,14 @@
 //!   record up, publish to the owner, wait (bounded) for its `Ack`.
 //! - `inbox`: applies frames received from other nodes (bounded queue, one task, in order)
 //!   and publishes the `Ack`s.
-//! - `lease`: renews this node's lease every `lease_ttl / 3`, probes its own subscription,
-//!   re-asserts records after Redis lost them, and closes every socket when it learns that its
+//! - `lease`: renews this node's lease every `lease_ttl / 3` (one round trip that nothing else
+//!   waits for), probes its own subscription, re-asserts records after Redis lost them (a task
+//!   of its own, beside the renewals), and closes every socket when it learns that its
 //!   connections were reaped while it was frozen or cut off.
 //! - `reaper`: on every node, finds nodes whose lease expired, claims them, removes their
-//!   records and runs `$disconnect` for each record it removed (so exactly once cluster-wide).
+//!   records (each with an owed-`$disconnect` entry) and runs `$disconnect` for each record it
+//!   removed (so exactly once cluster-wide); also delivers the owed `$disconnect`s of nodes
+//!   that died before sending them.
 //!
 //! A memory store is one node: no cluster is built and callbacks for unknown ids answer 410.
 
@@ -140,6 +143,7 @@ impl Cluster {
         ));
         tasks.spawn(inbox::send_acks(Arc::clone(self), receivers.acks));
         tasks.spawn(lease::run(Arc::clone(shared), Arc::clone(self)));
+        tasks.spawn(lease::run_reassert(Arc::clone(shared), Arc::clone(self)));
         tasks.spawn(reaper::run(Arc::clone(shared), Arc::clone(self)));
         tasks.spawn(reaper::reap_leftovers(Arc::clone(shared), Arc::clone(self)));
     }

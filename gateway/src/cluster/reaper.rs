@@ -1,16 +1,23 @@
 //! The reaper, on every node: each `reaper_interval`, for every registered node whose lease is
 //! gone, claim it (one Lua script: only if the lease is still gone), remove its records one by
-//! one and run `$disconnect` (status 1006) for each record this node removed. `store.remove`
-//! hands a record to one caller only, so with several reapers each connection still gets one
-//! `$disconnect`. A node whose lease comes back mid-reap is left alone from the next page on.
-//! A reaped connection also leaves its groups in the store (with `$leave` events).
+//! one and run `$disconnect` (status 1006) for each record this node removed. Records are
+//! removed with `store.remove_owing`, which hands a record to one caller only and files a
+//! durable "`$disconnect` owed" entry claimed by this node for `disconnect_claim_ttl`; the entry
+//! is settled once the `$disconnect` has run. So with several reapers each connection still gets
+//! one `$disconnect`, and a reaper that dies between removing and delivering loses nothing: the
+//! same pass also claims owed entries whose claim expired (their claimer died) and delivers them.
+//! A node whose lease comes back mid-reap is left alone from the next page on. A reaped
+//! connection also leaves its groups in the store (with `$leave` events).
 //!
-//! A node reaps only after its own renewals have succeeded for a whole `lease_ttl`, so after a
-//! Redis outage the live nodes have renewed before anyone judges them dead.
+//! A node reaps (and claims owed entries) only after its own renewals have succeeded for a
+//! whole `lease_ttl`, so after a Redis outage the live nodes have renewed before anyone judges
+//! them dead.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 use wsgate_connection_store::{ConnectionRecord, LeaseClaim, StoreError};
 
 use super::Cluster;
@@ -23,13 +30,18 @@ const LOST_STATUS: u16 = 1006;
 const LOST_REASON: &str = "Going away: gateway node lost";
 /// Records listed per page.
 const PAGE: usize = 256;
-/// `$disconnect` calls in flight per reaper.
+/// `$disconnect` calls in flight per reaper; also the owed entries claimed at once, so that a
+/// batch is delivered within one `$disconnect` retry window, well inside its claim.
 const DISCONNECT_CONCURRENCY: usize = 32;
+/// Attempts to settle a delivered `$disconnect` (a failure means a second one later).
+const SETTLE_ATTEMPTS: u32 = 3;
+const SETTLE_BACKOFF: Duration = Duration::from_millis(200);
 
 pub(super) async fn run(shared: Arc<Shared>, cluster: Arc<Cluster>) {
     let period = cluster.config.reaper_interval;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut owed_pass: Option<JoinHandle<()>> = None;
     loop {
         tokio::select! {
             () = cluster.stop.cancelled() => break,
@@ -37,11 +49,54 @@ pub(super) async fn run(shared: Arc<Shared>, cluster: Arc<Cluster>) {
                 if cluster.lease.healthy_for() < cluster.config.lease_ttl {
                     continue;
                 }
+                // Beside the reaping, so a backlog of owed events never delays it; one at a time.
+                if owed_pass.as_ref().is_none_or(JoinHandle::is_finished) {
+                    owed_pass = Some(shared.tracker.spawn(deliver_owed(
+                        Arc::clone(&shared),
+                        Arc::clone(&cluster),
+                    )));
+                }
                 if let Err(error) = reap_dead_nodes(&shared, &cluster).await {
                     tracing::warn!(%error, "reaper pass failed; trying again next period");
                 }
             }
         }
+    }
+}
+
+/// Claims owed `$disconnect`s whose claimer died without settling them, a batch at a time,
+/// delivers and settles each batch before claiming the next.
+async fn deliver_owed(shared: Arc<Shared>, cluster: Arc<Cluster>) {
+    let claim_for = cluster.config.disconnect_claim_ttl;
+    let mut delivered = 0_usize;
+    while !cluster.stop.is_cancelled() {
+        let batch = match shared
+            .store
+            .claim_owed(&cluster.node_id, claim_for, DISCONNECT_CONCURRENCY)
+            .await
+        {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::warn!(%error, "cannot claim owed $disconnects; trying again next period");
+                break;
+            }
+        };
+        let full = batch.len() == DISCONNECT_CONCURRENCY;
+        delivered += batch.len();
+        metrics::counter!(telemetry::OWED_CLAIMED_TOTAL).increment(batch.len() as u64);
+        let deliveries = batch
+            .into_iter()
+            .map(|record| disconnect_and_settle(&shared, record));
+        futures_util::future::join_all(deliveries).await;
+        if !full {
+            break;
+        }
+    }
+    if delivered > 0 {
+        tracing::warn!(
+            delivered,
+            "delivered $disconnects left owed by a node that died before sending them"
+        );
     }
 }
 
@@ -88,18 +143,23 @@ async fn reap_node(
             if node == cluster.node_id && shared.registry.get(&id).is_some() {
                 continue;
             }
-            let Some(record) = shared.store.remove(&id).await? else {
+            // The permit first: the owed entry's claim starts when a delivery slot is free.
+            let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
+                break;
+            };
+            let removed = shared
+                .store
+                .remove_owing(&id, &cluster.node_id, cluster.config.disconnect_claim_ttl)
+                .await?;
+            let Some(record) = removed else {
                 continue;
             };
             reaped += 1;
             metrics::counter!(telemetry::REAPED_TOTAL).increment(1);
-            let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
-                break;
-            };
             let shared_for_task = Arc::clone(shared);
             shared.tracker.spawn(async move {
                 let _permit = permit;
-                disconnect(&shared_for_task, record).await;
+                disconnect_and_settle(&shared_for_task, record).await;
             });
         }
         cursor = page.next_cursor;
@@ -120,6 +180,22 @@ pub(super) async fn reap_leftovers(shared: Arc<Shared>, cluster: Arc<Cluster>) {
             "reaped records left by an earlier process of this node id"
         ),
         Err(error) => tracing::warn!(%error, "cannot reap records left by an earlier process"),
+    }
+}
+
+/// `$disconnect` for a record removed with `remove_owing` (or claimed from an owed entry), then
+/// the owed entry is settled: the event was delivered or given up on.
+async fn disconnect_and_settle(shared: &Shared, record: ConnectionRecord) {
+    let connection_id = record.connection_id.clone();
+    disconnect(shared, record).await;
+    for attempt in 1..=SETTLE_ATTEMPTS {
+        match shared.store.settle(&connection_id).await {
+            Ok(()) => return,
+            Err(error) if attempt == SETTLE_ATTEMPTS => {
+                tracing::warn!(%error, connection_id, "cannot settle a delivered $disconnect; another node may send it again");
+            }
+            Err(_) => tokio::time::sleep(SETTLE_BACKOFF * attempt).await,
+        }
     }
 }
 

@@ -312,8 +312,9 @@ impl Config {
                 "must be more than twice store.timeout, so a slow renewal still lands before the lease expires",
             ));
         }
-        let positive: [(&str, Duration); 2] = [
+        let positive: [(&str, Duration); 3] = [
             ("cluster.reaper_interval", c.reaper_interval),
+            ("cluster.disconnect_claim_ttl", c.disconnect_claim_ttl),
             ("cluster.forward_timeout", c.forward_timeout),
         ];
         for (key, value) in positive {

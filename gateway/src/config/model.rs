@@ -158,6 +158,12 @@ pub struct ClusterConfig {
     /// plus the time to run their `$disconnect`.
     #[serde(deserialize_with = "duration::deserialize")]
     pub reaper_interval: Duration,
+    /// How long a node that removed a connection's record holds the claim on its owed
+    /// `$disconnect`. Should the node die before delivering it, another node's reaper delivers it
+    /// once the claim expires. Must exceed the `$disconnect` retry window (30 s), or a slow but
+    /// live delivery may be claimed and sent a second time.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub disconnect_claim_ttl: Duration,
     /// How long a callback POST/DELETE for a connection on another node waits for the owner's
     /// answer before answering 503.
     #[serde(deserialize_with = "duration::deserialize")]
@@ -174,6 +180,7 @@ impl Default for ClusterConfig {
         Self {
             lease_ttl: Duration::from_secs(10),
             reaper_interval: Duration::from_secs(5),
+            disconnect_claim_ttl: Duration::from_secs(60),
             forward_timeout: Duration::from_secs(2),
             receive_queue_messages: 16_384,
             max_pending_forwards: 16_384,

@@ -208,6 +208,7 @@ fn redis_store_and_cluster_sections_load_with_defaults() {
     assert_eq!(redis.seeds(), ["redis://127.0.0.1:6379"]);
     assert_eq!(config.cluster.lease_ttl, Duration::from_secs(10));
     assert_eq!(config.cluster.reaper_interval, Duration::from_secs(5));
+    assert_eq!(config.cluster.disconnect_claim_ttl, Duration::from_secs(60));
 
     let config = Config::from_yaml(&with_store(
         "store:\n  kind: redis\n  urls: [redis://127.0.0.1:7000, redis://127.0.0.1:7001]\n  timeout: 500ms\n",
@@ -235,4 +236,6 @@ fn bad_redis_and_cluster_settings_name_the_key() {
     assert!(err(&with_store(redis, short)).contains("cluster.lease_ttl"));
     let zero = "cluster:\n  reaper_interval: 0s\n";
     assert!(err(&with_store("", zero)).contains("cluster.reaper_interval"));
+    let zero_claim = "cluster:\n  disconnect_claim_ttl: 0s\n";
+    assert!(err(&with_store("", zero_claim)).contains("cluster.disconnect_claim_ttl"));
 }

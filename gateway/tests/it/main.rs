@@ -8,6 +8,7 @@ mod callback_hardening;
 mod cluster;
 mod cluster_measure;
 mod cluster_nodes;
+mod cluster_owed;
 mod cluster_redis;
 mod connect;
 mod faults;
