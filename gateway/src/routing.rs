@@ -353,7 +353,14 @@ mod tests {
             Selected::NoRoute
         );
         // Reserved keys are never selected by a message: `$default` instead, else no route.
-        let reserved = ["$connect", "$disconnect", "$join", "$leave", "$custom", "$default"];
+        let reserved = [
+            "$connect",
+            "$disconnect",
+            "$join",
+            "$leave",
+            "$custom",
+            "$default",
+        ];
         let with = |k: &str| reserved.iter().copied().find(|r| *r == k);
         let without = |k: &str| reserved[..5].iter().copied().find(|r| *r == k);
         for key in ["$connect", "$disconnect", "$join", "$leave", "$custom", "$"] {
