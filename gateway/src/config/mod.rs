@@ -169,8 +169,12 @@ impl Config {
                 "must be greater than zero when pings are on",
             ));
         }
-        let counts: [(&str, usize); 5] = [
+        let counts: [(&str, usize); 6] = [
             ("limits.max_message_bytes", l.max_message_bytes),
+            (
+                "limits.max_integration_response_bytes",
+                l.integration_response_bytes(),
+            ),
             ("limits.max_frame_bytes", l.max_frame_bytes),
             ("limits.max_connections", l.max_connections),
             ("limits.outbound_queue_messages", l.outbound_queue_messages),

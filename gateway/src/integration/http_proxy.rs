@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::{Integration, IntegrationError, IntegrationResponse, Invocation, map_reqwest};
+use super::{
+    Integration, IntegrationError, IntegrationResponse, Invocation, map_reqwest, read_body,
+};
 use crate::events::EventKind;
 
 /// Headers of the upgrade request that are about the HTTP/1 hop or the WebSocket handshake
@@ -91,6 +93,8 @@ pub(super) struct HttpProxy {
     uri: String,
     method: reqwest::Method,
     timeout: Duration,
+    /// Largest answer read.
+    response_cap: usize,
 }
 
 impl HttpProxy {
@@ -99,6 +103,7 @@ impl HttpProxy {
         uri: String,
         method: &str,
         timeout: Duration,
+        response_cap: usize,
     ) -> Self {
         // Config validation has checked the method; POST is the documented default.
         let method =
@@ -108,6 +113,7 @@ impl HttpProxy {
             uri,
             method,
             timeout,
+            response_cap,
         }
     }
 }
@@ -191,10 +197,7 @@ impl Integration for HttpProxy {
         let octets = headers
             .iter()
             .any(|(k, v)| k == "content-type" && v.starts_with("application/octet-stream"));
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| map_reqwest(e, self.timeout))?;
+        let body = read_body(response, self.response_cap, self.timeout, inv).await?;
         let binary = octets || std::str::from_utf8(&body).is_err();
         // 204 means "nothing to send back"; any other answer's body (even empty) is sent.
         let body = (status != 204).then_some(body);
