@@ -206,14 +206,22 @@ pub enum Selected<'a> {
     NoRoute,
 }
 
-/// Picks the route for a message: exact match, else `$default`, else none.
+/// Route keys a message may not select: every key starting with `$` except `$default`
+/// (`$connect`, `$disconnect`, the presence routes `$join`/`$leave`, and any future one). Such a
+/// message goes to `$default` like any other unmatched key.
+pub fn is_reserved(key: &str) -> bool {
+    key.starts_with('$') && key != "$default"
+}
+
+/// Picks the route for a message: exact match of a key that is not reserved (see
+/// [`is_reserved`]), else `$default`, else none.
 pub fn select<'a>(
     expression: &SelectionExpression,
     body: &[u8],
     has_route: impl Fn(&str) -> Option<&'a str>,
 ) -> Selected<'a> {
     let exact = expression.evaluate(body).and_then(|key| {
-        if key == "$connect" || key == "$disconnect" {
+        if is_reserved(&key) {
             None
         } else {
             has_route(&key)
@@ -344,6 +352,36 @@ mod tests {
             select(&expr, br#"{"action":"$connect"}"#, f),
             Selected::NoRoute
         );
+        // Reserved keys are never selected by a message: `$default` instead, else no route.
+        let reserved = [
+            "$connect",
+            "$disconnect",
+            "$join",
+            "$leave",
+            "$custom",
+            "$default",
+        ];
+        let with = |k: &str| reserved.iter().copied().find(|r| *r == k);
+        let without = |k: &str| reserved[..5].iter().copied().find(|r| *r == k);
+        for key in ["$connect", "$disconnect", "$join", "$leave", "$custom", "$"] {
+            let msg = format!(r#"{{"action":"{key}"}}"#);
+            assert_eq!(
+                select(&expr, msg.as_bytes(), with),
+                Selected::Route("$default"),
+                "{key}"
+            );
+            assert_eq!(
+                select(&expr, msg.as_bytes(), without),
+                Selected::NoRoute,
+                "{key}"
+            );
+        }
+        assert_eq!(
+            select(&expr, br#"{"action":"$default"}"#, with),
+            Selected::Route("$default")
+        );
+        assert!(is_reserved("$join") && is_reserved("$x") && is_reserved("$"));
+        assert!(!is_reserved("$default") && !is_reserved("join") && !is_reserved(""));
         // An exact match is exact: case matters.
         assert_eq!(
             select(&expr, br#"{"action":"SendMessage"}"#, without_default),

@@ -204,11 +204,14 @@ impl Gateway {
                 message: e.to_string(),
             })?;
         let client = integration::http_client().map_err(StartError::HttpClient)?;
-        let stages = integration::build_stages(&config.api, &client).map_err(|missing| {
-            crate::config::ConfigError::Invalid {
-                key: "api.routes".into(),
-                message: format!("missing stage variable `{missing}`"),
-            }
+        let stages = integration::build_stages(
+            &config.api,
+            &client,
+            config.limits.integration_response_bytes(),
+        )
+        .map_err(|missing| crate::config::ConfigError::Invalid {
+            key: "api.routes".into(),
+            message: format!("missing stage variable `{missing}`"),
         })?;
         let security =
             crate::auth::Security::build(&config, &client, &|var| std::env::var(var).ok())?;

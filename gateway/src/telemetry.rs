@@ -13,6 +13,9 @@ pub const CONNECT_TOTAL: &str = "wsgate_connect_total";
 pub const MESSAGE_TOTAL: &str = "wsgate_message_total";
 /// `IntegrationError`: integration answers with a 4xx/5xx status.
 pub const INTEGRATION_ERROR_TOTAL: &str = "wsgate_integration_error_total";
+/// Integration answers refused for being over their size cap, by stage and route.
+pub const INTEGRATION_RESPONSE_TOO_LARGE_TOTAL: &str =
+    "wsgate_integration_response_too_large_total";
 /// `ClientError`: 4xx answered by the gateway before invoking an integration.
 pub const CLIENT_ERROR_TOTAL: &str = "wsgate_client_error_total";
 /// `ExecutionError`: integrations that could not be called (timeout, refused, malformed).
@@ -99,6 +102,10 @@ fn describe() {
     describe_counter!(
         INTEGRATION_ERROR_TOTAL,
         "Integration answers with 4xx/5xx (IntegrationError)"
+    );
+    describe_counter!(
+        INTEGRATION_RESPONSE_TOO_LARGE_TOTAL,
+        "Integration answers over their size cap (not read further), by stage and route"
     );
     describe_counter!(
         CLIENT_ERROR_TOTAL,

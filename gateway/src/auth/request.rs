@@ -16,6 +16,7 @@ use super::policy::{self, Decision};
 use super::{AuthError, AuthRequest, Authorized, Authorizer, CallError};
 use crate::config::{RequestAuthorizerConfig, StageConfig, redact_url};
 use crate::events::authorizer_event;
+use crate::integration::body::{self, ReadError};
 use crate::integration::substitute_stage_variables;
 
 /// Largest authorizer answer read (the AWS limit on authorizer results).
@@ -143,25 +144,20 @@ fn transport(error: reqwest::Error) -> CallError {
     }
 }
 
-/// Reads a response body, failing once it passes `cap` bytes.
+/// Reads an authorizer's or JWKS endpoint's answer under `cap` (the shared capped reader).
 ///
 /// # Errors
 /// [`CallError::TooLarge`] or the transport error.
 pub(super) async fn read_capped(
-    mut response: reqwest::Response,
+    response: reqwest::Response,
     cap: usize,
-) -> Result<Vec<u8>, CallError> {
-    if response.content_length().is_some_and(|n| n > cap as u64) {
-        return Err(CallError::TooLarge(cap));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport)? {
-        if body.len() + chunk.len() > cap {
-            return Err(CallError::TooLarge(cap));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+) -> Result<bytes::Bytes, CallError> {
+    body::read_capped(response, cap)
+        .await
+        .map_err(|error| match error {
+            ReadError::TooLarge { limit } => CallError::TooLarge(limit),
+            ReadError::Transport(e) => transport(e),
+        })
 }
 
 /// The cache key: a digest of the stage and every identity-source value (length-prefixed, so

@@ -170,11 +170,15 @@ impl Config {
                 "must be greater than zero when pings are on",
             ));
         }
-        let counts: [(&str, usize); 9] = [
+        let counts: [(&str, usize); 10] = [
             ("limits.outbound_queue_bytes", l.outbound_queue_bytes),
             ("limits.inbound_queue_bytes", l.inbound_queue_bytes),
             ("limits.node_queue_bytes", l.node_queue_bytes),
             ("limits.max_message_bytes", l.max_message_bytes),
+            (
+                "limits.max_integration_response_bytes",
+                l.integration_response_bytes(),
+            ),
             ("limits.max_frame_bytes", l.max_frame_bytes),
             ("limits.max_connections", l.max_connections),
             ("limits.max_http_connections", l.max_http_connections),

@@ -391,6 +391,18 @@ pub struct LimitsConfig {
     pub binary_frames: BinaryFrames,
     /// Tungstenite read buffer per connection (memory per idle connection).
     pub read_buffer_bytes: usize,
+    /// Largest integration answer read (body bytes); unset: `max_message_bytes`. Use
+    /// [`LimitsConfig::integration_response_bytes`].
+    pub max_integration_response_bytes: Option<usize>,
+}
+
+impl LimitsConfig {
+    /// The cap on integration answers: `max_integration_response_bytes`, else
+    /// `max_message_bytes`.
+    pub fn integration_response_bytes(&self) -> usize {
+        self.max_integration_response_bytes
+            .unwrap_or(self.max_message_bytes)
+    }
 }
 
 impl Default for LimitsConfig {
@@ -416,6 +428,7 @@ impl Default for LimitsConfig {
             disconnect_retry_within: Duration::from_secs(30),
             binary_frames: BinaryFrames::Accept,
             read_buffer_bytes: 4096,
+            max_integration_response_bytes: None,
         }
     }
 }

@@ -112,6 +112,27 @@ fn bad_selection_expression_fails() {
 }
 
 #[test]
+fn integration_response_cap_defaults_to_max_message_bytes() {
+    let c = Config::from_yaml(REFERENCE).expect("valid");
+    assert_eq!(c.limits.max_integration_response_bytes, None);
+    assert_eq!(
+        c.limits.integration_response_bytes(),
+        c.limits.max_message_bytes
+    );
+    let set = REFERENCE.replace(
+        "max_frame_bytes: 32768",
+        "max_frame_bytes: 32768\n  max_integration_response_bytes: 1048576",
+    );
+    let c = Config::from_yaml(&set).expect("valid");
+    assert_eq!(c.limits.integration_response_bytes(), 1_048_576);
+    let e = err(&REFERENCE.replace(
+        "max_frame_bytes: 32768",
+        "max_frame_bytes: 32768\n  max_integration_response_bytes: 0",
+    ));
+    assert!(e.contains("limits.max_integration_response_bytes"), "{e}");
+}
+
+#[test]
 fn frame_larger_than_message_fails() {
     let e = err(&REFERENCE.replace("max_frame_bytes: 32768", "max_frame_bytes: 262144"));
     assert!(e.contains("limits.max_frame_bytes"), "{e}");

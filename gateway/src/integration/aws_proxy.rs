@@ -10,7 +10,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Integration, IntegrationError, IntegrationResponse, Invocation, map_reqwest};
+use super::{
+    Integration, IntegrationError, IntegrationResponse, Invocation, map_reqwest, read_body,
+    too_large,
+};
 use crate::events::lambda_event;
 
 #[derive(Debug)]
@@ -20,16 +23,36 @@ pub(super) struct AwsProxy {
     /// `uri` parsed once (parsing it again for every call costs more than a clone).
     url: Option<reqwest::Url>,
     timeout: Duration,
+    /// Largest decoded `body` accepted.
+    body_cap: usize,
+    /// Largest proxy-response JSON read: [`envelope_cap`] of `body_cap`.
+    envelope_cap: usize,
+}
+
+/// The JSON envelope around a body of up to `body_cap` bytes may be larger: base64 takes 4/3 of
+/// the bytes, and 64 KiB more leaves room for `statusCode`, headers and JSON escapes.
+pub(super) fn envelope_cap(body_cap: usize) -> usize {
+    (body_cap / 3)
+        .saturating_mul(4)
+        .saturating_add(4)
+        .saturating_add(64 * 1024)
 }
 
 impl AwsProxy {
-    pub(super) fn new(client: reqwest::Client, uri: String, timeout: Duration) -> Self {
+    pub(super) fn new(
+        client: reqwest::Client,
+        uri: String,
+        timeout: Duration,
+        body_cap: usize,
+    ) -> Self {
         let url = reqwest::Url::parse(&uri).ok();
         Self {
             client,
             uri,
             url,
             timeout,
+            body_cap,
+            envelope_cap: envelope_cap(body_cap),
         }
     }
 }
@@ -146,10 +169,7 @@ impl Integration for AwsProxy {
             .map_err(|e| map_reqwest(e, self.timeout))?;
         let status = response.status();
         let function_error = response.headers().contains_key("x-amz-function-error");
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| map_reqwest(e, self.timeout))?;
+        let bytes = read_body(response, self.envelope_cap, self.timeout, inv).await?;
         if function_error {
             let message = serde_json::from_slice::<Value>(&bytes)
                 .ok()
@@ -160,7 +180,15 @@ impl Integration for AwsProxy {
         if !status.is_success() {
             return Err(IntegrationError::EndpointStatus(status.as_u16()));
         }
-        parse_response(&bytes)
+        let parsed = parse_response(&bytes)?;
+        if parsed
+            .body
+            .as_ref()
+            .is_some_and(|b| b.len() > self.body_cap)
+        {
+            return Err(too_large(inv, self.body_cap));
+        }
+        Ok(parsed)
     }
 
     fn kind(&self) -> &'static str {
@@ -197,6 +225,15 @@ mod tests {
         let r = parse_response(br#"{"statusCode":200,"multiValueHeaders":{"X-A":["1","2"]}}"#)
             .expect("valid");
         assert_eq!(r.headers.len(), 2);
+    }
+
+    #[test]
+    fn envelope_cap_leaves_room_for_base64() {
+        let cap = 131_072;
+        let base64_len = STANDARD.encode(vec![0u8; cap]).len();
+        assert!(envelope_cap(cap) >= base64_len + 64 * 1024);
+        assert!(envelope_cap(cap) <= base64_len + 64 * 1024 + 8);
+        assert_eq!(envelope_cap(usize::MAX), usize::MAX);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! keep-alive HTTP client.
 
 mod aws_proxy;
+pub mod body;
 mod http_proxy;
 mod mock;
 
@@ -16,6 +17,7 @@ use bytes::Bytes;
 
 use crate::config::{ApiConfig, IntegrationConfig};
 use crate::events::{ConnectionMeta, EventKind};
+use crate::telemetry;
 
 /// One call to an integration.
 #[derive(Debug)]
@@ -73,6 +75,13 @@ pub enum IntegrationError {
     /// The backend answered with a status that means the invocation itself failed.
     #[error("integration endpoint answered HTTP {0}")]
     EndpointStatus(u16),
+    /// The answer was larger than the cap (`limits.max_integration_response_bytes`; for
+    /// `aws_proxy`, the envelope cap or the decoded body's).
+    #[error("integration response larger than {limit} bytes")]
+    ResponseTooLarge {
+        /// The cap that was passed, in bytes.
+        limit: usize,
+    },
 }
 
 /// A backend that handles a route.
@@ -111,13 +120,14 @@ impl StageRoutes {
     }
 }
 
-/// Builds every stage's routes.
+/// Builds every stage's routes; `response_cap` bounds every answer read (see [`body`]).
 ///
 /// # Errors
 /// A missing stage variable, named (config validation reports these first).
 pub fn build_stages(
     api: &ApiConfig,
     client: &reqwest::Client,
+    response_cap: usize,
 ) -> Result<HashMap<String, Arc<StageRoutes>>, String> {
     let mut stages = HashMap::new();
     for (stage, settings) in &api.stages {
@@ -128,6 +138,7 @@ pub fn build_stages(
                     client.clone(),
                     substitute_stage_variables(uri, &settings.variables)?,
                     *timeout,
+                    response_cap,
                 )),
                 IntegrationConfig::HttpProxy {
                     uri,
@@ -138,6 +149,7 @@ pub fn build_stages(
                     substitute_stage_variables(uri, &settings.variables)?,
                     method,
                     *timeout,
+                    response_cap,
                 )),
                 IntegrationConfig::Mock {
                     response,
@@ -199,6 +211,39 @@ pub fn substitute_stage_variables(
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Reads an integration's answer under `cap`; an answer over it is counted and logged.
+async fn read_body(
+    response: reqwest::Response,
+    cap: usize,
+    timeout: Duration,
+    inv: &Invocation<'_>,
+) -> Result<Bytes, IntegrationError> {
+    match body::read_capped(response, cap).await {
+        Ok(bytes) => Ok(bytes),
+        Err(body::ReadError::Transport(e)) => Err(map_reqwest(e, timeout)),
+        Err(body::ReadError::TooLarge { limit }) => Err(too_large(inv, limit)),
+    }
+}
+
+/// The error for an answer over `limit` bytes, counted in
+/// [`telemetry::INTEGRATION_RESPONSE_TOO_LARGE_TOTAL`] and logged.
+fn too_large(inv: &Invocation<'_>, limit: usize) -> IntegrationError {
+    metrics::counter!(
+        telemetry::INTEGRATION_RESPONSE_TOO_LARGE_TOTAL,
+        "stage" => inv.meta.stage.clone(),
+        "route" => inv.route_key.to_string()
+    )
+    .increment(1);
+    tracing::warn!(
+        connection_id = %inv.meta.connection_id,
+        route_key = %inv.route_key,
+        request_id = %inv.request_id,
+        limit,
+        "integration answer over the size cap; not read further"
+    );
+    IntegrationError::ResponseTooLarge { limit }
 }
 
 fn map_reqwest(err: reqwest::Error, timeout: Duration) -> IntegrationError {

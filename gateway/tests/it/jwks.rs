@@ -125,8 +125,14 @@ async fn unknown_kids_cannot_make_the_gateway_refetch() {
 #[tokio::test]
 async fn unreachable_or_malformed_jwks_fails_closed_with_500() {
     let key = TestKey::ec(Algorithm::ES256);
-    let backend = Backend::start(|r| match r.path.as_str() {
+    // A document with the right key, padded past the 256 KiB cap on JWKS documents.
+    let mut big: serde_json::Value =
+        serde_json::from_str(&jwks(&[key.jwk("k1")])).expect("JWKS JSON");
+    big["pad"] = serde_json::Value::String("x".repeat(300 * 1024));
+    let big = big.to_string();
+    let backend = Backend::start(move |r| match r.path.as_str() {
         "/jwks" => Reply::http(200, r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#),
+        "/big" => Reply::http(200, &big),
         _ => Reply::lambda(200, None),
     })
     .await;
@@ -139,6 +145,7 @@ async fn unreachable_or_malformed_jwks_fails_closed_with_500() {
         format!("http://{closed}/jwks"),
         format!("{}/jwks", backend.url()),
         format!("{}/missing", backend.url()),
+        format!("{}/big", backend.url()),
     ] {
         let yaml = secured_config(
             &backend.url(),

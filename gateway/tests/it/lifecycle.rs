@@ -120,3 +120,41 @@ async fn health_readiness_and_metrics() {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
 }
+
+#[tokio::test]
+async fn close_reason_with_control_characters_reaches_http_proxy_percent_encoded() {
+    let backend = Backend::ok().await;
+    let yaml = format!(
+        r#"
+listen: 127.0.0.1:0
+api:
+  name: chat
+  route_selection_expression: $request.body.action
+  stages: {{ prod: {{ variables: {{ b: "{}" }} }} }}
+  routes:
+    $disconnect:
+      integration: {{ type: http_proxy, uri: "${{stageVariables.b}}/disconnect" }}
+"#,
+        backend.url()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let mut ws = connect(&gw.ws_url("/prod")).await;
+    let reason = "bye\nnow ü";
+    ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::from(4000),
+        reason: reason.into(),
+    })))
+    .await
+    .expect("close");
+    let r = backend.next_to("/disconnect").await;
+    assert_eq!(r.headers["x-wsgate-event-type"], "DISCONNECT");
+    assert_eq!(r.headers["x-wsgate-disconnect-status-code"], "4000");
+    let encoded = r.headers["x-wsgate-disconnect-reason"]
+        .to_str()
+        .expect("ASCII header");
+    assert_eq!(encoded, "bye%0Anow%20%C3%BC");
+    let decoded = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .expect("UTF-8");
+    assert_eq!(decoded, reason);
+}

@@ -20,6 +20,7 @@ mod jwt;
 mod lifecycle;
 mod messages;
 mod request_authorizer;
+mod response_caps;
 mod support;
 mod throttle;
 mod tls;

@@ -297,3 +297,49 @@ async fn protocol_pings_keep_alive_and_dead_peers_are_closed() {
     let d = backend.next_to("/disconnect").await.json();
     assert_eq!(d["requestContext"]["disconnectStatusCode"], 1011);
 }
+
+#[tokio::test]
+async fn clients_cannot_select_reserved_route_keys() {
+    let yaml = |backend: &str, default: bool| {
+        let default = if default {
+            r#"    $default: { integration: { type: http_proxy, uri: "${stageVariables.b}/default" }, route_response: true }"#
+        } else {
+            ""
+        };
+        format!(
+            r#"
+listen: 127.0.0.1:0
+api:
+  name: reserved
+  route_selection_expression: $request.body.action
+  stages: {{ prod: {{ variables: {{ b: "{backend}" }} }} }}
+  routes:
+    $join: {{ integration: {{ type: http_proxy, uri: "${{stageVariables.b}}/join" }}, route_response: true }}
+    $leave: {{ integration: {{ type: http_proxy, uri: "${{stageVariables.b}}/leave" }}, route_response: true }}
+    $disconnect: {{ integration: {{ type: http_proxy, uri: "${{stageVariables.b}}/disconnect" }} }}
+    probe: {{ integration: {{ type: http_proxy, uri: "${{stageVariables.b}}/probe" }}, route_response: true }}
+{default}
+"#
+        )
+    };
+    let backend = Backend::start(|r| Reply::http(200, &format!("reached {}", r.path))).await;
+    // With $default: reserved keys go there.
+    let gw = TestGateway::start(&yaml(&backend.url(), true)).await;
+    let mut ws = connect(&gw.ws_url("/prod")).await;
+    for key in ["$join", "$leave", "$disconnect", "$connect", "$other"] {
+        send_text(&mut ws, &format!(r#"{{"action":"{key}"}}"#)).await;
+        assert_eq!(next_text(&mut ws).await, "reached /default", "{key}");
+        assert_eq!(backend.next().await.path, "/default", "{key}");
+    }
+    // Without $default: the Forbidden frame, and the backend hears nothing before the probe.
+    let gw = TestGateway::start(&yaml(&backend.url(), false)).await;
+    let mut ws = connect(&gw.ws_url("/prod")).await;
+    for key in ["$join", "$leave", "$default"] {
+        send_text(&mut ws, &format!(r#"{{"action":"{key}"}}"#)).await;
+        let frame: Value = serde_json::from_str(&next_text(&mut ws).await).expect("json");
+        assert_eq!(frame["message"], "Forbidden", "{key}");
+    }
+    send_text(&mut ws, r#"{"action":"probe"}"#).await;
+    assert_eq!(next_text(&mut ws).await, "reached /probe");
+    assert_eq!(backend.next().await.path, "/probe");
+}
