@@ -266,6 +266,7 @@ impl Gateway {
             router,
             max_http_connections: shared.config.limits.max_http_connections,
             handshake_timeout: shared.config.limits.handshake_timeout,
+            send_buffer: shared.config.limits.socket_send_buffer_bytes,
             tls: tls.clone(),
             stop: stop_accepting.clone(),
         };
@@ -388,6 +389,8 @@ struct Serving {
     max_http_connections: usize,
     /// Bounds the TLS handshake and the upgrade request's headers.
     handshake_timeout: Duration,
+    /// `limits.socket_send_buffer_bytes`: SO_SNDBUF of each accepted socket.
+    send_buffer: Option<usize>,
     tls: Option<TlsAcceptor>,
     stop: CancellationToken,
 }
@@ -441,6 +444,11 @@ async fn serve_connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
+    if let Some(bytes) = serving.send_buffer
+        && let Err(error) = socket2::SockRef::from(&stream).set_send_buffer_size(bytes)
+    {
+        tracing::debug!(%peer, %error, "cannot set the socket send buffer");
+    }
     match serving.tls.clone() {
         None => serve_http(TokioIo::new(stream), peer, serving).await,
         Some(acceptor) => {

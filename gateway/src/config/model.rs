@@ -391,6 +391,9 @@ pub struct LimitsConfig {
     pub binary_frames: BinaryFrames,
     /// Tungstenite read buffer per connection (memory per idle connection).
     pub read_buffer_bytes: usize,
+    /// SO_SNDBUF of each accepted socket: bounds the kernel memory a client that stops reading
+    /// holds on this node (unset: the kernel's autotuning, up to `net.ipv4.tcp_wmem`'s maximum).
+    pub socket_send_buffer_bytes: Option<usize>,
     /// Largest integration answer read (body bytes); unset: `max_message_bytes`. Use
     /// [`LimitsConfig::integration_response_bytes`].
     pub max_integration_response_bytes: Option<usize>,
@@ -429,6 +432,7 @@ impl Default for LimitsConfig {
             binary_frames: BinaryFrames::Accept,
             read_buffer_bytes: 4096,
             max_integration_response_bytes: None,
+            socket_send_buffer_bytes: None,
         }
     }
 }

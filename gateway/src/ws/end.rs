@@ -21,6 +21,8 @@ const REMOVE_BACKOFF: Duration = Duration::from_millis(100);
 const REMOVE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// First pause before a failed `$disconnect` is tried again; doubled each time.
 const DISCONNECT_BACKOFF: Duration = Duration::from_millis(500);
+/// Tries at forgetting an owed entry.
+const SETTLE_ATTEMPTS: u32 = 3;
 
 /// Whether the connection's record was written to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +32,8 @@ pub(super) enum Recorded {
     /// Written: whoever removes it (this task, or a reaper after this node was lost) owes the
     /// `$disconnect`.
     Yes,
-    /// The write failed, perhaps halfway: removed for cleanup, and the `$disconnect` is ours.
+    /// The write failed, perhaps halfway: the `$disconnect` is ours, then whatever was written
+    /// is removed.
     Maybe,
 }
 
@@ -53,15 +56,55 @@ pub(super) async fn finish(
     if let Some(dispatcher) = dispatcher {
         drain(shared, meta, dispatcher).await;
     }
-    let owed = match recorded {
-        Recorded::No => true,
-        Recorded::Yes | Recorded::Maybe => {
-            remove_record(shared, &meta.connection_id).await || recorded == Recorded::Maybe
-        }
+    // A removed record leaves an owed entry in the store until the `$disconnect` is settled:
+    // if this node dies first, a live node claims it after `cluster.disconnect_claim_ttl`.
+    let removed = match recorded {
+        Recorded::Yes => remove_record(shared, &meta.connection_id).await,
+        Recorded::No | Recorded::Maybe => false,
     };
+    let owed = removed || recorded != Recorded::Yes;
     tracing::debug!(connection_id = %meta.connection_id, code = reason.code(), reason = reason.reason(), owed, "disconnected");
     if owed {
         run_disconnect(shared, routes, meta, reason.code(), reason.reason()).await;
+    }
+    if removed {
+        settle(shared, &meta.connection_id).await;
+    }
+    if recorded == Recorded::Maybe {
+        // The store failed while recording it (often because it is down): the `$disconnect`
+        // went out at once, and a record perhaps written halfway is removed once the store
+        // answers. (Should this node die before that, a reaper could send a second one.)
+        remove_leftover(shared, &meta.connection_id).await;
+    }
+}
+
+/// Removes a record a failed registration may have left, trying again while the store fails.
+async fn remove_leftover(shared: &Shared, connection_id: &str) {
+    let mut pause = REMOVE_BACKOFF;
+    while let Err(error) = shared.store.remove(connection_id).await {
+        if pause == REMOVE_BACKOFF {
+            tracing::warn!(connection_id, %error, "cannot remove a half-written record; trying again");
+        }
+        metrics::counter!(telemetry::REMOVE_RETRY_TOTAL).increment(1);
+        sleep(pause).await;
+        pause = (pause * 2).min(REMOVE_BACKOFF_MAX);
+    }
+}
+
+/// Forgets the owed entry once its `$disconnect` was delivered or given up.
+async fn settle(shared: &Shared, connection_id: &str) {
+    let mut pause = REMOVE_BACKOFF;
+    for attempt in 1..=SETTLE_ATTEMPTS {
+        match shared.store.settle(connection_id).await {
+            Ok(()) => return,
+            Err(error) if attempt == SETTLE_ATTEMPTS => {
+                tracing::warn!(connection_id, %error, "cannot settle a delivered $disconnect; another node may send it again");
+            }
+            Err(_) => {
+                sleep(pause).await;
+                pause *= 2;
+            }
+        }
     }
 }
 
@@ -94,7 +137,11 @@ async fn drain(shared: &Shared, meta: &ConnectionMeta, dispatcher: Dispatcher) {
 async fn remove_record(shared: &Shared, connection_id: &str) -> bool {
     let mut pause = REMOVE_BACKOFF;
     loop {
-        match shared.store.remove(connection_id).await {
+        let claim_for = shared.config.cluster.disconnect_claim_ttl;
+        match (shared.store)
+            .remove_owing(connection_id, &shared.node_id, claim_for)
+            .await
+        {
             Ok(record) => return record.is_some(),
             Err(error) => {
                 if pause == REMOVE_BACKOFF {

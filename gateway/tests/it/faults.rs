@@ -169,7 +169,7 @@ async fn a_failed_record_removal_is_retried_and_disconnect_runs_once() {
     let gw = TestGateway::start(&node_config(&backend.url(), &store, "")).await;
     let (mut ws, id) = connect_and_id(&backend, &gw.ws_url("/prod")).await;
     // The store refuses removals (a real Redis error) while the client closes.
-    acl(&redis, "-getdel").await;
+    acl(&redis, "-@scripting").await;
     ws.send(Message::Close(None)).await.expect("close");
     expect_close(&mut ws).await;
     // The record could not be removed, so the `$disconnect` is still owed and not yet sent:
@@ -180,7 +180,7 @@ async fn a_failed_record_removal_is_retried_and_disconnect_runs_once() {
             .get("/disconnect"),
         None
     );
-    acl(&redis, "+getdel").await;
+    acl(&redis, "+@scripting").await;
     assert_eq!(disconnect_of(&backend, &id).await, 1005);
     let client = http();
     eventually(

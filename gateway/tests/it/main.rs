@@ -18,6 +18,7 @@ mod hardening;
 mod jwks;
 mod jwt;
 mod lifecycle;
+mod memory_bound;
 mod messages;
 mod request_authorizer;
 mod response_caps;
