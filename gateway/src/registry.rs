@@ -26,6 +26,9 @@ pub enum PushError {
     /// The outbox is full (the client is not reading fast enough).
     #[error("outbound queue is full")]
     Full,
+    /// The node's queue budget (`limits.node_queue_bytes`) is spent: no fault of this client.
+    #[error("the node's queue budget is spent")]
+    NodeFull,
 }
 
 /// How often a sender refused by the node's byte budget looks again.
@@ -158,9 +161,11 @@ impl SessionHandle {
         let bytes = message.len();
         if frames.queue.len() >= self.limits.messages
             || (!frames.queue.is_empty() && frames.bytes + bytes > self.limits.bytes)
-            || !self.budget.try_take(bytes)
         {
             return Err((PushError::Full, message));
+        }
+        if !self.budget.try_take(bytes) {
+            return Err((PushError::NodeFull, message));
         }
         frames.bytes += bytes;
         frames.queue.push_back(message);
@@ -208,7 +213,7 @@ impl SessionHandle {
             match self.enqueue(message) {
                 Ok(()) => return Ok(()),
                 Err((PushError::Gone, _)) => return Err(PushError::Gone),
-                Err((PushError::Full, back)) => message = back,
+                Err((PushError::Full | PushError::NodeFull, back)) => message = back,
             }
             // Room comes when the session writes a frame out, or (when the node's budget was
             // what refused it) when any queue on the node drains: looked at again shortly.
@@ -431,7 +436,7 @@ mod tests {
         b.push(Message::binary(vec![0u8; 6_000])).unwrap();
         assert_eq!(budget.used(), 9_000);
         let (c, _c_out) = handle_with(100, 4_000, Arc::clone(&budget));
-        assert_eq!(c.push(chunk()), Err(PushError::Full), "node budget spent");
+        assert_eq!(c.push(chunk()), Err(PushError::NodeFull), "node budget spent");
         drop(b_out);
         assert_eq!(
             budget.used(),

@@ -179,7 +179,7 @@ pub(crate) fn push_to(handle: &SessionHandle, body: Bytes) -> Result<(), Callbac
     };
     handle.push(message).map_err(|e| match e {
         PushError::Gone => CallbackError::Gone,
-        PushError::Full => CallbackError::LimitExceeded,
+        PushError::Full | PushError::NodeFull => CallbackError::LimitExceeded,
     })?;
     handle.touch(crate::ws::now_ms());
     Ok(())

@@ -65,6 +65,8 @@ impl<'a> Fanout<'a> {
                     handle.request_close(SLOW_CLOSE_CODE, SLOW_CLOSE_REASON);
                 }
             }
+            // The node's budget is spent: dropped for this member, who is not to blame.
+            Err(PushError::NodeFull) => self.counts.dropped += 1,
             // Closing: it is leaving its groups.
             Err(PushError::Gone) => {}
         }

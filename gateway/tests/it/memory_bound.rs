@@ -118,7 +118,7 @@ throttling:
     let offered = ROUNDS * CLIENTS;
     eprintln!(
         "accepted {total_accepted} of {offered} posts ({} MiB), refused {}, RSS grew {} MiB",
-        total_accepted * POST_BYTES >> 20,
+        (total_accepted * POST_BYTES) >> 20,
         refused.load(Ordering::Relaxed),
         grown >> 20
     );
