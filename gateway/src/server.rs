@@ -14,6 +14,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::response::IntoResponse;
 use axum::routing::any;
+use bytes::Bytes;
 use http::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -35,9 +36,11 @@ use crate::config::{Config, StoreConfig};
 use crate::groups::Groups;
 use crate::integration;
 use crate::ops;
+use crate::proxy_protocol::{self, Rewound};
 use crate::routing::SelectionExpression;
 use crate::state::Shared;
 use crate::store::GatewayStore;
+use crate::telemetry;
 use crate::ws::connect;
 
 /// How often last-active times are written to the store.
@@ -230,7 +233,10 @@ impl Gateway {
         if !config.ignored_env.is_empty() {
             tracing::warn!(variables = ?config.ignored_env, "WSGATE_* environment variables that name no config section were ignored");
         }
-        let callback_auth = CallbackAuth::from_config(config.callback.auth.as_ref());
+        let callback_auth = CallbackAuth::from_config(
+            config.callback.auth.as_ref(),
+            Arc::clone(security.trusted_proxies()),
+        );
         if matches!(callback_auth, CallbackAuth::None) {
             tracing::warn!(
                 "callback.auth is `none`: anyone who reaches the callback API can push to and close connections"
@@ -262,21 +268,28 @@ impl Gateway {
             Some(tls) => Some(crate::tls::acceptor(tls).map_err(StartError::Tls)?),
             None => None,
         };
-        let serving = |router: Router| Serving {
+        let serving = |router: Router, proxy_protocol: bool| Serving {
             router,
+            proxy_protocol,
             max_http_connections: shared.config.limits.max_http_connections,
             handshake_timeout: shared.config.limits.handshake_timeout,
             send_buffer: shared.config.limits.socket_send_buffer_bytes,
             tls: tls.clone(),
             stop: stop_accepting.clone(),
         };
-        background.spawn(accept_loop(listeners.main, serving(main_router(&shared))));
+        background.spawn(accept_loop(
+            listeners.main,
+            serving(main_router(&shared), shared.config.listen_proxy_protocol),
+        ));
         if let Some(listener) = listeners.callback {
             let router = callback::router()
                 .merge(ops::router())
                 .fallback(not_found)
                 .with_state(Arc::clone(&shared));
-            background.spawn(accept_loop(listener, serving(router)));
+            background.spawn(accept_loop(
+                listener,
+                serving(router, shared.config.callback.listen_proxy_protocol),
+            ));
         }
         background.spawn(flush_touches(Arc::clone(&shared), stop_accepting.clone()));
         tracing::info!(
@@ -392,6 +405,8 @@ struct Serving {
     /// `limits.socket_send_buffer_bytes`: SO_SNDBUF of each accepted socket.
     send_buffer: Option<usize>,
     tls: Option<TlsAcceptor>,
+    /// Every connection starts with a PROXY protocol header.
+    proxy_protocol: bool,
     stop: CancellationToken,
 }
 
@@ -436,10 +451,12 @@ async fn accept_loop(listener: TcpListener, serving: Serving) {
 }
 
 /// Serves one connection; `_permit` is its slot under `limits.max_http_connections`, given back
-/// when this returns.
+/// when this returns. On a PROXY protocol listener the header is read first (within
+/// `limits.handshake_timeout`) and its source address stands for `peer` from then on; without
+/// a valid header the connection is closed.
 async fn serve_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
+    mut stream: TcpStream,
+    tcp_peer: SocketAddr,
     serving: Serving,
     _permit: OwnedSemaphorePermit,
 ) {
@@ -447,8 +464,29 @@ async fn serve_connection(
     if let Some(bytes) = serving.send_buffer
         && let Err(error) = socket2::SockRef::from(&stream).set_send_buffer_size(bytes)
     {
-        tracing::debug!(%peer, %error, "cannot set the socket send buffer");
+        tracing::debug!(peer = %tcp_peer, %error, "cannot set the socket send buffer");
     }
+    let (stream, peer) = if serving.proxy_protocol {
+        let read = proxy_protocol::read_header(&mut stream);
+        match tokio::time::timeout(serving.handshake_timeout, read).await {
+            Ok(Ok(header)) => (
+                Rewound::new(header.rest, stream),
+                header.source.unwrap_or(tcp_peer),
+            ),
+            Ok(Err(error)) => {
+                metrics::counter!(telemetry::PROXY_HEADER_REFUSED_TOTAL).increment(1);
+                tracing::debug!(peer = %tcp_peer, %error, "connection closed: no valid PROXY protocol header");
+                return;
+            }
+            Err(_) => {
+                metrics::counter!(telemetry::PROXY_HEADER_REFUSED_TOTAL).increment(1);
+                tracing::debug!(peer = %tcp_peer, "connection closed: PROXY protocol header timed out");
+                return;
+            }
+        }
+    } else {
+        (Rewound::new(Bytes::new(), stream), tcp_peer)
+    };
     match serving.tls.clone() {
         None => serve_http(TokioIo::new(stream), peer, serving).await,
         Some(acceptor) => {

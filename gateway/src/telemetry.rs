@@ -30,6 +30,8 @@ pub const DISCONNECT_TOTAL: &str = "wsgate_disconnect_total";
 pub const CALLBACK_TOTAL: &str = "wsgate_callback_requests_total";
 /// Upgrade requests refused by the origin, per-address, authorizer or API key checks, by reason.
 pub const CONNECT_REFUSED_TOTAL: &str = "wsgate_connect_refused_total";
+/// Connections closed on a PROXY protocol listener for a missing, invalid or late header.
+pub const PROXY_HEADER_REFUSED_TOTAL: &str = "wsgate_proxy_header_refused_total";
 /// JWKS documents fetched.
 pub const JWKS_FETCH_TOTAL: &str = "wsgate_jwks_fetch_total";
 
@@ -149,6 +151,10 @@ fn describe() {
     describe_counter!(
         CONNECT_REFUSED_TOTAL,
         "Upgrade requests refused by origin, per-address, authorizer or API key checks"
+    );
+    describe_counter!(
+        PROXY_HEADER_REFUSED_TOTAL,
+        "Connections closed on a PROXY protocol listener for a missing, invalid or late header"
     );
     describe_counter!(JWKS_FETCH_TOTAL, "JWKS documents fetched");
     describe_histogram!(

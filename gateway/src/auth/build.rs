@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::api_keys::{ApiKeys, KeySelection};
+use super::client_ip::TrustedProxies;
 use super::identity::IdentitySource;
 use super::jwt::JwtAuthorizer;
 use super::origin::OriginPolicy;
@@ -68,6 +69,12 @@ impl Security {
         // panics if feature unification ever enables two). Already installed is fine.
         let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
         let security = &config.security;
+        let trusted_proxies =
+            TrustedProxies::parse(&security.trusted_proxies).map_err(|(i, _)| {
+                SecurityError::Invalid {
+                    key: format!("security.trusted_proxies[{i}]"),
+                }
+            })?;
         let origin = (!security.allowed_origins.is_empty())
             .then(|| {
                 OriginPolicy::new(&security.allowed_origins, security.allow_missing_origin).ok_or(
@@ -133,6 +140,7 @@ impl Security {
             })
             .collect();
         Ok(Self {
+            trusted_proxies: Arc::new(trusted_proxies),
             origin,
             per_ip,
             authorizer,

@@ -6,6 +6,7 @@
 
 pub mod api_keys;
 mod build;
+pub mod client_ip;
 mod errors;
 pub mod identity;
 mod jwks;
@@ -28,6 +29,7 @@ use serde_json::{Map, Value};
 
 use self::api_keys::{ApiKeys, KeySelection};
 pub use self::build::{EnvLookup, SecurityError};
+use self::client_ip::{ClientAddr, TrustedProxies};
 pub use self::errors::{AuthError, CallError, TokenProblem};
 use self::identity::RequestView;
 use self::origin::OriginPolicy;
@@ -91,6 +93,7 @@ pub struct Admission {
 /// Every check configured for the API, built once at start.
 #[derive(Debug)]
 pub struct Security {
+    trusted_proxies: Arc<TrustedProxies>,
     origin: Option<OriginPolicy>,
     per_ip: Option<Arc<PerIpLimiter>>,
     authorizer: Option<Arc<dyn Authorizer>>,
@@ -113,19 +116,31 @@ impl Drop for InFlight<'_> {
 }
 
 impl Security {
+    /// The client behind `peer` (the TCP peer or the PROXY protocol source), read from
+    /// `X-Forwarded-For` when `peer` is in `security.trusted_proxies`; see [`client_ip`].
+    pub fn client_addr(&self, peer: IpAddr, headers: &HeaderMap) -> ClientAddr {
+        self.trusted_proxies.resolve(peer, headers)
+    }
+
+    /// `security.trusted_proxies`, parsed.
+    pub fn trusted_proxies(&self) -> &Arc<TrustedProxies> {
+        &self.trusted_proxies
+    }
+
     /// Origin and per-address checks: run first, before anything is recorded or called.
-    /// The returned slot counts the connection against its address until dropped.
+    /// `client` is the resolved client address ([`Security::client_addr`]). The returned slot
+    /// counts the connection against that address until dropped.
     ///
     /// # Errors
     /// [`AuthError::OriginNotAllowed`] or [`AuthError::Address`].
-    pub fn screen(&self, peer: IpAddr, headers: &HeaderMap) -> Result<Option<IpSlot>, AuthError> {
+    pub fn screen(&self, client: IpAddr, headers: &HeaderMap) -> Result<Option<IpSlot>, AuthError> {
         if let Some(policy) = &self.origin
             && !policy.allows(headers)
         {
             return Err(AuthError::OriginNotAllowed);
         }
         match &self.per_ip {
-            Some(limiter) => Ok(Some(PerIpLimiter::acquire(limiter, peer)?)),
+            Some(limiter) => Ok(Some(PerIpLimiter::acquire(limiter, client)?)),
             None => Ok(None),
         }
     }
@@ -163,19 +178,20 @@ impl Security {
         self.in_flight.load(Ordering::Acquire)
     }
 
-    /// Logs and counts a refusal; `uri` is logged with credentials redacted.
-    pub fn refused(&self, error: &AuthError, stage: &str, peer: IpAddr, uri: &Uri) {
+    /// Logs and counts a refusal from `client` (the resolved address); `uri` is logged with
+    /// credentials redacted.
+    pub fn refused(&self, error: &AuthError, stage: &str, client: IpAddr, uri: &Uri) {
         metrics::counter!(telemetry::CONNECT_REFUSED_TOTAL, "reason" => error.label()).increment(1);
         let target = self.redactor.redact(uri);
         match error {
             AuthError::Address(_) => {
-                tracing::debug!(%stage, source_ip = %peer, target = ?target, reason = %error, "connection refused");
+                tracing::debug!(%stage, source_ip = %client, target = ?target, reason = %error, "connection refused");
             }
             AuthError::AuthorizerFailed(_) | AuthError::KeysUnavailable(_) => {
-                tracing::warn!(%stage, source_ip = %peer, target = ?target, reason = %error, "connection refused");
+                tracing::warn!(%stage, source_ip = %client, target = ?target, reason = %error, "connection refused");
             }
             _ => {
-                tracing::info!(%stage, source_ip = %peer, target = ?target, reason = %error, "connection refused");
+                tracing::info!(%stage, source_ip = %client, target = ?target, reason = %error, "connection refused");
             }
         }
     }

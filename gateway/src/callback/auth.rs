@@ -5,21 +5,29 @@
 //! [`CallbackAuth::check_head`] on the request head decides every scheme but SigV4 and refuses
 //! SigV4 requests whose authentication data is missing, malformed, for an unknown key or out of
 //! date; [`CallbackAuth::check_body`] then verifies the SigV4 signature, which covers the body.
+//!
+//! Loopback trust (no `callback.auth`) goes by the client address of
+//! [`crate::auth::client_ip`]: a caller whose peer is not a trusted proxy must be on loopback
+//! and carry no forwarding header; one relayed by a trusted proxy must resolve through
+//! `X-Forwarded-For` to a loopback address, with no malformed entry on the way.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http::{HeaderMap, Method};
 use subtle::ConstantTimeEq;
 
 use super::sigv4::{Credential, SigV4Error, SigV4Verifier, SignedRequest};
+use crate::auth::client_ip::{Source, TrustedProxies, X_FORWARDED_FOR};
 use crate::config::CallbackAuthConfig;
 use crate::error::CallbackError;
 
 /// How callers of the callback API are checked.
 #[derive(Debug)]
 pub enum CallbackAuth {
-    /// No `callback.auth` configured: callers on loopback addresses only.
-    LoopbackOnly,
+    /// No `callback.auth` configured: callers on loopback addresses only, directly or through
+    /// these trusted proxies.
+    LoopbackOnly(Arc<TrustedProxies>),
     /// `kind: none`: anyone who can reach the listener.
     None,
     /// `kind: bearer`.
@@ -48,10 +56,10 @@ pub struct CallerRequest<'a> {
 }
 
 impl CallbackAuth {
-    /// Builds the authenticator from config.
-    pub fn from_config(config: Option<&CallbackAuthConfig>) -> Self {
+    /// Builds the authenticator from config; `trusted` are `security.trusted_proxies`.
+    pub fn from_config(config: Option<&CallbackAuthConfig>, trusted: Arc<TrustedProxies>) -> Self {
         match config {
-            None => Self::LoopbackOnly,
+            None => Self::LoopbackOnly(trusted),
             Some(CallbackAuthConfig::None) => Self::None,
             Some(CallbackAuthConfig::Bearer { tokens }) => {
                 Self::Bearer(tokens.iter().map(|t| t.as_bytes().to_vec()).collect())
@@ -88,23 +96,7 @@ impl CallbackAuth {
     pub fn check_head(&self, request: &CallerRequest<'_>) -> Result<(), CallbackError> {
         match self {
             Self::None => Ok(()),
-            Self::LoopbackOnly => {
-                if !request.peer.ip().is_loopback() {
-                    return Err(CallbackError::Forbidden(
-                        "Forbidden: the callback API accepts only loopback callers until callback.auth is configured",
-                    ));
-                }
-                if FORWARDING_HEADERS
-                    .iter()
-                    .any(|name| request.headers.contains_key(*name))
-                {
-                    tracing::info!(peer = %request.peer, "forwarded callback request refused: loopback trust covers direct callers only");
-                    return Err(CallbackError::Forbidden(
-                        "Forbidden: a forwarded request is not a loopback caller; configure callback.auth",
-                    ));
-                }
-                Ok(())
-            }
+            Self::LoopbackOnly(trusted) => loopback_caller(trusted, request),
             Self::Bearer(tokens) => {
                 let presented = request
                     .headers
@@ -154,6 +146,51 @@ impl CallbackAuth {
     }
 }
 
+const NOT_LOOPBACK: CallbackError = CallbackError::Forbidden(
+    "Forbidden: the callback API accepts only loopback callers until callback.auth is configured",
+);
+const FORWARDED: CallbackError = CallbackError::Forbidden(
+    "Forbidden: a forwarded request is not a loopback caller; configure callback.auth",
+);
+
+/// The loopback-only check (see the module docs).
+fn loopback_caller(
+    trusted: &TrustedProxies,
+    request: &CallerRequest<'_>,
+) -> Result<(), CallbackError> {
+    let peer = request.peer.ip();
+    let headers = request.headers;
+    if !trusted.contains(peer) {
+        if !peer.is_loopback() {
+            return Err(NOT_LOOPBACK);
+        }
+        if FORWARDING_HEADERS
+            .iter()
+            .any(|name| headers.contains_key(*name))
+        {
+            tracing::info!(peer = %request.peer, "forwarded callback request refused: loopback trust covers direct callers only");
+            return Err(FORWARDED);
+        }
+        return Ok(());
+    }
+    let client = trusted.resolve(peer, headers);
+    // `Forwarded` and `X-Real-IP` are not read: from a trusted proxy they are accepted only
+    // beside an `X-Forwarded-For`, which decides.
+    let unread = !headers.contains_key(X_FORWARDED_FOR)
+        && FORWARDING_HEADERS
+            .iter()
+            .any(|name| headers.contains_key(*name));
+    if client.source == Source::CutShort || unread {
+        tracing::info!(peer = %request.peer, "forwarded callback request refused: the client address cannot be told");
+        return Err(FORWARDED);
+    }
+    if !client.ip.is_loopback() {
+        tracing::info!(peer = %request.peer, client = %client.ip, "forwarded callback request refused: the client is not on loopback");
+        return Err(FORWARDED);
+    }
+    Ok(())
+}
+
 fn sigv4_refusal(error: &SigV4Error, request: &CallerRequest<'_>) -> CallbackError {
     tracing::info!(%error, peer = %request.peer, "callback request failed SigV4 verification");
     CallbackError::Forbidden("Forbidden: the request signature does not match")
@@ -183,7 +220,7 @@ mod tests {
 
     #[test]
     fn loopback_trust_covers_direct_callers_only() {
-        let auth = CallbackAuth::LoopbackOnly;
+        let auth = CallbackAuth::LoopbackOnly(Arc::default());
         assert!(head_check(&auth, "127.0.0.1:5000", &[]));
         assert!(head_check(&auth, "[::1]:5000", &[]));
         assert!(!head_check(&auth, "192.0.2.1:5000", &[]));
@@ -198,6 +235,58 @@ mod tests {
             &CallbackAuth::None,
             "127.0.0.1:5000",
             &[("x-forwarded-for", "203.0.113.9")]
+        ));
+    }
+
+    #[test]
+    fn loopback_trust_through_trusted_proxies_goes_by_the_client_address() {
+        let trusted = TrustedProxies::parse(&["127.0.0.1", "10.0.0.0/8"]).expect("valid");
+        let auth = CallbackAuth::LoopbackOnly(Arc::new(trusted));
+        // Relayed for a loopback client, over any number of trusted hops.
+        assert!(head_check(
+            &auth,
+            "127.0.0.1:5000",
+            &[("x-forwarded-for", "127.0.0.1")]
+        ));
+        assert!(head_check(
+            &auth,
+            "10.0.0.1:5000",
+            &[("x-forwarded-for", "::1, 10.2.2.2")]
+        ));
+        assert!(head_check(
+            &auth,
+            "127.0.0.1:5000",
+            &[("x-forwarded-for", "127.0.0.1"), ("x-real-ip", "127.0.0.1")]
+        ));
+        // A trusted proxy without forwarding headers is a direct caller: loopback or not.
+        assert!(head_check(&auth, "127.0.0.1:5000", &[]));
+        assert!(!head_check(&auth, "10.0.0.1:5000", &[]));
+        // Relayed for anyone else, or for an address that cannot be told.
+        for xff in [
+            "203.0.113.9",
+            "127.0.0.1, 203.0.113.9",
+            "unknown",
+            "127.0.0.1, unknown",
+        ] {
+            assert!(
+                !head_check(&auth, "127.0.0.1:5000", &[("x-forwarded-for", xff)]),
+                "{xff}"
+            );
+        }
+        for name in ["Forwarded", "X-Real-IP"] {
+            assert!(
+                !head_check(&auth, "127.0.0.1:5000", &[(name, "127.0.0.1")]),
+                "{name}"
+            );
+        }
+        // An untrusted loopback peer's forwarding headers still refuse it.
+        let auth = CallbackAuth::LoopbackOnly(Arc::new(
+            TrustedProxies::parse(&["10.0.0.0/8"]).expect("valid"),
+        ));
+        assert!(!head_check(
+            &auth,
+            "[::1]:5000",
+            &[("x-forwarded-for", "127.0.0.1")]
         ));
     }
 

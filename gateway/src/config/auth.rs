@@ -250,6 +250,9 @@ pub struct SecurityConfig {
     pub max_tracked_ips: usize,
     /// Query parameters redacted in logs, in addition to the built-in list and identity sources.
     pub redact_query_params: Vec<String>,
+    /// Load balancers and proxies (CIDR blocks or single addresses) whose `X-Forwarded-For` is
+    /// believed; see [`crate::auth::client_ip`].
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for SecurityConfig {
@@ -261,6 +264,7 @@ impl Default for SecurityConfig {
             handshake_rate_per_ip: None,
             max_tracked_ips: 100_000,
             redact_query_params: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -209,6 +209,14 @@ fn api_key_and_security_mistakes_name_their_key() {
             "security:\n  allowed_origin: []".into(),
             "security.allowed_origin",
         ),
+        (
+            "security:\n  trusted_proxies: [10.0.0.0/8, lb.internal]".into(),
+            "security.trusted_proxies[1]",
+        ),
+        (
+            "callback:\n  listen_proxy_protocol: true".into(),
+            "callback.listen_proxy_protocol",
+        ),
     ];
     for (extra, path) in cases {
         let e = err(&base("", "", &extra));

@@ -9,6 +9,7 @@ use super::{
     RequestAuthorizerConfig, validate_integration,
 };
 use crate::auth::api_keys::KeySelection;
+use crate::auth::client_ip::TrustedProxies;
 use crate::auth::identity::IdentitySource;
 use crate::auth::origin::OriginPolicy;
 
@@ -259,6 +260,12 @@ fn security(config: &Config) -> Result<(), ConfigError> {
         return Err(invalid(
             "security.redact_query_params",
             "names must not be empty",
+        ));
+    }
+    if let Err((i, error)) = TrustedProxies::parse(&s.trusted_proxies) {
+        return Err(invalid(
+            format!("security.trusted_proxies[{i}]"),
+            error.to_string(),
         ));
     }
     Ok(())

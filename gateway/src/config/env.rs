@@ -12,8 +12,9 @@ use super::ConfigError;
 const PREFIX: &str = "WSGATE_";
 
 /// The top-level keys of [`super::Config`]; kept in sync by a test.
-pub(super) const SECTIONS: [&str; 14] = [
+pub(super) const SECTIONS: [&str; 15] = [
     "listen",
+    "listen_proxy_protocol",
     "node_id",
     "store",
     "cluster",

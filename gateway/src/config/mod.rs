@@ -247,6 +247,12 @@ impl Config {
                 "the callback API needs a listener: set callback.listen or leave on_main_listener true",
             ));
         }
+        if self.callback.listen_proxy_protocol && self.callback.listen.is_none() {
+            return Err(ConfigError::invalid(
+                "callback.listen_proxy_protocol",
+                "applies to the separate callback listener: set callback.listen too (the main listener has listen_proxy_protocol)",
+            ));
+        }
         self.validate_store_and_cluster()?;
         self.groups.validate()?;
         if let Some(tls) = &self.tls {

@@ -16,6 +16,10 @@ use super::duration;
 pub struct Config {
     /// Address of the main listener (WebSocket clients, callback API, health, metrics).
     pub listen: SocketAddr,
+    /// Every connection on the main listener starts with a PROXY protocol (v1 or v2) header;
+    /// see `docs/security.md`.
+    #[serde(default)]
+    pub listen_proxy_protocol: bool,
     /// This node's id in a cluster; random when absent.
     #[serde(default)]
     pub node_id: Option<String>,
@@ -444,6 +448,9 @@ pub struct CallbackConfig {
     /// Serve the callback API on its own listener too (e.g. `127.0.0.1:9080`).
     #[serde(default)]
     pub listen: Option<SocketAddr>,
+    /// Every connection on the callback listener starts with a PROXY protocol header.
+    #[serde(default)]
+    pub listen_proxy_protocol: bool,
     /// Serve it on the main listener as well (default true; set false with `listen` to keep
     /// it private).
     #[serde(default = "default_true")]
@@ -472,6 +479,7 @@ impl Default for CallbackConfig {
     fn default() -> Self {
         Self {
             listen: None,
+            listen_proxy_protocol: false,
             on_main_listener: true,
             auth: None,
             body_timeout: default_body_timeout(),

@@ -65,13 +65,15 @@ async fn accept(
         .try_acquire_owned()
         .map_err(|_| HandshakeRejection::TooManyConnections)?;
     let uri = request.uri().clone();
+    // The client behind trusted proxies: `sourceIp`, per-address limits and logs.
+    let client_ip = shared.security.client_addr(peer.ip(), request.headers()).ip;
     let refuse = |error: AuthError| {
-        shared.security.refused(&error, &stage, peer.ip(), &uri);
+        shared.security.refused(&error, &stage, client_ip, &uri);
         HandshakeRejection::from(&error)
     };
     let ip_slot = shared
         .security
-        .screen(peer.ip(), request.headers())
+        .screen(client_ip, request.headers())
         .map_err(refuse)?;
     if let Err(throttled) = shared.throttle.check_connect(&stage).await {
         return Err(HandshakeRejection::Throttled {
@@ -92,7 +94,7 @@ async fn accept(
         api_id: Arc::clone(&shared.api_id),
         domain_name: domain_name(&shared, header_str(header::HOST)),
         connected_at_ms: now_ms(),
-        source_ip: peer.ip().to_string(),
+        source_ip: client_ip.to_string(),
         user_agent: header_str(header::USER_AGENT),
         api_key: None,
         api_key_id: None,
@@ -311,7 +313,8 @@ async fn call_connect(
 }
 
 /// `domainName` for events: configured, else the callback listener when the callback API is
-/// only there, else the `Host` the client used.
+/// only there, else the `Host` the client used without a default port (`:80` for `ws`, `:443`
+/// for `wss`), so that `https://{domainName}/{stage}` reaches the callback API.
 fn domain_name(shared: &Shared, host: Option<String>) -> String {
     if let Some(name) = &shared.config.api.domain_name {
         return name.clone();
@@ -321,7 +324,22 @@ fn domain_name(shared: &Shared, host: Option<String>) -> String {
     {
         return addr.to_string();
     }
-    host.unwrap_or_else(|| shared.config.listen.to_string())
+    match host {
+        Some(host) => without_default_port(host, shared.config.tls.is_some()),
+        None => shared.config.listen.to_string(),
+    }
+}
+
+/// `host` without `:80` (plain) or `:443` (TLS); any other port is kept.
+fn without_default_port(host: String, tls: bool) -> String {
+    let default = if tls { ":443" } else { ":80" };
+    match host.strip_suffix(default) {
+        // A name, an IPv4 address or a bracketed IPv6 address: nothing else may hold a colon.
+        Some(name) if !name.is_empty() && (name.ends_with(']') || !name.contains(':')) => {
+            name.to_string()
+        }
+        _ => host,
+    }
 }
 
 fn connect_request(request: &Request, peer: SocketAddr, tls: bool) -> ConnectRequest {
@@ -356,5 +374,27 @@ fn connect_request(request: &Request, peer: SocketAddr, tls: bool) -> ConnectReq
         headers,
         query,
         raw_query,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_default_port;
+
+    #[test]
+    fn default_ports_are_dropped_from_the_host() {
+        let cases = [
+            ("example.com:80", false, "example.com"),
+            ("example.com:443", true, "example.com"),
+            ("example.com:443", false, "example.com:443"),
+            ("example.com:8080", false, "example.com:8080"),
+            ("example.com", false, "example.com"),
+            ("[2001:db8::1]:80", false, "[2001:db8::1]"),
+            ("127.0.0.1:80", false, "127.0.0.1"),
+            (":80", false, ":80"),
+        ];
+        for (host, tls, want) in cases {
+            assert_eq!(without_default_port(host.into(), tls), want, "{host}");
+        }
     }
 }

@@ -5,6 +5,7 @@ mod autobahn;
 mod binary;
 mod callback;
 mod callback_hardening;
+mod client_ips;
 mod cluster;
 mod cluster_measure;
 mod cluster_nodes;
