@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use serde_json::json;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -83,10 +82,20 @@ pub(super) fn spawn(
     Dispatcher { tx, task, queued }
 }
 
+/// An error frame, byte for byte as Amazon API Gateway writes it: fixed key order and a space
+/// after the first colon only, `{"message": "Forbidden", "connectionId":"…", "requestId":"…"}`.
+/// Built by hand (a serializer would drop the space); every value is JSON-escaped.
 fn error_frame(message: &str, connection_id: &str, request_id: &str) -> Message {
-    Message::text(
-        json!({ "message": message, "connectionId": connection_id, "requestId": request_id })
-            .to_string(),
+    Message::text(error_frame_text(message, connection_id, request_id))
+}
+
+fn error_frame_text(message: &str, connection_id: &str, request_id: &str) -> String {
+    let quoted = |s: &str| serde_json::Value::from(s).to_string();
+    format!(
+        "{{\"message\": {}, \"connectionId\":{}, \"requestId\":{}}}",
+        quoted(message),
+        quoted(connection_id),
+        quoted(request_id)
     )
 }
 
@@ -171,4 +180,24 @@ fn reply(body: Bytes, binary: bool) -> Message {
         return Message::Binary(body);
     }
     Utf8Bytes::try_from(body.clone()).map_or(Message::Binary(body), Message::Text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_frames_escape_their_values() {
+        assert_eq!(
+            error_frame_text("Forbidden", "abc=", "def="),
+            r#"{"message": "Forbidden", "connectionId":"abc=", "requestId":"def="}"#
+        );
+        let odd = error_frame_text("a\"b", "c\\d", "e\nf");
+        assert_eq!(
+            odd,
+            r#"{"message": "a\"b", "connectionId":"c\\d", "requestId":"e\nf"}"#
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&odd).expect("valid JSON");
+        assert_eq!(parsed["connectionId"], "c\\d");
+    }
 }

@@ -1,0 +1,67 @@
+//! Byte-level compatibility with Amazon API Gateway WebSocket APIs: error frames, event headers,
+//! authorizer context values and callback API errors, each checked against what AWS sends
+//! (sources cited per test; see /work/shared/reference/aws-apigw-websocket.md).
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// The `(connectionId, requestId)` of an error frame, and its exact expected text.
+fn expected_error_frame(frame: &str, message: &str) -> String {
+    let parsed: Value = serde_json::from_str(frame).expect("the frame is JSON");
+    let cid = parsed["connectionId"].as_str().expect("connectionId");
+    let rid = parsed["requestId"].as_str().expect("requestId");
+    // A space after the first colon only, as AWS writes it.
+    format!(r#"{{"message": "{message}", "connectionId":"{cid}", "requestId":"{rid}"}}"#)
+}
+
+fn strict_api(backend: &str, extra: &str) -> String {
+    format!(
+        r#"
+listen: 127.0.0.1:0
+api:
+  name: strict
+  route_selection_expression: $request.body.action
+  stages:
+    prod:
+      variables: {{ b: "{backend}" }}
+  routes:
+    fail: {{ integration: {{ type: aws_proxy, uri: "${{stageVariables.b}}/fail", timeout: 2s }} }}
+    slow: {{ integration: {{ type: aws_proxy, uri: "${{stageVariables.b}}/slow", timeout: 200ms }} }}
+    slowhttp: {{ integration: {{ type: http_proxy, uri: "${{stageVariables.b}}/slow", timeout: 200ms }} }}
+    limited: {{ integration: {{ type: mock, response: fine }} }}
+throttling:
+  stages:
+    prod:
+      route_settings:
+        limited: {{ throttling_rate_limit: 0.01, throttling_burst_limit: 1 }}
+{extra}
+"#
+    )
+}
+
+/// The error frames, byte for byte. AWS's text, with its odd spacing, is
+/// `{"message": "Forbidden", "connectionId":"<id>", "requestId":"<id>"}` – reference file §1.1/§1.3
+/// (observed; e.g. https://github.com/aws/chalice/issues/1406 and
+/// https://github.com/Kludex/mangum/issues/128 quote frames of this exact shape); the same shape
+/// for "Internal server error" (https://github.com/aws/aws-cdk/issues/18208) and for the
+/// throttled-message frame, whose text AWS does not document (reference §4.3, [U]).
+#[tokio::test]
+async fn error_frames_are_byte_exact() {
+    let backend = Backend::start(|_| Reply::http(500, "crash")).await;
+    let gw = TestGateway::start(&strict_api(&backend.url(), "")).await;
+    let mut ws = connect(&gw.ws_url("/prod")).await;
+
+    send_text(&mut ws, r#"{"action":"unknown"}"#).await;
+    let frame = next_text(&mut ws).await;
+    assert_eq!(frame, expected_error_frame(&frame, "Forbidden"));
+
+    send_text(&mut ws, r#"{"action":"fail"}"#).await;
+    let frame = next_text(&mut ws).await;
+    assert_eq!(frame, expected_error_frame(&frame, "Internal server error"));
+
+    send_text(&mut ws, r#"{"action":"limited"}"#).await;
+    send_text(&mut ws, r#"{"action":"limited"}"#).await;
+    let frame = next_text(&mut ws).await;
+    assert_eq!(frame, expected_error_frame(&frame, "Too Many Requests"));
+}
