@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use super::invoke;
 use crate::events::EventKind;
 use crate::ids;
-use crate::integration::{Invocation, StageRoutes};
+use crate::integration::{IntegrationError, Invocation, StageRoutes};
 use crate::registry::SessionHandle;
 use crate::routing::{Selected, select};
 use crate::state::Shared;
@@ -162,13 +162,14 @@ async fn handle_one(
                 let _ = handle.send(reply(body, response.binary)).await;
             }
         }
-        Err(_) => {
+        Err(error) => {
+            let message = match error {
+                // As AWS answers an integration that passes its timeout.
+                IntegrationError::Timeout(_) => "Endpoint request timed out",
+                _ => "Internal server error",
+            };
             let _ = handle
-                .send(error_frame(
-                    "Internal server error",
-                    &meta.connection_id,
-                    &request_id,
-                ))
+                .send(error_frame(message, &meta.connection_id, &request_id))
                 .await;
         }
     }

@@ -2,7 +2,10 @@
 //! authorizer context values and callback API errors, each checked against what AWS sends
 //! (sources cited per test; see /work/shared/reference/aws-apigw-websocket.md).
 
+use std::sync::Arc;
+
 use serde_json::Value;
+use tokio::sync::Notify;
 
 use crate::support::*;
 
@@ -64,4 +67,39 @@ async fn error_frames_are_byte_exact() {
     send_text(&mut ws, r#"{"action":"limited"}"#).await;
     let frame = next_text(&mut ws).await;
     assert_eq!(frame, expected_error_frame(&frame, "Too Many Requests"));
+}
+
+/// An integration that does not answer within its timeout: AWS sends
+/// `{"message": "Endpoint request timed out", "connectionId":"…", "requestId":"…"}` and keeps the
+/// connection open. The reference file has this text as not found (§5, [U]); the frame is quoted
+/// byte for byte from AWS in https://github.com/aws/chalice/issues/1406 and
+/// https://github.com/Kludex/mangum/issues/128.
+#[tokio::test]
+async fn integration_timeout_sends_endpoint_request_timed_out() {
+    let gate = Arc::new(Notify::new());
+    let held = Arc::clone(&gate);
+    let backend = Backend::start(move |r| match r.path.as_str() {
+        "/slow" => Reply {
+            hold: Some(Arc::clone(&held)),
+            ..Reply::lambda(200, None)
+        },
+        _ => Reply::http(500, "crash"),
+    })
+    .await;
+    let gw = TestGateway::start(&strict_api(&backend.url(), "")).await;
+    let mut ws = connect(&gw.ws_url("/prod")).await;
+    for action in ["slow", "slowhttp"] {
+        send_text(&mut ws, &format!(r#"{{"action":"{action}"}}"#)).await;
+        let frame = next_text(&mut ws).await;
+        assert_eq!(
+            frame,
+            expected_error_frame(&frame, "Endpoint request timed out"),
+            "{action}"
+        );
+    }
+    // Other failures keep their own frame, and the connection is still open.
+    send_text(&mut ws, r#"{"action":"fail"}"#).await;
+    let frame = next_text(&mut ws).await;
+    assert_eq!(frame, expected_error_frame(&frame, "Internal server error"));
+    gate.notify_waiters();
 }
