@@ -36,6 +36,7 @@ pub mod groups;
 pub mod ids;
 pub mod integration;
 pub mod ops;
+pub mod raw_head;
 pub mod registry;
 pub mod routing;
 pub mod server;

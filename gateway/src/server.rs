@@ -35,6 +35,7 @@ use crate::config::{Config, StoreConfig};
 use crate::groups::Groups;
 use crate::integration;
 use crate::ops;
+use crate::raw_head;
 use crate::routing::SelectionExpression;
 use crate::state::Shared;
 use crate::store::GatewayStore;
@@ -442,10 +443,16 @@ async fn serve_connection(
 ) {
     let _ = stream.set_nodelay(true);
     match serving.tls.clone() {
-        None => serve_http(TokioIo::new(stream), peer, serving).await,
+        None => {
+            let (stream, heads) = raw_head::tap(stream);
+            serve_http(TokioIo::new(stream), peer, heads, serving).await;
+        }
         Some(acceptor) => {
             match tokio::time::timeout(serving.handshake_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls_stream)) => serve_http(TokioIo::new(tls_stream), peer, serving).await,
+                Ok(Ok(tls_stream)) => {
+                    let (stream, heads) = raw_head::tap(tls_stream);
+                    serve_http(TokioIo::new(stream), peer, heads, serving).await;
+                }
                 Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
@@ -453,7 +460,9 @@ async fn serve_connection(
     }
 }
 
-async fn serve_http<I>(io: I, peer: SocketAddr, serving: Serving)
+/// Serves HTTP/1 on `io`; `heads` gives each request the client's spelling of its header
+/// names (see [`raw_head`]).
+async fn serve_http<I>(io: I, peer: SocketAddr, heads: raw_head::HeadReader, serving: Serving)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -464,6 +473,9 @@ where
         ..
     } = serving;
     let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+        if let Some(raw) = heads.take(&request) {
+            request.extensions_mut().insert(raw);
+        }
         request.extensions_mut().insert(ConnectInfo(peer));
         let router = router.clone();
         async move { Ok::<_, Infallible>(router.oneshot(request.map(Body::new)).await.into_response()) }

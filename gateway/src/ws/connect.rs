@@ -19,9 +19,10 @@ use crate::auth::identity::RequestView;
 use crate::auth::per_ip::IpSlot;
 use crate::auth::{AuthError, AuthRequest};
 use crate::error::{CloseReason, HandshakeRejection};
-use crate::events::{ConnectRequest, ConnectionMeta, EventKind, header_display_name};
+use crate::events::{ConnectRequest, ConnectionMeta, EventKind};
 use crate::ids;
 use crate::integration::{Invocation, StageRoutes};
+use crate::raw_head::RawHeaders;
 use crate::registry::{Outbox, SessionHandle};
 use crate::state::Shared;
 use crate::telemetry;
@@ -324,15 +325,24 @@ fn domain_name(shared: &Shared, host: Option<String>) -> String {
     host.unwrap_or_else(|| shared.config.listen.to_string())
 }
 
+/// The CONNECT event's view of the upgrade request: its headers with the names as the client
+/// spelled them (from [`RawHeaders`], captured by the server; hyper's lowercase names when there
+/// is none), in arrival order.
 fn connect_request(request: &Request, peer: SocketAddr, tls: bool) -> ConnectRequest {
-    let mut headers: Vec<(String, String)> = request
-        .headers()
-        .iter()
-        .filter_map(|(name, value)| {
-            let value = value.to_str().ok()?;
-            Some((header_display_name(name.as_str()), value.to_string()))
-        })
-        .collect();
+    let mut headers: Vec<(String, String)> = match request.extensions().get::<RawHeaders>() {
+        Some(RawHeaders(raw)) => raw
+            .iter()
+            .filter_map(|(name, value)| {
+                let value = http::HeaderValue::from_bytes(value).ok()?;
+                Some((name.clone(), value.to_str().ok()?.to_string()))
+            })
+            .collect(),
+        None => request
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
+            .collect(),
+    };
     let forwarded_for = match request
         .headers()
         .get("x-forwarded-for")
@@ -341,9 +351,12 @@ fn connect_request(request: &Request, peer: SocketAddr, tls: bool) -> ConnectReq
         Some(existing) => format!("{existing}, {}", peer.ip()),
         None => peer.ip().to_string(),
     };
-    headers.retain(|(k, _)| k != "X-Forwarded-For");
+    headers.retain(|(k, _)| !k.eq_ignore_ascii_case("X-Forwarded-For"));
     headers.push(("X-Forwarded-For".into(), forwarded_for));
-    if !headers.iter().any(|(k, _)| k == "X-Forwarded-Proto") {
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("X-Forwarded-Proto"))
+    {
         let proto = if tls { "https" } else { "http" };
         headers.push(("X-Forwarded-Proto".into(), proto.into()));
     }

@@ -103,3 +103,80 @@ async fn integration_timeout_sends_endpoint_request_timed_out() {
     assert_eq!(frame, expected_error_frame(&frame, "Internal server error"));
     gate.notify_waiters();
 }
+
+/// Sends an upgrade request with `extra` header lines on a raw socket, so the exact header
+/// spelling is under the test's control; returns the socket once the answer's head is read.
+async fn raw_upgrade(addr: std::net::SocketAddr, extra: &str) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("tcp");
+    let request = format!(
+        "GET /prod?room=lobby HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(DEADLINE, tcp.read(&mut byte))
+            .await
+            .expect("answer within the deadline")
+            .expect("read");
+        assert_eq!(n, 1, "connection closed before the answer");
+        head.push(byte[0]);
+    }
+    (tcp, String::from_utf8_lossy(&head).into_owned())
+}
+
+fn header_names(event: &Value, field: &str) -> Vec<String> {
+    let mut names: Vec<String> = event[field]
+        .as_object()
+        .unwrap_or_else(|| panic!("{field} is an object: {event}"))
+        .keys()
+        .cloned()
+        .collect();
+    names.sort();
+    names
+}
+
+/// Header names reach the CONNECT event as the client spelled them (`HeaderAuth1`, `x-api-key`
+/// and `X-Forwarded-For` side by side in the same event): the captures in
+/// https://github.com/awslabs/aws-lambda-rust-runtime/blob/main/lambda-events/src/fixtures/example-apigw-websocket-request-without-method.json
+/// and the reference file §2.2; `HeaderAuth1` is the header of the DG sample,
+/// https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-lambda-auth.html.
+#[tokio::test]
+async fn connect_event_header_names_are_as_the_client_sent_them() {
+    let backend = Backend::ok().await;
+    let gw = TestGateway::start(&config(&backend.url(), "")).await;
+    let (_tcp, answer) = raw_upgrade(
+        gw.addr,
+        "HeaderAuth1: x\r\nx-api-key: k\r\nX-Custom-MiXed: v\r\nX-Custom-MiXed: w\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+    let event = backend.next_to("/connect").await.json();
+    for field in ["headers", "multiValueHeaders"] {
+        let names = header_names(&event, field);
+        for sent in [
+            "HeaderAuth1",
+            "x-api-key",
+            "X-Custom-MiXed",
+            "Sec-WebSocket-Key",
+        ] {
+            assert!(
+                names.iter().any(|n| n == sent),
+                "{field}: {sent} in {names:?}"
+            );
+        }
+        for name in &names {
+            let same = names.iter().filter(|n| n.eq_ignore_ascii_case(name));
+            assert_eq!(same.count(), 1, "{field}: {name} spelled once: {names:?}");
+        }
+    }
+    assert_eq!(event["headers"]["HeaderAuth1"], "x");
+    assert_eq!(event["headers"]["x-api-key"], "k");
+    assert_eq!(event["headers"]["X-Custom-MiXed"], "w");
+    assert_eq!(
+        event["multiValueHeaders"]["X-Custom-MiXed"],
+        serde_json::json!(["v", "w"])
+    );
+}
