@@ -381,6 +381,11 @@ async fn not_found() -> axum::response::Response {
         .into_response()
 }
 
+/// The address of the listener a request came in on (a request extension; its port is the
+/// `X-Forwarded-Port` of CONNECT events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalAddr(pub SocketAddr);
+
 /// What an accept loop serves, and how.
 #[derive(Clone)]
 struct Serving {
@@ -442,16 +447,17 @@ async fn serve_connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().ok().map(LocalAddr);
     match serving.tls.clone() {
         None => {
             let (stream, heads) = raw_head::tap(stream);
-            serve_http(TokioIo::new(stream), peer, heads, serving).await;
+            serve_http(TokioIo::new(stream), (peer, local), heads, serving).await;
         }
         Some(acceptor) => {
             match tokio::time::timeout(serving.handshake_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(tls_stream)) => {
                     let (stream, heads) = raw_head::tap(tls_stream);
-                    serve_http(TokioIo::new(stream), peer, heads, serving).await;
+                    serve_http(TokioIo::new(stream), (peer, local), heads, serving).await;
                 }
                 Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -462,8 +468,12 @@ async fn serve_connection(
 
 /// Serves HTTP/1 on `io`; `heads` gives each request the client's spelling of its header
 /// names (see [`raw_head`]).
-async fn serve_http<I>(io: I, peer: SocketAddr, heads: raw_head::HeadReader, serving: Serving)
-where
+async fn serve_http<I>(
+    io: I,
+    (peer, local): (SocketAddr, Option<LocalAddr>),
+    heads: raw_head::HeadReader,
+    serving: Serving,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let Serving {
@@ -477,6 +487,9 @@ where
             request.extensions_mut().insert(raw);
         }
         request.extensions_mut().insert(ConnectInfo(peer));
+        if let Some(local) = local {
+            request.extensions_mut().insert(local);
+        }
         let router = router.clone();
         async move { Ok::<_, Infallible>(router.oneshot(request.map(Body::new)).await.into_response()) }
     });

@@ -180,3 +180,114 @@ async fn connect_event_header_names_are_as_the_client_sent_them() {
         serde_json::json!(["v", "w"])
     );
 }
+
+const INVOKE: &str = "/2015-03-31/functions/function/invocations";
+
+/// A stage whose `$connect` has a `request` authorizer that allows everyone, with `extra` lines
+/// in the authorizer's config.
+fn with_authorizer(backend: &str, extra: &str) -> String {
+    let authorizer = format!(
+        "authorizers:\n  lambda:\n    type: request\n    uri: \"${{stageVariables.backend}}{INVOKE}\"\n    timeout: 2s\n{}",
+        crate::support::secured::indent(extra, 4)
+    );
+    crate::support::secured::secured_config(backend, "authorizer: lambda", &authorizer, "")
+}
+
+fn allow(context: &Value) -> String {
+    serde_json::json!({
+        "principalId": "user-42",
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "*"}]
+        },
+        "context": context,
+    })
+    .to_string()
+}
+
+fn assert_trace_id(value: &Value) {
+    // `Root=1-<8 hex digits: epoch seconds>-<24 hex digits>`, as X-Ray writes it.
+    let text = value.as_str().expect("X-Amzn-Trace-Id");
+    let parts: Vec<&str> = text
+        .strip_prefix("Root=1-")
+        .unwrap_or_else(|| panic!("{text}"))
+        .split('-')
+        .collect();
+    assert_eq!(parts.len(), 2, "{text}");
+    assert_eq!(parts[0].len(), 8, "{text}");
+    assert_eq!(parts[1].len(), 24, "{text}");
+    assert!(
+        parts
+            .iter()
+            .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{text}"
+    );
+    let secs = i64::from_str_radix(parts[0], 16).expect("hex");
+    assert!((chrono::Utc::now().timestamp() - secs).abs() < 60, "{text}");
+}
+
+/// The header sets of the two events differ in AWS, and both are matched here:
+/// - CONNECT (Lambda proxy event): the upgrade request's headers without `Connection` and
+///   `Upgrade`, plus `X-Amzn-Trace-Id`, `X-Forwarded-For`, `X-Forwarded-Port` and
+///   `X-Forwarded-Proto` – capture
+///   https://github.com/awslabs/aws-lambda-rust-runtime/blob/main/lambda-events/src/fixtures/example-apigw-websocket-request-without-method.json
+///   (reference file §2.2);
+/// - REQUEST authorizer input: the same, plus `"Connection": "upgrade"`, `"content-length": "0"`
+///   and `"Upgrade": "websocket"` – the DG sample input,
+///   https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-lambda-auth.html
+///   (reference file §2.4).
+#[tokio::test]
+async fn connect_and_authorizer_events_carry_the_aws_header_sets() {
+    let backend = Backend::start(|r| match r.path.as_str() {
+        INVOKE => Reply::http(200, &allow(&serde_json::json!({}))),
+        _ => Reply::lambda(200, None),
+    })
+    .await;
+    let gw = TestGateway::start(&with_authorizer(&backend.url(), "")).await;
+    let (_tcp, answer) = raw_upgrade(gw.addr, "HeaderAuth1: headerValue1\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+    let common = [
+        "HeaderAuth1",
+        "Host",
+        "Sec-WebSocket-Key",
+        "Sec-WebSocket-Version",
+        "X-Amzn-Trace-Id",
+        "X-Forwarded-For",
+        "X-Forwarded-Port",
+        "X-Forwarded-Proto",
+    ];
+
+    let auth = backend.next_to(INVOKE).await.json();
+    let mut expected: Vec<&str> = common.to_vec();
+    expected.extend(["Connection", "Upgrade", "content-length"]);
+    expected.sort_unstable();
+    for field in ["headers", "multiValueHeaders"] {
+        assert_eq!(header_names(&auth, field), expected, "authorizer {field}");
+    }
+    let headers = &auth["headers"];
+    assert_eq!(headers["Connection"], "upgrade");
+    assert_eq!(headers["Upgrade"], "websocket");
+    assert_eq!(headers["content-length"], "0");
+    assert_eq!(
+        auth["multiValueHeaders"]["content-length"],
+        serde_json::json!(["0"])
+    );
+    assert_trace_id(&headers["X-Amzn-Trace-Id"]);
+
+    let connect = backend.next_to("/connect").await.json();
+    let mut expected: Vec<&str> = common.to_vec();
+    expected.sort_unstable();
+    for field in ["headers", "multiValueHeaders"] {
+        assert_eq!(header_names(&connect, field), expected, "CONNECT {field}");
+    }
+    let headers = &connect["headers"];
+    assert_eq!(headers["X-Forwarded-For"], "127.0.0.1");
+    assert_eq!(headers["X-Forwarded-Port"], gw.addr.port().to_string());
+    assert_eq!(headers["X-Forwarded-Proto"], "http");
+    assert_trace_id(&headers["X-Amzn-Trace-Id"]);
+    // One request, one trace id, in both events.
+    assert_eq!(
+        headers["X-Amzn-Trace-Id"],
+        auth["headers"]["X-Amzn-Trace-Id"]
+    );
+}
