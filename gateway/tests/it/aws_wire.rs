@@ -291,3 +291,43 @@ async fn connect_and_authorizer_events_carry_the_aws_header_sets() {
         auth["headers"]["X-Amzn-Trace-Id"]
     );
 }
+
+/// Authorizer context values reach Lambda proxy events as strings (`123` → `"123"`, `true` →
+/// `"true"`) and a `null` as `null`: reference file §4.1 (AWS guide "Use API Gateway Lambda
+/// authorizers": values "are stringified"; a capture in DefinitelyTyped PR #69823 shows
+/// `"num":"123","bool":"true"` and `null` passed through). `context_values: typed` keeps JSON types.
+#[tokio::test]
+async fn authorizer_context_values_are_strings_unless_typed() {
+    let context =
+        serde_json::json!({"num": 123, "float": 1.5, "bool": true, "str": "s", "nul": null});
+    for (setting, expected) in [
+        (
+            "",
+            serde_json::json!({"principalId": "user-42", "num": "123", "float": "1.5", "bool": "true", "str": "s", "nul": null}),
+        ),
+        (
+            "context_values: typed",
+            serde_json::json!({"principalId": "user-42", "num": 123, "float": 1.5, "bool": true, "str": "s", "nul": null}),
+        ),
+    ] {
+        let answer = allow(&context);
+        let backend = Backend::start(move |r| match r.path.as_str() {
+            INVOKE => Reply::http(200, &answer),
+            _ => Reply::lambda(200, None),
+        })
+        .await;
+        let gw = TestGateway::start(&with_authorizer(&backend.url(), setting)).await;
+        let mut ws = connect(&gw.ws_url("/prod")).await;
+        let connect_event = backend.next_to("/connect").await.json();
+        assert_eq!(
+            connect_event["requestContext"]["authorizer"], expected,
+            "{setting}"
+        );
+        send_text(&mut ws, r#"{"action":"sendmessage"}"#).await;
+        let message = backend.next_to("/sendmessage").await.json();
+        assert_eq!(
+            message["requestContext"]["authorizer"], expected,
+            "{setting}"
+        );
+    }
+}

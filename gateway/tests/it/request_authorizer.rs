@@ -155,7 +155,8 @@ async fn allow_gets_the_aws_event_and_its_context_reaches_connect() {
     assert_eq!(connect["requestContext"]["requestId"], rc["requestId"]);
     assert_eq!(
         connect["requestContext"]["authorizer"],
-        json!({"principalId": "user-1", "tenant": "acme", "n": 1, "beta": true})
+        // Stringified by default, as AWS delivers them (see aws_wire.rs).
+        json!({"principalId": "user-1", "tenant": "acme", "n": "1", "beta": "true"})
     );
     // The simple response form works too.
     let (_ws2, _) = handshake(&gw.ws_url("/prod"), &[("Authorization", "simple-yes")])
