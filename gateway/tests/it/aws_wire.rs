@@ -331,3 +331,132 @@ async fn authorizer_context_values_are_strings_unless_typed() {
         );
     }
 }
+
+fn request_id_of(response: &reqwest::Response) -> String {
+    let id = response
+        .headers()
+        .get("x-amzn-RequestId")
+        .unwrap_or_else(|| panic!("x-amzn-RequestId on {}", response.status()))
+        .to_str()
+        .expect("ASCII")
+        .to_string();
+    // A UUID, as AWS's request ids are.
+    assert_eq!(id.len(), 36, "{id}");
+    assert_eq!(id.matches('-').count(), 4, "{id}");
+    id
+}
+
+async fn assert_aws_error(response: reqwest::Response, status: u16, error_type: &str, body: &str) {
+    assert_eq!(response.status().as_u16(), status, "{error_type}");
+    request_id_of(&response);
+    assert_eq!(response.headers()["x-amzn-ErrorType"], error_type);
+    assert_eq!(response.text().await.expect("body"), body, "{error_type}");
+}
+
+/// Callback API failures with AWS's names, statuses and bodies, and `x-amzn-RequestId` on every
+/// answer:
+/// - no credentials: 403 `MissingAuthenticationTokenException`, `{"message":"Missing Authentication Token"}`
+///   (execute-api answer quoted with its headers in https://github.com/aws/chalice/issues/12);
+/// - wrong signature: 403 `InvalidSignatureException` (execute-api, status and message in
+///   https://github.com/rpgreen/apigateway-generic-java-sdk/issues/11; AWS also appends the
+///   expected canonical request, which the gateway does not reveal);
+/// - unknown access key: 403 `UnrecognizedClientException`, "The security token included in the
+///   request is invalid." (execute-api body in https://github.com/kndt84/aws-api-gateway-client/issues/31);
+/// - malformed `Authorization`: 403 `IncompleteSignatureException` (execute-api headers and
+///   message in https://github.com/aws-amplify/amplify-flutter/issues/1539);
+/// - an unknown stage: 403 `{"message":"Forbidden"}` (https://github.com/OWASP/Serverless-Goat/issues/14).
+/// The reference file (§3.1, §3.2) has the error typing rules but not these bodies.
+#[tokio::test]
+async fn callback_errors_have_aws_names_bodies_and_request_ids() {
+    let backend = Backend::ok().await;
+    let sigv4 = "callback:\n  auth:\n    kind: sigv4\n    region: us-east-1\n    credentials:\n      \
+                 - access_key_id: AKIDEXAMPLE\n        secret_access_key: wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    let gw = TestGateway::start(&config(&backend.url(), sigv4)).await;
+    let (_ws, id) = connect_and_id(&backend, &gw.ws_url("/prod")).await;
+    let url = gw.http_url(&format!("/prod/@connections/{id}"));
+    let client = http();
+    let now = chrono::Utc::now();
+    let date = now.format("%Y%m%dT%H%M%SZ").to_string();
+    let authorization = |key: &str| {
+        format!(
+            "AWS4-HMAC-SHA256 Credential={key}/{}/us-east-1/execute-api/aws4_request, \
+             SignedHeaders=host;x-amz-date, Signature={}",
+            now.format("%Y%m%d"),
+            "0".repeat(64)
+        )
+    };
+    let send = |auth: Option<String>| {
+        let mut request = client.get(&url).header("x-amz-date", &date);
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        request.send()
+    };
+
+    let missing = send(None).await.expect("get");
+    assert_aws_error(
+        missing,
+        403,
+        "MissingAuthenticationTokenException",
+        r#"{"message":"Missing Authentication Token"}"#,
+    )
+    .await;
+    let wrong = send(Some(authorization("AKIDEXAMPLE"))).await.expect("get");
+    assert_aws_error(
+        wrong,
+        403,
+        "InvalidSignatureException",
+        r#"{"message":"The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."}"#,
+    )
+    .await;
+    let unknown = send(Some(authorization("AKIDOTHER"))).await.expect("get");
+    assert_aws_error(
+        unknown,
+        403,
+        "UnrecognizedClientException",
+        r#"{"message":"The security token included in the request is invalid."}"#,
+    )
+    .await;
+    let malformed = send(Some("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE".into()))
+        .await
+        .expect("get");
+    assert_eq!(malformed.status(), 403);
+    request_id_of(&malformed);
+    assert_eq!(
+        malformed.headers()["x-amzn-ErrorType"],
+        "IncompleteSignatureException"
+    );
+    let body: Value = malformed.json().await.expect("JSON body");
+    assert!(body["message"].is_string(), "{body}");
+
+    // Without callback auth (loopback callers): an unknown stage, and a success, carry the id too.
+    let gw = TestGateway::start(&config(&backend.url(), "")).await;
+    let (_ws, id) = connect_and_id(&backend, &gw.ws_url("/prod")).await;
+    let unknown_stage = client
+        .get(gw.http_url(&format!("/nostage/@connections/{id}")))
+        .send()
+        .await
+        .expect("get");
+    assert_aws_error(
+        unknown_stage,
+        403,
+        "ForbiddenException",
+        r#"{"message":"Forbidden"}"#,
+    )
+    .await;
+    let ok = client
+        .get(gw.http_url(&format!("/prod/@connections/{id}")))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(ok.status(), 200);
+    let first = request_id_of(&ok);
+    let posted = client
+        .post(gw.http_url(&format!("/prod/@connections/{id}")))
+        .body("hi")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(posted.status(), 200);
+    assert_ne!(request_id_of(&posted), first);
+}
