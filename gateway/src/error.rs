@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::auth::AuthError;
 use crate::auth::per_ip::IpRejection;
+use crate::callback::sigv4::SigV4Error;
 
 /// Why an upgrade request was answered without a 101.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -239,6 +240,20 @@ pub enum CallbackError {
     /// The caller is not authorised.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// No SigV4 authentication at all.
+    #[error("Missing Authentication Token")]
+    MissingAuthenticationToken,
+    /// A SigV4 signature (or its date or scope) that does not verify.
+    #[error(
+        "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+    )]
+    InvalidSignature,
+    /// A SigV4 access key id that is not configured.
+    #[error("The security token included in the request is invalid.")]
+    UnrecognizedClient,
+    /// SigV4 authentication data that cannot be parsed; the detail says which part.
+    #[error("{0}")]
+    IncompleteSignature(String),
     /// The connection's outbound queue is full.
     #[error("Limit exceeded: the client's outbound queue is full")]
     LimitExceeded,
@@ -256,8 +271,8 @@ pub enum CallbackError {
     /// The body did not arrive within `callback.body_timeout`.
     #[error("Request Timeout")]
     BodyTimeout,
-    /// Unknown stage.
-    #[error("Not Found")]
+    /// Unknown stage (AWS answers a path it does not serve with 403 Forbidden).
+    #[error("Forbidden")]
     UnknownStage,
     /// Invalid parameters (e.g. a close code outside 1000 and 3000-4999).
     #[error("{0}")]
@@ -277,10 +292,24 @@ pub enum CallbackError {
 }
 
 impl CallbackError {
+    /// The `x-amzn-ErrorType` this error is answered with.
+    #[must_use]
+    pub fn error_type(&self) -> &'static str {
+        self.status_and_type().1
+    }
+
     fn status_and_type(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Gone => (StatusCode::GONE, "GoneException"),
-            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "ForbiddenException"),
+            Self::Forbidden(_) | Self::UnknownStage => {
+                (StatusCode::FORBIDDEN, "ForbiddenException")
+            }
+            Self::MissingAuthenticationToken => {
+                (StatusCode::FORBIDDEN, "MissingAuthenticationTokenException")
+            }
+            Self::InvalidSignature => (StatusCode::FORBIDDEN, "InvalidSignatureException"),
+            Self::UnrecognizedClient => (StatusCode::FORBIDDEN, "UnrecognizedClientException"),
+            Self::IncompleteSignature(_) => (StatusCode::FORBIDDEN, "IncompleteSignatureException"),
             Self::LimitExceeded
             | Self::Throttled
             | Self::TooManyGroups { .. }
@@ -289,13 +318,42 @@ impl CallbackError {
                 (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeException")
             }
             Self::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "RequestTimeoutException"),
-            Self::UnknownStage => (StatusCode::NOT_FOUND, "NotFoundException"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequestException"),
             Self::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailableException",
             ),
         }
+    }
+}
+
+impl From<&SigV4Error> for CallbackError {
+    /// The AWS error a SigV4 failure is answered with (every one is a 403).
+    fn from(error: &SigV4Error) -> Self {
+        match error {
+            SigV4Error::MissingAuthorization => Self::MissingAuthenticationToken,
+            SigV4Error::UnknownAccessKey => Self::UnrecognizedClient,
+            SigV4Error::Malformed(detail) => Self::IncompleteSignature(incomplete_message(detail)),
+            SigV4Error::UnsupportedAlgorithm
+            | SigV4Error::UnsignedHostHeader
+            | SigV4Error::UnsignedDateHeader
+            | SigV4Error::MissingSignedHeader => Self::IncompleteSignature(error.to_string()),
+            SigV4Error::WrongRegionOrService
+            | SigV4Error::ScopeDateMismatch
+            | SigV4Error::RequestExpired
+            | SigV4Error::PresignedUrlExpired
+            | SigV4Error::SignatureMismatch
+            | SigV4Error::BodyHashMismatch => Self::InvalidSignature,
+        }
+    }
+}
+
+/// AWS's wording for a missing `Authorization` part ("Authorization header requires
+/// 'Credential' parameter."); the verifier's own detail otherwise.
+fn incomplete_message(detail: &str) -> String {
+    match detail.strip_prefix("Authorization lacks ") {
+        Some(part) => format!("Authorization header requires '{part}' parameter."),
+        None => format!("Malformed SigV4 authentication: {detail}."),
     }
 }
 
@@ -335,6 +393,27 @@ mod tests {
                 "PayloadTooLargeException",
             ),
             (CallbackError::BodyTimeout, 408, "RequestTimeoutException"),
+            (CallbackError::UnknownStage, 403, "ForbiddenException"),
+            (
+                CallbackError::from(&SigV4Error::MissingAuthorization),
+                403,
+                "MissingAuthenticationTokenException",
+            ),
+            (
+                CallbackError::from(&SigV4Error::SignatureMismatch),
+                403,
+                "InvalidSignatureException",
+            ),
+            (
+                CallbackError::from(&SigV4Error::UnknownAccessKey),
+                403,
+                "UnrecognizedClientException",
+            ),
+            (
+                CallbackError::from(&SigV4Error::Malformed("Authorization lacks Signature")),
+                403,
+                "IncompleteSignatureException",
+            ),
         ];
         for (error, status, name) in cases {
             let response = error.into_response();

@@ -50,7 +50,7 @@ impl std::fmt::Debug for ConnectionMeta {
 /// The parts of the upgrade request a CONNECT event carries.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectRequest {
-    /// Headers in arrival order, names as presented to backends.
+    /// Headers in arrival order, names as the client spelled them.
     pub headers: Vec<(String, String)>,
     /// Query parameters in arrival order, decoded.
     pub query: Vec<(String, String)>,
@@ -292,29 +292,6 @@ fn request_context<'a>(
         api_id: &meta.api_id,
         authorizer: meta.authorizer.as_ref(),
     }
-}
-
-/// Presents a lowercase HTTP/1 header name the way clients commonly spell it
-/// (`sec-websocket-key` → `Sec-WebSocket-Key`), as Amazon API Gateway passes names through.
-pub fn header_display_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for (i, part) in name.split('-').enumerate() {
-        if i > 0 {
-            out.push('-');
-        }
-        match part {
-            "websocket" => out.push_str("WebSocket"),
-            "x" if i == 0 => out.push('X'),
-            _ => {
-                let mut chars = part.chars();
-                if let Some(first) = chars.next() {
-                    out.push(first.to_ascii_uppercase());
-                    out.push_str(chars.as_str());
-                }
-            }
-        }
-    }
-    out
 }
 
 mod authorizer;

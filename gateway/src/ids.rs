@@ -24,6 +24,16 @@ pub fn request_id() -> String {
     random_id()
 }
 
+/// A new `X-Amzn-Trace-Id` value in the X-Ray format AWS puts on CONNECT events:
+/// `Root=1-<epoch seconds, 8 hex digits>-<96 random bits, 24 hex digits>`.
+pub fn trace_id() -> String {
+    let secs = chrono::Utc::now().timestamp().clamp(0, i64::from(u32::MAX));
+    format!(
+        "Root=1-{secs:08x}-{}",
+        hex::encode(rand::random::<[u8; 12]>())
+    )
+}
+
 /// A new node id for a process that was not given one.
 pub fn node_id() -> String {
     format!("node-{}", &random_id()[..10])
@@ -34,6 +44,14 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
+
+    #[test]
+    fn trace_ids_have_the_x_ray_shape() {
+        let id = trace_id();
+        assert_eq!(id.len(), "Root=1-".len() + 8 + 1 + 24, "{id}");
+        assert!(id.starts_with("Root=1-"), "{id}");
+        assert_ne!(trace_id(), id);
+    }
 
     #[test]
     fn ids_are_short_url_safe_and_unique() {

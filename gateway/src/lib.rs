@@ -37,6 +37,7 @@ pub mod ids;
 pub mod integration;
 pub mod ops;
 pub mod proxy_protocol;
+pub mod raw_head;
 pub mod registry;
 pub mod routing;
 pub mod server;

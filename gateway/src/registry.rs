@@ -436,7 +436,11 @@ mod tests {
         b.push(Message::binary(vec![0u8; 6_000])).unwrap();
         assert_eq!(budget.used(), 9_000);
         let (c, _c_out) = handle_with(100, 4_000, Arc::clone(&budget));
-        assert_eq!(c.push(chunk()), Err(PushError::NodeFull), "node budget spent");
+        assert_eq!(
+            c.push(chunk()),
+            Err(PushError::NodeFull),
+            "node budget spent"
+        );
         drop(b_out);
         assert_eq!(
             budget.used(),

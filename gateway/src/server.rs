@@ -37,6 +37,7 @@ use crate::groups::Groups;
 use crate::integration;
 use crate::ops;
 use crate::proxy_protocol::{self, Rewound};
+use crate::raw_head;
 use crate::routing::SelectionExpression;
 use crate::state::Shared;
 use crate::store::GatewayStore;
@@ -394,6 +395,11 @@ async fn not_found() -> axum::response::Response {
         .into_response()
 }
 
+/// The address of the listener a request came in on (a request extension; its port is the
+/// `X-Forwarded-Port` of CONNECT events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalAddr(pub SocketAddr);
+
 /// What an accept loop serves, and how.
 #[derive(Clone)]
 struct Serving {
@@ -461,6 +467,7 @@ async fn serve_connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().ok().map(LocalAddr);
     if let Some(bytes) = serving.send_buffer
         && let Err(error) = socket2::SockRef::from(&stream).set_send_buffer_size(bytes)
     {
@@ -488,10 +495,16 @@ async fn serve_connection(
         (Rewound::new(Bytes::new(), stream), tcp_peer)
     };
     match serving.tls.clone() {
-        None => serve_http(TokioIo::new(stream), peer, serving).await,
+        None => {
+            let (stream, heads) = raw_head::tap(stream);
+            serve_http(TokioIo::new(stream), (peer, local), heads, serving).await;
+        }
         Some(acceptor) => {
             match tokio::time::timeout(serving.handshake_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls_stream)) => serve_http(TokioIo::new(tls_stream), peer, serving).await,
+                Ok(Ok(tls_stream)) => {
+                    let (stream, heads) = raw_head::tap(tls_stream);
+                    serve_http(TokioIo::new(stream), (peer, local), heads, serving).await;
+                }
                 Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
@@ -499,8 +512,14 @@ async fn serve_connection(
     }
 }
 
-async fn serve_http<I>(io: I, peer: SocketAddr, serving: Serving)
-where
+/// Serves HTTP/1 on `io`; `heads` gives each request the client's spelling of its header
+/// names (see [`raw_head`]).
+async fn serve_http<I>(
+    io: I,
+    (peer, local): (SocketAddr, Option<LocalAddr>),
+    heads: raw_head::HeadReader,
+    serving: Serving,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let Serving {
@@ -510,7 +529,13 @@ where
         ..
     } = serving;
     let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+        if let Some(raw) = heads.take(&request) {
+            request.extensions_mut().insert(raw);
+        }
         request.extensions_mut().insert(ConnectInfo(peer));
+        if let Some(local) = local {
+            request.extensions_mut().insert(local);
+        }
         let router = router.clone();
         async move { Ok::<_, Infallible>(router.oneshot(request.map(Body::new)).await.into_response()) }
     });

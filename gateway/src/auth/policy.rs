@@ -91,15 +91,18 @@ fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
-/// `context` values must be strings, numbers or booleans.
+/// `context` values must be strings, numbers or booleans; a `null` is passed on as `null` (AWS
+/// passes it through too).
 fn scalar_context(context: Option<&Value>) -> Result<Map<String, Value>, AuthError> {
     match context {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(map)) => {
-            if map
-                .values()
-                .all(|v| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)))
-            {
+            if map.values().all(|v| {
+                matches!(
+                    v,
+                    Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null
+                )
+            }) {
                 Ok(map.clone())
             } else {
                 Err(malformed(
@@ -188,3 +191,15 @@ fn glob(pattern: &str, text: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// Turns numbers and booleans into their text (`123` → `"123"`, `true` → `"true"`), as AWS
+/// delivers authorizer context values to Lambda proxy integrations; strings and `null` stay.
+pub(super) fn stringify_context(context: &mut Map<String, Value>) {
+    for value in context.values_mut() {
+        match value {
+            Value::Number(n) => *value = Value::String(n.to_string()),
+            Value::Bool(b) => *value = Value::String(b.to_string()),
+            _ => {}
+        }
+    }
+}

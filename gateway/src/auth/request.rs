@@ -14,7 +14,7 @@ use super::build::SecurityError;
 use super::identity::IdentitySource;
 use super::policy::{self, Decision};
 use super::{AuthError, AuthRequest, Authorized, Authorizer, CallError};
-use crate::config::{RequestAuthorizerConfig, StageConfig, redact_url};
+use crate::config::{ContextValues, RequestAuthorizerConfig, StageConfig, redact_url};
 use crate::events::authorizer_event;
 use crate::integration::body::{self, ReadError};
 use crate::integration::substitute_stage_variables;
@@ -30,6 +30,7 @@ pub struct RequestAuthorizer {
     sources: Vec<IdentitySource>,
     cache: Option<Cache<[u8; 32], Decision>>,
     arn_prefix: String,
+    context_values: ContextValues,
 }
 
 impl RequestAuthorizer {
@@ -74,6 +75,7 @@ impl RequestAuthorizer {
                 "arn:aws:execute-api:{}:{}:",
                 config.region, config.account_id
             ),
+            context_values: config.context_values,
         })
     }
 
@@ -114,7 +116,13 @@ impl RequestAuthorizer {
         if !status.is_success() {
             return Err(failed(CallError::Status(status.as_u16())));
         }
-        policy::parse(&body, method_arn)
+        let mut decision = policy::parse(&body, method_arn)?;
+        if let (Decision::Allow(authorized), ContextValues::String) =
+            (&mut decision, self.context_values)
+        {
+            policy::stringify_context(&mut authorized.context);
+        }
+        Ok(decision)
     }
 }
 

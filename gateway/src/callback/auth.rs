@@ -193,7 +193,7 @@ fn loopback_caller(
 
 fn sigv4_refusal(error: &SigV4Error, request: &CallerRequest<'_>) -> CallbackError {
     tracing::info!(%error, peer = %request.peer, "callback request failed SigV4 verification");
-    CallbackError::Forbidden("Forbidden: the request signature does not match")
+    CallbackError::from(error)
 }
 
 #[cfg(test)]

@@ -30,13 +30,25 @@ use crate::registry::{PushError, SessionHandle};
 use crate::state::Shared;
 use crate::telemetry;
 
-/// The callback routes (mounted on the main listener and/or the callback listener).
+/// The callback routes (mounted on the main listener and/or the callback listener). Every answer
+/// carries a fresh `x-amzn-RequestId`, as AWS's do.
 pub fn router() -> Router<Arc<Shared>> {
     let handler = post(connection).get(connection).delete(connection);
     Router::new()
         .route("/{stage}/@connections/{id}", handler.clone())
         .route("/{stage}/%40connections/{id}", handler)
         .merge(crate::groups::api::router())
+        .layer(axum::middleware::map_response(with_request_id))
+}
+
+/// Adds `x-amzn-RequestId` (a random UUID, the form AWS uses) to a callback answer.
+async fn with_request_id(mut response: Response) -> Response {
+    if let Ok(id) = http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        response
+            .headers_mut()
+            .insert(http::HeaderName::from_static("x-amzn-requestid"), id);
+    }
+    response
 }
 
 /// `?code=4000&reason=...` on DELETE (beyond AWS).

@@ -149,23 +149,10 @@ pub enum SigV4Error {
 
 impl SigV4Error {
     /// The `x-amzn-ErrorType` AWS uses for this failure; every one of them is sent with 403.
+    /// The mapping lives with the other callback errors, in [`crate::error::CallbackError`].
     #[must_use]
     pub fn aws_error_type(&self) -> &'static str {
-        match self {
-            Self::MissingAuthorization => "MissingAuthenticationTokenException",
-            Self::Malformed(_)
-            | Self::UnsupportedAlgorithm
-            | Self::UnsignedHostHeader
-            | Self::UnsignedDateHeader
-            | Self::MissingSignedHeader => "IncompleteSignatureException",
-            Self::UnknownAccessKey => "UnrecognizedClientException",
-            Self::WrongRegionOrService
-            | Self::ScopeDateMismatch
-            | Self::RequestExpired
-            | Self::PresignedUrlExpired
-            | Self::SignatureMismatch
-            | Self::BodyHashMismatch => "InvalidSignatureException",
-        }
+        crate::error::CallbackError::from(self).error_type()
     }
 }
 

@@ -191,6 +191,21 @@ pub struct RequestAuthorizerConfig {
     /// Account id in `methodArn`.
     #[serde(default = "default_account")]
     pub account_id: String,
+    /// How the answer's `context` values reach events: `string` (default; numbers and booleans
+    /// stringified, as AWS delivers them to Lambda proxy integrations) or `typed` (as answered).
+    #[serde(default)]
+    pub context_values: ContextValues,
+}
+
+/// `context_values` of a `request` authorizer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextValues {
+    /// `123` → `"123"`, `true` → `"true"`; strings and `null` unchanged (as AWS does).
+    #[default]
+    String,
+    /// Numbers and booleans keep their JSON type.
+    Typed,
 }
 
 fn default_authorizer_timeout() -> Duration {

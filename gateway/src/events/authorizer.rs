@@ -24,6 +24,15 @@ struct AuthorizerEvent<'a> {
     request_context: RequestContext<'a>,
 }
 
+/// Headers the REQUEST authorizer input has and the CONNECT event has not, with AWS's spelling
+/// and values (the DG sample input in
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-lambda-auth.html>).
+const AUTHORIZER_HEADERS: [(&str, &str); 3] = [
+    ("Connection", "upgrade"),
+    ("content-length", "0"),
+    ("Upgrade", "websocket"),
+];
+
 /// Serialises the REQUEST authorizer event for the pending connection `meta`.
 pub fn authorizer_event(
     meta: &ConnectionMeta,
@@ -32,7 +41,15 @@ pub fn authorizer_event(
     stage_variables: &BTreeMap<String, String>,
     method_arn: &str,
 ) -> Vec<u8> {
-    let (headers, multi_value_headers) = single_and_multi(&request.headers);
+    // The CONNECT event's headers, and the three AWS's own hop adds to the authorizer's input.
+    let mut all = request.headers.clone();
+    all.retain(|(k, _)| {
+        !AUTHORIZER_HEADERS
+            .iter()
+            .any(|(a, _)| k.eq_ignore_ascii_case(a))
+    });
+    all.extend(AUTHORIZER_HEADERS.map(|(k, v)| (k.to_string(), v.to_string())));
+    let (headers, multi_value_headers) = single_and_multi(&all);
     let (query, multi_query) = single_and_multi(&request.query);
     let event = AuthorizerEvent {
         kind: "REQUEST",

@@ -172,14 +172,3 @@ fn disconnect_event_shape() {
     assert_eq!(rc["disconnectReason"], "Going away");
     assert_eq!(rc["eventType"], "DISCONNECT");
 }
-
-#[test]
-fn header_names_are_presented_canonically() {
-    assert_eq!(
-        header_display_name("sec-websocket-key"),
-        "Sec-WebSocket-Key"
-    );
-    assert_eq!(header_display_name("x-forwarded-for"), "X-Forwarded-For");
-    assert_eq!(header_display_name("host"), "Host");
-    assert_eq!(header_display_name("user-agent"), "User-Agent");
-}

@@ -19,10 +19,12 @@ use crate::auth::identity::RequestView;
 use crate::auth::per_ip::IpSlot;
 use crate::auth::{AuthError, AuthRequest};
 use crate::error::{CloseReason, HandshakeRejection};
-use crate::events::{ConnectRequest, ConnectionMeta, EventKind, header_display_name};
+use crate::events::{ConnectRequest, ConnectionMeta, EventKind};
 use crate::ids;
 use crate::integration::{Invocation, StageRoutes};
+use crate::raw_head::RawHeaders;
 use crate::registry::{Outbox, SessionHandle};
+use crate::server::LocalAddr;
 use crate::state::Shared;
 use crate::telemetry;
 
@@ -342,15 +344,27 @@ fn without_default_port(host: String, tls: bool) -> String {
     }
 }
 
+/// The CONNECT event's view of the upgrade request: its headers with the names as the client
+/// spelled them (from [`RawHeaders`], captured by the server; hyper's lowercase names when there
+/// is none), in arrival order. As in AWS's events, the hop-by-hop `Connection` and `Upgrade` are
+/// left out (the REQUEST authorizer event puts AWS's own back, see
+/// [`crate::events::authorizer_event`]), and `X-Forwarded-For`, `X-Forwarded-Port`,
+/// `X-Forwarded-Proto` and `X-Amzn-Trace-Id` are added.
 fn connect_request(request: &Request, peer: SocketAddr, tls: bool) -> ConnectRequest {
-    let mut headers: Vec<(String, String)> = request
-        .headers()
-        .iter()
-        .filter_map(|(name, value)| {
-            let value = value.to_str().ok()?;
-            Some((header_display_name(name.as_str()), value.to_string()))
-        })
-        .collect();
+    let mut headers: Vec<(String, String)> = match request.extensions().get::<RawHeaders>() {
+        Some(RawHeaders(raw)) => raw
+            .iter()
+            .filter_map(|(name, value)| {
+                let value = http::HeaderValue::from_bytes(value).ok()?;
+                Some((name.clone(), value.to_str().ok()?.to_string()))
+            })
+            .collect(),
+        None => request
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
+            .collect(),
+    };
     let forwarded_for = match request
         .headers()
         .get("x-forwarded-for")
@@ -359,12 +373,27 @@ fn connect_request(request: &Request, peer: SocketAddr, tls: bool) -> ConnectReq
         Some(existing) => format!("{existing}, {}", peer.ip()),
         None => peer.ip().to_string(),
     };
-    headers.retain(|(k, _)| k != "X-Forwarded-For");
+    headers.retain(|(k, _)| {
+        !["X-Forwarded-For", "Connection", "Upgrade"]
+            .iter()
+            .any(|hop| k.eq_ignore_ascii_case(hop))
+    });
     headers.push(("X-Forwarded-For".into(), forwarded_for));
-    if !headers.iter().any(|(k, _)| k == "X-Forwarded-Proto") {
-        let proto = if tls { "https" } else { "http" };
-        headers.push(("X-Forwarded-Proto".into(), proto.into()));
-    }
+    let mut add_unless_sent = |name: &str, value: &dyn Fn() -> Option<String>| {
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
+            && let Some(value) = value()
+        {
+            headers.push((name.into(), value));
+        }
+    };
+    add_unless_sent("X-Forwarded-Port", &|| {
+        let local = request.extensions().get::<LocalAddr>()?;
+        Some(local.0.port().to_string())
+    });
+    add_unless_sent("X-Forwarded-Proto", &|| {
+        Some(if tls { "https" } else { "http" }.into())
+    });
+    add_unless_sent("X-Amzn-Trace-Id", &|| Some(ids::trace_id()));
     let raw_query = request.uri().query().map(str::to_string);
     let query = raw_query
         .as_deref()

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use serde_json::json;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -16,7 +15,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use super::invoke;
 use crate::events::EventKind;
 use crate::ids;
-use crate::integration::{Invocation, StageRoutes};
+use crate::integration::{IntegrationError, Invocation, StageRoutes};
 use crate::registry::SessionHandle;
 use crate::routing::{Selected, select};
 use crate::state::Shared;
@@ -83,10 +82,20 @@ pub(super) fn spawn(
     Dispatcher { tx, task, queued }
 }
 
+/// An error frame, byte for byte as Amazon API Gateway writes it: fixed key order and a space
+/// after the first colon only, `{"message": "Forbidden", "connectionId":"…", "requestId":"…"}`.
+/// Built by hand (a serializer would drop the space); every value is JSON-escaped.
 fn error_frame(message: &str, connection_id: &str, request_id: &str) -> Message {
-    Message::text(
-        json!({ "message": message, "connectionId": connection_id, "requestId": request_id })
-            .to_string(),
+    Message::text(error_frame_text(message, connection_id, request_id))
+}
+
+fn error_frame_text(message: &str, connection_id: &str, request_id: &str) -> String {
+    let quoted = |s: &str| serde_json::Value::from(s).to_string();
+    format!(
+        "{{\"message\": {}, \"connectionId\":{}, \"requestId\":{}}}",
+        quoted(message),
+        quoted(connection_id),
+        quoted(request_id)
     )
 }
 
@@ -153,13 +162,14 @@ async fn handle_one(
                 let _ = handle.send(reply(body, response.binary)).await;
             }
         }
-        Err(_) => {
+        Err(error) => {
+            let message = match error {
+                // As AWS answers an integration that passes its timeout.
+                IntegrationError::Timeout(_) => "Endpoint request timed out",
+                _ => "Internal server error",
+            };
             let _ = handle
-                .send(error_frame(
-                    "Internal server error",
-                    &meta.connection_id,
-                    &request_id,
-                ))
+                .send(error_frame(message, &meta.connection_id, &request_id))
                 .await;
         }
     }
@@ -171,4 +181,24 @@ fn reply(body: Bytes, binary: bool) -> Message {
         return Message::Binary(body);
     }
     Utf8Bytes::try_from(body.clone()).map_or(Message::Binary(body), Message::Text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_frames_escape_their_values() {
+        assert_eq!(
+            error_frame_text("Forbidden", "abc=", "def="),
+            r#"{"message": "Forbidden", "connectionId":"abc=", "requestId":"def="}"#
+        );
+        let odd = error_frame_text("a\"b", "c\\d", "e\nf");
+        assert_eq!(
+            odd,
+            r#"{"message": "a\"b", "connectionId":"c\\d", "requestId":"e\nf"}"#
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&odd).expect("valid JSON");
+        assert_eq!(parsed["connectionId"], "c\\d");
+    }
 }

@@ -158,7 +158,11 @@ async fn errors_match_aws() {
         .send()
         .await
         .expect("post");
-    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.status(),
+        403,
+        "an unknown stage is Forbidden, as AWS answers"
+    );
 }
 
 #[tokio::test]

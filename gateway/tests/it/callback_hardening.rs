@@ -75,12 +75,15 @@ fn post_without_body(extra: &str) -> String {
 }
 
 fn assert_forbidden(response: &RawResponse) {
+    assert_refused(response, "ForbiddenException");
+}
+
+/// A 403 with this `x-amzn-ErrorType` and a JSON message.
+fn assert_refused(response: &RawResponse, error_type: &str) {
     assert_eq!(response.status, 403, "{}", response.head);
+    let expected = format!("x-amzn-errortype: {}", error_type.to_ascii_lowercase());
     assert!(
-        response
-            .head
-            .to_ascii_lowercase()
-            .contains("x-amzn-errortype: forbiddenexception"),
+        response.head.to_ascii_lowercase().contains(&expected),
         "{}",
         response.head
     );
@@ -146,14 +149,17 @@ async fn callback_sigv4_refuses_unauthenticated_requests_before_the_body() {
             "0".repeat(64)
         )
     };
-    for extra in [
-        String::new(),
-        "authorization: Bearer not-sigv4\r\n".to_string(),
-        auth("AKIDUNKNOWN", now),
-        auth("AKIDTEST", stale),
+    for (extra, error_type) in [
+        (String::new(), "MissingAuthenticationTokenException"),
+        (
+            "authorization: Bearer not-sigv4\r\n".to_string(),
+            "IncompleteSignatureException",
+        ),
+        (auth("AKIDUNKNOWN", now), "UnrecognizedClientException"),
+        (auth("AKIDTEST", stale), "InvalidSignatureException"),
     ] {
         let r = send_and_stall(gw.addr, &post_without_body(&extra)).await;
-        assert_forbidden(&r);
+        assert_refused(&r, error_type);
     }
 }
 

@@ -236,7 +236,7 @@ async fn errors_are_aws_shaped() {
         .expect("put"),
     )
     .await;
-    check(404, "NotFoundException")(
+    check(403, "ForbiddenException")(
         send(Method::POST, "/nostage/@groups/g".into())
             .await
             .expect("post"),

@@ -49,7 +49,8 @@ fn decide(r: &Received, never: &Arc<Notify>) -> Reply {
         return Reply::lambda(200, None);
     }
     let event = r.json();
-    let token = event["headers"]["Authorization"].as_str().unwrap_or("");
+    // Names arrive as the client spelled them; this client's HTTP library sends lowercase.
+    let token = event["headers"]["authorization"].as_str().unwrap_or("");
     match token {
         t if t.starts_with("allow") => Reply::http(200, &policy("Allow", json!({}))),
         "deny" => Reply::http(200, &policy("Deny", json!({}))),
@@ -133,8 +134,8 @@ async fn allow_gets_the_aws_event_and_its_context_reaches_connect() {
     let auth = backend.next_to(INVOKE).await.json();
     assert_eq!(auth["type"], "REQUEST");
     assert_eq!(auth["methodArn"], ARN);
-    assert_eq!(auth["headers"]["Authorization"], "allow-1");
-    assert_eq!(auth["multiValueHeaders"]["X-Multi"], json!(["a"]));
+    assert_eq!(auth["headers"]["authorization"], "allow-1");
+    assert_eq!(auth["multiValueHeaders"]["x-multi"], json!(["a"]));
     assert_eq!(auth["queryStringParameters"], json!({"room": "two"}));
     assert_eq!(
         auth["multiValueQueryStringParameters"]["room"],
@@ -154,7 +155,8 @@ async fn allow_gets_the_aws_event_and_its_context_reaches_connect() {
     assert_eq!(connect["requestContext"]["requestId"], rc["requestId"]);
     assert_eq!(
         connect["requestContext"]["authorizer"],
-        json!({"principalId": "user-1", "tenant": "acme", "n": 1, "beta": true})
+        // Stringified by default, as AWS delivers them (see aws_wire.rs).
+        json!({"principalId": "user-1", "tenant": "acme", "n": "1", "beta": "true"})
     );
     // The simple response form works too.
     let (_ws2, _) = handshake(&gw.ws_url("/prod"), &[("Authorization", "simple-yes")])

@@ -129,3 +129,19 @@ fn glob_edges() {
     assert!(glob("a?c", "abc"));
     assert!(!glob("abc", "abcd"));
 }
+
+#[test]
+fn null_context_values_pass_and_stringify_keeps_strings_and_null() {
+    let mut answer = policy("Allow", json!("*"));
+    answer["context"] = json!({"n": 123, "f": 1.5, "b": false, "s": "x", "z": null});
+    let Ok(Decision::Allow(mut a)) = parse(answer.to_string().as_bytes(), ARN) else {
+        panic!("allowed");
+    };
+    assert_eq!(a.context["z"], Value::Null);
+    assert_eq!(a.context["n"], json!(123));
+    stringify_context(&mut a.context);
+    assert_eq!(
+        Value::Object(a.context),
+        json!({"n": "123", "f": "1.5", "b": "false", "s": "x", "z": null, "principalId": "user-1"})
+    );
+}
