@@ -14,7 +14,6 @@
 //! them dead.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -33,9 +32,6 @@ const PAGE: usize = 256;
 /// `$disconnect` calls in flight per reaper; also the owed entries claimed at once, so that a
 /// batch is delivered within one `$disconnect` retry window, well inside its claim.
 const DISCONNECT_CONCURRENCY: usize = 32;
-/// Attempts to settle a delivered `$disconnect` (a failure means a second one later).
-const SETTLE_ATTEMPTS: u32 = 3;
-const SETTLE_BACKOFF: Duration = Duration::from_millis(200);
 
 pub(super) async fn run(shared: Arc<Shared>, cluster: Arc<Cluster>) {
     let period = cluster.config.reaper_interval;
@@ -188,15 +184,7 @@ pub(super) async fn reap_leftovers(shared: Arc<Shared>, cluster: Arc<Cluster>) {
 async fn disconnect_and_settle(shared: &Shared, record: ConnectionRecord) {
     let connection_id = record.connection_id.clone();
     disconnect(shared, record).await;
-    for attempt in 1..=SETTLE_ATTEMPTS {
-        match shared.store.settle(&connection_id).await {
-            Ok(()) => return,
-            Err(error) if attempt == SETTLE_ATTEMPTS => {
-                tracing::warn!(%error, connection_id, "cannot settle a delivered $disconnect; another node may send it again");
-            }
-            Err(_) => tokio::time::sleep(SETTLE_BACKOFF * attempt).await,
-        }
-    }
+    crate::ws::settle(shared, &connection_id).await;
 }
 
 /// `$disconnect` for a reaped record, with the event fields the owner would have sent.

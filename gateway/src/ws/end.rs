@@ -15,6 +15,7 @@ use crate::integration::{Invocation, StageRoutes};
 use crate::registry::SessionHandle;
 use crate::state::Shared;
 use crate::telemetry;
+use wsgate_connection_store::StoreError;
 
 /// First pause before a failed record removal is tried again; doubled up to [`REMOVE_BACKOFF_MAX`].
 const REMOVE_BACKOFF: Duration = Duration::from_millis(100);
@@ -78,21 +79,9 @@ pub(super) async fn finish(
     }
 }
 
-/// Removes a record a failed registration may have left, trying again while the store fails.
-async fn remove_leftover(shared: &Shared, connection_id: &str) {
-    let mut pause = REMOVE_BACKOFF;
-    while let Err(error) = shared.store.remove(connection_id).await {
-        if pause == REMOVE_BACKOFF {
-            tracing::warn!(connection_id, %error, "cannot remove a half-written record; trying again");
-        }
-        metrics::counter!(telemetry::REMOVE_RETRY_TOTAL).increment(1);
-        sleep(pause).await;
-        pause = (pause * 2).min(REMOVE_BACKOFF_MAX);
-    }
-}
-
-/// Forgets the owed entry once its `$disconnect` was delivered or given up.
-async fn settle(shared: &Shared, connection_id: &str) {
+/// Forgets the owed entry once its `$disconnect` was delivered or given up (the owner and the
+/// reaper both end with this).
+pub(crate) async fn settle(shared: &Shared, connection_id: &str) {
     let mut pause = REMOVE_BACKOFF;
     for attempt in 1..=SETTLE_ATTEMPTS {
         match shared.store.settle(connection_id).await {
@@ -135,14 +124,28 @@ async fn drain(shared: &Shared, meta: &ConnectionMeta, dispatcher: Dispatcher) {
 /// removed it; false when it was already gone (a reaper took it and owes the `$disconnect`).
 /// At shutdown the drain timeout bounds the wait; a record left then is reaped by another node.
 async fn remove_record(shared: &Shared, connection_id: &str) -> bool {
+    let claim_for = shared.config.cluster.disconnect_claim_ttl;
+    until_ok(connection_id, || {
+        (shared.store).remove_owing(connection_id, &shared.node_id, claim_for)
+    })
+    .await
+    .is_some()
+}
+
+/// Removes a record a failed registration may have left, trying again while the store fails.
+async fn remove_leftover(shared: &Shared, connection_id: &str) {
+    until_ok(connection_id, || shared.store.remove(connection_id)).await;
+}
+
+/// Runs a store call until it succeeds, with doubling backoff (counted, logged once).
+async fn until_ok<T, Fut>(connection_id: &str, mut call: impl FnMut() -> Fut) -> T
+where
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
     let mut pause = REMOVE_BACKOFF;
     loop {
-        let claim_for = shared.config.cluster.disconnect_claim_ttl;
-        match (shared.store)
-            .remove_owing(connection_id, &shared.node_id, claim_for)
-            .await
-        {
-            Ok(record) => return record.is_some(),
+        match call().await {
+            Ok(value) => return value,
             Err(error) => {
                 if pause == REMOVE_BACKOFF {
                     tracing::warn!(connection_id, %error, "cannot remove the connection record; trying again");

@@ -7,7 +7,7 @@ mod end;
 pub mod handshake;
 mod session;
 
-pub(crate) use end::run_disconnect;
+pub(crate) use end::{run_disconnect, settle};
 pub(crate) use session::record;
 
 use std::time::Instant;
