@@ -32,6 +32,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod grammar;
 pub mod groups;
 pub mod ids;
 pub mod integration;

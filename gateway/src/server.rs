@@ -42,7 +42,7 @@ use crate::routing::SelectionExpression;
 use crate::state::Shared;
 use crate::store::GatewayStore;
 use crate::telemetry;
-use crate::ws::connect;
+use crate::ws::connect::{self, LocalAddr};
 
 /// How often last-active times are written to the store.
 const TOUCH_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
@@ -73,9 +73,6 @@ pub enum StartError {
     /// A listener's address could not be read.
     #[error("listener: {0}")]
     Listener(#[source] std::io::Error),
-    /// The TLS certificate or key could not be used.
-    #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
     /// Authorizer keys, API keys or other security settings could not be loaded.
     #[error(transparent)]
     Security(#[from] crate::auth::SecurityError),
@@ -266,7 +263,7 @@ impl Gateway {
         let stop_accepting = CancellationToken::new();
         let mut background = JoinSet::new();
         let tls = match &shared.config.tls {
-            Some(tls) => Some(crate::tls::acceptor(tls).map_err(StartError::Tls)?),
+            Some(tls) => Some(crate::tls::acceptor(tls)?),
             None => None,
         };
         let serving = |router: Router, proxy_protocol: bool| Serving {
@@ -394,11 +391,6 @@ async fn not_found() -> axum::response::Response {
     )
         .into_response()
 }
-
-/// The address of the listener a request came in on (a request extension; its port is the
-/// `X-Forwarded-Port` of CONNECT events).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LocalAddr(pub SocketAddr);
 
 /// What an accept loop serves, and how.
 #[derive(Clone)]

@@ -89,7 +89,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
         // from this library, which embedding programs choose by installing their own.
         let _ = metrics::set_global_recorder(recorder);
         describe();
-        crate::groups::metrics::describe();
+        describe_groups();
         handle
     })
 }
@@ -214,4 +214,45 @@ pub fn init_logging(config: &LogConfig) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+// Groups.
+
+/// Groups with members on this node.
+pub const GROUPS_CURRENT: &str = "wsgate_groups_current";
+/// Group memberships on this node.
+pub const GROUP_MEMBERS_CURRENT: &str = "wsgate_group_members_current";
+/// Group messages and broadcasts fanned out on this node, by `kind` (`group`, `broadcast`).
+pub const GROUP_FANOUTS_TOTAL: &str = "wsgate_group_fanouts_total";
+/// Messages queued for members by fan-outs, by `kind`.
+pub const GROUP_DELIVERIES_TOTAL: &str = "wsgate_group_deliveries_total";
+/// Members skipped because their outbound queue was full, by `kind`.
+pub const GROUP_DROPS_TOTAL: &str = "wsgate_group_drops_total";
+/// Group messages published to the other nodes, by `outcome` (`ok`, `error`).
+pub const GROUP_PUBLISH_TOTAL: &str = "wsgate_group_publish_total";
+/// Presence events, by `outcome` (`sent`, `failed`, `dropped`).
+pub const GROUP_PRESENCE_TOTAL: &str = "wsgate_group_presence_events_total";
+
+/// Describes every group metric.
+fn describe_groups() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_gauge!(GROUPS_CURRENT, "Groups with members on this node");
+    describe_gauge!(GROUP_MEMBERS_CURRENT, "Group memberships on this node");
+    describe_counter!(
+        GROUP_FANOUTS_TOTAL,
+        "Group messages and broadcasts fanned out on this node, by kind"
+    );
+    describe_counter!(
+        GROUP_DELIVERIES_TOTAL,
+        "Messages queued for group members by fan-outs, by kind"
+    );
+    describe_counter!(
+        GROUP_DROPS_TOTAL,
+        "Group members skipped because their outbound queue was full, by kind"
+    );
+    describe_counter!(
+        GROUP_PUBLISH_TOTAL,
+        "Group messages published to the other nodes, by outcome"
+    );
+    describe_counter!(GROUP_PRESENCE_TOTAL, "Group presence events, by outcome");
 }

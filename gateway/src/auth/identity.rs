@@ -10,64 +10,7 @@ use std::collections::BTreeMap;
 use http::HeaderMap;
 
 use crate::events::ConnectRequest;
-
-/// One parsed identity source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IdentitySource {
-    /// A request header (name lowercase).
-    Header(String),
-    /// A query-string parameter.
-    Query(String),
-    /// A cookie.
-    Cookie(String),
-    /// An offered subprotocol starting with this prefix.
-    Subprotocol(String),
-    /// A stage variable.
-    StageVariable(String),
-}
-
-/// Why an identity source expression is not understood.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "`{0}` is not an identity source; use route.request.header.<name>, route.request.querystring.<name>, route.request.cookie.<name>, route.request.subprotocol.<prefix> or stageVariables.<name>"
-)]
-pub struct BadIdentitySource(pub String);
-
-impl IdentitySource {
-    /// Parses one expression (a leading `$` is tolerated).
-    ///
-    /// # Errors
-    /// [`BadIdentitySource`] for anything else.
-    pub fn parse(text: &str) -> Result<Self, BadIdentitySource> {
-        let expr = text.trim().trim_start_matches('$');
-        type Make = fn(String) -> IdentitySource;
-        let forms: [(&str, Make); 5] = [
-            ("route.request.header.", |n| {
-                Self::Header(n.to_ascii_lowercase())
-            }),
-            ("route.request.querystring.", Self::Query),
-            ("route.request.cookie.", Self::Cookie),
-            ("route.request.subprotocol.", Self::Subprotocol),
-            ("stageVariables.", Self::StageVariable),
-        ];
-        for (prefix, make) in forms {
-            if let Some(name) = expr.strip_prefix(prefix)
-                && !name.is_empty()
-            {
-                return Ok(make(name.to_string()));
-            }
-        }
-        Err(BadIdentitySource(text.to_string()))
-    }
-
-    /// The query parameter this source reads, if any (for log redaction).
-    pub fn query_name(&self) -> Option<&str> {
-        match self {
-            Self::Query(name) => Some(name),
-            _ => None,
-        }
-    }
-}
+pub use crate::grammar::{BadIdentitySource, IdentitySource};
 
 /// The parts of an upgrade request that identity sources read.
 #[derive(Debug, Clone, Copy)]

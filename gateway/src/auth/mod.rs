@@ -7,7 +7,6 @@
 pub mod api_keys;
 mod build;
 pub mod client_ip;
-mod errors;
 pub mod identity;
 mod jwks;
 pub mod jwt;
@@ -30,11 +29,11 @@ use serde_json::{Map, Value};
 use self::api_keys::{ApiKeys, KeySelection};
 pub use self::build::{EnvLookup, SecurityError};
 use self::client_ip::{ClientAddr, TrustedProxies};
-pub use self::errors::{AuthError, CallError, TokenProblem};
 use self::identity::RequestView;
 use self::origin::OriginPolicy;
 use self::per_ip::{IpSlot, PerIpLimiter};
 use self::redact::QueryRedactor;
+pub use crate::error::{AuthError, CallError, TokenProblem};
 use crate::events::ConnectionMeta;
 use crate::telemetry;
 

@@ -8,65 +8,7 @@
 
 use http::HeaderMap;
 
-/// A parsed origin or pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Origin {
-    scheme: String,
-    host: String,
-    port: u16,
-}
-
-/// Parses `scheme://host[:port]` (no path, user info, query or fragment).
-fn parse(text: &str, allow_wildcard: bool) -> Option<Origin> {
-    let (scheme, rest) = text.trim().split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    let default_port = match scheme.as_str() {
-        "http" => 80,
-        "https" => 443,
-        _ => return None,
-    };
-    if rest.is_empty() || rest.contains(['/', '?', '#', '@', '\\', ' ']) {
-        return None;
-    }
-    let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
-        let (addr, after) = inner.split_once(']')?;
-        if addr.is_empty()
-            || !addr
-                .chars()
-                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
-        {
-            return None;
-        }
-        (format!("[{addr}]"), after)
-    } else {
-        match rest.rfind(':') {
-            Some(i) => (rest[..i].to_string(), &rest[i..]),
-            None => (rest.to_string(), ""),
-        }
-    };
-    let port = match port.strip_prefix(':') {
-        None if port.is_empty() => default_port,
-        Some(digits) if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) => {
-            digits.parse().ok()?
-        }
-        _ => return None,
-    };
-    let host = host.to_ascii_lowercase();
-    let name = if allow_wildcard {
-        host.strip_prefix("*.").unwrap_or(&host)
-    } else {
-        &host
-    };
-    // A trailing dot is not accepted: browsers never send one, and it would be a look-alike.
-    let valid_name = name.starts_with('[') || name.split('.').all(valid_label);
-    valid_name.then_some(Origin { scheme, host, port })
-}
-
-fn valid_label(label: &str) -> bool {
-    !label.is_empty()
-        && label.len() <= 63
-        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-}
+use crate::grammar::origin::{Origin, parse, valid_label};
 
 /// The configured allow-list.
 #[derive(Debug, Clone)]
@@ -86,11 +28,6 @@ impl OriginPolicy {
             allowed,
             allow_missing,
         })
-    }
-
-    /// Whether an allow-list entry is well formed.
-    pub fn valid_entry(text: &str) -> bool {
-        parse(text, true).is_some()
     }
 
     /// Whether the request's `Origin` is allowed.
@@ -197,11 +134,11 @@ mod tests {
 
     #[test]
     fn entries_are_validated() {
-        assert!(OriginPolicy::valid_entry("https://a.b"));
-        assert!(OriginPolicy::valid_entry("http://[::1]:8080"));
-        assert!(!OriginPolicy::valid_entry("https://a.b/"));
-        assert!(!OriginPolicy::valid_entry("ftp://a.b"));
-        assert!(!OriginPolicy::valid_entry("https://a.*.b"));
-        assert!(!OriginPolicy::valid_entry("*"));
+        assert!(crate::grammar::origin::valid_entry("https://a.b"));
+        assert!(crate::grammar::origin::valid_entry("http://[::1]:8080"));
+        assert!(!crate::grammar::origin::valid_entry("https://a.b/"));
+        assert!(!crate::grammar::origin::valid_entry("ftp://a.b"));
+        assert!(!crate::grammar::origin::valid_entry("https://a.*.b"));
+        assert!(!crate::grammar::origin::valid_entry("*"));
     }
 }

@@ -13,26 +13,10 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 
 use crate::config::RateConfig;
+pub use crate::error::IpRejection;
 
 /// How often idle addresses are swept out even when the table is not full.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
-
-/// Why an address may not open another connection now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum IpRejection {
-    /// `max_connections_per_ip` open already.
-    #[error("too many connections from this address")]
-    TooManyConnections,
-    /// The handshake bucket is empty; a token is back after this many seconds.
-    #[error("too many handshakes from this address")]
-    RateLimited {
-        /// Whole seconds until the next handshake is allowed (at least 1).
-        retry_after_secs: u64,
-    },
-    /// `max_tracked_ips` busy addresses are tracked already.
-    #[error("too many client addresses are being tracked")]
-    TableFull,
-}
 
 #[derive(Debug)]
 struct Entry {

@@ -8,10 +8,7 @@ use super::{
     ApiConfig, AuthorizerConfig, Config, ConfigError, IntegrationConfig, JwtAuthorizerConfig,
     RequestAuthorizerConfig, validate_integration,
 };
-use crate::auth::api_keys::KeySelection;
-use crate::auth::client_ip::TrustedProxies;
-use crate::auth::identity::IdentitySource;
-use crate::auth::origin::OriginPolicy;
+use crate::grammar::{IdentitySource, KeySelection, TrustedProxies};
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::invalid(key, message)
@@ -221,7 +218,7 @@ fn api_keys(config: &Config) -> Result<(), ConfigError> {
 fn security(config: &Config) -> Result<(), ConfigError> {
     let s = &config.security;
     for (i, origin) in s.allowed_origins.iter().enumerate() {
-        if !OriginPolicy::valid_entry(origin) {
+        if !crate::grammar::origin::valid_entry(origin) {
             return Err(invalid(
                 format!("security.allowed_origins[{i}]"),
                 format!(

@@ -7,6 +7,10 @@ pub mod duration;
 mod env;
 mod groups;
 mod model;
+mod stage_variables;
+mod throttling;
+mod tls;
+mod usage_plans;
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,6 +18,13 @@ use std::time::Duration;
 pub use auth::*;
 pub use groups::{GroupsConfig, SlowMember};
 pub use model::*;
+pub use stage_variables::substitute_stage_variables;
+pub use throttling::{
+    ClusterThrottling, OnRedisError, RateLimit, RouteThrottle, Scope, StageThrottling,
+    ThrottlingConfig,
+};
+pub use tls::server_config as tls_server_config;
+pub use usage_plans::{Period, QuotaConfig, UsagePlanConfig};
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -256,14 +267,7 @@ impl Config {
         self.validate_store_and_cluster()?;
         self.groups.validate()?;
         if let Some(tls) = &self.tls {
-            crate::tls::acceptor(tls).map_err(|e| {
-                let key = match &e {
-                    crate::tls::TlsError::Certificate { .. } => "tls.cert_file",
-                    crate::tls::TlsError::Key { .. } => "tls.key_file",
-                    crate::tls::TlsError::Rejected(_) => "tls",
-                };
-                ConfigError::invalid(key, e.to_string())
-            })?;
+            tls::server_config(tls)?;
         }
         if self.shutdown.drain_timeout.is_zero() {
             return Err(ConfigError::invalid(
@@ -393,13 +397,12 @@ fn validate_integration(
         ));
     }
     for (stage, settings) in &api.stages {
-        let resolved = crate::integration::substitute_stage_variables(uri, &settings.variables)
-            .map_err(|missing| {
-                ConfigError::invalid(
-                    format!("{at}.uri"),
-                    format!("stage `{stage}` has no variable `{missing}`"),
-                )
-            })?;
+        let resolved = substitute_stage_variables(uri, &settings.variables).map_err(|missing| {
+            ConfigError::invalid(
+                format!("{at}.uri"),
+                format!("stage `{stage}` has no variable `{missing}`"),
+            )
+        })?;
         let parsed = reqwest::Url::parse(&resolved).map_err(|e| {
             ConfigError::invalid(
                 format!("{at}.uri"),

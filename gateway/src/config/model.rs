@@ -42,7 +42,7 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Rate limits (token buckets); see `docs/throttling.md`.
     #[serde(default)]
-    pub throttling: crate::throttle::ThrottlingConfig,
+    pub throttling: super::ThrottlingConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,

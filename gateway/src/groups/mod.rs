@@ -21,7 +21,7 @@ pub mod api;
 mod connect;
 pub(crate) mod fanout;
 mod index;
-pub mod metrics;
+mod metrics;
 mod name;
 mod presence;
 mod remote;

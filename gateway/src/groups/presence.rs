@@ -13,11 +13,11 @@ use std::sync::Arc;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use super::metrics::PRESENCE_TOTAL;
 use crate::events::{ConnectionMeta, EventKind};
 use crate::ids;
 use crate::integration::Invocation;
 use crate::state::Shared;
+use crate::telemetry::GROUP_PRESENCE_TOTAL;
 
 /// The presence emitter of one node.
 #[derive(Debug)]
@@ -58,7 +58,7 @@ impl Presence {
             return;
         };
         let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
-            metrics::counter!(PRESENCE_TOTAL, "outcome" => "dropped").increment(1);
+            metrics::counter!(GROUP_PRESENCE_TOTAL, "outcome" => "dropped").increment(1);
             return;
         };
         let body = json!({ "group": group, "memberCount": size_after }).to_string();
@@ -79,7 +79,7 @@ impl Presence {
                 Ok(response) if response.status < 400 => "sent",
                 Ok(_) | Err(_) => "failed",
             };
-            metrics::counter!(PRESENCE_TOTAL, "outcome" => outcome).increment(1);
+            metrics::counter!(GROUP_PRESENCE_TOTAL, "outcome" => outcome).increment(1);
         });
     }
 }

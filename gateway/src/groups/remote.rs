@@ -28,13 +28,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::fanout::{self, Counts};
-use super::metrics::PUBLISH_TOTAL;
 use super::wire::Frame;
 use crate::cluster::BusError;
 use crate::cluster::channels::Channels;
 use crate::cluster::redis_bus::RedisTarget;
 use crate::cluster::redis_channels::RedisChannels;
 use crate::state::Shared;
+use crate::telemetry::GROUP_PUBLISH_TOTAL;
 
 /// Subscription changes waiting for the subscription task.
 const REQUEST_QUEUE: usize = 4096;
@@ -191,7 +191,7 @@ impl Remote {
     pub(crate) async fn publish(&self, channel: &str, frame: Bytes) -> Result<u64, BusError> {
         let result = self.channels.publish(channel, frame).await;
         let outcome = if result.is_ok() { "ok" } else { "error" };
-        metrics::counter!(PUBLISH_TOTAL, "outcome" => outcome).increment(1);
+        metrics::counter!(GROUP_PUBLISH_TOTAL, "outcome" => outcome).increment(1);
         if let Err(error) = &result {
             tracing::warn!(%error, channel, "cannot publish a group message");
         }

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::clock::Clock;
-use super::config::OnRedisError;
 use super::gcra::{Gcra, Limit, Take};
 use super::shared::SharedBuckets;
+use crate::config::OnRedisError;
 
 /// How long a failed shared bucket is left alone before it is tried again.
 pub const RECHECK: Duration = Duration::from_secs(1);

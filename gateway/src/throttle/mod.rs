@@ -14,7 +14,6 @@
 
 mod bucket;
 pub mod clock;
-pub mod config;
 pub mod gcra;
 pub mod lease;
 mod outcome;
@@ -38,13 +37,12 @@ use self::shared::{SharedBucketError, SharedBuckets};
 use crate::config::{ApiConfig, Config, StoreConfig};
 use crate::telemetry;
 
-pub use self::config::{
-    ClusterThrottling, OnRedisError, RateLimit, RouteThrottle, Scope, StageThrottling,
-    ThrottlingConfig,
-};
 pub use self::outcome::{Level, Throttled};
-pub use self::plans::config::{QuotaConfig, UsagePlanConfig};
 pub use self::plans::period::Period;
+pub use crate::config::{
+    ClusterThrottling, OnRedisError, QuotaConfig, RateLimit, RouteThrottle, Scope, StageThrottling,
+    ThrottlingConfig, UsagePlanConfig,
+};
 
 /// Route key used in metrics for callback API requests.
 pub const CALLBACK_ROUTE: &str = "@connections";

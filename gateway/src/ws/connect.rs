@@ -24,9 +24,13 @@ use crate::ids;
 use crate::integration::{Invocation, StageRoutes};
 use crate::raw_head::RawHeaders;
 use crate::registry::{Outbox, SessionHandle};
-use crate::server::LocalAddr;
 use crate::state::Shared;
 use crate::telemetry;
+
+/// The address of the listener a request came in on (a request extension; its port is the
+/// `X-Forwarded-Port` of CONNECT events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalAddr(pub SocketAddr);
 
 /// Axum handler for `GET /{stage}` (and `/{stage}/`).
 pub async fn upgrade(

@@ -2,7 +2,6 @@
 //! itself (as in API Gateway, limits are per key). Entries are made on a key's first request
 //! and evicted once idle, giving back quota units reserved and not spent.
 
-pub mod config;
 pub mod period;
 pub mod quota;
 
@@ -13,13 +12,13 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 
-use self::config::UsagePlanConfig;
 use self::quota::{QuotaLease, QuotaStore};
 use super::bucket::Bucket;
-use super::config::OnRedisError;
 use super::gcra::{Gcra, Limit};
 use super::lease::ClusterBucket;
 use super::shared::SharedBuckets;
+use crate::config::OnRedisError;
+use crate::config::UsagePlanConfig;
 
 /// A key unused this long (nanoseconds), with a full bucket, is evicted.
 const IDLE_NS: u64 = 60_000_000_000;

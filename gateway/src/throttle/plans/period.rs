@@ -1,20 +1,8 @@
 //! Quota periods in UTC: a day from midnight, a week from Monday midnight, a calendar month
 //! from the 1st.
 
+pub use crate::config::Period;
 use chrono::{DateTime, Datelike, NaiveDate};
-use serde::Deserialize;
-
-/// The period a quota counts over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Period {
-    /// 00:00 UTC to 00:00 UTC.
-    Day,
-    /// Monday 00:00 UTC to the next Monday.
-    Week,
-    /// The 1st 00:00 UTC to the 1st of the next month.
-    Month,
-}
 
 /// One period: `[start, end)` in epoch seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

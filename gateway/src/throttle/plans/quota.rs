@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::period::{Period, Window};
-use crate::throttle::config::OnRedisError;
+use crate::config::OnRedisError;
 use crate::throttle::shared::SharedBucketError;
 
 /// How long a refusal (quota spent) or a store failure is remembered before the store is asked

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::plans::config::UsagePlanConfig;
-use crate::config::{ApiConfig, ApiKeyConfig, ConfigError, duration};
+use super::usage_plans::UsagePlanConfig;
+use super::{ApiConfig, ApiKeyConfig, ConfigError, duration};
 
 /// `throttling:` section.
 #[derive(Debug, Clone, Deserialize)]
@@ -134,7 +134,7 @@ pub enum OnRedisError {
 }
 
 /// A resolved route limit (rate, burst).
-pub type Resolved = (f64, u32);
+pub(super) type Resolved = (f64, u32);
 
 impl RateLimit {
     fn resolved(&self) -> Resolved {
@@ -246,7 +246,7 @@ impl ThrottlingConfig {
                 not_looser(route_at, resolved, parent, ROUTE)?;
             }
         }
-        super::plans::config::validate(&self.usage_plans, gateway.map(|g| g.1), api_keys)?;
+        super::usage_plans::validate(&self.usage_plans, gateway.map(|g| g.1), api_keys)?;
         if self.cluster.lease.is_zero() || self.cluster.timeout.is_zero() {
             let key = if self.cluster.lease.is_zero() {
                 "lease"

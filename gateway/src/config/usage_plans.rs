@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::period::Period;
-use crate::config::{ApiKeyConfig, ConfigError};
+use super::{ApiKeyConfig, ConfigError};
 
 /// One usage plan.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
@@ -100,4 +99,16 @@ pub(crate) fn validate(
         }
     }
     Ok(())
+}
+
+/// The period a quota counts over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    /// 00:00 UTC to 00:00 UTC.
+    Day,
+    /// Monday 00:00 UTC to the next Monday.
+    Week,
+    /// The 1st 00:00 UTC to the 1st of the next month.
+    Month,
 }

@@ -144,7 +144,7 @@ fn environment_overrides_reach_the_section() {
     assert_eq!((pc.rate_limit, pc.burst_limit), (7.0, 3));
     assert_eq!(
         c.throttling.cluster.on_redis_error,
-        crate::throttle::OnRedisError::Closed
+        crate::config::OnRedisError::Closed
     );
 }
 
@@ -160,7 +160,7 @@ fn usage_plans_are_checked() {
     assert_eq!(gold.rate(), Some((5.0, 10)));
     assert_eq!(
         gold.quota.map(|q| q.period),
-        Some(crate::throttle::Period::Month)
+        Some(crate::config::Period::Month)
     );
     let e = with("  usage_plans: { silver: { rate_limit: 5, burst_limit: 10 } }\n")
         .expect_err("unused");

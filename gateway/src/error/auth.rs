@@ -1,7 +1,5 @@
-//! Why a connection was refused by the checks in [`super`], with no credential material in any
-//! message. The statuses are mapped in [`crate::error`].
-
-use super::per_ip::IpRejection;
+//! Why a connection was refused by the connect-time checks of [`crate::auth`], with no
+//! credential material in any message. The statuses are mapped in [`super`].
 
 /// Why a token was not accepted (no token material in the text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -120,4 +118,21 @@ impl AuthError {
             Self::AuthorizerFailed(_) | Self::KeysUnavailable(_) => "authorizer_error",
         }
     }
+}
+
+/// Why an address may not open another connection now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IpRejection {
+    /// `max_connections_per_ip` open already.
+    #[error("too many connections from this address")]
+    TooManyConnections,
+    /// The handshake bucket is empty; a token is back after this many seconds.
+    #[error("too many handshakes from this address")]
+    RateLimited {
+        /// Whole seconds until the next handshake is allowed (at least 1).
+        retry_after_secs: u64,
+    },
+    /// `max_tracked_ips` busy addresses are tracked already.
+    #[error("too many client addresses are being tracked")]
+    TableFull,
 }

@@ -5,9 +5,11 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde_json::json;
 
-use crate::auth::AuthError;
-use crate::auth::per_ip::IpRejection;
-use crate::callback::sigv4::SigV4Error;
+mod auth;
+mod sigv4;
+
+pub use self::auth::{AuthError, CallError, IpRejection, TokenProblem};
+pub use self::sigv4::SigV4Error;
 
 /// Why an upgrade request was answered without a 101.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -447,7 +449,7 @@ mod tests {
 
     #[test]
     fn auth_failures_map_to_aws_statuses() {
-        use crate::auth::{CallError, TokenProblem};
+        use super::{CallError, TokenProblem};
         let cases = [
             (AuthError::MissingIdentity, 401, "Unauthorized"),
             (
