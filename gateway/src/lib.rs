@@ -26,6 +26,7 @@
 //! - [`cli`]: the `wsgate` command line (the binary only calls it).
 
 pub mod auth;
+pub mod bus;
 pub mod callback;
 pub mod cli;
 pub mod cluster;

@@ -24,20 +24,22 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use wsgate_connection_store::{
     ConnectionStore, GroupStore, MemoryStore, RedisStore, RedisStoreOptions,
 };
 
+use crate::bus::redis_bus::{RedisBus, RedisTarget};
 use crate::callback::{self, auth::CallbackAuth};
-use crate::cluster::redis_bus::{RedisBus, RedisTarget};
 use crate::cluster::{self, Cluster, ClusterBus};
 use crate::config::{Config, StoreConfig};
-use crate::groups::Groups;
+use crate::groups::{Groups, PresenceRoutes};
 use crate::integration;
 use crate::ops;
 use crate::proxy_protocol::{self, Rewound};
 use crate::raw_head;
+use crate::registry::Registry;
 use crate::routing::SelectionExpression;
 use crate::state::Shared;
 use crate::store::GatewayStore;
@@ -66,7 +68,7 @@ pub enum StartError {
     Cluster(#[source] cluster::JoinError),
     /// The group channels could not be set up.
     #[error("store: cannot subscribe to the group channels: {0}")]
-    Groups(#[source] cluster::BusError),
+    Groups(#[source] crate::bus::BusError),
     /// The throttling buckets could not reach Redis.
     #[error("throttling: cannot connect to Redis: {0}")]
     Throttle(#[source] crate::throttle::shared::SharedBucketError),
@@ -125,6 +127,7 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 #[derive(Debug)]
 pub struct Gateway {
     shared: Arc<Shared>,
+    cluster: Option<Arc<Cluster>>,
     local_addr: SocketAddr,
     callback_addr: Option<SocketAddr>,
     stop_accepting: CancellationToken,
@@ -217,9 +220,22 @@ impl Gateway {
         let security =
             crate::auth::Security::build(&config, &client, &|var| std::env::var(var).ok())?;
         let (store, group_store, joined) = build_store(&config, &node_id).await?;
-        let (groups, group_receivers) = Groups::build(&config, &node_id, group_store)
-            .await
-            .map_err(StartError::Groups)?;
+        let registry = Arc::new(Registry::default());
+        let tracker = TaskTracker::new();
+        let presence = PresenceRoutes {
+            stages: stages.clone(),
+            tracker: tracker.clone(),
+        };
+        let (groups, group_receivers) = Groups::build(
+            &config,
+            &node_id,
+            group_store,
+            Arc::clone(&registry),
+            presence,
+        )
+        .await
+        .map_err(StartError::Groups)?;
+        let groups = Arc::new(groups);
         let throttle = crate::throttle::Throttle::from_config(&config)
             .await
             .map_err(StartError::Throttle)?;
@@ -246,18 +262,24 @@ impl Gateway {
             selection,
             stages,
             store,
-            joined.as_ref().map(|(c, _)| Arc::clone(c)),
-            groups,
-            callback_auth,
+            registry,
+            tracker,
+            Arc::clone(&groups),
             callback_addr,
             security,
             throttle,
         ));
         let mut cluster_tasks = JoinSet::new();
-        if let Some((cluster, receivers)) = joined {
+        let cluster = joined.map(|(cluster, receivers)| {
             cluster.spawn(&shared, receivers, &mut cluster_tasks);
-        }
-        Groups::spawn(&shared, group_receivers, &mut cluster_tasks);
+            cluster
+        });
+        groups.spawn(group_receivers, &mut cluster_tasks);
+        let api = Arc::new(callback::Api::new(
+            Arc::clone(&shared),
+            cluster.clone(),
+            callback_auth,
+        ));
         crate::telemetry::prometheus();
 
         let stop_accepting = CancellationToken::new();
@@ -277,13 +299,16 @@ impl Gateway {
         };
         background.spawn(accept_loop(
             listeners.main,
-            serving(main_router(&shared), shared.config.listen_proxy_protocol),
+            serving(
+                main_router(&shared, &api),
+                shared.config.listen_proxy_protocol,
+            ),
         ));
         if let Some(listener) = listeners.callback {
             let router = callback::router()
-                .merge(ops::router())
-                .fallback(not_found)
-                .with_state(Arc::clone(&shared));
+                .with_state(Arc::clone(&api))
+                .merge(ops::router().with_state(Arc::clone(&shared)))
+                .fallback(not_found);
             background.spawn(accept_loop(
                 listener,
                 serving(router, shared.config.callback.listen_proxy_protocol),
@@ -299,6 +324,7 @@ impl Gateway {
         );
         Ok(Self {
             shared,
+            cluster,
             local_addr,
             callback_addr,
             stop_accepting,
@@ -348,7 +374,7 @@ impl Gateway {
         // The lease is renewed until every connection is closed, so no other node reaps them;
         // it is given back once no renewal can be in flight any more.
         self.shared.groups.stop();
-        if let Some(cluster) = &self.shared.cluster {
+        if let Some(cluster) = &self.cluster {
             cluster.stop();
             let _ = tokio::time::timeout(CLUSTER_STOP_TIMEOUT, async {
                 while self.cluster_tasks.join_next().await.is_some() {}
@@ -372,16 +398,15 @@ impl Gateway {
     }
 }
 
-fn main_router(shared: &Arc<Shared>) -> Router {
-    let mut router = ops::router();
-    if shared.config.callback.on_main_listener {
-        router = router.merge(callback::router());
-    }
-    router
+fn main_router(shared: &Arc<Shared>, api: &Arc<callback::Api>) -> Router {
+    let mut router = ops::router()
         .route("/{stage}", any(connect::upgrade))
         .route("/{stage}/", any(connect::upgrade))
-        .fallback(not_found)
-        .with_state(Arc::clone(shared))
+        .with_state(Arc::clone(shared));
+    if shared.config.callback.on_main_listener {
+        router = router.merge(callback::router().with_state(Arc::clone(api)));
+    }
+    router.fallback(not_found)
 }
 
 async fn not_found() -> axum::response::Response {

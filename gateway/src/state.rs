@@ -1,5 +1,7 @@
-//! The state every handler shares: configuration, routes, the local registry, the connection
-//! store, the cluster membership, the groups, the callback authenticator and the lifecycle signals.
+//! The state the connection lifecycle shares: configuration, routes, the local registry, the
+//! connection store, the groups, the connect-time checks, throttling, the byte budget, the
+//! connection permits and the shutdown signals. The cluster and the callback API sit above it
+//! and hold it; nothing here knows them.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,8 +14,6 @@ use tokio_util::task::TaskTracker;
 use wsgate_connection_store::ConnectionStore;
 
 use crate::auth::Security;
-use crate::callback::auth::CallbackAuth;
-use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::groups::Groups;
 use crate::integration::StageRoutes;
@@ -35,15 +35,11 @@ pub struct Shared {
     /// Routes per stage.
     pub stages: HashMap<String, Arc<StageRoutes>>,
     /// Connections held by this node.
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
     /// Connection records (memory or Redis).
     pub store: Arc<dyn ConnectionStore>,
-    /// Cluster membership and the bus to other nodes (Redis store only).
-    pub cluster: Option<Arc<Cluster>>,
     /// Named groups of connections.
-    pub groups: Groups,
-    /// Callback API authentication.
-    pub callback_auth: CallbackAuth,
+    pub groups: Arc<Groups>,
     /// Origin, per-address, authorizer and API key checks on `$connect`.
     pub security: Security,
     /// tungstenite settings derived from `limits`.
@@ -73,9 +69,9 @@ impl Shared {
         selection: SelectionExpression,
         stages: HashMap<String, Arc<StageRoutes>>,
         store: Arc<dyn ConnectionStore>,
-        cluster: Option<Arc<Cluster>>,
-        groups: Groups,
-        callback_auth: CallbackAuth,
+        registry: Arc<Registry>,
+        tracker: TaskTracker,
+        groups: Arc<Groups>,
         callback_addr: Option<SocketAddr>,
         security: Security,
         throttle: Throttle,
@@ -101,16 +97,14 @@ impl Shared {
             api_id,
             selection,
             stages,
-            registry: Registry::default(),
+            registry,
             store,
-            cluster,
             groups,
-            callback_auth,
             security,
             ws_config,
             callback_addr,
             sessions_cancel: CancellationToken::new(),
-            tracker: TaskTracker::new(),
+            tracker,
             throttle,
             budget,
             permits,

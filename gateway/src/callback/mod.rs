@@ -1,14 +1,15 @@
 //! The callback API, wire-compatible with Amazon API Gateway's management API:
 //! `POST/GET/DELETE /{stage}/@connections/{id}` (also `%40connections`), with AWS error names.
 //!
-//! Groups (`@groups`, `@broadcast`, memberships and listings) are in [`crate::groups::api`],
-//! behind the same [`admit`] checks.
+//! Groups (`@groups`, `@broadcast`, memberships and listings) are in [`groups`], behind the
+//! same [`admit`] checks.
 //!
-//! A connection held by this node is served from the registry; one held by another node is
-//! forwarded to its owner over the cluster bus (see [`crate::cluster`]), and GET answers from
-//! its record.
+//! A connection held by this node is reached through [`crate::ws::connections`]; one held by
+//! another node is forwarded to its owner over the cluster bus (see [`crate::cluster`]), and GET
+//! answers from its record.
 
 pub mod auth;
+mod groups;
 pub mod sigv4;
 
 use std::net::SocketAddr;
@@ -22,22 +23,42 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{Method, StatusCode};
 use serde_json::json;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use self::auth::CallerRequest;
+use self::auth::{CallbackAuth, CallerRequest};
+use crate::cluster::Cluster;
 use crate::error::CallbackError;
-use crate::registry::{PushError, SessionHandle};
 use crate::state::Shared;
 use crate::telemetry;
+use crate::ws::connections;
+
+/// What the callback handlers share: the gateway state, the cluster (Redis store only) that
+/// reaches connections held by other nodes, and the caller authentication.
+#[derive(Debug)]
+pub struct Api {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) cluster: Option<Arc<Cluster>>,
+    pub(crate) auth: CallbackAuth,
+}
+
+impl Api {
+    /// The callback API over `shared`, forwarding through `cluster`, authenticating with `auth`.
+    pub fn new(shared: Arc<Shared>, cluster: Option<Arc<Cluster>>, auth: CallbackAuth) -> Self {
+        Self {
+            shared,
+            cluster,
+            auth,
+        }
+    }
+}
 
 /// The callback routes (mounted on the main listener and/or the callback listener). Every answer
 /// carries a fresh `x-amzn-RequestId`, as AWS's do.
-pub fn router() -> Router<Arc<Shared>> {
+pub fn router() -> Router<Arc<Api>> {
     let handler = post(connection).get(connection).delete(connection);
     Router::new()
         .route("/{stage}/@connections/{id}", handler.clone())
         .route("/{stage}/%40connections/{id}", handler)
-        .merge(crate::groups::api::router())
+        .merge(groups::router())
         .layer(axum::middleware::map_response(with_request_id))
 }
 
@@ -73,13 +94,13 @@ impl CloseParams {
 }
 
 async fn connection(
-    State(shared): State<Arc<Shared>>,
+    State(api): State<Arc<Api>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((stage, id)): Path<(String, String)>,
     request: Request,
 ) -> Response {
     let method = request.method().clone();
-    let result = handle(&shared, peer, &stage, &id, request).await;
+    let result = handle(&api, peer, &stage, &id, request).await;
     let response = result.unwrap_or_else(IntoResponse::into_response);
     metrics::counter!(
         telemetry::CALLBACK_TOTAL,
@@ -91,18 +112,18 @@ async fn connection(
 }
 
 async fn handle(
-    shared: &Shared,
+    api: &Api,
     peer: SocketAddr,
     stage: &str,
     id: &str,
     request: Request,
 ) -> Result<Response, CallbackError> {
-    let (parts, body) = admit(shared, peer, stage, request).await?;
+    let (parts, body) = admit(api, peer, stage, request).await?;
     match parts.method {
-        Method::POST => post_to_connection(shared, stage, id, body).await,
-        Method::GET => get_connection(shared, stage, id).await,
+        Method::POST => post_to_connection(api, stage, id, body).await,
+        Method::GET => get_connection(api, stage, id).await,
         Method::DELETE => {
-            delete_connection(shared, stage, id, CloseParams::parse(parts.uri.query())).await
+            delete_connection(api, stage, id, CloseParams::parse(parts.uri.query())).await
         }
         _ => Err(CallbackError::BadRequest("unsupported method".into())),
     }
@@ -115,7 +136,7 @@ async fn handle(
 /// # Errors
 /// 403, 413, 408, 404 or 429 as the callback API answers them.
 pub(crate) async fn admit(
-    shared: &Shared,
+    api: &Api,
     peer: SocketAddr,
     stage: &str,
     request: Request,
@@ -128,7 +149,8 @@ pub(crate) async fn admit(
         raw_query: parts.uri.query(),
         headers: &parts.headers,
     };
-    shared.callback_auth.check_head(&caller)?;
+    let shared = &api.shared;
+    api.auth.check_head(&caller)?;
     let limit = shared.config.limits.max_message_bytes;
     let declared = parts
         .headers
@@ -139,7 +161,7 @@ pub(crate) async fn admit(
         return Err(CallbackError::PayloadTooLarge { size, limit });
     }
     let body = read_body(body, limit, shared.config.callback.body_timeout).await?;
-    shared.callback_auth.check_body(&caller, &body)?;
+    api.auth.check_body(&caller, &body)?;
     if !shared.stages.contains_key(stage) {
         return Err(CallbackError::UnknownStage);
     }
@@ -163,68 +185,54 @@ async fn read_body(body: Body, limit: usize, deadline: Duration) -> Result<Bytes
 }
 
 async fn post_to_connection(
-    shared: &Shared,
+    api: &Api,
     stage: &str,
     id: &str,
     body: Bytes,
 ) -> Result<Response, CallbackError> {
-    match (shared.registry.get(id), &shared.cluster) {
-        (Some(handle), _) if handle.meta.stage == stage => push_to(&handle, body)?,
+    match (
+        connections::push(&api.shared, id, Some(stage), body.clone()),
+        &api.cluster,
+    ) {
+        (Some(pushed), _) => pushed?,
         (None, Some(cluster)) => cluster.post(stage, id, body).await?,
-        _ => return Err(CallbackError::Gone),
+        (None, None) => return Err(CallbackError::Gone),
     }
     Ok(StatusCode::OK.into_response())
 }
 
-/// Queues a callback body for a connection held by this node: text when it is valid UTF-8,
-/// else binary (also used for posts forwarded from other nodes).
-///
-/// # Errors
-/// [`CallbackError::Gone`] when closed, [`CallbackError::LimitExceeded`] when its queue is full.
-pub(crate) fn push_to(handle: &SessionHandle, body: Bytes) -> Result<(), CallbackError> {
-    let message = if std::str::from_utf8(&body).is_ok() {
-        Utf8Bytes::try_from(body)
-            .map(Message::Text)
-            .map_err(|_| CallbackError::BadRequest("invalid UTF-8".into()))?
-    } else {
-        Message::Binary(body)
-    };
-    handle.push(message).map_err(|e| match e {
-        PushError::Gone => CallbackError::Gone,
-        PushError::Full | PushError::NodeFull => CallbackError::LimitExceeded,
-    })?;
-    handle.touch(crate::ws::now_ms());
-    Ok(())
-}
-
-async fn get_connection(shared: &Shared, stage: &str, id: &str) -> Result<Response, CallbackError> {
-    let (connected_at, last_active, source_ip, user_agent, auth) = match shared.registry.get(id) {
-        Some(handle) if handle.is_open() && handle.meta.stage == stage => (
-            handle.meta.connected_at_ms,
-            handle.last_active_ms(),
-            handle.meta.source_ip.clone(),
-            handle.meta.user_agent.clone(),
-            handle.meta.authorizer.clone(),
-        ),
-        Some(_) => return Err(CallbackError::Gone),
-        None => {
-            let record = shared
-                .store
-                .get(id)
-                .await
-                .map_err(|_| CallbackError::Unavailable)?
-                // A record naming this node without a registry entry is a closing connection.
-                .filter(|r| r.stage == stage && r.node_id != shared.node_id)
-                .ok_or(CallbackError::Gone)?;
-            (
-                record.connected_at_ms,
-                record.last_active_at_ms,
-                record.source_ip,
-                record.user_agent,
-                record.authorizer,
-            )
-        }
-    };
+async fn get_connection(api: &Api, stage: &str, id: &str) -> Result<Response, CallbackError> {
+    let shared = &api.shared;
+    let (connected_at, last_active, source_ip, user_agent, auth) =
+        match connections::info(shared, id, stage) {
+            Some(info) => {
+                let info = info?;
+                (
+                    info.connected_at_ms,
+                    info.last_active_ms,
+                    info.source_ip,
+                    info.user_agent,
+                    info.authorizer,
+                )
+            }
+            None => {
+                let record = shared
+                    .store
+                    .get(id)
+                    .await
+                    .map_err(|_| CallbackError::Unavailable)?
+                    // A record naming this node without a registry entry is a closing connection.
+                    .filter(|r| r.stage == stage && r.node_id != shared.node_id)
+                    .ok_or(CallbackError::Gone)?;
+                (
+                    record.connected_at_ms,
+                    record.last_active_at_ms,
+                    record.source_ip,
+                    record.user_agent,
+                    record.authorizer,
+                )
+            }
+        };
     let mut body = json!({
         "connectedAt": iso8601(connected_at),
         "identity": { "sourceIp": source_ip, "userAgent": user_agent.unwrap_or_default() },
@@ -238,7 +246,7 @@ async fn get_connection(shared: &Shared, stage: &str, id: &str) -> Result<Respon
 }
 
 async fn delete_connection(
-    shared: &Shared,
+    api: &Api,
     stage: &str,
     id: &str,
     close: CloseParams,
@@ -260,12 +268,13 @@ async fn delete_connection(
             "reason must be at most 123 bytes".into(),
         ));
     }
-    match (shared.registry.get(id), &shared.cluster) {
-        (Some(handle), _) if handle.is_open() && handle.meta.stage == stage => {
-            handle.request_close(code, reason);
-        }
+    match (
+        connections::close(&api.shared, id, Some(stage), code, reason.clone()),
+        &api.cluster,
+    ) {
+        (Some(closed), _) => closed?,
         (None, Some(cluster)) => cluster.delete(stage, id, code, reason).await?,
-        _ => return Err(CallbackError::Gone),
+        (None, None) => return Err(CallbackError::Gone),
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use super::Cluster;
 use super::inbox::publish;
-use super::wire::{Envelope, Outcome};
+use crate::bus::wire::{Envelope, Outcome};
 use crate::error::CallbackError;
 use crate::telemetry;
 

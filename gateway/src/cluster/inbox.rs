@@ -10,11 +10,11 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::Cluster;
-use super::wire::{Envelope, Outcome};
-use crate::callback;
+use crate::bus::wire::{Envelope, Outcome};
 use crate::error::CallbackError;
 use crate::state::Shared;
 use crate::telemetry;
+use crate::ws::connections;
 
 /// `Ack` publishes in flight at once.
 const ACK_CONCURRENCY: usize = 64;
@@ -53,8 +53,8 @@ fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes) {
             connection_id,
             payload,
         } => {
-            let outcome = match shared.registry.get(&connection_id) {
-                Some(handle) => outcome(callback::push_to(&handle, payload)),
+            let outcome = match connections::push(shared, &connection_id, None, payload) {
+                Some(pushed) => outcome(pushed),
                 None => Outcome::Gone,
             };
             reply(cluster, reply_to, request, outcome);
@@ -66,12 +66,9 @@ fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes) {
             code,
             reason,
         } => {
-            let outcome = match shared.registry.get(&connection_id).filter(|h| h.is_open()) {
-                Some(handle) => {
-                    handle.request_close(code, reason);
-                    Outcome::Done
-                }
-                None => Outcome::Gone,
+            let outcome = match connections::close(shared, &connection_id, None, code, reason) {
+                Some(Ok(())) => Outcome::Done,
+                Some(Err(_)) | None => Outcome::Gone,
             };
             reply(cluster, reply_to, request, outcome);
         }
@@ -82,25 +79,23 @@ fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes) {
             group,
             join,
         } => {
-            let Some(handle) = shared.registry.get(&connection_id) else {
-                reply(cluster, reply_to, request, Outcome::Gone);
-                return;
-            };
             // Joining waits for Redis: off this task, so later frames are not held up. The
             // sender waits for the Ack, so sequential calls still apply in order.
             let (shared, cluster) = (Arc::clone(shared), Arc::clone(cluster));
             tokio::spawn(async move {
-                let groups = &shared.groups;
-                let result = if join {
-                    groups.join(&shared, &handle, &group).await
-                } else {
-                    groups.leave(&shared, &handle, &group).await
-                };
-                let outcome = match result {
-                    Ok(()) => Outcome::Done,
-                    Err(CallbackError::Gone) => Outcome::Gone,
-                    Err(CallbackError::TooManyGroups { .. }) => Outcome::TooManyGroups,
-                    Err(_) => Outcome::Unavailable,
+                let outcome = match connections::membership(
+                    &shared,
+                    &connection_id,
+                    None,
+                    &group,
+                    join,
+                )
+                .await
+                {
+                    Some(Ok(())) => Outcome::Done,
+                    None | Some(Err(CallbackError::Gone)) => Outcome::Gone,
+                    Some(Err(CallbackError::TooManyGroups { .. })) => Outcome::TooManyGroups,
+                    Some(Err(_)) => Outcome::Unavailable,
                 };
                 reply(&cluster, reply_to, request, outcome);
             });
@@ -160,7 +155,7 @@ pub(super) async fn publish(
     node: &str,
     kind: &'static str,
     frame: Bytes,
-) -> Result<u64, super::BusError> {
+) -> Result<u64, crate::bus::BusError> {
     let started = Instant::now();
     let result = cluster.bus.publish(node, frame).await;
     metrics::histogram!(telemetry::BUS_PUBLISH_LATENCY).record(started.elapsed().as_secs_f64());

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use super::Cluster;
 use super::inbox::publish;
-use super::wire::Envelope;
+use crate::bus::wire::Envelope;
 use crate::state::Shared;
 use crate::telemetry;
 

@@ -2,12 +2,9 @@
 //! leases, the reaper of dead nodes, and recovery from Redis outages and data loss.
 //!
 //! # Pieces
-//! - [`bus`]: the [`ClusterBus`] seam (publish a frame to a node, receive this node's frames);
-//!   [`redis_bus`] implements it on Redis pub/sub (sharded on a Redis Cluster).
-//! - [`wire`]: the frames: `Post`, `Delete`, group `Membership` changes, their `Ack`, and the
-//!   `Probe` a node sends itself.
-//! - [`channels`]: the named-channel seam groups publish and subscribe on; [`redis_channels`]
-//!   implements it on Redis pub/sub (sharded on a Redis Cluster).
+//! The frames travel on [`crate::bus`]: `Post`, `Delete`, group `Membership` changes, their
+//! `Ack`, and the `Probe` a node sends itself.
+//!
 //! - `forward`: the callback API's path for a connection held by another node: look the
 //!   record up, publish to the owner, wait (bounded) for its `Ack`.
 //! - `inbox`: applies frames received from other nodes (bounded queue, one task, in order)
@@ -23,16 +20,11 @@
 //!
 //! A memory store is one node: no cluster is built and callbacks for unknown ids answer 410.
 
-pub mod bus;
-pub mod channels;
 mod forward;
 mod inbox;
 mod lease;
 mod pending;
 mod reaper;
-pub mod redis_bus;
-pub mod redis_channels;
-pub mod wire;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -44,9 +36,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use wsgate_connection_store::{ConnectionStore, RedisStore, StoreError};
 
-pub use self::bus::{BusError, ClusterBus};
 use self::lease::LeaseState;
 use self::pending::Pending;
+pub use crate::bus::{BusError, ClusterBus};
 use crate::config::ClusterConfig;
 use crate::state::Shared;
 

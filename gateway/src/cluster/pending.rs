@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use dashmap::DashMap;
 use tokio::sync::oneshot;
 
-use super::wire::Outcome;
+use crate::bus::wire::Outcome;
 
 /// The waiting handlers of this node.
 #[derive(Debug)]

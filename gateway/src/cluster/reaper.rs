@@ -209,6 +209,6 @@ async fn disconnect(shared: &Shared, record: ConnectionRecord) {
         authorizer: record.authorizer,
     };
     let meta = Arc::new(meta);
-    shared.groups.forget_in_store(shared, &meta).await;
+    shared.groups.forget_in_store(&meta).await;
     crate::ws::run_disconnect(shared, routes, &meta, LOST_STATUS, LOST_REASON).await;
 }

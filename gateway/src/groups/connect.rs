@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
+use super::Groups;
 use crate::error::{CallbackError, HandshakeRejection};
 use crate::integration::IntegrationResponse;
 use crate::registry::SessionHandle;
-use crate::state::Shared;
 
 /// The answer header that names the groups to join (lowercase, as answers are stored).
 pub const GROUPS_HEADER: &str = "x-wsgate-groups";
@@ -36,18 +36,17 @@ pub fn groups_from_answer(response: &IntegrationResponse) -> Vec<String> {
 /// # Errors
 /// The [`HandshakeRejection`] to answer instead of the 101.
 pub(crate) async fn admit(
-    shared: &Shared,
+    groups: &Groups,
     handle: &Arc<SessionHandle>,
-    groups: &[String],
+    names: &[String],
 ) -> Result<(), HandshakeRejection> {
     let meta = &handle.meta;
-    shared
-        .groups
+    groups
         .add_connection(meta)
         .await
         .map_err(|_| HandshakeRejection::StoreUnavailable)?;
-    for group in groups {
-        match shared.groups.join(shared, handle, group).await {
+    for group in names {
+        match groups.join(handle, group).await {
             Ok(()) => {}
             Err(CallbackError::BadRequest(_) | CallbackError::TooManyGroups { .. }) => {
                 tracing::warn!(connection_id = %meta.connection_id, group = %group, "the $connect answer named a group that cannot be joined");

@@ -10,14 +10,12 @@
 //!   this node holds members) with per-group order.
 //! - `wire`: the frame of a group message between nodes.
 //! - `presence`: `$join` / `$leave` events.
-//! - [`api`]: the callback endpoints (`@groups`, `@broadcast`, group membership, listings).
 //! - `connect`: groups named by the `$connect` integration's answer.
 //! - `name`: the group-name rules.
 //!
 //! The cluster-wide view (counts, listings, the reaper's cleanup) is the store's
 //! [`GroupStore`]; delivery only ever uses the local index.
 
-pub mod api;
 mod connect;
 pub(crate) mod fanout;
 mod index;
@@ -40,16 +38,17 @@ pub use self::connect::{GROUPS_HEADER, groups_from_answer};
 pub use self::fanout::Counts;
 use self::fanout::Fanout;
 use self::index::Index;
+pub(crate) use self::name::validate as validate_name;
 use self::presence::Presence;
+pub use self::presence::PresenceRoutes;
 pub use self::remote::RemoteReceivers;
 use self::remote::{Remote, RemoteSettings};
-use crate::cluster::BusError;
-use crate::cluster::redis_bus::RedisTarget;
+use crate::bus::BusError;
+use crate::bus::redis_bus::RedisTarget;
 use crate::config::{Config, GroupsConfig, StoreConfig};
 use crate::error::CallbackError;
 use crate::events::ConnectionMeta;
-use crate::registry::SessionHandle;
-use crate::state::Shared;
+use crate::registry::{Registry, SessionHandle};
 
 /// What a group post or broadcast did (the answer of `POST @groups/{group}` and `@broadcast`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +70,8 @@ pub struct Groups {
     remote: Option<Remote>,
     posts: Semaphore,
     presence: Presence,
+    /// This node's connections (a broadcast reaches every open one of its stage).
+    registry: Arc<Registry>,
     stop: CancellationToken,
 }
 
@@ -84,6 +85,8 @@ impl Groups {
         config: &Config,
         node_id: &str,
         store: Arc<dyn GroupStore>,
+        registry: Arc<Registry>,
+        presence: PresenceRoutes,
     ) -> Result<(Self, Option<RemoteReceivers>), BusError> {
         let (remote, receivers) = match &config.store {
             StoreConfig::Memory => (None, None),
@@ -111,7 +114,8 @@ impl Groups {
             index: Index::default(),
             remote,
             posts: Semaphore::new(g.max_inflight_posts),
-            presence: Presence::new(g.presence_max_members, g.presence_concurrency),
+            presence: Presence::new(g.presence_max_members, g.presence_concurrency, presence),
+            registry,
             stop: CancellationToken::new(),
             config: g.clone(),
         };
@@ -120,12 +124,12 @@ impl Groups {
 
     /// Starts the cross-node tasks (with Redis); they run until [`Groups::stop`].
     pub fn spawn(
-        shared: &Arc<Shared>,
+        self: &Arc<Self>,
         receivers: Option<RemoteReceivers>,
         tasks: &mut tokio::task::JoinSet<()>,
     ) {
         if let Some(receivers) = receivers {
-            remote::spawn(shared, receivers, &shared.groups.stop, tasks);
+            remote::spawn(self, receivers, &self.stop, tasks);
         }
     }
 
@@ -165,7 +169,6 @@ impl Groups {
     /// limit, 503 when Redis fails (the join is then undone).
     pub async fn join(
         &self,
-        shared: &Shared,
         handle: &Arc<SessionHandle>,
         group: &str,
     ) -> Result<(), CallbackError> {
@@ -212,7 +215,7 @@ impl Groups {
                 self.gauges();
                 if membership.changed {
                     self.presence
-                        .emit(shared, &handle.meta, group, true, membership.size);
+                        .emit(&handle.meta, group, true, membership.size);
                 }
                 Ok(())
             }
@@ -251,7 +254,6 @@ impl Groups {
     /// 400 for an invalid name, 503 when the store fails.
     pub async fn leave(
         &self,
-        shared: &Shared,
         handle: &Arc<SessionHandle>,
         group: &str,
     ) -> Result<(), CallbackError> {
@@ -271,13 +273,13 @@ impl Groups {
             .map_err(|_| CallbackError::Unavailable)?;
         if membership.changed {
             self.presence
-                .emit(shared, &handle.meta, group, false, membership.size);
+                .emit(&handle.meta, group, false, membership.size);
         }
         Ok(())
     }
 
     /// A closed connection leaves every group (locally at once, then in the store).
-    pub async fn forget(&self, shared: &Shared, handle: &SessionHandle) {
+    pub async fn forget(&self, handle: &SessionHandle) {
         let meta = &handle.meta;
         for group in self.index.take_joined(&meta.connection_id) {
             let key = index::key(&meta.stage, &group);
@@ -286,16 +288,16 @@ impl Groups {
         }
         self.gauges();
         let meta = Arc::clone(&handle.meta);
-        self.forget_in_store(shared, &meta).await;
+        self.forget_in_store(&meta).await;
     }
 
     /// Removes a connection's memberships from the store (also for connections reaped from a
     /// dead node) and sends the `$leave` events.
-    pub async fn forget_in_store(&self, shared: &Shared, meta: &Arc<ConnectionMeta>) {
+    pub async fn forget_in_store(&self, meta: &Arc<ConnectionMeta>) {
         match self.store.forget(&meta.stage, &meta.connection_id).await {
             Ok(left) => {
                 for (group, size) in left {
-                    self.presence.emit(shared, meta, &group, false, size);
+                    self.presence.emit(meta, &group, false, size);
                 }
             }
             Err(error) => {
@@ -332,7 +334,6 @@ impl Groups {
     /// connection of `stage`), except `exclude`.
     pub(crate) fn deliver(
         &self,
-        shared: &Shared,
         stage: &str,
         group: Option<&str>,
         message: &Message,
@@ -347,7 +348,7 @@ impl Groups {
                 fanout.finish("group")
             }
             None => {
-                shared.registry.for_each(|handle| {
+                self.registry.for_each(|handle| {
                     if handle.is_open() && handle.meta.stage == stage {
                         fanout.offer(&handle.meta.connection_id, handle);
                     }
@@ -364,7 +365,6 @@ impl Groups {
     /// 400 for an invalid name, 429 when too many posts are in flight on this node.
     pub async fn post(
         &self,
-        shared: &Shared,
         stage: &str,
         group: Option<&str>,
         body: Bytes,
@@ -380,7 +380,7 @@ impl Groups {
         let Some(remote) = &self.remote else {
             let message = fanout::message(body);
             return Ok(PostOutcome {
-                local: self.deliver(shared, stage, group, &message, exclude),
+                local: self.deliver(stage, group, &message, exclude),
                 published: false,
                 remote_nodes: 0,
             });
@@ -405,7 +405,6 @@ impl Groups {
         .map_err(|_| CallbackError::BadRequest("exclude is too long".into()))?;
         let mut local = LocalDelivery {
             groups: self,
-            shared,
             stage,
             group,
             body,
@@ -441,7 +440,6 @@ impl Groups {
 /// the request is dropped before it was done.
 struct LocalDelivery<'a> {
     groups: &'a Groups,
-    shared: &'a Shared,
     stage: &'a str,
     group: Option<&'a str>,
     body: Bytes,
@@ -457,7 +455,7 @@ impl LocalDelivery<'_> {
     fn deliver(&self) -> Counts {
         let message = fanout::message(self.body.clone());
         self.groups
-            .deliver(self.shared, self.stage, self.group, &message, self.exclude)
+            .deliver(self.stage, self.group, &message, self.exclude)
     }
 
     /// True when this side must deliver: nothing waits, or it removed the waiting entry.

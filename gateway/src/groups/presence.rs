@@ -8,15 +8,16 @@
 //! are dropped and counted. Delivery is at most once and events of different changes are not
 //! ordered with respect to each other.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::json;
 use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
 
 use crate::events::{ConnectionMeta, EventKind};
 use crate::ids;
-use crate::integration::Invocation;
-use crate::state::Shared;
+use crate::integration::{Invocation, StageRoutes};
 use crate::telemetry::GROUP_PRESENCE_TOTAL;
 
 /// The presence emitter of one node.
@@ -24,13 +25,25 @@ use crate::telemetry::GROUP_PRESENCE_TOTAL;
 pub(crate) struct Presence {
     max_members: u64,
     slots: Arc<Semaphore>,
+    routes: PresenceRoutes,
+}
+
+/// Where presence events go: each stage's routes (`$join`, `$leave`), and the tracker their
+/// calls run on (so shutdown waits for them).
+#[derive(Debug, Clone)]
+pub struct PresenceRoutes {
+    /// Routes per stage.
+    pub stages: HashMap<String, Arc<StageRoutes>>,
+    /// Shutdown waits for the tasks on it.
+    pub tracker: TaskTracker,
 }
 
 impl Presence {
-    pub(crate) fn new(max_members: u64, concurrency: usize) -> Self {
+    pub(crate) fn new(max_members: u64, concurrency: usize, routes: PresenceRoutes) -> Self {
         Self {
             max_members,
             slots: Arc::new(Semaphore::new(concurrency)),
+            routes,
         }
     }
 
@@ -38,7 +51,6 @@ impl Presence {
     /// `size_after` once the change is made.
     pub(crate) fn emit(
         &self,
-        shared: &Shared,
         meta: &Arc<ConnectionMeta>,
         group: &str,
         joined: bool,
@@ -49,7 +61,8 @@ impl Presence {
             return;
         }
         let route_key = if joined { "$join" } else { "$leave" };
-        let Some(route) = shared
+        let Some(route) = self
+            .routes
             .stages
             .get(&meta.stage)
             .and_then(|routes| routes.get(route_key))
@@ -63,7 +76,7 @@ impl Presence {
         };
         let body = json!({ "group": group, "memberCount": size_after }).to_string();
         let meta = Arc::clone(meta);
-        shared.tracker.spawn(async move {
+        self.routes.tracker.spawn(async move {
             let _permit = permit;
             let request_id = ids::request_id();
             let invocation = Invocation {

@@ -27,13 +27,13 @@ use dashmap::{DashMap, DashSet};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::Groups;
 use super::fanout::{self, Counts};
 use super::wire::Frame;
-use crate::cluster::BusError;
-use crate::cluster::channels::Channels;
-use crate::cluster::redis_bus::RedisTarget;
-use crate::cluster::redis_channels::RedisChannels;
-use crate::state::Shared;
+use crate::bus::BusError;
+use crate::bus::channels::Channels;
+use crate::bus::redis_bus::RedisTarget;
+use crate::bus::redis_channels::RedisChannels;
 use crate::telemetry::GROUP_PUBLISH_TOTAL;
 
 /// Subscription changes waiting for the subscription task.
@@ -201,22 +201,22 @@ impl Remote {
 
 /// Starts the receiving and subscription tasks; they run until `stop`.
 pub(crate) fn spawn(
-    shared: &Arc<Shared>,
+    groups: &Arc<Groups>,
     receivers: RemoteReceivers,
     stop: &CancellationToken,
     tasks: &mut tokio::task::JoinSet<()>,
 ) {
-    tasks.spawn(receive(Arc::clone(shared), receivers.frames, stop.clone()));
+    tasks.spawn(receive(Arc::clone(groups), receivers.frames, stop.clone()));
     tasks.spawn(subscriptions(
-        Arc::clone(shared),
+        Arc::clone(groups),
         receivers.requests,
         stop.clone(),
     ));
 }
 
 /// Fans out every frame received, in arrival order.
-async fn receive(shared: Arc<Shared>, mut frames: mpsc::Receiver<Bytes>, stop: CancellationToken) {
-    let Some(remote) = &shared.groups.remote else {
+async fn receive(groups: Arc<Groups>, mut frames: mpsc::Receiver<Bytes>, stop: CancellationToken) {
+    let Some(remote) = &groups.remote else {
         return;
     };
     loop {
@@ -245,8 +245,7 @@ async fn receive(shared: Arc<Shared>, mut frames: mpsc::Receiver<Bytes>, stop: C
             None
         };
         let message = fanout::message(frame.payload);
-        let counts = shared.groups.deliver(
-            &shared,
+        let counts = groups.deliver(
             &frame.stage,
             frame.group.as_deref(),
             &message,
@@ -260,11 +259,11 @@ async fn receive(shared: Arc<Shared>, mut frames: mpsc::Receiver<Bytes>, stop: C
 
 /// Applies subscription requests one at a time.
 async fn subscriptions(
-    shared: Arc<Shared>,
+    groups: Arc<Groups>,
     mut requests: mpsc::Receiver<SubRequest>,
     stop: CancellationToken,
 ) {
-    let Some(remote) = &shared.groups.remote else {
+    let Some(remote) = &groups.remote else {
         return;
     };
     loop {
@@ -275,7 +274,7 @@ async fn subscriptions(
                 None => break,
             },
         };
-        let index = &shared.groups.index;
+        let index = &groups.index;
         let key = &request.key;
         let ok = if index.has_members(key) {
             if remote.active.contains(key) {

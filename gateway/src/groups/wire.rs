@@ -7,7 +7,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::cluster::wire::WireError;
+use crate::bus::wire::WireError;
 
 const GROUP: u8 = 1;
 const BROADCAST: u8 = 2;

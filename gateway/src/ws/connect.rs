@@ -242,7 +242,7 @@ impl Owner {
             let _ = reply.send(Err(HandshakeRejection::StoreUnavailable));
             (CloseReason::StoreUnavailable, None, Recorded::Maybe)
         } else if let Err(rejection) =
-            crate::groups::admit(&shared, &handle, &accepted.groups).await
+            crate::groups::admit(&shared.groups, &handle, &accepted.groups).await
         {
             let _ = reply.send(Err(rejection));
             (CloseReason::Abnormal, None, Recorded::Yes)

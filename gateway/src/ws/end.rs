@@ -51,7 +51,7 @@ pub(super) async fn finish(
     handle.mark_closed();
     shared.registry.remove(&meta.connection_id);
     metrics::gauge!(telemetry::CONNECTIONS_CURRENT).set(shared.registry.len() as f64);
-    shared.groups.forget(shared, handle).await;
+    shared.groups.forget(handle).await;
     metrics::counter!(telemetry::DISCONNECT_TOTAL, "code" => reason.code().to_string())
         .increment(1);
     if let Some(dispatcher) = dispatcher {

@@ -2,6 +2,7 @@
 //! per-connection session loop, and the inbound dispatcher that routes messages to integrations.
 
 pub mod connect;
+pub(crate) mod connections;
 mod dispatch;
 mod end;
 pub mod handshake;

@@ -21,7 +21,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::{Mutex, mpsc};
 
-use super::bus::{BusError, ClusterBus};
+use super::{BusError, ClusterBus};
 use crate::telemetry;
 
 /// Where the Redis (or Redis Cluster) is.

@@ -1,13 +1,20 @@
-//! The cluster-bus seam: publish a frame to one node, receive the frames sent to this node.
-//! The cross-node logic (`forward`, `inbox`) is written once over [`ClusterBus`]; Redis pub/sub
-//! (one server or a Redis Cluster with sharded pub/sub) is one small implementation of it.
+//! The bus between gateway nodes: the [`ClusterBus`] seam (publish a frame to one node,
+//! receive the frames sent to this node), the named [`channels`] groups publish and subscribe
+//! on, their Redis pub/sub implementations (one server, or a Redis Cluster with sharded
+//! pub/sub), and the [`wire`] frames. The cross-node logic that uses it (`forward`, `inbox`,
+//! group fan-out) lives in [`crate::cluster`] and [`crate::groups`].
+
+pub mod channels;
+pub mod redis_bus;
+pub mod redis_channels;
+pub mod wire;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::wire::WireError;
+use self::wire::WireError;
 
 /// Why the bus could not publish or subscribe.
 #[derive(Debug, thiserror::Error)]

@@ -23,16 +23,17 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use wsgate_connection_store::Page;
 
-use crate::callback::admit;
+use super::{Api, admit};
 use crate::error::CallbackError;
-use crate::state::Shared;
+use crate::groups::validate_name;
 use crate::telemetry;
+use crate::ws::connections;
 
 /// Page size of listings when `maxResults` is absent.
 const DEFAULT_PAGE: usize = 100;
 
 /// The group routes, merged into the callback router.
-pub fn router() -> Router<Arc<Shared>> {
+pub(super) fn router() -> Router<Arc<Api>> {
     let mut router = Router::new();
     for at in ["@", "%40"] {
         router = router
@@ -105,39 +106,29 @@ impl Query {
 
 /// `PUT` (join) and `DELETE` (leave) of one membership.
 async fn membership(
-    State(shared): State<Arc<Shared>>,
+    State(api): State<Arc<Api>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((stage, id, group)): Path<(String, String, String)>,
     request: Request,
 ) -> Response {
     let method = request.method().clone();
     let result = async {
-        let (parts, _) = admit(&shared, peer, &stage, request).await?;
+        let (parts, _) = admit(&api, peer, &stage, request).await?;
         let join = parts.method == http::Method::PUT;
-        match (shared.registry.get(&id), &shared.cluster) {
-            (Some(handle), _) if handle.meta.stage == stage => {
-                // On a task of its own, so a caller that hangs up cannot leave the change half
-                // made (joined here but not in the store, or not subscribed).
-                let (shared, group) = (Arc::clone(&shared), group.clone());
-                tokio::spawn(async move {
-                    let groups = &shared.groups;
-                    if join {
-                        groups.join(&shared, &handle, &group).await
-                    } else {
-                        groups.leave(&shared, &handle, &group).await
-                    }
-                })
-                .await
-                .map_err(|_| CallbackError::Unavailable)??;
-            }
+        let shared = &api.shared;
+        match (
+            connections::membership(shared, &id, Some(&stage), &group, join).await,
+            &api.cluster,
+        ) {
+            (Some(changed), _) => changed?,
             (None, Some(cluster)) => {
                 let config = shared.groups.config();
-                super::name::validate(&group, config.max_name_bytes)?;
+                validate_name(&group, config.max_name_bytes)?;
                 cluster
                     .membership(&stage, &id, &group, join, config.max_groups_per_connection)
                     .await?;
             }
-            _ => return Err(CallbackError::Gone),
+            (None, None) => return Err(CallbackError::Gone),
         }
         Ok(StatusCode::NO_CONTENT.into_response())
     }
@@ -147,19 +138,17 @@ async fn membership(
 
 /// `GET @connections/{id}/groups`: from the store (cluster-wide).
 async fn connection_groups(
-    State(shared): State<Arc<Shared>>,
+    State(api): State<Arc<Api>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((stage, id)): Path<(String, String)>,
     request: Request,
 ) -> Response {
     let method = request.method().clone();
     let result = async {
-        admit(&shared, peer, &stage, request).await?;
-        let groups = match shared.registry.get(&id) {
-            Some(handle) if handle.meta.stage == stage && !handle.is_closed() => {
-                shared.groups.joined(&id)
-            }
-            Some(_) => return Err(CallbackError::Gone),
+        admit(&api, peer, &stage, request).await?;
+        let shared = &api.shared;
+        let groups = match connections::joined(shared, &id, &stage) {
+            Some(joined) => joined?,
             None => {
                 let known = shared
                     .store
@@ -186,26 +175,26 @@ async fn connection_groups(
 
 /// `POST @groups/{group}`.
 async fn group_post(
-    State(shared): State<Arc<Shared>>,
+    State(api): State<Arc<Api>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((stage, group)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    send(shared, peer, stage, Some(group), request).await
+    send(api, peer, stage, Some(group), request).await
 }
 
 /// `POST @broadcast`.
 async fn broadcast(
-    State(shared): State<Arc<Shared>>,
+    State(api): State<Arc<Api>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(stage): Path<String>,
     request: Request,
 ) -> Response {
-    send(shared, peer, stage, None, request).await
+    send(api, peer, stage, None, request).await
 }
 
 async fn send(
-    shared: Arc<Shared>,
+    api: Arc<Api>,
     peer: SocketAddr,
     stage: String,
     group: Option<String>,
@@ -213,17 +202,12 @@ async fn send(
 ) -> Response {
     let method = request.method().clone();
     let result = async {
-        let (parts, body) = admit(&shared, peer, &stage, request).await?;
+        let (parts, body) = admit(&api, peer, &stage, request).await?;
         let query = Query::parse(parts.uri.query());
-        let outcome = shared
+        let outcome = api
+            .shared
             .groups
-            .post(
-                &shared,
-                &stage,
-                group.as_deref(),
-                body,
-                query.exclude.as_deref(),
-            )
+            .post(&stage, group.as_deref(), body, query.exclude.as_deref())
             .await?;
         Ok(axum::Json(json!({
             "deliveredLocal": outcome.local.delivered,
@@ -257,15 +241,16 @@ fn store_error(error: wsgate_connection_store::StoreError) -> CallbackError {
 
 /// `GET @groups/{group}`: member count and one page of member ids, cluster-wide.
 async fn group_get(
-    State(shared): State<Arc<Shared>>,
+    State(api): State<Arc<Api>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((stage, group)): Path<(String, String)>,
     request: Request,
 ) -> Response {
     let method = request.method().clone();
     let result = async {
-        let (parts, _) = admit(&shared, peer, &stage, request).await?;
-        super::name::validate(&group, shared.groups.config().max_name_bytes)?;
+        let (parts, _) = admit(&api, peer, &stage, request).await?;
+        let shared = &api.shared;
+        validate_name(&group, shared.groups.config().max_name_bytes)?;
         let query = Query::parse(parts.uri.query());
         let limit = query.limit(shared.groups.config().max_page_size)?;
         let store = shared.groups.store();
@@ -287,14 +272,15 @@ async fn group_get(
 
 /// `GET @connections`: connection count and one page of connection ids, cluster-wide.
 async fn connections(
-    State(shared): State<Arc<Shared>>,
+    State(api): State<Arc<Api>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(stage): Path<String>,
     request: Request,
 ) -> Response {
     let method = request.method().clone();
     let result = async {
-        let (parts, _): (_, Bytes) = admit(&shared, peer, &stage, request).await?;
+        let (parts, _): (_, Bytes) = admit(&api, peer, &stage, request).await?;
+        let shared = &api.shared;
         let query = Query::parse(parts.uri.query());
         let limit = query.limit(shared.groups.config().max_page_size)?;
         let store = shared.groups.store();
