@@ -18,7 +18,7 @@ use crate::support::*;
 /// Pause between polls.
 const POLL: Duration = Duration::from_millis(25);
 
-async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+pub(crate) async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(url)
         .expect("url")
         .get_multiplexed_async_connection()
@@ -41,7 +41,10 @@ async fn count_disconnects(backend: &Backend, counts: &mut BTreeMap<String, usiz
 }
 
 /// Keys of owed entries and hints left under `prefix`.
-async fn owed_keys(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
+pub(crate) async fn owed_keys(
+    conn: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+) -> Vec<String> {
     let mut keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{{{prefix}:conn:*}}:owed"))
         .query_async(conn)

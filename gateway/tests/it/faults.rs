@@ -32,7 +32,7 @@ async fn gated_backend(gate: &Arc<Notify>) -> Backend {
 }
 
 /// Releases every answer waiting at `gate`, now and later, until the guard is dropped.
-fn open_gate(gate: &Arc<Notify>) -> AbortOnDrop {
+pub(crate) fn open_gate(gate: &Arc<Notify>) -> AbortOnDrop {
     let gate = Arc::clone(gate);
     AbortOnDrop(tokio::spawn(async move {
         loop {
@@ -42,7 +42,7 @@ fn open_gate(gate: &Arc<Notify>) -> AbortOnDrop {
     }))
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -51,7 +51,7 @@ impl Drop for AbortOnDrop {
 }
 
 /// Changes what the default Redis user may run (a real, deterministic store error).
-async fn acl(redis: &RedisServer, rule: &str) {
+pub(crate) async fn acl(redis: &RedisServer, rule: &str) {
     let mut admin = redis::Client::open(redis.url())
         .expect("url")
         .get_multiplexed_async_connection()
@@ -67,7 +67,7 @@ async fn acl(redis: &RedisServer, rule: &str) {
 }
 
 /// Sends an upgrade request on a raw socket (so the test can hang up mid-handshake).
-async fn raw_upgrade(addr: std::net::SocketAddr, path: &str) -> TcpStream {
+pub(crate) async fn raw_upgrade(addr: std::net::SocketAddr, path: &str) -> TcpStream {
     let mut tcp = TcpStream::connect(addr).await.expect("tcp");
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -77,7 +77,7 @@ async fn raw_upgrade(addr: std::net::SocketAddr, path: &str) -> TcpStream {
     tcp
 }
 
-fn connection_id(event: &serde_json::Value) -> String {
+pub(crate) fn connection_id(event: &serde_json::Value) -> String {
     event["requestContext"]["connectionId"]
         .as_str()
         .expect("connectionId")

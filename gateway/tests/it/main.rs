@@ -13,6 +13,7 @@ mod cluster_nodes;
 mod cluster_owed;
 mod cluster_redis;
 mod connect;
+mod fault_matrix;
 mod faults;
 mod groups;
 mod groups_cluster;
