@@ -172,3 +172,20 @@ fn disconnect_event_shape() {
     assert_eq!(rc["disconnectReason"], "Going away");
     assert_eq!(rc["eventType"], "DISCONNECT");
 }
+
+#[test]
+fn request_time_matches_the_strftime_pattern_across_seconds() {
+    for secs in [
+        0,
+        1_705_751_697,
+        1_705_751_698,
+        1_705_751_698,
+        1_796_494_320,
+    ] {
+        let expected = chrono::DateTime::from_timestamp(secs, 0)
+            .expect("in range")
+            .format("%d/%b/%Y:%H:%M:%S %z")
+            .to_string();
+        assert_eq!(super::RequestTime::at(secs).as_str(), expected);
+    }
+}

@@ -81,8 +81,12 @@ fn scalar(value: &Value) -> Option<String> {
     }
 }
 
-/// Interprets what the function returned.
-pub(super) fn parse_response(bytes: &[u8]) -> Result<IntegrationResponse, IntegrationError> {
+/// Interprets what a function behind an `aws_proxy` integration returned (the Lambda proxy
+/// response; `null` or nothing accepts with 200, `errorMessage` is a function error).
+///
+/// # Errors
+/// [`IntegrationError::Malformed`] or [`IntegrationError::FunctionError`].
+pub fn parse_response(bytes: &[u8]) -> Result<IntegrationResponse, IntegrationError> {
     // The usual answer, a well-formed proxy response, is read in one pass; anything else takes
     // the path below, which tells the cases apart.
     if let Ok(parsed) = serde_json::from_slice::<ProxyResponse>(bytes) {

@@ -7,6 +7,8 @@ pub mod body;
 mod http_proxy;
 mod mock;
 
+pub use aws_proxy::parse_response as parse_proxy_response;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;

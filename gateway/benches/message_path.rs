@@ -1,0 +1,55 @@
+//! Micro-benchmarks of the per-message integration work: building the MESSAGE event an
+//! `aws_proxy` integration posts, and reading the Lambda proxy answer it gets back.
+//! Run with `cargo bench -p wsgate --bench message_path`.
+
+use std::sync::Arc;
+
+use wsgate::events::{ConnectionMeta, EventKind, lambda_event};
+use wsgate::integration::parse_proxy_response;
+
+fn main() {
+    divan::main();
+}
+
+fn meta() -> ConnectionMeta {
+    ConnectionMeta {
+        connection_id: "L0SM9cOFvHcCIhw=".into(),
+        stage: "prod".into(),
+        api_id: Arc::from("bench"),
+        domain_name: "127.0.0.1:8080".into(),
+        connected_at_ms: 1_796_494_320_000,
+        source_ip: "127.0.0.2".into(),
+        user_agent: Some("wsgate-load/0.1.0".into()),
+        api_key: None,
+        api_key_id: None,
+        authorizer: None,
+    }
+}
+
+/// The 64-byte frame of `wsgate-load upstream`.
+const FRAME: &str = r#"{"action":"echo","seq":17,"t":1796494320123456789,"data":"xxxxxx"}"#;
+
+#[divan::bench]
+fn message_event(bencher: divan::Bencher<'_, '_>) {
+    let meta = meta();
+    bencher.bench_local(|| {
+        lambda_event(
+            divan::black_box(&meta),
+            "echo",
+            "L0SM9cOFvHcCIhw=",
+            &EventKind::Message {
+                body: FRAME,
+                raw: FRAME.as_bytes(),
+                is_base64: false,
+                message_id: "L0SM9cOFvHcCIhx=",
+            },
+        )
+    });
+}
+
+#[divan::bench]
+fn proxy_answer(bencher: divan::Bencher<'_, '_>) {
+    let answer = serde_json::to_vec(&serde_json::json!({"statusCode": 200, "body": FRAME}))
+        .expect("serialisable");
+    bencher.bench_local(|| parse_proxy_response(divan::black_box(&answer)));
+}
