@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use wsgate::events::{ConnectionMeta, EventKind, lambda_event};
-use wsgate::integration::parse_proxy_response;
+use wsgate::bench::parse_proxy_response;
+use wsgate::bench::{ConnectionMeta, EventKind, lambda_event};
 
 fn main() {
     divan::main();

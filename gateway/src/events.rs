@@ -354,7 +354,7 @@ fn request_context<'a>(
 
 mod authorizer;
 
-pub use authorizer::authorizer_event;
+pub(crate) use authorizer::authorizer_event;
 
 #[cfg(test)]
 mod tests;

@@ -20,13 +20,13 @@ pub fn connection_id() -> String {
 }
 
 /// A new request id (also used as `extendedRequestId` and `messageId`).
-pub fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     random_id()
 }
 
 /// A new `X-Amzn-Trace-Id` value in the X-Ray format AWS puts on CONNECT events:
 /// `Root=1-<epoch seconds, 8 hex digits>-<96 random bits, 24 hex digits>`.
-pub fn trace_id() -> String {
+pub(crate) fn trace_id() -> String {
     let secs = chrono::Utc::now().timestamp().clamp(0, i64::from(u32::MAX));
     format!(
         "Root=1-{secs:08x}-{}",
@@ -35,7 +35,7 @@ pub fn trace_id() -> String {
 }
 
 /// A new node id for a process that was not given one.
-pub fn node_id() -> String {
+pub(crate) fn node_id() -> String {
     format!("node-{}", &random_id()[..10])
 }
 

@@ -1,54 +1,68 @@
 //! wsgate: a WebSocket-first realtime API gateway, wire-compatible with Amazon API Gateway
 //! WebSocket APIs.
 //!
-//! # Layout
-//! - [`config`]: the YAML + environment configuration, validated at startup.
-//! - [`server`]: [`Gateway::start`] on bound listeners, the accept loops, and staged shutdown.
-//! - [`ws`]: the three paths of a connection: connect (handshake checks, `$connect` before the
-//!   101), the session loop (frames, pings, timers, close codes) and the inbound dispatcher
-//!   (route selection, integration, route response).
-//! - [`auth`]: who may connect: origin allow-list, per-address limits, `jwt` and `request`
-//!   authorizers, API keys.
-//! - [`routing`]: the route selection expression grammar.
-//! - [`integration`]: the backends (`aws_proxy`, `http_proxy`, `mock`).
-//! - [`events`]: the Lambda proxy event JSON.
-//! - [`callback`]: `@connections` (POST/GET/DELETE) with bearer or SigV4 authentication.
-//! - [`groups`]: named groups of connections: membership, one call to reach every member on
-//!   every node, broadcasts, counts and listings, presence events.
-//! - [`registry`]: connections held by this node, with their bounded outboxes.
-//! - [`cluster`]: several nodes as one gateway on Redis: cross-node callbacks over a bus,
-//!   node leases, the reaper of dead nodes, recovery after Redis outages.
-//! - [`store`]: the gateway's wrapper of the connection store (metrics, cluster fence).
-//! - [`throttle`]: token buckets per gateway, route, connection, new connections and callback
-//!   requests, local or shared by the cluster through Redis.
-//! - [`error`]: every client-visible failure, mapped to HTTP statuses and close codes in one place.
-//! - [`ops`], [`telemetry`]: health, readiness, metrics and logs.
-//! - [`cli`]: the `wsgate` command line (the binary only calls it).
+//! # Public API
+//! [`Gateway::start`] serves a [`Config`] on bound [`Listeners`] until [`Gateway::shutdown`];
+//! [`config`] holds the configuration as plain data (YAML + `WSGATE_*` environment), validated
+//! on its own; [`init_logging`] sets up logs as the binary does; [`cli`] is the `wsgate`
+//! command line. The store traits ([`ConnectionStore`], [`GroupStore`]) come from
+//! `wsgate-connection-store`. Everything else is private to the crate.
+//!
+//! # Layout (dependencies point down; no import cycles between these modules)
+//! - `server`: builds every runtime object from the configuration, the accept loops, staged
+//!   shutdown.
+//! - `callback` (`@connections`, `@groups`, `@broadcast`, bearer or SigV4 callers), `cluster`
+//!   (node leases, the reaper, cross-node forwarding, the inbox), `ops` (health, readiness,
+//!   metrics).
+//! - `ws`: the connection lifecycle, one owner task per connection (handshake checks,
+//!   `$connect` before the 101, the session loop, inbound dispatch, the end and its
+//!   `$disconnect`), and `ws::connections`, the only way the layers above reach a connection:
+//!   push, close, membership, joined, info.
+//! - `state`: what the lifecycle shares (registry, store, groups, checks, budgets, signals).
+//! - `groups` (membership, fan-out, presence), `auth` (connect-time checks), `throttle`,
+//!   `integration` (`aws_proxy`, `http_proxy`, `mock`), `registry` (connections of this node
+//!   and their bounded outboxes), `store` (metrics and the cluster fence around the store),
+//!   `bus` (the node-to-node bus and group channels on Redis pub/sub), `tls`.
+//! - Leaves: `config`, `grammar` (value grammars the config checks and the runtime reads),
+//!   `routing`, `events` (Lambda proxy event JSON), `error` (every client-visible failure,
+//!   mapped to HTTP statuses and close codes in one place), `telemetry`, `ids`, `raw_head`,
+//!   `proxy_protocol`.
 
-pub mod auth;
-pub mod bus;
-pub mod callback;
+mod auth;
+mod bus;
+mod callback;
 pub mod cli;
-pub mod cluster;
+mod cluster;
 pub mod config;
-pub mod error;
-pub mod events;
-pub mod grammar;
-pub mod groups;
-pub mod ids;
-pub mod integration;
-pub mod ops;
-pub mod proxy_protocol;
-pub mod raw_head;
-pub mod registry;
-pub mod routing;
-pub mod server;
-pub mod state;
-pub mod store;
-pub mod telemetry;
-pub mod throttle;
-pub mod tls;
-pub mod ws;
+mod error;
+mod events;
+mod grammar;
+mod groups;
+mod ids;
+mod integration;
+mod ops;
+mod proxy_protocol;
+mod raw_head;
+mod registry;
+mod routing;
+mod server;
+mod state;
+mod store;
+mod telemetry;
+mod throttle;
+mod tls;
+mod ws;
 
 pub use config::Config;
+pub use ids::connection_id;
 pub use server::{Gateway, Listeners, StartError};
+pub use telemetry::init_logging;
+pub use wsgate_connection_store::{ConnectionStore, GroupStore, StoreError};
+
+/// What the micro-benchmarks measure (the MESSAGE event and the Lambda proxy answer); not a
+/// stable interface.
+#[doc(hidden)]
+pub mod bench {
+    pub use crate::events::{ConnectionMeta, EventKind, lambda_event};
+    pub use crate::integration::parse_proxy_response;
+}

@@ -14,7 +14,7 @@ use crate::state::Shared;
 use crate::telemetry;
 
 /// The operational routes.
-pub fn router() -> Router<Arc<Shared>> {
+pub(crate) fn router() -> Router<Arc<Shared>> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

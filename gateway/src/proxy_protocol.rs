@@ -22,14 +22,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 /// The longest header accepted (a v2 header is 16 bytes and its addresses and TLVs). v1
 /// headers are at most 107 bytes.
-pub const MAX_HEADER_BYTES: usize = 4096;
+pub(crate) const MAX_HEADER_BYTES: usize = 4096;
 
 /// The fixed part of a v2 header.
 const V2_FIXED_BYTES: usize = 16;
 
 /// Why a connection's PROXY protocol header was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum ProxyHeaderError {
+pub(crate) enum ProxyHeaderError {
     /// The peer closed the connection before a whole header arrived.
     #[error("the connection closed before a complete PROXY protocol header")]
     Closed,
@@ -46,7 +46,7 @@ pub enum ProxyHeaderError {
 
 /// A parsed header and what was read past it.
 #[derive(Debug)]
-pub struct ProxyHeader {
+pub(crate) struct ProxyHeader {
     /// The client's address as the balancer saw it; `None` when the header says to use the TCP
     /// peer (`LOCAL`, `UNKNOWN`, unspecified or UNIX addresses).
     pub source: Option<SocketAddr>,
@@ -58,7 +58,7 @@ pub struct ProxyHeader {
 ///
 /// # Errors
 /// A [`ProxyHeaderError`]; the connection is then to be closed.
-pub async fn read_header<S: AsyncRead + Unpin>(
+pub(crate) async fn read_header<S: AsyncRead + Unpin>(
     stream: &mut S,
 ) -> Result<ProxyHeader, ProxyHeaderError> {
     let mut buf = Vec::with_capacity(512);
@@ -153,14 +153,14 @@ fn v2_source(header: &v2::Header<'_>) -> Option<SocketAddr> {
 
 /// A stream that first yields bytes already read from it.
 #[derive(Debug)]
-pub struct Rewound<S> {
+pub(crate) struct Rewound<S> {
     prefix: Bytes,
     inner: S,
 }
 
 impl<S> Rewound<S> {
     /// `inner`, with `prefix` read first.
-    pub fn new(prefix: Bytes, inner: S) -> Self {
+    pub(crate) fn new(prefix: Bytes, inner: S) -> Self {
         Self { prefix, inner }
     }
 }

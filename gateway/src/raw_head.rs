@@ -26,14 +26,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Most bytes buffered while waiting for a head (hyper's own limit is larger; clients whose head
 /// is bigger than this get lowercase names).
-pub const MAX_CAPTURED: usize = 64 * 1024;
+pub(crate) const MAX_CAPTURED: usize = 64 * 1024;
 
 /// Most header lines parsed (hyper's default is 100).
 const MAX_HEADERS: usize = 128;
 
 /// The headers of one request in arrival order, names as the client wrote them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RawHeaders(pub Vec<(String, Vec<u8>)>);
+pub(crate) struct RawHeaders(pub Vec<(String, Vec<u8>)>);
 
 #[derive(Debug, Default)]
 struct State {
@@ -76,19 +76,19 @@ impl Shared {
 
 /// A stream that copies what is read from it for [`HeadReader`].
 #[derive(Debug)]
-pub struct Tap<S> {
+pub(crate) struct Tap<S> {
     inner: S,
     shared: Arc<Shared>,
 }
 
 /// Takes the head of each request from a [`Tap`]'s capture.
 #[derive(Debug, Clone)]
-pub struct HeadReader {
+pub(crate) struct HeadReader {
     shared: Arc<Shared>,
 }
 
 /// Wraps `stream`; the reader takes the captured heads.
-pub fn tap<S>(stream: S) -> (Tap<S>, HeadReader) {
+pub(crate) fn tap<S>(stream: S) -> (Tap<S>, HeadReader) {
     let shared = Arc::new(Shared::default());
     (
         Tap {
@@ -102,7 +102,7 @@ pub fn tap<S>(stream: S) -> (Tap<S>, HeadReader) {
 impl HeadReader {
     /// The client's spelling of `request`'s headers, when its head is the next one captured;
     /// `None` (and no more capturing on this connection) otherwise.
-    pub fn take<B>(&self, request: &http::Request<B>) -> Option<RawHeaders> {
+    pub(crate) fn take<B>(&self, request: &http::Request<B>) -> Option<RawHeaders> {
         if self.shared.off.load(Ordering::Acquire) {
             return None;
         }

@@ -19,7 +19,7 @@ const CLOSED: u8 = 2;
 
 /// Why a message could not be queued for a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum PushError {
+pub(crate) enum PushError {
     /// The connection is closed or closing.
     #[error("connection is gone")]
     Gone,
@@ -40,14 +40,14 @@ const SHRINK_ABOVE: usize = 16;
 /// The bytes queued on this node, in every connection's inbound and outbound queues, against
 /// `limits.node_queue_bytes`.
 #[derive(Debug)]
-pub struct ByteBudget {
+pub(crate) struct ByteBudget {
     used: AtomicUsize,
     limit: usize,
 }
 
 impl ByteBudget {
     /// A budget of `limit` bytes.
-    pub fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         Self {
             used: AtomicUsize::new(0),
             limit,
@@ -55,7 +55,7 @@ impl ByteBudget {
     }
 
     /// Takes `bytes` from the budget; false (and nothing taken) when that would pass the limit.
-    pub fn try_take(&self, bytes: usize) -> bool {
+    pub(crate) fn try_take(&self, bytes: usize) -> bool {
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 used.checked_add(bytes).filter(|total| *total <= self.limit)
@@ -64,19 +64,20 @@ impl ByteBudget {
     }
 
     /// Gives `bytes` back.
-    pub fn give_back(&self, bytes: usize) {
+    pub(crate) fn give_back(&self, bytes: usize) {
         self.used.fetch_sub(bytes, Ordering::AcqRel);
     }
 
+    #[cfg(test)]
     /// Bytes taken now.
-    pub fn used(&self) -> usize {
+    pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Acquire)
     }
 }
 
 /// How much one connection's outbox may hold.
 #[derive(Debug, Clone, Copy)]
-pub struct QueueLimits {
+pub(crate) struct QueueLimits {
     /// Frames.
     pub messages: usize,
     /// Bytes of payload (one frame is always accepted into an empty queue).
@@ -99,7 +100,7 @@ struct Frames {
 /// nothing until a frame is queued, where a `tokio::sync::mpsc` channel would allocate about
 /// 2.3 KiB per connection up front (its shared state and a first block of 32 slots).
 #[derive(Debug)]
-pub struct SessionHandle {
+pub(crate) struct SessionHandle {
     /// Facts about the connection.
     pub meta: Arc<ConnectionMeta>,
     frames: Mutex<Frames>,
@@ -119,7 +120,7 @@ pub struct SessionHandle {
 impl SessionHandle {
     /// A pending handle and the receiving end of its outbox (bounded by `limits` and by the
     /// node's `budget`).
-    pub fn new(
+    pub(crate) fn new(
         meta: Arc<ConnectionMeta>,
         limits: QueueLimits,
         budget: Arc<ByteBudget>,
@@ -179,7 +180,7 @@ impl SessionHandle {
     ///
     /// # Errors
     /// [`PushError::Gone`] when closed, [`PushError::Full`] when the outbox is full.
-    pub fn push(&self, message: Message) -> Result<(), PushError> {
+    pub(crate) fn push(&self, message: Message) -> Result<(), PushError> {
         if self.state.load(Ordering::Acquire) == CLOSED || self.cancel.is_cancelled() {
             return Err(PushError::Gone);
         }
@@ -193,7 +194,7 @@ impl SessionHandle {
     ///
     /// # Errors
     /// [`PushError::Gone`] when closed, [`PushError::Full`] when the outbox is full.
-    pub fn offer(&self, message: Message) -> Result<(), PushError> {
+    pub(crate) fn offer(&self, message: Message) -> Result<(), PushError> {
         if self.state.load(Ordering::Acquire) == CLOSED {
             return Err(PushError::Gone);
         }
@@ -204,7 +205,7 @@ impl SessionHandle {
     ///
     /// # Errors
     /// [`PushError::Gone`] when the session has ended.
-    pub async fn send(&self, mut message: Message) -> Result<(), PushError> {
+    pub(crate) async fn send(&self, mut message: Message) -> Result<(), PushError> {
         loop {
             // Registered before looking, so a slot freed in between still wakes us.
             let room = self.room.notified();
@@ -225,51 +226,51 @@ impl SessionHandle {
     }
 
     /// Asks the session to close with `code` and `reason`; the first request wins.
-    pub fn request_close(&self, code: u16, reason: impl Into<String>) {
+    pub(crate) fn request_close(&self, code: u16, reason: impl Into<String>) {
         let _ = self.close_request.set((code, reason.into()));
         self.cancel.cancel();
     }
 
     /// The close requested through [`SessionHandle::request_close`], if any.
-    pub fn close_request(&self) -> Option<&(u16, String)> {
+    pub(crate) fn close_request(&self) -> Option<&(u16, String)> {
         self.close_request.get()
     }
 
     /// Resolves when the session should close (close request or gateway shutdown).
-    pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+    pub(crate) fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
         self.cancel.cancelled()
     }
 
     /// True once the upgrade has completed and until the session ends.
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.state.load(Ordering::Acquire) == OPEN
     }
 
     /// True once the session has ended (or the handshake was abandoned).
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.state.load(Ordering::Acquire) == CLOSED
     }
 
     /// Marks the upgrade complete.
-    pub fn mark_open(&self) {
+    pub(crate) fn mark_open(&self) {
         let _ = self
             .state
             .compare_exchange(PENDING, OPEN, Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// Marks the session ended; later pushes answer Gone.
-    pub fn mark_closed(&self) {
+    pub(crate) fn mark_closed(&self) {
         self.state.store(CLOSED, Ordering::Release);
     }
 
     /// Records activity now (epoch ms); flushed to the store in batches.
-    pub fn touch(&self, now_ms: i64) {
+    pub(crate) fn touch(&self, now_ms: i64) {
         self.last_active_ms.fetch_max(now_ms, Ordering::Relaxed);
         self.dirty.store(true, Ordering::Relaxed);
     }
 
     /// Last activity, epoch ms.
-    pub fn last_active_ms(&self) -> i64 {
+    pub(crate) fn last_active_ms(&self) -> i64 {
         self.last_active_ms.load(Ordering::Relaxed)
     }
 
@@ -281,13 +282,13 @@ impl SessionHandle {
 /// The receiving end of a connection's outbox, owned by its session. Dropping it closes the
 /// outbox: later pushes answer [`PushError::Gone`] and queued frames are dropped.
 #[derive(Debug)]
-pub struct Outbox {
+pub(crate) struct Outbox {
     handle: Arc<SessionHandle>,
 }
 
 impl Outbox {
     /// Takes the next queued frame, if any; never waits.
-    pub fn try_recv(&mut self) -> Option<Message> {
+    pub(crate) fn try_recv(&mut self) -> Option<Message> {
         let handle = &self.handle;
         let mut frames = handle.frames();
         let was_full =
@@ -307,7 +308,7 @@ impl Outbox {
     }
 
     /// Waits for the next frame (cancel-safe: a frame is only taken when this returns).
-    pub async fn recv(&mut self) -> Message {
+    pub(crate) async fn recv(&mut self) -> Message {
         loop {
             if let Some(message) = self.try_recv() {
                 return message;
@@ -334,39 +335,34 @@ impl Drop for Outbox {
 
 /// All connections of this node by id.
 #[derive(Debug, Default)]
-pub struct Registry {
+pub(crate) struct Registry {
     sessions: DashMap<String, Arc<SessionHandle>>,
 }
 
 impl Registry {
     /// Adds a connection.
-    pub fn insert(&self, handle: Arc<SessionHandle>) {
+    pub(crate) fn insert(&self, handle: Arc<SessionHandle>) {
         self.sessions
             .insert(handle.meta.connection_id.clone(), handle);
     }
 
     /// Looks a connection up.
-    pub fn get(&self, id: &str) -> Option<Arc<SessionHandle>> {
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<SessionHandle>> {
         self.sessions.get(id).map(|entry| Arc::clone(entry.value()))
     }
 
     /// Removes a connection.
-    pub fn remove(&self, id: &str) -> Option<Arc<SessionHandle>> {
+    pub(crate) fn remove(&self, id: &str) -> Option<Arc<SessionHandle>> {
         self.sessions.remove(id).map(|(_, handle)| handle)
     }
 
     /// Connections held (pending and open).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.sessions.len()
     }
 
-    /// True when no connection is held.
-    pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
-    }
-
     /// Open connections whose last-active time changed since the previous call.
-    pub fn take_touched(&self) -> Vec<(String, i64)> {
+    pub(crate) fn take_touched(&self) -> Vec<(String, i64)> {
         self.sessions
             .iter()
             .filter(|entry| entry.is_open() && entry.take_dirty())
@@ -375,14 +371,14 @@ impl Registry {
     }
 
     /// Calls `f` for every held connection, without collecting them (`f` must not block).
-    pub fn for_each(&self, mut f: impl FnMut(&Arc<SessionHandle>)) {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Arc<SessionHandle>)) {
         for entry in &self.sessions {
             f(entry.value());
         }
     }
 
     /// Every held connection (for shutdown).
-    pub fn all(&self) -> Vec<Arc<SessionHandle>> {
+    pub(crate) fn all(&self) -> Vec<Arc<SessionHandle>> {
         self.sessions
             .iter()
             .map(|entry| Arc::clone(entry.value()))

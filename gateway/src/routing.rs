@@ -7,7 +7,7 @@ use serde_json::Value;
 
 /// A parsed route selection expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SelectionExpression {
+pub(crate) struct SelectionExpression {
     parts: Vec<Part>,
     has_variables: bool,
 }
@@ -26,7 +26,7 @@ enum PathStep {
 
 /// Why an expression cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ExpressionError {
+pub(crate) enum ExpressionError {
     /// `${` without a closing `}`.
     #[error("unclosed `${{` at offset {0}")]
     Unclosed(usize),
@@ -47,7 +47,7 @@ impl SelectionExpression {
     ///
     /// # Errors
     /// An [`ExpressionError`] describing the problem.
-    pub fn parse(text: &str) -> Result<Self, ExpressionError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, ExpressionError> {
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut chars = text.char_indices().peekable();
@@ -105,7 +105,7 @@ impl SelectionExpression {
 
     /// Evaluates against a message body. `None` means the body is needed but is not JSON, so the
     /// message goes to `$default`.
-    pub fn evaluate(&self, body: &[u8]) -> Option<String> {
+    pub(crate) fn evaluate(&self, body: &[u8]) -> Option<String> {
         let json: Option<Value> = if self.has_variables {
             Some(serde_json::from_slice(body).ok()?)
         } else {
@@ -199,7 +199,7 @@ fn stringify(value: &Value, out: &mut String) {
 
 /// The outcome of route selection for one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selected<'a> {
+pub(crate) enum Selected<'a> {
     /// A route key that exists (custom, or `$default` as fallback).
     Route(&'a str),
     /// No route matched and there is no `$default`.
@@ -209,13 +209,13 @@ pub enum Selected<'a> {
 /// Route keys a message may not select: every key starting with `$` except `$default`
 /// (`$connect`, `$disconnect`, the presence routes `$join`/`$leave`, and any future one). Such a
 /// message goes to `$default` like any other unmatched key.
-pub fn is_reserved(key: &str) -> bool {
+pub(crate) fn is_reserved(key: &str) -> bool {
     key.starts_with('$') && key != "$default"
 }
 
 /// Picks the route for a message: exact match of a key that is not reserved (see
 /// [`is_reserved`]), else `$default`, else none.
-pub fn select<'a>(
+pub(crate) fn select<'a>(
     expression: &SelectionExpression,
     body: &[u8],
     has_route: impl Fn(&str) -> Option<&'a str>,

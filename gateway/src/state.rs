@@ -23,7 +23,7 @@ use crate::throttle::Throttle;
 
 /// Shared gateway state (behind an `Arc`).
 #[derive(Debug)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// The loaded configuration.
     pub config: Config,
     /// This node's id.
@@ -63,7 +63,7 @@ pub struct Shared {
 impl Shared {
     /// Assembles the shared state.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         config: Config,
         node_id: String,
         selection: SelectionExpression,
@@ -113,7 +113,7 @@ impl Shared {
     }
 
     /// How much one connection's outbox may hold.
-    pub fn outbox_limits(&self) -> QueueLimits {
+    pub(crate) fn outbox_limits(&self) -> QueueLimits {
         QueueLimits {
             messages: self.config.limits.outbound_queue_messages,
             bytes: self.config.limits.outbound_queue_bytes,
@@ -121,12 +121,12 @@ impl Shared {
     }
 
     /// True once shutdown has begun (`/readyz` answers 503, upgrades are refused).
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }
 
     /// Starts draining.
-    pub fn start_draining(&self) {
+    pub(crate) fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);
     }
 }

@@ -14,7 +14,7 @@ use crate::telemetry;
 
 /// A [`ConnectionStore`] wrapper with metrics and the cluster fence.
 #[derive(Debug)]
-pub struct GatewayStore {
+pub(crate) struct GatewayStore {
     inner: Arc<dyn ConnectionStore>,
     node_id: String,
     fence: Arc<AtomicBool>,
@@ -22,7 +22,11 @@ pub struct GatewayStore {
 
 impl GatewayStore {
     /// Wraps `inner`; `fence` (shared with the cluster lease task) refuses registrations while set.
-    pub fn new(inner: Arc<dyn ConnectionStore>, node_id: String, fence: Arc<AtomicBool>) -> Self {
+    pub(crate) fn new(
+        inner: Arc<dyn ConnectionStore>,
+        node_id: String,
+        fence: Arc<AtomicBool>,
+    ) -> Self {
         Self {
             inner,
             node_id,

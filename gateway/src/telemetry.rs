@@ -8,68 +8,68 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use crate::config::{LogConfig, LogFormat};
 
 /// `ConnectCount`: connection attempts that reached the `$connect` stage.
-pub const CONNECT_TOTAL: &str = "wsgate_connect_total";
+pub(crate) const CONNECT_TOTAL: &str = "wsgate_connect_total";
 /// `MessageCount`: messages from clients (`direction="in"`) and to clients (`direction="out"`).
-pub const MESSAGE_TOTAL: &str = "wsgate_message_total";
+pub(crate) const MESSAGE_TOTAL: &str = "wsgate_message_total";
 /// `IntegrationError`: integration answers with a 4xx/5xx status.
-pub const INTEGRATION_ERROR_TOTAL: &str = "wsgate_integration_error_total";
+pub(crate) const INTEGRATION_ERROR_TOTAL: &str = "wsgate_integration_error_total";
 /// Integration answers refused for being over their size cap, by stage and route.
-pub const INTEGRATION_RESPONSE_TOO_LARGE_TOTAL: &str =
+pub(crate) const INTEGRATION_RESPONSE_TOO_LARGE_TOTAL: &str =
     "wsgate_integration_response_too_large_total";
 /// `ClientError`: 4xx answered by the gateway before invoking an integration.
-pub const CLIENT_ERROR_TOTAL: &str = "wsgate_client_error_total";
+pub(crate) const CLIENT_ERROR_TOTAL: &str = "wsgate_client_error_total";
 /// `ExecutionError`: integrations that could not be called (timeout, refused, malformed).
-pub const EXECUTION_ERROR_TOTAL: &str = "wsgate_execution_error_total";
+pub(crate) const EXECUTION_ERROR_TOTAL: &str = "wsgate_execution_error_total";
 /// `IntegrationLatency`: seconds per integration call.
-pub const INTEGRATION_LATENCY: &str = "wsgate_integration_latency_seconds";
+pub(crate) const INTEGRATION_LATENCY: &str = "wsgate_integration_latency_seconds";
 /// Current connections on this node (open and in `$connect`).
-pub const CONNECTIONS_CURRENT: &str = "wsgate_connections_current";
+pub(crate) const CONNECTIONS_CURRENT: &str = "wsgate_connections_current";
 /// Connections closed, by close code.
-pub const DISCONNECT_TOTAL: &str = "wsgate_disconnect_total";
+pub(crate) const DISCONNECT_TOTAL: &str = "wsgate_disconnect_total";
 /// Callback API requests, by method and status.
-pub const CALLBACK_TOTAL: &str = "wsgate_callback_requests_total";
+pub(crate) const CALLBACK_TOTAL: &str = "wsgate_callback_requests_total";
 /// Upgrade requests refused by the origin, per-address, authorizer or API key checks, by reason.
-pub const CONNECT_REFUSED_TOTAL: &str = "wsgate_connect_refused_total";
+pub(crate) const CONNECT_REFUSED_TOTAL: &str = "wsgate_connect_refused_total";
 /// Connections closed on a PROXY protocol listener for a missing, invalid or late header.
-pub const PROXY_HEADER_REFUSED_TOTAL: &str = "wsgate_proxy_header_refused_total";
+pub(crate) const PROXY_HEADER_REFUSED_TOTAL: &str = "wsgate_proxy_header_refused_total";
 /// JWKS documents fetched.
-pub const JWKS_FETCH_TOTAL: &str = "wsgate_jwks_fetch_total";
+pub(crate) const JWKS_FETCH_TOTAL: &str = "wsgate_jwks_fetch_total";
 
 /// Seconds per connection-store call, by `op`.
-pub const STORE_LATENCY: &str = "wsgate_store_operation_seconds";
+pub(crate) const STORE_LATENCY: &str = "wsgate_store_operation_seconds";
 /// Failed connection-store calls, by `op`.
-pub const STORE_ERROR_TOTAL: &str = "wsgate_store_errors_total";
+pub(crate) const STORE_ERROR_TOTAL: &str = "wsgate_store_errors_total";
 /// Frames this node published on the cluster bus, by `kind`.
-pub const BUS_PUBLISHED_TOTAL: &str = "wsgate_bus_published_total";
+pub(crate) const BUS_PUBLISHED_TOTAL: &str = "wsgate_bus_published_total";
 /// Frames this node received on the cluster bus, by `kind`.
-pub const BUS_RECEIVED_TOTAL: &str = "wsgate_bus_received_total";
+pub(crate) const BUS_RECEIVED_TOTAL: &str = "wsgate_bus_received_total";
 /// Cluster-bus failures, by `op` (`publish`, `decode`, `subscription_lost`, `resubscribe`, ...).
-pub const BUS_ERROR_TOTAL: &str = "wsgate_bus_errors_total";
+pub(crate) const BUS_ERROR_TOTAL: &str = "wsgate_bus_errors_total";
 /// Frames dropped because the receive queue or the ack queue was full.
-pub const BUS_DROPPED_TOTAL: &str = "wsgate_bus_dropped_total";
+pub(crate) const BUS_DROPPED_TOTAL: &str = "wsgate_bus_dropped_total";
 /// Seconds per bus publish.
-pub const BUS_PUBLISH_LATENCY: &str = "wsgate_bus_publish_seconds";
+pub(crate) const BUS_PUBLISH_LATENCY: &str = "wsgate_bus_publish_seconds";
 /// Callbacks forwarded to the owning node, by `method` and `outcome`.
-pub const FORWARD_TOTAL: &str = "wsgate_cluster_forward_total";
+pub(crate) const FORWARD_TOTAL: &str = "wsgate_cluster_forward_total";
 /// Seconds from forwarding a callback to the owner's answer, by `method`.
-pub const FORWARD_LATENCY: &str = "wsgate_cluster_forward_seconds";
+pub(crate) const FORWARD_LATENCY: &str = "wsgate_cluster_forward_seconds";
 /// Lease renewals, by `outcome` (`held`, `reacquired`, `lost`, `error`).
-pub const LEASE_TOTAL: &str = "wsgate_cluster_lease_renewals_total";
+pub(crate) const LEASE_TOTAL: &str = "wsgate_cluster_lease_renewals_total";
 /// Connections of dead nodes reaped by this node (each got its `$disconnect`).
-pub const REAPED_TOTAL: &str = "wsgate_cluster_reaped_connections_total";
+pub(crate) const REAPED_TOTAL: &str = "wsgate_cluster_reaped_connections_total";
 /// Owed `$disconnect`s this node claimed after their first claimer died without settling them.
-pub const OWED_CLAIMED_TOTAL: &str = "wsgate_cluster_owed_disconnects_claimed_total";
+pub(crate) const OWED_CLAIMED_TOTAL: &str = "wsgate_cluster_owed_disconnects_claimed_total";
 /// Requests refused by a throttling bucket, by stage, route and the level (`scope`) that refused.
-pub const THROTTLED_TOTAL: &str = "wsgate_throttled_total";
+pub(crate) const THROTTLED_TOTAL: &str = "wsgate_throttled_total";
 /// `$disconnect` calls tried again after a failure.
-pub const DISCONNECT_RETRY_TOTAL: &str = "wsgate_disconnect_retries_total";
+pub(crate) const DISCONNECT_RETRY_TOTAL: &str = "wsgate_disconnect_retries_total";
 /// `$disconnect` calls given up after every attempt failed.
-pub const DISCONNECT_FAILED_TOTAL: &str = "wsgate_disconnect_failed_total";
+pub(crate) const DISCONNECT_FAILED_TOTAL: &str = "wsgate_disconnect_failed_total";
 /// Connections whose queued inbound messages were dropped when `limits.inbound_drain_timeout`
 /// ran out after the client left.
-pub const INBOUND_DRAIN_CUT_TOTAL: &str = "wsgate_inbound_drain_cut_total";
+pub(crate) const INBOUND_DRAIN_CUT_TOTAL: &str = "wsgate_inbound_drain_cut_total";
 /// Record removals tried again after a store error (the `$disconnect` waits for the outcome).
-pub const REMOVE_RETRY_TOTAL: &str = "wsgate_store_remove_retries_total";
+pub(crate) const REMOVE_RETRY_TOTAL: &str = "wsgate_store_remove_retries_total";
 
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -77,7 +77,7 @@ const LATENCY_BUCKETS: [f64; 14] = [
 
 /// The process-wide Prometheus recorder, installed on first use (several gateways in one
 /// process, as in tests, share it).
-pub fn prometheus() -> &'static PrometheusHandle {
+pub(crate) fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new()
@@ -219,19 +219,19 @@ pub fn init_logging(config: &LogConfig) {
 // Groups.
 
 /// Groups with members on this node.
-pub const GROUPS_CURRENT: &str = "wsgate_groups_current";
+pub(crate) const GROUPS_CURRENT: &str = "wsgate_groups_current";
 /// Group memberships on this node.
-pub const GROUP_MEMBERS_CURRENT: &str = "wsgate_group_members_current";
+pub(crate) const GROUP_MEMBERS_CURRENT: &str = "wsgate_group_members_current";
 /// Group messages and broadcasts fanned out on this node, by `kind` (`group`, `broadcast`).
-pub const GROUP_FANOUTS_TOTAL: &str = "wsgate_group_fanouts_total";
+pub(crate) const GROUP_FANOUTS_TOTAL: &str = "wsgate_group_fanouts_total";
 /// Messages queued for members by fan-outs, by `kind`.
-pub const GROUP_DELIVERIES_TOTAL: &str = "wsgate_group_deliveries_total";
+pub(crate) const GROUP_DELIVERIES_TOTAL: &str = "wsgate_group_deliveries_total";
 /// Members skipped because their outbound queue was full, by `kind`.
-pub const GROUP_DROPS_TOTAL: &str = "wsgate_group_drops_total";
+pub(crate) const GROUP_DROPS_TOTAL: &str = "wsgate_group_drops_total";
 /// Group messages published to the other nodes, by `outcome` (`ok`, `error`).
-pub const GROUP_PUBLISH_TOTAL: &str = "wsgate_group_publish_total";
+pub(crate) const GROUP_PUBLISH_TOTAL: &str = "wsgate_group_publish_total";
 /// Presence events, by `outcome` (`sent`, `failed`, `dropped`).
-pub const GROUP_PRESENCE_TOTAL: &str = "wsgate_group_presence_events_total";
+pub(crate) const GROUP_PRESENCE_TOTAL: &str = "wsgate_group_presence_events_total";
 
 /// Describes every group metric.
 fn describe_groups() {

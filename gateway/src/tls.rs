@@ -10,6 +10,6 @@ use crate::config::{ConfigError, TlsConfig};
 ///
 /// # Errors
 /// A [`ConfigError`] naming the key at fault.
-pub fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, ConfigError> {
+pub(crate) fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, ConfigError> {
     crate::config::tls_server_config(config).map(TlsAcceptor::from)
 }

@@ -37,7 +37,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    wsgate::telemetry::init_logging(&LogConfig::default());
+    wsgate::init_logging(&LogConfig::default());
     let running = match start(Options {
         config: args.config,
         listen: args.listen,

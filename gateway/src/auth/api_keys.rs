@@ -10,11 +10,11 @@ use super::Authorized;
 use super::build::{EnvLookup, SecurityError};
 use super::identity::RequestView;
 use crate::config::ApiKeyConfig;
-pub use crate::grammar::KeySelection;
+pub(crate) use crate::grammar::KeySelection;
 
 impl KeySelection {
     /// The presented key, if any (empty counts as none).
-    pub fn select(
+    pub(crate) fn select(
         &self,
         view: &RequestView<'_>,
         authorized: Option<&Authorized>,
@@ -36,7 +36,7 @@ impl KeySelection {
 }
 
 /// One known key.
-pub struct KnownKey {
+pub(crate) struct KnownKey {
     /// `identity.apiKeyId`.
     pub id: String,
     /// Its usage plan.
@@ -55,12 +55,12 @@ impl fmt::Debug for KnownKey {
 
 /// The configured keys.
 #[derive(Debug, Default)]
-pub struct ApiKeys {
+pub(crate) struct ApiKeys {
     keys: Vec<KnownKey>,
 }
 
 /// SHA-256 of a key value.
-pub fn digest(value: &str) -> [u8; 32] {
+pub(crate) fn digest(value: &str) -> [u8; 32] {
     Sha256::digest(value.as_bytes()).into()
 }
 
@@ -69,7 +69,10 @@ impl ApiKeys {
     ///
     /// # Errors
     /// A [`SecurityError`] naming the entry.
-    pub fn build(configs: &[ApiKeyConfig], env: EnvLookup<'_>) -> Result<Self, SecurityError> {
+    pub(crate) fn build(
+        configs: &[ApiKeyConfig],
+        env: EnvLookup<'_>,
+    ) -> Result<Self, SecurityError> {
         let mut keys = Vec::with_capacity(configs.len());
         for (i, config) in configs.iter().enumerate() {
             let at = format!("api_keys[{i}]");
@@ -111,7 +114,7 @@ impl ApiKeys {
     }
 
     /// The key whose value is `presented`. Every key is compared, in constant time.
-    pub fn lookup(&self, presented: &str) -> Option<&KnownKey> {
+    pub(crate) fn lookup(&self, presented: &str) -> Option<&KnownKey> {
         let wanted = digest(presented);
         let mut found = None;
         for key in &self.keys {
@@ -123,7 +126,7 @@ impl ApiKeys {
     }
 
     /// The usage plan of key `id`.
-    pub fn usage_plan(&self, id: &str) -> Option<&str> {
+    pub(crate) fn usage_plan(&self, id: &str) -> Option<&str> {
         self.keys
             .iter()
             .find(|k| k.id == id)

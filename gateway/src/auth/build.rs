@@ -53,14 +53,14 @@ pub enum SecurityError {
 }
 
 /// Reads one environment variable (injected so tests need not change the process environment).
-pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub(crate) type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 impl Security {
     /// Builds the checks from `config`, reading `*_env` secrets through `env`.
     ///
     /// # Errors
     /// A [`SecurityError`] naming the config key.
-    pub fn build(
+    pub(crate) fn build(
         config: &Config,
         client: &reqwest::Client,
         env: EnvLookup<'_>,

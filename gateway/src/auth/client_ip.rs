@@ -24,14 +24,14 @@ use std::net::{IpAddr, SocketAddr};
 
 use http::HeaderMap;
 
-pub use crate::grammar::{InvalidProxyEntry, TrustedProxies};
+pub(crate) use crate::grammar::TrustedProxies;
 
 /// `X-Forwarded-For`.
-pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
+pub(crate) const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 /// Where a client address was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// The peer itself: untrusted, or trusted with no `X-Forwarded-For`.
     Peer,
     /// `X-Forwarded-For`, walked to an untrusted address or through every entry.
@@ -43,7 +43,7 @@ pub enum Source {
 
 /// A resolved client address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr {
+pub(crate) struct ClientAddr {
     /// The client (IPv4-mapped IPv6 as IPv4).
     pub ip: IpAddr,
     /// How it was found.
@@ -51,19 +51,14 @@ pub struct ClientAddr {
 }
 
 impl TrustedProxies {
-    /// Whether no proxy is trusted (forwarding headers are then never read).
-    pub fn is_empty(&self) -> bool {
-        self.nets.is_empty()
-    }
-
     /// Whether `ip` is a trusted proxy.
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.nets.iter().any(|net| net.contains(&ip))
     }
 
     /// The client behind `peer`, by the rule in the module docs.
-    pub fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> ClientAddr {
+    pub(crate) fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> ClientAddr {
         let peer = peer.to_canonical();
         if !self.contains(peer) {
             return ClientAddr {
@@ -137,6 +132,7 @@ fn parse_entry(item: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grammar::proxies::InvalidProxyEntry;
 
     fn proxies(entries: &[&str]) -> TrustedProxies {
         TrustedProxies::parse(entries).expect("valid")

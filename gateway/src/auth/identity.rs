@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use http::HeaderMap;
 
 use crate::events::ConnectRequest;
-pub use crate::grammar::{BadIdentitySource, IdentitySource};
+pub(crate) use crate::grammar::IdentitySource;
 
 /// The parts of an upgrade request that identity sources read.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestView<'a> {
+pub(crate) struct RequestView<'a> {
     /// Raw headers of the upgrade request.
     pub headers: &'a HeaderMap,
     /// Decoded query and display headers.
@@ -27,7 +27,7 @@ pub struct RequestView<'a> {
 
 impl RequestView<'_> {
     /// The value of `source`, or `None` when it is missing or empty.
-    pub fn value(&self, source: &IdentitySource) -> Option<String> {
+    pub(crate) fn value(&self, source: &IdentitySource) -> Option<String> {
         let found = match source {
             IdentitySource::Header(name) => {
                 // Several values are joined as HTTP does; a credential header rarely repeats.

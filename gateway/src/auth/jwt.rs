@@ -22,7 +22,7 @@ const MAX_KEYS_TRIED: usize = 8;
 
 /// A configured `jwt` authorizer.
 #[derive(Debug)]
-pub struct JwtAuthorizer {
+pub(crate) struct JwtAuthorizer {
     sources: Vec<IdentitySource>,
     algorithms: Vec<Algorithm>,
     keys: Vec<KeyEntry>,
@@ -38,7 +38,7 @@ impl JwtAuthorizer {
     ///
     /// # Errors
     /// A [`SecurityError`] naming the key at fault.
-    pub fn new(
+    pub(crate) fn new(
         at: &str,
         config: &JwtAuthorizerConfig,
         client: &reqwest::Client,
@@ -216,9 +216,5 @@ impl Authorizer for JwtAuthorizer {
             }
         }
         Err(invalid(outcome))
-    }
-
-    fn kind(&self) -> &'static str {
-        "jwt"
     }
 }

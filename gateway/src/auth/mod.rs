@@ -4,18 +4,18 @@
 //! authorizer (`jwt` or `request`, attached to `$connect`) → API key. Each failure is an
 //! [`AuthError`], mapped to a handshake status in [`crate::error`].
 
-pub mod api_keys;
+pub(crate) mod api_keys;
 mod build;
-pub mod client_ip;
-pub mod identity;
+pub(crate) mod client_ip;
+pub(crate) mod identity;
 mod jwks;
-pub mod jwt;
+pub(crate) mod jwt;
 mod jwt_keys;
-pub mod origin;
-pub mod per_ip;
+pub(crate) mod origin;
+pub(crate) mod per_ip;
 mod policy;
-pub mod redact;
-pub mod request;
+pub(crate) mod redact;
+pub(crate) mod request;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -27,19 +27,19 @@ use http::{HeaderMap, Uri};
 use serde_json::{Map, Value};
 
 use self::api_keys::{ApiKeys, KeySelection};
-pub use self::build::{EnvLookup, SecurityError};
+pub(crate) use self::build::SecurityError;
 use self::client_ip::{ClientAddr, TrustedProxies};
 use self::identity::RequestView;
 use self::origin::OriginPolicy;
 use self::per_ip::{IpSlot, PerIpLimiter};
 use self::redact::QueryRedactor;
-pub use crate::error::{AuthError, CallError, TokenProblem};
+pub(crate) use crate::error::{AuthError, CallError, TokenProblem};
 use crate::events::ConnectionMeta;
 use crate::telemetry;
 
 /// What an authorizer sees of a pending connection.
 #[derive(Debug, Clone, Copy)]
-pub struct AuthRequest<'a> {
+pub(crate) struct AuthRequest<'a> {
     /// The upgrade request's headers, query, offered subprotocols and stage variables.
     pub view: RequestView<'a>,
     /// The connection being authorized (no authorizer context yet).
@@ -50,7 +50,7 @@ pub struct AuthRequest<'a> {
 
 /// A successful authorization.
 #[derive(Clone, Default, PartialEq)]
-pub struct Authorized {
+pub(crate) struct Authorized {
     /// `requestContext.authorizer`: `principalId` and the context values (all scalars).
     pub context: Map<String, Value>,
     /// An API key chosen by the authorizer (`$context.authorizer.usageIdentifierKey`).
@@ -71,16 +71,14 @@ impl fmt::Debug for Authorized {
 
 /// An authorizer attached to `$connect`.
 #[async_trait]
-pub trait Authorizer: Send + Sync + fmt::Debug {
+pub(crate) trait Authorizer: Send + Sync + fmt::Debug {
     /// Decides on one pending connection.
     async fn authorize(&self, request: &AuthRequest<'_>) -> Result<Authorized, AuthError>;
-    /// `jwt` or `request` (logs).
-    fn kind(&self) -> &'static str;
 }
 
 /// What the checks established about an admitted connection.
 #[derive(Debug, Default)]
-pub struct Admission {
+pub(crate) struct Admission {
     /// `requestContext.authorizer` for every event of the connection.
     pub authorizer: Option<Map<String, Value>>,
     /// The API key presented (`identity.apiKey`).
@@ -91,7 +89,7 @@ pub struct Admission {
 
 /// Every check configured for the API, built once at start.
 #[derive(Debug)]
-pub struct Security {
+pub(crate) struct Security {
     trusted_proxies: Arc<TrustedProxies>,
     origin: Option<OriginPolicy>,
     per_ip: Option<Arc<PerIpLimiter>>,
@@ -117,12 +115,12 @@ impl Drop for InFlight<'_> {
 impl Security {
     /// The client behind `peer` (the TCP peer or the PROXY protocol source), read from
     /// `X-Forwarded-For` when `peer` is in `security.trusted_proxies`; see [`client_ip`].
-    pub fn client_addr(&self, peer: IpAddr, headers: &HeaderMap) -> ClientAddr {
+    pub(crate) fn client_addr(&self, peer: IpAddr, headers: &HeaderMap) -> ClientAddr {
         self.trusted_proxies.resolve(peer, headers)
     }
 
     /// `security.trusted_proxies`, parsed.
-    pub fn trusted_proxies(&self) -> &Arc<TrustedProxies> {
+    pub(crate) fn trusted_proxies(&self) -> &Arc<TrustedProxies> {
         &self.trusted_proxies
     }
 
@@ -132,7 +130,11 @@ impl Security {
     ///
     /// # Errors
     /// [`AuthError::OriginNotAllowed`] or [`AuthError::Address`].
-    pub fn screen(&self, client: IpAddr, headers: &HeaderMap) -> Result<Option<IpSlot>, AuthError> {
+    pub(crate) fn screen(
+        &self,
+        client: IpAddr,
+        headers: &HeaderMap,
+    ) -> Result<Option<IpSlot>, AuthError> {
         if let Some(policy) = &self.origin
             && !policy.allows(headers)
         {
@@ -148,7 +150,7 @@ impl Security {
     ///
     /// # Errors
     /// The [`AuthError`] that refuses the connection.
-    pub async fn admit(&self, request: &AuthRequest<'_>) -> Result<Admission, AuthError> {
+    pub(crate) async fn admit(&self, request: &AuthRequest<'_>) -> Result<Admission, AuthError> {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         let _in_flight = InFlight(&self.in_flight);
         let authorized = match &self.authorizer {
@@ -172,14 +174,9 @@ impl Security {
         Ok(admission)
     }
 
-    /// Upgrade requests being authorized right now.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Acquire)
-    }
-
     /// Logs and counts a refusal from `client` (the resolved address); `uri` is logged with
     /// credentials redacted.
-    pub fn refused(&self, error: &AuthError, stage: &str, client: IpAddr, uri: &Uri) {
+    pub(crate) fn refused(&self, error: &AuthError, stage: &str, client: IpAddr, uri: &Uri) {
         metrics::counter!(telemetry::CONNECT_REFUSED_TOTAL, "reason" => error.label()).increment(1);
         let target = self.redactor.redact(uri);
         match error {
@@ -195,20 +192,15 @@ impl Security {
         }
     }
 
-    /// The request target with credential-bearing query values replaced by `REDACTED`.
-    pub fn redact(&self, uri: &Uri) -> String {
-        self.redactor.redact(uri)
-    }
-
     /// Whether `protocol` may be selected in the 101 (a subprotocol that carries a token
     /// never is).
-    pub fn selectable(&self, protocol: &str) -> bool {
+    pub(crate) fn selectable(&self, protocol: &str) -> bool {
         !self.is_token_protocol(protocol)
     }
 
     /// When the client carried its token in a subprotocol and `$connect` selected none: the
     /// first other offered subprotocol, so that browsers accept the 101.
-    pub fn fallback_protocol(&self, offered: &[String]) -> Option<String> {
+    pub(crate) fn fallback_protocol(&self, offered: &[String]) -> Option<String> {
         if !offered.iter().any(|p| self.is_token_protocol(p)) {
             return None;
         }
@@ -222,7 +214,7 @@ impl Security {
     }
 
     /// The usage plan of API key `id`.
-    pub fn usage_plan(&self, id: &str) -> Option<&str> {
+    pub(crate) fn usage_plan(&self, id: &str) -> Option<&str> {
         self.api_keys.usage_plan(id)
     }
 }

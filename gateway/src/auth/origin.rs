@@ -12,14 +12,14 @@ use crate::grammar::origin::{Origin, parse, valid_label};
 
 /// The configured allow-list.
 #[derive(Debug, Clone)]
-pub struct OriginPolicy {
+pub(crate) struct OriginPolicy {
     allowed: Vec<Origin>,
     allow_missing: bool,
 }
 
 impl OriginPolicy {
     /// Builds the policy; `None` when an entry does not parse (validation names it first).
-    pub fn new(allowed: &[String], allow_missing: bool) -> Option<Self> {
+    pub(crate) fn new(allowed: &[String], allow_missing: bool) -> Option<Self> {
         let allowed = allowed
             .iter()
             .map(|text| parse(text, true))
@@ -31,7 +31,7 @@ impl OriginPolicy {
     }
 
     /// Whether the request's `Origin` is allowed.
-    pub fn allows(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn allows(&self, headers: &HeaderMap) -> bool {
         let mut values = headers.get_all(http::header::ORIGIN).iter();
         let (Some(value), None) = (values.next(), values.next()) else {
             // No Origin at all, or several (never sent by browsers).

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 
 use crate::config::RateConfig;
-pub use crate::error::IpRejection;
+pub(crate) use crate::error::IpRejection;
 
 /// How often idle addresses are swept out even when the table is not full.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
@@ -27,7 +27,7 @@ struct Entry {
 
 /// The per-address table.
 #[derive(Debug)]
-pub struct PerIpLimiter {
+pub(crate) struct PerIpLimiter {
     max_connections: Option<usize>,
     rate: Option<RateConfig>,
     max_tracked: usize,
@@ -37,7 +37,7 @@ pub struct PerIpLimiter {
 
 /// Counts one connection against its address until dropped.
 #[derive(Debug)]
-pub struct IpSlot {
+pub(crate) struct IpSlot {
     limiter: Arc<PerIpLimiter>,
     key: IpAddr,
 }
@@ -51,7 +51,7 @@ impl Drop for IpSlot {
 }
 
 /// The address a client is counted under.
-pub fn bucket_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn bucket_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -66,7 +66,7 @@ pub fn bucket_key(ip: IpAddr) -> IpAddr {
 
 impl PerIpLimiter {
     /// A table with the given limits (either may be absent).
-    pub fn new(
+    pub(crate) fn new(
         max_connections: Option<usize>,
         rate: Option<RateConfig>,
         max_tracked: usize,
@@ -84,7 +84,7 @@ impl PerIpLimiter {
     ///
     /// # Errors
     /// The [`IpRejection`].
-    pub fn acquire(this: &Arc<Self>, ip: IpAddr) -> Result<IpSlot, IpRejection> {
+    pub(crate) fn acquire(this: &Arc<Self>, ip: IpAddr) -> Result<IpSlot, IpRejection> {
         let key = bucket_key(ip);
         let now = Instant::now();
         this.maybe_sweep(now);
@@ -124,8 +124,9 @@ impl PerIpLimiter {
         })
     }
 
+    #[cfg(test)]
     /// Addresses tracked now.
-    pub fn tracked(&self) -> usize {
+    pub(crate) fn tracked(&self) -> usize {
         self.entries.len()
     }
 
@@ -143,7 +144,7 @@ impl PerIpLimiter {
     }
 
     /// Evicts idle addresses.
-    pub fn sweep(&self, now: Instant) {
+    pub(crate) fn sweep(&self, now: Instant) {
         let rate = self.rate;
         self.entries.retain(|_, e| {
             let refilled = rate.is_none_or(|r| {

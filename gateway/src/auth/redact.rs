@@ -26,17 +26,17 @@ const BUILT_IN: [&str; 16] = [
 ];
 
 /// The replacement value.
-pub const REDACTED: &str = "REDACTED";
+pub(crate) const REDACTED: &str = "REDACTED";
 
 /// Redacts the configured and built-in parameters.
 #[derive(Debug, Clone)]
-pub struct QueryRedactor {
+pub(crate) struct QueryRedactor {
     names: HashSet<String>,
 }
 
 impl QueryRedactor {
     /// The built-in list plus `extra` (identity sources, the API key parameter, configuration).
-    pub fn new(extra: &[String]) -> Self {
+    pub(crate) fn new(extra: &[String]) -> Self {
         let names = BUILT_IN
             .iter()
             .map(|s| (*s).to_string())
@@ -47,7 +47,7 @@ impl QueryRedactor {
 
     /// `path?query` with the values of sensitive parameters replaced; the query is re-encoded, so
     /// no control characters reach the log.
-    pub fn redact(&self, uri: &Uri) -> String {
+    pub(crate) fn redact(&self, uri: &Uri) -> String {
         let path = uri.path();
         let Some(query) = uri.query() else {
             return path.to_string();

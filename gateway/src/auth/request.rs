@@ -20,10 +20,10 @@ use crate::integration::body::{self, ReadError};
 use crate::integration::substitute_stage_variables;
 
 /// Largest authorizer answer read (the AWS limit on authorizer results).
-pub const MAX_RESULT_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_RESULT_BYTES: usize = 8 * 1024;
 
 /// A configured `request` authorizer.
-pub struct RequestAuthorizer {
+pub(crate) struct RequestAuthorizer {
     client: reqwest::Client,
     uris: HashMap<String, String>,
     timeout: Duration,
@@ -38,7 +38,7 @@ impl RequestAuthorizer {
     ///
     /// # Errors
     /// A [`SecurityError`] naming the key at fault.
-    pub fn new(
+    pub(crate) fn new(
         at: &str,
         config: &RequestAuthorizerConfig,
         client: reqwest::Client,
@@ -211,10 +211,6 @@ impl Authorizer for RequestAuthorizer {
             Decision::Allow(authorized) => Ok(authorized),
             Decision::Deny => Err(AuthError::Denied),
         }
-    }
-
-    fn kind(&self) -> &'static str {
-        "request"
     }
 }
 

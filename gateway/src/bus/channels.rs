@@ -10,7 +10,7 @@ use super::BusError;
 
 /// Publish/subscribe on named channels between gateway nodes.
 #[async_trait]
-pub trait Channels: Send + Sync + std::fmt::Debug + 'static {
+pub(crate) trait Channels: Send + Sync + std::fmt::Debug + 'static {
     /// Publishes `frame` on `channel`; answers how many subscribers (nodes) received it.
     ///
     /// # Errors

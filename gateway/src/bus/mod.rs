@@ -4,10 +4,10 @@
 //! pub/sub), and the [`wire`] frames. The cross-node logic that uses it (`forward`, `inbox`,
 //! group fan-out) lives in [`crate::cluster`] and [`crate::groups`].
 
-pub mod channels;
-pub mod redis_bus;
-pub mod redis_channels;
-pub mod wire;
+pub(crate) mod channels;
+pub(crate) mod redis_bus;
+pub(crate) mod redis_channels;
+pub(crate) mod wire;
 
 use std::time::Duration;
 
@@ -45,7 +45,7 @@ pub enum BusError {
 /// implementation when it is built; frames published one after another from this node to one
 /// node arrive there in the order they were published.
 #[async_trait]
-pub trait ClusterBus: Send + Sync + std::fmt::Debug + 'static {
+pub(crate) trait ClusterBus: Send + Sync + std::fmt::Debug + 'static {
     /// Publishes `frame` on `node`'s channel; answers how many subscribers received it (0:
     /// nobody is listening on that node's channel: it is dead, partitioned or not yet up).
     ///

@@ -26,7 +26,7 @@ use crate::telemetry;
 
 /// Where the Redis (or Redis Cluster) is.
 #[derive(Clone, Debug)]
-pub struct RedisTarget {
+pub(crate) struct RedisTarget {
     /// `url`, or the seed `urls` of a cluster.
     pub seeds: Vec<String>,
     /// Redis Cluster (sharded pub/sub) rather than one server.
@@ -43,7 +43,7 @@ pub(super) enum Conn {
 }
 
 /// Redis pub/sub between gateway nodes.
-pub struct RedisBus {
+pub(crate) struct RedisBus {
     target: RedisTarget,
     prefix: String,
     channel: String,
@@ -104,7 +104,7 @@ impl RedisBus {
     ///
     /// # Errors
     /// [`BusError`] when Redis cannot be reached or refuses.
-    pub async fn connect(
+    pub(crate) async fn connect(
         target: RedisTarget,
         prefix: &str,
         node_id: &str,

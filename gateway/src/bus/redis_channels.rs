@@ -16,7 +16,7 @@ use super::channels::Channels;
 use super::redis_bus::{Conn, RedisTarget, connect, timed};
 
 /// Redis pub/sub on named channels.
-pub struct RedisChannels {
+pub(crate) struct RedisChannels {
     target: RedisTarget,
     publisher: Conn,
     subscriber: Conn,
@@ -36,7 +36,7 @@ impl RedisChannels {
     ///
     /// # Errors
     /// [`BusError`] when Redis cannot be reached.
-    pub async fn connect(
+    pub(crate) async fn connect(
         target: RedisTarget,
         inbox: &mpsc::Sender<Bytes>,
     ) -> Result<Self, BusError> {

@@ -15,7 +15,7 @@ const LEAVE: u8 = 6;
 
 /// What the owner of a connection answers to a forwarded callback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Queued for the client (POST) or close requested (DELETE).
     Done,
     /// The owner does not hold this connection (any more).
@@ -53,7 +53,7 @@ impl Outcome {
 
 /// One message between nodes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Envelope {
+pub(crate) enum Envelope {
     /// Queue `payload` for `connection_id`; answer with an `Ack` to `reply_to`.
     Post {
         /// Matches the `Ack`.
@@ -130,7 +130,7 @@ impl Envelope {
     ///
     /// # Errors
     /// [`WireError::TooLong`] for a string field over 64 KiB (ids and reasons are far shorter).
-    pub fn encode(&self) -> Result<Bytes, WireError> {
+    pub(crate) fn encode(&self) -> Result<Bytes, WireError> {
         let mut out = BytesMut::new();
         match self {
             Self::Post {
@@ -190,7 +190,7 @@ impl Envelope {
     ///
     /// # Errors
     /// A [`WireError`] for anything malformed.
-    pub fn decode(frame: Bytes) -> Result<Self, WireError> {
+    pub(crate) fn decode(frame: Bytes) -> Result<Self, WireError> {
         let mut r = Reader { frame, at: 0 };
         let message = match r.u8()? {
             POST => Self::Post {
@@ -224,7 +224,7 @@ impl Envelope {
     }
 
     /// A short name for metrics.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::Post { .. } => "post",
             Self::Delete { .. } => "delete",

@@ -24,7 +24,7 @@ use crate::error::CallbackError;
 
 /// How callers of the callback API are checked.
 #[derive(Debug)]
-pub enum CallbackAuth {
+pub(crate) enum CallbackAuth {
     /// No `callback.auth` configured: callers on loopback addresses only, directly or through
     /// these trusted proxies.
     LoopbackOnly(Arc<TrustedProxies>),
@@ -42,7 +42,7 @@ const FORWARDING_HEADERS: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-i
 
 /// The head of a callback request: what authentication looks at besides the body.
 #[derive(Debug)]
-pub struct CallerRequest<'a> {
+pub(crate) struct CallerRequest<'a> {
     /// The caller's address.
     pub peer: SocketAddr,
     /// Method.
@@ -57,7 +57,10 @@ pub struct CallerRequest<'a> {
 
 impl CallbackAuth {
     /// Builds the authenticator from config; `trusted` are `security.trusted_proxies`.
-    pub fn from_config(config: Option<&CallbackAuthConfig>, trusted: Arc<TrustedProxies>) -> Self {
+    pub(crate) fn from_config(
+        config: Option<&CallbackAuthConfig>,
+        trusted: Arc<TrustedProxies>,
+    ) -> Self {
         match config {
             None => Self::LoopbackOnly(trusted),
             Some(CallbackAuthConfig::None) => Self::None,
@@ -83,17 +86,12 @@ impl CallbackAuth {
         }
     }
 
-    /// Whether the request body is needed before [`CallbackAuth::check`] (SigV4 hashes it).
-    pub fn needs_body(&self) -> bool {
-        matches!(self, Self::SigV4(_))
-    }
-
     /// Checks a caller from the request head, before its body is read. For every scheme but
     /// SigV4 this is the whole check; for SigV4 [`CallbackAuth::check_body`] must follow.
     ///
     /// # Errors
     /// [`CallbackError::Forbidden`] with a short reason.
-    pub fn check_head(&self, request: &CallerRequest<'_>) -> Result<(), CallbackError> {
+    pub(crate) fn check_head(&self, request: &CallerRequest<'_>) -> Result<(), CallbackError> {
         match self {
             Self::None => Ok(()),
             Self::LoopbackOnly(trusted) => loopback_caller(trusted, request),
@@ -124,7 +122,7 @@ impl CallbackAuth {
     ///
     /// # Errors
     /// [`CallbackError::Forbidden`] with a short reason.
-    pub fn check_body(
+    pub(crate) fn check_body(
         &self,
         request: &CallerRequest<'_>,
         body: &[u8],

@@ -8,9 +8,9 @@
 //! another node is forwarded to its owner over the cluster bus (see [`crate::cluster`]), and GET
 //! answers from its record.
 
-pub mod auth;
+pub(crate) mod auth;
 mod groups;
-pub mod sigv4;
+pub(crate) mod sigv4;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ use crate::ws::connections;
 /// What the callback handlers share: the gateway state, the cluster (Redis store only) that
 /// reaches connections held by other nodes, and the caller authentication.
 #[derive(Debug)]
-pub struct Api {
+pub(crate) struct Api {
     pub(crate) shared: Arc<Shared>,
     pub(crate) cluster: Option<Arc<Cluster>>,
     pub(crate) auth: CallbackAuth,
@@ -42,7 +42,11 @@ pub struct Api {
 
 impl Api {
     /// The callback API over `shared`, forwarding through `cluster`, authenticating with `auth`.
-    pub fn new(shared: Arc<Shared>, cluster: Option<Arc<Cluster>>, auth: CallbackAuth) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        cluster: Option<Arc<Cluster>>,
+        auth: CallbackAuth,
+    ) -> Self {
         Self {
             shared,
             cluster,
@@ -53,7 +57,7 @@ impl Api {
 
 /// The callback routes (mounted on the main listener and/or the callback listener). Every answer
 /// carries a fresh `x-amzn-RequestId`, as AWS's do.
-pub fn router() -> Router<Arc<Api>> {
+pub(crate) fn router() -> Router<Arc<Api>> {
     let handler = post(connection).get(connection).delete(connection);
     Router::new()
         .route("/{stage}/@connections/{id}", handler.clone())

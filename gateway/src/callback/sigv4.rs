@@ -25,7 +25,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, percent_e
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
-pub use crate::error::SigV4Error;
+pub(crate) use crate::error::SigV4Error;
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const SCOPE_TERMINATOR: &str = "aws4_request";
@@ -47,7 +47,7 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// A static access key pair a caller may sign with.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Credential {
+pub(crate) struct Credential {
     /// The access key id named in the credential scope.
     pub access_key_id: String,
     /// The secret the signing key is derived from.
@@ -69,7 +69,7 @@ impl fmt::Debug for Credential {
 /// Requests signed with session credentials (`X-Amz-Security-Token`) are verified against the
 /// configured secret of their access key id; the token itself is not checked.
 #[derive(Clone)]
-pub struct SigV4Verifier {
+pub(crate) struct SigV4Verifier {
     region: String,
     service: String,
     secrets: HashMap<String, String>,
@@ -91,7 +91,7 @@ impl fmt::Debug for SigV4Verifier {
 
 /// The parts of an HTTP request that take part in its signature.
 #[derive(Debug, Clone, Copy)]
-pub struct SignedRequest<'a> {
+pub(crate) struct SignedRequest<'a> {
     /// The request method.
     pub method: &'a Method,
     /// The path exactly as on the request line, not percent-decoded
@@ -136,7 +136,7 @@ impl SigV4Verifier {
     /// A verifier for `region` and service `execute-api` accepting any of `credentials`, with a
     /// maximum clock skew of five minutes. A later credential with the same access key id
     /// replaces an earlier one.
-    pub fn new(region: impl Into<String>, credentials: Vec<Credential>) -> Self {
+    pub(crate) fn new(region: impl Into<String>, credentials: Vec<Credential>) -> Self {
         Self {
             region: region.into(),
             service: DEFAULT_SERVICE.to_owned(),
@@ -148,16 +148,17 @@ impl SigV4Verifier {
         }
     }
 
+    #[cfg(test)]
     /// Sets the service name the credential scope must carry (default `execute-api`).
     #[must_use]
-    pub fn with_service(mut self, service: impl Into<String>) -> Self {
+    pub(crate) fn with_service(mut self, service: impl Into<String>) -> Self {
         self.service = service.into();
         self
     }
 
     /// Sets how far the request date may be from the current time (default five minutes).
     #[must_use]
-    pub fn with_max_skew(mut self, skew: Duration) -> Self {
+    pub(crate) fn with_max_skew(mut self, skew: Duration) -> Self {
         self.max_skew = to_time_delta(skew);
         self
     }
@@ -171,7 +172,7 @@ impl SigV4Verifier {
     /// # Errors
     ///
     /// A [`SigV4Error`] saying why the request is not accepted.
-    pub fn check_head(
+    pub(crate) fn check_head(
         &self,
         raw_query: Option<&str>,
         headers: &HeaderMap,
@@ -189,7 +190,7 @@ impl SigV4Verifier {
     /// # Errors
     ///
     /// A [`SigV4Error`] saying why the request is not accepted.
-    pub fn verify(
+    pub(crate) fn verify(
         &self,
         req: &SignedRequest<'_>,
         now: DateTime<Utc>,

@@ -21,7 +21,12 @@ impl Cluster {
     ///
     /// # Errors
     /// The [`CallbackError`] the callback API answers.
-    pub async fn post(&self, stage: &str, id: &str, payload: Bytes) -> Result<(), CallbackError> {
+    pub(crate) async fn post(
+        &self,
+        stage: &str,
+        id: &str,
+        payload: Bytes,
+    ) -> Result<(), CallbackError> {
         let owner = self.owner(stage, id).await?;
         let outcome = self
             .forward("post", &owner, |request, reply_to| Envelope::Post {
@@ -43,7 +48,7 @@ impl Cluster {
     ///
     /// # Errors
     /// The [`CallbackError`] the callback API answers.
-    pub async fn delete(
+    pub(crate) async fn delete(
         &self,
         stage: &str,
         id: &str,
@@ -73,7 +78,7 @@ impl Cluster {
     ///
     /// # Errors
     /// The [`CallbackError`] the callback API answers.
-    pub async fn membership(
+    pub(crate) async fn membership(
         &self,
         stage: &str,
         id: &str,

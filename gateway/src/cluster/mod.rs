@@ -38,7 +38,7 @@ use wsgate_connection_store::{ConnectionStore, RedisStore, StoreError};
 
 use self::lease::LeaseState;
 use self::pending::Pending;
-pub use crate::bus::{BusError, ClusterBus};
+pub(crate) use crate::bus::{BusError, ClusterBus};
 use crate::config::ClusterConfig;
 use crate::state::Shared;
 
@@ -50,7 +50,7 @@ const ACK_QUEUE: usize = 4096;
 
 /// This node's membership in the cluster.
 #[derive(Debug)]
-pub struct Cluster {
+pub(crate) struct Cluster {
     node_id: String,
     config: ClusterConfig,
     bus: Arc<dyn ClusterBus>,
@@ -65,7 +65,7 @@ pub struct Cluster {
 
 /// The receiving ends that [`Cluster::spawn`] consumes once the shared state exists.
 #[derive(Debug)]
-pub struct Receivers {
+pub(crate) struct Receivers {
     inbox: mpsc::Receiver<Bytes>,
     acks: mpsc::Receiver<(String, Bytes)>,
 }
@@ -86,7 +86,7 @@ impl Cluster {
     ///
     /// # Errors
     /// [`JoinError`] when Redis refuses or cannot be reached.
-    pub async fn join<F, Fut>(
+    pub(crate) async fn join<F, Fut>(
         node_id: String,
         config: ClusterConfig,
         members: RedisStore,
@@ -122,7 +122,7 @@ impl Cluster {
     }
 
     /// Starts the inbox, ack, lease and reaper tasks; they run until [`Cluster::stop`].
-    pub fn spawn(
+    pub(crate) fn spawn(
         self: &Arc<Self>,
         shared: &Arc<Shared>,
         receivers: Receivers,
@@ -142,13 +142,13 @@ impl Cluster {
 
     /// Graceful exit, step 1, after this node's connections are closed and their records
     /// removed: stops the tasks (the caller then waits for them, so no renewal is in flight).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stop.cancel();
     }
 
     /// Graceful exit, step 2, once the tasks have ended: gives the lease back and leaves the
     /// node set, so no other node reaps this one.
-    pub async fn release(&self) {
+    pub(crate) async fn release(&self) {
         if let Err(error) = self
             .members
             .release_lease(&self.node_id, &self.lease.token())
@@ -156,10 +156,5 @@ impl Cluster {
         {
             tracing::warn!(%error, "cannot release this node's lease; it expires by itself");
         }
-    }
-
-    /// This node's id.
-    pub fn node_id(&self) -> &str {
-        &self.node_id
     }
 }

@@ -266,7 +266,7 @@ pub struct SecurityConfig {
     /// Query parameters redacted in logs, in addition to the built-in list and identity sources.
     pub redact_query_params: Vec<String>,
     /// Load balancers and proxies (CIDR blocks or single addresses) whose `X-Forwarded-For` is
-    /// believed; see [`crate::auth::client_ip`].
+    /// believed; see `auth::client_ip`.
     pub trusted_proxies: Vec<String>,
 }
 

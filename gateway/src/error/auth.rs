@@ -3,7 +3,7 @@
 
 /// Why a token was not accepted (no token material in the text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TokenProblem {
+pub(crate) enum TokenProblem {
     /// Longer than `max_token_bytes`.
     #[error("token too long")]
     TooLong,
@@ -44,7 +44,7 @@ pub enum TokenProblem {
 
 /// Why a call to a `request` authorizer or a JWKS endpoint produced no answer to use.
 #[derive(Debug, thiserror::Error)]
-pub enum CallError {
+pub(crate) enum CallError {
     /// No answer within the timeout.
     #[error("timed out")]
     Timeout,
@@ -70,7 +70,7 @@ pub enum CallError {
 
 /// Why a connection was refused by the checks in this module.
 #[derive(Debug, thiserror::Error)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     /// `Origin` is not in `security.allowed_origins` (or missing while that is not allowed).
     #[error("origin not allowed")]
     OriginNotAllowed,
@@ -105,7 +105,7 @@ pub enum AuthError {
 
 impl AuthError {
     /// A short label for metrics and logs.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Self::OriginNotAllowed => "origin",
             Self::Address(IpRejection::TooManyConnections) => "ip_connections",
@@ -122,7 +122,7 @@ impl AuthError {
 
 /// Why an address may not open another connection now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum IpRejection {
+pub(crate) enum IpRejection {
     /// `max_connections_per_ip` open already.
     #[error("too many connections from this address")]
     TooManyConnections,

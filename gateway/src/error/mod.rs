@@ -8,12 +8,12 @@ use serde_json::json;
 mod auth;
 mod sigv4;
 
-pub use self::auth::{AuthError, CallError, IpRejection, TokenProblem};
-pub use self::sigv4::SigV4Error;
+pub(crate) use self::auth::{AuthError, CallError, IpRejection, TokenProblem};
+pub(crate) use self::sigv4::SigV4Error;
 
 /// Why an upgrade request was answered without a 101.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HandshakeRejection {
+pub(crate) enum HandshakeRejection {
     /// No such stage.
     #[error("Not Found")]
     UnknownStage,
@@ -96,7 +96,7 @@ impl From<&AuthError> for HandshakeRejection {
 
 impl HandshakeRejection {
     /// The HTTP status sent instead of 101.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::UnknownStage => StatusCode::NOT_FOUND,
             Self::NotUpgrade | Self::UnsupportedVersion => StatusCode::UPGRADE_REQUIRED,
@@ -150,7 +150,7 @@ impl IntoResponse for HandshakeRejection {
 /// Why the gateway closed a connection: the close code and reason the client sees, and the
 /// `disconnectStatusCode`/`disconnectReason` the `$disconnect` integration gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CloseReason {
+pub(crate) enum CloseReason {
     /// Gateway shutdown.
     ShuttingDown,
     /// No data frames for `limits.idle_timeout`.
@@ -192,7 +192,7 @@ pub enum CloseReason {
 
 impl CloseReason {
     /// The close code.
-    pub fn code(&self) -> u16 {
+    pub(crate) fn code(&self) -> u16 {
         match self {
             Self::ShuttingDown | Self::IdleTimeout | Self::MaxDuration => 1001,
             Self::MessageTooBig => 1009,
@@ -207,7 +207,7 @@ impl CloseReason {
     }
 
     /// The close reason text.
-    pub fn reason(&self) -> &str {
+    pub(crate) fn reason(&self) -> &str {
         match self {
             Self::ShuttingDown => "Going away",
             Self::IdleTimeout => "Going away: idle timeout",
@@ -225,7 +225,7 @@ impl CloseReason {
     }
 
     /// Whether a close frame should be sent to the client for this reason.
-    pub fn sends_close_frame(&self) -> bool {
+    pub(crate) fn sends_close_frame(&self) -> bool {
         !matches!(
             self,
             Self::ByClient { .. } | Self::Abnormal | Self::SlowConsumer
@@ -235,7 +235,7 @@ impl CloseReason {
 
 /// Errors of the callback API, named and shaped as Amazon API Gateway's management API answers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallbackError {
+pub(crate) enum CallbackError {
     /// Unknown or closed connection id.
     #[error("Gone")]
     Gone,
@@ -294,9 +294,10 @@ pub enum CallbackError {
 }
 
 impl CallbackError {
+    #[cfg(test)]
     /// The `x-amzn-ErrorType` this error is answered with.
     #[must_use]
-    pub fn error_type(&self) -> &'static str {
+    pub(crate) fn error_type(&self) -> &'static str {
         self.status_and_type().1
     }
 

@@ -3,7 +3,7 @@
 
 /// Why a request was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SigV4Error {
+pub(crate) enum SigV4Error {
     /// Neither an `Authorization` header nor presigned query parameters were sent.
     #[error("request carries no SigV4 authentication")]
     MissingAuthorization,
@@ -46,10 +46,11 @@ pub enum SigV4Error {
 }
 
 impl SigV4Error {
+    #[cfg(test)]
     /// The `x-amzn-ErrorType` AWS uses for this failure; every one of them is sent with 403.
     /// The mapping lives with the other callback errors, in [`super::CallbackError`].
     #[must_use]
-    pub fn aws_error_type(&self) -> &'static str {
+    pub(crate) fn aws_error_type(&self) -> &'static str {
         super::CallbackError::from(self).error_type()
     }
 }

@@ -34,7 +34,7 @@ const AUTHORIZER_HEADERS: [(&str, &str); 3] = [
 ];
 
 /// Serialises the REQUEST authorizer event for the pending connection `meta`.
-pub fn authorizer_event(
+pub(crate) fn authorizer_event(
     meta: &ConnectionMeta,
     request_id: &str,
     request: &ConnectRequest,

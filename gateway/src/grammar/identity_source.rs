@@ -7,7 +7,7 @@
 
 /// One parsed identity source.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IdentitySource {
+pub(crate) enum IdentitySource {
     /// A request header (name lowercase).
     Header(String),
     /// A query-string parameter.
@@ -25,14 +25,14 @@ pub enum IdentitySource {
 #[error(
     "`{0}` is not an identity source; use route.request.header.<name>, route.request.querystring.<name>, route.request.cookie.<name>, route.request.subprotocol.<prefix> or stageVariables.<name>"
 )]
-pub struct BadIdentitySource(pub String);
+pub(crate) struct BadIdentitySource(pub String);
 
 impl IdentitySource {
     /// Parses one expression (a leading `$` is tolerated).
     ///
     /// # Errors
     /// [`BadIdentitySource`] for anything else.
-    pub fn parse(text: &str) -> Result<Self, BadIdentitySource> {
+    pub(crate) fn parse(text: &str) -> Result<Self, BadIdentitySource> {
         let expr = text.trim().trim_start_matches('$');
         type Make = fn(String) -> IdentitySource;
         let forms: [(&str, Make); 5] = [
@@ -55,7 +55,7 @@ impl IdentitySource {
     }
 
     /// The query parameter this source reads, if any (for log redaction).
-    pub fn query_name(&self) -> Option<&str> {
+    pub(crate) fn query_name(&self) -> Option<&str> {
         match self {
             Self::Query(name) => Some(name),
             _ => None,

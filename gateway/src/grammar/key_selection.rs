@@ -2,7 +2,7 @@
 
 /// Where the API key of a connection comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeySelection {
+pub(crate) enum KeySelection {
     /// `$request.header.<name>` (name lowercase).
     Header(String),
     /// `$request.querystring.<name>`.
@@ -13,7 +13,7 @@ pub enum KeySelection {
 
 impl KeySelection {
     /// Parses the expression; `None` when it is not one of the three forms.
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         let text = text.trim();
         if text == "$context.authorizer.usageIdentifierKey" {
             return Some(Self::UsageIdentifierKey);
@@ -31,7 +31,7 @@ impl KeySelection {
     }
 
     /// The query parameter read, if any (for log redaction).
-    pub fn query_name(&self) -> Option<&str> {
+    pub(crate) fn query_name(&self) -> Option<&str> {
         match self {
             Self::Query(name) => Some(name),
             _ => None,

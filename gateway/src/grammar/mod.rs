@@ -6,8 +6,8 @@
 mod identity_source;
 mod key_selection;
 pub(crate) mod origin;
-mod proxies;
+pub(crate) mod proxies;
 
-pub use self::identity_source::{BadIdentitySource, IdentitySource};
-pub use self::key_selection::KeySelection;
-pub use self::proxies::{InvalidProxyEntry, TrustedProxies};
+pub(crate) use self::identity_source::IdentitySource;
+pub(crate) use self::key_selection::KeySelection;
+pub(crate) use self::proxies::TrustedProxies;

@@ -8,14 +8,14 @@ use ipnet::IpNet;
 /// An entry of `security.trusted_proxies` that is neither an address nor a CIDR block.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{entry}` is neither an IP address nor a CIDR block (10.0.0.0/8, 2001:db8::/32)")]
-pub struct InvalidProxyEntry {
+pub(crate) struct InvalidProxyEntry {
     /// The entry as configured.
     pub entry: String,
 }
 
 /// The networks whose hosts are trusted to report the client address.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies {
+pub(crate) struct TrustedProxies {
     pub(crate) nets: Vec<IpNet>,
 }
 
@@ -24,7 +24,7 @@ impl TrustedProxies {
     ///
     /// # Errors
     /// The index and the [`InvalidProxyEntry`] of the first bad entry.
-    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, (usize, InvalidProxyEntry)> {
+    pub(crate) fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, (usize, InvalidProxyEntry)> {
         let nets = entries
             .iter()
             .enumerate()

@@ -11,10 +11,10 @@ use crate::integration::IntegrationResponse;
 use crate::registry::SessionHandle;
 
 /// The answer header that names the groups to join (lowercase, as answers are stored).
-pub const GROUPS_HEADER: &str = "x-wsgate-groups";
+pub(crate) const GROUPS_HEADER: &str = "x-wsgate-groups";
 
 /// Every group named by the `$connect` answer, in order, without repeats.
-pub fn groups_from_answer(response: &IntegrationResponse) -> Vec<String> {
+pub(crate) fn groups_from_answer(response: &IntegrationResponse) -> Vec<String> {
     let mut groups: Vec<String> = Vec::new();
     for (name, value) in &response.headers {
         if name != GROUPS_HEADER {

@@ -17,7 +17,7 @@ pub(crate) const SLOW_CLOSE_REASON: &str = "Try again later: slow consumer";
 
 /// What one fan-out did on this node.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
+pub(crate) struct Counts {
     /// Members whose outbox took the message.
     pub delivered: u64,
     /// Members whose outbox was full (handled by the slow-member policy).

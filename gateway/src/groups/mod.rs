@@ -34,14 +34,14 @@ use tokio_util::sync::CancellationToken;
 use wsgate_connection_store::{GroupStore, StoreError};
 
 pub(crate) use self::connect::admit;
-pub use self::connect::{GROUPS_HEADER, groups_from_answer};
-pub use self::fanout::Counts;
+pub(crate) use self::connect::groups_from_answer;
+pub(crate) use self::fanout::Counts;
 use self::fanout::Fanout;
 use self::index::Index;
 pub(crate) use self::name::validate as validate_name;
 use self::presence::Presence;
-pub use self::presence::PresenceRoutes;
-pub use self::remote::RemoteReceivers;
+pub(crate) use self::presence::PresenceRoutes;
+pub(crate) use self::remote::RemoteReceivers;
 use self::remote::{Remote, RemoteSettings};
 use crate::bus::BusError;
 use crate::bus::redis_bus::RedisTarget;
@@ -52,7 +52,7 @@ use crate::registry::{Registry, SessionHandle};
 
 /// What a group post or broadcast did (the answer of `POST @groups/{group}` and `@broadcast`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PostOutcome {
+pub(crate) struct PostOutcome {
     /// Delivery on this node.
     pub local: Counts,
     /// The message was handed to Redis for the other nodes.
@@ -63,7 +63,7 @@ pub struct PostOutcome {
 
 /// Groups on this node.
 #[derive(Debug)]
-pub struct Groups {
+pub(crate) struct Groups {
     config: GroupsConfig,
     store: Arc<dyn GroupStore>,
     index: Index,
@@ -81,7 +81,7 @@ impl Groups {
     ///
     /// # Errors
     /// [`BusError`] when Redis cannot be reached.
-    pub async fn build(
+    pub(crate) async fn build(
         config: &Config,
         node_id: &str,
         store: Arc<dyn GroupStore>,
@@ -123,7 +123,7 @@ impl Groups {
     }
 
     /// Starts the cross-node tasks (with Redis); they run until [`Groups::stop`].
-    pub fn spawn(
+    pub(crate) fn spawn(
         self: &Arc<Self>,
         receivers: Option<RemoteReceivers>,
         tasks: &mut tokio::task::JoinSet<()>,
@@ -134,17 +134,17 @@ impl Groups {
     }
 
     /// Stops the cross-node tasks (at shutdown, once every connection has closed).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stop.cancel();
     }
 
     /// The group settings.
-    pub fn config(&self) -> &GroupsConfig {
+    pub(crate) fn config(&self) -> &GroupsConfig {
         &self.config
     }
 
     /// The cluster-wide records.
-    pub fn store(&self) -> &dyn GroupStore {
+    pub(crate) fn store(&self) -> &dyn GroupStore {
         &*self.store
     }
 
@@ -156,7 +156,7 @@ impl Groups {
     ///
     /// # Errors
     /// The store's error.
-    pub async fn add_connection(&self, meta: &ConnectionMeta) -> Result<(), StoreError> {
+    pub(crate) async fn add_connection(&self, meta: &ConnectionMeta) -> Result<(), StoreError> {
         self.store
             .add_connection(&meta.stage, &meta.connection_id)
             .await
@@ -167,7 +167,7 @@ impl Groups {
     /// # Errors
     /// 400 for an invalid name, 410 when the connection is closing, 429 over the per-connection
     /// limit, 503 when Redis fails (the join is then undone).
-    pub async fn join(
+    pub(crate) async fn join(
         &self,
         handle: &Arc<SessionHandle>,
         group: &str,
@@ -252,7 +252,7 @@ impl Groups {
     ///
     /// # Errors
     /// 400 for an invalid name, 503 when the store fails.
-    pub async fn leave(
+    pub(crate) async fn leave(
         &self,
         handle: &Arc<SessionHandle>,
         group: &str,
@@ -279,7 +279,7 @@ impl Groups {
     }
 
     /// A closed connection leaves every group (locally at once, then in the store).
-    pub async fn forget(&self, handle: &SessionHandle) {
+    pub(crate) async fn forget(&self, handle: &SessionHandle) {
         let meta = &handle.meta;
         for group in self.index.take_joined(&meta.connection_id) {
             let key = index::key(&meta.stage, &group);
@@ -293,7 +293,7 @@ impl Groups {
 
     /// Removes a connection's memberships from the store (also for connections reaped from a
     /// dead node) and sends the `$leave` events.
-    pub async fn forget_in_store(&self, meta: &Arc<ConnectionMeta>) {
+    pub(crate) async fn forget_in_store(&self, meta: &Arc<ConnectionMeta>) {
         match self.store.forget(&meta.stage, &meta.connection_id).await {
             Ok(left) => {
                 for (group, size) in left {
@@ -310,7 +310,7 @@ impl Groups {
     ///
     /// # Errors
     /// The store's error.
-    pub async fn reassert(&self, handle: &SessionHandle) -> Result<(), StoreError> {
+    pub(crate) async fn reassert(&self, handle: &SessionHandle) -> Result<(), StoreError> {
         let meta = &handle.meta;
         self.store
             .add_connection(&meta.stage, &meta.connection_id)
@@ -324,7 +324,7 @@ impl Groups {
     }
 
     /// The groups a connection held by this node joined.
-    pub fn joined(&self, connection_id: &str) -> Vec<String> {
+    pub(crate) fn joined(&self, connection_id: &str) -> Vec<String> {
         let mut groups = self.index.joined(connection_id);
         groups.sort_unstable();
         groups
@@ -363,7 +363,7 @@ impl Groups {
     ///
     /// # Errors
     /// 400 for an invalid name, 429 when too many posts are in flight on this node.
-    pub async fn post(
+    pub(crate) async fn post(
         &self,
         stage: &str,
         group: Option<&str>,

@@ -31,7 +31,7 @@ pub(crate) struct Presence {
 /// Where presence events go: each stage's routes (`$join`, `$leave`), and the tracker their
 /// calls run on (so shutdown waits for them).
 #[derive(Debug, Clone)]
-pub struct PresenceRoutes {
+pub(crate) struct PresenceRoutes {
     /// Routes per stage.
     pub stages: HashMap<String, Arc<StageRoutes>>,
     /// Shutdown waits for the tasks on it.

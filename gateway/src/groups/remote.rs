@@ -49,7 +49,7 @@ pub(crate) struct SubRequest {
 
 /// The receiving ends consumed by [`spawn`].
 #[derive(Debug)]
-pub struct RemoteReceivers {
+pub(crate) struct RemoteReceivers {
     frames: mpsc::Receiver<Bytes>,
     requests: mpsc::Receiver<SubRequest>,
 }

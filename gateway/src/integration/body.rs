@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 
 /// Why a capped read produced no body.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     /// The answer is (or announced itself as) larger than `limit` bytes.
     #[error("response larger than {limit} bytes")]
     TooLarge {
@@ -23,7 +23,10 @@ pub enum ReadError {
 ///
 /// # Errors
 /// [`ReadError::TooLarge`] (the connection is dropped, not drained) or the transport error.
-pub async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Bytes, ReadError> {
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Bytes, ReadError> {
     let announced = response.content_length();
     if announced.is_some_and(|n| n > cap as u64) {
         return Err(ReadError::TooLarge { limit: cap });

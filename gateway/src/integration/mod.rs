@@ -3,7 +3,7 @@
 //! keep-alive HTTP client.
 
 mod aws_proxy;
-pub mod body;
+pub(crate) mod body;
 mod http_proxy;
 mod mock;
 
@@ -17,14 +17,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-pub use crate::config::substitute_stage_variables;
+pub(crate) use crate::config::substitute_stage_variables;
 use crate::config::{ApiConfig, IntegrationConfig};
 use crate::events::{ConnectionMeta, EventKind};
 use crate::telemetry;
 
 /// One call to an integration.
 #[derive(Debug)]
-pub struct Invocation<'a> {
+pub(crate) struct Invocation<'a> {
     /// The connection.
     pub meta: &'a ConnectionMeta,
     /// Route key being invoked.
@@ -89,7 +89,7 @@ pub enum IntegrationError {
 
 /// A backend that handles a route.
 #[async_trait]
-pub trait Integration: Send + Sync + fmt::Debug {
+pub(crate) trait Integration: Send + Sync + fmt::Debug {
     /// Invokes the backend for one event.
     async fn invoke(
         &self,
@@ -101,7 +101,7 @@ pub trait Integration: Send + Sync + fmt::Debug {
 
 /// A route of one stage.
 #[derive(Debug, Clone)]
-pub struct Route {
+pub(crate) struct Route {
     /// The route key.
     pub key: Arc<str>,
     /// Its backend.
@@ -112,13 +112,13 @@ pub struct Route {
 
 /// The routes of one stage, with URIs resolved against its stage variables.
 #[derive(Debug, Default)]
-pub struct StageRoutes {
+pub(crate) struct StageRoutes {
     routes: HashMap<String, Route>,
 }
 
 impl StageRoutes {
     /// The route for an exact key.
-    pub fn get(&self, key: &str) -> Option<&Route> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Route> {
         self.routes.get(key)
     }
 }
@@ -127,7 +127,7 @@ impl StageRoutes {
 ///
 /// # Errors
 /// A missing stage variable, named (config validation reports these first).
-pub fn build_stages(
+pub(crate) fn build_stages(
     api: &ApiConfig,
     client: &reqwest::Client,
     response_cap: usize,
@@ -178,7 +178,7 @@ pub fn build_stages(
 ///
 /// # Errors
 /// When the TLS backend cannot be initialised.
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+pub(crate) fn http_client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(Duration::from_secs(5))

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A rate and burst, as emission interval and bucket size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limit {
+pub(crate) struct Limit {
     /// Nanoseconds per token; 0 means the limit admits nothing.
     interval_ns: u64,
     /// Bucket size in tokens; 0 admits nothing.
@@ -16,7 +16,7 @@ pub struct Limit {
 impl Limit {
     /// `rate` tokens per second, `burst` at once. A zero rate or burst admits nothing (as a
     /// zero `ThrottlingBurstLimit` blocks a route in Amazon API Gateway).
-    pub fn new(rate: f64, burst: u32) -> Self {
+    pub(crate) fn new(rate: f64, burst: u32) -> Self {
         if !(rate.is_finite() && rate > 0.0) || burst == 0 {
             return Self {
                 interval_ns: 0,
@@ -31,17 +31,17 @@ impl Limit {
     }
 
     /// True when nothing is ever admitted.
-    pub fn blocks_all(&self) -> bool {
+    pub(crate) fn blocks_all(&self) -> bool {
         self.interval_ns == 0
     }
 
     /// Nanoseconds per token.
-    pub fn interval_ns(&self) -> u64 {
+    pub(crate) fn interval_ns(&self) -> u64 {
         self.interval_ns
     }
 
     /// Bucket size.
-    pub fn burst(&self) -> u32 {
+    pub(crate) fn burst(&self) -> u32 {
         self.burst
     }
 
@@ -53,7 +53,7 @@ impl Limit {
 
 /// The outcome of taking tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Take {
+pub(crate) enum Take {
     /// This many tokens were taken (at least 1, at most the number asked for).
     Granted(u32),
     /// None available; one will be after this many nanoseconds (`u64::MAX`: never).
@@ -65,32 +65,27 @@ pub enum Take {
 
 /// One bucket.
 #[derive(Debug)]
-pub struct Gcra {
+pub(crate) struct Gcra {
     limit: Limit,
     tat: AtomicU64,
 }
 
 impl Gcra {
     /// A full bucket.
-    pub fn new(limit: Limit) -> Self {
+    pub(crate) fn new(limit: Limit) -> Self {
         Self {
             limit,
             tat: AtomicU64::new(0),
         }
     }
 
-    /// The bucket's limit.
-    pub fn limit(&self) -> Limit {
-        self.limit
-    }
-
     /// Takes one token at `now` (nanoseconds on the caller's clock).
-    pub fn try_take(&self, now: u64) -> Take {
+    pub(crate) fn try_take(&self, now: u64) -> Take {
         self.take_up_to(now, 1)
     }
 
     /// Takes as many tokens as are available, up to `want` (at least 1 is asked for).
-    pub fn take_up_to(&self, now: u64, want: u32) -> Take {
+    pub(crate) fn take_up_to(&self, now: u64, want: u32) -> Take {
         let limit = self.limit;
         if limit.blocks_all() {
             return Take::Denied {
@@ -126,7 +121,7 @@ impl Gcra {
     }
 
     /// Gives one token back (a wider bucket refused the request it was taken for).
-    pub fn refund(&self) {
+    pub(crate) fn refund(&self) {
         let interval = self.limit.interval_ns;
         let _ = self
             .tat
@@ -137,7 +132,7 @@ impl Gcra {
 
     /// True when the bucket is full at `now` (it can be dropped and made anew without any
     /// client noticing).
-    pub fn is_full(&self, now: u64) -> bool {
+    pub(crate) fn is_full(&self, now: u64) -> bool {
         self.tat.load(Ordering::Acquire) <= now
     }
 }

@@ -17,11 +17,11 @@ use super::shared::SharedBuckets;
 use crate::config::OnRedisError;
 
 /// How long a failed shared bucket is left alone before it is tried again.
-pub const RECHECK: Duration = Duration::from_secs(1);
+pub(crate) const RECHECK: Duration = Duration::from_secs(1);
 
 /// Whether a request may go on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Go on.
     Allow,
     /// Throttled; a token is back after this many nanoseconds (`u64::MAX`: never).
@@ -46,7 +46,7 @@ struct LeaseState {
 
 /// A shared bucket seen from one node.
 #[derive(Debug)]
-pub struct ClusterBucket {
+pub(crate) struct ClusterBucket {
     name: String,
     limit: Limit,
     lease_ns: u64,
@@ -64,7 +64,7 @@ fn nanos(d: Duration) -> u64 {
 
 impl ClusterBucket {
     /// The bucket `name` with `limit`, leasing tokens for `lease` at a time.
-    pub fn new(
+    pub(crate) fn new(
         name: String,
         limit: Limit,
         lease: Duration,
@@ -97,7 +97,7 @@ impl ClusterBucket {
     }
 
     /// Takes one token; `now` is `clock`'s reading when the request arrived.
-    pub async fn acquire(&self, clock: &Clock, now: u64) -> Decision {
+    pub(crate) async fn acquire(&self, clock: &Clock, now: u64) -> Decision {
         if let Some(decision) = self.local(now) {
             return decision;
         }
@@ -171,7 +171,7 @@ impl ClusterBucket {
     }
 
     /// Gives back a token taken for a request that a wider bucket refused.
-    pub fn refund(&self, now: u64) {
+    pub(crate) fn refund(&self, now: u64) {
         let mut s = self.state();
         if now < s.down_until {
             drop(s);

@@ -13,14 +13,14 @@
 //! ([`lease`]). Throttled requests are counted in `wsgate_throttled_total{stage,route,scope}`.
 
 mod bucket;
-pub mod clock;
-pub mod gcra;
-pub mod lease;
+pub(crate) mod clock;
+pub(crate) mod gcra;
+pub(crate) mod lease;
 mod outcome;
-pub mod plans;
-pub mod redis_gcra;
-pub mod redis_quota;
-pub mod shared;
+pub(crate) mod plans;
+pub(crate) mod redis_gcra;
+pub(crate) mod redis_quota;
+pub(crate) mod shared;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,20 +37,16 @@ use self::shared::{SharedBucketError, SharedBuckets};
 use crate::config::{ApiConfig, Config, StoreConfig};
 use crate::telemetry;
 
-pub use self::outcome::{Level, Throttled};
-pub use self::plans::period::Period;
-pub use crate::config::{
-    ClusterThrottling, OnRedisError, QuotaConfig, RateLimit, RouteThrottle, Scope, StageThrottling,
-    ThrottlingConfig, UsagePlanConfig,
-};
+pub(crate) use self::outcome::{Level, Throttled};
+pub(crate) use crate::config::{RateLimit, Scope, ThrottlingConfig};
 
 /// Route key used in metrics for callback API requests.
-pub const CALLBACK_ROUTE: &str = "@connections";
+pub(crate) const CALLBACK_ROUTE: &str = "@connections";
 
 /// What throttles one connection's messages besides the shared buckets: its own bucket and
 /// its API key's usage plan. Made by [`Throttle::connection_bucket`].
 #[derive(Debug)]
-pub struct ConnectionBucket {
+pub(crate) struct ConnectionBucket {
     bucket: Option<Bucket>,
     /// Usage plan and entry name (`plan:<plan>:<key id>`).
     plan: Option<(String, String)>,
@@ -58,7 +54,7 @@ pub struct ConnectionBucket {
 
 /// Every bucket of a gateway.
 #[derive(Debug)]
-pub struct Throttle {
+pub(crate) struct Throttle {
     clock: Clock,
     gateway: Option<Bucket>,
     new_connections: Option<Bucket>,
@@ -75,8 +71,9 @@ fn limit_of((rate, burst): (f64, u32)) -> Limit {
 }
 
 impl Throttle {
+    #[cfg(test)]
     /// No limits at all.
-    pub fn unlimited() -> Self {
+    pub(crate) fn unlimited() -> Self {
         Self {
             clock: Clock::new(),
             gateway: None,
@@ -94,7 +91,7 @@ impl Throttle {
 
     /// Builds the buckets of `config`; aggregate buckets use `shared` when given and the scope is
     /// `cluster`; quotas are counted in `quotas` (in memory when `None`).
-    pub fn build(
+    pub(crate) fn build(
         config: &ThrottlingConfig,
         api: &ApiConfig,
         shared: Option<Arc<dyn SharedBuckets>>,
@@ -156,8 +153,9 @@ impl Throttle {
         }
     }
 
+    #[cfg(test)]
     /// Sets the wall-clock time (epoch ms) at the clock's zero, for tests of quota periods.
-    pub fn with_epoch_ms(mut self, epoch_ms: i64) -> Self {
+    pub(crate) fn with_epoch_ms(mut self, epoch_ms: i64) -> Self {
         self.epoch_ms = epoch_ms;
         self
     }
@@ -172,7 +170,7 @@ impl Throttle {
     ///
     /// # Errors
     /// Redis could not be reached.
-    pub async fn from_config(config: &Config) -> Result<Self, SharedBucketError> {
+    pub(crate) async fn from_config(config: &Config) -> Result<Self, SharedBucketError> {
         let t = &config.throttling;
         let redis = match &config.store {
             StoreConfig::Redis(redis) => Some(Arc::new(
@@ -195,7 +193,10 @@ impl Throttle {
     /// What throttles one connection's messages on top of the shared buckets: a fresh bucket
     /// when `per_connection` is set, and `usage` = (usage plan, API key id) when the plan has
     /// limits.
-    pub fn connection_bucket(&self, usage: Option<(&str, &str)>) -> Option<ConnectionBucket> {
+    pub(crate) fn connection_bucket(
+        &self,
+        usage: Option<(&str, &str)>,
+    ) -> Option<ConnectionBucket> {
         let bucket = self
             .per_connection
             .map(|limit| Bucket::Local(Gcra::new(limit)));
@@ -213,7 +214,7 @@ impl Throttle {
     ///
     /// # Errors
     /// [`Throttled`] naming the level that refused.
-    pub async fn check_connect(&self, stage: &str) -> Result<(), Throttled> {
+    pub(crate) async fn check_connect(&self, stage: &str) -> Result<(), Throttled> {
         let chain = [
             (self.route(stage, "$connect"), Level::Route),
             (self.new_connections.as_ref(), Level::NewConnections),
@@ -227,7 +228,7 @@ impl Throttle {
     ///
     /// # Errors
     /// [`Throttled`] naming the level that refused.
-    pub async fn check_usage_plan(
+    pub(crate) async fn check_usage_plan(
         &self,
         stage: &str,
         plan: Option<&str>,
@@ -247,7 +248,7 @@ impl Throttle {
     ///
     /// # Errors
     /// [`Throttled`] naming the level that refused.
-    pub async fn check_message(
+    pub(crate) async fn check_message(
         &self,
         stage: &str,
         route: &str,
@@ -276,7 +277,7 @@ impl Throttle {
     ///
     /// # Errors
     /// [`Throttled`] naming the level that refused.
-    pub async fn check_callback(&self, stage: &str) -> Result<(), Throttled> {
+    pub(crate) async fn check_callback(&self, stage: &str) -> Result<(), Throttled> {
         let chain = [
             (self.callback.as_ref(), Level::Callback),
             (self.gateway.as_ref(), Level::Gateway),
@@ -352,5 +353,7 @@ fn memory_backends(config: &ThrottlingConfig) -> PlanBackends {
     }
 }
 
+#[cfg(test)]
+mod redis_tests;
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Which level refused a request (the `scope` label of `wsgate_throttled_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
+pub(crate) enum Level {
     /// `throttling.gateway`.
     Gateway,
     /// A route's bucket (its own settings or the stage default).
@@ -23,7 +23,7 @@ pub enum Level {
 
 impl Level {
     /// The metric label.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Gateway => "gateway",
             Self::Route => "route",
@@ -39,7 +39,7 @@ impl Level {
 /// A refused request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("throttled by the {} limit", level.label())]
-pub struct Throttled {
+pub(crate) struct Throttled {
     /// The level that refused.
     pub level: Level,
     /// When a token is back (saturates for limits that admit nothing).
@@ -48,7 +48,7 @@ pub struct Throttled {
 
 impl Throttled {
     /// Whole seconds for `Retry-After`: the wait rounded up, between 1 s and 31 days.
-    pub fn retry_after_secs(&self) -> u64 {
+    pub(crate) fn retry_after_secs(&self) -> u64 {
         let whole = self.retry_after.as_secs();
         let secs = if self.retry_after.subsec_nanos() > 0 {
             whole.saturating_add(1)

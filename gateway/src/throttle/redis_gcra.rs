@@ -44,7 +44,7 @@ enum Conn {
 
 /// [`SharedBuckets`] on one Redis server or a Redis Cluster.
 #[derive(Clone)]
-pub struct RedisBuckets {
+pub(crate) struct RedisBuckets {
     conn: Conn,
     prefix: String,
     script: Script,
@@ -66,7 +66,7 @@ impl RedisBuckets {
     ///
     /// # Errors
     /// A malformed URL, or no connection within `connect_timeout`.
-    pub async fn connect(
+    pub(crate) async fn connect(
         seeds: &[String],
         cluster: bool,
         prefix: &str,
@@ -134,7 +134,7 @@ impl RedisBuckets {
     }
 
     /// The Redis key of bucket `name`.
-    pub fn key(&self, name: &str) -> String {
+    pub(crate) fn key(&self, name: &str) -> String {
         format!("{}:throttle:{{{name}}}", self.prefix)
     }
 }

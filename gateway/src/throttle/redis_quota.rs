@@ -43,7 +43,7 @@ const GRACE_SECS: i64 = 86_400;
 
 impl RedisBuckets {
     /// The Redis key of `key`'s quota count for the period starting at `start`.
-    pub fn quota_key(&self, key: &str, start: i64) -> String {
+    pub(crate) fn quota_key(&self, key: &str, start: i64) -> String {
         format!("{}:quota:{{{key}}}:{start}", self.prefix())
     }
 }

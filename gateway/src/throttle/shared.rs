@@ -24,7 +24,7 @@ pub enum SharedBucketError {
 
 /// Buckets shared by all nodes.
 #[async_trait]
-pub trait SharedBuckets: Send + Sync + fmt::Debug {
+pub(crate) trait SharedBuckets: Send + Sync + fmt::Debug {
     /// Takes as many tokens as are available, up to `want` (at least 1), from the bucket `key`
     /// with `limit` (every node must use the same limit for the same key).
     async fn take(&self, key: &str, limit: Limit, want: u32) -> Result<Take, SharedBucketError>;

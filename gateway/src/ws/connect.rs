@@ -30,10 +30,10 @@ use crate::telemetry;
 /// The address of the listener a request came in on (a request extension; its port is the
 /// `X-Forwarded-Port` of CONNECT events).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LocalAddr(pub SocketAddr);
+pub(crate) struct LocalAddr(pub SocketAddr);
 
 /// Axum handler for `GET /{stage}` (and `/{stage}/`).
-pub async fn upgrade(
+pub(crate) async fn upgrade(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(stage): Path<String>,

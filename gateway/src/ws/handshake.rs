@@ -11,7 +11,7 @@ use crate::error::HandshakeRejection;
 
 /// What the handshake checks extracted.
 #[derive(Debug)]
-pub struct Handshake {
+pub(crate) struct Handshake {
     /// `Sec-WebSocket-Accept` value.
     pub accept: String,
     /// Subprotocols the client offered, in order.
@@ -31,7 +31,7 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
 ///
 /// # Errors
 /// The [`HandshakeRejection`] to answer with.
-pub fn check(
+pub(crate) fn check(
     method: &Method,
     version: Version,
     headers: &HeaderMap,
@@ -84,7 +84,7 @@ pub fn check(
 }
 
 /// The `101 Switching Protocols` response.
-pub fn switching_protocols(accept: &str, protocol: Option<&str>) -> Response {
+pub(crate) fn switching_protocols(accept: &str, protocol: Option<&str>) -> Response {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();

@@ -1,11 +1,11 @@
 //! The WebSocket side: the handshake checks, the connect path (`$connect` before the 101), the
 //! per-connection session loop, and the inbound dispatcher that routes messages to integrations.
 
-pub mod connect;
+pub(crate) mod connect;
 pub(crate) mod connections;
 mod dispatch;
 mod end;
-pub mod handshake;
+pub(crate) mod handshake;
 mod session;
 
 pub(crate) use end::{run_disconnect, settle};

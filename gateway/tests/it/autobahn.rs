@@ -60,8 +60,7 @@ limits:
 "#
     );
     let gw = TestGateway::start(&yaml).await;
-    let out_dir =
-        std::env::temp_dir().join(format!("wsgate-autobahn-{}", wsgate::ids::connection_id()));
+    let out_dir = std::env::temp_dir().join(format!("wsgate-autobahn-{}", wsgate::connection_id()));
     let url = gw.ws_url("/prod");
     let program = kosoku();
     let dir = out_dir.clone();

@@ -19,8 +19,8 @@ mod tempfile_path {
 
     impl TempPath {
         pub(super) fn with_contents(text: &str) -> Self {
-            let path = std::env::temp_dir()
-                .join(format!("wsgate-test-{}.yaml", wsgate::ids::connection_id()));
+            let path =
+                std::env::temp_dir().join(format!("wsgate-test-{}.yaml", wsgate::connection_id()));
             std::fs::write(&path, text).expect("write config");
             Self(path)
         }

@@ -16,7 +16,7 @@ impl TestCert {
     fn new() -> Self {
         let cert =
             rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
-        let dir = std::env::temp_dir().join(format!("wsgate-tls-{}", wsgate::ids::connection_id()));
+        let dir = std::env::temp_dir().join(format!("wsgate-tls-{}", wsgate::connection_id()));
         std::fs::create_dir_all(&dir).expect("dir");
         std::fs::write(dir.join("cert.pem"), cert.cert.pem()).expect("write cert");
         std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).expect("write key");

@@ -2,8 +2,8 @@
 //! itself (as in API Gateway, limits are per key). Entries are made on a key's first request
 //! and evicted once idle, giving back quota units reserved and not spent.
 
-pub mod period;
-pub mod quota;
+pub(crate) mod period;
+pub(crate) mod quota;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Quota periods in UTC: a day from midnight, a week from Monday midnight, a calendar month
 //! from the 1st.
 
-pub use crate::config::Period;
+pub(crate) use crate::config::Period;
 use chrono::{DateTime, Datelike, NaiveDate};
 
 /// One period: `[start, end)` in epoch seconds.

@@ -22,7 +22,7 @@ const RECHECK_MS: i64 = 1_000;
 
 /// Where quota counts live.
 #[async_trait]
-pub trait QuotaStore: Send + Sync + fmt::Debug {
+pub(crate) trait QuotaStore: Send + Sync + fmt::Debug {
     /// Hands out up to `want` units of `key`'s quota for `window` (at most `limit` in total);
     /// answers how many (0: the quota is spent).
     async fn reserve(
@@ -41,7 +41,7 @@ pub trait QuotaStore: Send + Sync + fmt::Debug {
 /// Counts in this process: one entry per key (keys come from `api_keys`, so their number is
 /// bounded by the configuration); a new period resets the entry.
 #[derive(Debug, Default)]
-pub struct MemoryQuota {
+pub(crate) struct MemoryQuota {
     counts: Mutex<HashMap<String, (i64, u64)>>,
 }
 
@@ -87,7 +87,7 @@ impl QuotaStore for MemoryQuota {
 
 /// The outcome of spending one unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Spend {
+pub(crate) enum Spend {
     /// Go on.
     Allow,
     /// The quota is spent; ask again after this many milliseconds.
@@ -106,7 +106,7 @@ struct LeaseState {
 
 /// One key's quota on this node.
 #[derive(Debug)]
-pub struct QuotaLease {
+pub(crate) struct QuotaLease {
     store: Arc<dyn QuotaStore>,
     key: String,
     limit: u64,
@@ -119,7 +119,7 @@ pub struct QuotaLease {
 
 impl QuotaLease {
     /// `limit` units per `period` for `key`, reserved at most `max_lease` at a time.
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn QuotaStore>,
         key: String,
         limit: u64,
@@ -144,7 +144,7 @@ impl QuotaLease {
     }
 
     /// Spends one unit at wall-clock `now_ms`.
-    pub async fn spend(&self, now_ms: i64) -> Spend {
+    pub(crate) async fn spend(&self, now_ms: i64) -> Spend {
         let window = self.period.window(now_ms.div_euclid(1000));
         if let Some(decision) = self.local(window, now_ms) {
             return decision;
@@ -225,18 +225,18 @@ impl QuotaLease {
     }
 
     /// Units reserved and not spent, with their period (given back when the key is evicted).
-    pub fn unspent(&self) -> Option<(Window, u64)> {
+    pub(crate) fn unspent(&self) -> Option<(Window, u64)> {
         let s = self.state();
         s.window.filter(|_| s.credit > 0).map(|w| (w, s.credit))
     }
 
     /// The key in the store.
-    pub fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         &self.key
     }
 
     /// The store.
-    pub fn store(&self) -> &Arc<dyn QuotaStore> {
+    pub(crate) fn store(&self) -> &Arc<dyn QuotaStore> {
         &self.store
     }
 }
