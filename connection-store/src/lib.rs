@@ -30,6 +30,7 @@ mod groups;
 mod memory;
 mod memory_groups;
 mod record;
+pub mod redis_conn;
 mod redis_store;
 mod store;
 

@@ -47,7 +47,6 @@
 //! [`StoreError::Timeout`] or [`StoreError::Unavailable`] quickly; the connection manager
 //! reconnects in the background and the next call after Redis returns succeeds.
 
-mod backend;
 mod codec;
 mod groups;
 mod lease;
@@ -59,12 +58,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
-use redis::{Client, RedisError, Script};
 
+use redis::{RedisError, Script};
+
+use crate::redis_conn::{self, ConnectError, RedisConn as Backend, RedisTarget};
 use crate::{ConnectionRecord, ConnectionStore, Page, StoreError};
-use backend::Backend;
 use codec::Keys;
 pub use lease::{LeaseClaim, LeaseRenewal};
 
@@ -126,26 +124,11 @@ impl RedisStore {
         prefix: &str,
         options: RedisStoreOptions,
     ) -> Result<Self, StoreError> {
-        let client = Client::open(url).map_err(|e| StoreError::from_redis("connect", e))?;
-        // Reconnect attempts are capped at 1 s apart so recovery after an outage stays quick.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.timeout))
-            .set_response_timeout(Some(options.timeout))
-            .set_max_delay(Duration::from_secs(1));
-        let timeout = options.timeout;
-        let manager =
-            tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, config))
-                .await
-                .map_err(|_| StoreError::Timeout {
-                    op: "connect",
-                    after: timeout,
-                })?
-                .map_err(|e| StoreError::from_redis("connect", e))?;
-        Ok(Self::with_backend(
-            Backend::Single(manager),
-            prefix,
-            options,
-        ))
+        let target = RedisTarget::new(vec![url.to_string()], false, options.timeout);
+        let conn = redis_conn::connect(&target, None)
+            .await
+            .map_err(connect_error)?;
+        Ok(Self::with_backend(conn, prefix, options))
     }
 
     /// Connects to a Redis Cluster through any of the `urls` (seed nodes; the rest of the
@@ -158,22 +141,11 @@ impl RedisStore {
         prefix: &str,
         options: RedisStoreOptions,
     ) -> Result<Self, StoreError> {
-        let timeout = options.timeout;
-        let client = ClusterClientBuilder::new(urls.iter().map(String::as_str))
-            .connection_timeout(timeout)
-            .response_timeout(timeout)
-            .retries(2)
-            .max_retry_wait(200)
-            .build()
-            .map_err(|e| StoreError::from_redis("connect", e))?;
-        let conn = tokio::time::timeout(timeout, client.get_async_connection())
+        let target = RedisTarget::new(urls.to_vec(), true, options.timeout);
+        let conn = redis_conn::connect(&target, None)
             .await
-            .map_err(|_| StoreError::Timeout {
-                op: "connect",
-                after: timeout,
-            })?
-            .map_err(|e| StoreError::from_redis("connect", e))?;
-        Ok(Self::with_backend(Backend::Cluster(conn), prefix, options))
+            .map_err(connect_error)?;
+        Ok(Self::with_backend(conn, prefix, options))
     }
 
     fn with_backend(conn: Backend, prefix: &str, options: RedisStoreOptions) -> Self {
@@ -354,5 +326,16 @@ impl ConnectionStore for RedisStore {
                 .map_err(err("health"))
         })
         .await
+    }
+}
+
+/// A failed connect as the store reports it.
+fn connect_error(error: ConnectError) -> StoreError {
+    match error {
+        ConnectError::Timeout(after) => StoreError::Timeout {
+            op: "connect",
+            after,
+        },
+        ConnectError::Redis(e) => StoreError::from_redis("connect", e),
     }
 }

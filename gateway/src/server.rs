@@ -174,11 +174,7 @@ async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError
     .map_err(StartError::Store)?;
     let records = wrap(Arc::new(store.clone()));
     let groups: Arc<dyn GroupStore> = Arc::new(store.clone());
-    let target = RedisTarget {
-        seeds,
-        cluster: redis.is_cluster(),
-        timeout: redis.timeout,
-    };
+    let target = RedisTarget::new(seeds, redis.is_cluster(), redis.timeout);
     let joined = Cluster::join(
         node_id.to_owned(),
         config.cluster.clone(),

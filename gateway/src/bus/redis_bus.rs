@@ -10,37 +10,21 @@
 //! bounded inbox; a full inbox drops the frame (counted), and its sender answers 503 when no
 //! `Ack` arrives.
 
-use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
-use redis::cluster_async::ClusterConnection;
-use redis::{Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
+use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{Mutex, mpsc};
+pub(crate) use wsgate_connection_store::redis_conn::RedisTarget;
+use wsgate_connection_store::redis_conn::{self, ConnectError, PushHandler};
 
 use super::{BusError, ClusterBus};
 use crate::telemetry;
 
-/// Where the Redis (or Redis Cluster) is.
-#[derive(Clone, Debug)]
-pub(crate) struct RedisTarget {
-    /// `url`, or the seed `urls` of a cluster.
-    pub seeds: Vec<String>,
-    /// Redis Cluster (sharded pub/sub) rather than one server.
-    pub cluster: bool,
-    /// Per-command timeout.
-    pub timeout: Duration,
-}
-
 /// A connection to one Redis or to a Redis Cluster.
-#[derive(Clone)]
-pub(super) enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-}
+pub(super) use wsgate_connection_store::redis_conn::RedisConn as Conn;
 
 /// Redis pub/sub between gateway nodes.
 pub(crate) struct RedisBus {
@@ -78,25 +62,21 @@ pub(super) async fn timed<T>(
 }
 
 /// The push callback: frames on our channel go to the inbox, never blocking.
-fn push_sender(inbox: mpsc::Sender<Bytes>) -> impl Fn(PushInfo) -> Result<(), Infallible> {
-    move |info: PushInfo| {
-        match info.kind {
-            PushKind::Message | PushKind::SMessage => {
-                if let Some(Value::BulkString(frame)) = info.data.into_iter().nth(1)
-                    && inbox.try_send(Bytes::from(frame)).is_err()
-                {
-                    metrics::counter!(telemetry::BUS_DROPPED_TOTAL).increment(1);
-                }
+fn push_sender(inbox: mpsc::Sender<Bytes>) -> PushHandler {
+    Arc::new(move |info: PushInfo| match info.kind {
+        PushKind::Message | PushKind::SMessage => {
+            if let Some(Value::BulkString(frame)) = info.data.into_iter().nth(1)
+                && inbox.try_send(Bytes::from(frame)).is_err()
+            {
+                metrics::counter!(telemetry::BUS_DROPPED_TOTAL).increment(1);
             }
-            PushKind::Disconnection => {
-                metrics::counter!(telemetry::BUS_ERROR_TOTAL, "op" => "subscription_lost")
-                    .increment(1);
-                tracing::debug!("cluster bus subscription connection lost; reconnecting");
-            }
-            _ => {}
         }
-        Ok(())
-    }
+        PushKind::Disconnection => {
+            metrics::counter!(telemetry::BUS_ERROR_TOTAL, "op" => "subscription_lost").increment(1);
+            tracing::debug!("cluster bus subscription connection lost; reconnecting");
+        }
+        _ => {}
+    })
 }
 
 impl RedisBus {
@@ -134,46 +114,18 @@ pub(super) async fn connect(
     target: &RedisTarget,
     push: Option<&mpsc::Sender<Bytes>>,
 ) -> Result<Conn, BusError> {
-    let after = target.timeout;
-    if target.cluster {
-        let mut builder = ClusterClientBuilder::new(target.seeds.iter().map(String::as_str))
-            .connection_timeout(after)
-            .response_timeout(after)
-            .retries(2)
-            .max_retry_wait(200);
-        if let Some(inbox) = push {
-            builder = builder
-                .use_protocol(ProtocolVersion::RESP3)
-                .push_sender(push_sender(inbox.clone()));
-        }
-        let client = builder.build().map_err(redis_err("connect"))?;
-        let conn = timed("connect", after, client.get_async_connection()).await?;
-        return Ok(Conn::Cluster(conn));
-    }
-    let url = target.seeds.first().map(String::as_str).unwrap_or_default();
-    let mut info = url.into_connection_info().map_err(redis_err("connect"))?;
-    let mut config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(after))
-        .set_response_timeout(Some(after))
-        .set_max_delay(Duration::from_secs(1));
-    if let Some(inbox) = push {
-        let settings = info
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        info = info.set_redis_settings(settings);
-        config = config
-            .set_push_sender(push_sender(inbox.clone()))
-            .set_automatic_resubscription();
-    }
-    let client = Client::open(info).map_err(redis_err("connect"))?;
-    let conn = timed(
-        "connect",
-        after,
-        ConnectionManager::new_with_config(client, config),
-    )
-    .await?;
-    Ok(Conn::Single(conn))
+    redis_conn::connect(target, push.map(|inbox| push_sender(inbox.clone())))
+        .await
+        .map_err(|error| match error {
+            ConnectError::Timeout(after) => BusError::Timeout {
+                op: "connect",
+                after,
+            },
+            ConnectError::Redis(source) => BusError::Redis {
+                op: "connect",
+                source,
+            },
+        })
 }
 
 async fn subscribe(

@@ -92,11 +92,7 @@ impl Groups {
             StoreConfig::Memory => (None, None),
             StoreConfig::Redis(redis) => {
                 let settings = RemoteSettings {
-                    target: RedisTarget {
-                        seeds: redis.seeds(),
-                        cluster: redis.is_cluster(),
-                        timeout: redis.timeout,
-                    },
+                    target: RedisTarget::new(redis.seeds(), redis.is_cluster(), redis.timeout),
                     prefix: &redis.prefix,
                     node_id,
                     stages: config.api.stages.keys().cloned().collect(),

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Script;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
-use redis::cluster_async::ClusterConnection;
+use wsgate_connection_store::redis_conn::{self, ConnectError, RedisConn as Conn, RedisTarget};
 
 use super::gcra::{Limit, Take};
 use super::shared::{SharedBucketError, SharedBuckets};
@@ -34,13 +32,6 @@ tat = tat + granted * interval
 redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
 return {granted, 0}
 ";
-
-/// A connection to one server or to a Redis Cluster (routed by the key's slot).
-#[derive(Clone)]
-enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-}
 
 /// [`SharedBuckets`] on one Redis server or a Redis Cluster.
 #[derive(Clone)]
@@ -73,30 +64,18 @@ impl RedisBuckets {
         timeout: Duration,
         connect_timeout: Duration,
     ) -> Result<Self, SharedBucketError> {
-        let connecting = async {
-            if cluster {
-                let client = ClusterClientBuilder::new(seeds.iter().map(String::as_str))
-                    .connection_timeout(connect_timeout)
-                    .response_timeout(timeout)
-                    .retries(1)
-                    .build()?;
-                client.get_async_connection().await.map(Conn::Cluster)
-            } else {
-                let client =
-                    redis::Client::open(seeds.first().map(String::as_str).unwrap_or_default())?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(connect_timeout))
-                    .set_response_timeout(Some(timeout))
-                    .set_max_delay(Duration::from_secs(1));
-                ConnectionManager::new_with_config(client, config)
-                    .await
-                    .map(Conn::Single)
-            }
+        let target = RedisTarget {
+            seeds: seeds.to_vec(),
+            cluster,
+            timeout,
+            connect_timeout,
         };
-        let conn = tokio::time::timeout(connect_timeout, connecting)
+        let conn = redis_conn::connect(&target, None)
             .await
-            .map_err(|_| SharedBucketError::Timeout(connect_timeout))?
-            .map_err(SharedBucketError::Redis)?;
+            .map_err(|error| match error {
+                ConnectError::Timeout(after) => SharedBucketError::Timeout(after),
+                ConnectError::Redis(e) => SharedBucketError::Redis(e),
+            })?;
         Ok(Self {
             conn,
             prefix: prefix.to_string(),
@@ -117,10 +96,8 @@ impl RedisBuckets {
             invocation.arg(arg);
         }
         let call = async {
-            match self.conn.clone() {
-                Conn::Single(mut conn) => invocation.invoke_async::<Vec<i64>>(&mut conn).await,
-                Conn::Cluster(mut conn) => invocation.invoke_async::<Vec<i64>>(&mut conn).await,
-            }
+            let mut conn: Conn = self.conn.clone();
+            invocation.invoke_async::<Vec<i64>>(&mut conn).await
         };
         tokio::time::timeout(self.timeout, call)
             .await
