@@ -167,11 +167,11 @@ async fn accept(
         permit,
         ip_slot,
     };
-    let opening = Opening {
+    let opening = Box::new(Opening {
         hs,
         connect_request,
         request_id,
-    };
+    });
     shared.tracker.spawn(owner.run(opening));
     answer
         .await
@@ -207,67 +207,93 @@ struct Owner {
 impl Owner {
     /// The connection's whole life. Every path after a successful `$connect` ends in
     /// [`end::finish`], which owes exactly one `$disconnect`; no other path calls it.
-    async fn run(self, opening: Opening) {
-        let Self {
-            shared,
-            handle,
-            outbox,
-            routes,
-            on_upgrade,
-            reply,
-            permit,
-            ip_slot,
-        } = self;
-        let accepted = match call_connect(&shared, &handle, &routes, opening).await {
+    ///
+    /// This future is the connection's task for as long as the socket is open, so it keeps
+    /// nothing it no longer needs: the fields are used in place (an async fn's arguments are
+    /// stored for its whole life; moving them into locals would store them twice), the
+    /// handshake-only state is boxed and given back once `$connect` has it, and what `$connect`
+    /// decided is used up in [`establish`] before the session starts.
+    async fn run(self, opening: Box<Opening>) {
+        let accepted = match call_connect(&self.shared, &self.handle, &self.routes, *opening).await
+        {
             Ok(accepted) => accepted,
             Err(rejection) => {
                 // Nothing is owed: the backend refused it, or never answered 2xx.
-                handle.mark_closed();
-                shared.registry.remove(&handle.meta.connection_id);
-                metrics::gauge!(telemetry::CONNECTIONS_CURRENT).set(shared.registry.len() as f64);
-                let _ = reply.send(Err(rejection));
+                self.handle.mark_closed();
+                self.shared.registry.remove(&self.handle.meta.connection_id);
+                metrics::gauge!(telemetry::CONNECTIONS_CURRENT)
+                    .set(self.shared.registry.len() as f64);
+                let _ = self.reply.send(Err(rejection));
                 return;
             }
         };
         // `$connect` answered 2xx: a `$disconnect` is owed from here, whatever happens.
-        let (reason, dispatcher, recorded) = if shared.is_draining() {
-            let _ = reply.send(Err(HandshakeRejection::Draining));
-            (CloseReason::ShuttingDown, None, Recorded::No)
-        } else if let Err(error) = shared
-            .store
-            .register(&session::record(&shared, &handle))
-            .await
-        {
-            tracing::warn!(connection_id = %handle.meta.connection_id, %error, "cannot record the connection");
-            let _ = reply.send(Err(HandshakeRejection::StoreUnavailable));
-            (CloseReason::StoreUnavailable, None, Recorded::Maybe)
-        } else if let Err(rejection) =
-            crate::groups::admit(&shared.groups, &handle, &accepted.groups).await
-        {
-            let _ = reply.send(Err(rejection));
-            (CloseReason::Abnormal, None, Recorded::Yes)
-        } else {
-            // Established from here on, as the client sees it once the 101 arrives: GET and
-            // DELETE work at once (a DELETE before the session starts closes it right after).
-            handle.mark_open();
-            let upgrade =
-                handshake::switching_protocols(&accepted.accept, accepted.protocol.as_deref());
-            drop(accepted);
-            if reply.send(Ok(upgrade)).is_err() {
-                // The client hung up while `$connect` ran.
-                (CloseReason::Abnormal, None, Recorded::Yes)
-            } else {
-                tracing::debug!(connection_id = %handle.meta.connection_id, stage = %handle.meta.stage, source_ip = %handle.meta.source_ip, "connected");
-                let (reason, dispatcher) =
-                    session::run(&shared, &handle, outbox, on_upgrade, &routes).await;
+        let ended_early = establish(&self.shared, &self.handle, accepted, self.reply).await;
+        let (reason, dispatcher, recorded) = match ended_early {
+            Some((reason, recorded)) => (reason, None, recorded),
+            None => {
+                let (reason, dispatcher) = session::run(
+                    &self.shared,
+                    &self.handle,
+                    self.outbox,
+                    self.on_upgrade,
+                    &self.routes,
+                )
+                .await;
                 (reason, dispatcher, Recorded::Yes)
             }
         };
-        end::finish(&shared, &handle, &routes, reason, dispatcher, recorded).await;
+        end::finish(
+            &self.shared,
+            &self.handle,
+            &self.routes,
+            reason,
+            dispatcher,
+            recorded,
+        )
+        .await;
         // The connection counts against the cap and its address until it has fully ended.
-        drop(permit);
-        drop(ip_slot);
+        drop(self.permit);
+        drop(self.ip_slot);
     }
+}
+
+/// After a 2xx `$connect`: records the connection, joins the groups `$connect` named and
+/// answers the upgrade with the 101. `None` when the session is to run; otherwise why the
+/// connection ends at once (the client was told with the refusal) and whether it was recorded.
+async fn establish(
+    shared: &Arc<Shared>,
+    handle: &Arc<SessionHandle>,
+    accepted: Accepted,
+    reply: oneshot::Sender<Result<Response, HandshakeRejection>>,
+) -> Option<(CloseReason, Recorded)> {
+    if shared.is_draining() {
+        let _ = reply.send(Err(HandshakeRejection::Draining));
+        return Some((CloseReason::ShuttingDown, Recorded::No));
+    }
+    if let Err(error) = shared
+        .store
+        .register(&session::record(shared, handle))
+        .await
+    {
+        tracing::warn!(connection_id = %handle.meta.connection_id, %error, "cannot record the connection");
+        let _ = reply.send(Err(HandshakeRejection::StoreUnavailable));
+        return Some((CloseReason::StoreUnavailable, Recorded::Maybe));
+    }
+    if let Err(rejection) = crate::groups::admit(&shared.groups, handle, &accepted.groups).await {
+        let _ = reply.send(Err(rejection));
+        return Some((CloseReason::Abnormal, Recorded::Yes));
+    }
+    // Established from here on, as the client sees it once the 101 arrives: GET and DELETE
+    // work at once (a DELETE before the session starts closes it right after).
+    handle.mark_open();
+    let upgrade = handshake::switching_protocols(&accepted.accept, accepted.protocol.as_deref());
+    if reply.send(Ok(upgrade)).is_err() {
+        // The client hung up while `$connect` ran.
+        return Some((CloseReason::Abnormal, Recorded::Yes));
+    }
+    tracing::debug!(connection_id = %handle.meta.connection_id, stage = %handle.meta.stage, source_ip = %handle.meta.source_ip, "connected");
+    None
 }
 
 /// Runs `$connect` (when the stage has one) and reads its decision.

@@ -56,30 +56,33 @@ pub(super) async fn run(
     on_upgrade: OnUpgrade,
     routes: &Arc<StageRoutes>,
 ) -> (CloseReason, Option<Dispatcher>) {
-    match on_upgrade.await {
-        Ok(upgraded) => {
-            let ws = WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(shared.ws_config),
-            )
-            .await;
-            handle.mark_open();
-            Session {
-                shared,
-                handle,
-                routes,
-                dispatcher: None,
-                sent: metrics::counter!(telemetry::MESSAGE_TOTAL, "stage" => handle.meta.stage.clone(), "direction" => "out"),
-            }
-            .drive(ws, outbox)
-            .await
-        }
+    // Everything below lives in the connection's task for its whole life, so nothing is held
+    // twice: the upgrade result is unwrapped in its own statement (a `match` on it would keep
+    // it across the session), and the stream and the session state are locals here that the
+    // session loop borrows (an async fn's by-value arguments are stored a second time).
+    let upgraded = match on_upgrade.await {
+        Ok(upgraded) => upgraded,
         Err(error) => {
             tracing::debug!(connection_id = %handle.meta.connection_id, %error, "upgrade failed");
-            (CloseReason::Abnormal, None)
+            return (CloseReason::Abnormal, None);
         }
-    }
+    };
+    let mut ws = WebSocketStream::from_raw_socket(
+        TokioIo::new(upgraded),
+        Role::Server,
+        Some(shared.ws_config),
+    )
+    .await;
+    handle.mark_open();
+    let mut session = Session {
+        shared,
+        handle,
+        routes,
+        dispatcher: None,
+        sent: metrics::counter!(telemetry::MESSAGE_TOTAL, "stage" => handle.meta.stage.clone(), "direction" => "out"),
+    };
+    let reason = session.drive(&mut ws, outbox).await;
+    (reason, session.dispatcher.take())
 }
 
 struct Session<'a> {
@@ -94,7 +97,7 @@ struct Session<'a> {
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 impl Session<'_> {
-    async fn drive(mut self, mut ws: Ws, mut outbox: Outbox) -> (CloseReason, Option<Dispatcher>) {
+    async fn drive(&mut self, ws: &mut Ws, mut outbox: Outbox) -> CloseReason {
         let limits = &self.shared.config.limits;
         // One wait for a close request for the whole session, not one per loop turn.
         let handle = self.handle;
@@ -126,14 +129,14 @@ impl Session<'_> {
                         Some((code, reason)) => {
                             // Posts answered 200 before the delete reach the client before the
                             // close frame.
-                            match self.write_queued(&mut ws, &mut outbox).await {
+                            match self.write_queued(ws, &mut outbox).await {
                                 Ok(()) => CloseReason::Deleted { code: *code, reason: reason.clone() },
                                 Err(reason) => reason,
                             }
                         }
                         // Shutdown: posts answered 200 reach a client that is reading
                         // before the 1001 (bounded by `send_timeout`).
-                        None => match self.write_queued(&mut ws, &mut outbox).await {
+                        None => match self.write_queued(ws, &mut outbox).await {
                             Ok(()) => CloseReason::ShuttingDown,
                             Err(reason) => reason,
                         },
@@ -156,7 +159,7 @@ impl Session<'_> {
                             Some(sent) if paused_at.is_none() && sent.elapsed() >= limits.pong_timeout => break CloseReason::PingTimeout,
                             Some(_) => {}
                             None => {
-                                if let Err(reason) = self.write(&mut ws, Message::Ping(Bytes::new())).await {
+                                if let Err(reason) = self.write(ws, Message::Ping(Bytes::new())).await {
                                     break reason;
                                 }
                                 awaiting_pong = Some(Instant::now());
@@ -178,7 +181,7 @@ impl Session<'_> {
                     }
                 }
                 message = outbox.recv() => {
-                    if let Err(reason) = self.write(&mut ws, message).await {
+                    if let Err(reason) = self.write(ws, message).await {
                         break reason;
                     }
                     self.sent.increment(1);
@@ -222,8 +225,8 @@ impl Session<'_> {
             }
         };
         self.handle.mark_closed();
-        close(&mut ws, &reason).await;
-        (reason, self.dispatcher.take())
+        close(ws, &reason).await;
+        reason
     }
 
     /// Writes every message already queued, all within one `limits.send_timeout`.
