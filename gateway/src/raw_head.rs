@@ -81,6 +81,13 @@ pub(crate) struct Tap<S> {
     shared: Arc<Shared>,
 }
 
+impl<S> Tap<S> {
+    /// The stream itself, without the capture (once no more heads will be read from it).
+    pub(crate) fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
 /// Takes the head of each request from a [`Tap`]'s capture.
 #[derive(Debug, Clone)]
 pub(crate) struct HeadReader {

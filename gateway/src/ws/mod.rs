@@ -6,6 +6,7 @@ pub(crate) mod connections;
 mod dispatch;
 mod end;
 pub(crate) mod handshake;
+mod io;
 mod session;
 
 pub(crate) use end::{run_disconnect, settle};

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
@@ -20,6 +19,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message};
 use wsgate_connection_store::ConnectionRecord;
 
 use super::dispatch::{self, Dispatcher, Inbound};
+use super::io::Io;
 use super::now_ms;
 use crate::config::BinaryFrames;
 use crate::error::CloseReason;
@@ -67,12 +67,9 @@ pub(super) async fn run(
             return (CloseReason::Abnormal, None);
         }
     };
-    let mut ws = WebSocketStream::from_raw_socket(
-        TokioIo::new(upgraded),
-        Role::Server,
-        Some(shared.ws_config),
-    )
-    .await;
+    let mut ws =
+        WebSocketStream::from_raw_socket(Io::new(upgraded), Role::Server, Some(shared.ws_config))
+            .await;
     handle.mark_open();
     let mut session = Session {
         shared,
@@ -94,7 +91,7 @@ struct Session<'a> {
     sent: metrics::Counter,
 }
 
-type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+type Ws = WebSocketStream<Io>;
 
 impl Session<'_> {
     async fn drive(&mut self, ws: &mut Ws, mut outbox: Outbox) -> CloseReason {

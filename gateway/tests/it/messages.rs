@@ -343,3 +343,53 @@ api:
     assert_eq!(next_text(&mut ws).await, "reached /probe");
     assert_eq!(backend.next().await.path, "/probe");
 }
+
+/// A client that sends its first frame in the same write as the upgrade request: the bytes the
+/// HTTP parser read past the handshake reach the session before anything read from the socket
+/// (the session's socket is unwrapped from the upgrade, so this is where they could be lost).
+#[tokio::test]
+async fn a_frame_sent_with_the_upgrade_request_is_not_lost() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = Backend::ok().await;
+    let gw = TestGateway::start(&config(&backend.url(), "")).await;
+    let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.expect("tcp");
+    let mut bytes = format!(
+        "GET /prod HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        gw.addr
+    )
+    .into_bytes();
+    // One masked text frame, as a client must send it.
+    let payload = br#"{"action":"ping"}"#;
+    let mask = [0x11_u8, 0x22, 0x33, 0x44];
+    bytes.extend_from_slice(&[0x81, 0x80 | payload.len() as u8]);
+    bytes.extend_from_slice(&mask);
+    bytes.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    tcp.write_all(&bytes).await.expect("write");
+    let mut seen = Vec::new();
+    let expected = br#"{"action":"pong"}"#;
+    let frame = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let mut chunk = [0_u8; 1024];
+            let n = tcp.read(&mut chunk).await.expect("read");
+            assert!(
+                n > 0,
+                "closed before the answer: {:?}",
+                String::from_utf8_lossy(&seen)
+            );
+            seen.extend_from_slice(&chunk[..n]);
+            if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                let rest = &seen[end + 4..];
+                if rest.len() >= 2 + expected.len() {
+                    return rest[..2 + expected.len()].to_vec();
+                }
+            }
+        }
+    })
+    .await
+    .expect("the answer within the deadline");
+    assert!(seen.starts_with(b"HTTP/1.1 101"), "{seen:?}");
+    assert_eq!(frame[0], 0x81);
+    assert_eq!(usize::from(frame[1]), expected.len());
+    assert_eq!(&frame[2..], expected);
+}
