@@ -23,10 +23,9 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use wsgate_connection_store::Page;
 
-use super::{Api, admit};
+use super::{Api, admit, answer};
 use crate::error::CallbackError;
 use crate::groups::validate_name;
-use crate::telemetry;
 use crate::ws::connections;
 
 /// Page size of listings when `maxResults` is absent.
@@ -53,18 +52,6 @@ pub(super) fn router() -> Router<Arc<Api>> {
             .route(&format!("/{{stage}}/{at}connections"), get(connections));
     }
     router
-}
-
-/// Counts the request in `wsgate_callback_requests_total` and turns errors into answers.
-fn answer(method: &http::Method, result: Result<Response, CallbackError>) -> Response {
-    let response = result.unwrap_or_else(IntoResponse::into_response);
-    metrics::counter!(
-        telemetry::CALLBACK_TOTAL,
-        "method" => method.to_string(),
-        "status" => response.status().as_u16().to_string()
-    )
-    .increment(1);
-    response
 }
 
 /// The query parameters the group endpoints read.

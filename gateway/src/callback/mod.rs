@@ -104,7 +104,11 @@ async fn connection(
     request: Request,
 ) -> Response {
     let method = request.method().clone();
-    let result = handle(&api, peer, &stage, &id, request).await;
+    answer(&method, handle(&api, peer, &stage, &id, request).await)
+}
+
+/// Counts the request in `wsgate_callback_requests_total` and turns errors into answers.
+fn answer(method: &Method, result: Result<Response, CallbackError>) -> Response {
     let response = result.unwrap_or_else(IntoResponse::into_response);
     metrics::counter!(
         telemetry::CALLBACK_TOTAL,
