@@ -53,11 +53,8 @@ fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes) {
             connection_id,
             payload,
         } => {
-            let outcome = match connections::push(shared, &connection_id, None, payload) {
-                Some(pushed) => outcome(pushed),
-                None => Outcome::Gone,
-            };
-            reply(cluster, reply_to, request, outcome);
+            let pushed = connections::push(shared, &connection_id, None, payload);
+            reply(cluster, reply_to, request, outcome(pushed));
         }
         Envelope::Delete {
             request,
@@ -66,11 +63,8 @@ fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes) {
             code,
             reason,
         } => {
-            let outcome = match connections::close(shared, &connection_id, None, code, reason) {
-                Some(Ok(())) => Outcome::Done,
-                Some(Err(_)) | None => Outcome::Gone,
-            };
-            reply(cluster, reply_to, request, outcome);
+            let closed = connections::close(shared, &connection_id, None, code, reason);
+            reply(cluster, reply_to, request, outcome(closed));
         }
         Envelope::Membership {
             request,
@@ -83,21 +77,9 @@ fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes) {
             // sender waits for the Ack, so sequential calls still apply in order.
             let (shared, cluster) = (Arc::clone(shared), Arc::clone(cluster));
             tokio::spawn(async move {
-                let outcome = match connections::membership(
-                    &shared,
-                    &connection_id,
-                    None,
-                    &group,
-                    join,
-                )
-                .await
-                {
-                    Some(Ok(())) => Outcome::Done,
-                    None | Some(Err(CallbackError::Gone)) => Outcome::Gone,
-                    Some(Err(CallbackError::TooManyGroups { .. })) => Outcome::TooManyGroups,
-                    Some(Err(_)) => Outcome::Unavailable,
-                };
-                reply(&cluster, reply_to, request, outcome);
+                let changed =
+                    connections::membership(&shared, &connection_id, None, &group, join).await;
+                reply(&cluster, reply_to, request, outcome(changed));
             });
         }
         Envelope::Ack { request, outcome } => cluster.pending.complete(request, outcome),
@@ -105,11 +87,14 @@ fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes) {
     }
 }
 
-fn outcome(result: Result<(), CallbackError>) -> Outcome {
+/// The `Ack` of a request applied to a connection of this node (`None`: not held here).
+fn outcome(result: Option<Result<(), CallbackError>>) -> Outcome {
     match result {
-        Ok(()) => Outcome::Done,
-        Err(CallbackError::LimitExceeded) => Outcome::Full,
-        Err(_) => Outcome::Gone,
+        Some(Ok(())) => Outcome::Done,
+        None | Some(Err(CallbackError::Gone)) => Outcome::Gone,
+        Some(Err(CallbackError::LimitExceeded)) => Outcome::Full,
+        Some(Err(CallbackError::TooManyGroups { .. })) => Outcome::TooManyGroups,
+        Some(Err(_)) => Outcome::Unavailable,
     }
 }
 
