@@ -219,10 +219,7 @@ impl Owner {
             Ok(accepted) => accepted,
             Err(rejection) => {
                 // Nothing is owed: the backend refused it, or never answered 2xx.
-                self.handle.mark_closed();
-                self.shared.registry.remove(&self.handle.meta.connection_id);
-                metrics::gauge!(telemetry::CONNECTIONS_CURRENT)
-                    .set(self.shared.registry.len() as f64);
+                end::unlist(&self.shared, &self.handle);
                 let _ = self.reply.send(Err(rejection));
                 return;
             }

@@ -38,6 +38,14 @@ pub(super) enum Recorded {
     Maybe,
 }
 
+/// Marks a connection closed and takes it out of this node's registry (pushes and callbacks
+/// answer 410 from here on).
+pub(super) fn unlist(shared: &Shared, handle: &SessionHandle) {
+    handle.mark_closed();
+    shared.registry.remove(&handle.meta.connection_id);
+    metrics::gauge!(telemetry::CONNECTIONS_CURRENT).set(shared.registry.len() as f64);
+}
+
 /// Ends a connection: every path out of a connection whose `$connect` succeeded comes here once.
 pub(super) async fn finish(
     shared: &Shared,
@@ -48,9 +56,7 @@ pub(super) async fn finish(
     recorded: Recorded,
 ) {
     let meta = &handle.meta;
-    handle.mark_closed();
-    shared.registry.remove(&meta.connection_id);
-    metrics::gauge!(telemetry::CONNECTIONS_CURRENT).set(shared.registry.len() as f64);
+    unlist(shared, handle);
     shared.groups.forget(handle).await;
     metrics::counter!(telemetry::DISCONNECT_TOTAL, "code" => reason.code().to_string())
         .increment(1);
