@@ -9,8 +9,8 @@ use super::plans::quota::QuotaStore;
 use super::redis_gcra::RedisBuckets;
 use super::shared::SharedBuckets;
 
-#[tokio::test]
-async fn the_redis_script_grants_what_the_bucket_holds() {
+/// Buckets on the server at 127.0.0.1:6379 under a fresh prefix, and that prefix.
+async fn buckets() -> (RedisBuckets, String) {
     let prefix = format!("wsgate-throttle-test-{}", uuid::Uuid::new_v4().simple());
     let redis = RedisBuckets::connect(
         &["redis://127.0.0.1:6379".to_string()],
@@ -21,6 +21,12 @@ async fn the_redis_script_grants_what_the_bucket_holds() {
     )
     .await
     .expect("redis at 127.0.0.1:6379");
+    (redis, prefix)
+}
+
+#[tokio::test]
+async fn the_redis_script_grants_what_the_bucket_holds() {
+    let (redis, prefix) = buckets().await;
     // 0.1/s: no token comes back during the test.
     let limit = Limit::new(0.1, 20);
     assert_eq!(
@@ -52,16 +58,7 @@ async fn the_redis_script_grants_what_the_bucket_holds() {
 
 #[tokio::test]
 async fn the_redis_quota_scripts_hand_out_and_take_back_units() {
-    let prefix = format!("wsgate-throttle-test-{}", uuid::Uuid::new_v4().simple());
-    let redis = RedisBuckets::connect(
-        &["redis://127.0.0.1:6379".to_string()],
-        false,
-        &prefix,
-        Duration::from_secs(2),
-        Duration::from_secs(2),
-    )
-    .await
-    .expect("redis at 127.0.0.1:6379");
+    let (redis, prefix) = buckets().await;
     let window = Period::Day.window(chrono::Utc::now().timestamp());
     let key = "plan:gold:key-1";
     assert_eq!(
