@@ -2,7 +2,6 @@
 //! kept across the requests it carries.
 
 use std::io::{self, IoSlice};
-use std::mem::MaybeUninit;
 
 use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,20 +51,20 @@ impl Conn {
         })
     }
 
-    /// Whether an idle connection can carry another request: nothing unread is buffered and the
-    /// socket, asked without waiting, has neither data, nor an end of stream, nor an error. The
-    /// kernel is asked directly (a peek), since tokio answers "would block" from its own
-    /// readiness cache until its driver has seen the socket's event.
+    /// Whether an idle connection can carry another request: nothing unread is buffered and a
+    /// read that does not wait finds neither data, nor the end of the stream, nor an error.
+    /// (tokio asks the kernel whenever the socket may be readable, which it still is after an
+    /// answer read without draining the socket, so the check is usually one `recv` call.)
     pub(crate) fn is_reusable(&self) -> bool {
         if !self.buf.is_empty() {
             return false;
         }
-        let socket = match &self.stream {
-            Stream::Tcp(s) => socket2::SockRef::from(s),
-            Stream::Unix(s) => socket2::SockRef::from(s),
+        let mut probe = [0u8; 1];
+        let probed = match &self.stream {
+            Stream::Tcp(s) => s.try_read(&mut probe),
+            Stream::Unix(s) => s.try_read(&mut probe),
         };
-        let mut probe = [MaybeUninit::<u8>::uninit(); 1];
-        matches!(socket.peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        matches!(probed, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
     /// Writes all of `parts` with vectored writes (one, unless the socket takes less).
