@@ -204,9 +204,13 @@ impl Gateway {
                 message: e.to_string(),
             })?;
         let client = integration::http_client().map_err(StartError::HttpClient)?;
+        let clients = integration::Clients {
+            general: client.clone(),
+            h1: integration::h1::Client::new(),
+        };
         let stages = integration::build_stages(
             &config.api,
-            &client,
+            &clients,
             config.limits.integration_response_bytes(),
         )
         .map_err(|missing| crate::config::ConfigError::Invalid {

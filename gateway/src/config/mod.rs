@@ -403,6 +403,15 @@ fn validate_integration(
                 format!("stage `{stage}` has no variable `{missing}`"),
             )
         })?;
+        if resolved.starts_with("unix:") {
+            crate::integration::h1::Target::parse(&resolved).map_err(|e| {
+                ConfigError::invalid(
+                    format!("{at}.uri"),
+                    format!("`{resolved}` (stage `{stage}`): {e}"),
+                )
+            })?;
+            continue;
+        }
         let parsed = reqwest::Url::parse(&resolved).map_err(|e| {
             ConfigError::invalid(
                 format!("{at}.uri"),
@@ -412,7 +421,7 @@ fn validate_integration(
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(ConfigError::invalid(
                 format!("{at}.uri"),
-                "must be an http:// or https:// URL",
+                "must be an http:// or https:// URL, or unix:<socket path>:<http path>",
             ));
         }
     }

@@ -89,6 +89,29 @@ fn unknown_integration_type_is_named() {
 }
 
 #[test]
+fn unix_socket_uris_are_checked() {
+    let unix = |variable: &str| REFERENCE.replace("http://127.0.0.1:3000", variable);
+    Config::from_yaml(&unix("\"unix:/run/app.sock:\"")).expect("a unix: backend loads");
+    for (variable, message) in [
+        (
+            "unix:/run/app.sock",
+            "expected `unix:<socket path>:<http path>`",
+        ),
+        ("unix:run/app.sock:", "must be absolute"),
+    ] {
+        let e = err(&unix(&format!("\"{variable}\"")));
+        assert!(e.contains(".integration.uri`"), "{e}");
+        assert!(e.contains(message), "{variable}: {e}");
+    }
+    let e = err(&REFERENCE.replace(
+        "\"${stageVariables.backend}/default\"",
+        "\"unix:/run/app.sock:default\"",
+    ));
+    assert!(e.contains("api.routes.$default.integration.uri"), "{e}");
+    assert!(e.contains("must start with `/`"), "{e}");
+}
+
+#[test]
 fn missing_stage_variable_is_named() {
     let e = err(&REFERENCE.replace("/sendmessage\"", "/sendmessage${stageVariables.nope}\""));
     assert!(

@@ -10,18 +10,14 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{
-    Integration, IntegrationError, IntegrationResponse, Invocation, map_reqwest, read_body,
-    too_large,
-};
+use super::backend::{Backend, Clients, Outgoing};
+use super::h1::Keep;
+use super::{Integration, IntegrationError, IntegrationResponse, Invocation, too_large};
 use crate::events::lambda_event;
 
 #[derive(Debug)]
 pub(super) struct AwsProxy {
-    client: reqwest::Client,
-    uri: String,
-    /// `uri` parsed once (parsing it again for every call costs more than a clone).
-    url: Option<reqwest::Url>,
+    backend: Backend,
     timeout: Duration,
     /// Largest decoded `body` accepted.
     body_cap: usize,
@@ -39,17 +35,14 @@ pub(super) fn envelope_cap(body_cap: usize) -> usize {
 }
 
 impl AwsProxy {
-    pub(super) fn new(
-        client: reqwest::Client,
-        uri: String,
-        timeout: Duration,
-        body_cap: usize,
-    ) -> Self {
-        let url = reqwest::Url::parse(&uri).ok();
+    pub(super) fn new(clients: &Clients, uri: String, timeout: Duration, body_cap: usize) -> Self {
         Self {
-            client,
-            uri,
-            url,
+            backend: Backend::new(
+                clients,
+                uri,
+                "POST",
+                &[("content-type", "application/json")],
+            ),
             timeout,
             body_cap,
             envelope_cap: envelope_cap(body_cap),
@@ -160,20 +153,22 @@ fn proxy_response(parsed: ProxyResponse) -> Result<IntegrationResponse, Integrat
 impl Integration for AwsProxy {
     async fn invoke(&self, inv: &Invocation<'_>) -> Result<IntegrationResponse, IntegrationError> {
         let event = lambda_event(inv.meta, inv.route_key, inv.request_id, &inv.kind);
-        let request = match &self.url {
-            Some(url) => self.client.post(url.clone()),
-            None => self.client.post(&self.uri),
+        let out = Outgoing {
+            body: &event,
+            ..Outgoing::default()
         };
-        let response = request
-            .timeout(self.timeout)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(event)
-            .send()
-            .await
-            .map_err(|e| map_reqwest(e, self.timeout))?;
-        let status = response.status();
-        let function_error = response.headers().contains_key("x-amz-function-error");
-        let bytes = read_body(response, self.envelope_cap, self.timeout, inv).await?;
+        let answer = self
+            .backend
+            .send(
+                &out,
+                Keep::Only("x-amz-function-error"),
+                self.envelope_cap,
+                self.timeout,
+                inv,
+            )
+            .await?;
+        let function_error = !answer.headers.is_empty();
+        let bytes = answer.body;
         if function_error {
             let message = serde_json::from_slice::<Value>(&bytes)
                 .ok()
@@ -181,8 +176,8 @@ impl Integration for AwsProxy {
                 .unwrap_or_else(|| "unhandled".into());
             return Err(IntegrationError::FunctionError(message));
         }
-        if !status.is_success() {
-            return Err(IntegrationError::EndpointStatus(status.as_u16()));
+        if !(200..300).contains(&answer.status) {
+            return Err(IntegrationError::EndpointStatus(answer.status));
         }
         let parsed = parse_response(&bytes)?;
         if parsed

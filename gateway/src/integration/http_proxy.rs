@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderName;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::{
-    Integration, IntegrationError, IntegrationResponse, Invocation, map_reqwest, read_body,
-};
+use super::backend::{Backend, Clients, Outgoing};
+use super::h1::Keep;
+use super::{Integration, IntegrationError, IntegrationResponse, Invocation};
 use crate::events::EventKind;
 
 /// Headers of the upgrade request that are about the HTTP/1 hop or the WebSocket handshake
@@ -37,10 +37,11 @@ const UNRESERVED_KEPT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// The headers of one call. A value that cannot be a header value (a control character from
-/// client-controlled data, say) is left out with a warning instead of failing the whole call.
+/// The header lines of one call (`name: value\r\n`). A value that cannot be a header value (a
+/// control character from client-controlled data, say) is left out with a warning instead of
+/// failing the whole call; the rules are `http::HeaderValue`'s.
 struct ContextHeaders<'a> {
-    map: HeaderMap,
+    lines: Vec<u8>,
     connection_id: &'a str,
     route_key: &'a str,
 }
@@ -48,33 +49,37 @@ struct ContextHeaders<'a> {
 impl<'a> ContextHeaders<'a> {
     fn new(connection_id: &'a str, route_key: &'a str) -> Self {
         Self {
-            map: HeaderMap::new(),
+            lines: Vec::with_capacity(512),
             connection_id,
             route_key,
         }
     }
 
-    /// Adds a header the gateway names.
+    /// Adds a header the gateway names (as `HeaderValue::from_str`: visible ASCII, spaces, tabs).
     fn put(&mut self, name: &'static str, value: &str) {
-        match HeaderValue::from_str(value) {
-            Ok(value) => {
-                self.map.append(HeaderName::from_static(name), value);
-            }
-            Err(_) => self.skipped(name),
+        if value.bytes().all(|b| (32..127).contains(&b) || b == b'\t') {
+            self.line(name.as_bytes(), value.as_bytes());
+        } else {
+            self.skipped(name);
         }
     }
 
-    /// Adds a header of the upgrade request (`name` lowercase).
+    /// Adds a header of the upgrade request (`name` lowercase; the value as
+    /// `HeaderValue::from_bytes` accepts it: no control characters but tabs).
     fn put_forwarded(&mut self, name: &str, value: &str) {
-        match (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            (Ok(name), Ok(value)) => {
-                self.map.append(name, value);
-            }
-            _ => self.skipped(name),
+        let valid_value = value.bytes().all(|b| (b >= 32 && b != 127) || b == b'\t');
+        if valid_value && HeaderName::from_bytes(name.as_bytes()).is_ok() {
+            self.line(name.as_bytes(), value.as_bytes());
+        } else {
+            self.skipped(name);
         }
+    }
+
+    fn line(&mut self, name: &[u8], value: &[u8]) {
+        self.lines.extend_from_slice(name);
+        self.lines.extend_from_slice(b": ");
+        self.lines.extend_from_slice(value);
+        self.lines.extend_from_slice(b"\r\n");
     }
 
     fn skipped(&self, name: &str) {
@@ -89,9 +94,7 @@ impl<'a> ContextHeaders<'a> {
 
 #[derive(Debug)]
 pub(super) struct HttpProxy {
-    client: reqwest::Client,
-    uri: String,
-    method: reqwest::Method,
+    backend: Backend,
     timeout: Duration,
     /// Largest answer read.
     response_cap: usize,
@@ -99,19 +102,14 @@ pub(super) struct HttpProxy {
 
 impl HttpProxy {
     pub(super) fn new(
-        client: reqwest::Client,
+        clients: &Clients,
         uri: String,
         method: &str,
         timeout: Duration,
         response_cap: usize,
     ) -> Self {
-        // Config validation has checked the method; POST is the documented default.
-        let method =
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
         Self {
-            client,
-            uri,
-            method,
+            backend: Backend::new(clients, uri, method, &[]),
             timeout,
             response_cap,
         }
@@ -122,16 +120,6 @@ impl HttpProxy {
 impl Integration for HttpProxy {
     async fn invoke(&self, inv: &Invocation<'_>) -> Result<IntegrationResponse, IntegrationError> {
         let meta = inv.meta;
-        let url = match &inv.kind {
-            EventKind::Connect(request) => match &request.raw_query {
-                Some(query) if !query.is_empty() => {
-                    let joiner = if self.uri.contains('?') { '&' } else { '?' };
-                    format!("{}{joiner}{query}", self.uri)
-                }
-                _ => self.uri.clone(),
-            },
-            _ => self.uri.clone(),
-        };
         let mut headers = ContextHeaders::new(&meta.connection_id, inv.route_key);
         headers.put("x-wsgate-connection-id", &meta.connection_id);
         headers.put("x-wsgate-route-key", inv.route_key);
@@ -140,12 +128,13 @@ impl Integration for HttpProxy {
         headers.put("x-wsgate-request-id", inv.request_id);
         headers.put("x-wsgate-api-id", &meta.api_id);
         headers.put("x-wsgate-source-ip", &meta.source_ip);
-        let mut request = self
-            .client
-            .request(self.method.clone(), url)
-            .timeout(self.timeout);
+        let mut query = None;
+        let mut forwarded = false;
+        let mut body: &[u8] = &[];
         match &inv.kind {
             EventKind::Connect(upgrade) => {
+                query = upgrade.raw_query.as_deref().filter(|q| !q.is_empty());
+                forwarded = true;
                 for (name, value) in &upgrade.headers {
                     let lower = name.to_ascii_lowercase();
                     if !NOT_FORWARDED.contains(&lower.as_str()) && !lower.starts_with("x-wsgate-") {
@@ -166,7 +155,7 @@ impl Integration for HttpProxy {
                 };
                 headers.put("content-type", content_type);
                 headers.put("x-wsgate-message-id", message_id);
-                request = request.body(raw.to_vec());
+                body = raw;
             }
             EventKind::Disconnect {
                 status_code,
@@ -178,32 +167,32 @@ impl Integration for HttpProxy {
                     &utf8_percent_encode(reason, UNRESERVED_KEPT).to_string(),
                 );
             }
-            EventKind::Presence { body, .. } => {
+            EventKind::Presence { body: json, .. } => {
                 headers.put("content-type", "application/json");
-                request = request.body(body.to_string());
+                body = json.as_bytes();
             }
         }
-        let request = request.headers(headers.map);
-        let response = request
-            .send()
-            .await
-            .map_err(|e| map_reqwest(e, self.timeout))?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect::<Vec<_>>();
-        let octets = headers
+        let out = Outgoing {
+            query,
+            headers: &headers.lines,
+            forwarded,
+            body,
+        };
+        let answer = self
+            .backend
+            .send(&out, Keep::All, self.response_cap, self.timeout, inv)
+            .await?;
+        let status = answer.status;
+        let octets = answer
+            .headers
             .iter()
             .any(|(k, v)| k == "content-type" && v.starts_with("application/octet-stream"));
-        let body = read_body(response, self.response_cap, self.timeout, inv).await?;
-        let binary = octets || std::str::from_utf8(&body).is_err();
+        let binary = octets || std::str::from_utf8(&answer.body).is_err();
         // 204 means "nothing to send back"; any other answer's body (even empty) is sent.
-        let body = (status != 204).then_some(body);
+        let body = (status != 204).then_some(answer.body);
         Ok(IntegrationResponse {
             status,
-            headers,
+            headers: answer.headers,
             body,
             binary,
         })
@@ -216,6 +205,8 @@ impl Integration for HttpProxy {
 
 #[cfg(test)]
 mod tests {
+    use http::HeaderValue;
+
     use super::*;
 
     #[test]
@@ -238,10 +229,13 @@ mod tests {
         headers.put_forwarded("user-agent", "agent\u{7f}");
         headers.put_forwarded("bad name", "v");
         headers.put_forwarded("x-ok", "caf\u{e9}");
-        assert!(!headers.map.contains_key("x-wsgate-source-ip"));
-        assert!(!headers.map.contains_key("user-agent"));
-        assert_eq!(headers.map.len(), 2);
-        assert_eq!(headers.map["x-wsgate-stage"], "prod");
-        assert_eq!(headers.map["x-ok"].as_bytes(), "caf\u{e9}".as_bytes());
+        assert_eq!(
+            headers.lines,
+            "x-wsgate-stage: prod\r\nx-ok: caf\u{e9}\r\n".as_bytes()
+        );
+        // The same rules as the header types the general client takes.
+        assert!(HeaderValue::from_str("10.0.0.1\r\nx-evil: 1").is_err());
+        assert!(HeaderValue::from_bytes("agent\u{7f}".as_bytes()).is_err());
+        assert!(HeaderValue::from_bytes("caf\u{e9}".as_bytes()).is_ok());
     }
 }

@@ -1,11 +1,16 @@
 //! Integrations: the backends behind routes. One trait, three kinds (`aws_proxy`, `http_proxy`,
-//! `mock`), built per stage from config with stage variables substituted, sharing one pooled
-//! keep-alive HTTP client.
+//! `mock`), built per stage from config with stage variables substituted, sharing pooled
+//! keep-alive HTTP clients (the lean [`h1`] client for `http://` and `unix:`, reqwest for
+//! `https://`).
 
 mod aws_proxy;
+mod backend;
 pub(crate) mod body;
+pub(crate) mod h1;
 mod http_proxy;
 mod mock;
+
+pub(crate) use backend::Clients;
 
 pub use aws_proxy::parse_response as parse_proxy_response;
 
@@ -68,7 +73,7 @@ pub enum IntegrationError {
     Timeout(Duration),
     /// Connecting, sending or reading failed.
     #[error("integration request failed: {0}")]
-    Transport(#[source] reqwest::Error),
+    Transport(#[source] TransportError),
     /// The backend answered something that is not a valid response for its kind.
     #[error("malformed integration response: {0}")]
     Malformed(&'static str),
@@ -85,6 +90,17 @@ pub enum IntegrationError {
         /// The cap that was passed, in bytes.
         limit: usize,
     },
+}
+
+/// A failure of one of the HTTP clients.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The general client (`https://`).
+    #[error(transparent)]
+    General(reqwest::Error),
+    /// The lean HTTP/1.1 client (`http://`, `unix:`).
+    #[error(transparent)]
+    H1(h1::H1Error),
 }
 
 /// A backend that handles a route.
@@ -129,7 +145,7 @@ impl StageRoutes {
 /// A missing stage variable, named (config validation reports these first).
 pub(crate) fn build_stages(
     api: &ApiConfig,
-    client: &reqwest::Client,
+    clients: &Clients,
     response_cap: usize,
 ) -> Result<HashMap<String, Arc<StageRoutes>>, String> {
     let mut stages = HashMap::new();
@@ -138,7 +154,7 @@ pub(crate) fn build_stages(
         for (key, route) in &api.routes {
             let integration: Arc<dyn Integration> = match &route.integration {
                 IntegrationConfig::AwsProxy { uri, timeout } => Arc::new(aws_proxy::AwsProxy::new(
-                    client.clone(),
+                    clients,
                     substitute_stage_variables(uri, &settings.variables)?,
                     *timeout,
                     response_cap,
@@ -148,7 +164,7 @@ pub(crate) fn build_stages(
                     method,
                     timeout,
                 } => Arc::new(http_proxy::HttpProxy::new(
-                    client.clone(),
+                    clients,
                     substitute_stage_variables(uri, &settings.variables)?,
                     method,
                     *timeout,
@@ -226,6 +242,6 @@ fn map_reqwest(err: reqwest::Error, timeout: Duration) -> IntegrationError {
     if err.is_timeout() {
         IntegrationError::Timeout(timeout)
     } else {
-        IntegrationError::Transport(err)
+        IntegrationError::Transport(TransportError::General(err))
     }
 }

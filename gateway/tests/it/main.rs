@@ -17,6 +17,7 @@ mod fault_matrix;
 mod faults;
 mod groups;
 mod groups_cluster;
+mod h1_client;
 mod hardening;
 mod jwks;
 mod jwt;

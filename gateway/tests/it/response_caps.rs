@@ -155,7 +155,7 @@ async fn expect_internal_error(ws: &mut Ws) {
     assert_eq!(frame["message"], "Internal server error", "{frame}");
 }
 
-async fn too_large_count(gw: &TestGateway, route: &str) -> u64 {
+pub(crate) async fn too_large_count(gw: &TestGateway, route: &str) -> u64 {
     let text = http()
         .get(gw.http_url("/metrics"))
         .send()

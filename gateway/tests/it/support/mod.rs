@@ -26,6 +26,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgate::{Config, Gateway, Listeners};
 
 pub mod keys;
+pub mod raw;
 pub mod secured;
 
 /// How long any single awaited event may take before the test fails.
