@@ -164,6 +164,34 @@ impl ClusterBus for RedisBus {
         }
     }
 
+    async fn publish_many(&self, frames: Vec<(String, Bytes)>) -> Result<(), BusError> {
+        let after = self.target.timeout;
+        match self.publisher.clone() {
+            Conn::Single(mut c) => {
+                let mut pipe = redis::pipe();
+                for (node, frame) in &frames {
+                    pipe.cmd("PUBLISH")
+                        .arg(channel(&self.prefix, node))
+                        .arg(frame.as_ref())
+                        .ignore();
+                }
+                timed("publish", after, pipe.exec_async(&mut c)).await
+            }
+            Conn::Cluster(c) => {
+                // The channels may live on different shards: one command each, all in flight
+                // at once on the multiplexed connections (sent in order, so in order per node).
+                let sends = frames.iter().map(|(node, frame)| {
+                    let mut c = c.clone();
+                    let mut cmd = redis::cmd("SPUBLISH");
+                    cmd.arg(channel(&self.prefix, node)).arg(frame.as_ref());
+                    async move { cmd.query_async::<u64>(&mut c).await }
+                });
+                let all = futures_util::future::try_join_all(sends);
+                timed("publish", after, all).await.map(|_| ())
+            }
+        }
+    }
+
     async fn resubscribe(&self) -> Result<(), BusError> {
         let mut current = self.subscriber.lock().await;
         // Leave first (best effort), so that no frame is delivered twice by old and new.

@@ -2,7 +2,8 @@
 //!
 //! A frame is one tag byte followed by the fields in order: integers big-endian, strings as a
 //! `u16` length and UTF-8 bytes, and a `Post` payload as the rest of the frame (so a payload is
-//! never copied or re-encoded).
+//! never copied or re-encoded). `Acks` carries a `u16` count and then each answer as an `Ack`
+//! does (request and outcome).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -12,6 +13,10 @@ const ACK: u8 = 3;
 const PROBE: u8 = 4;
 const JOIN: u8 = 5;
 const LEAVE: u8 = 6;
+const ACKS: u8 = 7;
+
+/// Answers one `Acks` frame carries at most.
+pub(crate) const MAX_ACKS: usize = u16::MAX as usize;
 
 /// What the owner of a connection answers to a forwarded callback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +103,12 @@ pub(crate) enum Envelope {
         /// What happened.
         outcome: Outcome,
     },
+    /// Several `Ack`s for one node in one frame (at most [`MAX_ACKS`]), in the order the
+    /// owner applied their requests.
+    Acks {
+        /// The requests answered and what happened to each.
+        answers: Vec<(u64, Outcome)>,
+    },
     /// A node's message to itself, proving that its subscription still receives.
     Probe {
         /// Sequence number of the probe.
@@ -120,8 +131,9 @@ pub enum WireError {
     /// A string field is not UTF-8.
     #[error("string field is not UTF-8")]
     Utf8,
-    /// A string field is longer than a frame allows (64 KiB).
-    #[error("string field too long")]
+    /// A string field is longer than a frame allows (64 KiB), or an `Acks` frame holds more
+    /// than [`MAX_ACKS`] answers.
+    #[error("string field or answer list too long")]
     TooLong,
 }
 
@@ -178,6 +190,16 @@ impl Envelope {
                 out.put_u64(*request);
                 out.put_u8(outcome.code());
             }
+            Self::Acks { answers } => {
+                let count = u16::try_from(answers.len()).map_err(|_| WireError::TooLong)?;
+                out.reserve(3 + answers.len() * 9);
+                out.put_u8(ACKS);
+                out.put_u16(count);
+                for (request, outcome) in answers {
+                    out.put_u64(*request);
+                    out.put_u8(outcome.code());
+                }
+            }
             Self::Probe { seq } => {
                 out.put_u8(PROBE);
                 out.put_u64(*seq);
@@ -210,6 +232,18 @@ impl Envelope {
                 request: r.u64()?,
                 outcome: Outcome::from_code(r.u8()?)?,
             },
+            ACKS => {
+                let count = usize::from(r.u16()?);
+                // Bounded by the frame: each answer takes 9 bytes.
+                if r.remaining() < count.saturating_mul(9) {
+                    return Err(WireError::Truncated);
+                }
+                let mut answers = Vec::with_capacity(count);
+                for _ in 0..count {
+                    answers.push((r.u64()?, Outcome::from_code(r.u8()?)?));
+                }
+                Self::Acks { answers }
+            }
             PROBE => Self::Probe { seq: r.u64()? },
             tag @ (JOIN | LEAVE) => Self::Membership {
                 request: r.u64()?,
@@ -229,6 +263,7 @@ impl Envelope {
             Self::Post { .. } => "post",
             Self::Delete { .. } => "delete",
             Self::Ack { .. } => "ack",
+            Self::Acks { .. } => "acks",
             Self::Probe { .. } => "probe",
             Self::Membership { join: true, .. } => "join",
             Self::Membership { join: false, .. } => "leave",
@@ -277,6 +312,10 @@ impl Reader {
         std::str::from_utf8(bytes)
             .map(str::to_owned)
             .map_err(|_| WireError::Utf8)
+    }
+
+    fn remaining(&self) -> usize {
+        self.frame.len().saturating_sub(self.at)
     }
 
     fn rest(&mut self) -> Bytes {
@@ -342,6 +381,16 @@ mod tests {
                 request: 14,
                 outcome: Outcome::Unavailable,
             },
+            Envelope::Acks {
+                answers: vec![
+                    (15, Outcome::Done),
+                    (u64::MAX, Outcome::Full),
+                    (0, Outcome::Gone),
+                ],
+            },
+            Envelope::Acks {
+                answers: Vec::new(),
+            },
         ]
     }
 
@@ -396,5 +445,14 @@ mod tests {
             reason: String::new(),
         };
         assert_eq!(too_long.encode(), Err(WireError::TooLong));
+        let too_many = Envelope::Acks {
+            answers: vec![(1, Outcome::Done); MAX_ACKS + 1],
+        };
+        assert_eq!(too_many.encode(), Err(WireError::TooLong));
+        // A count larger than the frame holds is refused before anything is allocated for it.
+        assert_eq!(
+            Envelope::decode(Bytes::from_static(&[ACKS, 0xff, 0xff, 0, 0])),
+            Err(WireError::Truncated)
+        );
     }
 }

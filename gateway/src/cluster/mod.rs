@@ -6,9 +6,10 @@
 //! `Ack`, and the `Probe` a node sends itself.
 //!
 //! - `forward`: the callback API's path for a connection held by another node: look the
-//!   record up, publish to the owner, wait (bounded) for its `Ack`.
+//!   record up (or find the owner remembered in `owners`), publish to the owner, wait
+//!   (bounded) for its `Ack`.
 //! - `inbox`: applies frames received from other nodes (bounded queue, one task, in order)
-//!   and publishes the `Ack`s.
+//!   and publishes the `Ack`s, batched per node and per read in one pipelined round trip.
 //! - `lease`: renews this node's lease every `lease_ttl / 3` (one round trip that nothing else
 //!   waits for), probes its own subscription, re-asserts records after Redis lost them (a task
 //!   of its own, beside the renewals), and closes every socket when it learns that its
@@ -23,6 +24,7 @@
 mod forward;
 mod inbox;
 mod lease;
+mod owners;
 mod pending;
 mod reaper;
 
@@ -37,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use wsgate_connection_store::{ConnectionStore, RedisStore, StoreError};
 
 use self::lease::LeaseState;
+use self::owners::Owners;
 use self::pending::Pending;
 pub(crate) use crate::bus::{BusError, ClusterBus};
 use crate::config::ClusterConfig;
@@ -45,8 +48,9 @@ use crate::state::Shared;
 /// How long the mark of a reaped node lives, so that a node frozen for less than this learns on
 /// resuming that its connections were reaped (longer freezes look like Redis data loss).
 const TOMBSTONE_TTL: Duration = Duration::from_secs(24 * 3600);
-/// `Ack`s waiting to be published.
-const ACK_QUEUE: usize = 4096;
+/// Batches of `Ack`s (each from one read of the receive queue, at most
+/// [`inbox::READ_BATCH`]) waiting to be published.
+const ACK_QUEUE: usize = 64;
 
 /// This node's membership in the cluster.
 #[derive(Debug)]
@@ -57,7 +61,8 @@ pub(crate) struct Cluster {
     members: RedisStore,
     records: Arc<dyn ConnectionStore>,
     pending: Arc<Pending>,
-    acks: mpsc::Sender<(String, Bytes)>,
+    owners: Owners,
+    acks: mpsc::Sender<Vec<inbox::Ack>>,
     lease: LeaseState,
     fence: Arc<AtomicBool>,
     stop: CancellationToken,
@@ -67,7 +72,7 @@ pub(crate) struct Cluster {
 #[derive(Debug)]
 pub(crate) struct Receivers {
     inbox: mpsc::Receiver<Bytes>,
-    acks: mpsc::Receiver<(String, Bytes)>,
+    acks: mpsc::Receiver<Vec<inbox::Ack>>,
 }
 
 /// Why the cluster could not be joined.
@@ -102,12 +107,15 @@ impl Cluster {
         let (acks_tx, acks) = mpsc::channel(ACK_QUEUE);
         let bus = build_bus(inbox_tx).await?;
         let lease = LeaseState::new();
+        let started = tokio::time::Instant::now();
         members
             .acquire_lease(&node_id, &lease.token(), config.lease_ttl)
             .await
             .map_err(JoinError::Lease)?;
+        lease.held_from(started, config.lease_ttl);
         let cluster = Arc::new(Self {
             pending: Pending::new(config.max_pending_forwards),
+            owners: Owners::new(config.owner_cache_entries),
             node_id,
             config,
             bus,
