@@ -45,7 +45,7 @@ pub(crate) const BUS_PUBLISHED_TOTAL: &str = "wsgate_bus_published_total";
 pub(crate) const BUS_RECEIVED_TOTAL: &str = "wsgate_bus_received_total";
 /// Cluster-bus failures, by `op` (`publish`, `decode`, `subscription_lost`, `resubscribe`, ...).
 pub(crate) const BUS_ERROR_TOTAL: &str = "wsgate_bus_errors_total";
-/// Frames dropped because the receive queue or the ack queue was full.
+/// Frames dropped because the receive, ack or send queue was full.
 pub(crate) const BUS_DROPPED_TOTAL: &str = "wsgate_bus_dropped_total";
 /// Seconds per bus publish.
 pub(crate) const BUS_PUBLISH_LATENCY: &str = "wsgate_bus_publish_seconds";

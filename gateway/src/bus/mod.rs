@@ -54,12 +54,12 @@ pub(crate) trait ClusterBus: Send + Sync + std::fmt::Debug + 'static {
     async fn publish(&self, node: &str, frame: Bytes) -> Result<u64, BusError>;
 
     /// Publishes each `(node, frame)` as [`ClusterBus::publish`] would, all in one round trip
-    /// where the transport allows, in order per node; the receiver counts are not reported.
+    /// where the transport allows, in order per node; answers each frame's receiver count.
     ///
     /// # Errors
     /// [`BusError`] when the transport failed; any of the frames may or may not have been
     /// delivered.
-    async fn publish_many(&self, frames: Vec<(String, Bytes)>) -> Result<(), BusError>;
+    async fn publish_many(&self, frames: Vec<(String, Bytes)>) -> Result<Vec<u64>, BusError>;
 
     /// Re-creates this node's subscription (after probes stopped arriving).
     ///

@@ -164,7 +164,7 @@ impl ClusterBus for RedisBus {
         }
     }
 
-    async fn publish_many(&self, frames: Vec<(String, Bytes)>) -> Result<(), BusError> {
+    async fn publish_many(&self, frames: Vec<(String, Bytes)>) -> Result<Vec<u64>, BusError> {
         let after = self.target.timeout;
         match self.publisher.clone() {
             Conn::Single(mut c) => {
@@ -172,10 +172,9 @@ impl ClusterBus for RedisBus {
                 for (node, frame) in &frames {
                     pipe.cmd("PUBLISH")
                         .arg(channel(&self.prefix, node))
-                        .arg(frame.as_ref())
-                        .ignore();
+                        .arg(frame.as_ref());
                 }
-                timed("publish", after, pipe.exec_async(&mut c)).await
+                timed("publish", after, pipe.query_async(&mut c)).await
             }
             Conn::Cluster(c) => {
                 // The channels may live on different shards: one command each, all in flight
@@ -187,7 +186,7 @@ impl ClusterBus for RedisBus {
                     async move { cmd.query_async::<u64>(&mut c).await }
                 });
                 let all = futures_util::future::try_join_all(sends);
-                timed("publish", after, all).await.map(|_| ())
+                timed("publish", after, all).await
             }
         }
     }

@@ -3,7 +3,8 @@
 //! A frame is one tag byte followed by the fields in order: integers big-endian, strings as a
 //! `u16` length and UTF-8 bytes, and a `Post` payload as the rest of the frame (so a payload is
 //! never copied or re-encoded). `Acks` carries a `u16` count and then each answer as an `Ack`
-//! does (request and outcome).
+//! does (request and outcome). `Batch` carries whole frames, each as a `u32` length and its
+//! bytes, to the end of the frame (a batch holds no batch).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -14,6 +15,7 @@ const PROBE: u8 = 4;
 const JOIN: u8 = 5;
 const LEAVE: u8 = 6;
 const ACKS: u8 = 7;
+const BATCH: u8 = 8;
 
 /// Answers one `Acks` frame carries at most.
 pub(crate) const MAX_ACKS: usize = u16::MAX as usize;
@@ -109,6 +111,12 @@ pub(crate) enum Envelope {
         /// The requests answered and what happened to each.
         answers: Vec<(u64, Outcome)>,
     },
+    /// Several frames for one node in one message, to be applied in this order (none of them
+    /// a `Batch`). Built with [`batch`]; each frame is decoded on its own.
+    Batch {
+        /// The frames.
+        frames: Vec<Bytes>,
+    },
     /// A node's message to itself, proving that its subscription still receives.
     Probe {
         /// Sequence number of the probe.
@@ -128,6 +136,9 @@ pub enum WireError {
     /// An `Ack` carries an unknown outcome.
     #[error("unknown outcome {0}")]
     UnknownOutcome(u8),
+    /// A `Batch` holds a `Batch`.
+    #[error("batch inside a batch")]
+    NestedBatch,
     /// A string field is not UTF-8.
     #[error("string field is not UTF-8")]
     Utf8,
@@ -200,6 +211,7 @@ impl Envelope {
                     out.put_u8(outcome.code());
                 }
             }
+            Self::Batch { frames } => return batch(frames.iter().map(AsRef::as_ref)),
             Self::Probe { seq } => {
                 out.put_u8(PROBE);
                 out.put_u64(*seq);
@@ -244,6 +256,18 @@ impl Envelope {
                 }
                 Self::Acks { answers }
             }
+            BATCH => {
+                let mut frames = Vec::new();
+                while r.remaining() > 0 {
+                    let len = usize::try_from(r.u32()?).map_err(|_| WireError::Truncated)?;
+                    let frame = r.bytes(len)?;
+                    if frame.first() == Some(&BATCH) {
+                        return Err(WireError::NestedBatch);
+                    }
+                    frames.push(frame);
+                }
+                Self::Batch { frames }
+            }
             PROBE => Self::Probe { seq: r.u64()? },
             tag @ (JOIN | LEAVE) => Self::Membership {
                 request: r.u64()?,
@@ -264,11 +288,32 @@ impl Envelope {
             Self::Delete { .. } => "delete",
             Self::Ack { .. } => "ack",
             Self::Acks { .. } => "acks",
+            Self::Batch { .. } => "batch",
             Self::Probe { .. } => "probe",
             Self::Membership { join: true, .. } => "join",
             Self::Membership { join: false, .. } => "leave",
         }
     }
+}
+
+/// One `Batch` frame holding `frames` (encoded frames, none of them a `Batch`), in order.
+///
+/// # Errors
+/// [`WireError::TooLong`] for a frame over 4 GiB; [`WireError::NestedBatch`] for a batch.
+pub(crate) fn batch<'a>(
+    frames: impl Iterator<Item = &'a [u8]> + Clone,
+) -> Result<Bytes, WireError> {
+    let size: usize = frames.clone().map(|f| 4 + f.len()).sum();
+    let mut out = BytesMut::with_capacity(1 + size);
+    out.put_u8(BATCH);
+    for frame in frames {
+        if frame.first() == Some(&BATCH) {
+            return Err(WireError::NestedBatch);
+        }
+        out.put_u32(u32::try_from(frame.len()).map_err(|_| WireError::TooLong)?);
+        out.put_slice(frame);
+    }
+    Ok(out.freeze())
 }
 
 fn put_str(out: &mut BytesMut, text: &str) -> Result<(), WireError> {
@@ -298,6 +343,22 @@ impl Reader {
     fn u16(&mut self) -> Result<u16, WireError> {
         let b = self.take(2)?;
         Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self) -> Result<u32, WireError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// The next `len` bytes, sharing the frame's memory.
+    fn bytes(&mut self, len: usize) -> Result<Bytes, WireError> {
+        let end = self.at.checked_add(len).ok_or(WireError::Truncated)?;
+        if end > self.frame.len() {
+            return Err(WireError::Truncated);
+        }
+        let bytes = self.frame.slice(self.at..end);
+        self.at = end;
+        Ok(bytes)
     }
 
     fn u64(&mut self) -> Result<u64, WireError> {
@@ -391,6 +452,18 @@ mod tests {
             Envelope::Acks {
                 answers: Vec::new(),
             },
+            Envelope::Batch {
+                frames: vec![
+                    Envelope::Probe { seq: 1 }.encode().expect("encodes"),
+                    Bytes::new(),
+                    Envelope::Ack {
+                        request: 2,
+                        outcome: Outcome::Done,
+                    }
+                    .encode()
+                    .expect("encodes"),
+                ],
+            },
         ]
     }
 
@@ -411,7 +484,19 @@ mod tests {
                 Envelope::Post { payload, .. } => frame.len() - payload.len(),
                 _ => frame.len(),
             };
-            for len in 0..header {
+            // A batch cut between two of its frames is a shorter batch.
+            let boundaries: Vec<usize> = match &message {
+                Envelope::Batch { frames } => frames
+                    .iter()
+                    .scan(1, |at, f| {
+                        let start = *at;
+                        *at += 4 + f.len();
+                        Some(start)
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for len in (0..header).filter(|len| !boundaries.contains(len)) {
                 assert!(
                     Envelope::decode(frame.slice(..len)).is_err(),
                     "{message:?} cut at {len}"
@@ -449,6 +534,21 @@ mod tests {
             answers: vec![(1, Outcome::Done); MAX_ACKS + 1],
         };
         assert_eq!(too_many.encode(), Err(WireError::TooLong));
+        let inner = batch([[PROBE, 0, 0, 0, 0, 0, 0, 0, 1].as_slice()].into_iter()).expect("batch");
+        assert_eq!(
+            batch([inner.as_ref()].into_iter()),
+            Err(WireError::NestedBatch)
+        );
+        let mut nested = vec![BATCH, 0, 0, 0, u8::try_from(inner.len()).expect("short")];
+        nested.extend_from_slice(&inner);
+        assert_eq!(
+            Envelope::decode(Bytes::from(nested)),
+            Err(WireError::NestedBatch)
+        );
+        assert_eq!(
+            Envelope::decode(Bytes::from_static(&[BATCH, 0, 0, 0, 9, 1])),
+            Err(WireError::Truncated)
+        );
         // A count larger than the frame holds is refused before anything is allocated for it.
         assert_eq!(
             Envelope::decode(Bytes::from_static(&[ACKS, 0xff, 0xff, 0, 0])),

@@ -20,7 +20,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::Cluster;
-use super::inbox::publish;
+use super::outbox::Outgoing;
+use super::pending::Answer;
 use crate::bus::wire::{Envelope, Outcome};
 use crate::error::CallbackError;
 use crate::telemetry;
@@ -196,25 +197,32 @@ impl Cluster {
         }
     }
 
-    /// Publishes one request to `owner` and waits (bounded) for its `Ack`.
+    /// Queues one request for `owner` (see [`super::outbox`]) and waits (bounded) for its
+    /// `Ack`.
     async fn send(
         &self,
         method: &'static str,
-        owner: &str,
+        owner: &Arc<str>,
         envelope: &impl Fn(u64, String) -> Envelope,
     ) -> Result<Sent, CallbackError> {
         let mut waiter = self.pending.wait().ok_or(CallbackError::Unavailable)?;
         let frame = envelope(waiter.request, self.node_id.clone())
             .encode()
             .map_err(|_| CallbackError::BadRequest("connection id or reason too long".into()))?;
-        let receivers = publish(self, owner, method, frame)
-            .await
-            .map_err(|_| CallbackError::Unavailable)?;
-        if receivers == 0 {
-            return Ok(Sent::NoSubscriber);
+        let outgoing = Outgoing {
+            owner: Arc::clone(owner),
+            request: waiter.request,
+            kind: method,
+            frame,
+        };
+        if self.outgoing.try_send(outgoing).is_err() {
+            metrics::counter!(telemetry::BUS_DROPPED_TOTAL).increment(1);
+            return Err(CallbackError::Unavailable);
         }
         match tokio::time::timeout(self.config.forward_timeout, &mut waiter.answer).await {
-            Ok(Ok(outcome)) => Ok(Sent::Answered(outcome)),
+            Ok(Ok(Answer::Ack(outcome))) => Ok(Sent::Answered(outcome)),
+            Ok(Ok(Answer::NoSubscriber)) => Ok(Sent::NoSubscriber),
+            Ok(Ok(Answer::NotSent)) => Err(CallbackError::Unavailable),
             Ok(Err(_)) | Err(_) => Ok(Sent::NoAnswer),
         }
     }

@@ -17,6 +17,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::Cluster;
+use super::pending::Answer;
 use crate::bus::wire::{Envelope, MAX_ACKS, Outcome};
 use crate::error::CallbackError;
 use crate::state::Shared;
@@ -141,10 +142,17 @@ fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes, acks: &mut 
                 queue_acks(&cluster, vec![ack]);
             });
         }
-        Envelope::Ack { request, outcome } => cluster.pending.complete(request, outcome),
+        Envelope::Ack { request, outcome } => {
+            cluster.pending.complete(request, Answer::Ack(outcome));
+        }
         Envelope::Acks { answers } => {
             for (request, outcome) in answers {
-                cluster.pending.complete(request, outcome);
+                cluster.pending.complete(request, Answer::Ack(outcome));
+            }
+        }
+        Envelope::Batch { frames } => {
+            for frame in frames {
+                apply(shared, cluster, frame, acks);
             }
         }
         Envelope::Probe { seq } => cluster.lease.probe_seen(seq),
@@ -238,7 +246,7 @@ async fn publish_many(cluster: &Cluster, frames: Vec<(String, Bytes)>) {
     let result = cluster.bus.publish_many(frames).await;
     metrics::histogram!(telemetry::BUS_PUBLISH_LATENCY).record(started.elapsed().as_secs_f64());
     match result {
-        Ok(()) => {
+        Ok(_) => {
             metrics::counter!(telemetry::BUS_PUBLISHED_TOTAL, "kind" => "ack").increment(count);
         }
         Err(error) => {

@@ -2,11 +2,13 @@
 //! leases, the reaper of dead nodes, and recovery from Redis outages and data loss.
 //!
 //! # Pieces
-//! The frames travel on [`crate::bus`]: `Post`, `Delete`, group `Membership` changes, their
-//! `Ack`, and the `Probe` a node sends itself.
+//! The frames travel on [`crate::bus`]: `Post`, `Delete`, group `Membership` changes (several
+//! for one node in a `Batch`), their `Ack`s (several in `Acks`), and the `Probe` a node sends
+//! itself.
 //!
 //! - `forward`: the callback API's path for a connection held by another node: look the
-//!   record up (or find the owner remembered in `owners`), publish to the owner, wait
+//!   record up (or find the owner remembered in `owners`), queue the frame for the owner in
+//!   `outbox` (which publishes what is queued, batched per owner, in one round trip), wait
 //!   (bounded) for its `Ack`.
 //! - `inbox`: applies frames received from other nodes (bounded queue, one task, in order)
 //!   and publishes the `Ack`s, batched per node and per read in one pipelined round trip.
@@ -24,6 +26,7 @@
 mod forward;
 mod inbox;
 mod lease;
+mod outbox;
 mod owners;
 mod pending;
 mod reaper;
@@ -62,6 +65,7 @@ pub(crate) struct Cluster {
     records: Arc<dyn ConnectionStore>,
     pending: Arc<Pending>,
     owners: Owners,
+    outgoing: mpsc::Sender<outbox::Outgoing>,
     acks: mpsc::Sender<Vec<inbox::Ack>>,
     lease: LeaseState,
     fence: Arc<AtomicBool>,
@@ -72,6 +76,7 @@ pub(crate) struct Cluster {
 #[derive(Debug)]
 pub(crate) struct Receivers {
     inbox: mpsc::Receiver<Bytes>,
+    outgoing: mpsc::Receiver<outbox::Outgoing>,
     acks: mpsc::Receiver<Vec<inbox::Ack>>,
 }
 
@@ -105,6 +110,8 @@ impl Cluster {
     {
         let (inbox_tx, inbox) = mpsc::channel(config.receive_queue_messages);
         let (acks_tx, acks) = mpsc::channel(ACK_QUEUE);
+        // Each waiting forward queues one frame at most.
+        let (outgoing_tx, outgoing) = mpsc::channel(config.max_pending_forwards);
         let bus = build_bus(inbox_tx).await?;
         let lease = LeaseState::new();
         let started = tokio::time::Instant::now();
@@ -116,6 +123,7 @@ impl Cluster {
         let cluster = Arc::new(Self {
             pending: Pending::new(config.max_pending_forwards),
             owners: Owners::new(config.owner_cache_entries),
+            outgoing: outgoing_tx,
             node_id,
             config,
             bus,
@@ -126,7 +134,14 @@ impl Cluster {
             fence,
             stop: CancellationToken::new(),
         });
-        Ok((cluster, Receivers { inbox, acks }))
+        Ok((
+            cluster,
+            Receivers {
+                inbox,
+                outgoing,
+                acks,
+            },
+        ))
     }
 
     /// Starts the inbox, ack, lease and reaper tasks; they run until [`Cluster::stop`].
@@ -141,6 +156,7 @@ impl Cluster {
             Arc::clone(self),
             receivers.inbox,
         ));
+        tasks.spawn(outbox::run(Arc::clone(self), receivers.outgoing));
         tasks.spawn(inbox::send_acks(Arc::clone(self), receivers.acks));
         tasks.spawn(lease::run(Arc::clone(shared), Arc::clone(self)));
         tasks.spawn(lease::run_reassert(Arc::clone(shared), Arc::clone(self)));

@@ -1,5 +1,5 @@
-//! Forwarded callbacks waiting for the owner's `Ack`: a bounded map from request number to the
-//! waiting handler. A guard removes the entry when the handler stops waiting (answered, timed
+//! Forwarded callbacks waiting for the owner's `Ack` (or for the news that their frame reached
+//! no node): a bounded map from request number to the waiting handler. A guard removes the entry when the handler stops waiting (answered, timed
 //! out, or its HTTP request was dropped), so nothing leaks.
 
 use std::sync::Arc;
@@ -10,10 +10,21 @@ use tokio::sync::oneshot;
 
 use crate::bus::wire::Outcome;
 
+/// What a waiting handler learns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// The owner's `Ack`.
+    Ack(Outcome),
+    /// The frame was published, but nobody listens on the owner's channel.
+    NoSubscriber,
+    /// The frame could not be published (Redis failed; it may or may not have been delivered).
+    NotSent,
+}
+
 /// The waiting handlers of this node.
 #[derive(Debug)]
 pub(crate) struct Pending {
-    waiting: DashMap<u64, oneshot::Sender<Outcome>>,
+    waiting: DashMap<u64, oneshot::Sender<Answer>>,
     next: AtomicU64,
     capacity: usize,
 }
@@ -25,7 +36,7 @@ pub(crate) struct Waiter {
     /// The request number to put in the envelope.
     pub(crate) request: u64,
     /// Resolves with the owner's answer.
-    pub(crate) answer: oneshot::Receiver<Outcome>,
+    pub(crate) answer: oneshot::Receiver<Answer>,
 }
 
 impl Drop for Waiter {
@@ -60,10 +71,10 @@ impl Pending {
         })
     }
 
-    /// Hands an `Ack` to its waiting handler (ignored when nobody waits any more).
-    pub(crate) fn complete(&self, request: u64, outcome: Outcome) {
+    /// Hands an answer to its waiting handler (ignored when nobody waits any more).
+    pub(crate) fn complete(&self, request: u64, answer: Answer) {
         if let Some((_, tx)) = self.waiting.remove(&request) {
-            let _ = tx.send(outcome);
+            let _ = tx.send(answer);
         }
     }
 
@@ -84,12 +95,15 @@ mod tests {
         let a = pending.wait().expect("room");
         let mut b = pending.wait().expect("room");
         assert!(pending.wait().is_none(), "bounded");
-        pending.complete(b.request, Outcome::Full);
-        assert_eq!((&mut b.answer).await.expect("answered"), Outcome::Full);
+        pending.complete(b.request, Answer::Ack(Outcome::Full));
+        assert_eq!(
+            (&mut b.answer).await.expect("answered"),
+            Answer::Ack(Outcome::Full)
+        );
         drop(a);
         assert_eq!(pending.len(), 0);
         let c = pending.wait().expect("room again");
-        pending.complete(c.request.wrapping_add(1), Outcome::Done);
+        pending.complete(c.request.wrapping_add(1), Answer::NoSubscriber);
         assert_eq!(pending.len(), 1, "an unknown request is ignored");
     }
 }
