@@ -3,7 +3,7 @@
 //! out, or its HTTP request was dropped), so nothing leaks.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use tokio::sync::oneshot;
@@ -25,6 +25,8 @@ pub(crate) enum Answer {
 #[derive(Debug)]
 pub(crate) struct Pending {
     waiting: DashMap<u64, oneshot::Sender<Answer>>,
+    /// Entries in `waiting` (counted here: `DashMap::len` locks every shard).
+    count: AtomicUsize,
     next: AtomicU64,
     capacity: usize,
 }
@@ -41,7 +43,7 @@ pub(crate) struct Waiter {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        self.pending.waiting.remove(&self.request);
+        self.pending.take(self.request);
     }
 }
 
@@ -51,6 +53,7 @@ impl Pending {
     pub(crate) fn new(capacity: usize) -> Arc<Self> {
         Arc::new(Self {
             waiting: DashMap::new(),
+            count: AtomicUsize::new(0),
             next: AtomicU64::new(rand::random()),
             capacity,
         })
@@ -58,7 +61,13 @@ impl Pending {
 
     /// Registers a new waiting handler, or `None` when `capacity` are already waiting.
     pub(crate) fn wait(self: &Arc<Self>) -> Option<Waiter> {
-        if self.waiting.len() >= self.capacity {
+        if self
+            .count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .is_err()
+        {
             return None;
         }
         let request = self.next.fetch_add(1, Ordering::Relaxed);
@@ -73,15 +82,21 @@ impl Pending {
 
     /// Hands an answer to its waiting handler (ignored when nobody waits any more).
     pub(crate) fn complete(&self, request: u64, answer: Answer) {
-        if let Some((_, tx)) = self.waiting.remove(&request) {
+        if let Some(tx) = self.take(request) {
             let _ = tx.send(answer);
         }
+    }
+
+    fn take(&self, request: u64) -> Option<oneshot::Sender<Answer>> {
+        let (_, tx) = self.waiting.remove(&request)?;
+        self.count.fetch_sub(1, Ordering::AcqRel);
+        Some(tx)
     }
 
     /// Handlers waiting right now.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.waiting.len()
+        self.count.load(Ordering::Acquire)
     }
 }
 
@@ -101,6 +116,7 @@ mod tests {
             Answer::Ack(Outcome::Full)
         );
         drop(a);
+        drop(b);
         assert_eq!(pending.len(), 0);
         let c = pending.wait().expect("room again");
         pending.complete(c.request.wrapping_add(1), Answer::NoSubscriber);
