@@ -1,7 +1,8 @@
 //! The receiving side of the bus: one task applies the frames sent to this node, in arrival
-//! order (so sequential posts reach a client in order), taking every frame queued at once (up to
-//! [`READ_BATCH`]) and queueing the `Ack`s of that read's `Post`s and `Delete`s as one batch
-//! (group `Membership` changes are applied on a task of their own and queue their `Ack` alone).
+//! order (so sequential posts reach a client in order; a `Batch` frame's frames in its order),
+//! taking every frame queued at once (up to [`READ_BATCH`]) and queueing the `Ack`s of that
+//! read's `Post`s and `Delete`s together, in batches of at most [`READ_BATCH`] (group
+//! `Membership` changes are applied on a task of their own and queue their `Ack` alone).
 //! Another task publishes the queued batches: the `Ack`s for one node in one `Acks` frame, every
 //! node's frame in one pipelined round trip, with bounded concurrency.
 //!
@@ -53,15 +54,38 @@ pub(super) async fn run(
         if taken == 0 {
             break;
         }
-        let mut acks = Vec::new();
+        let mut acks = Answers {
+            cluster: &cluster,
+            batch: Vec::new(),
+        };
         for frame in frames.drain(..) {
             apply(&shared, &cluster, frame, &mut acks);
         }
-        queue_acks(&cluster, acks);
+        acks.flush();
     }
 }
 
-fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes, acks: &mut Vec<Ack>) {
+/// The `Ack`s of one read, queued in batches of at most [`READ_BATCH`] (a read may take
+/// `Batch` frames of many requests each).
+struct Answers<'a> {
+    cluster: &'a Cluster,
+    batch: Vec<Ack>,
+}
+
+impl Answers<'_> {
+    fn push(&mut self, ack: Ack) {
+        self.batch.push(ack);
+        if self.batch.len() >= READ_BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        queue_acks(self.cluster, std::mem::take(&mut self.batch));
+    }
+}
+
+fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes, acks: &mut Answers<'_>) {
     let envelope = match Envelope::decode(frame) {
         Ok(envelope) => envelope,
         Err(error) => {

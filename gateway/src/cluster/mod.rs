@@ -51,8 +51,8 @@ use crate::state::Shared;
 /// How long the mark of a reaped node lives, so that a node frozen for less than this learns on
 /// resuming that its connections were reaped (longer freezes look like Redis data loss).
 const TOMBSTONE_TTL: Duration = Duration::from_secs(24 * 3600);
-/// Batches of `Ack`s (each from one read of the receive queue, at most
-/// [`inbox::READ_BATCH`]) waiting to be published.
+/// Batches of `Ack`s (each from one read of the receive queue, at most [`inbox::READ_BATCH`]
+/// `Ack`s) waiting to be published.
 const ACK_QUEUE: usize = 64;
 
 /// This node's membership in the cluster.
