@@ -15,6 +15,23 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use self::wire::WireError;
+use crate::telemetry;
+
+/// What takes the frames a subscription receives. Called on the connection's reader task, so
+/// it must never block.
+pub(crate) trait Receive: Send + Sync + 'static {
+    /// Takes one frame.
+    fn receive(&self, frame: Bytes);
+}
+
+/// A bounded queue: a full queue drops the frame (counted in `wsgate_bus_dropped_total`).
+impl Receive for tokio::sync::mpsc::Sender<Bytes> {
+    fn receive(&self, frame: Bytes) {
+        if self.try_send(frame).is_err() {
+            metrics::counter!(telemetry::BUS_DROPPED_TOTAL).increment(1);
+        }
+    }
+}
 
 /// Why the bus could not publish or subscribe.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +58,7 @@ pub enum BusError {
     Encode(#[from] WireError),
 }
 
-/// Node-to-node transport. Frames received for this node go to the bounded inbox given to the
+/// Node-to-node transport. Frames received for this node go to the [`Receive`] given to the
 /// implementation when it is built; frames published one after another from this node to one
 /// node arrive there in the order they were published.
 #[async_trait]

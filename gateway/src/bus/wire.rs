@@ -296,6 +296,11 @@ impl Envelope {
     }
 }
 
+/// Whether `frame` is an `Ack` or `Acks` (the answers a waiting handler takes at once).
+pub(crate) fn is_answer(frame: &[u8]) -> bool {
+    matches!(frame.first(), Some(&(ACK | ACKS)))
+}
+
 /// One `Batch` frame holding `frames` (encoded frames, none of them a `Batch`), in order.
 ///
 /// # Errors

@@ -6,6 +6,10 @@
 //! Another task publishes the queued batches: the `Ack`s for one node in one `Acks` frame, every
 //! node's frame in one pipelined round trip, with bounded concurrency.
 //!
+//! `Ack`s skip the queue: [`Receiver`] hands them to their waiting handlers on the
+//! subscription's reader (nothing orders them against other frames; each handler waits for its
+//! own).
+//!
 //! The owner answers for its connections only while its lease is certainly held (see
 //! `LeaseState::certainly_held`); otherwise `Unavailable` (503), since another node may have
 //! reaped them while this one was frozen.
@@ -14,12 +18,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinSet;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::mpsc;
 
 use super::Cluster;
-use super::pending::Answer;
-use crate::bus::wire::{Envelope, MAX_ACKS, Outcome};
+use super::pending::{Answer, Pending};
+use crate::bus::Receive;
+use crate::bus::wire::{self, Envelope, MAX_ACKS, Outcome};
 use crate::error::CallbackError;
 use crate::state::Shared;
 use crate::telemetry;
@@ -38,6 +44,44 @@ pub(super) struct Ack {
     to: String,
     request: u64,
     outcome: Outcome,
+}
+
+/// Takes the frames the subscription receives: `Ack`s to their waiting handlers at once,
+/// everything else into the bounded queue [`run`] applies in order.
+pub(super) struct Receiver {
+    queue: mpsc::Sender<Bytes>,
+    pending: Arc<Pending>,
+}
+
+impl Receiver {
+    pub(super) fn new(queue: mpsc::Sender<Bytes>, pending: Arc<Pending>) -> Self {
+        Self { queue, pending }
+    }
+}
+
+impl Receive for Receiver {
+    fn receive(&self, frame: Bytes) {
+        if !wire::is_answer(&frame) {
+            self.queue.receive(frame);
+            return;
+        }
+        match Envelope::decode(frame) {
+            Ok(Envelope::Ack { request, outcome }) => {
+                metrics::counter!(telemetry::BUS_RECEIVED_TOTAL, "kind" => "ack").increment(1);
+                self.pending.complete(request, Answer::Ack(outcome));
+            }
+            Ok(Envelope::Acks { answers }) => {
+                metrics::counter!(telemetry::BUS_RECEIVED_TOTAL, "kind" => "acks").increment(1);
+                for (request, outcome) in answers {
+                    self.pending.complete(request, Answer::Ack(outcome));
+                }
+            }
+            Ok(_) | Err(_) => {
+                metrics::counter!(telemetry::BUS_ERROR_TOTAL, "op" => "decode").increment(1);
+                tracing::warn!("dropped a malformed cluster-bus answer");
+            }
+        }
+    }
 }
 
 pub(super) async fn run(
@@ -236,31 +280,26 @@ fn ack_frames(acks: impl IntoIterator<Item = Ack>) -> Vec<(String, Bytes)> {
 }
 
 /// Publishes the queued `Ack` batches: everything queued at once (up to [`MERGE_BATCHES`]
-/// batches) in one pipelined round trip, at most [`ACK_CONCURRENCY`] round trips at a time.
+/// batches) in one pipelined round trip, at most [`ACK_CONCURRENCY`] round trips at a time
+/// (polled here, no task each).
 pub(super) async fn send_acks(cluster: Arc<Cluster>, mut acks: mpsc::Receiver<Vec<Ack>>) {
-    let limit = Arc::new(Semaphore::new(ACK_CONCURRENCY));
-    let mut in_flight = JoinSet::new();
+    let mut in_flight = FuturesUnordered::new();
     let mut batches = Vec::with_capacity(MERGE_BATCHES);
     loop {
-        let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
-            break;
-        };
-        let taken = tokio::select! {
+        tokio::select! {
             () = cluster.stop.cancelled() => break,
-            taken = acks.recv_many(&mut batches, MERGE_BATCHES) => taken,
-        };
-        if taken == 0 {
-            break;
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+            taken = acks.recv_many(&mut batches, MERGE_BATCHES),
+                if in_flight.len() < ACK_CONCURRENCY =>
+            {
+                if taken == 0 {
+                    break;
+                }
+                let frames = ack_frames(batches.drain(..).flatten());
+                in_flight.push(publish_many(&cluster, frames));
+            }
         }
-        let frames = ack_frames(batches.drain(..).flatten());
-        let cluster = Arc::clone(&cluster);
-        in_flight.spawn(async move {
-            let _permit = permit;
-            publish_many(&cluster, frames).await;
-        });
-        while in_flight.try_join_next().is_some() {}
     }
-    in_flight.shutdown().await;
 }
 
 /// Publishes `frames` (`Ack`s) in one round trip, with metrics.

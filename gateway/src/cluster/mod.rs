@@ -44,7 +44,7 @@ use wsgate_connection_store::{ConnectionStore, RedisStore, StoreError};
 use self::lease::LeaseState;
 use self::owners::Owners;
 use self::pending::Pending;
-pub(crate) use crate::bus::{BusError, ClusterBus};
+pub(crate) use crate::bus::{BusError, ClusterBus, Receive};
 use crate::config::ClusterConfig;
 use crate::state::Shared;
 
@@ -92,7 +92,7 @@ pub enum JoinError {
 }
 
 impl Cluster {
-    /// Joins: takes this node's lease. `build_bus` gets the inbox sender to deliver frames to.
+    /// Joins: takes this node's lease. `build_bus` gets what to hand received frames to.
     ///
     /// # Errors
     /// [`JoinError`] when Redis refuses or cannot be reached.
@@ -105,14 +105,16 @@ impl Cluster {
         build_bus: F,
     ) -> Result<(Arc<Self>, Receivers), JoinError>
     where
-        F: FnOnce(mpsc::Sender<Bytes>) -> Fut,
+        F: FnOnce(Arc<dyn Receive>) -> Fut,
         Fut: Future<Output = Result<Arc<dyn ClusterBus>, BusError>>,
     {
         let (inbox_tx, inbox) = mpsc::channel(config.receive_queue_messages);
         let (acks_tx, acks) = mpsc::channel(ACK_QUEUE);
         // Each waiting forward queues one frame at most.
         let (outgoing_tx, outgoing) = mpsc::channel(config.max_pending_forwards);
-        let bus = build_bus(inbox_tx).await?;
+        let pending = Pending::new(config.max_pending_forwards);
+        let receive = inbox::Receiver::new(inbox_tx, Arc::clone(&pending));
+        let bus = build_bus(Arc::new(receive)).await?;
         let lease = LeaseState::new();
         let started = tokio::time::Instant::now();
         members
@@ -121,7 +123,7 @@ impl Cluster {
             .map_err(JoinError::Lease)?;
         lease.held_from(started, config.lease_ttl);
         let cluster = Arc::new(Self {
-            pending: Pending::new(config.max_pending_forwards),
+            pending,
             owners: Owners::new(config.owner_cache_entries),
             outgoing: outgoing_tx,
             node_id,
