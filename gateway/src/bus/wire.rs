@@ -161,14 +161,7 @@ impl Envelope {
                 reply_to,
                 connection_id,
                 payload,
-            } => {
-                out.reserve(32 + payload.len());
-                out.put_u8(POST);
-                out.put_u64(*request);
-                put_str(&mut out, reply_to)?;
-                put_str(&mut out, connection_id)?;
-                out.put_slice(payload);
-            }
+            } => return post(*request, reply_to, connection_id, payload),
             Self::Delete {
                 request,
                 reply_to,
@@ -294,6 +287,26 @@ impl Envelope {
             Self::Membership { join: false, .. } => "leave",
         }
     }
+}
+
+/// A `Post` frame, encoded from borrowed fields (what [`Envelope::encode`] does for a `Post`).
+///
+/// # Errors
+/// [`WireError::TooLong`] for a string field over 64 KiB.
+pub(crate) fn post(
+    request: u64,
+    reply_to: &str,
+    connection_id: &str,
+    payload: &[u8],
+) -> Result<Bytes, WireError> {
+    let mut out =
+        BytesMut::with_capacity(1 + 8 + 4 + reply_to.len() + connection_id.len() + payload.len());
+    out.put_u8(POST);
+    out.put_u64(request);
+    put_str(&mut out, reply_to)?;
+    put_str(&mut out, connection_id)?;
+    out.put_slice(payload);
+    Ok(out.freeze())
 }
 
 /// Whether `frame` is an `Ack` or `Acks` (the answers a waiting handler takes at once).

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use super::Cluster;
 use super::outbox::Outgoing;
 use super::pending::Answer;
-use crate::bus::wire::{Envelope, Outcome};
+use crate::bus::wire::{self, Envelope, Outcome, WireError};
 use crate::error::CallbackError;
 use crate::telemetry;
 
@@ -38,11 +38,8 @@ impl Cluster {
         payload: Bytes,
     ) -> Result<(), CallbackError> {
         let outcome = self
-            .forward("post", stage, id, |request, reply_to| Envelope::Post {
-                request,
-                reply_to,
-                connection_id: id.to_owned(),
-                payload: payload.clone(),
+            .forward("post", stage, id, |request, reply_to| {
+                wire::post(request, reply_to, id, &payload)
             })
             .await?;
         match outcome {
@@ -65,12 +62,15 @@ impl Cluster {
         reason: String,
     ) -> Result<(), CallbackError> {
         let outcome = self
-            .forward("delete", stage, id, |request, reply_to| Envelope::Delete {
-                request,
-                reply_to,
-                connection_id: id.to_owned(),
-                code,
-                reason: reason.clone(),
+            .forward("delete", stage, id, |request, reply_to| {
+                Envelope::Delete {
+                    request,
+                    reply_to: reply_to.to_owned(),
+                    connection_id: id.to_owned(),
+                    code,
+                    reason: reason.clone(),
+                }
+                .encode()
             })
             .await?;
         match outcome {
@@ -99,11 +99,12 @@ impl Cluster {
             .forward(method, stage, id, |request, reply_to| {
                 Envelope::Membership {
                     request,
-                    reply_to,
+                    reply_to: reply_to.to_owned(),
                     connection_id: id.to_owned(),
                     group: group.to_owned(),
                     join,
                 }
+                .encode()
             })
             .await?;
         match outcome {
@@ -135,7 +136,7 @@ impl Cluster {
         method: &'static str,
         stage: &str,
         id: &str,
-        envelope: impl Fn(u64, String) -> Envelope,
+        envelope: impl Fn(u64, &str) -> Result<Bytes, WireError>,
     ) -> Result<Outcome, CallbackError> {
         let started = Instant::now();
         let result = self.route(method, stage, id, envelope).await;
@@ -159,7 +160,7 @@ impl Cluster {
         method: &'static str,
         stage: &str,
         id: &str,
-        envelope: impl Fn(u64, String) -> Envelope,
+        envelope: impl Fn(u64, &str) -> Result<Bytes, WireError>,
     ) -> Result<Outcome, CallbackError> {
         if let Some(owner) = self.owners.get(stage, id) {
             metrics::counter!(telemetry::FORWARD_OWNER_TOTAL, "source" => "cache").increment(1);
@@ -203,11 +204,10 @@ impl Cluster {
         &self,
         method: &'static str,
         owner: &Arc<str>,
-        envelope: &impl Fn(u64, String) -> Envelope,
+        envelope: &impl Fn(u64, &str) -> Result<Bytes, WireError>,
     ) -> Result<Sent, CallbackError> {
         let mut waiter = self.pending.wait().ok_or(CallbackError::Unavailable)?;
-        let frame = envelope(waiter.request, self.node_id.clone())
-            .encode()
+        let frame = envelope(waiter.request, &self.node_id)
             .map_err(|_| CallbackError::BadRequest("connection id or reason too long".into()))?;
         let outgoing = Outgoing {
             owner: Arc::clone(owner),

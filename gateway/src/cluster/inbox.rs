@@ -98,38 +98,51 @@ pub(super) async fn run(
         if taken == 0 {
             break;
         }
-        let mut acks = Answers {
+        let mut read = Read {
             cluster: &cluster,
             batch: Vec::new(),
+            kinds: Vec::new(),
         };
         for frame in frames.drain(..) {
-            apply(&shared, &cluster, frame, &mut acks);
+            apply(&shared, &cluster, frame, &mut read);
         }
-        acks.flush();
+        read.finish();
     }
 }
 
-/// The `Ack`s of one read, queued in batches of at most [`READ_BATCH`] (a read may take
-/// `Batch` frames of many requests each).
-struct Answers<'a> {
+/// What one read owes: its `Ack`s, queued in batches of at most [`READ_BATCH`] (a read may
+/// take `Batch` frames of many requests each), and its frames counted by kind (one metric
+/// update per kind and read).
+struct Read<'a> {
     cluster: &'a Cluster,
     batch: Vec<Ack>,
+    kinds: Vec<(&'static str, u64)>,
 }
 
-impl Answers<'_> {
+impl Read<'_> {
     fn push(&mut self, ack: Ack) {
         self.batch.push(ack);
         if self.batch.len() >= READ_BATCH {
-            self.flush();
+            queue_acks(self.cluster, std::mem::take(&mut self.batch));
         }
     }
 
-    fn flush(&mut self) {
-        queue_acks(self.cluster, std::mem::take(&mut self.batch));
+    fn seen(&mut self, kind: &'static str) {
+        match self.kinds.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => self.kinds.push((kind, 1)),
+        }
+    }
+
+    fn finish(self) {
+        queue_acks(self.cluster, self.batch);
+        for (kind, n) in self.kinds {
+            metrics::counter!(telemetry::BUS_RECEIVED_TOTAL, "kind" => kind).increment(n);
+        }
     }
 }
 
-fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes, acks: &mut Answers<'_>) {
+fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes, acks: &mut Read<'_>) {
     let envelope = match Envelope::decode(frame) {
         Ok(envelope) => envelope,
         Err(error) => {
@@ -138,7 +151,7 @@ fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes, acks: &mut 
             return;
         }
     };
-    metrics::counter!(telemetry::BUS_RECEIVED_TOTAL, "kind" => envelope.kind()).increment(1);
+    acks.seen(envelope.kind());
     match envelope {
         Envelope::Post {
             request,
