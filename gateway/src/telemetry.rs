@@ -45,12 +45,14 @@ pub(crate) const BUS_PUBLISHED_TOTAL: &str = "wsgate_bus_published_total";
 pub(crate) const BUS_RECEIVED_TOTAL: &str = "wsgate_bus_received_total";
 /// Cluster-bus failures, by `op` (`publish`, `decode`, `subscription_lost`, `resubscribe`, ...).
 pub(crate) const BUS_ERROR_TOTAL: &str = "wsgate_bus_errors_total";
-/// Frames dropped because the receive queue or the ack queue was full.
+/// Frames dropped because the receive, ack or send queue was full.
 pub(crate) const BUS_DROPPED_TOTAL: &str = "wsgate_bus_dropped_total";
 /// Seconds per bus publish.
 pub(crate) const BUS_PUBLISH_LATENCY: &str = "wsgate_bus_publish_seconds";
 /// Callbacks forwarded to the owning node, by `method` and `outcome`.
 pub(crate) const FORWARD_TOTAL: &str = "wsgate_cluster_forward_total";
+/// How forwarded callbacks found their owner node: `source="cache"` (remembered) or `"record"`.
+pub(crate) const FORWARD_OWNER_TOTAL: &str = "wsgate_cluster_forward_owner_total";
 /// Seconds from forwarding a callback to the owner's answer, by `method`.
 pub(crate) const FORWARD_LATENCY: &str = "wsgate_cluster_forward_seconds";
 /// Lease renewals, by `outcome` (`held`, `reacquired`, `lost`, `error`).
@@ -184,6 +186,10 @@ fn describe() {
     describe_counter!(
         FORWARD_TOTAL,
         "Callbacks forwarded to the owning node, by method and outcome"
+    );
+    describe_counter!(
+        FORWARD_OWNER_TOTAL,
+        "Forwarded callbacks by where their owner node came from (cache or record)"
     );
     describe_histogram!(
         FORWARD_LATENCY,

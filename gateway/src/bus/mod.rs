@@ -15,6 +15,23 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use self::wire::WireError;
+use crate::telemetry;
+
+/// What takes the frames a subscription receives. Called on the connection's reader task, so
+/// it must never block.
+pub(crate) trait Receive: Send + Sync + 'static {
+    /// Takes one frame.
+    fn receive(&self, frame: Bytes);
+}
+
+/// A bounded queue: a full queue drops the frame (counted in `wsgate_bus_dropped_total`).
+impl Receive for tokio::sync::mpsc::Sender<Bytes> {
+    fn receive(&self, frame: Bytes) {
+        if self.try_send(frame).is_err() {
+            metrics::counter!(telemetry::BUS_DROPPED_TOTAL).increment(1);
+        }
+    }
+}
 
 /// Why the bus could not publish or subscribe.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +58,7 @@ pub enum BusError {
     Encode(#[from] WireError),
 }
 
-/// Node-to-node transport. Frames received for this node go to the bounded inbox given to the
+/// Node-to-node transport. Frames received for this node go to the [`Receive`] given to the
 /// implementation when it is built; frames published one after another from this node to one
 /// node arrive there in the order they were published.
 #[async_trait]
@@ -52,6 +69,14 @@ pub(crate) trait ClusterBus: Send + Sync + std::fmt::Debug + 'static {
     /// # Errors
     /// [`BusError`] when the transport failed; the frame may or may not have been delivered.
     async fn publish(&self, node: &str, frame: Bytes) -> Result<u64, BusError>;
+
+    /// Publishes each `(node, frame)` as [`ClusterBus::publish`] would, all in one round trip
+    /// where the transport allows, in order per node; answers each frame's receiver count.
+    ///
+    /// # Errors
+    /// [`BusError`] when the transport failed; any of the frames may or may not have been
+    /// delivered.
+    async fn publish_many(&self, frames: Vec<(String, Bytes)>) -> Result<Vec<u64>, BusError>;
 
     /// Re-creates this node's subscription (after probes stopped arriving).
     ///

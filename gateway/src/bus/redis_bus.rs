@@ -6,9 +6,9 @@
 //!   shard that owns the channel's slot and `SPUBLISH` counts that shard's subscribers; the
 //!   cluster client follows slot moves and resubscribes.
 //!
-//! The push callback runs on the connection's reader task, so it only does `try_send` into the
-//! bounded inbox; a full inbox drops the frame (counted), and its sender answers 503 when no
-//! `Ack` arrives.
+//! The push callback runs on the connection's reader task and hands each frame to the
+//! [`Receive`] (which never blocks: a bounded queue drops a frame when full, counted, and its
+//! sender answers 503 when no `Ack` arrives).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,11 +16,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use redis::{PushInfo, PushKind, Value};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::Mutex;
 pub(crate) use wsgate_connection_store::redis_conn::RedisTarget;
 use wsgate_connection_store::redis_conn::{self, ConnectError, PushHandler};
 
-use super::{BusError, ClusterBus};
+use super::{BusError, ClusterBus, Receive};
 use crate::telemetry;
 
 /// A connection to one Redis or to a Redis Cluster.
@@ -33,7 +33,7 @@ pub(crate) struct RedisBus {
     channel: String,
     publisher: Conn,
     subscriber: Mutex<Conn>,
-    inbox: mpsc::Sender<Bytes>,
+    receive: Arc<dyn Receive>,
 }
 
 impl std::fmt::Debug for RedisBus {
@@ -61,14 +61,12 @@ pub(super) async fn timed<T>(
     }
 }
 
-/// The push callback: frames on our channel go to the inbox, never blocking.
-fn push_sender(inbox: mpsc::Sender<Bytes>) -> PushHandler {
+/// The push callback: frames on our channel go to `receive`, never blocking.
+fn push_sender(receive: Arc<dyn Receive>) -> PushHandler {
     Arc::new(move |info: PushInfo| match info.kind {
         PushKind::Message | PushKind::SMessage => {
-            if let Some(Value::BulkString(frame)) = info.data.into_iter().nth(1)
-                && inbox.try_send(Bytes::from(frame)).is_err()
-            {
-                metrics::counter!(telemetry::BUS_DROPPED_TOTAL).increment(1);
+            if let Some(Value::BulkString(frame)) = info.data.into_iter().nth(1) {
+                receive.receive(Bytes::from(frame));
             }
         }
         PushKind::Disconnection => {
@@ -80,7 +78,7 @@ fn push_sender(inbox: mpsc::Sender<Bytes>) -> PushHandler {
 }
 
 impl RedisBus {
-    /// Connects, subscribes to this node's channel, and sends what arrives to `inbox`.
+    /// Connects, subscribes to this node's channel, and hands what arrives to `receive`.
     ///
     /// # Errors
     /// [`BusError`] when Redis cannot be reached or refuses.
@@ -88,18 +86,18 @@ impl RedisBus {
         target: RedisTarget,
         prefix: &str,
         node_id: &str,
-        inbox: mpsc::Sender<Bytes>,
+        receive: Arc<dyn Receive>,
     ) -> Result<Self, BusError> {
         let publisher = connect(&target, None).await?;
         let channel = channel(prefix, node_id);
-        let subscriber = subscribe(&target, &channel, &inbox).await?;
+        let subscriber = subscribe(&target, &channel, &receive).await?;
         Ok(Self {
             target,
             prefix: prefix.to_owned(),
             channel,
             publisher,
             subscriber: Mutex::new(subscriber),
-            inbox,
+            receive,
         })
     }
 }
@@ -109,12 +107,12 @@ fn channel(prefix: &str, node_id: &str) -> String {
     format!("{prefix}:bus:{node_id}")
 }
 
-/// A connection; with `push`, a RESP3 one that hands pushes to the callback.
+/// A connection; with `push`, a RESP3 one that hands pushed frames to it.
 pub(super) async fn connect(
     target: &RedisTarget,
-    push: Option<&mpsc::Sender<Bytes>>,
+    push: Option<&Arc<dyn Receive>>,
 ) -> Result<Conn, BusError> {
-    redis_conn::connect(target, push.map(|inbox| push_sender(inbox.clone())))
+    redis_conn::connect(target, push.map(|receive| push_sender(Arc::clone(receive))))
         .await
         .map_err(|error| match error {
             ConnectError::Timeout(after) => BusError::Timeout {
@@ -131,9 +129,9 @@ pub(super) async fn connect(
 async fn subscribe(
     target: &RedisTarget,
     channel: &str,
-    inbox: &mpsc::Sender<Bytes>,
+    receive: &Arc<dyn Receive>,
 ) -> Result<Conn, BusError> {
-    let mut conn = connect(target, Some(inbox)).await?;
+    let mut conn = connect(target, Some(receive)).await?;
     resubscribe_on(&mut conn, channel, target.timeout).await?;
     Ok(conn)
 }
@@ -164,6 +162,33 @@ impl ClusterBus for RedisBus {
         }
     }
 
+    async fn publish_many(&self, frames: Vec<(String, Bytes)>) -> Result<Vec<u64>, BusError> {
+        let after = self.target.timeout;
+        match self.publisher.clone() {
+            Conn::Single(mut c) => {
+                let mut pipe = redis::pipe();
+                for (node, frame) in &frames {
+                    pipe.cmd("PUBLISH")
+                        .arg(channel(&self.prefix, node))
+                        .arg(frame.as_ref());
+                }
+                timed("publish", after, pipe.query_async(&mut c)).await
+            }
+            Conn::Cluster(c) => {
+                // The channels may live on different shards: one command each, all in flight
+                // at once on the multiplexed connections (sent in order, so in order per node).
+                let sends = frames.iter().map(|(node, frame)| {
+                    let mut c = c.clone();
+                    let mut cmd = redis::cmd("SPUBLISH");
+                    cmd.arg(channel(&self.prefix, node)).arg(frame.as_ref());
+                    async move { cmd.query_async::<u64>(&mut c).await }
+                });
+                let all = futures_util::future::try_join_all(sends);
+                timed("publish", after, all).await
+            }
+        }
+    }
+
     async fn resubscribe(&self) -> Result<(), BusError> {
         let mut current = self.subscriber.lock().await;
         // Leave first (best effort), so that no frame is delivered twice by old and new.
@@ -175,7 +200,7 @@ impl ClusterBus for RedisBus {
         if let Err(error) = left {
             tracing::debug!(%error, "could not leave the old subscription");
         }
-        *current = subscribe(&self.target, &self.channel, &self.inbox).await?;
+        *current = subscribe(&self.target, &self.channel, &self.receive).await?;
         Ok(())
     }
 }

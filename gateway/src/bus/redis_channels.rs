@@ -7,13 +7,15 @@
 //! blocking, into the bounded queue; both reconnect by themselves, and the subscriptions are
 //! restored after a reconnect (the client tracks them).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::BusError;
 use super::channels::Channels;
 use super::redis_bus::{Conn, RedisTarget, connect, timed};
+use super::{BusError, Receive};
 
 /// Redis pub/sub on named channels.
 pub(crate) struct RedisChannels {
@@ -41,7 +43,8 @@ impl RedisChannels {
         inbox: &mpsc::Sender<Bytes>,
     ) -> Result<Self, BusError> {
         let publisher = connect(&target, None).await?;
-        let subscriber = connect(&target, Some(inbox)).await?;
+        let receive: Arc<dyn Receive> = Arc::new(inbox.clone());
+        let subscriber = connect(&target, Some(&receive)).await?;
         Ok(Self {
             target,
             publisher,

@@ -2,7 +2,9 @@
 //!
 //! A frame is one tag byte followed by the fields in order: integers big-endian, strings as a
 //! `u16` length and UTF-8 bytes, and a `Post` payload as the rest of the frame (so a payload is
-//! never copied or re-encoded).
+//! never copied or re-encoded). `Acks` carries a `u16` count and then each answer as an `Ack`
+//! does (request and outcome). `Batch` carries whole frames, each as a `u32` length and its
+//! bytes, to the end of the frame (a batch holds no batch).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -12,6 +14,11 @@ const ACK: u8 = 3;
 const PROBE: u8 = 4;
 const JOIN: u8 = 5;
 const LEAVE: u8 = 6;
+const ACKS: u8 = 7;
+const BATCH: u8 = 8;
+
+/// Answers one `Acks` frame carries at most.
+pub(crate) const MAX_ACKS: usize = u16::MAX as usize;
 
 /// What the owner of a connection answers to a forwarded callback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +105,18 @@ pub(crate) enum Envelope {
         /// What happened.
         outcome: Outcome,
     },
+    /// Several `Ack`s for one node in one frame (at most [`MAX_ACKS`]), in the order the
+    /// owner applied their requests.
+    Acks {
+        /// The requests answered and what happened to each.
+        answers: Vec<(u64, Outcome)>,
+    },
+    /// Several frames for one node in one message, to be applied in this order (none of them
+    /// a `Batch`). Built with [`batch`]; each frame is decoded on its own.
+    Batch {
+        /// The frames.
+        frames: Vec<Bytes>,
+    },
     /// A node's message to itself, proving that its subscription still receives.
     Probe {
         /// Sequence number of the probe.
@@ -117,11 +136,15 @@ pub enum WireError {
     /// An `Ack` carries an unknown outcome.
     #[error("unknown outcome {0}")]
     UnknownOutcome(u8),
+    /// A `Batch` holds a `Batch`.
+    #[error("batch inside a batch")]
+    NestedBatch,
     /// A string field is not UTF-8.
     #[error("string field is not UTF-8")]
     Utf8,
-    /// A string field is longer than a frame allows (64 KiB).
-    #[error("string field too long")]
+    /// A string field is longer than a frame allows (64 KiB), or an `Acks` frame holds more
+    /// than [`MAX_ACKS`] answers.
+    #[error("string field or answer list too long")]
     TooLong,
 }
 
@@ -138,14 +161,7 @@ impl Envelope {
                 reply_to,
                 connection_id,
                 payload,
-            } => {
-                out.reserve(32 + payload.len());
-                out.put_u8(POST);
-                out.put_u64(*request);
-                put_str(&mut out, reply_to)?;
-                put_str(&mut out, connection_id)?;
-                out.put_slice(payload);
-            }
+            } => return post(*request, reply_to, connection_id, payload),
             Self::Delete {
                 request,
                 reply_to,
@@ -178,6 +194,17 @@ impl Envelope {
                 out.put_u64(*request);
                 out.put_u8(outcome.code());
             }
+            Self::Acks { answers } => {
+                let count = u16::try_from(answers.len()).map_err(|_| WireError::TooLong)?;
+                out.reserve(3 + answers.len() * 9);
+                out.put_u8(ACKS);
+                out.put_u16(count);
+                for (request, outcome) in answers {
+                    out.put_u64(*request);
+                    out.put_u8(outcome.code());
+                }
+            }
+            Self::Batch { frames } => return batch(frames.iter().map(AsRef::as_ref)),
             Self::Probe { seq } => {
                 out.put_u8(PROBE);
                 out.put_u64(*seq);
@@ -210,6 +237,30 @@ impl Envelope {
                 request: r.u64()?,
                 outcome: Outcome::from_code(r.u8()?)?,
             },
+            ACKS => {
+                let count = usize::from(r.u16()?);
+                // Bounded by the frame: each answer takes 9 bytes.
+                if r.remaining() < count.saturating_mul(9) {
+                    return Err(WireError::Truncated);
+                }
+                let mut answers = Vec::with_capacity(count);
+                for _ in 0..count {
+                    answers.push((r.u64()?, Outcome::from_code(r.u8()?)?));
+                }
+                Self::Acks { answers }
+            }
+            BATCH => {
+                let mut frames = Vec::new();
+                while r.remaining() > 0 {
+                    let len = usize::try_from(r.u32()?).map_err(|_| WireError::Truncated)?;
+                    let frame = r.bytes(len)?;
+                    if frame.first() == Some(&BATCH) {
+                        return Err(WireError::NestedBatch);
+                    }
+                    frames.push(frame);
+                }
+                Self::Batch { frames }
+            }
             PROBE => Self::Probe { seq: r.u64()? },
             tag @ (JOIN | LEAVE) => Self::Membership {
                 request: r.u64()?,
@@ -229,11 +280,58 @@ impl Envelope {
             Self::Post { .. } => "post",
             Self::Delete { .. } => "delete",
             Self::Ack { .. } => "ack",
+            Self::Acks { .. } => "acks",
+            Self::Batch { .. } => "batch",
             Self::Probe { .. } => "probe",
             Self::Membership { join: true, .. } => "join",
             Self::Membership { join: false, .. } => "leave",
         }
     }
+}
+
+/// A `Post` frame, encoded from borrowed fields (what [`Envelope::encode`] does for a `Post`).
+///
+/// # Errors
+/// [`WireError::TooLong`] for a string field over 64 KiB.
+pub(crate) fn post(
+    request: u64,
+    reply_to: &str,
+    connection_id: &str,
+    payload: &[u8],
+) -> Result<Bytes, WireError> {
+    let mut out =
+        BytesMut::with_capacity(1 + 8 + 4 + reply_to.len() + connection_id.len() + payload.len());
+    out.put_u8(POST);
+    out.put_u64(request);
+    put_str(&mut out, reply_to)?;
+    put_str(&mut out, connection_id)?;
+    out.put_slice(payload);
+    Ok(out.freeze())
+}
+
+/// Whether `frame` is an `Ack` or `Acks` (the answers a waiting handler takes at once).
+pub(crate) fn is_answer(frame: &[u8]) -> bool {
+    matches!(frame.first(), Some(&(ACK | ACKS)))
+}
+
+/// One `Batch` frame holding `frames` (encoded frames, none of them a `Batch`), in order.
+///
+/// # Errors
+/// [`WireError::TooLong`] for a frame over 4 GiB; [`WireError::NestedBatch`] for a batch.
+pub(crate) fn batch<'a>(
+    frames: impl Iterator<Item = &'a [u8]> + Clone,
+) -> Result<Bytes, WireError> {
+    let size: usize = frames.clone().map(|f| 4 + f.len()).sum();
+    let mut out = BytesMut::with_capacity(1 + size);
+    out.put_u8(BATCH);
+    for frame in frames {
+        if frame.first() == Some(&BATCH) {
+            return Err(WireError::NestedBatch);
+        }
+        out.put_u32(u32::try_from(frame.len()).map_err(|_| WireError::TooLong)?);
+        out.put_slice(frame);
+    }
+    Ok(out.freeze())
 }
 
 fn put_str(out: &mut BytesMut, text: &str) -> Result<(), WireError> {
@@ -265,6 +363,22 @@ impl Reader {
         Ok(u16::from_be_bytes([b[0], b[1]]))
     }
 
+    fn u32(&mut self) -> Result<u32, WireError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// The next `len` bytes, sharing the frame's memory.
+    fn bytes(&mut self, len: usize) -> Result<Bytes, WireError> {
+        let end = self.at.checked_add(len).ok_or(WireError::Truncated)?;
+        if end > self.frame.len() {
+            return Err(WireError::Truncated);
+        }
+        let bytes = self.frame.slice(self.at..end);
+        self.at = end;
+        Ok(bytes)
+    }
+
     fn u64(&mut self) -> Result<u64, WireError> {
         let mut b = [0u8; 8];
         b.copy_from_slice(self.take(8)?);
@@ -277,6 +391,10 @@ impl Reader {
         std::str::from_utf8(bytes)
             .map(str::to_owned)
             .map_err(|_| WireError::Utf8)
+    }
+
+    fn remaining(&self) -> usize {
+        self.frame.len().saturating_sub(self.at)
     }
 
     fn rest(&mut self) -> Bytes {
@@ -342,6 +460,28 @@ mod tests {
                 request: 14,
                 outcome: Outcome::Unavailable,
             },
+            Envelope::Acks {
+                answers: vec![
+                    (15, Outcome::Done),
+                    (u64::MAX, Outcome::Full),
+                    (0, Outcome::Gone),
+                ],
+            },
+            Envelope::Acks {
+                answers: Vec::new(),
+            },
+            Envelope::Batch {
+                frames: vec![
+                    Envelope::Probe { seq: 1 }.encode().expect("encodes"),
+                    Bytes::new(),
+                    Envelope::Ack {
+                        request: 2,
+                        outcome: Outcome::Done,
+                    }
+                    .encode()
+                    .expect("encodes"),
+                ],
+            },
         ]
     }
 
@@ -362,7 +502,19 @@ mod tests {
                 Envelope::Post { payload, .. } => frame.len() - payload.len(),
                 _ => frame.len(),
             };
-            for len in 0..header {
+            // A batch cut between two of its frames is a shorter batch.
+            let boundaries: Vec<usize> = match &message {
+                Envelope::Batch { frames } => frames
+                    .iter()
+                    .scan(1, |at, f| {
+                        let start = *at;
+                        *at += 4 + f.len();
+                        Some(start)
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for len in (0..header).filter(|len| !boundaries.contains(len)) {
                 assert!(
                     Envelope::decode(frame.slice(..len)).is_err(),
                     "{message:?} cut at {len}"
@@ -396,5 +548,29 @@ mod tests {
             reason: String::new(),
         };
         assert_eq!(too_long.encode(), Err(WireError::TooLong));
+        let too_many = Envelope::Acks {
+            answers: vec![(1, Outcome::Done); MAX_ACKS + 1],
+        };
+        assert_eq!(too_many.encode(), Err(WireError::TooLong));
+        let inner = batch([[PROBE, 0, 0, 0, 0, 0, 0, 0, 1].as_slice()].into_iter()).expect("batch");
+        assert_eq!(
+            batch([inner.as_ref()].into_iter()),
+            Err(WireError::NestedBatch)
+        );
+        let mut nested = vec![BATCH, 0, 0, 0, u8::try_from(inner.len()).expect("short")];
+        nested.extend_from_slice(&inner);
+        assert_eq!(
+            Envelope::decode(Bytes::from(nested)),
+            Err(WireError::NestedBatch)
+        );
+        assert_eq!(
+            Envelope::decode(Bytes::from_static(&[BATCH, 0, 0, 0, 9, 1])),
+            Err(WireError::Truncated)
+        );
+        // A count larger than the frame holds is refused before anything is allocated for it.
+        assert_eq!(
+            Envelope::decode(Bytes::from_static(&[ACKS, 0xff, 0xff, 0, 0])),
+            Err(WireError::Truncated)
+        );
     }
 }

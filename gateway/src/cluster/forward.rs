@@ -1,18 +1,28 @@
-//! Callbacks for connections held by another node (also group joins and leaves): the record names the owner; the request
-//! travels on the bus and the owner's `Ack` decides the answer, so a cross-node POST answers
-//! exactly what a local one would (200 queued, 429 queue full, 410 gone).
+//! Callbacks for connections held by another node (also group joins and leaves): the record
+//! names the owner (remembered in [`super::owners`] once the owner answered as the holder, so
+//! later callbacks skip the lookup); the request travels on the bus and the owner's `Ack`
+//! decides the answer, so a cross-node POST answers exactly what a local one would (200 queued,
+//! 429 queue full, 410 gone).
 //!
 //! Failure answers: a store or bus error, or no `Ack` within `cluster.forward_timeout`, is 503
 //! (never 410: the connection may be alive). An owner with no subscriber is 410 when its lease
 //! is gone (the reaper cleans up) and 503 while its lease is alive (it is only unreachable).
+//!
+//! A remembered owner is forgotten unless it answers as the holder: on `Gone` (410), on no
+//! `Ack` (503; the next callback reads the record, which is gone once the owner was reaped),
+//! and on no subscriber, where the record and the lease then decide as above. The owner only
+//! answers as the holder while its lease is certainly held (see `inbox`), so a node that was
+//! frozen and reaped never takes a post for a connection whose `$disconnect` already ran.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::Cluster;
-use super::inbox::publish;
-use crate::bus::wire::{Envelope, Outcome};
+use super::outbox::Outgoing;
+use super::pending::Answer;
+use crate::bus::wire::{self, Envelope, Outcome, WireError};
 use crate::error::CallbackError;
 use crate::telemetry;
 
@@ -27,13 +37,9 @@ impl Cluster {
         id: &str,
         payload: Bytes,
     ) -> Result<(), CallbackError> {
-        let owner = self.owner(stage, id).await?;
         let outcome = self
-            .forward("post", &owner, |request, reply_to| Envelope::Post {
-                request,
-                reply_to,
-                connection_id: id.to_owned(),
-                payload,
+            .forward("post", stage, id, |request, reply_to| {
+                wire::post(request, reply_to, id, &payload)
             })
             .await?;
         match outcome {
@@ -55,14 +61,16 @@ impl Cluster {
         code: u16,
         reason: String,
     ) -> Result<(), CallbackError> {
-        let owner = self.owner(stage, id).await?;
         let outcome = self
-            .forward("delete", &owner, |request, reply_to| Envelope::Delete {
-                request,
-                reply_to,
-                connection_id: id.to_owned(),
-                code,
-                reason,
+            .forward("delete", stage, id, |request, reply_to| {
+                Envelope::Delete {
+                    request,
+                    reply_to: reply_to.to_owned(),
+                    connection_id: id.to_owned(),
+                    code,
+                    reason: reason.clone(),
+                }
+                .encode()
             })
             .await?;
         match outcome {
@@ -86,15 +94,17 @@ impl Cluster {
         join: bool,
         max_groups: usize,
     ) -> Result<(), CallbackError> {
-        let owner = self.owner(stage, id).await?;
         let method = if join { "join" } else { "leave" };
         let outcome = self
-            .forward(method, &owner, |request, reply_to| Envelope::Membership {
-                request,
-                reply_to,
-                connection_id: id.to_owned(),
-                group: group.to_owned(),
-                join,
+            .forward(method, stage, id, |request, reply_to| {
+                Envelope::Membership {
+                    request,
+                    reply_to: reply_to.to_owned(),
+                    connection_id: id.to_owned(),
+                    group: group.to_owned(),
+                    join,
+                }
+                .encode()
             })
             .await?;
         match outcome {
@@ -106,7 +116,7 @@ impl Cluster {
     }
 
     /// The node holding `id` on `stage`, from its record.
-    async fn owner(&self, stage: &str, id: &str) -> Result<String, CallbackError> {
+    async fn owner(&self, stage: &str, id: &str) -> Result<Arc<str>, CallbackError> {
         let record = self
             .records
             .get(id)
@@ -118,17 +128,18 @@ impl Cluster {
             // Ours, but not in the registry: it is closing (or a stale record).
             return Err(CallbackError::Gone);
         }
-        Ok(record.node_id)
+        Ok(record.node_id.into())
     }
 
     async fn forward(
         &self,
         method: &'static str,
-        owner: &str,
-        envelope: impl FnOnce(u64, String) -> Envelope,
+        stage: &str,
+        id: &str,
+        envelope: impl Fn(u64, &str) -> Result<Bytes, WireError>,
     ) -> Result<Outcome, CallbackError> {
         let started = Instant::now();
-        let result = self.forward_inner(method, owner, envelope).await;
+        let result = self.route(method, stage, id, envelope).await;
         let label = match &result {
             Ok(Outcome::Done) => "done",
             Ok(Outcome::Full) => "full",
@@ -143,28 +154,94 @@ impl Cluster {
         result
     }
 
-    async fn forward_inner(
+    /// Sends to the remembered owner when there is one, else to the one the record names.
+    async fn route(
         &self,
         method: &'static str,
-        owner: &str,
-        envelope: impl FnOnce(u64, String) -> Envelope,
+        stage: &str,
+        id: &str,
+        envelope: impl Fn(u64, &str) -> Result<Bytes, WireError>,
     ) -> Result<Outcome, CallbackError> {
-        let mut waiter = self.pending.wait().ok_or(CallbackError::Unavailable)?;
-        let frame = envelope(waiter.request, self.node_id.clone())
-            .encode()
-            .map_err(|_| CallbackError::BadRequest("connection id or reason too long".into()))?;
-        let receivers = publish(self, owner, method, frame)
-            .await
-            .map_err(|_| CallbackError::Unavailable)?;
-        if receivers == 0 {
-            return match self.members.lease_alive(owner).await {
+        if let Some(owner) = self.owners.get(stage, id) {
+            metrics::counter!(telemetry::FORWARD_OWNER_TOTAL, "source" => "cache").increment(1);
+            match self.send(method, &owner, &envelope).await? {
+                Sent::Answered(outcome) => {
+                    if !holds(outcome) {
+                        self.owners.forget(stage, id);
+                    }
+                    return Ok(outcome);
+                }
+                Sent::NoAnswer => {
+                    // Frozen, overloaded or cut off: the next callback reads the record again
+                    // (gone once the owner was reaped).
+                    self.owners.forget(stage, id);
+                    return Err(CallbackError::Unavailable);
+                }
+                // Dead or gone: the record and the owner's lease decide, as without a cache.
+                Sent::NoSubscriber => self.owners.forget(stage, id),
+            }
+        }
+        metrics::counter!(telemetry::FORWARD_OWNER_TOTAL, "source" => "record").increment(1);
+        let owner = self.owner(stage, id).await?;
+        match self.send(method, &owner, &envelope).await? {
+            Sent::Answered(outcome) => {
+                if holds(outcome) {
+                    self.owners.insert(stage, id, owner);
+                }
+                Ok(outcome)
+            }
+            Sent::NoAnswer => Err(CallbackError::Unavailable),
+            Sent::NoSubscriber => match self.members.lease_alive(&owner).await {
                 Ok(false) => Err(CallbackError::Gone),
                 Ok(true) | Err(_) => Err(CallbackError::Unavailable),
-            };
-        }
-        match tokio::time::timeout(self.config.forward_timeout, &mut waiter.answer).await {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(_)) | Err(_) => Err(CallbackError::Unavailable),
+            },
         }
     }
+
+    /// Queues one request for `owner` (see [`super::outbox`]) and waits (bounded) for its
+    /// `Ack`.
+    async fn send(
+        &self,
+        method: &'static str,
+        owner: &Arc<str>,
+        envelope: &impl Fn(u64, &str) -> Result<Bytes, WireError>,
+    ) -> Result<Sent, CallbackError> {
+        let mut waiter = self.pending.wait().ok_or(CallbackError::Unavailable)?;
+        let frame = envelope(waiter.request, &self.node_id)
+            .map_err(|_| CallbackError::BadRequest("connection id or reason too long".into()))?;
+        let outgoing = Outgoing {
+            owner: Arc::clone(owner),
+            request: waiter.request,
+            kind: method,
+            frame,
+        };
+        if self.outgoing.try_send(outgoing).is_err() {
+            metrics::counter!(telemetry::BUS_DROPPED_TOTAL).increment(1);
+            return Err(CallbackError::Unavailable);
+        }
+        match tokio::time::timeout(self.config.forward_timeout, &mut waiter.answer).await {
+            Ok(Ok(Answer::Ack(outcome))) => Ok(Sent::Answered(outcome)),
+            Ok(Ok(Answer::NoSubscriber)) => Ok(Sent::NoSubscriber),
+            Ok(Ok(Answer::NotSent)) => Err(CallbackError::Unavailable),
+            Ok(Err(_)) | Err(_) => Ok(Sent::NoAnswer),
+        }
+    }
+}
+
+/// Whether the owner answered as the holder of the connection.
+fn holds(outcome: Outcome) -> bool {
+    match outcome {
+        Outcome::Done | Outcome::Full | Outcome::TooManyGroups => true,
+        Outcome::Gone | Outcome::Unavailable => false,
+    }
+}
+
+/// What became of one request published to an owner.
+enum Sent {
+    /// The owner's `Ack`.
+    Answered(Outcome),
+    /// Nobody listens on the owner's channel: the frame reached no node.
+    NoSubscriber,
+    /// No `Ack` within `cluster.forward_timeout`.
+    NoAnswer,
 }

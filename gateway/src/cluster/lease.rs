@@ -49,6 +49,11 @@ pub(super) struct LeaseState {
     reassert_pending: AtomicBool,
     /// Wakes the re-assert task.
     reassert_wake: Notify,
+    /// Until when (milliseconds after `origin`) this node's lease is certainly held: the start
+    /// of its last successful take or renewal plus `lease_ttl`. Nobody can have reaped this node
+    /// before then, so its connections are still its own.
+    held_until_ms: AtomicU64,
+    origin: Instant,
 }
 
 fn new_token() -> String {
@@ -64,7 +69,24 @@ impl LeaseState {
             probe_seen: AtomicU64::new(0),
             reassert_pending: AtomicBool::new(false),
             reassert_wake: Notify::new(),
+            held_until_ms: AtomicU64::new(0),
+            origin: Instant::now(),
         }
+    }
+
+    /// A take or renewal that started at `started` succeeded: the lease is held for `ttl` from
+    /// then (Redis set its expiry after `started`).
+    pub(super) fn held_from(&self, started: Instant, ttl: Duration) {
+        let until = started.saturating_duration_since(self.origin) + ttl;
+        let ms = u64::try_from(until.as_millis()).unwrap_or(u64::MAX);
+        self.held_until_ms.store(ms, Ordering::Release);
+    }
+
+    /// Whether this node's lease is certainly held right now, so that no other node can have
+    /// reaped its connections: the owner answers for them only then.
+    pub(super) fn certainly_held(&self) -> bool {
+        let now = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        now < self.held_until_ms.load(Ordering::Acquire)
     }
 
     pub(super) fn token(&self) -> String {
@@ -117,6 +139,7 @@ pub(super) async fn run(shared: Arc<Shared>, cluster: Arc<Cluster>) {
 
 async fn renew(shared: &Shared, cluster: &Cluster) {
     use wsgate_connection_store::LeaseRenewal;
+    let started = Instant::now();
     let token = cluster.lease.token();
     let outcome = cluster
         .members
@@ -131,6 +154,7 @@ async fn renew(shared: &Shared, cluster: &Cluster) {
     metrics::counter!(telemetry::LEASE_TOTAL, "outcome" => label).increment(1);
     match outcome {
         Ok(LeaseRenewal::Held) => {
+            cluster.lease.held_from(started, cluster.config.lease_ttl);
             cluster.lease.set_healthy(true, false);
             cluster.fence.store(false, Ordering::Release);
             if cluster.lease.reassert_pending.load(Ordering::Acquire) {
@@ -144,6 +168,7 @@ async fn renew(shared: &Shared, cluster: &Cluster) {
                 connections = shared.registry.len(),
                 "this node's lease was gone without a reaper's mark (Redis lost its data?); re-asserting its connections"
             );
+            cluster.lease.held_from(started, cluster.config.lease_ttl);
             cluster.lease.set_healthy(true, true);
             cluster.fence.store(false, Ordering::Release);
             cluster
@@ -158,6 +183,7 @@ async fn renew(shared: &Shared, cluster: &Cluster) {
                 connections = shared.registry.len(),
                 "this node's connections were reaped by another node (was it frozen or cut off?); closing them and rejoining"
             );
+            cluster.lease.held_until_ms.store(0, Ordering::Release);
             cluster.lease.set_healthy(false, false);
             rejoin(shared, cluster).await;
         }
@@ -253,12 +279,14 @@ async fn rejoin(shared: &Shared, cluster: &Cluster) {
     }
     drop_leftovers(shared, cluster).await;
     let token = cluster.lease.renew_token();
+    let started = Instant::now();
     match cluster
         .members
         .acquire_lease(&cluster.node_id, &token, cluster.config.lease_ttl)
         .await
     {
         Ok(()) => {
+            cluster.lease.held_from(started, cluster.config.lease_ttl);
             cluster.lease.set_healthy(true, true);
             cluster.fence.store(false, Ordering::Release);
             tracing::info!(
@@ -318,5 +346,28 @@ async fn probe(cluster: &Cluster) {
             }
             Err(error) => tracing::warn!(%error, "re-subscribing failed; trying again later"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lease_is_certainly_held_for_its_ttl_from_the_start_of_the_renewal() {
+        let lease = LeaseState::new();
+        assert!(!lease.certainly_held(), "not before the first take");
+        let started = Instant::now();
+        // The renewal's answer comes later; its expiry was set somewhere in between.
+        tokio::time::advance(Duration::from_millis(400)).await;
+        lease.held_from(started, Duration::from_secs(3));
+        assert!(lease.certainly_held());
+        tokio::time::advance(Duration::from_millis(2_599)).await;
+        assert!(lease.certainly_held());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(
+            !lease.certainly_held(),
+            "counted from the start, not the answer"
+        );
     }
 }

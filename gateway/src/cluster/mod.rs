@@ -2,13 +2,16 @@
 //! leases, the reaper of dead nodes, and recovery from Redis outages and data loss.
 //!
 //! # Pieces
-//! The frames travel on [`crate::bus`]: `Post`, `Delete`, group `Membership` changes, their
-//! `Ack`, and the `Probe` a node sends itself.
+//! The frames travel on [`crate::bus`]: `Post`, `Delete`, group `Membership` changes (several
+//! for one node in a `Batch`), their `Ack`s (several in `Acks`), and the `Probe` a node sends
+//! itself.
 //!
 //! - `forward`: the callback API's path for a connection held by another node: look the
-//!   record up, publish to the owner, wait (bounded) for its `Ack`.
+//!   record up (or find the owner remembered in `owners`), queue the frame for the owner in
+//!   `outbox` (which publishes what is queued, batched per owner, in one round trip), wait
+//!   (bounded) for its `Ack`.
 //! - `inbox`: applies frames received from other nodes (bounded queue, one task, in order)
-//!   and publishes the `Ack`s.
+//!   and publishes the `Ack`s, batched per node and per read in one pipelined round trip.
 //! - `lease`: renews this node's lease every `lease_ttl / 3` (one round trip that nothing else
 //!   waits for), probes its own subscription, re-asserts records after Redis lost them (a task
 //!   of its own, beside the renewals), and closes every socket when it learns that its
@@ -23,6 +26,8 @@
 mod forward;
 mod inbox;
 mod lease;
+mod outbox;
+mod owners;
 mod pending;
 mod reaper;
 
@@ -37,16 +42,18 @@ use tokio_util::sync::CancellationToken;
 use wsgate_connection_store::{ConnectionStore, RedisStore, StoreError};
 
 use self::lease::LeaseState;
+use self::owners::Owners;
 use self::pending::Pending;
-pub(crate) use crate::bus::{BusError, ClusterBus};
+pub(crate) use crate::bus::{BusError, ClusterBus, Receive};
 use crate::config::ClusterConfig;
 use crate::state::Shared;
 
 /// How long the mark of a reaped node lives, so that a node frozen for less than this learns on
 /// resuming that its connections were reaped (longer freezes look like Redis data loss).
 const TOMBSTONE_TTL: Duration = Duration::from_secs(24 * 3600);
-/// `Ack`s waiting to be published.
-const ACK_QUEUE: usize = 4096;
+/// Batches of `Ack`s (each from one read of the receive queue, at most [`inbox::READ_BATCH`]
+/// `Ack`s) waiting to be published.
+const ACK_QUEUE: usize = 64;
 
 /// This node's membership in the cluster.
 #[derive(Debug)]
@@ -57,7 +64,9 @@ pub(crate) struct Cluster {
     members: RedisStore,
     records: Arc<dyn ConnectionStore>,
     pending: Arc<Pending>,
-    acks: mpsc::Sender<(String, Bytes)>,
+    owners: Owners,
+    outgoing: mpsc::Sender<outbox::Outgoing>,
+    acks: mpsc::Sender<Vec<inbox::Ack>>,
     lease: LeaseState,
     fence: Arc<AtomicBool>,
     stop: CancellationToken,
@@ -67,7 +76,8 @@ pub(crate) struct Cluster {
 #[derive(Debug)]
 pub(crate) struct Receivers {
     inbox: mpsc::Receiver<Bytes>,
-    acks: mpsc::Receiver<(String, Bytes)>,
+    outgoing: mpsc::Receiver<outbox::Outgoing>,
+    acks: mpsc::Receiver<Vec<inbox::Ack>>,
 }
 
 /// Why the cluster could not be joined.
@@ -82,7 +92,7 @@ pub enum JoinError {
 }
 
 impl Cluster {
-    /// Joins: takes this node's lease. `build_bus` gets the inbox sender to deliver frames to.
+    /// Joins: takes this node's lease. `build_bus` gets what to hand received frames to.
     ///
     /// # Errors
     /// [`JoinError`] when Redis refuses or cannot be reached.
@@ -95,19 +105,27 @@ impl Cluster {
         build_bus: F,
     ) -> Result<(Arc<Self>, Receivers), JoinError>
     where
-        F: FnOnce(mpsc::Sender<Bytes>) -> Fut,
+        F: FnOnce(Arc<dyn Receive>) -> Fut,
         Fut: Future<Output = Result<Arc<dyn ClusterBus>, BusError>>,
     {
         let (inbox_tx, inbox) = mpsc::channel(config.receive_queue_messages);
         let (acks_tx, acks) = mpsc::channel(ACK_QUEUE);
-        let bus = build_bus(inbox_tx).await?;
+        // Each waiting forward queues one frame at most.
+        let (outgoing_tx, outgoing) = mpsc::channel(config.max_pending_forwards);
+        let pending = Pending::new(config.max_pending_forwards);
+        let receive = inbox::Receiver::new(inbox_tx, Arc::clone(&pending));
+        let bus = build_bus(Arc::new(receive)).await?;
         let lease = LeaseState::new();
+        let started = tokio::time::Instant::now();
         members
             .acquire_lease(&node_id, &lease.token(), config.lease_ttl)
             .await
             .map_err(JoinError::Lease)?;
+        lease.held_from(started, config.lease_ttl);
         let cluster = Arc::new(Self {
-            pending: Pending::new(config.max_pending_forwards),
+            pending,
+            owners: Owners::new(config.owner_cache_entries),
+            outgoing: outgoing_tx,
             node_id,
             config,
             bus,
@@ -118,7 +136,14 @@ impl Cluster {
             fence,
             stop: CancellationToken::new(),
         });
-        Ok((cluster, Receivers { inbox, acks }))
+        Ok((
+            cluster,
+            Receivers {
+                inbox,
+                outgoing,
+                acks,
+            },
+        ))
     }
 
     /// Starts the inbox, ack, lease and reaper tasks; they run until [`Cluster::stop`].
@@ -133,6 +158,7 @@ impl Cluster {
             Arc::clone(self),
             receivers.inbox,
         ));
+        tasks.spawn(outbox::run(Arc::clone(self), receivers.outgoing));
         tasks.spawn(inbox::send_acks(Arc::clone(self), receivers.acks));
         tasks.spawn(lease::run(Arc::clone(shared), Arc::clone(self)));
         tasks.spawn(lease::run_reassert(Arc::clone(shared), Arc::clone(self)));

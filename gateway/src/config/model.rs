@@ -177,6 +177,10 @@ pub struct ClusterConfig {
     pub receive_queue_messages: usize,
     /// Cross-node callbacks waiting for the owner's answer on this node; more answer 503 at once.
     pub max_pending_forwards: usize,
+    /// Owners of other nodes' connections remembered by this node (from their records), so a
+    /// repeated callback skips the record lookup; 0 looks every callback up. A connection never
+    /// moves, and a remembered owner that no longer holds it is forgotten on its answer.
+    pub owner_cache_entries: usize,
 }
 
 impl Default for ClusterConfig {
@@ -188,6 +192,7 @@ impl Default for ClusterConfig {
             forward_timeout: Duration::from_secs(2),
             receive_queue_messages: 16_384,
             max_pending_forwards: 16_384,
+            owner_cache_entries: 65_536,
         }
     }
 }

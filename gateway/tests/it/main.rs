@@ -11,6 +11,7 @@ mod cluster;
 mod cluster_measure;
 mod cluster_nodes;
 mod cluster_owed;
+mod cluster_owner_cache;
 mod cluster_redis;
 mod connect;
 mod fault_matrix;
