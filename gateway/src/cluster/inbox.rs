@@ -142,6 +142,16 @@ impl Read<'_> {
     }
 }
 
+/// `act`'s outcome while this node certainly holds its lease; otherwise `Unavailable` (a node
+/// that may have been reaped must not act for connections whose `$disconnect` may have run).
+fn while_held(cluster: &Cluster, act: impl FnOnce() -> Outcome) -> Outcome {
+    if cluster.lease.certainly_held() {
+        act()
+    } else {
+        Outcome::Unavailable
+    }
+}
+
 fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes, acks: &mut Read<'_>) {
     let envelope = match Envelope::decode(frame) {
         Ok(envelope) => envelope,
@@ -159,11 +169,9 @@ fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes, acks: &mut 
             connection_id,
             payload,
         } => {
-            let outcome = if cluster.lease.certainly_held() {
+            let outcome = while_held(cluster, || {
                 outcome(connections::push(shared, &connection_id, None, payload))
-            } else {
-                Outcome::Unavailable
-            };
+            });
             acks.push(Ack {
                 to: reply_to,
                 request,
@@ -177,7 +185,7 @@ fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes, acks: &mut 
             code,
             reason,
         } => {
-            let outcome = if cluster.lease.certainly_held() {
+            let outcome = while_held(cluster, || {
                 outcome(connections::close(
                     shared,
                     &connection_id,
@@ -185,9 +193,7 @@ fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes, acks: &mut 
                     code,
                     reason,
                 ))
-            } else {
-                Outcome::Unavailable
-            };
+            });
             acks.push(Ack {
                 to: reply_to,
                 request,
