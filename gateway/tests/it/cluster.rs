@@ -109,14 +109,7 @@ async fn sequential_posts_through_both_nodes_arrive_in_order() {
     for i in 0..300 {
         assert_eq!(next_text(&mut ws).await, i.to_string());
     }
-    let metrics = client
-        .get(a.http_url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = get_text(&client, a.http_url("/metrics")).await;
     for name in [
         "wsgate_bus_published_total",
         "wsgate_bus_received_total",

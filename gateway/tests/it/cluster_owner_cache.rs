@@ -15,14 +15,7 @@ use crate::support::*;
 /// The value of the sample `series` (name and labels, as exposed) on a node's `/metrics`, 0 if
 /// absent. The node runs in a process of its own: in-process gateways share one recorder.
 async fn metric(client: &reqwest::Client, node: &NodeProcess, series: &str) -> f64 {
-    let text = client
-        .get(node.http_url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = get_text(client, node.http_url("/metrics")).await;
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or(0.0)

@@ -267,14 +267,7 @@ async fn groups_work_on_a_redis_cluster_with_sharded_channels() {
         }
     }
     // Group metrics are exported.
-    let metrics = client
-        .get(a.http_url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = get_text(&client, a.http_url("/metrics")).await;
     for name in [
         "wsgate_groups_current",
         "wsgate_group_members_current",

@@ -103,14 +103,7 @@ async fn health_readiness_and_metrics() {
         .await
         .expect("readyz");
     assert_eq!(r.status(), 200);
-    let text = client
-        .get(gw.http_url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = get_text(&client, gw.http_url("/metrics")).await;
     for name in [
         "wsgate_connect_total",
         "wsgate_message_total",

@@ -60,14 +60,7 @@ async fn a_throttled_message_gets_an_error_frame_and_the_connection_stays_open()
     send_text(&mut ws, r#"{"action":"ping"}"#).await;
     assert_eq!(next_text(&mut ws).await, r#"{"action":"pong"}"#);
 
-    let metrics = http()
-        .get(gw.http_url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = get_text(&http(), gw.http_url("/metrics")).await;
     let line = metrics
         .lines()
         .find(|l| {

@@ -401,3 +401,15 @@ pub fn http() -> reqwest::Client {
         .build()
         .expect("client")
 }
+
+/// The text a node serves at `url` (its `/metrics`, for instance).
+pub async fn get_text(client: &reqwest::Client, url: String) -> String {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text")
+}
