@@ -208,6 +208,8 @@ impl Gateway {
             general: client.clone(),
             h1: integration::h1::Client::new(),
         };
+        // Installed before the routes are built: they register their metric handles.
+        crate::telemetry::prometheus();
         let stages = integration::build_stages(
             &config.api,
             &clients,
@@ -280,7 +282,6 @@ impl Gateway {
             cluster.clone(),
             callback_auth,
         ));
-        crate::telemetry::prometheus();
 
         let stop_accepting = CancellationToken::new();
         let mut background = JoinSet::new();

@@ -124,12 +124,41 @@ pub(crate) struct Route {
     pub integration: Arc<dyn Integration>,
     /// Two-way: send the reply body to the client.
     pub route_response: bool,
+    /// Its metric handles, registered once.
+    pub metrics: RouteMetrics,
+}
+
+/// The metrics of one route of one stage, registered when the stage is built (a label lookup
+/// per message costs more than the counting).
+#[derive(Debug, Clone)]
+pub(crate) struct RouteMetrics {
+    /// `IntegrationLatency`.
+    pub latency: metrics::Histogram,
+    /// `IntegrationError`: the backend answered 4xx or 5xx.
+    pub integration_errors: metrics::Counter,
+    /// `ExecutionError`: no usable answer.
+    pub execution_errors: metrics::Counter,
+}
+
+impl RouteMetrics {
+    fn new(stage: &str, route: &str) -> Self {
+        let labels = [("stage", stage.to_string()), ("route", route.to_string())];
+        Self {
+            latency: metrics::histogram!(telemetry::INTEGRATION_LATENCY, &labels),
+            integration_errors: metrics::counter!(telemetry::INTEGRATION_ERROR_TOTAL, &labels),
+            execution_errors: metrics::counter!(telemetry::EXECUTION_ERROR_TOTAL, &labels),
+        }
+    }
 }
 
 /// The routes of one stage, with URIs resolved against its stage variables.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct StageRoutes {
     routes: HashMap<String, Route>,
+    /// `MessageCount` in (messages from clients).
+    pub received: metrics::Counter,
+    /// `MessageCount` out (frames written to clients).
+    pub sent: metrics::Counter,
 }
 
 impl StageRoutes {
@@ -181,10 +210,17 @@ pub(crate) fn build_stages(
                     key: key.as_str().into(),
                     integration,
                     route_response: route.route_response,
+                    metrics: RouteMetrics::new(stage, key),
                 },
             );
         }
-        stages.insert(stage.clone(), Arc::new(StageRoutes { routes }));
+        let direction = |d: &'static str| metrics::counter!(telemetry::MESSAGE_TOTAL, "stage" => stage.clone(), "direction" => d);
+        let stage_routes = StageRoutes {
+            routes,
+            received: direction("in"),
+            sent: direction("out"),
+        };
+        stages.insert(stage.clone(), Arc::new(stage_routes));
     }
     Ok(stages)
 }
