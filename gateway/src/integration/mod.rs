@@ -182,23 +182,30 @@ pub(crate) fn build_stages(
         let mut routes = HashMap::new();
         for (key, route) in &api.routes {
             let integration: Arc<dyn Integration> = match &route.integration {
-                IntegrationConfig::AwsProxy { uri, timeout } => Arc::new(aws_proxy::AwsProxy::new(
+                IntegrationConfig::AwsProxy {
+                    uri,
+                    timeout,
+                    protocol,
+                } => Arc::new(aws_proxy::AwsProxy::new(
                     clients,
                     substitute_stage_variables(uri, &settings.variables)?,
+                    *protocol,
                     *timeout,
                     response_cap,
-                )),
+                )?),
                 IntegrationConfig::HttpProxy {
                     uri,
                     method,
                     timeout,
+                    protocol,
                 } => Arc::new(http_proxy::HttpProxy::new(
                     clients,
                     substitute_stage_variables(uri, &settings.variables)?,
                     method,
+                    *protocol,
                     *timeout,
                     response_cap,
-                )),
+                )?),
                 IntegrationConfig::Mock {
                     response,
                     status_code,
@@ -238,6 +245,25 @@ pub(crate) fn http_client() -> Result<reqwest::Client, reqwest::Error> {
         .pool_max_idle_per_host(512)
         .tcp_nodelay(true)
         .user_agent(concat!("wsgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// The HTTP/2 client of integrations with `protocol: http2`: h2c with prior knowledge for
+/// `http://`, h2 negotiated by ALPN for `https://`. The requests in flight to one backend share
+/// one connection (and its writes).
+///
+/// # Errors
+/// When the TLS backend cannot be initialised.
+pub(crate) fn http2_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(5))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .user_agent(concat!("wsgate/", env!("CARGO_PKG_VERSION")))
+        .http2_prior_knowledge()
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .http2_keep_alive_timeout(Duration::from_secs(10))
         .build()
 }
 
