@@ -149,6 +149,17 @@ if runs:
             f"{fmt(ws)} msg/s = {fmt(ws / lower)}x of {fmt(lower)}",
         )
 
+runs = reports("ready")
+if runs:
+    n = runs[0]["plan"]["conns"]
+    print(f"### ready, {n:,} connections: memory idle and after one message and one push each "
+          "(raw with registry, wsgate-bare)\n")
+    print("| metric | raw | wsgate | ratio | wsgate per run |\n|---|---|---|---|---|")
+    row("server RSS KiB/conn, idle", runs, "rss_idle_kib_per_conn")
+    row("server RSS KiB/conn, ready", runs, "rss_ready_kib_per_conn")
+    row("ready ÷ idle", runs, "ready_over_idle")
+    print()
+
 for prefix, title in [("storm", "with `$connect` and `$disconnect` (wsgate-bench)"),
                       ("storm-bare", "without integrations (wsgate-bare)")]:
     runs = reports(prefix)

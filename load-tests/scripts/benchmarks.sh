@@ -52,6 +52,7 @@ for i in $(seq 1 "$runs"); do
   run "idle-10k-$i" idle --target both --raw-no-registry --wsgate-config "$bare" --conns 10000 --hold 3
   run "push-peak-$i" push --target both --wsgate-config "$bare" --conns 1000 --posters 32 --warmup 2 --duration 10
   run "upstream-$i" upstream --target both --wsgate-config "$bench" --conns 100 --warmup 2 --duration 10
+  run "ready-$i" ready --target both --wsgate-config "$bare" --conns 3000
   run "storm-$i" connect-storm --target both --wsgate-config "$bench" --warmup 1 --duration 8
   run "storm-bare-$i" connect-storm --target both --wsgate-config "$bare" --warmup 1 --duration 8
   redis_pid=$(redis-cli -h 127.0.0.1 -p 6379 info server | awk -F: '/^process_id/ {print $2}' | tr -d '\r')

@@ -39,6 +39,8 @@ run upstream "${targets[@]}" --conns 20 --count 500 --rate 1000 --warmup 0 --dur
 run upstream "${targets[@]}" --conns 5 --count 200 --action sink --one-way --warmup 0 --duration 5
 run push "${targets[@]}" --conns 200 --posters 4 --count 2000 --warmup 0 --duration 5
 run push "${targets[@]}" --conns 200 --posters 4 --count 500 --rate 1000 --warmup 0 --duration 5
+run ready "${targets[@]}" --conns 100 --posters 4
+run ready "${targets[@]}" --conns 50 --action echo_http
 run cross-node --target raw --conns 50 --posters 2 --count 300 --warmup 0 --duration 5
 if [ -n "${WSGATE_BIN:-}" ] && [ -n "${WSGATE_CROSS:-}" ]; then
   run cross-node --target wsgate --wsgate-bin "$WSGATE_BIN" --conns 50 --posters 2 --count 300 --warmup 0 --duration 5

@@ -2,6 +2,7 @@
 
 use crate::run::{BackendMode, RunConfig};
 use crate::scenario::fanout::FanoutPlan;
+use crate::scenario::ready::ReadyPlan;
 use crate::scenario::{CloseMode, IdlePlan, Node, Plan, PushPlan, StormPlan, UpstreamPlan};
 use crate::targets::TargetSpec;
 use anyhow::{Result, bail};
@@ -35,6 +36,9 @@ pub enum Cmd {
     /// N connections join one group; messages posted to the group one at a time: delivery
     /// latency to every member and deliveries/s.
     Fanout(FanoutArgs),
+    /// Server RSS per connection idle, then once each connection has sent a message (and got
+    /// the reply) and received a push.
+    Ready(ReadyArgs),
     /// Run the raw baseline server on its own.
     Raw(RawArgs),
     /// Run the built-in integration backend on its own (for a gateway started by hand).
@@ -324,6 +328,32 @@ pub struct FanoutArgs {
     pub node_config: Vec<PathBuf>,
 }
 
+/// `ready` options.
+#[derive(Args, Debug)]
+pub struct ReadyArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: Common,
+    /// Connections.
+    #[arg(long, default_value_t = 1000)]
+    pub conns: u64,
+    /// Handshakes, and later message round trips, in flight at most.
+    #[arg(long, default_value_t = 256)]
+    pub inflight: usize,
+    /// Route of the message each connection sends (a two-way route, e.g. echo or echo_http).
+    #[arg(long, default_value = "echo")]
+    pub action: String,
+    /// Message and push size, bytes.
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Concurrent posters (one keep-alive HTTP connection each).
+    #[arg(long, default_value_t = 32)]
+    pub posters: usize,
+    /// Longest wait for a reply, a post, or the pushes once posted, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub reply_timeout: f64,
+}
+
 /// `raw` options.
 #[derive(Args, Debug)]
 pub struct RawArgs {
@@ -592,6 +622,14 @@ impl Cmd {
                     targets,
                 )
             }
+            Self::Ready(a) => a.common.run_config(Plan::Ready(ReadyPlan {
+                conns: a.conns,
+                inflight: a.inflight,
+                action: a.action.clone(),
+                size: a.size,
+                posters: a.posters,
+                reply_timeout_s: a.reply_timeout,
+            }))?,
             Self::Raw(_) | Self::Backend(_) | Self::Worker(_) => return Ok(None),
         }))
     }
@@ -622,6 +660,32 @@ mod tests {
         assert_eq!(names, ["raw", "wsgate"]);
         assert!(cfg.targets[1].wants_backend());
         assert!(matches!(cfg.plan, Plan::Push(PushPlan { count: 10, .. })));
+    }
+
+    #[test]
+    fn ready_takes_the_common_options() {
+        let cli = parse(&[
+            "wsgate-load",
+            "ready",
+            "--target",
+            "both",
+            "--wsgate-bin",
+            "/bin/true",
+            "--conns",
+            "3000",
+            "--action",
+            "echo_http",
+            "--fail-on-errors",
+        ]);
+        let cfg = cli.cmd.run_config().unwrap().unwrap();
+        assert_eq!(cfg.scenario_name, "ready");
+        assert!(cfg.fail_on_errors);
+        let names: Vec<String> = cfg.targets.iter().map(TargetSpec::name).collect();
+        assert_eq!(names, ["raw", "wsgate"]);
+        assert!(matches!(
+            &cfg.plan,
+            Plan::Ready(ReadyPlan { conns: 3000, action, .. }) if action == "echo_http"
+        ));
     }
 
     #[test]

@@ -394,7 +394,12 @@ pub async fn run_target(
                         // Let the server finish registering the last connections.
                         tokio::time::sleep(Duration::from_millis(250)).await;
                     }
-                    snaps.insert(name.clone(), (rel(Instant::now()), snap(pids)));
+                    let read = if plan.settles_rss() && !pids.is_empty() && name != "start" {
+                        settled(pids).await
+                    } else {
+                        snap(pids)
+                    };
+                    snaps.insert(name.clone(), (rel(Instant::now()), read));
                     for l in &mut links {
                         l.go().await?;
                     }
@@ -446,6 +451,29 @@ pub async fn run_target(
         open_at,
         workers: n,
     })
+}
+
+/// Reads of the server's RSS taken for one settled figure, and the time between two reads.
+const SETTLE_READS: usize = 5;
+const SETTLE_EVERY: Duration = Duration::from_millis(100);
+
+/// The server's memory once it has stopped moving: the median RSS of [`SETTLE_READS`] reads
+/// [`SETTLE_EVERY`] apart (CPU from the last read).
+async fn settled(pids: &[u32]) -> ProcSnap {
+    let mut reads = Vec::with_capacity(SETTLE_READS);
+    for i in 0..SETTLE_READS {
+        if i > 0 {
+            tokio::time::sleep(SETTLE_EVERY).await;
+        }
+        reads.push(snap(pids));
+    }
+    let last = reads.last().copied().unwrap_or_default();
+    let mut rss: Vec<u64> = reads.iter().map(|r| r.rss_kib).collect();
+    rss.sort_unstable();
+    ProcSnap {
+        rss_kib: rss.get(rss.len() / 2).copied().unwrap_or(last.rss_kib),
+        ..last
+    }
 }
 
 fn status(label: &str, p: &TimelinePoint, plan: &Plan) -> String {

@@ -310,7 +310,13 @@ pub fn failures(r: &Report) -> Vec<String> {
         for (k, v) in &t.errors {
             out.push(format!("{}: {k}={v}", t.name));
         }
-        for k in ["lost", "posts_failed", "posts_gone"] {
+        for k in [
+            "lost",
+            "posts_failed",
+            "posts_gone",
+            "missing_replies",
+            "missing_pushes",
+        ] {
             if let Some(v) = t.counters.get(k).filter(|v| **v > 0) {
                 out.push(format!("{}: {k}={v}", t.name));
             }

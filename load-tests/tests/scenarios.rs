@@ -5,6 +5,7 @@ mod common;
 
 use common::{config, raw_server, target};
 use wsgate_load::run::execute;
+use wsgate_load::scenario::ready::ReadyPlan;
 use wsgate_load::scenario::{CloseMode, IdlePlan, Plan, PushPlan, StormPlan, UpstreamPlan};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,4 +241,34 @@ async fn refuses_remote_targets() {
         pids: vec![],
     };
     assert!(execute(config(plan, vec![t])).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_fails_on_errors_when_replies_are_missing() {
+    let server = raw_server().await;
+    // The raw server answers no `sink` message: every reply times out, so no id is learned
+    // and nothing is pushed.
+    let plan = Plan::Ready(ReadyPlan {
+        conns: 4,
+        inflight: 4,
+        action: "sink".into(),
+        size: 64,
+        posters: 2,
+        reply_timeout_s: 0.2,
+    });
+    let mut c = config(plan, vec![target("raw", &server)]);
+    let out = execute(c.clone()).await.expect("counted, not failed");
+    let t = &out.report.targets[0];
+    assert_eq!(t.counters["opened"], 4);
+    assert_eq!(t.counters["replies"], 0);
+    assert_eq!(t.counters["missing_replies"], 4);
+    assert_eq!(t.counters["missing_pushes"], 4);
+    assert_eq!(t.errors["reply_timeout"], 4);
+    c.fail_on_errors = true;
+    let err = execute(c)
+        .await
+        .err()
+        .expect("--fail-on-errors fails the run");
+    assert!(format!("{err:#}").contains("missing_pushes=4"), "{err:#}");
+    server.shutdown().await;
 }

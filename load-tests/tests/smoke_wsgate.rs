@@ -8,12 +8,13 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{config, temp_dir};
+use common::{config, raw_server, target, temp_dir};
 use tokio::net::TcpListener;
 use wsgate::config::StoreConfig;
 use wsgate::{Config, Gateway, Listeners};
 use wsgate_load::backend::{self, Backend};
 use wsgate_load::run::{RunOutput, execute};
+use wsgate_load::scenario::ready::ReadyPlan;
 use wsgate_load::scenario::{CloseMode, IdlePlan, Node, Plan, PushPlan, StormPlan, UpstreamPlan};
 use wsgate_load::targets::TargetSpec;
 
@@ -152,6 +153,76 @@ async fn every_scenario_runs_against_wsgate() {
     assert_eq!(t.counters["posts_ok"], 20, "{:?}", t.errors);
     assert_eq!(t.counters["delivered"], 20);
 
+    gateway.shutdown().await;
+    backend.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_uses_every_connection_on_raw_and_wsgate() {
+    let backend = backend::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("backend starts");
+    let gateway = start(bundled("wsgate-bench.yaml", &backend)).await;
+    let raw = raw_server().await;
+    let dir = temp_dir("smoke-ready");
+    for action in ["echo", "echo_http"] {
+        let before = backend.stats();
+        let plan = Plan::Ready(ReadyPlan {
+            conns: 12,
+            inflight: 4,
+            action: action.into(),
+            size: 64,
+            posters: 3,
+            reply_timeout_s: 30.0,
+        });
+        let targets = vec![
+            target("raw", &raw),
+            wsgate_target(vec![Node::same_port(&ws_url(&gateway))]),
+        ];
+        let mut c = config(plan, targets);
+        c.fail_on_errors = true;
+        c.out_dir = Some(dir.clone());
+        c.name = Some(format!("ready-{action}"));
+        let out = execute(c).await.expect("ready runs without errors");
+        let r = &out.report;
+        assert_eq!(r.scenario, "ready");
+        for t in &r.targets {
+            let what = format!("{action} {}: {:?}", t.name, t.errors);
+            assert!(t.errors.is_empty(), "{what}");
+            for k in ["opened", "replies", "ids", "posts_ok", "pushes_received"] {
+                assert_eq!(t.counters[k], 12, "{k} {what}");
+            }
+            for k in ["missing_replies", "missing_pushes", "lost", "posts_failed"] {
+                assert_eq!(t.counters[k], 0, "{k} {what}");
+            }
+            assert_eq!(t.summary["replies"], 12.0, "{what}");
+            assert_eq!(t.summary["pushes_received"], 12.0, "{what}");
+            assert_eq!(t.summary["errors"], 0.0, "{what}");
+            assert_eq!(t.latency["rtt"].count, 12, "{what}");
+        }
+        assert_eq!(r.ratios.len(), 1);
+        assert_eq!(
+            (r.ratios[0].target.as_str(), r.ratios[0].baseline.as_str()),
+            ("wsgate", "raw")
+        );
+        // The message went through the route's integration, and the id through whoami.
+        let after = backend.stats();
+        let events = |k: &str| after[k] - before[k];
+        let routed = if action == "echo" {
+            events("echo_events")
+        } else {
+            events("echo_http_requests")
+        };
+        assert_eq!(routed, 12, "{action}");
+        assert_eq!(events("whoami_events"), 12, "{action}");
+    }
+    let json = std::fs::read(dir.join("ready-echo.json")).expect("report written");
+    let v: serde_json::Value = serde_json::from_slice(&json).expect("valid JSON");
+    assert_eq!(v["targets"][1]["summary"]["pushes_received"], 12.0);
+    assert!(v["ratios"][0]["metrics"].is_object());
+    assert_eq!(raw.stats().pushed, 24);
+    raw.shutdown().await;
     gateway.shutdown().await;
     backend.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);

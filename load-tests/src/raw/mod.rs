@@ -2,8 +2,8 @@
 //! speaking the same client-visible protocol as the gateway, on one port.
 //!
 //! * WebSocket (any path): `{"action":"whoami"}` → `{"connectionId":"<id>"}`;
-//!   `{"action":"echo",...}` (and binary frames) → echoed; `{"action":"ping"}` →
-//!   `{"action":"pong"}`; anything else is ignored.
+//!   `{"action":"echo",...}` and `{"action":"echo_http",...}` (and binary frames) → echoed;
+//!   `{"action":"ping"}` → `{"action":"pong"}`; anything else is ignored.
 //! * HTTP on the same port: `POST /{stage}/@connections/{id}` (or `%40connections`) delivers
 //!   the body as one frame → 200, unknown id → 410, full queue → 429, too large → 413;
 //!   `GET /healthz` → 200; `GET /stats` → counters. `PUT /{stage}/@connections/{id}/groups/{g}`

@@ -28,7 +28,7 @@ struct Routed<'a> {
 /// The route of a text frame: a prefix check for the load generator's own messages, else a
 /// JSON parse of `action`.
 fn classify(text: &str) -> Action {
-    if text.starts_with(r#"{"action":"echo""#) {
+    if text.starts_with(r#"{"action":"echo""#) || text.starts_with(r#"{"action":"echo_http""#) {
         return Action::Echo;
     }
     if text.starts_with(r#"{"action":"whoami""#) {
@@ -38,7 +38,7 @@ fn classify(text: &str) -> Action {
         .ok()
         .and_then(|r| r.action)
     {
-        Some(a) if a == "echo" => Action::Echo,
+        Some(a) if a == "echo" || a == "echo_http" => Action::Echo,
         Some(a) if a == "whoami" => Action::Whoami,
         Some(a) if a == "ping" => Action::Ping,
         _ => Action::Other,
@@ -110,6 +110,8 @@ mod tests {
     #[test]
     fn routes_like_the_gateway() {
         assert_eq!(classify(r#"{"action":"echo","seq":1}"#), Action::Echo);
+        assert_eq!(classify(r#"{"action":"echo_http","seq":1}"#), Action::Echo);
+        assert_eq!(classify(r#"{"action":"echo_httpx"}"#), Action::Other);
         assert_eq!(classify(r#"{"action":"whoami"}"#), Action::Whoami);
         assert_eq!(classify(r#"{ "data": 1, "action": "echo" }"#), Action::Echo);
         assert_eq!(classify(r#"{"action":"ping"}"#), Action::Ping);

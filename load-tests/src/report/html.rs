@@ -11,6 +11,7 @@ fn focus(plan: &Plan) -> (&'static str, bool, &'static str) {
         Plan::Idle(_) => ("handshake", true, "connections/s"),
         Plan::ConnectStorm(_) => ("handshake", true, "connections/s"),
         Plan::Upstream(_) => ("rtt", false, "messages/s"),
+        Plan::Ready(_) => ("rtt", false, "replies and pushes/s"),
         Plan::Push(_) | Plan::Fanout(_) => ("delivery", false, "deliveries/s"),
     }
 }

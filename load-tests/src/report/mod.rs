@@ -54,6 +54,9 @@ pub struct ServerStats {
     pub rss_connected_kib: u64,
     /// RSS at the end of the hold (idle), KiB.
     pub rss_held_kib: u64,
+    /// RSS once every connection was used (`ready` scenario; 0 otherwise), KiB.
+    #[serde(default)]
+    pub rss_ready_kib: u64,
     /// Connections open when RSS was read.
     pub conns_at_rss: i64,
     /// (RSS after − RSS before) ÷ connections, KiB.
@@ -223,13 +226,21 @@ pub fn build_target(
             per_op = ("delivery", w.ops);
             loop_mode = "open";
         }
+        Plan::Ready(_) => {
+            add_lat("rtt", &run.total.lat);
+            add_lat("delivery", &run.total.aux);
+            add_lat("handshake", &run.total.conn_lat);
+            crate::scenario::ready::summarize(run, &mut summary);
+            loop_mode = "closed";
+        }
     }
     for (k, l) in &latency {
         put_lat(&mut summary, k, l);
     }
     let server = server_stats(run, pids);
     if server.processes > 0 {
-        if server.rss_kib_per_conn > 0.0 {
+        // `ready` reports its two points itself.
+        if server.rss_kib_per_conn > 0.0 && !matches!(plan, Plan::Ready(_)) {
             summary.insert("server_rss_kib_per_conn".into(), server.rss_kib_per_conn);
         }
         if server.cpu_s_window > 0.0 {
@@ -274,6 +285,7 @@ fn server_stats(run: &TargetRun, pids: &[u32]) -> ServerStats {
     s.rss_before_kib = before;
     s.rss_connected_kib = get("connected").map(|x| x.1.rss_kib).unwrap_or(0);
     s.rss_held_kib = get("held").map(|x| x.1.rss_kib).unwrap_or(0);
+    s.rss_ready_kib = get("ready").map(|x| x.1.rss_kib).unwrap_or(0);
     let (rss, conns) = if s.rss_held_kib > 0 {
         (
             s.rss_held_kib,

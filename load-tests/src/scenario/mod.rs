@@ -4,6 +4,7 @@ pub mod fanout;
 pub mod idle;
 pub mod open;
 pub mod push;
+pub mod ready;
 pub mod storm;
 pub mod upstream;
 
@@ -124,6 +125,8 @@ pub enum Plan {
     Push(PushPlan),
     /// See [`fanout::FanoutPlan`].
     Fanout(fanout::FanoutPlan),
+    /// See [`ready::ReadyPlan`].
+    Ready(ready::ReadyPlan),
 }
 
 /// `total` split into `n` near-equal parts: part `i`.
@@ -153,6 +156,7 @@ impl Plan {
             Self::Upstream(_) => "upstream",
             Self::Push(_) => "push",
             Self::Fanout(_) => "fanout",
+            Self::Ready(_) => "ready",
         }
     }
 
@@ -164,7 +168,14 @@ impl Plan {
             Self::Upstream(p) => p.conns,
             Self::Push(p) => p.conns + u64::try_from(p.posters).unwrap_or(0),
             Self::Fanout(p) => p.held_conns(),
+            Self::Ready(p) => p.held_conns(),
         }
+    }
+
+    /// Whether the orchestrator reads the server's RSS at barriers as the median of a few
+    /// samples (a figure that must not catch memory still moving), instead of one read.
+    pub fn settles_rss(&self) -> bool {
+        matches!(self, Self::Ready(_))
     }
 
     /// Connections this share opens (for source-address and node spreading).
@@ -175,6 +186,7 @@ impl Plan {
             Self::Upstream(p) => p.conns,
             Self::Push(p) => p.conns,
             Self::Fanout(p) => p.conns,
+            Self::Ready(p) => p.conns,
         }
     }
 
@@ -209,6 +221,7 @@ impl Plan {
                 ..p.clone()
             }),
             Self::Fanout(p) => Self::Fanout(p.share(i, n)),
+            Self::Ready(p) => Self::Ready(p.share(i, n)),
         }
     }
 
@@ -267,6 +280,7 @@ impl Plan {
                 }
             }
             Self::Fanout(p) => p.validate()?,
+            Self::Ready(p) => p.validate()?,
         }
         Ok(())
     }
@@ -288,6 +302,7 @@ impl Plan {
             Self::Upstream(p) => connect(p.conns) + s(p.warmup_s) + s(p.duration_s),
             Self::Push(p) => connect(p.conns) + s(p.warmup_s) + s(p.duration_s) + 1,
             Self::Fanout(p) => p.expected_secs(),
+            Self::Ready(p) => p.expected_secs(),
         }
     }
 
@@ -312,6 +327,7 @@ impl Plan {
             Self::Upstream(p) => connect(p.conns) + s(p.warmup_s) + s(p.duration_s) + slack,
             Self::Push(p) => connect(p.conns) + s(p.warmup_s) + s(p.duration_s) + slack,
             Self::Fanout(p) => p.time_bound(connect_timeout),
+            Self::Ready(p) => p.time_bound(connect_timeout),
         }
     }
 }
@@ -527,6 +543,7 @@ pub async fn run_share(spec: ShareSpec, ctl: Control) -> Result<ShareResult> {
         Plan::Upstream(p) => upstream::run(&mut ctx, p).await,
         Plan::Push(p) => push::run(&mut ctx, p).await,
         Plan::Fanout(p) => fanout::run(&mut ctx, p).await,
+        Plan::Ready(p) => ready::run(&mut ctx, p).await,
     };
     sampler_stop.cancel();
     let _ = sampler.await;
