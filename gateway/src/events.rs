@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// Immutable facts about one connection, shared by its session, its dispatcher and the registry.
+/// Immutable facts about one connection, shared by its session, its integration calls and the registry.
 /// `Debug` leaves out the API key and the authorizer context.
 #[derive(Clone)]
 pub struct ConnectionMeta {

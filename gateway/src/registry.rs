@@ -95,8 +95,8 @@ struct Frames {
 
 /// One connection held by this node.
 ///
-/// The outbox is a bounded queue inside the handle (many producers: callbacks and the
-/// connection's dispatcher; one consumer: the session, through [`Outbox`]). It allocates
+/// The outbox is a bounded queue inside the handle (many producers: callbacks, group
+/// fan-outs; one consumer: the session, through [`Outbox`]). It allocates
 /// nothing until a frame is queued, where a `tokio::sync::mpsc` channel would allocate about
 /// 2.3 KiB per connection up front (its shared state and a first block of 32 slots).
 #[derive(Debug)]
@@ -108,8 +108,6 @@ pub(crate) struct SessionHandle {
     budget: Arc<ByteBudget>,
     /// Wakes the session when a frame is queued.
     ready: Notify,
-    /// Wakes a sender waiting for room (or for the outbox to close).
-    room: Notify,
     state: AtomicU8,
     cancel: CancellationToken,
     close_request: OnceLock<(u16, String)>,
@@ -136,7 +134,6 @@ impl SessionHandle {
             },
             budget,
             ready: Notify::new(),
-            room: Notify::new(),
             state: AtomicU8::new(PENDING),
             cancel: parent.child_token(),
             close_request: OnceLock::new(),
@@ -199,30 +196,6 @@ impl SessionHandle {
             return Err(PushError::Gone);
         }
         self.enqueue(message).map_err(|(error, _)| error)
-    }
-
-    /// Queues a message, waiting for room (used by the connection's own dispatcher).
-    ///
-    /// # Errors
-    /// [`PushError::Gone`] when the session has ended.
-    pub(crate) async fn send(&self, mut message: Message) -> Result<(), PushError> {
-        loop {
-            // Registered before looking, so a slot freed in between still wakes us.
-            let room = self.room.notified();
-            tokio::pin!(room);
-            room.as_mut().enable();
-            match self.enqueue(message) {
-                Ok(()) => return Ok(()),
-                Err((PushError::Gone, _)) => return Err(PushError::Gone),
-                Err((PushError::Full | PushError::NodeFull, back)) => message = back,
-            }
-            // Room comes when the session writes a frame out, or (when the node's budget was
-            // what refused it) when any queue on the node drains: looked at again shortly.
-            tokio::select! {
-                () = room => {}
-                () = tokio::time::sleep(BUDGET_RETRY) => {}
-            }
-        }
     }
 
     /// Asks the session to close with `code` and `reason`; the first request wins.
@@ -291,8 +264,6 @@ impl Outbox {
     pub(crate) fn try_recv(&mut self) -> Option<Message> {
         let handle = &self.handle;
         let mut frames = handle.frames();
-        let was_full =
-            frames.queue.len() >= handle.limits.messages || frames.bytes >= handle.limits.bytes;
         let message = frames.queue.pop_front()?;
         let bytes = message.len();
         frames.bytes -= bytes;
@@ -301,9 +272,6 @@ impl Outbox {
             frames.queue = VecDeque::new();
         }
         drop(frames);
-        if was_full {
-            handle.room.notify_one();
-        }
         Some(message)
     }
 
@@ -329,7 +297,6 @@ impl Drop for Outbox {
             .give_back(std::mem::take(&mut frames.bytes));
         drop(frames);
         drop(dropped);
-        self.handle.room.notify_waiters();
     }
 }
 
@@ -488,23 +455,5 @@ mod tests {
         tokio::task::yield_now().await;
         pusher.push(Message::text("hello")).unwrap();
         assert_eq!(task.await.unwrap(), Message::text("hello"));
-    }
-
-    #[tokio::test]
-    async fn send_waits_for_room_then_for_close() {
-        let (handle, mut outbox) = handle(1);
-        handle.push(Message::text("first")).unwrap();
-        let sender = Arc::clone(&handle);
-        let waiting = tokio::spawn(async move { sender.send(Message::text("second")).await });
-        assert_eq!(outbox.recv().await, Message::text("first"));
-        assert_eq!(waiting.await.unwrap(), Ok(()));
-        assert_eq!(outbox.recv().await, Message::text("second"));
-
-        handle.push(Message::text("fills")).unwrap();
-        let sender = Arc::clone(&handle);
-        let waiting = tokio::spawn(async move { sender.send(Message::text("never")).await });
-        tokio::task::yield_now().await;
-        drop(outbox);
-        assert_eq!(waiting.await.unwrap(), Err(PushError::Gone));
     }
 }

@@ -204,10 +204,19 @@ impl Gateway {
                 message: e.to_string(),
             })?;
         let client = integration::http_client().map_err(StartError::HttpClient)?;
+        let wants_http2 = (config.api.routes.values())
+            .any(|route| route.integration.protocol() == crate::config::BackendProtocol::Http2);
         let clients = integration::Clients {
             general: client.clone(),
             h1: integration::h1::Client::new(),
+            h2: if wants_http2 {
+                Some(integration::http2_client().map_err(StartError::HttpClient)?)
+            } else {
+                None
+            },
         };
+        // Installed before the routes are built: they register their metric handles.
+        crate::telemetry::prometheus();
         let stages = integration::build_stages(
             &config.api,
             &clients,
@@ -280,7 +289,6 @@ impl Gateway {
             cluster.clone(),
             callback_auth,
         ));
-        crate::telemetry::prometheus();
 
         let stop_accepting = CancellationToken::new();
         let mut background = JoinSet::new();

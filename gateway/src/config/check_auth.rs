@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::{
-    ApiConfig, AuthorizerConfig, Config, ConfigError, IntegrationConfig, JwtAuthorizerConfig,
-    RequestAuthorizerConfig, validate_integration,
+    ApiConfig, AuthorizerConfig, BackendProtocol, Config, ConfigError, IntegrationConfig,
+    JwtAuthorizerConfig, RequestAuthorizerConfig, validate_integration,
 };
 use crate::grammar::{IdentitySource, KeySelection, TrustedProxies};
 
@@ -159,6 +159,7 @@ fn request_authorizer(
     let as_integration = IntegrationConfig::AwsProxy {
         uri: req.uri.clone(),
         timeout: req.timeout,
+        protocol: BackendProtocol::Http1,
     };
     validate_integration(at, &as_integration, api)?;
     sources(at, &req.identity_sources)?;

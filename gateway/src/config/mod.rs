@@ -366,11 +366,12 @@ fn validate_integration(
     api: &ApiConfig,
 ) -> Result<(), ConfigError> {
     let (uri, timeout) = match integration {
-        IntegrationConfig::AwsProxy { uri, timeout } => (uri, *timeout),
+        IntegrationConfig::AwsProxy { uri, timeout, .. } => (uri, *timeout),
         IntegrationConfig::HttpProxy {
             uri,
             timeout,
             method,
+            ..
         } => {
             if reqwest::Method::from_bytes(method.as_bytes()).is_err() {
                 return Err(ConfigError::invalid(
@@ -404,6 +405,14 @@ fn validate_integration(
             )
         })?;
         if resolved.starts_with("unix:") {
+            if integration.protocol() == BackendProtocol::Http2 {
+                return Err(ConfigError::invalid(
+                    format!("{at}.protocol"),
+                    format!(
+                        "`http2` is not available for a `unix:` URI (`{resolved}`, stage `{stage}`): use `http1`"
+                    ),
+                ));
+            }
             crate::integration::h1::Target::parse(&resolved).map_err(|e| {
                 ConfigError::invalid(
                     format!("{at}.uri"),

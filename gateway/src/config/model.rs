@@ -295,6 +295,9 @@ pub enum IntegrationConfig {
             deserialize_with = "duration::deserialize"
         )]
         timeout: Duration,
+        /// HTTP version spoken to the backend.
+        #[serde(default)]
+        protocol: BackendProtocol,
     },
     /// Forward the raw message body; context in `x-wsgate-*` headers.
     HttpProxy {
@@ -309,6 +312,9 @@ pub enum IntegrationConfig {
             deserialize_with = "duration::deserialize"
         )]
         timeout: Duration,
+        /// HTTP version spoken to the backend.
+        #[serde(default)]
+        protocol: BackendProtocol,
     },
     /// Answer from the gateway itself.
     Mock {
@@ -319,6 +325,28 @@ pub enum IntegrationConfig {
         #[serde(default = "default_status")]
         status_code: u16,
     },
+}
+
+/// The HTTP version an integration speaks to its backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendProtocol {
+    /// HTTP/1.1 over pooled keep-alive connections (`http://`, `https://`, `unix:`).
+    #[default]
+    Http1,
+    /// HTTP/2: with prior knowledge (h2c) for `http://`, by ALPN for `https://`. Requests in
+    /// flight to one backend share a connection.
+    Http2,
+}
+
+impl IntegrationConfig {
+    /// The HTTP version the integration speaks (`mock`: none, reported as HTTP/1.1).
+    pub fn protocol(&self) -> BackendProtocol {
+        match self {
+            Self::AwsProxy { protocol, .. } | Self::HttpProxy { protocol, .. } => *protocol,
+            Self::Mock { .. } => BackendProtocol::Http1,
+        }
+    }
 }
 
 fn default_integration_timeout() -> Duration {

@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::backend::{Backend, Clients, Outgoing};
 use super::h1::Keep;
 use super::{Integration, IntegrationError, IntegrationResponse, Invocation, too_large};
+use crate::config::BackendProtocol;
 use crate::events::lambda_event;
 
 #[derive(Debug)]
@@ -35,18 +36,25 @@ pub(super) fn envelope_cap(body_cap: usize) -> usize {
 }
 
 impl AwsProxy {
-    pub(super) fn new(clients: &Clients, uri: String, timeout: Duration, body_cap: usize) -> Self {
-        Self {
+    pub(super) fn new(
+        clients: &Clients,
+        uri: String,
+        protocol: BackendProtocol,
+        timeout: Duration,
+        body_cap: usize,
+    ) -> Result<Self, String> {
+        Ok(Self {
             backend: Backend::new(
                 clients,
                 uri,
                 "POST",
                 &[("content-type", "application/json")],
-            ),
+                protocol,
+            )?,
             timeout,
             body_cap,
             envelope_cap: envelope_cap(body_cap),
-        }
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! Sending one integration request over the right client: the lean HTTP/1.1 client for
-//! `http://` and `unix:` URIs, the general client (reqwest, with TLS) for `https://`; both read
-//! the answer under the same cap, and their failures map to [`IntegrationError`] here.
+//! `http://` and `unix:` URIs, the general client (reqwest, with TLS) for `https://`, and an
+//! HTTP/2 client (reqwest) for `protocol: http2`; all read the answer under the same cap, and
+//! their failures map to [`IntegrationError`] here.
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::h1::{self, CallError, Keep};
 use super::{IntegrationError, Invocation, TransportError, map_reqwest, read_body, too_large};
+use crate::config::BackendProtocol;
 
 /// The clients integrations share.
 #[derive(Debug, Clone)]
@@ -17,6 +19,8 @@ pub(crate) struct Clients {
     pub general: reqwest::Client,
     /// `http://` and `unix:`.
     pub h1: h1::Client,
+    /// `protocol: http2` (built only when an integration asks for it).
+    pub h2: Option<reqwest::Client>,
 }
 
 /// Where an integration sends its requests.
@@ -60,16 +64,30 @@ pub(super) struct Incoming {
 }
 
 impl Backend {
-    /// The backend for `uri`, sending `method` with `fixed` headers (lowercase names).
+    /// The backend for `uri`, sending `method` with `fixed` headers (lowercase names) over
+    /// `protocol`.
+    ///
+    /// # Errors
+    /// `protocol: http2` without an HTTP/2 client in `clients`.
     pub(super) fn new(
         clients: &Clients,
         uri: String,
         method: &str,
         fixed: &[(&'static str, &'static str)],
-    ) -> Self {
-        if let Ok(Some(target)) = h1::Target::parse(&uri) {
-            return Self::H1(clients.h1.endpoint(target, method, fixed));
-        }
+        protocol: BackendProtocol,
+    ) -> Result<Self, String> {
+        let client = match protocol {
+            BackendProtocol::Http1 => {
+                if let Ok(Some(target)) = h1::Target::parse(&uri) {
+                    return Ok(Self::H1(clients.h1.endpoint(target, method, fixed)));
+                }
+                clients.general.clone()
+            }
+            BackendProtocol::Http2 => clients
+                .h2
+                .clone()
+                .ok_or_else(|| format!("no HTTP/2 client was built for `{uri}`"))?,
+        };
         let mut headers = HeaderMap::new();
         for (name, value) in fixed {
             headers.append(
@@ -77,14 +95,14 @@ impl Backend {
                 HeaderValue::from_static(value),
             );
         }
-        Self::General {
-            client: clients.general.clone(),
+        Ok(Self::General {
+            client,
             url: reqwest::Url::parse(&uri).ok(),
             uri,
             // Config validation has checked the method; POST is the documented default.
             method: reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST),
             fixed: headers,
-        }
+        })
     }
 
     /// Sends `out` and reads the answer under `cap`, within `timeout`.

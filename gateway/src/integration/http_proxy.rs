@@ -10,6 +10,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use super::backend::{Backend, Clients, Outgoing};
 use super::h1::Keep;
 use super::{Integration, IntegrationError, IntegrationResponse, Invocation};
+use crate::config::BackendProtocol;
 use crate::events::EventKind;
 
 /// Headers of the upgrade request that are about the HTTP/1 hop or the WebSocket handshake
@@ -105,14 +106,15 @@ impl HttpProxy {
         clients: &Clients,
         uri: String,
         method: &str,
+        protocol: BackendProtocol,
         timeout: Duration,
         response_cap: usize,
-    ) -> Self {
-        Self {
-            backend: Backend::new(clients, uri, method, &[]),
+    ) -> Result<Self, String> {
+        Ok(Self {
+            backend: Backend::new(clients, uri, method, &[], protocol)?,
             timeout,
             response_cap,
-        }
+        })
     }
 }
 

@@ -124,12 +124,41 @@ pub(crate) struct Route {
     pub integration: Arc<dyn Integration>,
     /// Two-way: send the reply body to the client.
     pub route_response: bool,
+    /// Its metric handles, registered once.
+    pub metrics: RouteMetrics,
+}
+
+/// The metrics of one route of one stage, registered when the stage is built (a label lookup
+/// per message costs more than the counting).
+#[derive(Debug, Clone)]
+pub(crate) struct RouteMetrics {
+    /// `IntegrationLatency`.
+    pub latency: metrics::Histogram,
+    /// `IntegrationError`: the backend answered 4xx or 5xx.
+    pub integration_errors: metrics::Counter,
+    /// `ExecutionError`: no usable answer.
+    pub execution_errors: metrics::Counter,
+}
+
+impl RouteMetrics {
+    fn new(stage: &str, route: &str) -> Self {
+        let labels = [("stage", stage.to_string()), ("route", route.to_string())];
+        Self {
+            latency: metrics::histogram!(telemetry::INTEGRATION_LATENCY, &labels),
+            integration_errors: metrics::counter!(telemetry::INTEGRATION_ERROR_TOTAL, &labels),
+            execution_errors: metrics::counter!(telemetry::EXECUTION_ERROR_TOTAL, &labels),
+        }
+    }
 }
 
 /// The routes of one stage, with URIs resolved against its stage variables.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct StageRoutes {
     routes: HashMap<String, Route>,
+    /// `MessageCount` in (messages from clients).
+    pub received: metrics::Counter,
+    /// `MessageCount` out (frames written to clients).
+    pub sent: metrics::Counter,
 }
 
 impl StageRoutes {
@@ -153,23 +182,30 @@ pub(crate) fn build_stages(
         let mut routes = HashMap::new();
         for (key, route) in &api.routes {
             let integration: Arc<dyn Integration> = match &route.integration {
-                IntegrationConfig::AwsProxy { uri, timeout } => Arc::new(aws_proxy::AwsProxy::new(
+                IntegrationConfig::AwsProxy {
+                    uri,
+                    timeout,
+                    protocol,
+                } => Arc::new(aws_proxy::AwsProxy::new(
                     clients,
                     substitute_stage_variables(uri, &settings.variables)?,
+                    *protocol,
                     *timeout,
                     response_cap,
-                )),
+                )?),
                 IntegrationConfig::HttpProxy {
                     uri,
                     method,
                     timeout,
+                    protocol,
                 } => Arc::new(http_proxy::HttpProxy::new(
                     clients,
                     substitute_stage_variables(uri, &settings.variables)?,
                     method,
+                    *protocol,
                     *timeout,
                     response_cap,
-                )),
+                )?),
                 IntegrationConfig::Mock {
                     response,
                     status_code,
@@ -181,10 +217,17 @@ pub(crate) fn build_stages(
                     key: key.as_str().into(),
                     integration,
                     route_response: route.route_response,
+                    metrics: RouteMetrics::new(stage, key),
                 },
             );
         }
-        stages.insert(stage.clone(), Arc::new(StageRoutes { routes }));
+        let direction = |d: &'static str| metrics::counter!(telemetry::MESSAGE_TOTAL, "stage" => stage.clone(), "direction" => d);
+        let stage_routes = StageRoutes {
+            routes,
+            received: direction("in"),
+            sent: direction("out"),
+        };
+        stages.insert(stage.clone(), Arc::new(stage_routes));
     }
     Ok(stages)
 }
@@ -202,6 +245,25 @@ pub(crate) fn http_client() -> Result<reqwest::Client, reqwest::Error> {
         .pool_max_idle_per_host(512)
         .tcp_nodelay(true)
         .user_agent(concat!("wsgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// The HTTP/2 client of integrations with `protocol: http2`: h2c with prior knowledge for
+/// `http://`, h2 negotiated by ALPN for `https://`. The requests in flight to one backend share
+/// one connection (and its writes).
+///
+/// # Errors
+/// When the TLS backend cannot be initialised.
+pub(crate) fn http2_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(5))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .user_agent(concat!("wsgate/", env!("CARGO_PKG_VERSION")))
+        .http2_prior_knowledge()
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .http2_keep_alive_timeout(Duration::from_secs(10))
         .build()
 }
 

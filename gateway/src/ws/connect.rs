@@ -226,10 +226,10 @@ impl Owner {
         };
         // `$connect` answered 2xx: a `$disconnect` is owed from here, whatever happens.
         let ended_early = establish(&self.shared, &self.handle, accepted, self.reply).await;
-        let (reason, dispatcher, recorded) = match ended_early {
+        let (reason, inflow, recorded) = match ended_early {
             Some((reason, recorded)) => (reason, None, recorded),
             None => {
-                let (reason, dispatcher) = session::run(
+                let (reason, inflow) = session::run(
                     &self.shared,
                     &self.handle,
                     self.outbox,
@@ -237,7 +237,7 @@ impl Owner {
                     &self.routes,
                 )
                 .await;
-                (reason, dispatcher, Recorded::Yes)
+                (reason, inflow, Recorded::Yes)
             }
         };
         end::finish(
@@ -245,7 +245,7 @@ impl Owner {
             &self.handle,
             &self.routes,
             reason,
-            dispatcher,
+            inflow,
             recorded,
         )
         .await;

@@ -1,15 +1,18 @@
-//! The inbound dispatcher of one connection: takes its messages in order, selects the route,
-//! calls the integration and, for two-way routes, queues the reply. It runs in its own task so a
-//! slow integration delays only this connection's later messages, never its pings or pushes.
+//! The inbound side of one connection: its messages in order, one integration call at a time,
+//! driven by the connection's own task. A slow integration delays only this connection's later
+//! messages, never its pings or pushes (the session polls the call beside them). Nothing is
+//! allocated while no message is waiting: a ready connection costs what an idle one does.
 
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
-use tokio::task::JoinHandle;
+use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::invoke;
@@ -41,45 +44,162 @@ impl Inbound {
     }
 }
 
-/// The bytes waiting in one dispatcher's queue (and the message it is handling), and a signal
-/// each time it finishes one.
-#[derive(Debug, Default)]
-pub(super) struct Queued {
-    pub(super) bytes: AtomicUsize,
-    pub(super) progress: Notify,
+/// Why a message read from the client cannot be taken yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refused {
+    /// This connection's queue is full (`limits.inbound_queue_messages` or `_bytes`): taken
+    /// once the message being handled is done.
+    Full,
+    /// The node's byte budget is spent: taken when any queue on the node gives bytes back.
+    NodeFull,
 }
 
-/// The sending side of a running dispatcher and its task.
-#[derive(Debug)]
-pub(super) struct Dispatcher {
-    pub(super) tx: mpsc::Sender<Inbound>,
-    pub(super) task: JoinHandle<()>,
-    pub(super) queued: Arc<Queued>,
+/// One message being handled; it resolves to the frame the client gets, if any.
+type Call<'a> = Pin<Box<dyn Future<Output = Option<Message>> + Send + 'a>>;
+
+/// The messages of one connection that were read and not yet handled, and the one being
+/// handled. Every byte counted here was taken from the node's budget and is given back when the
+/// message is done or dropped.
+pub(super) struct Inflow<'a> {
+    shared: &'a Arc<Shared>,
+    handle: &'a Arc<SessionHandle>,
+    routes: &'a Arc<StageRoutes>,
+    /// The connection's own throttle bucket, made at its first message (inner `None`: no
+    /// per-connection limit applies).
+    bucket: Option<Option<Arc<ConnectionBucket>>>,
+    /// The call in progress (boxed: it exists only while a message is being handled).
+    current: Option<Call<'a>>,
+    current_bytes: usize,
+    /// Messages waiting their turn, in order.
+    waiting: VecDeque<Inbound>,
+    waiting_bytes: usize,
 }
 
-/// Starts the dispatcher of a connection (lazily, on its first message).
-pub(super) fn spawn(
-    shared: &Arc<Shared>,
-    handle: &Arc<SessionHandle>,
-    routes: &Arc<StageRoutes>,
-) -> Dispatcher {
-    let (tx, mut rx) = mpsc::channel::<Inbound>(shared.config.limits.inbound_queue_messages);
-    let queued = Arc::new(Queued::default());
-    let (shared, handle, routes) = (Arc::clone(shared), Arc::clone(handle), Arc::clone(routes));
-    let done = Arc::clone(&queued);
-    let task = shared.tracker.clone().spawn(async move {
-        let usage = (handle.meta.api_key_id.as_deref())
-            .and_then(|id| Some((shared.security.usage_plan(id)?, id)));
-        let bucket = shared.throttle.connection_bucket(usage);
-        while let Some(message) = rx.recv().await {
-            let bytes = message.len();
-            handle_one(&shared, &handle, &routes, bucket.as_ref(), message).await;
-            done.bytes.fetch_sub(bytes, Ordering::AcqRel);
-            shared.budget.give_back(bytes);
-            done.progress.notify_one();
+impl<'a> Inflow<'a> {
+    /// An empty inflow (allocates nothing).
+    pub(super) fn new(
+        shared: &'a Arc<Shared>,
+        handle: &'a Arc<SessionHandle>,
+        routes: &'a Arc<StageRoutes>,
+    ) -> Self {
+        Self {
+            shared,
+            handle,
+            routes,
+            bucket: None,
+            current: None,
+            current_bytes: 0,
+            waiting: VecDeque::new(),
+            waiting_bytes: 0,
         }
-    });
-    Dispatcher { tx, task, queued }
+    }
+
+    /// True while a message is being handled.
+    pub(super) fn is_busy(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// Takes a message read from the client: handled at once when nothing else is, queued
+    /// otherwise. Hands it back when there is no room for it yet.
+    pub(super) fn offer(&mut self, message: Inbound) -> Result<(), (Refused, Inbound)> {
+        let bytes = message.len();
+        if self.current.is_some() {
+            let limits = &self.shared.config.limits;
+            let queued = self.current_bytes + self.waiting_bytes;
+            if self.waiting.len() >= limits.inbound_queue_messages
+                || (queued != 0 && queued + bytes > limits.inbound_queue_bytes)
+            {
+                return Err((Refused::Full, message));
+            }
+        }
+        if !self.shared.budget.try_take(bytes) {
+            return Err((Refused::NodeFull, message));
+        }
+        if self.current.is_some() {
+            self.waiting_bytes += bytes;
+            self.waiting.push_back(message);
+        } else {
+            self.start(message);
+        }
+        Ok(())
+    }
+
+    /// Starts handling `message`, whose bytes are already taken from the budget.
+    fn start(&mut self, message: Inbound) {
+        let (shared, handle, routes) = (self.shared, self.handle, self.routes);
+        let bucket = self
+            .bucket
+            .get_or_insert_with(|| {
+                let usage = (handle.meta.api_key_id.as_deref())
+                    .and_then(|id| Some((shared.security.usage_plan(id)?, id)));
+                shared.throttle.connection_bucket(usage).map(Arc::new)
+            })
+            .clone();
+        self.current_bytes = message.len();
+        self.current = Some(Box::pin(handle_one(
+            shared, handle, routes, bucket, message,
+        )));
+    }
+
+    /// Resolves when the message being handled is done, with the frame the client gets (a
+    /// two-way route's answer or an error frame), and starts the next one waiting. Pending
+    /// while nothing is being handled. Cancel-safe.
+    pub(super) async fn next_done(&mut self) -> Option<Message> {
+        let frame = poll_fn(|cx| match self.current.as_mut() {
+            Some(call) => call.as_mut().poll(cx),
+            None => Poll::Pending,
+        })
+        .await;
+        self.current = None;
+        self.shared.budget.give_back(self.current_bytes);
+        self.current_bytes = 0;
+        match self.waiting.pop_front() {
+            Some(next) => {
+                self.waiting_bytes -= next.len();
+                self.start(next);
+            }
+            // Nothing waits: the queue's memory goes back too.
+            None => self.waiting = VecDeque::new(),
+        }
+        frame
+    }
+
+    /// After the client left: the message being handled and those waiting still reach the
+    /// integration, in order, for at most `limits.inbound_drain_timeout`; then the rest are
+    /// dropped (counted) and their bytes given back.
+    pub(super) async fn drain(mut self) {
+        let within = self.shared.config.limits.inbound_drain_timeout;
+        let all = async {
+            while self.is_busy() {
+                let _ = self.next_done().await;
+            }
+        };
+        if timeout(within, all).await.is_ok() {
+            return;
+        }
+        let left = self.current_bytes + self.waiting_bytes;
+        metrics::counter!(telemetry::INBOUND_DRAIN_CUT_TOTAL).increment(1);
+        tracing::warn!(connection_id = %self.handle.meta.connection_id, dropped_bytes = left, "inbound messages dropped: limits.inbound_drain_timeout ran out after the client left");
+    }
+}
+
+impl Drop for Inflow<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .budget
+            .give_back(self.current_bytes + self.waiting_bytes);
+    }
+}
+
+impl std::fmt::Debug for Inflow<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inflow")
+            .field("busy", &self.current.is_some())
+            .field("current_bytes", &self.current_bytes)
+            .field("waiting", &self.waiting.len())
+            .field("waiting_bytes", &self.waiting_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An error frame, byte for byte as Amazon API Gateway writes it: fixed key order and a space
@@ -99,48 +219,42 @@ fn error_frame_text(message: &str, connection_id: &str, request_id: &str) -> Str
     )
 }
 
+/// Handles one message; returns the frame the client gets, if any.
 async fn handle_one(
     shared: &Shared,
     handle: &SessionHandle,
     routes: &StageRoutes,
-    bucket: Option<&ConnectionBucket>,
+    bucket: Option<Arc<ConnectionBucket>>,
     message: Inbound,
-) {
+) -> Option<Message> {
     let meta = &handle.meta;
     let request_id = ids::request_id();
     let (raw, text, is_base64): (&[u8], std::borrow::Cow<'_, str>, bool) = match &message {
         Inbound::Text(text) => (text.as_bytes(), text.as_str().into(), false),
         Inbound::Binary(bytes) => (bytes, STANDARD.encode(bytes).into(), true),
     };
-    metrics::counter!(telemetry::MESSAGE_TOTAL, "stage" => meta.stage.clone(), "direction" => "in")
-        .increment(1);
+    routes.received.increment(1);
     let selected = select(&shared.selection, raw, |key| {
         routes.get(key).map(|r| &*r.key)
     });
     let Selected::Route(key) = selected else {
         metrics::counter!(telemetry::CLIENT_ERROR_TOTAL).increment(1);
-        let _ = handle
-            .send(error_frame("Forbidden", &meta.connection_id, &request_id))
-            .await;
-        return;
+        return Some(error_frame("Forbidden", &meta.connection_id, &request_id));
     };
-    let Some(route) = routes.get(key) else { return };
+    let route = routes.get(key)?;
     if shared
         .throttle
-        .check_message(&meta.stage, key, bucket)
+        .check_message(&meta.stage, key, bucket.as_deref())
         .await
         .is_err()
     {
         // Not sent to the integration; the connection stays open.
         metrics::counter!(telemetry::CLIENT_ERROR_TOTAL).increment(1);
-        let _ = handle
-            .send(error_frame(
-                "Too Many Requests",
-                &meta.connection_id,
-                &request_id,
-            ))
-            .await;
-        return;
+        return Some(error_frame(
+            "Too Many Requests",
+            &meta.connection_id,
+            &request_id,
+        ));
     }
     let message_id = ids::request_id();
     let invocation = Invocation {
@@ -155,22 +269,17 @@ async fn handle_one(
         },
     };
     match invoke(route, &invocation).await {
-        Ok(response) => {
-            if route.route_response
-                && let Some(body) = response.body
-            {
-                let _ = handle.send(reply(body, response.binary)).await;
-            }
-        }
+        Ok(response) => match response.body {
+            Some(body) if route.route_response => Some(reply(body, response.binary)),
+            _ => None,
+        },
         Err(error) => {
             let message = match error {
                 // As AWS answers an integration that passes its timeout.
                 IntegrationError::Timeout(_) => "Endpoint request timed out",
                 _ => "Internal server error",
             };
-            let _ = handle
-                .send(error_frame(message, &meta.connection_id, &request_id))
-                .await;
+            Some(error_frame(message, &meta.connection_id, &request_id))
         }
     }
 }

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, sleep};
 
-use super::dispatch::Dispatcher;
+use super::dispatch::Inflow;
 use super::invoke;
 use crate::error::CloseReason;
 use crate::events::{ConnectionMeta, EventKind};
@@ -52,7 +52,7 @@ pub(super) async fn finish(
     handle: &SessionHandle,
     routes: &StageRoutes,
     reason: CloseReason,
-    dispatcher: Option<Dispatcher>,
+    inflow: Option<Inflow<'_>>,
     recorded: Recorded,
 ) {
     let meta = &handle.meta;
@@ -60,8 +60,9 @@ pub(super) async fn finish(
     shared.groups.forget(handle).await;
     metrics::counter!(telemetry::DISCONNECT_TOTAL, "code" => reason.code().to_string())
         .increment(1);
-    if let Some(dispatcher) = dispatcher {
-        drain(shared, meta, dispatcher).await;
+    // Messages already read still reach the integration, in order, before `$disconnect`.
+    if let Some(inflow) = inflow {
+        inflow.drain().await;
     }
     // A removed record leaves an owed entry in the store until the `$disconnect` is settled:
     // if this node dies first, a live node claims it after `cluster.disconnect_claim_ttl`.
@@ -100,28 +101,6 @@ pub(crate) async fn settle(shared: &Shared, connection_id: &str) {
                 pause *= 2;
             }
         }
-    }
-}
-
-/// Messages already read are still delivered, in order, before `$disconnect`, for at most
-/// `limits.inbound_drain_timeout`; then the rest are dropped (counted) and their bytes given back.
-async fn drain(shared: &Shared, meta: &ConnectionMeta, dispatcher: Dispatcher) {
-    let Dispatcher {
-        tx,
-        mut task,
-        queued,
-    } = dispatcher;
-    drop(tx);
-    if timeout(shared.config.limits.inbound_drain_timeout, &mut task)
-        .await
-        .is_err()
-    {
-        task.abort();
-        let _ = task.await;
-        let left = queued.bytes.swap(0, std::sync::atomic::Ordering::AcqRel);
-        shared.budget.give_back(left);
-        metrics::counter!(telemetry::INBOUND_DRAIN_CUT_TOTAL).increment(1);
-        tracing::warn!(connection_id = %meta.connection_id, dropped_bytes = left, "inbound messages dropped: limits.inbound_drain_timeout ran out after the client left");
     }
 }
 

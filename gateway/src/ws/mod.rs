@@ -1,5 +1,5 @@
 //! The WebSocket side: the handshake checks, the connect path (`$connect` before the 101), the
-//! per-connection session loop, and the inbound dispatcher that routes messages to integrations.
+//! per-connection session loop, and the inbound flow that routes its messages to integrations.
 
 pub(crate) mod connect;
 pub(crate) mod connections;
@@ -15,7 +15,6 @@ pub(crate) use session::record;
 use std::time::Instant;
 
 use crate::integration::{IntegrationError, IntegrationResponse, Invocation, Route};
-use crate::telemetry;
 
 /// Calls a route's integration and records latency and error metrics.
 async fn invoke(
@@ -24,16 +23,12 @@ async fn invoke(
 ) -> Result<IntegrationResponse, IntegrationError> {
     let started = Instant::now();
     let result = route.integration.invoke(invocation).await;
-    let stage = invocation.meta.stage.clone();
-    let route_key = route.key.to_string();
+    let metrics = &route.metrics;
     if route.integration.kind() != "mock" {
-        metrics::histogram!(telemetry::INTEGRATION_LATENCY, "stage" => stage.clone(), "route" => route_key.clone())
-            .record(started.elapsed().as_secs_f64());
+        metrics.latency.record(started.elapsed().as_secs_f64());
     }
     match &result {
-        Ok(response) if response.status >= 400 => {
-            metrics::counter!(telemetry::INTEGRATION_ERROR_TOTAL, "stage" => stage, "route" => route_key).increment(1);
-        }
+        Ok(response) if response.status >= 400 => metrics.integration_errors.increment(1),
         Ok(_) => {}
         Err(error) => {
             tracing::warn!(
@@ -43,7 +38,7 @@ async fn invoke(
                 %error,
                 "integration call failed"
             );
-            metrics::counter!(telemetry::EXECUTION_ERROR_TOTAL, "stage" => stage, "route" => route_key).increment(1);
+            metrics.execution_errors.increment(1);
         }
     }
     result

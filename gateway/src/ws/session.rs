@@ -3,13 +3,11 @@
 //! included, is in `end`).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::OnUpgrade;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
@@ -18,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, frame::coding::CloseCode};
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 use wsgate_connection_store::ConnectionRecord;
 
-use super::dispatch::{self, Dispatcher, Inbound};
+use super::dispatch::{Inbound, Inflow, Refused};
 use super::io::Io;
 use super::now_ms;
 use crate::config::BinaryFrames;
@@ -26,7 +24,6 @@ use crate::error::CloseReason;
 use crate::integration::StageRoutes;
 use crate::registry::{Outbox, SessionHandle};
 use crate::state::Shared;
-use crate::telemetry;
 
 /// How long to wait for the client's close frame after ours.
 const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -48,14 +45,15 @@ pub(crate) fn record(shared: &Shared, handle: &SessionHandle) -> ConnectionRecor
     }
 }
 
-/// Runs a session to its end (the upgrade, then frames until a close); the caller finishes it.
-pub(super) async fn run(
-    shared: &Arc<Shared>,
-    handle: &Arc<SessionHandle>,
+/// Runs a session to its end (the upgrade, then frames until a close); the caller finishes it,
+/// draining the inbound messages still owed to the integration.
+pub(super) async fn run<'a>(
+    shared: &'a Arc<Shared>,
+    handle: &'a Arc<SessionHandle>,
     outbox: Outbox,
     on_upgrade: OnUpgrade,
-    routes: &Arc<StageRoutes>,
-) -> (CloseReason, Option<Dispatcher>) {
+    routes: &'a Arc<StageRoutes>,
+) -> (CloseReason, Option<Inflow<'a>>) {
     // Everything below lives in the connection's task for its whole life, so nothing is held
     // twice: the upgrade result is unwrapped in its own statement (a `match` on it would keep
     // it across the session), and the stream and the session state are locals here that the
@@ -74,21 +72,20 @@ pub(super) async fn run(
     let mut session = Session {
         shared,
         handle,
-        routes,
-        dispatcher: None,
-        sent: metrics::counter!(telemetry::MESSAGE_TOTAL, "stage" => handle.meta.stage.clone(), "direction" => "out"),
+        sent: &routes.sent,
+        inflow: Inflow::new(shared, handle, routes),
     };
     let reason = session.drive(&mut ws, outbox).await;
-    (reason, session.dispatcher.take())
+    (reason, Some(session.inflow))
 }
 
 struct Session<'a> {
     shared: &'a Arc<Shared>,
     handle: &'a Arc<SessionHandle>,
-    routes: &'a Arc<StageRoutes>,
-    dispatcher: Option<Dispatcher>,
-    /// `MessageCount` out, registered once (a group fan-out writes thousands of messages).
-    sent: metrics::Counter,
+    /// `MessageCount` out.
+    sent: &'a metrics::Counter,
+    /// Messages read and not yet handled by their integration.
+    inflow: Inflow<'a>,
 }
 
 type Ws = WebSocketStream<Io>;
@@ -107,18 +104,16 @@ impl Session<'_> {
         let mut idle_at = opened + limits.idle_timeout;
         let ping_every = (!limits.ping_interval.is_zero()).then_some(limits.ping_interval);
         let mut ping_at = ping_every.map(|every| opened + every);
-        let timer = sleep_until(next_due(max_at, idle_at, ping_at));
+        // A message read that the inbound queue has no room for yet (reading is paused until it
+        // is taken), since when, and when to look at the node's budget again.
+        let mut pending: Option<Inbound> = None;
+        let mut paused_at: Option<Instant> = None;
+        let mut retry_at: Option<Instant> = None;
+        let timer = sleep_until(next_due(max_at, idle_at, ping_at, retry_at));
         tokio::pin!(timer);
         let mut awaiting_pong: Option<Instant> = None;
-        let mut pending: Option<Inbound> = None;
-        let mut pending_bytes = 0;
-        // Set while a message waits for room in the inbound queue (reading is paused).
-        let mut paused_at: Option<Instant> = None;
 
         let reason = loop {
-            if pending.is_some() && self.dispatcher.is_none() {
-                self.dispatcher = Some(dispatch::spawn(self.shared, self.handle, self.routes));
-            }
             tokio::select! {
                 biased;
                 () = &mut cancelled => {
@@ -147,6 +142,10 @@ impl Session<'_> {
                     if now >= idle_at {
                         break CloseReason::IdleTimeout;
                     }
+                    if retry_at.is_some_and(|at| now >= at) {
+                        retry_at = None;
+                        self.admit(&mut pending, &mut paused_at, &mut retry_at, &mut awaiting_pong);
+                    }
                     if let (Some(due), Some(every)) = (ping_at, ping_every)
                         && now >= due
                     {
@@ -164,17 +163,20 @@ impl Session<'_> {
                         }
                         ping_at = Some(now + every);
                     }
-                    timer.as_mut().reset(next_due(max_at, idle_at, ping_at));
+                    timer.as_mut().reset(next_due(max_at, idle_at, ping_at, retry_at));
                 }
-                permit = admit(self.shared, self.dispatcher.as_ref(), pending_bytes), if pending.is_some() => {
-                    match (permit, pending.take()) {
-                        (Some(permit), Some(message)) => permit.send(message),
-                        // The dispatcher ended (it cannot while we hold its sender).
-                        _ => break CloseReason::Abnormal,
+                frame = self.inflow.next_done(), if self.inflow.is_busy() => {
+                    if let Some(frame) = frame {
+                        if let Err(reason) = self.write(ws, frame).await {
+                            break reason;
+                        }
+                        self.sent.increment(1);
+                        idle_at = Instant::now() + limits.idle_timeout;
+                        self.handle.touch(now_ms());
                     }
-                    // Reading resumes: a pong unread while it was paused was not the client's fault.
-                    if let (Some(paused), Some(sent)) = (paused_at.take(), awaiting_pong.as_mut()) {
-                        *sent += paused.elapsed();
+                    if pending.is_some() {
+                        self.admit(&mut pending, &mut paused_at, &mut retry_at, &mut awaiting_pong);
+                        timer.as_mut().reset(next_due(max_at, idle_at, ping_at, retry_at));
                     }
                 }
                 message = outbox.recv() => {
@@ -215,19 +217,61 @@ impl Session<'_> {
                     };
                     idle_at = Instant::now() + limits.idle_timeout;
                     self.handle.touch(now_ms());
-                    pending_bytes = inbound.len();
-                    pending = Some(inbound);
-                    paused_at = Some(Instant::now());
+                    if let Err((refused, back)) = self.inflow.offer(inbound) {
+                        pending = Some(back);
+                        paused_at = Some(Instant::now());
+                        if refused == Refused::NodeFull {
+                            retry_at = Some(Instant::now() + crate::registry::BUDGET_RETRY);
+                            timer.as_mut().reset(next_due(max_at, idle_at, ping_at, retry_at));
+                        }
+                    }
                 }
             }
         };
         self.handle.mark_closed();
-        close(ws, &reason).await;
+        // The call in progress goes on during the close handshake (its answer is not sent).
+        {
+            let closing = close(ws, &reason);
+            tokio::pin!(closing);
+            loop {
+                tokio::select! {
+                    () = &mut closing => break,
+                    _ = self.inflow.next_done(), if self.inflow.is_busy() => {}
+                }
+            }
+        }
         reason
     }
 
+    /// Offers the message that waits for room again; reading resumes once it is taken.
+    fn admit(
+        &mut self,
+        pending: &mut Option<Inbound>,
+        paused_at: &mut Option<Instant>,
+        retry_at: &mut Option<Instant>,
+        awaiting_pong: &mut Option<Instant>,
+    ) {
+        let Some(message) = pending.take() else {
+            return;
+        };
+        match self.inflow.offer(message) {
+            Ok(()) => {
+                // A pong unread while reading was paused was not the client's fault.
+                if let (Some(paused), Some(sent)) = (paused_at.take(), awaiting_pong.as_mut()) {
+                    *sent += paused.elapsed();
+                }
+            }
+            Err((refused, back)) => {
+                *pending = Some(back);
+                if refused == Refused::NodeFull && retry_at.is_none() {
+                    *retry_at = Some(Instant::now() + crate::registry::BUDGET_RETRY);
+                }
+            }
+        }
+    }
+
     /// Writes every message already queued, all within one `limits.send_timeout`.
-    async fn write_queued(&self, ws: &mut Ws, outbox: &mut Outbox) -> Result<(), CloseReason> {
+    async fn write_queued(&mut self, ws: &mut Ws, outbox: &mut Outbox) -> Result<(), CloseReason> {
         let queued = async {
             let mut written = false;
             while let Some(message) = outbox.try_recv() {
@@ -250,7 +294,7 @@ impl Session<'_> {
 
     /// Writes one frame within `limits.send_timeout`. A write the socket takes at once (the
     /// usual case) needs no timer.
-    async fn write(&self, ws: &mut Ws, message: Message) -> Result<(), CloseReason> {
+    async fn write(&mut self, ws: &mut Ws, message: Message) -> Result<(), CloseReason> {
         let mut send = std::pin::pin!(ws.send(message));
         let at_once = std::future::poll_fn(|cx| match send.as_mut().poll(cx) {
             Poll::Ready(result) => Poll::Ready(Some(result)),
@@ -270,42 +314,16 @@ impl Session<'_> {
 }
 
 /// The earliest of the session's deadlines.
-fn next_due(max_at: Instant, idle_at: Instant, ping_at: Option<Instant>) -> Instant {
-    let due = max_at.min(idle_at);
-    ping_at.map_or(due, |ping| due.min(ping))
-}
-
-/// Waits until the dispatcher's queue has a slot and room for `bytes` (in its own byte limit
-/// and the node's budget), and takes that room. Cancel-safe: nothing is taken until it returns.
-async fn admit<'a>(
-    shared: &Shared,
-    dispatcher: Option<&'a Dispatcher>,
-    bytes: usize,
-) -> Option<mpsc::Permit<'a, Inbound>> {
-    let d = dispatcher?;
-    let cap = shared.config.limits.inbound_queue_bytes;
-    loop {
-        let progress = d.queued.progress.notified();
-        tokio::pin!(progress);
-        progress.as_mut().enable();
-        let permit = d.tx.reserve().await.ok()?;
-        let queued = d.queued.bytes.load(Ordering::Acquire);
-        if queued == 0 || queued + bytes <= cap {
-            if shared.budget.try_take(bytes) {
-                d.queued.bytes.fetch_add(bytes, Ordering::AcqRel);
-                return Some(permit);
-            }
-            // The node's budget is spent: look again shortly (or when this queue drains).
-            drop(permit);
-            tokio::select! {
-                () = progress => {}
-                () = tokio::time::sleep(crate::registry::BUDGET_RETRY) => {}
-            }
-            continue;
-        }
-        drop(permit);
-        progress.await;
-    }
+fn next_due(
+    max_at: Instant,
+    idle_at: Instant,
+    ping_at: Option<Instant>,
+    retry_at: Option<Instant>,
+) -> Instant {
+    [ping_at, retry_at]
+        .into_iter()
+        .flatten()
+        .fold(max_at.min(idle_at), Instant::min)
 }
 
 fn read_error(error: &WsError) -> CloseReason {

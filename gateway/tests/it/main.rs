@@ -19,6 +19,7 @@ mod faults;
 mod groups;
 mod groups_cluster;
 mod h1_client;
+mod h2_backend;
 mod hardening;
 mod jwks;
 mod jwt;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
@@ -164,6 +164,55 @@ async fn slow_integration_for_one_connection_does_not_stall_others() {
     assert!(second["body"].as_str().expect("body").contains("fast"));
     gate.notify_waiters();
     assert_eq!(next_text(&mut slow).await, r#"{"action":"pong"}"#);
+}
+
+/// A message's integration call runs in the connection's own task, beside its socket: while
+/// it waits, pushes to that connection and protocol pings are still served at once, and the
+/// call's answer follows when it comes.
+#[tokio::test]
+async fn a_connection_waiting_on_its_integration_still_gets_pushes_and_pongs() {
+    let gate = Arc::new(Notify::new());
+    let held = Arc::clone(&gate);
+    let backend = Backend::start(move |r| {
+        if r.path == "/echo" {
+            Reply {
+                hold: Some(Arc::clone(&held)),
+                ..Reply::lambda(200, Some(r#"{"answer":"late"}"#))
+            }
+        } else {
+            Reply::lambda(200, None)
+        }
+    })
+    .await;
+    let gw = TestGateway::start(&config(&backend.url(), "")).await;
+    let (mut ws, id) = connect_and_id(&backend, &gw.ws_url("/prod")).await;
+    send_text(&mut ws, r#"{"action":"echo","data":"x"}"#).await;
+    backend.next_to("/echo").await;
+
+    let posted = http()
+        .post(gw.http_url(&format!("/prod/@connections/{id}")))
+        .body("pushed")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(posted.status(), 200);
+    assert_eq!(next_text(&mut ws).await, "pushed");
+    ws.send(Message::Ping(vec![7u8].into()))
+        .await
+        .expect("ping");
+    let pong = tokio::time::timeout(DEADLINE, ws.next())
+        .await
+        .expect("pong within the deadline");
+    assert_eq!(
+        pong.expect("open").expect("frame"),
+        Message::Pong(vec![7u8].into())
+    );
+
+    gate.notify_waiters();
+    assert_eq!(next_text(&mut ws).await, r#"{"answer":"late"}"#);
+    // The connection goes on as before: the next message is handled too.
+    send_text(&mut ws, r#"{"action":"ping"}"#).await;
+    assert_eq!(next_text(&mut ws).await, r#"{"action":"pong"}"#);
 }
 
 #[tokio::test]

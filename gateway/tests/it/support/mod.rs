@@ -40,6 +40,8 @@ pub struct Received {
     pub method: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// HTTP/1.1, or HTTP/2 when the gateway spoke h2c (the backend serves both).
+    pub version: http::Version,
 }
 
 impl Received {
@@ -132,6 +134,7 @@ async fn record(State(state): State<BackendState>, request: Request) -> Response
         method: parts.method.to_string(),
         headers: parts.headers,
         body,
+        version: parts.version,
     };
     let reply = (state.script)(&received);
     let _ = state.tx.send(received).await;
