@@ -1,5 +1,6 @@
 //! `aws_proxy` integration: POST the Lambda proxy event JSON (as the Lambda Invoke API and the
-//! Lambda Runtime Interface Emulator take it) and read the Lambda proxy response.
+//! Lambda Runtime Interface Emulator take it) to a URL, or invoke a Lambda function by ARN
+//! ([`super::lambda`]), and read the Lambda proxy response.
 
 use std::time::Duration;
 
@@ -12,12 +13,13 @@ use serde_json::Value;
 
 use super::backend::{Backend, Clients, Outgoing};
 use super::h1::Keep;
+use super::lambda::{self, Function};
 use super::{Integration, IntegrationError, IntegrationResponse, Invocation, too_large};
 use crate::events::lambda_event;
 
 #[derive(Debug)]
 pub(super) struct AwsProxy {
-    backend: Backend,
+    target: Target,
     timeout: Duration,
     /// Largest decoded `body` accepted.
     body_cap: usize,
@@ -34,15 +36,35 @@ pub(super) fn envelope_cap(body_cap: usize) -> usize {
         .saturating_add(64 * 1024)
 }
 
+/// Where the event goes.
+#[derive(Debug)]
+enum Target {
+    /// A URL (a Lambda-compatible endpoint such as the Runtime Interface Emulator).
+    Url(Backend),
+    /// A Lambda function by ARN, through the signed Invoke API.
+    Function(Function),
+}
+
 impl AwsProxy {
-    pub(super) fn new(clients: &Clients, uri: String, timeout: Duration, body_cap: usize) -> Self {
-        Self {
-            backend: Backend::new(
+    /// An integration for `uri`: a URL, or a function ARN (already validated) through `aws`.
+    pub(super) fn new(
+        clients: &Clients,
+        aws: &lambda::Aws,
+        uri: String,
+        timeout: Duration,
+        body_cap: usize,
+    ) -> Self {
+        let target = match lambda::FunctionArn::parse(&uri) {
+            Ok(arn) if lambda::is_arn(&uri) => Target::Function(aws.function(&arn)),
+            _ => Target::Url(Backend::new(
                 clients,
                 uri,
                 "POST",
                 &[("content-type", "application/json")],
-            ),
+            )),
+        };
+        Self {
+            target,
             timeout,
             body_cap,
             envelope_cap: envelope_cap(body_cap),
@@ -157,16 +179,24 @@ impl Integration for AwsProxy {
             body: &event,
             ..Outgoing::default()
         };
-        let answer = self
-            .backend
-            .send(
-                &out,
-                Keep::Only("x-amz-function-error"),
-                self.envelope_cap,
-                self.timeout,
-                inv,
-            )
-            .await?;
+        let answer = match &self.target {
+            Target::Url(backend) => {
+                backend
+                    .send(
+                        &out,
+                        Keep::Only(lambda::FUNCTION_ERROR),
+                        self.envelope_cap,
+                        self.timeout,
+                        inv,
+                    )
+                    .await?
+            }
+            Target::Function(function) => {
+                function
+                    .invoke(&event, self.envelope_cap, self.timeout, inv)
+                    .await?
+            }
+        };
         let function_error = !answer.headers.is_empty();
         let bytes = answer.body;
         if function_error {

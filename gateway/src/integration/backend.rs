@@ -52,7 +52,7 @@ pub(super) struct Outgoing<'a> {
 
 /// An answer read under the cap.
 #[derive(Debug)]
-pub(super) struct Incoming {
+pub(crate) struct Incoming {
     pub status: u16,
     /// Headers as [`Keep`] asked, names lowercase.
     pub headers: Vec<(String, String)>,
