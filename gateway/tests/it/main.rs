@@ -22,6 +22,8 @@ mod h1_client;
 mod hardening;
 mod jwks;
 mod jwt;
+mod lambda_arn;
+mod lambda_env;
 mod lifecycle;
 mod memory_bound;
 mod messages;
