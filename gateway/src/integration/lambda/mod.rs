@@ -17,6 +17,7 @@ use super::backend::{Backend, Clients, Incoming, Outgoing};
 use super::h1::Keep;
 use super::{IntegrationError, Invocation};
 use crate::config::AwsConfig;
+use crate::telemetry;
 use credentials::{Credentialing, SharedCredentialing};
 use sign::Signing;
 
@@ -120,7 +121,8 @@ impl Function {
     /// Invokes the function with `payload` and reads its answer under `cap` within `timeout`.
     /// The answer keeps only the [`FUNCTION_ERROR`] header; a status other than 2xx from the
     /// Invoke API (no such function, throttled, access denied, service error) is
-    /// [`IntegrationError::LambdaApi`], logged with the AWS error type.
+    /// [`IntegrationError::LambdaApi`], logged with the AWS error type and counted in
+    /// `wsgate_integration_error_total`.
     ///
     /// # Errors
     /// [`IntegrationError`].
@@ -166,6 +168,13 @@ impl Function {
                 message = %message,
                 "the Lambda Invoke API refused the call"
             );
+            // The integration endpoint answered 4xx/5xx: CloudWatch's `IntegrationError`.
+            metrics::counter!(
+                telemetry::INTEGRATION_ERROR_TOTAL,
+                "stage" => inv.meta.stage.clone(),
+                "route" => inv.route_key.to_string()
+            )
+            .increment(1);
             return Err(IntegrationError::LambdaApi {
                 status: answer.status,
                 error_type,
