@@ -177,6 +177,18 @@ impl Credentialing {
     }
 }
 
+#[cfg(test)]
+impl Credentialing {
+    /// A cache in front of `provider` (tests).
+    fn with_provider(provider: SharedCredentialsProvider) -> Self {
+        let credentialing = Self::new(&AwsConfig::default());
+        Self {
+            provider: OnceCell::new_with(Some(provider)),
+            ..credentialing
+        }
+    }
+}
+
 /// An error with its causes, `: `-separated (the provider errors' own text is terse).
 fn aws_smithy_error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -191,3 +203,77 @@ fn aws_smithy_error_chain(error: &dyn std::error::Error) -> String {
 
 /// Shared by every function of a gateway.
 pub(super) type SharedCredentialing = Arc<Credentialing>;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use aws_credential_types::provider::error::CredentialsError as ProviderError;
+    use aws_credential_types::provider::future;
+
+    use super::*;
+
+    /// Answers credentials expiring `lifetime` from now (or an error), counting its calls.
+    #[derive(Debug)]
+    struct Counting {
+        calls: Arc<AtomicUsize>,
+        lifetime: Option<Duration>,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            future::ProvideCredentials::ready(match self.lifetime {
+                Some(lifetime) => Ok(Credentials::new(
+                    "AKID",
+                    "secret",
+                    Some("token".into()),
+                    Some(SystemTime::now() + lifetime),
+                    "test",
+                )),
+                None => Err(ProviderError::not_loaded("nothing here")),
+            })
+        }
+    }
+
+    fn cache(lifetime: Option<Duration>) -> (Credentialing, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let provider = Counting {
+            calls: Arc::clone(&calls),
+            lifetime,
+        };
+        (
+            Credentialing::with_provider(SharedCredentialsProvider::new(provider)),
+            calls,
+        )
+    }
+
+    #[tokio::test]
+    async fn credentials_are_reused_until_shortly_before_they_expire() {
+        let (long_lived, calls) = cache(Some(Duration::from_secs(3600)));
+        for _ in 0..3 {
+            long_lived.get().await.expect("credentials");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        // Inside the expiry buffer: loaded again on every use.
+        let (expiring, calls) = cache(Some(EXPIRY_BUFFER / 2));
+        for _ in 0..3 {
+            expiring.get().await.expect("credentials");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_load_is_reported_and_not_repeated_at_once() {
+        let (none, calls) = cache(None);
+        let first = none.get().await.expect_err("no credentials");
+        assert!(first.to_string().contains("nothing here"), "{first}");
+        let again = none.get().await.expect_err("still none");
+        assert_eq!(again.to_string(), first.to_string());
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "within the backoff");
+    }
+}
