@@ -37,12 +37,13 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null
   apt_install chromium chromium-driver
 fi
 
-# Python with boto3 (AWS SDK compatibility test) and kosoku (the Autobahn cases).
+# Python with boto3 (AWS SDK compatibility test, the SigV4 check of Lambda calls), kosoku (the
+# Autobahn cases) and moto's server (Lambda by ARN, without Docker).
 venv="${WSGATE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/wsgate/venv}"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import boto3" >/dev/null 2>&1 || [ ! -x "$venv/bin/kosoku" ]; then
-  log "preparing a Python environment with boto3 and kosoku in $venv"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import boto3, moto.server" >/dev/null 2>&1 || [ ! -x "$venv/bin/kosoku" ]; then
+  log "preparing a Python environment with boto3, moto and kosoku in $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "boto3>=1.34,<2" "kosoku==0.1.0"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "boto3>=1.34,<2" "kosoku==0.1.0" "moto[server]>=5.1,<6"
 fi
 export WSGATE_PYTHON="$venv/bin/python"
 export WSGATE_KOSOKU="$venv/bin/kosoku"

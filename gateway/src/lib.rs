@@ -20,7 +20,7 @@
 //!   push, close, membership, joined, info.
 //! - `state`: what the lifecycle shares (registry, store, groups, checks, budgets, signals).
 //! - `groups` (membership, fan-out, presence), `auth` (connect-time checks), `throttle`,
-//!   `integration` (`aws_proxy`, `http_proxy`, `mock`), `registry` (connections of this node
+//!   `integration` (`aws_proxy`, `http_proxy`, `mock`; Lambda functions by ARN), `registry` (connections of this node
 //!   and their bounded outboxes), `store` (metrics and the cluster fence around the store),
 //!   `bus` (the node-to-node bus and group channels on Redis pub/sub), `tls`.
 //! - Leaves: `config`, `grammar` (value grammars the config checks and the runtime reads),

@@ -217,9 +217,11 @@ impl Gateway {
         };
         // Installed before the routes are built: they register their metric handles.
         crate::telemetry::prometheus();
+        let aws = integration::lambda::Aws::new(&config.aws, &clients);
         let stages = integration::build_stages(
             &config.api,
             &clients,
+            &aws,
             config.limits.integration_response_bytes(),
         )
         .map_err(|missing| crate::config::ConfigError::Invalid {
@@ -227,7 +229,8 @@ impl Gateway {
             message: format!("missing stage variable `{missing}`"),
         })?;
         let security =
-            crate::auth::Security::build(&config, &client, &|var| std::env::var(var).ok())?;
+            crate::auth::Security::build(&config, &client, &aws, &|var| std::env::var(var).ok())?;
+        aws.check_in_background();
         let (store, group_store, joined) = build_store(&config, &node_id).await?;
         let registry = Arc::new(Registry::default());
         let tracker = TaskTracker::new();

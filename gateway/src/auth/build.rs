@@ -56,13 +56,15 @@ pub enum SecurityError {
 pub(crate) type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 impl Security {
-    /// Builds the checks from `config`, reading `*_env` secrets through `env`.
+    /// Builds the checks from `config`, reading `*_env` secrets through `env`; `request`
+    /// authorizers given as a Lambda ARN are invoked through `aws`.
     ///
     /// # Errors
     /// A [`SecurityError`] naming the config key.
     pub(crate) fn build(
         config: &Config,
         client: &reqwest::Client,
+        aws: &crate::integration::lambda::Aws,
         env: EnvLookup<'_>,
     ) -> Result<Self, SecurityError> {
         // Name the provider rather than let jsonwebtoken infer it from its features (which
@@ -109,6 +111,7 @@ impl Security {
                         &key,
                         req,
                         client.clone(),
+                        aws,
                         &config.api.stages,
                     )?)
                 }

@@ -1,7 +1,8 @@
 //! The `request` authorizer: the Lambda REQUEST authorizer contract over HTTP. The event is
-//! POSTed as JSON (as the Lambda Invoke API and the Runtime Interface Emulator take it), so
-//! existing authorizer handlers work unchanged. Missing identity sources answer 401 without a
-//! call; results are cached per identity-source values for `result_ttl`.
+//! POSTed as JSON (as the Lambda Invoke API and the Runtime Interface Emulator take it) to a URL,
+//! or the function is invoked by ARN through the signed Invoke API, so existing authorizer
+//! handlers work unchanged. Missing identity sources answer 401 without a call; results are
+//! cached per identity-source values for `result_ttl`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -15,17 +16,26 @@ use super::identity::IdentitySource;
 use super::policy::{self, Decision};
 use super::{AuthError, AuthRequest, Authorized, Authorizer, CallError};
 use crate::config::{ContextValues, RequestAuthorizerConfig, StageConfig, redact_url};
-use crate::events::authorizer_event;
+use crate::events::{EventKind, authorizer_event};
 use crate::integration::body::{self, ReadError};
-use crate::integration::substitute_stage_variables;
+use crate::integration::lambda::{self, FUNCTION_ERROR, Function, FunctionArn};
+use crate::integration::{IntegrationError, Invocation, substitute_stage_variables};
 
 /// Largest authorizer answer read (the AWS limit on authorizer results).
 pub(crate) const MAX_RESULT_BYTES: usize = 8 * 1024;
 
+/// Where one stage's authorizer calls go.
+enum Target {
+    /// A URL the event is POSTed to.
+    Url(String),
+    /// A Lambda function by ARN.
+    Function(Box<Function>),
+}
+
 /// A configured `request` authorizer.
 pub(crate) struct RequestAuthorizer {
     client: reqwest::Client,
-    uris: HashMap<String, String>,
+    targets: HashMap<String, Target>,
     timeout: Duration,
     sources: Vec<IdentitySource>,
     cache: Option<Cache<[u8; 32], Decision>>,
@@ -42,6 +52,7 @@ impl RequestAuthorizer {
         at: &str,
         config: &RequestAuthorizerConfig,
         client: reqwest::Client,
+        aws: &lambda::Aws,
         stages: &BTreeMap<String, StageConfig>,
     ) -> Result<Self, SecurityError> {
         let invalid = |what: &str| SecurityError::Invalid {
@@ -53,11 +64,17 @@ impl RequestAuthorizer {
             .map(|s| IdentitySource::parse(s))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| invalid("identity_sources"))?;
-        let mut uris = HashMap::new();
+        let mut targets = HashMap::new();
         for (stage, settings) in stages {
             let uri = substitute_stage_variables(&config.uri, &settings.variables)
                 .map_err(|_| invalid("uri"))?;
-            uris.insert(stage.clone(), uri);
+            let target = if lambda::is_arn(&uri) {
+                let arn = FunctionArn::parse(&uri).map_err(|_| invalid("uri"))?;
+                Target::Function(Box::new(aws.function(&arn)))
+            } else {
+                Target::Url(uri)
+            };
+            targets.insert(stage.clone(), target);
         }
         let cache = (!config.result_ttl.is_zero() && !sources.is_empty()).then(|| {
             Cache::builder()
@@ -67,7 +84,7 @@ impl RequestAuthorizer {
         });
         Ok(Self {
             client,
-            uris,
+            targets,
             timeout: config.timeout,
             sources,
             cache,
@@ -85,8 +102,8 @@ impl RequestAuthorizer {
         method_arn: &str,
     ) -> Result<Decision, AuthError> {
         let failed = AuthError::AuthorizerFailed;
-        let uri = self
-            .uris
+        let target = self
+            .targets
             .get(&request.meta.stage)
             .ok_or(failed(CallError::Malformed("no URI for this stage")))?;
         let event = authorizer_event(
@@ -96,25 +113,27 @@ impl RequestAuthorizer {
             request.view.stage_variables,
             method_arn,
         );
-        let response = self
-            .client
-            .post(uri)
-            .timeout(self.timeout)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(event)
-            .send()
-            .await
-            .map_err(|e| failed(transport(e)))?;
-        let status = response.status();
-        let function_error = response.headers().contains_key("x-amz-function-error");
-        let body = read_capped(response, MAX_RESULT_BYTES)
-            .await
-            .map_err(failed)?;
+        let (status, function_error, body) = match target {
+            Target::Url(uri) => self.post(uri, event).await?,
+            Target::Function(function) => {
+                let invocation = Invocation {
+                    meta: request.meta,
+                    route_key: "$connect",
+                    request_id: request.request_id,
+                    kind: EventKind::Connect(request.view.connect),
+                };
+                let answer = function
+                    .invoke(&event, MAX_RESULT_BYTES, self.timeout, &invocation)
+                    .await
+                    .map_err(|e| failed(lambda_failure(e)))?;
+                (answer.status, !answer.headers.is_empty(), answer.body)
+            }
+        };
         if function_error {
             return Err(policy::function_error(&body));
         }
-        if !status.is_success() {
-            return Err(failed(CallError::Status(status.as_u16())));
+        if !(200..300).contains(&status) {
+            return Err(failed(CallError::Status(status)));
         }
         let mut decision = policy::parse(&body, method_arn)?;
         if let (Decision::Allow(authorized), ContextValues::String) =
@@ -124,6 +143,30 @@ impl RequestAuthorizer {
         }
         Ok(decision)
     }
+
+    /// POSTs the event to a URL: the status, whether it carries a function error, the body.
+    async fn post(
+        &self,
+        uri: &str,
+        event: Vec<u8>,
+    ) -> Result<(u16, bool, bytes::Bytes), AuthError> {
+        let failed = AuthError::AuthorizerFailed;
+        let response = self
+            .client
+            .post(uri)
+            .timeout(self.timeout)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(event)
+            .send()
+            .await
+            .map_err(|e| failed(transport(e)))?;
+        let status = response.status().as_u16();
+        let function_error = response.headers().contains_key(FUNCTION_ERROR);
+        let body = read_capped(response, MAX_RESULT_BYTES)
+            .await
+            .map_err(failed)?;
+        Ok((status, function_error, body))
+    }
 }
 
 impl std::fmt::Debug for RequestAuthorizer {
@@ -132,15 +175,27 @@ impl std::fmt::Debug for RequestAuthorizer {
             .field(
                 "uris",
                 &self
-                    .uris
+                    .targets
                     .values()
-                    .map(|u| redact_url(u))
+                    .map(|t| match t {
+                        Target::Url(u) => redact_url(u),
+                        Target::Function(f) => format!("{f:?}"),
+                    })
                     .collect::<Vec<_>>(),
             )
             .field("timeout", &self.timeout)
             .field("sources", &self.sources)
             .field("cached", &self.cache.as_ref().map(Cache::entry_count))
             .finish_non_exhaustive()
+    }
+}
+
+/// A failed Lambda invocation as an authorizer call failure.
+fn lambda_failure(error: IntegrationError) -> CallError {
+    match error {
+        IntegrationError::Timeout(_) => CallError::Timeout,
+        IntegrationError::ResponseTooLarge { limit } => CallError::TooLarge(limit),
+        other => CallError::Lambda(other),
     }
 }
 

@@ -2,6 +2,7 @@
 //! tree and validate, failing with one line that names the offending key.
 
 mod auth;
+mod aws;
 mod check_auth;
 pub mod duration;
 mod env;
@@ -16,6 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use auth::*;
+pub use aws::AwsConfig;
 pub use groups::{GroupsConfig, SlowMember};
 pub use model::*;
 pub use stage_variables::substitute_stage_variables;
@@ -266,6 +268,7 @@ impl Config {
         }
         self.validate_store_and_cluster()?;
         self.groups.validate()?;
+        self.aws.validate()?;
         if let Some(tls) = &self.tls {
             tls::server_config(tls)?;
         }
@@ -404,6 +407,27 @@ fn validate_integration(
                 format!("stage `{stage}` has no variable `{missing}`"),
             )
         })?;
+        if crate::integration::lambda::is_arn(&resolved) {
+            if !matches!(integration, IntegrationConfig::AwsProxy { .. }) {
+                return Err(ConfigError::invalid(
+                    format!("{at}.uri"),
+                    "a Lambda function ARN needs `type: aws_proxy`",
+                ));
+            }
+            if integration.protocol() == BackendProtocol::Http2 {
+                return Err(ConfigError::invalid(
+                    format!("{at}.protocol"),
+                    "`http2` is not available for a Lambda function ARN (the Invoke API is called over HTTP/1.1): use `http1`",
+                ));
+            }
+            crate::integration::lambda::FunctionArn::parse(&resolved).map_err(|e| {
+                ConfigError::invalid(
+                    format!("{at}.uri"),
+                    format!("`{resolved}` (stage `{stage}`): {e}"),
+                )
+            })?;
+            continue;
+        }
         if resolved.starts_with("unix:") {
             if integration.protocol() == BackendProtocol::Http2 {
                 return Err(ConfigError::invalid(
@@ -430,7 +454,7 @@ fn validate_integration(
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(ConfigError::invalid(
                 format!("{at}.uri"),
-                "must be an http:// or https:// URL, or unix:<socket path>:<http path>",
+                "must be an http:// or https:// URL, unix:<socket path>:<http path>, or a Lambda function ARN (aws_proxy)",
             ));
         }
     }

@@ -58,6 +58,9 @@ pub struct Config {
     /// Named groups: limits, the slow-member policy, presence events.
     #[serde(default)]
     pub groups: super::groups::GroupsConfig,
+    /// How Lambda functions named by ARN are reached and signed for.
+    #[serde(default)]
+    pub aws: super::AwsConfig,
     /// `WSGATE_*` environment variables that named no config section (warned about at start).
     #[serde(skip)]
     pub ignored_env: Vec<String>,

@@ -283,3 +283,36 @@ fn bad_redis_and_cluster_settings_name_the_key() {
     let zero_claim = "cluster:\n  disconnect_claim_ttl: 0s\n";
     assert!(err(&with_store("", zero_claim)).contains("cluster.disconnect_claim_ttl"));
 }
+
+#[test]
+fn lambda_arns_are_checked_and_bad_aws_keys_named() {
+    let arn = "arn:aws:lambda:us-east-1:123456789012:function:chat";
+    let with_backend = |backend: &str| REFERENCE.replace("http://127.0.0.1:3000", backend);
+    // `${stageVariables.backend}/connect` resolves to the ARN with a `/connect` suffix, which is
+    // not a function ARN; a plain ARN route loads.
+    let text = REFERENCE.replace(
+        "uri: \"${stageVariables.backend}/connect\"",
+        &format!("uri: \"{arn}:live\""),
+    );
+    Config::from_yaml(&text).expect("an ARN integration loads");
+    let e = err(&with_backend(arn));
+    assert!(
+        e.starts_with("config key `api.routes.$connect.integration.uri`"),
+        "{e}"
+    );
+    assert!(e.contains("expected arn:aws:lambda:"), "{e}");
+    let e = err(&REFERENCE.replace(
+        "uri: \"${stageVariables.backend}/default\"",
+        &format!("uri: \"{arn}\""),
+    ));
+    assert!(e.contains("needs `type: aws_proxy`"), "{e}");
+    let e = err(&format!(
+        "{REFERENCE}\naws:\n  endpoint_url: localhost:4566\n"
+    ));
+    assert!(e.starts_with("config key `aws.endpoint_url`"), "{e}");
+    let e = err(&format!("{REFERENCE}\naws:\n  endpoint: http://x\n"));
+    assert!(
+        e.starts_with("config key `aws.endpoint`: unknown field"),
+        "{e}"
+    );
+}

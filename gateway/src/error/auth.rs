@@ -51,6 +51,10 @@ pub(crate) enum CallError {
     /// Connecting, sending or reading failed.
     #[error("request failed: {0}")]
     Transport(#[source] reqwest::Error),
+    /// Invoking the Lambda function by ARN failed (the Invoke API refused the call, no
+    /// credentials, a transport failure).
+    #[error("Lambda invocation failed: {0}")]
+    Lambda(#[source] crate::integration::IntegrationError),
     /// The endpoint answered a status that is not 2xx.
     #[error("endpoint answered HTTP {0}")]
     Status(u16),

@@ -1,5 +1,6 @@
 //! `aws_proxy` integration: POST the Lambda proxy event JSON (as the Lambda Invoke API and the
-//! Lambda Runtime Interface Emulator take it) and read the Lambda proxy response.
+//! Lambda Runtime Interface Emulator take it) to a URL, or invoke a Lambda function by ARN
+//! ([`super::lambda`]), and read the Lambda proxy response.
 
 use std::time::Duration;
 
@@ -12,13 +13,14 @@ use serde_json::Value;
 
 use super::backend::{Backend, Clients, Outgoing};
 use super::h1::Keep;
+use super::lambda::{self, Function};
 use super::{Integration, IntegrationError, IntegrationResponse, Invocation, too_large};
 use crate::config::BackendProtocol;
 use crate::events::lambda_event;
 
 #[derive(Debug)]
 pub(super) struct AwsProxy {
-    backend: Backend,
+    target: Target,
     timeout: Duration,
     /// Largest decoded `body` accepted.
     body_cap: usize,
@@ -35,22 +37,41 @@ pub(super) fn envelope_cap(body_cap: usize) -> usize {
         .saturating_add(64 * 1024)
 }
 
+/// Where the event goes.
+#[derive(Debug)]
+enum Target {
+    /// A URL (a Lambda-compatible endpoint such as the Runtime Interface Emulator).
+    Url(Backend),
+    /// A Lambda function by ARN, through the signed Invoke API.
+    Function(Function),
+}
+
 impl AwsProxy {
+    /// An integration for `uri`: a URL spoken to over `protocol`, or a function ARN (already
+    /// validated) through `aws`.
+    ///
+    /// # Errors
+    /// `protocol: http2` without an HTTP/2 client in `clients`.
     pub(super) fn new(
         clients: &Clients,
+        aws: &lambda::Aws,
         uri: String,
         protocol: BackendProtocol,
         timeout: Duration,
         body_cap: usize,
     ) -> Result<Self, String> {
-        Ok(Self {
-            backend: Backend::new(
+        let target = match lambda::FunctionArn::parse(&uri) {
+            Ok(arn) if lambda::is_arn(&uri) => Target::Function(aws.function(&arn)),
+            _ => Target::Url(Backend::new(
                 clients,
                 uri,
                 "POST",
                 &[("content-type", "application/json")],
                 protocol,
-            )?,
+            )?),
+        };
+        Ok(Self {
+            target,
             timeout,
             body_cap,
             envelope_cap: envelope_cap(body_cap),
@@ -165,16 +186,24 @@ impl Integration for AwsProxy {
             body: &event,
             ..Outgoing::default()
         };
-        let answer = self
-            .backend
-            .send(
-                &out,
-                Keep::Only("x-amz-function-error"),
-                self.envelope_cap,
-                self.timeout,
-                inv,
-            )
-            .await?;
+        let answer = match &self.target {
+            Target::Url(backend) => {
+                backend
+                    .send(
+                        &out,
+                        Keep::Only(lambda::FUNCTION_ERROR),
+                        self.envelope_cap,
+                        self.timeout,
+                        inv,
+                    )
+                    .await?
+            }
+            Target::Function(function) => {
+                function
+                    .invoke(&event, self.envelope_cap, self.timeout, inv)
+                    .await?
+            }
+        };
         let function_error = !answer.headers.is_empty();
         let bytes = answer.body;
         if function_error {

@@ -56,7 +56,7 @@ pub(super) struct Outgoing<'a> {
 
 /// An answer read under the cap.
 #[derive(Debug)]
-pub(super) struct Incoming {
+pub(crate) struct Incoming {
     pub status: u16,
     /// Headers as [`Keep`] asked, names lowercase.
     pub headers: Vec<(String, String)>,
@@ -76,18 +76,36 @@ impl Backend {
         fixed: &[(&'static str, &'static str)],
         protocol: BackendProtocol,
     ) -> Result<Self, String> {
-        let client = match protocol {
-            BackendProtocol::Http1 => {
-                if let Ok(Some(target)) = h1::Target::parse(&uri) {
-                    return Ok(Self::H1(clients.h1.endpoint(target, method, fixed)));
-                }
-                clients.general.clone()
+        match protocol {
+            BackendProtocol::Http1 => Ok(Self::http1(clients, uri, method, fixed)),
+            BackendProtocol::Http2 => {
+                let client = (clients.h2.clone())
+                    .ok_or_else(|| format!("no HTTP/2 client was built for `{uri}`"))?;
+                Ok(Self::general(client, uri, method, fixed))
             }
-            BackendProtocol::Http2 => clients
-                .h2
-                .clone()
-                .ok_or_else(|| format!("no HTTP/2 client was built for `{uri}`"))?,
-        };
+        }
+    }
+
+    /// The HTTP/1.1 backend for `uri`: the lean client for `http://` and `unix:`, the general
+    /// client otherwise.
+    pub(super) fn http1(
+        clients: &Clients,
+        uri: String,
+        method: &str,
+        fixed: &[(&'static str, &'static str)],
+    ) -> Self {
+        if let Ok(Some(target)) = h1::Target::parse(&uri) {
+            return Self::H1(clients.h1.endpoint(target, method, fixed));
+        }
+        Self::general(clients.general.clone(), uri, method, fixed)
+    }
+
+    fn general(
+        client: reqwest::Client,
+        uri: String,
+        method: &str,
+        fixed: &[(&'static str, &'static str)],
+    ) -> Self {
         let mut headers = HeaderMap::new();
         for (name, value) in fixed {
             headers.append(
@@ -95,14 +113,14 @@ impl Backend {
                 HeaderValue::from_static(value),
             );
         }
-        Ok(Self::General {
+        Self::General {
             client,
             url: reqwest::Url::parse(&uri).ok(),
             uri,
             // Config validation has checked the method; POST is the documented default.
             method: reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST),
             fixed: headers,
-        })
+        }
     }
 
     /// Sends `out` and reads the answer under `cap`, within `timeout`.

@@ -1,13 +1,14 @@
 //! Integrations: the backends behind routes. One trait, three kinds (`aws_proxy`, `http_proxy`,
 //! `mock`), built per stage from config with stage variables substituted, sharing pooled
 //! keep-alive HTTP clients (the lean [`h1`] client for `http://` and `unix:`, reqwest for
-//! `https://`).
+//! `https://`); `aws_proxy` may also name a Lambda function by ARN ([`lambda`]).
 
 mod aws_proxy;
 mod backend;
 pub(crate) mod body;
 pub(crate) mod h1;
 mod http_proxy;
+pub(crate) mod lambda;
 mod mock;
 
 pub(crate) use backend::Clients;
@@ -83,6 +84,18 @@ pub enum IntegrationError {
     /// The backend answered with a status that means the invocation itself failed.
     #[error("integration endpoint answered HTTP {0}")]
     EndpointStatus(u16),
+    /// The Lambda Invoke API refused or failed the call (the function did not run): no such
+    /// function or qualifier, throttled, access denied, a service error.
+    #[error("the Lambda Invoke API answered HTTP {status} ({error_type})")]
+    LambdaApi {
+        /// The Invoke API's status.
+        status: u16,
+        /// The AWS error type (`ResourceNotFoundException`, `TooManyRequestsException`, ...).
+        error_type: String,
+    },
+    /// No AWS credentials to sign a Lambda Invoke request with.
+    #[error("no AWS credentials for the Lambda Invoke API: {0}")]
+    Credentials(String),
     /// The answer was larger than the cap (`limits.max_integration_response_bytes`; for
     /// `aws_proxy`, the envelope cap or the decoded body's).
     #[error("integration response larger than {limit} bytes")]
@@ -175,6 +188,7 @@ impl StageRoutes {
 pub(crate) fn build_stages(
     api: &ApiConfig,
     clients: &Clients,
+    aws: &lambda::Aws,
     response_cap: usize,
 ) -> Result<HashMap<String, Arc<StageRoutes>>, String> {
     let mut stages = HashMap::new();
@@ -188,6 +202,7 @@ pub(crate) fn build_stages(
                     protocol,
                 } => Arc::new(aws_proxy::AwsProxy::new(
                     clients,
+                    aws,
                     substitute_stage_variables(uri, &settings.variables)?,
                     *protocol,
                     *timeout,

@@ -23,6 +23,8 @@ mod h2_backend;
 mod hardening;
 mod jwks;
 mod jwt;
+mod lambda_arn;
+mod lambda_env;
 mod lifecycle;
 mod memory_bound;
 mod messages;

@@ -26,6 +26,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgate::{Config, Gateway, Listeners};
 
 pub mod keys;
+pub mod lambda;
 pub mod raw;
 pub mod secured;
 
