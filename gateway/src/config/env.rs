@@ -12,7 +12,7 @@ use super::ConfigError;
 const PREFIX: &str = "WSGATE_";
 
 /// The top-level keys of [`super::Config`]; kept in sync by a test.
-pub(super) const SECTIONS: [&str; 15] = [
+pub(super) const SECTIONS: [&str; 16] = [
     "listen",
     "listen_proxy_protocol",
     "node_id",
@@ -28,6 +28,7 @@ pub(super) const SECTIONS: [&str; 15] = [
     "tls",
     "throttling",
     "groups",
+    "iam",
 ];
 
 /// Applies the overrides; returns the `WSGATE_*` variables that name no section.

@@ -6,6 +6,7 @@ mod check_auth;
 pub mod duration;
 mod env;
 mod groups;
+mod iam;
 mod model;
 mod stage_variables;
 mod throttling;
@@ -17,6 +18,10 @@ use std::time::Duration;
 
 pub use auth::*;
 pub use groups::{GroupsConfig, SlowMember};
+pub use iam::{
+    DEFAULT_IAM_ACCOUNT, DEFAULT_IAM_REGION, IamConfig, IamPrincipalConfig, OneOrList,
+    PolicyDocument, PolicyStatement,
+};
 pub use model::*;
 pub use stage_variables::substitute_stage_variables;
 pub use throttling::{
@@ -251,6 +256,7 @@ impl Config {
                     "must not be empty",
                 ));
             }
+            iam::validate_principals("callback.auth.credentials", credentials)?;
         }
         if !self.callback.on_main_listener && self.callback.listen.is_none() {
             return Err(ConfigError::invalid(
