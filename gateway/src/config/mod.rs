@@ -437,4 +437,6 @@ fn validate_integration(
 #[cfg(test)]
 mod auth_tests;
 #[cfg(test)]
+mod iam_tests;
+#[cfg(test)]
 mod tests;

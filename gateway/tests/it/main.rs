@@ -20,6 +20,8 @@ mod groups;
 mod groups_cluster;
 mod h1_client;
 mod hardening;
+mod iam_callback;
+mod iam_connect;
 mod jwks;
 mod jwt;
 mod lifecycle;
