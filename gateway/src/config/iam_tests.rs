@@ -155,3 +155,16 @@ fn secrets_are_redacted_in_debug() {
     assert!(shown.contains("AKIDA"), "{shown}");
     assert!(!shown.contains("top-secret-value") && !shown.contains("session-token-value"));
 }
+
+/// The `iam:` part of the example in docs/security.md ("`AWS_IAM` on `$connect`") loads.
+#[test]
+fn documented_iam_example_loads() {
+    let doc = include_str!("../../../docs/security.md");
+    let section = &doc[doc.find("## `AWS_IAM` on `$connect`").expect("the section")..];
+    let start = section.find("```yaml\n").expect("a yaml block") + "```yaml\n".len();
+    let block = &section[start..start + section[start..].find("```").expect("block end")];
+    let iam = &block[..block.find("\napi:").expect("the api part")];
+    let config = Config::from_yaml(&base(IAM, iam)).expect("the documented example loads");
+    assert_eq!(config.iam.principals.len(), 2);
+    assert!(config.iam.principals[1].policy.is_some());
+}
