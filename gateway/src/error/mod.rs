@@ -455,6 +455,62 @@ mod tests {
         }
     }
 
+    /// IAM refusals as AWS answers them: 403 with `x-amzn-ErrorType`; `AccessDeniedException`
+    /// carries IAM's `Message` ("User: … is not authorized to perform: … on resource: …[ with an
+    /// explicit deny]", https://repost.aws/knowledge-center/api-gateway-access-denied); the same
+    /// answers on the callback API and on a refused `AWS_IAM` upgrade.
+    #[tokio::test]
+    async fn iam_refusals_carry_aws_names_and_bodies() {
+        let denied = AccessDenied {
+            user_arn: "arn:aws:iam::123456789012:user/alice".into(),
+            action: "execute-api:ManageConnections",
+            resource: "arn:aws:execute-api:us-east-1:123456789012:chat/prod/POST/@connections/a"
+                .into(),
+            explicit: true,
+        };
+        let message = "User: arn:aws:iam::123456789012:user/alice is not authorized to perform: execute-api:ManageConnections on resource: arn:aws:execute-api:us-east-1:123456789012:chat/prod/POST/@connections/a with an explicit deny";
+        let cases = [
+            (
+                CallbackError::AccessDenied(denied.clone()).into_response(),
+                "AccessDeniedException",
+                json!({ "Message": message }),
+            ),
+            (
+                HandshakeRejection::IamDenied(denied).into_response(),
+                "AccessDeniedException",
+                json!({ "Message": message }),
+            ),
+            (
+                CallbackError::from(&SigV4Error::InvalidSecurityToken).into_response(),
+                "UnrecognizedClientException",
+                json!({ "message": "The security token included in the request is invalid." }),
+            ),
+            (
+                HandshakeRejection::IamSignature(SigV4Error::MissingAuthorization).into_response(),
+                "MissingAuthenticationTokenException",
+                json!({ "message": "Missing Authentication Token" }),
+            ),
+            (
+                HandshakeRejection::IamSignature(SigV4Error::PresignedUrlExpired).into_response(),
+                "InvalidSignatureException",
+                json!({ "message": CallbackError::InvalidSignature.to_string() }),
+            ),
+        ];
+        for (response, name, body) in cases {
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{name}");
+            assert_eq!(response.headers()["x-amzn-errortype"], name);
+            let bytes = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .expect("body");
+            let got: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON body");
+            assert_eq!(got, body, "{name}");
+        }
+        assert_eq!(
+            HandshakeRejection::from(&AuthError::Iam(SigV4Error::SignatureMismatch)).status(),
+            StatusCode::FORBIDDEN
+        );
+    }
+
     #[test]
     fn close_codes() {
         assert_eq!(CloseReason::IdleTimeout.code(), 1001);
