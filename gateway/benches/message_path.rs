@@ -23,6 +23,7 @@ fn meta() -> ConnectionMeta {
         api_key: None,
         api_key_id: None,
         authorizer: None,
+        iam: None,
     }
 }
 

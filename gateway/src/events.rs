@@ -31,6 +31,23 @@ pub struct ConnectionMeta {
     pub api_key_id: Option<String>,
     /// `principalId` and context of the authorizer, carried on every event.
     pub authorizer: Option<Map<String, Value>>,
+    /// The IAM caller that signed `$connect` on an `AWS_IAM` route, carried on every event.
+    pub iam: Option<Arc<CallerIdentity>>,
+}
+
+/// Who signed a request with SigV4: the `identity` fields AWS fills for IAM callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity {
+    /// `identity.accessKey`: the access key id.
+    pub access_key: String,
+    /// `identity.accountId`: the caller's account.
+    pub account_id: String,
+    /// `identity.caller`: the principal id (`AIDA…`, `AROA…:session`).
+    pub caller: String,
+    /// `identity.user`: the principal id as well.
+    pub user: String,
+    /// `identity.userArn`.
+    pub user_arn: String,
 }
 
 impl std::fmt::Debug for ConnectionMeta {
@@ -43,6 +60,7 @@ impl std::fmt::Debug for ConnectionMeta {
             .field("api_key", &self.api_key.as_ref().map(|_| "***"))
             .field("api_key_id", &self.api_key_id)
             .field("authorizer", &self.authorizer.as_ref().map(|_| "(set)"))
+            .field("iam", &self.iam.as_ref().map(|i| &i.user_arn))
             .finish_non_exhaustive()
     }
 }
@@ -106,6 +124,16 @@ impl EventKind<'_> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Identity<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caller: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_arn: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     api_key: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -317,7 +345,13 @@ fn request_context<'a>(
     kind: &EventKind<'a>,
 ) -> RequestContext<'a> {
     let now = chrono::Utc::now();
+    let iam = meta.iam.as_deref();
     let identity = Identity {
+        access_key: iam.map(|i| i.access_key.as_str()),
+        account_id: iam.map(|i| i.account_id.as_str()),
+        caller: iam.map(|i| i.caller.as_str()),
+        user: iam.map(|i| i.user.as_str()),
+        user_arn: iam.map(|i| i.user_arn.as_str()),
         api_key: meta.api_key.as_deref(),
         api_key_id: meta.api_key_id.as_deref(),
         source_ip: &meta.source_ip,

@@ -19,7 +19,9 @@
 //!   `$disconnect`), and `ws::connections`, the only way the layers above reach a connection:
 //!   push, close, membership, joined, info.
 //! - `state`: what the lifecycle shares (registry, store, groups, checks, budgets, signals).
-//! - `groups` (membership, fan-out, presence), `auth` (connect-time checks), `throttle`,
+//! - `groups` (membership, fan-out, presence), `auth` (connect-time checks, `AWS_IAM` among
+//!   them), `iam` (SigV4 verification, the configured principals and their IAM policies, used
+//!   by `callback` and `auth`), `throttle`,
 //!   `integration` (`aws_proxy`, `http_proxy`, `mock`; Lambda functions by ARN), `registry` (connections of this node
 //!   and their bounded outboxes), `store` (metrics and the cluster fence around the store),
 //!   `bus` (the node-to-node bus and group channels on Redis pub/sub), `tls`.
@@ -38,6 +40,7 @@ mod error;
 mod events;
 mod grammar;
 mod groups;
+mod iam;
 mod ids;
 mod integration;
 mod ops;

@@ -377,6 +377,7 @@ mod tests {
             api_key: None,
             api_key_id: None,
             authorizer: None,
+            iam: None,
         };
         SessionHandle::new(
             Arc::new(meta),

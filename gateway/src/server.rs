@@ -259,10 +259,11 @@ impl Gateway {
         if !config.ignored_env.is_empty() {
             tracing::warn!(variables = ?config.ignored_env, "WSGATE_* environment variables that name no config section were ignored");
         }
-        let callback_auth = CallbackAuth::from_config(
-            config.callback.auth.as_ref(),
-            Arc::clone(security.trusted_proxies()),
-        );
+        let callback_auth =
+            CallbackAuth::from_config(&config, Arc::clone(security.trusted_proxies()), &|var| {
+                std::env::var(var).ok()
+            })
+            .map_err(crate::auth::SecurityError::from)?;
         if matches!(callback_auth, CallbackAuth::None) {
             tracing::warn!(
                 "callback.auth is `none`: anyone who reaches the callback API can push to and close connections"

@@ -11,8 +11,9 @@ use super::origin::OriginPolicy;
 use super::per_ip::PerIpLimiter;
 use super::redact::QueryRedactor;
 use super::request::RequestAuthorizer;
-use super::{Authorizer, Security};
-use crate::config::{AuthorizerConfig, Config};
+use super::{Authorizer, IamConnect, Security};
+use crate::config::{AuthorizationType, AuthorizerConfig, Config};
+use crate::iam::{ArnParts, Keyring, KeyringError};
 
 /// Why the security configuration could not be put to use (each names its config key).
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,15 @@ pub enum SecurityError {
         /// Dotted config key.
         key: String,
     },
+}
+
+impl From<KeyringError> for SecurityError {
+    fn from(error: KeyringError) -> Self {
+        match error {
+            KeyringError::MissingEnv { key, var } => Self::MissingEnv { key, var },
+            KeyringError::Invalid { key } => Self::Invalid { key },
+        }
+    }
 }
 
 /// Reads one environment variable (injected so tests need not change the process environment).
@@ -119,6 +129,10 @@ impl Security {
             };
             authorizer = Some(built);
         }
+        let iam = connect
+            .is_some_and(|r| r.authorization() == AuthorizationType::AwsIam)
+            .then(|| iam_connect(config, env))
+            .transpose()?;
         let key_selection = KeySelection::parse(&config.api.api_key_selection_expression).ok_or(
             SecurityError::Invalid {
                 key: "api.api_key_selection_expression".into(),
@@ -147,6 +161,7 @@ impl Security {
             origin,
             per_ip,
             authorizer,
+            iam,
             api_key_required: connect.is_some_and(|r| r.api_key_required),
             api_keys,
             key_selection,
@@ -155,6 +170,27 @@ impl Security {
             in_flight: Default::default(),
         })
     }
+}
+
+/// The principals of `iam` and the ARN facts of the API, for `AWS_IAM` on `$connect`.
+fn iam_connect(config: &Config, env: EnvLookup<'_>) -> Result<IamConnect, SecurityError> {
+    let iam = &config.iam;
+    let keyring = Keyring::build(
+        "iam.principals",
+        &iam.principals,
+        &iam.region,
+        &iam.account_id,
+        iam.max_skew,
+        env,
+    )?;
+    Ok(IamConnect {
+        keyring,
+        arn: ArnParts {
+            region: iam.region.clone(),
+            account_id: iam.account_id.clone(),
+            api_id: config.api.api_id().to_string(),
+        },
+    })
 }
 
 fn parse_sources(key: &str, texts: &[String]) -> Result<Vec<IdentitySource>, SecurityError> {

@@ -1,8 +1,9 @@
 //! Who may connect: the checks on an upgrade request before `$connect` runs.
 //!
 //! Order (cheapest and most abusable first): origin allow-list → per-address limits →
-//! authorizer (`jwt` or `request`, attached to `$connect`) → API key. Each failure is an
-//! [`AuthError`], mapped to a handshake status in [`crate::error`].
+//! `AWS_IAM` (SigV4 against `iam.principals`, then the principal's policy) or an authorizer
+//! (`jwt` or `request`, attached to `$connect`) → API key. Each failure is an [`AuthError`],
+//! mapped to a handshake status in [`crate::error`].
 
 pub(crate) mod api_keys;
 mod build;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use http::{HeaderMap, Uri};
+use http::{HeaderMap, Method, Uri};
 use serde_json::{Map, Value};
 
 use self::api_keys::{ApiKeys, KeySelection};
@@ -34,12 +35,18 @@ use self::origin::OriginPolicy;
 use self::per_ip::{IpSlot, PerIpLimiter};
 use self::redact::QueryRedactor;
 pub(crate) use crate::error::{AuthError, CallError, TokenProblem};
-use crate::events::ConnectionMeta;
+use crate::events::{CallerIdentity, ConnectionMeta};
+use crate::iam::sigv4::SignedRequest;
+use crate::iam::{ArnParts, INVOKE, Keyring};
 use crate::telemetry;
 
 /// What an authorizer sees of a pending connection.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AuthRequest<'a> {
+    /// The upgrade request's method (what an `AWS_IAM` signature covers).
+    pub method: &'a Method,
+    /// The upgrade request's target as on the request line (path and raw query).
+    pub uri: &'a Uri,
     /// The upgrade request's headers, query, offered subprotocols and stage variables.
     pub view: RequestView<'a>,
     /// The connection being authorized (no authorizer context yet).
@@ -85,6 +92,38 @@ pub(crate) struct Admission {
     pub api_key: Option<String>,
     /// Its id (`identity.apiKeyId`).
     pub api_key_id: Option<String>,
+    /// The IAM caller of an `AWS_IAM` route (`identity.accessKey`, `userArn`, …).
+    pub iam: Option<Arc<CallerIdentity>>,
+}
+
+/// `AWS_IAM` authorization of `$connect`: the principals and the ARN facts of the API.
+#[derive(Debug)]
+pub(crate) struct IamConnect {
+    pub(super) keyring: Keyring,
+    pub(super) arn: ArnParts,
+}
+
+impl IamConnect {
+    /// Verifies the upgrade request's SigV4 signature and the signer's policy for
+    /// `execute-api:Invoke` on `…/{stage}/$connect`; answers who signed.
+    fn authorize(&self, request: &AuthRequest<'_>) -> Result<Arc<CallerIdentity>, AuthError> {
+        let signed = SignedRequest {
+            method: request.method,
+            raw_path: request.uri.path(),
+            raw_query: request.uri.query(),
+            headers: request.view.headers,
+            body: b"",
+        };
+        let principal = self
+            .keyring
+            .verify(&signed, chrono::Utc::now())
+            .map_err(AuthError::Iam)?;
+        let resource = self.arn.arn(&format!("{}/$connect", request.meta.stage));
+        principal
+            .authorize(INVOKE, resource)
+            .map_err(AuthError::IamDenied)?;
+        Ok(Arc::clone(&principal.identity))
+    }
 }
 
 /// Every check configured for the API, built once at start.
@@ -94,6 +133,7 @@ pub(crate) struct Security {
     origin: Option<OriginPolicy>,
     per_ip: Option<Arc<PerIpLimiter>>,
     authorizer: Option<Arc<dyn Authorizer>>,
+    iam: Option<IamConnect>,
     api_key_required: bool,
     api_keys: ApiKeys,
     key_selection: KeySelection,
@@ -146,18 +186,21 @@ impl Security {
         }
     }
 
-    /// The authorizer, then the API key.
+    /// `AWS_IAM` or the authorizer, then the API key.
     ///
     /// # Errors
     /// The [`AuthError`] that refuses the connection.
     pub(crate) async fn admit(&self, request: &AuthRequest<'_>) -> Result<Admission, AuthError> {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         let _in_flight = InFlight(&self.in_flight);
+        let mut admission = Admission::default();
+        if let Some(iam) = &self.iam {
+            admission.iam = Some(iam.authorize(request)?);
+        }
         let authorized = match &self.authorizer {
             Some(authorizer) => Some(authorizer.authorize(request).await?),
             None => None,
         };
-        let mut admission = Admission::default();
         if self.api_key_required {
             let presented = self
                 .key_selection

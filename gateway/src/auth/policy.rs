@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::{AuthError, Authorized, CallError};
+use crate::iam::policy::wildcard_match;
 
 /// A cacheable outcome.
 #[derive(Debug, Clone)]
@@ -146,7 +147,7 @@ fn allows(document: &Value, method_arn: &str) -> Result<bool, AuthError> {
         let actions = strings(statement.get("Action"))?;
         let resources = strings(statement.get("Resource"))?;
         let applies = actions.iter().any(|a| action_matches(a))
-            && resources.iter().any(|r| glob(r, method_arn));
+            && resources.iter().any(|r| wildcard_match(r, method_arn));
         if !applies {
             continue;
         }
@@ -164,29 +165,6 @@ fn action_matches(action: &str) -> bool {
     ["*", "execute-api:*", "execute-api:invoke"]
         .iter()
         .any(|a| action.eq_ignore_ascii_case(a))
-}
-
-/// IAM-style wildcard match: `*` any run of characters, `?` one character.
-fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use http::Uri;
 
 /// Query parameters always redacted (compared case-insensitively).
-const BUILT_IN: [&str; 16] = [
+const BUILT_IN: [&str; 17] = [
     "token",
     "access_token",
     "id_token",
@@ -23,6 +23,7 @@ const BUILT_IN: [&str; 16] = [
     "secret",
     "signature",
     "x-amz-signature",
+    "x-amz-security-token",
 ];
 
 /// The replacement value.

@@ -1,10 +1,15 @@
 //! Authentication of callback API callers: loopback-only (when nothing is configured), none,
-//! bearer tokens, or AWS Signature V4 as the AWS SDKs sign.
+//! bearer tokens, or AWS Signature V4 as the AWS SDKs sign, with each key's optional STS
+//! session token and IAM policy (`execute-api:ManageConnections`).
 //!
 //! Checks run in two steps so that the body of an unauthenticated request is never read:
 //! [`CallbackAuth::check_head`] on the request head decides every scheme but SigV4 and refuses
-//! SigV4 requests whose authentication data is missing, malformed, for an unknown key or out of
-//! date; [`CallbackAuth::check_body`] then verifies the SigV4 signature, which covers the body.
+//! SigV4 requests whose authentication data is missing, malformed, for an unknown key or
+//! session token, or out of date; [`CallbackAuth::check_body`] then verifies the SigV4
+//! signature, which covers the body, and the signer's policy for
+//! `arn:aws:execute-api:{region}:{account}:{api}/{stage}/{METHOD}/{path}` (the request path
+//! after the stage, percent-decoded: `@connections/{id}`). A key without a policy may make
+//! every callback request.
 //!
 //! Loopback trust (no `callback.auth`) goes by the client address of
 //! [`crate::auth::client_ip`]: a caller whose peer is not a trusted proxy must be on loopback
@@ -17,10 +22,11 @@ use std::sync::Arc;
 use http::{HeaderMap, Method};
 use subtle::ConstantTimeEq;
 
-use super::sigv4::{Credential, SigV4Error, SigV4Verifier, SignedRequest};
 use crate::auth::client_ip::{Source, TrustedProxies, X_FORWARDED_FOR};
-use crate::config::CallbackAuthConfig;
+use crate::config::{CallbackAuthConfig, Config};
 use crate::error::CallbackError;
+use crate::iam::sigv4::SignedRequest;
+use crate::iam::{ArnParts, EnvLookup, Keyring, KeyringError, MANAGE_CONNECTIONS, SigV4Error};
 
 /// How callers of the callback API are checked.
 #[derive(Debug)]
@@ -32,8 +38,8 @@ pub(crate) enum CallbackAuth {
     None,
     /// `kind: bearer`.
     Bearer(Vec<Vec<u8>>),
-    /// `kind: sigv4`.
-    SigV4(SigV4Verifier),
+    /// `kind: sigv4`: the keys, and the ARN facts their policies are evaluated on.
+    SigV4(Box<(Keyring, ArnParts)>),
 }
 
 /// Headers through which a proxy passes on the address of the client it forwards for. A request
@@ -56,12 +62,18 @@ pub(crate) struct CallerRequest<'a> {
 }
 
 impl CallbackAuth {
-    /// Builds the authenticator from config; `trusted` are `security.trusted_proxies`.
+    /// Builds the authenticator from `config.callback.auth` (ARNs name `config.iam.account_id`
+    /// and the API's id); `trusted` are `security.trusted_proxies`; `*_env` secrets are read
+    /// through `env`.
+    ///
+    /// # Errors
+    /// A [`KeyringError`] naming the config key.
     pub(crate) fn from_config(
-        config: Option<&CallbackAuthConfig>,
+        config: &Config,
         trusted: Arc<TrustedProxies>,
-    ) -> Self {
-        match config {
+        env: EnvLookup<'_>,
+    ) -> Result<Self, KeyringError> {
+        Ok(match config.callback.auth.as_ref() {
             None => Self::LoopbackOnly(trusted),
             Some(CallbackAuthConfig::None) => Self::None,
             Some(CallbackAuthConfig::Bearer { tokens }) => {
@@ -72,18 +84,23 @@ impl CallbackAuth {
                 credentials,
                 max_skew,
             }) => {
-                let credentials = credentials
-                    .iter()
-                    .map(|c| Credential {
-                        access_key_id: c.access_key_id.clone(),
-                        secret_access_key: c.secret_access_key.clone(),
-                    })
-                    .collect();
-                Self::SigV4(
-                    SigV4Verifier::new(region.clone(), credentials).with_max_skew(*max_skew),
-                )
+                let account_id = &config.iam.account_id;
+                let keyring = Keyring::build(
+                    "callback.auth.credentials",
+                    credentials,
+                    region,
+                    account_id,
+                    *max_skew,
+                    env,
+                )?;
+                let arn = ArnParts {
+                    region: region.clone(),
+                    account_id: account_id.clone(),
+                    api_id: config.api.api_id().to_string(),
+                };
+                Self::SigV4(Box::new((keyring, arn)))
             }
-        }
+        })
     }
 
     /// Checks a caller from the request head, before its body is read. For every scheme but
@@ -111,25 +128,28 @@ impl CallbackAuth {
                     Err(CallbackError::Forbidden("Forbidden: invalid bearer token"))
                 }
             }
-            Self::SigV4(verifier) => verifier
+            Self::SigV4(sigv4) => sigv4
+                .0
                 .check_head(request.raw_query, request.headers, chrono::Utc::now())
                 .map_err(|error| sigv4_refusal(&error, request)),
         }
     }
 
     /// Completes the check of a caller that passed [`CallbackAuth::check_head`] once its body
-    /// is read: verifies the SigV4 signature; nothing to do for the other schemes.
+    /// is read: verifies the SigV4 signature, then the signer's policy; nothing to do for the
+    /// other schemes.
     ///
     /// # Errors
-    /// [`CallbackError::Forbidden`] with a short reason.
+    /// The AWS error of the SigV4 failure, or [`CallbackError::AccessDenied`].
     pub(crate) fn check_body(
         &self,
         request: &CallerRequest<'_>,
         body: &[u8],
     ) -> Result<(), CallbackError> {
-        let Self::SigV4(verifier) = self else {
+        let Self::SigV4(sigv4) = self else {
             return Ok(());
         };
+        let (keyring, arn) = &**sigv4;
         let signed = SignedRequest {
             method: request.method,
             raw_path: request.raw_path,
@@ -137,10 +157,15 @@ impl CallbackAuth {
             headers: request.headers,
             body,
         };
-        verifier
+        let principal = keyring
             .verify(&signed, chrono::Utc::now())
-            .map(|_| ())
-            .map_err(|error| sigv4_refusal(&error, request))
+            .map_err(|error| sigv4_refusal(&error, request))?;
+        principal
+            .authorize(MANAGE_CONNECTIONS, arn.arn(&resource_path(request)))
+            .map_err(|denied| {
+                tracing::info!(peer = %request.peer, %denied, "callback request denied by the key's IAM policy");
+                CallbackError::AccessDenied(denied)
+            })
     }
 }
 
@@ -187,6 +212,19 @@ fn loopback_caller(
         return Err(FORWARDED);
     }
     Ok(())
+}
+
+/// `{stage}/{METHOD}/{rest of the path}`, the path percent-decoded (`%40connections` is
+/// `@connections`, `abc%3D` is `abc=`), as the resource part of an `execute-api` ARN.
+fn resource_path(request: &CallerRequest<'_>) -> String {
+    let path = request.raw_path.trim_start_matches('/');
+    let (stage, rest) = path.split_once('/').unwrap_or((path, ""));
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    format!("{}/{}/{}", decode(stage), request.method, decode(rest))
 }
 
 fn sigv4_refusal(error: &SigV4Error, request: &CallerRequest<'_>) -> CallbackError {
@@ -289,15 +327,47 @@ mod tests {
     }
 
     #[test]
-    fn sigv4_head_check_refuses_missing_and_unknown_credentials() {
-        let verifier = SigV4Verifier::new(
-            "us-east-1",
-            vec![Credential {
-                access_key_id: "AKIDTEST".into(),
-                secret_access_key: "secret".into(),
-            }],
+    fn resource_paths_are_decoded_after_the_stage() {
+        let headers = HeaderMap::new();
+        let request = |method, raw_path| CallerRequest {
+            peer: "127.0.0.1:1".parse().expect("peer"),
+            method,
+            raw_path,
+            raw_query: None,
+            headers: &headers,
+        };
+        assert_eq!(
+            resource_path(&request(&Method::POST, "/prod/%40connections/abc%3D")),
+            "prod/POST/@connections/abc="
         );
-        let auth = CallbackAuth::SigV4(verifier);
+        assert_eq!(
+            resource_path(&request(&Method::DELETE, "/dev/@connections/x")),
+            "dev/DELETE/@connections/x"
+        );
+    }
+
+    #[test]
+    fn sigv4_head_check_refuses_missing_and_unknown_credentials() {
+        let key = crate::config::IamPrincipalConfig {
+            access_key_id: "AKIDTEST".into(),
+            secret_access_key: Some("secret".into()),
+            ..Default::default()
+        };
+        let keyring = Keyring::build(
+            "callback.auth.credentials",
+            &[key],
+            "us-east-1",
+            "000000000000",
+            std::time::Duration::from_mins(5),
+            &|_| None,
+        )
+        .expect("builds");
+        let arn = ArnParts {
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            api_id: "api".into(),
+        };
+        let auth = CallbackAuth::SigV4(Box::new((keyring, arn)));
         let now = chrono::Utc::now();
         let header = |key: &str| {
             format!(

@@ -10,7 +10,6 @@
 
 pub(crate) mod auth;
 mod groups;
-pub(crate) mod sigv4;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::{
-    ApiConfig, AuthorizerConfig, BackendProtocol, Config, ConfigError, IntegrationConfig,
-    JwtAuthorizerConfig, RequestAuthorizerConfig, validate_integration,
+    ApiConfig, AuthorizationType, AuthorizerConfig, BackendProtocol, Config, ConfigError,
+    IntegrationConfig, JwtAuthorizerConfig, RequestAuthorizerConfig, validate_integration,
 };
 use crate::grammar::{IdentitySource, KeySelection, TrustedProxies};
 
@@ -36,6 +36,33 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
                 format!("{at}.api_key_required"),
                 "API keys are checked on $connect only",
             ));
+        }
+        if key != "$connect" && route.authorization_type.is_some() {
+            return Err(invalid(
+                format!("{at}.authorization_type"),
+                "authorization is configured on $connect only",
+            ));
+        }
+        match (route.authorization(), &route.authorizer) {
+            (AuthorizationType::Custom, None) => {
+                return Err(invalid(
+                    format!("{at}.authorization_type"),
+                    "CUSTOM needs an authorizer",
+                ));
+            }
+            (AuthorizationType::None | AuthorizationType::AwsIam, Some(_)) => {
+                return Err(invalid(
+                    format!("{at}.authorizer"),
+                    "an authorizer needs authorization_type CUSTOM (a route has one authorization type)",
+                ));
+            }
+            (AuthorizationType::AwsIam, None) if config.iam.principals.is_empty() => {
+                return Err(invalid(
+                    "iam.principals",
+                    "AWS_IAM on $connect needs at least one principal",
+                ));
+            }
+            _ => {}
         }
         if let Some(name) = &route.authorizer
             && !api.authorizers.contains_key(name)
@@ -72,7 +99,19 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
         }
     }
     api_keys(config)?;
+    iam(config)?;
     security(config)
+}
+
+fn iam(config: &Config) -> Result<(), ConfigError> {
+    let iam = &config.iam;
+    if iam.region.is_empty() {
+        return Err(invalid("iam.region", "must not be empty"));
+    }
+    if iam.account_id.is_empty() || iam.account_id.contains(':') {
+        return Err(invalid("iam.account_id", "must be an account id"));
+    }
+    super::iam::validate_principals("iam.principals", &iam.principals)
 }
 
 fn sources(at: &str, sources: &[String]) -> Result<(), ConfigError> {

@@ -12,7 +12,7 @@ use super::ConfigError;
 const PREFIX: &str = "WSGATE_";
 
 /// The top-level keys of [`super::Config`]; kept in sync by a test.
-pub(super) const SECTIONS: [&str; 16] = [
+pub(super) const SECTIONS: [&str; 17] = [
     "listen",
     "listen_proxy_protocol",
     "node_id",
@@ -29,6 +29,7 @@ pub(super) const SECTIONS: [&str; 16] = [
     "throttling",
     "groups",
     "aws",
+    "iam",
 ];
 
 /// Applies the overrides; returns the `WSGATE_*` variables that name no section.

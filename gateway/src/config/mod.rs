@@ -7,6 +7,7 @@ mod check_auth;
 pub mod duration;
 mod env;
 mod groups;
+mod iam;
 mod model;
 mod stage_variables;
 mod throttling;
@@ -19,6 +20,10 @@ use std::time::Duration;
 pub use auth::*;
 pub use aws::AwsConfig;
 pub use groups::{GroupsConfig, SlowMember};
+pub use iam::{
+    DEFAULT_IAM_ACCOUNT, DEFAULT_IAM_REGION, IamConfig, IamPrincipalConfig, OneOrList,
+    PolicyDocument, PolicyStatement,
+};
 pub use model::*;
 pub use stage_variables::substitute_stage_variables;
 pub use throttling::{
@@ -253,6 +258,7 @@ impl Config {
                     "must not be empty",
                 ));
             }
+            iam::validate_principals("callback.auth.credentials", credentials)?;
         }
         if !self.callback.on_main_listener && self.callback.listen.is_none() {
             return Err(ConfigError::invalid(
@@ -463,5 +469,7 @@ fn validate_integration(
 
 #[cfg(test)]
 mod auth_tests;
+#[cfg(test)]
+mod iam_tests;
 #[cfg(test)]
 mod tests;

@@ -52,6 +52,9 @@ pub struct Config {
     /// Origin allow-list and per-address limits on upgrade requests.
     #[serde(default)]
     pub security: SecurityConfig,
+    /// IAM principals of `AWS_IAM` routes, and the region and account of `execute-api` ARNs.
+    #[serde(default)]
+    pub iam: super::IamConfig,
     /// TLS on the listeners (`wss://`, `https://`); plain when absent.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -254,6 +257,13 @@ pub struct ApiConfig {
     pub api_key_selection_expression: String,
 }
 
+impl ApiConfig {
+    /// `apiId`: `id`, else `name`.
+    pub fn api_id(&self) -> &str {
+        self.id.as_deref().unwrap_or(&self.name)
+    }
+}
+
 fn default_api_key_selection() -> String {
     DEFAULT_API_KEY_SELECTION.into()
 }
@@ -279,9 +289,36 @@ pub struct RouteConfig {
     /// Name of the authorizer run before the integration (`$connect` only).
     #[serde(default)]
     pub authorizer: Option<String>,
+    /// `NONE`, `AWS_IAM` or `CUSTOM` (`$connect` only); defaults to `CUSTOM` with an
+    /// `authorizer`, else `NONE`.
+    #[serde(default)]
+    pub authorization_type: Option<AuthorizationType>,
     /// Require a known API key (`$connect` only).
     #[serde(default)]
     pub api_key_required: bool,
+}
+
+impl RouteConfig {
+    /// The route's authorization type, defaults applied.
+    pub fn authorization(&self) -> AuthorizationType {
+        match (self.authorization_type, &self.authorizer) {
+            (Some(kind), _) => kind,
+            (None, Some(_)) => AuthorizationType::Custom,
+            (None, None) => AuthorizationType::None,
+        }
+    }
+}
+
+/// A route's `AuthorizationType`, as Amazon API Gateway names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuthorizationType {
+    /// Open.
+    None,
+    /// A SigV4 signature of one of `iam.principals`, and its policy.
+    AwsIam,
+    /// The route's `authorizer`.
+    Custom,
 }
 
 /// The backend of a route.
@@ -538,7 +575,7 @@ pub enum CallbackAuthConfig {
     Sigv4 {
         /// Region in the credential scope.
         region: String,
-        /// Accepted key pairs.
+        /// Accepted key pairs, each with its optional session token and IAM policy.
         credentials: Vec<SigV4CredentialConfig>,
         /// Allowed clock skew.
         #[serde(default = "default_skew", deserialize_with = "duration::deserialize")]
@@ -571,24 +608,8 @@ impl fmt::Debug for CallbackAuthConfig {
     }
 }
 
-/// One SigV4 key pair.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SigV4CredentialConfig {
-    /// Access key id.
-    pub access_key_id: String,
-    /// Secret access key (redacted in logs).
-    pub secret_access_key: String,
-}
-
-impl fmt::Debug for SigV4CredentialConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigV4Credential")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"***")
-            .finish()
-    }
-}
+/// One key pair of `callback.auth` (the shape of an `iam.principals` entry).
+pub type SigV4CredentialConfig = super::IamPrincipalConfig;
 
 /// `shutdown:` section.
 #[derive(Debug, Clone, Deserialize)]

@@ -105,6 +105,12 @@ pub(crate) enum AuthError {
     /// The JWKS could not be fetched and no keys are cached.
     #[error("signing keys unavailable: {0}")]
     KeysUnavailable(#[source] CallError),
+    /// `AWS_IAM` route: the SigV4 authentication is missing or does not verify.
+    #[error("SigV4: {0}")]
+    Iam(#[source] super::SigV4Error),
+    /// `AWS_IAM` route: the principal's policy does not allow `$connect`.
+    #[error("IAM policy: {0}")]
+    IamDenied(#[source] super::AccessDenied),
 }
 
 impl AuthError {
@@ -120,6 +126,8 @@ impl AuthError {
             Self::Denied => "denied",
             Self::MissingApiKey | Self::UnknownApiKey => "api_key",
             Self::AuthorizerFailed(_) | Self::KeysUnavailable(_) => "authorizer_error",
+            Self::Iam(_) => "iam_signature",
+            Self::IamDenied(_) => "iam_denied",
         }
     }
 }

@@ -6,9 +6,11 @@ use http::{HeaderValue, StatusCode, header};
 use serde_json::json;
 
 mod auth;
+mod iam;
 mod sigv4;
 
 pub(crate) use self::auth::{AuthError, CallError, IpRejection, TokenProblem};
+pub(crate) use self::iam::AccessDenied;
 pub(crate) use self::sigv4::SigV4Error;
 
 /// Why an upgrade request was answered without a 101.
@@ -68,6 +70,13 @@ pub(crate) enum HandshakeRejection {
     /// The authorizer could not be used (it failed, timed out or answered malformed output).
     #[error("Internal server error")]
     AuthorizerFailed,
+    /// `AWS_IAM` route: the SigV4 authentication is missing or does not verify; answered as
+    /// the callback API answers the same failure (403, AWS error name and message).
+    #[error("{}", CallbackError::from(.0))]
+    IamSignature(SigV4Error),
+    /// `AWS_IAM` route: the principal's policy does not allow `execute-api:Invoke`.
+    #[error("{0}")]
+    IamDenied(AccessDenied),
 }
 
 impl From<&AuthError> for HandshakeRejection {
@@ -90,6 +99,8 @@ impl From<&AuthError> for HandshakeRejection {
             AuthError::AuthorizerFailed(_) | AuthError::KeysUnavailable(_) => {
                 Self::AuthorizerFailed
             }
+            AuthError::Iam(error) => Self::IamSignature(error.clone()),
+            AuthError::IamDenied(denied) => Self::IamDenied(denied.clone()),
         }
     }
 }
@@ -107,7 +118,10 @@ impl HandshakeRejection {
             Self::Rejected(code) => StatusCode::from_u16(*code).unwrap_or(StatusCode::FORBIDDEN),
             Self::IntegrationFailed => StatusCode::BAD_GATEWAY,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::OriginNotAllowed | Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::OriginNotAllowed
+            | Self::Forbidden
+            | Self::IamSignature(_)
+            | Self::IamDenied(_) => StatusCode::FORBIDDEN,
             Self::TooManyFromAddress | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::AuthorizerFailed => StatusCode::INTERNAL_SERVER_ERROR,
@@ -117,6 +131,11 @@ impl HandshakeRejection {
 
 impl IntoResponse for HandshakeRejection {
     fn into_response(self) -> Response {
+        match self {
+            Self::IamSignature(error) => return CallbackError::from(&error).into_response(),
+            Self::IamDenied(denied) => return CallbackError::AccessDenied(denied).into_response(),
+            _ => {}
+        }
         let status = self.status();
         let message = match &self {
             Self::Rejected(_) => status.canonical_reason().unwrap_or("Rejected").to_string(),
@@ -245,6 +264,9 @@ pub(crate) enum CallbackError {
     /// No SigV4 authentication at all.
     #[error("Missing Authentication Token")]
     MissingAuthenticationToken,
+    /// The key's IAM policy does not allow the request.
+    #[error("{0}")]
+    AccessDenied(AccessDenied),
     /// A SigV4 signature (or its date or scope) that does not verify.
     #[error(
         "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
@@ -310,6 +332,7 @@ impl CallbackError {
             Self::MissingAuthenticationToken => {
                 (StatusCode::FORBIDDEN, "MissingAuthenticationTokenException")
             }
+            Self::AccessDenied(_) => (StatusCode::FORBIDDEN, "AccessDeniedException"),
             Self::InvalidSignature => (StatusCode::FORBIDDEN, "InvalidSignatureException"),
             Self::UnrecognizedClient => (StatusCode::FORBIDDEN, "UnrecognizedClientException"),
             Self::IncompleteSignature(_) => (StatusCode::FORBIDDEN, "IncompleteSignatureException"),
@@ -335,7 +358,9 @@ impl From<&SigV4Error> for CallbackError {
     fn from(error: &SigV4Error) -> Self {
         match error {
             SigV4Error::MissingAuthorization => Self::MissingAuthenticationToken,
-            SigV4Error::UnknownAccessKey => Self::UnrecognizedClient,
+            SigV4Error::UnknownAccessKey | SigV4Error::InvalidSecurityToken => {
+                Self::UnrecognizedClient
+            }
             SigV4Error::Malformed(detail) => Self::IncompleteSignature(incomplete_message(detail)),
             SigV4Error::UnsupportedAlgorithm
             | SigV4Error::UnsignedHostHeader
@@ -363,7 +388,12 @@ fn incomplete_message(detail: &str) -> String {
 impl IntoResponse for CallbackError {
     fn into_response(self) -> Response {
         let (status, error_type) = self.status_and_type();
-        let body = json!({ "message": self.to_string() });
+        // IAM's refusals carry `Message`, the gateway's own errors `message` (both are read
+        // by every SDK).
+        let body = match &self {
+            Self::AccessDenied(_) => json!({ "Message": self.to_string() }),
+            _ => json!({ "message": self.to_string() }),
+        };
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert("x-amzn-ErrorType", HeaderValue::from_static(error_type));
@@ -423,6 +453,62 @@ mod tests {
             assert_eq!(response.status().as_u16(), status);
             assert_eq!(response.headers()["x-amzn-errortype"], name);
         }
+    }
+
+    /// IAM refusals as AWS answers them: 403 with `x-amzn-ErrorType`; `AccessDeniedException`
+    /// carries IAM's `Message` ("User: … is not authorized to perform: … on resource: …[ with an
+    /// explicit deny]", https://repost.aws/knowledge-center/api-gateway-access-denied); the same
+    /// answers on the callback API and on a refused `AWS_IAM` upgrade.
+    #[tokio::test]
+    async fn iam_refusals_carry_aws_names_and_bodies() {
+        let denied = AccessDenied {
+            user_arn: "arn:aws:iam::123456789012:user/alice".into(),
+            action: "execute-api:ManageConnections",
+            resource: "arn:aws:execute-api:us-east-1:123456789012:chat/prod/POST/@connections/a"
+                .into(),
+            explicit: true,
+        };
+        let message = "User: arn:aws:iam::123456789012:user/alice is not authorized to perform: execute-api:ManageConnections on resource: arn:aws:execute-api:us-east-1:123456789012:chat/prod/POST/@connections/a with an explicit deny";
+        let cases = [
+            (
+                CallbackError::AccessDenied(denied.clone()).into_response(),
+                "AccessDeniedException",
+                json!({ "Message": message }),
+            ),
+            (
+                HandshakeRejection::IamDenied(denied).into_response(),
+                "AccessDeniedException",
+                json!({ "Message": message }),
+            ),
+            (
+                CallbackError::from(&SigV4Error::InvalidSecurityToken).into_response(),
+                "UnrecognizedClientException",
+                json!({ "message": "The security token included in the request is invalid." }),
+            ),
+            (
+                HandshakeRejection::IamSignature(SigV4Error::MissingAuthorization).into_response(),
+                "MissingAuthenticationTokenException",
+                json!({ "message": "Missing Authentication Token" }),
+            ),
+            (
+                HandshakeRejection::IamSignature(SigV4Error::PresignedUrlExpired).into_response(),
+                "InvalidSignatureException",
+                json!({ "message": CallbackError::InvalidSignature.to_string() }),
+            ),
+        ];
+        for (response, name, body) in cases {
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{name}");
+            assert_eq!(response.headers()["x-amzn-errortype"], name);
+            let bytes = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .expect("body");
+            let got: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON body");
+            assert_eq!(got, body, "{name}");
+        }
+        assert_eq!(
+            HandshakeRejection::from(&AuthError::Iam(SigV4Error::SignatureMismatch)).status(),
+            StatusCode::FORBIDDEN
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Why a SigV4-signed callback request was not accepted (verified in
-//! [`crate::callback::sigv4`]); the AWS error names are mapped in [`super::CallbackError`].
+//! Why a SigV4-signed request (callback API or `AWS_IAM` `$connect`) was not accepted (verified
+//! in [`crate::iam::sigv4`]); the AWS error names are mapped in [`super::CallbackError`].
 
 /// Why a request was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,6 +16,10 @@ pub(crate) enum SigV4Error {
     /// The credential scope names an access key id that is not configured.
     #[error("unknown access key id")]
     UnknownAccessKey,
+    /// The `X-Amz-Security-Token` is missing for a key with a session token, present for a key
+    /// without one, or not the key's token.
+    #[error("the security token is missing, unexpected or wrong")]
+    InvalidSecurityToken,
     /// The credential scope names another region or service.
     #[error("credential scope names another region or service")]
     WrongRegionOrService,

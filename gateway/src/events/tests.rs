@@ -16,6 +16,7 @@ fn meta() -> ConnectionMeta {
         api_key: None,
         api_key_id: None,
         authorizer: None,
+        iam: None,
     }
 }
 
@@ -187,5 +188,57 @@ fn request_time_matches_the_strftime_pattern_across_seconds() {
             .format("%d/%b/%Y:%H:%M:%S %z")
             .to_string();
         assert_eq!(super::RequestTime::at(secs).as_str(), expected);
+    }
+}
+
+/// An IAM caller's `identity` carries `accessKey`, `accountId`, `caller`, `user` and `userArn`
+/// (the `$context.identity.*` variables of WebSocket APIs, reference §6.3) on every event;
+/// without one, none of those keys appear.
+#[test]
+fn iam_identity_fields_on_every_event() {
+    let plain = parse(lambda_event(
+        &meta(),
+        "$default",
+        "r",
+        &EventKind::Message {
+            body: "x",
+            raw: b"x",
+            is_base64: false,
+            message_id: "m",
+        },
+    ));
+    assert_eq!(
+        keys(&plain["requestContext"]["identity"]),
+        ["sourceIp", "userAgent"]
+    );
+    let iam = ConnectionMeta {
+        iam: Some(Arc::new(CallerIdentity {
+            access_key: "ASIAEXAMPLE".into(),
+            account_id: "111122223333".into(),
+            caller: "AROAEXAMPLE:s".into(),
+            user: "AROAEXAMPLE:s".into(),
+            user_arn: "arn:aws:sts::111122223333:assumed-role/R/s".into(),
+        })),
+        ..meta()
+    };
+    let expected = json!({
+        "accessKey": "ASIAEXAMPLE",
+        "accountId": "111122223333",
+        "caller": "AROAEXAMPLE:s",
+        "user": "AROAEXAMPLE:s",
+        "userArn": "arn:aws:sts::111122223333:assumed-role/R/s",
+        "sourceIp": "203.0.113.10",
+        "userAgent": "Mozilla/5.0",
+    });
+    let request = ConnectRequest::default();
+    for kind in [
+        EventKind::Connect(&request),
+        EventKind::Disconnect {
+            status_code: 1000,
+            reason: "",
+        },
+    ] {
+        let event = parse(lambda_event(&iam, "$connect", "r", &kind));
+        assert_eq!(event["requestContext"]["identity"], expected, "{kind:?}");
     }
 }

@@ -105,6 +105,7 @@ async fn accept(
         api_key: None,
         api_key_id: None,
         authorizer: None,
+        iam: None,
     };
     let connect_request = connect_request(&request, peer, shared.config.tls.is_some());
     let request_id = ids::request_id();
@@ -112,6 +113,8 @@ async fn accept(
     let admission = shared
         .security
         .admit(&AuthRequest {
+            method: request.method(),
+            uri: &uri,
             view: RequestView {
                 headers: request.headers(),
                 connect: &connect_request,
@@ -130,6 +133,7 @@ async fn accept(
         .map_err(refuse)?;
     let meta = Arc::new(ConnectionMeta {
         authorizer: admission.authorizer,
+        iam: admission.iam,
         api_key: admission.api_key,
         api_key_id: admission.api_key_id,
         ..meta

@@ -21,6 +21,8 @@ mod groups_cluster;
 mod h1_client;
 mod h2_backend;
 mod hardening;
+mod iam_callback;
+mod iam_connect;
 mod jwks;
 mod jwt;
 mod lambda_arn;

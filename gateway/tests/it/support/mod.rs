@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod groups;
+pub mod iam;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

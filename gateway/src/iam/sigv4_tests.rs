@@ -98,11 +98,31 @@ fn cred(key: &str, secret: &str) -> Credential {
     Credential {
         access_key_id: key.to_owned(),
         secret_access_key: secret.to_owned(),
+        session_token: None,
     }
 }
 
+/// The session token a capture was sent with (header or presigned query), decoded.
+fn capture_token(c: &Capture) -> Option<String> {
+    let header = c
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("x-amz-security-token"))
+        .map(|(_, value)| (*value).to_owned());
+    header.or_else(|| {
+        parse_query(c.raw_query.unwrap_or(""))
+            .into_iter()
+            .find(|p| p.key == b"X-Amz-Security-Token")
+            .map(|p| String::from_utf8_lossy(&p.value).into_owned())
+    })
+}
+
 fn verifier_for(c: &Capture) -> SigV4Verifier {
-    SigV4Verifier::new(c.region, vec![cred(c.access_key_id, c.secret)]).with_service(c.service)
+    let credential = Credential {
+        session_token: capture_token(c),
+        ..cred(c.access_key_id, c.secret)
+    };
+    SigV4Verifier::new(c.region, vec![credential]).with_service(c.service)
 }
 
 fn is_presigned(c: &Capture) -> bool {
@@ -183,8 +203,11 @@ fn canonical_query_decodes_then_encodes_and_sorts() {
 #[test]
 fn wrong_secret_is_rejected() {
     each_capture(|c, req, _, now| {
-        let v = SigV4Verifier::new(c.region, vec![cred(c.access_key_id, "not-the-secret")])
-            .with_service(c.service);
+        let wrong = Credential {
+            session_token: capture_token(c),
+            ..cred(c.access_key_id, "not-the-secret")
+        };
+        let v = SigV4Verifier::new(c.region, vec![wrong]).with_service(c.service);
         assert_eq!(
             req.verify(&v, now),
             Err(SigV4Error::SignatureMismatch),
@@ -192,6 +215,62 @@ fn wrong_secret_is_rejected() {
             c.name
         );
     });
+}
+
+/// STS session credentials: a key configured with a session token needs that exact token in
+/// `X-Amz-Security-Token` (header when header-signed, query when presigned); a long-term key
+/// refuses a request that carries one. AWS answers all three with
+/// `UnrecognizedClientException` "The security token included in the request is invalid."
+/// (SigV4 guide, "Add the signature to the HTTP request":
+/// https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html).
+#[test]
+fn session_tokens_must_match_the_key() {
+    let with_token: Vec<&Capture> = CAPTURES
+        .iter()
+        .filter(|c| capture_token(c).is_some())
+        .collect();
+    assert!(with_token.len() >= 3, "captures with a session token");
+    for c in with_token {
+        let req = Req::from_capture(c);
+        let now = at(CAPTURED_AT);
+        assert_eq!(
+            req.verify(&verifier_for(c), now).as_deref(),
+            Ok(c.access_key_id)
+        );
+        for token in [None, Some("wrong-token".to_owned())] {
+            let key = Credential {
+                session_token: token,
+                ..cred(c.access_key_id, c.secret)
+            };
+            let v = SigV4Verifier::new(c.region, vec![key]).with_service(c.service);
+            assert_eq!(
+                req.verify(&v, now),
+                Err(SigV4Error::InvalidSecurityToken),
+                "{}",
+                c.name
+            );
+            assert_eq!(
+                v.check_head(req.raw_query.as_deref(), &req.headers, now),
+                Err(SigV4Error::InvalidSecurityToken),
+                "{}",
+                c.name
+            );
+        }
+    }
+    // A key with a token refuses a request signed without one.
+    let plain = CAPTURES
+        .iter()
+        .find(|c| capture_token(c).is_none() && c.service == "execute-api")
+        .expect("a capture without a token");
+    let key = Credential {
+        session_token: Some("expected".into()),
+        ..cred(plain.access_key_id, plain.secret)
+    };
+    let v = SigV4Verifier::new(plain.region, vec![key]).with_service(plain.service);
+    assert_eq!(
+        Req::from_capture(plain).verify(&v, at(CAPTURED_AT)),
+        Err(SigV4Error::InvalidSecurityToken)
+    );
 }
 
 #[test]
@@ -213,7 +292,10 @@ fn rotated_keys_are_all_accepted() {
     let creds: Vec<Credential> = CAPTURES
         .iter()
         .filter(|c| c.service == "execute-api")
-        .map(|c| cred(c.access_key_id, c.secret))
+        .map(|c| Credential {
+            session_token: capture_token(c),
+            ..cred(c.access_key_id, c.secret)
+        })
         .chain([cred("AKIDRETIRED", "old")])
         .collect();
     let v = SigV4Verifier::new("us-east-1", creds);

@@ -1,6 +1,7 @@
-//! AWS Signature Version 4 verification for the `@connections` callback API: parses the
-//! `Authorization` header or presigned query, rebuilds the canonical request exactly as the AWS
-//! SDKs sign it for non-S3 services, and checks it against statically configured key pairs.
+//! AWS Signature Version 4 verification, shared by the `@connections` callback API and
+//! `AWS_IAM` authorization of `$connect`: parses the `Authorization` header or presigned query,
+//! rebuilds the canonical request exactly as the AWS SDKs sign it for non-S3 services, and
+//! checks it against statically configured key pairs (with their STS session tokens, if any).
 //!
 //! Canonicalisation rules (checked against boto3/botocore and the JS v3 SDK):
 //! - canonical URI: the raw request path with empty, `.` and `..` segments removed, then every
@@ -52,6 +53,9 @@ pub(crate) struct Credential {
     pub access_key_id: String,
     /// The secret the signing key is derived from.
     pub secret_access_key: String,
+    /// The STS session token that must come with every request signed with this key
+    /// (`X-Amz-Security-Token`); `None` for a long-term key, which must come without one.
+    pub session_token: Option<String>,
 }
 
 impl fmt::Debug for Credential {
@@ -59,20 +63,32 @@ impl fmt::Debug for Credential {
         f.debug_struct("Credential")
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
+}
+
+/// What the verifier keeps of one credential.
+#[derive(Clone)]
+struct Key {
+    secret: String,
+    session_token: Option<Vec<u8>>,
 }
 
 /// Verifies SigV4-signed requests for one region and service against a set of key pairs.
 ///
 /// Several credentials may be configured at once, so keys can be rotated without downtime.
-/// Requests signed with session credentials (`X-Amz-Security-Token`) are verified against the
-/// configured secret of their access key id; the token itself is not checked.
+/// A key configured with a session token accepts only requests carrying that token in
+/// `X-Amz-Security-Token` (the header, or the query parameter of a presigned URL); a key
+/// without one refuses requests that carry a token. Tokens are compared in constant time.
 #[derive(Clone)]
 pub(crate) struct SigV4Verifier {
     region: String,
     service: String,
-    secrets: HashMap<String, String>,
+    secrets: HashMap<String, Key>,
     max_skew: TimeDelta,
 }
 
@@ -142,7 +158,13 @@ impl SigV4Verifier {
             service: DEFAULT_SERVICE.to_owned(),
             secrets: credentials
                 .into_iter()
-                .map(|c| (c.access_key_id, c.secret_access_key))
+                .map(|c| {
+                    let key = Key {
+                        secret: c.secret_access_key,
+                        session_token: c.session_token.map(String::into_bytes),
+                    };
+                    (c.access_key_id, key)
+                })
                 .collect(),
             max_skew: to_time_delta(DEFAULT_MAX_SKEW),
         }
@@ -241,10 +263,11 @@ impl SigV4Verifier {
         if auth.region != self.region || auth.service != self.service {
             return Err(SigV4Error::WrongRegionOrService);
         }
-        let secret = self
+        let key = self
             .secrets
             .get(&auth.access_key_id)
             .ok_or(SigV4Error::UnknownAccessKey)?;
+        check_session_token(key, auth.mode, headers, query)?;
         self.check_time(&auth, now)?;
         let mut signed = auth.signed_headers.split(';');
         if !signed.clone().any(|name| name == "host") {
@@ -255,7 +278,7 @@ impl SigV4Verifier {
         {
             return Err(SigV4Error::UnsignedDateHeader);
         }
-        Ok((auth, secret))
+        Ok((auth, &key.secret))
     }
 
     fn check_time(&self, auth: &Auth, now: DateTime<Utc>) -> Result<(), SigV4Error> {
@@ -273,6 +296,39 @@ impl SigV4Verifier {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// The session token rule of [`SigV4Verifier`]: the token presented (header when signed in the
+/// header, query parameter when presigned) must be the key's, and absent when the key has none.
+fn check_session_token(
+    key: &Key,
+    mode: Mode,
+    headers: &HeaderMap,
+    query: &[QueryParam],
+) -> Result<(), SigV4Error> {
+    let presented: Option<&[u8]> = match mode {
+        Mode::Header { .. } => single_header(headers, "x-amz-security-token")?.map(str::as_bytes),
+        Mode::Presigned { .. } => {
+            let mut found = query.iter().filter(|p| p.key == b"X-Amz-Security-Token");
+            match (found.next(), found.next()) {
+                (None, _) => None,
+                (Some(p), None) => Some(p.value.as_slice()),
+                (Some(_), Some(_)) => {
+                    return Err(SigV4Error::Malformed("presigned parameter repeated"));
+                }
+            }
+        }
+    };
+    let valid = match (key.session_token.as_deref(), presented) {
+        (None, None) => true,
+        (Some(expected), Some(given)) => bool::from(expected.ct_eq(given)),
+        _ => false,
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(SigV4Error::InvalidSecurityToken)
     }
 }
 
