@@ -176,10 +176,13 @@ async fn a_frozen_owner_that_was_reaped_delivers_nothing_after_the_disconnect() 
     assert_eq!(next_text(&mut ws).await, "before");
 
     b.freeze(true);
-    // The remembered owner is subscribed but answers nothing: 503, and forgotten.
-    assert_eq!(
-        callback(&client, Method::POST, &via_a, &id, "frozen").await,
-        503
+    // The remembered owner is subscribed but answers nothing: 503, and forgotten. (On a machine
+    // slow enough for B's lease to run out first, the reaper has already taken the connection:
+    // 410. Never 200.)
+    let frozen = callback(&client, Method::POST, &via_a, &id, "frozen").await;
+    assert!(
+        frozen == 503 || frozen == 410,
+        "a frozen owner answered {frozen}"
     );
     let d = tokio::time::timeout(REAP_DEADLINE, backend.next_to("/disconnect"))
         .await
