@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh machine: installs and starts what the
-# tests need (Redis, Python with boto3, Chromium and ChromeDriver), then fmt, clippy and tests.
+# tests need (Redis, Python with boto3, Chromium and ChromeDriver, the npm packages of the AWS
+# samples test; Node.js must be there), then fmt, clippy and tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +48,25 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import boto3, moto.se
 fi
 export WSGATE_PYTHON="$venv/bin/python"
 export WSGATE_KOSOKU="$venv/bin/kosoku"
+
+# Node.js and the npm packages of the AWS samples test (the AWS SDK for JavaScript v3 and `ws`),
+# installed from the committed package-lock.json; skipped while that lock file is unchanged.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "error: node and npm (Node.js 20 or newer) are required by gateway/tests/samples" >&2
+  exit 1
+fi
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+  echo "error: Node.js 20 or newer is required by gateway/tests/samples (found $(node --version))" >&2
+  exit 1
+fi
+samples=gateway/tests/samples
+lock_sum="$(sha256sum "$samples/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$samples/node_modules/.wsgate-lock.sha256" 2>/dev/null)" != "$lock_sum" ]; then
+  log "npm ci in $samples"
+  (cd "$samples" && npm ci --no-audit --no-fund --loglevel=error)
+  printf '%s\n' "$lock_sum" >"$samples/node_modules/.wsgate-lock.sha256"
+fi
+export WSGATE_NODE="$(command -v node)"
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wsgate/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"

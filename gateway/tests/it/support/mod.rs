@@ -28,6 +28,7 @@ use wsgate::{Config, Gateway, Listeners};
 
 pub mod keys;
 pub mod lambda;
+pub mod node;
 pub mod raw;
 pub mod secured;
 
