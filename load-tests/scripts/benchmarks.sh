@@ -37,6 +37,7 @@ for f in "$out"/configs/*.yaml; do "$W" check --config "$f" >/dev/null; done
 common=(--no-progress --out-dir "$out" --backend-listen "$backend" --wsgate-bin "$W")
 bench="$out/configs/wsgate-bench.yaml"
 bare="$out/configs/wsgate-bare.yaml"
+bench_h2="$out/configs/wsgate-bench-h2.yaml"
 
 run() {
   local name="$1"
@@ -52,6 +53,7 @@ for i in $(seq 1 "$runs"); do
   run "idle-10k-$i" idle --target both --raw-no-registry --wsgate-config "$bare" --conns 10000 --hold 3
   run "push-peak-$i" push --target both --wsgate-config "$bare" --conns 1000 --posters 32 --warmup 2 --duration 10
   run "upstream-$i" upstream --target both --wsgate-config "$bench" --conns 100 --warmup 2 --duration 10
+  run "upstream-h2-$i" upstream --target both --wsgate-config "$bench_h2" --conns 100 --warmup 2 --duration 10
   run "ready-$i" ready --target both --wsgate-config "$bare" --conns 3000
   run "storm-$i" connect-storm --target both --wsgate-config "$bench" --warmup 1 --duration 8
   run "storm-bare-$i" connect-storm --target both --wsgate-config "$bare" --warmup 1 --duration 8

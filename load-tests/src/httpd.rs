@@ -1,11 +1,12 @@
-//! Serving HTTP/1.1 (keep-alive) on accepted TCP streams with a plain async handler.
+//! Serving HTTP/1.1 (keep-alive) and HTTP/2 with prior knowledge (h2c) on accepted TCP streams
+//! with a plain async handler.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
 use std::future::Future;
 use tokio::net::TcpStream;
@@ -39,7 +40,8 @@ pub async fn read_body(body: Incoming, limit: usize) -> Option<Bytes> {
         .map(http_body_util::Collected::to_bytes)
 }
 
-/// Serves HTTP/1.1 on `stream` until the peer closes, calling `handler` per request.
+/// Serves HTTP/1.1 or h2c (told apart by the connection preface) on `stream` until the peer
+/// closes, calling `handler` per request.
 pub async fn serve<H, F>(stream: TcpStream, handler: H)
 where
     H: Fn(Request<Incoming>) -> F + Send + Clone + 'static,
@@ -49,8 +51,8 @@ where
         let h = handler.clone();
         async move { Ok::<_, Infallible>(h(req).await) }
     });
-    let _ = hyper::server::conn::http1::Builder::new()
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), svc)
-        .await;
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().keep_alive(true);
+    builder.http2().max_concurrent_streams(1024);
+    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
 }
