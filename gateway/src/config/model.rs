@@ -237,9 +237,10 @@ pub struct ApiConfig {
     /// Free-form version label.
     #[serde(default)]
     pub version: Option<String>,
-    /// `domainName` in events: `http://{domain_name}/{stage}` must reach the callback API.
-    /// Defaults to the `Host` of the upgrade request (or the callback listener's address when the
-    /// callback API has its own listener).
+    /// `domainName` in events, used as is: `https://{domain_name}/{stage}` (`http://` without
+    /// TLS) must reach the callback API. Defaults to the `Host` of the upgrade request without
+    /// the scheme's default port (or the callback listener's address when the callback API is
+    /// only served there).
     #[serde(default)]
     pub domain_name: Option<String>,
     /// E.g. `$request.body.action`.
