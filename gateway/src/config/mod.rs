@@ -220,6 +220,16 @@ impl Config {
                 "must not exceed limits.max_message_bytes",
             ));
         }
+        if l.max_outbound_frame_bytes != 0
+            && !(MIN_OUTBOUND_FRAME..=MAX_OUTBOUND_FRAME).contains(&l.max_outbound_frame_bytes)
+        {
+            return Err(ConfigError::invalid(
+                "limits.max_outbound_frame_bytes",
+                format!(
+                    "must be 0 (never split) or between {MIN_OUTBOUND_FRAME} and {MAX_OUTBOUND_FRAME}"
+                ),
+            ));
+        }
         if l.max_http_connections > tokio::sync::Semaphore::MAX_PERMITS {
             return Err(ConfigError::invalid(
                 "limits.max_http_connections",
@@ -365,6 +375,11 @@ impl Config {
 
 /// Route keys with a meaning of their own (`$join`/`$leave`: group presence events).
 pub const PREDEFINED_ROUTES: [&str; 5] = ["$connect", "$disconnect", "$default", "$join", "$leave"];
+
+/// Bounds of `limits.max_outbound_frame_bytes` when it is not 0: smaller frames only add
+/// headers, and no client needs larger ones to be split.
+const MIN_OUTBOUND_FRAME: usize = 1024;
+const MAX_OUTBOUND_FRAME: usize = 16 << 20;
 
 /// Paths the gateway serves itself, which therefore cannot be stage names.
 pub const RESERVED_PATHS: [&str; 4] = ["healthz", "readyz", "metrics", "@connections"];

@@ -237,9 +237,10 @@ pub struct ApiConfig {
     /// Free-form version label.
     #[serde(default)]
     pub version: Option<String>,
-    /// `domainName` in events: `http://{domain_name}/{stage}` must reach the callback API.
-    /// Defaults to the `Host` of the upgrade request (or the callback listener's address when the
-    /// callback API has its own listener).
+    /// `domainName` in events, used as is: `https://{domain_name}/{stage}` (`http://` without
+    /// TLS) must reach the callback API. Defaults to the `Host` of the upgrade request without
+    /// the scheme's default port (or the callback listener's address when the callback API is
+    /// only served there).
     #[serde(default)]
     pub domain_name: Option<String>,
     /// E.g. `$request.body.action`.
@@ -424,6 +425,10 @@ pub struct LimitsConfig {
     pub max_message_bytes: usize,
     /// Largest single frame; larger closes with 1009.
     pub max_frame_bytes: usize,
+    /// Largest frame the gateway writes: a message over it goes out in fragments of at most
+    /// this many payload bytes, as Amazon API Gateway splits messages into 32 KB frames
+    /// (`0`: never split).
+    pub max_outbound_frame_bytes: usize,
     /// Time allowed to send the upgrade request's headers.
     #[serde(deserialize_with = "duration::deserialize")]
     pub handshake_timeout: Duration,
@@ -492,6 +497,7 @@ impl Default for LimitsConfig {
             max_connection_duration: Duration::from_secs(7200),
             max_message_bytes: 131_072,
             max_frame_bytes: 32_768,
+            max_outbound_frame_bytes: 32_768,
             handshake_timeout: Duration::from_secs(10),
             max_connections: 100_000,
             max_http_connections: 10_000,

@@ -156,6 +156,37 @@ fn integration_response_cap_defaults_to_max_message_bytes() {
 }
 
 #[test]
+fn outbound_frame_size_is_zero_or_in_range() {
+    let c = Config::from_yaml(REFERENCE).expect("loads");
+    assert_eq!(c.limits.max_outbound_frame_bytes, 32_768);
+    for (value, ok) in [
+        ("0", true),
+        ("1024", true),
+        ("16777216", true),
+        ("1023", false),
+        ("16777217", false),
+    ] {
+        let yaml = REFERENCE.replace(
+            "max_frame_bytes: 32768",
+            &format!("max_frame_bytes: 32768\n  max_outbound_frame_bytes: {value}"),
+        );
+        match Config::from_yaml(&yaml) {
+            Ok(c) => {
+                assert!(ok, "{value} accepted");
+                assert_eq!(c.limits.max_outbound_frame_bytes.to_string(), value);
+            }
+            Err(e) => {
+                assert!(!ok, "{value} refused: {e}");
+                assert!(
+                    e.to_string().contains("limits.max_outbound_frame_bytes"),
+                    "{e}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn frame_larger_than_message_fails() {
     let e = err(&REFERENCE.replace("max_frame_bytes: 32768", "max_frame_bytes: 262144"));
     assert!(e.contains("limits.max_frame_bytes"), "{e}");

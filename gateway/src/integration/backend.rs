@@ -45,7 +45,9 @@ pub(super) enum Backend {
 pub(super) struct Outgoing<'a> {
     /// The client's query string, appended to the URI (`$connect` of `http_proxy`).
     pub query: Option<&'a str>,
-    /// Header lines (`name: value\r\n`, lowercase names, values already checked).
+    /// Header lines (`name: value\r\n`, values already checked). The lean HTTP/1.1 client
+    /// writes the names as they are (forwarded names keep the client's case); reqwest lowercases
+    /// them, as HTTP/2 requires.
     pub headers: &'a [u8],
     /// `headers` carries the upgrade request's headers, which replace the client's own
     /// `user-agent`, `accept` and URI credentials when present.

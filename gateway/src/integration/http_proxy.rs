@@ -1,5 +1,6 @@
 //! `http_proxy` integration: forward the raw message body to a URL, with the connection's context
-//! in `x-wsgate-*` headers; on `$connect`, forward the upgrade request's headers and query string.
+//! in `x-wsgate-*` headers; on `$connect`, forward the upgrade request's headers (names as the
+//! client spelled them) and query string.
 
 use std::time::Duration;
 
@@ -65,7 +66,7 @@ impl<'a> ContextHeaders<'a> {
         }
     }
 
-    /// Adds a header of the upgrade request (`name` lowercase; the value as
+    /// Adds a header of the upgrade request (`name` as the client spelled it; the value as
     /// `HeaderValue::from_bytes` accepts it: no control characters but tabs).
     fn put_forwarded(&mut self, name: &str, value: &str) {
         let valid_value = value.bytes().all(|b| (b >= 32 && b != 127) || b == b'\t');
@@ -138,9 +139,14 @@ impl Integration for HttpProxy {
                 query = upgrade.raw_query.as_deref().filter(|q| !q.is_empty());
                 forwarded = true;
                 for (name, value) in &upgrade.headers {
-                    let lower = name.to_ascii_lowercase();
-                    if !NOT_FORWARDED.contains(&lower.as_str()) && !lower.starts_with("x-wsgate-") {
-                        headers.put_forwarded(&lower, value);
+                    // The name as the client wrote it (the lean HTTP/1.1 client sends it so;
+                    // reqwest and HTTP/2 lowercase it).
+                    let skip = NOT_FORWARDED.iter().any(|n| name.eq_ignore_ascii_case(n))
+                        || name
+                            .get(..9)
+                            .is_some_and(|p| p.eq_ignore_ascii_case("x-wsgate-"));
+                    if !skip {
+                        headers.put_forwarded(name, value);
                     }
                 }
             }
@@ -230,10 +236,10 @@ mod tests {
         headers.put("x-wsgate-stage", "prod");
         headers.put_forwarded("user-agent", "agent\u{7f}");
         headers.put_forwarded("bad name", "v");
-        headers.put_forwarded("x-ok", "caf\u{e9}");
+        headers.put_forwarded("X-Ok", "caf\u{e9}");
         assert_eq!(
             headers.lines,
-            "x-wsgate-stage: prod\r\nx-ok: caf\u{e9}\r\n".as_bytes()
+            "x-wsgate-stage: prod\r\nX-Ok: caf\u{e9}\r\n".as_bytes()
         );
         // The same rules as the header types the general client takes.
         assert!(HeaderValue::from_str("10.0.0.1\r\nx-evil: 1").is_err());

@@ -5,6 +5,7 @@ pub(crate) mod connect;
 pub(crate) mod connections;
 mod dispatch;
 mod end;
+mod frames;
 pub(crate) mod handshake;
 mod io;
 mod session;

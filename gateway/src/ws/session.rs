@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message};
 use wsgate_connection_store::ConnectionRecord;
 
 use super::dispatch::{Inbound, Inflow, Refused};
+use super::frames::{self, Outgoing};
 use super::io::Io;
 use super::now_ms;
 use crate::config::BinaryFrames;
@@ -272,10 +273,18 @@ impl Session<'_> {
 
     /// Writes every message already queued, all within one `limits.send_timeout`.
     async fn write_queued(&mut self, ws: &mut Ws, outbox: &mut Outbox) -> Result<(), CloseReason> {
+        let max_frame = self.shared.config.limits.max_outbound_frame_bytes;
         let queued = async {
             let mut written = false;
             while let Some(message) = outbox.try_recv() {
-                ws.feed(message).await?;
+                match frames::outgoing(message, max_frame) {
+                    Outgoing::Whole(message) => ws.feed(message).await?,
+                    Outgoing::Split(fragments) => {
+                        for fragment in fragments {
+                            ws.feed(fragment).await?;
+                        }
+                    }
+                }
                 self.sent.increment(1);
                 written = true;
             }
@@ -292,24 +301,45 @@ impl Session<'_> {
         }
     }
 
-    /// Writes one frame within `limits.send_timeout`. A write the socket takes at once (the
-    /// usual case) needs no timer.
+    /// Writes one message within `limits.send_timeout`, fragmented when it is over
+    /// `limits.max_outbound_frame_bytes`.
     async fn write(&mut self, ws: &mut Ws, message: Message) -> Result<(), CloseReason> {
-        let mut send = std::pin::pin!(ws.send(message));
-        let at_once = std::future::poll_fn(|cx| match send.as_mut().poll(cx) {
-            Poll::Ready(result) => Poll::Ready(Some(result)),
-            Poll::Pending => Poll::Ready(None),
-        })
-        .await;
-        let result = match at_once {
-            Some(result) => Ok(result),
-            None => timeout(self.shared.config.limits.send_timeout, send).await,
-        };
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(CloseReason::Abnormal),
-            Err(_) => Err(CloseReason::SlowConsumer),
+        let limits = &self.shared.config.limits;
+        match frames::outgoing(message, limits.max_outbound_frame_bytes) {
+            Outgoing::Whole(message) => bounded(limits.send_timeout, ws.send(message)).await,
+            Outgoing::Split(fragments) => {
+                bounded(limits.send_timeout, async {
+                    for fragment in fragments {
+                        ws.feed(fragment).await?;
+                    }
+                    ws.flush().await
+                })
+                .await
+            }
         }
+    }
+}
+
+/// Runs a write within `send_timeout`. A write the socket takes at once (the usual case) needs
+/// no timer.
+async fn bounded(
+    send_timeout: Duration,
+    send: impl Future<Output = Result<(), WsError>>,
+) -> Result<(), CloseReason> {
+    let mut send = std::pin::pin!(send);
+    let at_once = std::future::poll_fn(|cx| match send.as_mut().poll(cx) {
+        Poll::Ready(result) => Poll::Ready(Some(result)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await;
+    let result = match at_once {
+        Some(result) => Ok(result),
+        None => timeout(send_timeout, send).await,
+    };
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(CloseReason::Abnormal),
+        Err(_) => Err(CloseReason::SlowConsumer),
     }
 }
 

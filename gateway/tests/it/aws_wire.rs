@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use crate::support::raw::{self, Act, RawBackend};
 use crate::support::*;
 
 /// The `(connectionId, requestId)` of an error frame, and its exact expected text.
@@ -179,6 +180,56 @@ async fn connect_event_header_names_are_as_the_client_sent_them() {
         event["multiValueHeaders"]["X-Custom-MiXed"],
         serde_json::json!(["v", "w"])
     );
+}
+
+/// `http_proxy` on `$connect` forwards the upgrade request's header names as the client spelled
+/// them, as they reach the CONNECT event (AWS forwards none by itself, reference §2.1; the
+/// spelling is that of the captures cited above). Seen on the wire by a raw backend.
+#[tokio::test]
+async fn http_proxy_connect_forwards_header_names_as_sent() {
+    let backend = RawBackend::tcp(|_| Act::Answer(raw::answer(200, "", ""))).await;
+    let yaml = format!(
+        r#"
+listen: 127.0.0.1:0
+api:
+  name: names
+  route_selection_expression: $request.body.action
+  stages: {{ prod: {{}} }}
+  routes:
+    $connect: {{ integration: {{ type: http_proxy, uri: "{}/connect", timeout: 2s }} }}
+"#,
+        backend.base
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let (_tcp, answer) = raw_upgrade(
+        gw.addr,
+        "HeaderAuth1: x\r\nx-api-key: k\r\nX-Custom-MiXed: v\r\nX-Custom-MiXed: w\r\n\
+         User-Agent: agent/1\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+    let request = backend.next().await;
+    let names = &request.names;
+    let count = |name: &str| names.iter().filter(|n| *n == name).count();
+    assert_eq!(count("HeaderAuth1"), 1, "{names:?}");
+    assert_eq!(count("x-api-key"), 1, "{names:?}");
+    assert_eq!(count("X-Custom-MiXed"), 2, "{names:?}");
+    assert_eq!(count("X-Forwarded-For"), 1, "{names:?}");
+    // The client's `User-Agent` replaces the gateway's own, whatever its case.
+    assert_eq!(count("User-Agent"), 1, "{names:?}");
+    assert_eq!(request.header("user-agent"), Some("agent/1"));
+    let any_case = |name: &str| {
+        names
+            .iter()
+            .filter(|n| n.eq_ignore_ascii_case(name))
+            .count()
+    };
+    assert_eq!(any_case("user-agent"), 1, "{names:?}");
+    for hop in ["Sec-WebSocket-Key", "Sec-WebSocket-Version", "Upgrade"] {
+        assert_eq!(any_case(hop), 0, "{hop} in {names:?}");
+    }
+    // The gateway's own headers stay lowercase.
+    assert_eq!(count("x-wsgate-connection-id"), 1, "{names:?}");
 }
 
 const INVOKE: &str = "/2015-03-31/functions/function/invocations";

@@ -331,3 +331,22 @@ async fn default_domain_name_drops_the_default_port() {
         assert_eq!(event["requestContext"]["domainName"], domain, "{host}");
     }
 }
+
+#[tokio::test]
+async fn configured_domain_name_is_used_as_is() {
+    let backend = Backend::ok().await;
+    let yaml = config(&backend.url(), "").replacen(
+        "  name: chat\n",
+        "  name: chat\n  domain_name: ws.example.com:443\n",
+        1,
+    );
+    let gw = TestGateway::start(&yaml).await;
+    for host in ["gateway.example:8080", "ws.example.com"] {
+        let _ws = handshake_after(&gw, b"", &[("Host", host)]).await;
+        let event = backend.next_to("/connect").await.json();
+        assert_eq!(
+            event["requestContext"]["domainName"], "ws.example.com:443",
+            "{host}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 mod api_keys;
 mod autobahn;
+mod aws_frames;
 mod aws_samples;
 mod aws_wire;
 mod binary;

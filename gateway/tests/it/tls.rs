@@ -1,10 +1,17 @@
-//! `wss://` and `https://`: the listeners serve TLS with the configured certificate.
+//! `wss://` and `https://`: the listeners serve TLS with the configured certificate, and the
+//! callback API is reached at `https://{domainName}/{stage}` from a CONNECT event, as AWS's
+//! samples build it.
 
+use std::process::Stdio;
 use std::sync::Arc;
 
 use rustls_pki_types::CertificateDer;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::Connector;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::support::lambda::python;
 use crate::support::*;
 
 struct TestCert {
@@ -41,11 +48,8 @@ impl Drop for TestCert {
     }
 }
 
-#[tokio::test]
-async fn wss_and_https_callbacks_work_with_the_configured_certificate() {
-    let cert = TestCert::new();
-    let backend = Backend::ok().await;
-    let gw = TestGateway::start(&config(&backend.url(), &cert.yaml())).await;
+/// A `wss://localhost:{port}/prod` client trusting `cert`, sending `host` as `Host` when given.
+async fn wss(cert: &TestCert, port: u16, host: Option<&str>) -> Ws {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.der.clone()).expect("root");
     let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -55,15 +59,35 @@ async fn wss_and_https_callbacks_work_with_the_configured_certificate() {
     .expect("versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let url = format!("wss://localhost:{}/prod", gw.addr.port());
-    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
-        url,
-        None,
-        false,
-        Some(Connector::Rustls(Arc::new(client_config))),
+    let mut request = format!("wss://localhost:{port}/prod")
+        .into_client_request()
+        .expect("request");
+    if let Some(host) = host {
+        request
+            .headers_mut()
+            .insert("host", host.parse().expect("host"));
+    }
+    let (ws, _) = tokio::time::timeout(
+        DEADLINE,
+        tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            None,
+            false,
+            Some(Connector::Rustls(Arc::new(client_config))),
+        ),
     )
     .await
+    .expect("handshake within the deadline")
     .expect("wss handshake");
+    ws
+}
+
+#[tokio::test]
+async fn wss_and_https_callbacks_work_with_the_configured_certificate() {
+    let cert = TestCert::new();
+    let backend = Backend::ok().await;
+    let gw = TestGateway::start(&config(&backend.url(), &cert.yaml())).await;
+    let mut ws = wss(&cert, gw.addr.port(), None).await;
     let event = backend.next_to("/connect").await.json();
     assert_eq!(event["headers"]["X-Forwarded-Proto"], "https");
     let id = event["requestContext"]["connectionId"]
@@ -94,6 +118,104 @@ async fn wss_and_https_callbacks_work_with_the_configured_certificate() {
         .expect("post");
     assert_eq!(r.status(), 200);
     assert_eq!(next_text(&mut ws).await, "over https");
+}
+
+const ACCESS_KEY_ID: &str = "AKIDTLSTEST";
+const SECRET_ACCESS_KEY: &str = "tls/test/secret/0123456789abcdefghijkl";
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/post_from_event.py");
+
+/// Runs `tests/sdk/post_from_event.py`: boto3 builds its client from the CONNECT event's
+/// `requestContext` (`https://{domainName}/{stage}`) and posts `data`; its results line.
+async fn boto3_post_from_event(context: &Value, ca_file: &std::path::Path, data: &str) -> Value {
+    let mut child = tokio::process::Command::new(python())
+        .arg(SCRIPT)
+        .arg("--ca-file")
+        .arg(ca_file)
+        .args(["--access-key-id", ACCESS_KEY_ID])
+        .args(["--secret-access-key", SECRET_ACCESS_KEY])
+        .args(["--data", data])
+        // Talk to the gateway directly, and let no local AWS profile or metadata service in.
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_CA_BUNDLE")
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {} ({e}); set WSGATE_PYTHON", python()));
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(context.to_string().as_bytes())
+        .await
+        .expect("write the event");
+    drop(stdin);
+    let output = tokio::time::timeout(DEADLINE * 3, child.wait_with_output())
+        .await
+        .expect("the boto3 script finished in time")
+        .expect("the boto3 script ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the boto3 script failed ({}); does {} have boto3?\n{stdout}\n{stderr}",
+        output.status,
+        python()
+    );
+    let last = stdout.lines().rev().find(|l| !l.trim().is_empty());
+    serde_json::from_str(last.unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no JSON results line ({e}):\n{stdout}\n{stderr}"))
+}
+
+/// The callback URL built as AWS's samples build it, `https://{domainName}/{stage}` from the
+/// event's `requestContext` (https://github.com/aws-samples/simple-websockets-chat-app,
+/// `sendmessage/app.js`, the endpoint of its `ApiGatewayManagementApiClient`; reference file
+/// §2.2, `domainName` "used to build the callback URL", and §6.1, callback URL
+/// `https://…/{stageName}`),
+/// reaches this gateway's callback API on the TLS listener: boto3's `apigatewaymanagementapi`
+/// client, SigV4-signed and trusting the test's certificate, posts to the connection, which
+/// receives the message. With TLS the default port 443 is left out of `domainName`; any other
+/// port is kept (`:80` too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_reaches_the_callback_api_from_a_connect_event_over_tls() {
+    let cert = TestCert::new();
+    let backend = Backend::ok().await;
+    let auth = format!(
+        "callback:\n  auth:\n    kind: sigv4\n    region: us-east-1\n    credentials:\n      \
+         - access_key_id: {ACCESS_KEY_ID}\n        secret_access_key: {SECRET_ACCESS_KEY}\n"
+    );
+    let gw = TestGateway::start(&config(&backend.url(), &format!("{}{auth}", cert.yaml()))).await;
+    let port = gw.addr.port();
+
+    let mut ws = wss(&cert, port, None).await;
+    let event = backend.next_to("/connect").await.json();
+    let context = &event["requestContext"];
+    assert_eq!(context["domainName"], format!("localhost:{port}"));
+    let results =
+        boto3_post_from_event(context, &cert.dir.join("cert.pem"), "from boto3 over TLS").await;
+    assert_eq!(
+        results["endpoint"],
+        format!("https://localhost:{port}/prod"),
+        "{results}"
+    );
+    assert_eq!(results["post"], 200, "{results}");
+    assert_eq!(results["get"], 200, "{results}");
+    assert_eq!(next_text(&mut ws).await, "from boto3 over TLS");
+
+    for (host, domain) in [
+        ("localhost:443", "localhost"),
+        ("localhost:80", "localhost:80"),
+    ] {
+        let _ws = wss(&cert, port, Some(host)).await;
+        let event = backend.next_to("/connect").await.json();
+        assert_eq!(event["requestContext"]["domainName"], domain, "{host}");
+    }
 }
 
 #[test]

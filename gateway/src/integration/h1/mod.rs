@@ -193,7 +193,7 @@ async fn sweep(pools: Weak<Mutex<HashMap<Address, Arc<Pool>>>>) {
 pub(crate) struct Request<'a> {
     /// A query string to append to the target (`$connect` forwards the client's).
     pub query: Option<&'a str>,
-    /// Header lines of this call (`name: value\r\n`, names lowercase).
+    /// Header lines of this call (`name: value\r\n`), written as they are: names keep their case.
     pub headers: &'a [u8],
     /// `headers` may hold `user-agent`, `accept` or `authorization`, which then replace the
     /// endpoint's own.
@@ -376,7 +376,7 @@ fn end_of_head(buf: &mut [u8; 48], body: usize) -> &[u8] {
     &buf[..used]
 }
 
-/// Whether the header block has a line named `name` (lowercase).
+/// Whether the header block has a line named `name` (given lowercase; matched in any case).
 fn has_header(block: &[u8], name: &str) -> bool {
     block.split(|b| *b == b'\n').any(|line| {
         line.len() > name.len()

@@ -20,6 +20,8 @@ pub struct RawRequest {
     pub target: String,
     /// Names lowercase.
     pub headers: Vec<(String, String)>,
+    /// The header names as they came on the wire, in order.
+    pub names: Vec<String>,
     pub body: Vec<u8>,
     /// Index of the connection it came on (0 for the first accepted).
     pub conn: usize,
@@ -233,6 +235,7 @@ async fn read_request<S: AsyncRead + Unpin>(
                     )
                 })
                 .collect();
+            let names = parsed.headers.iter().map(|h| h.name.to_string()).collect();
             let method = parsed.method.unwrap_or_default().to_string();
             let target = parsed.path.unwrap_or_default().to_string();
             let length: usize = headers
@@ -251,6 +254,7 @@ async fn read_request<S: AsyncRead + Unpin>(
                 method,
                 target,
                 headers,
+                names,
                 body,
                 conn,
             });
