@@ -36,6 +36,7 @@ mod callback;
 pub mod cli;
 mod cluster;
 pub mod config;
+mod domains;
 mod error;
 mod events;
 mod grammar;
