@@ -32,7 +32,7 @@ pub use throttling::{
     ClusterThrottling, OnRedisError, RateLimit, RouteThrottle, Scope, StageThrottling,
     ThrottlingConfig,
 };
-pub use tls::server_config as tls_server_config;
+pub use tls::{Certificates as TlsCertificates, certificates as tls_certificates};
 pub use usage_plans::{Period, QuotaConfig, UsagePlanConfig};
 
 /// Why a configuration could not be used.
@@ -279,7 +279,7 @@ impl Config {
         self.aws.validate()?;
         domains::validate(self)?;
         if let Some(tls) = &self.tls {
-            tls::server_config(tls, &self.domains)?;
+            tls::certificates(tls, &self.domains)?;
         }
         if self.shutdown.drain_timeout.is_zero() {
             return Err(ConfigError::invalid(

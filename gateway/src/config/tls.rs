@@ -1,6 +1,6 @@
-//! `tls:` read and checked: the PEM certificate chain and key named by `tls.cert_file` and
-//! `tls.key_file` (and by each `domains[i].cert_file`/`key_file`), paired into certified keys
-//! and a rustls server configuration that picks one by SNI; each failure names its key.
+//! `tls:` read and checked: the PEM certificate chains and keys named by `tls.cert_file` and
+//! `tls.key_file` and by each `domains[i].cert_file`/`key_file`, paired into certified keys;
+//! each failure names its key.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,35 +11,41 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::{ConfigError, DomainConfig, TlsConfig};
-use crate::tls::sni::SniResolver;
 
-/// The rustls server configuration for `tls` (HTTP/1.1 by ALPN): each domain with its own
-/// certificate is served it by SNI, every other name the default one.
+/// The certificates `tls` and `domains` name, read and paired with their keys.
+#[derive(Debug)]
+pub struct Certificates {
+    /// The crypto provider the keys were loaded with (and the server is built with).
+    pub provider: Arc<CryptoProvider>,
+    /// `tls.cert_file` and `tls.key_file`.
+    pub default: Arc<CertifiedKey>,
+    /// Each domain with its own certificate: its `name` and the pair.
+    pub domains: Vec<(String, Arc<CertifiedKey>)>,
+}
+
+/// Reads the certificate chains and keys of `tls` and of each domain that names its own.
 ///
 /// # Errors
 /// A [`ConfigError`] naming `tls.cert_file`, `tls.key_file`, `tls` (a pair rustls refuses) or
 /// the same keys of a `domains` entry.
-pub fn server_config(
+pub fn certificates(
     tls: &TlsConfig,
     domains: &[DomainConfig],
-) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
+) -> Result<Certificates, ConfigError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let default = certified_key(&provider, &tls.cert_file, &tls.key_file, "tls")?;
-    let mut resolver = SniResolver::new(default);
+    let mut pairs = Vec::new();
     for (i, domain) in domains.iter().enumerate() {
         if let (Some(cert), Some(key)) = (&domain.cert_file, &domain.key_file) {
             let pair = certified_key(&provider, cert, key, &format!("domains[{i}]"))?;
-            resolver.insert(&domain.name, pair);
+            pairs.push((domain.name.clone(), pair));
         }
     }
-    let rejected = |e: rustls::Error| ConfigError::invalid("tls", e.to_string());
-    let mut server = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(rejected)?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(server))
+    Ok(Certificates {
+        provider,
+        default,
+        domains: pairs,
+    })
 }
 
 /// The chain in `cert_file` paired with the key in `key_file`; errors name `{at}.cert_file`,
