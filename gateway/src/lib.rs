@@ -24,7 +24,8 @@
 //!   by `callback` and `auth`), `throttle`,
 //!   `integration` (`aws_proxy`, `http_proxy`, `mock`; Lambda functions by ARN), `registry` (connections of this node
 //!   and their bounded outboxes), `store` (metrics and the cluster fence around the store),
-//!   `bus` (the node-to-node bus and group channels on Redis pub/sub), `tls`.
+//!   `bus` (the node-to-node bus and group channels on Redis pub/sub), `tls` (the acceptor,
+//!   certificates by SNI), `domains` (custom domains: `Host` and mapping path → `/{stage}/…`).
 //! - Leaves: `config`, `grammar` (value grammars the config checks and the runtime reads),
 //!   `routing`, `events` (Lambda proxy event JSON), `error` (every client-visible failure,
 //!   mapped to HTTP statuses and close codes in one place), `telemetry`, `ids`, `raw_head`,
@@ -36,6 +37,7 @@ mod callback;
 pub mod cli;
 mod cluster;
 pub mod config;
+mod domains;
 mod error;
 mod events;
 mod grammar;

@@ -34,6 +34,7 @@ use crate::bus::redis_bus::{RedisBus, RedisTarget};
 use crate::callback::{self, auth::CallbackAuth};
 use crate::cluster::{self, Cluster, ClusterBus};
 use crate::config::{Config, StoreConfig};
+use crate::domains::Domains;
 use crate::groups::{Groups, PresenceRoutes};
 use crate::integration;
 use crate::ops;
@@ -297,11 +298,13 @@ impl Gateway {
         let stop_accepting = CancellationToken::new();
         let mut background = JoinSet::new();
         let tls = match &shared.config.tls {
-            Some(tls) => Some(crate::tls::acceptor(tls)?),
+            Some(tls) => Some(crate::tls::acceptor(tls, &shared.config.domains)?),
             None => None,
         };
+        let domains = Arc::new(Domains::new(&shared.config.domains));
         let serving = |router: Router, proxy_protocol: bool| Serving {
             router,
+            domains: Arc::clone(&domains),
             proxy_protocol,
             max_http_connections: shared.config.limits.max_http_connections,
             handshake_timeout: shared.config.limits.handshake_timeout,
@@ -433,6 +436,8 @@ async fn not_found() -> axum::response::Response {
 #[derive(Clone)]
 struct Serving {
     router: Router,
+    /// Custom domains: rewrites their requests to `/{stage}/…` before `router` sees them.
+    domains: Arc<Domains>,
     /// `limits.max_http_connections`: connections the loop serves at once.
     max_http_connections: usize,
     /// Bounds the TLS handshake and the upgrade request's headers.
@@ -553,6 +558,7 @@ async fn serve_http<I>(
 {
     let Serving {
         router,
+        domains,
         handshake_timeout,
         stop,
         ..
@@ -565,8 +571,15 @@ async fn serve_http<I>(
         if let Some(local) = local {
             request.extensions_mut().insert(local);
         }
+        let mapped = domains.route(&mut request);
         let router = router.clone();
-        async move { Ok::<_, Infallible>(router.oneshot(request.map(Body::new)).await.into_response()) }
+        async move {
+            let response = match mapped {
+                Ok(()) => router.oneshot(request.map(Body::new)).await.into_response(),
+                Err(unmapped) => unmapped.into_response(),
+            };
+            Ok::<_, Infallible>(response)
+        }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

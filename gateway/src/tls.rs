@@ -1,15 +1,40 @@
-//! TLS for the listeners (`wss://` and `https://`): the acceptor built from the server
-//! configuration that [`crate::config`] read and checked. Handshakes run in each connection's
-//! own task, bounded by `limits.handshake_timeout`.
+//! TLS for the listeners (`wss://` and `https://`): the acceptor over the certificates that
+//! [`crate::config`] read and checked, with a certificate per custom domain chosen by SNI
+//! ([`sni`]); HTTP/1.1 by ALPN. Handshakes run in each connection's own task, bounded by
+//! `limits.handshake_timeout`.
+
+pub(crate) mod sni;
+
+use std::sync::Arc;
 
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{ConfigError, TlsConfig};
+use crate::config::{ConfigError, DomainConfig, TlsConfig};
 
-/// Builds the acceptor from `tls.cert_file` and `tls.key_file`.
+use self::sni::SniResolver;
+
+/// Builds the acceptor from `tls.cert_file` and `tls.key_file`, and the certificates of
+/// `domains`.
 ///
 /// # Errors
 /// A [`ConfigError`] naming the key at fault.
-pub(crate) fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, ConfigError> {
-    crate::config::tls_server_config(config).map(TlsAcceptor::from)
+pub(crate) fn acceptor(
+    config: &TlsConfig,
+    domains: &[DomainConfig],
+) -> Result<TlsAcceptor, ConfigError> {
+    let certificates = crate::config::tls_certificates(config, domains)?;
+    let mut resolver = SniResolver::new(certificates.default);
+    for (name, pair) in certificates.domains {
+        resolver.insert(&name, pair);
+    }
+    let mut server = rustls::ServerConfig::builder_with_provider(certificates.provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConfigError::Invalid {
+            key: "tls".into(),
+            message: e.to_string(),
+        })?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(resolver));
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(server)))
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{ConnectInfo, OriginalUri, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{Method, StatusCode};
@@ -149,11 +149,13 @@ pub(crate) async fn admit(
     request: Request,
 ) -> Result<(http::request::Parts, Bytes), CallbackError> {
     let (parts, body) = request.into_parts();
+    // The path the client used (and signed), before a custom domain mapped it.
+    let signed_uri = (parts.extensions.get::<OriginalUri>()).map_or(&parts.uri, |o| &o.0);
     let caller = CallerRequest {
         peer,
         method: &parts.method,
-        raw_path: parts.uri.path(),
-        raw_query: parts.uri.query(),
+        raw_path: signed_uri.path(),
+        raw_query: signed_uri.query(),
         headers: &parts.headers,
     };
     let shared = &api.shared;

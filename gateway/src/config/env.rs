@@ -12,7 +12,7 @@ use super::ConfigError;
 const PREFIX: &str = "WSGATE_";
 
 /// The top-level keys of [`super::Config`]; kept in sync by a test.
-pub(super) const SECTIONS: [&str; 17] = [
+pub(super) const SECTIONS: [&str; 18] = [
     "listen",
     "listen_proxy_protocol",
     "node_id",
@@ -26,6 +26,7 @@ pub(super) const SECTIONS: [&str; 17] = [
     "api_keys",
     "security",
     "tls",
+    "domains",
     "throttling",
     "groups",
     "aws",

@@ -4,6 +4,7 @@
 mod auth;
 mod aws;
 mod check_auth;
+mod domains;
 pub mod duration;
 mod env;
 mod groups;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 pub use auth::*;
 pub use aws::AwsConfig;
+pub use domains::{DomainConfig, MappingConfig};
 pub use groups::{GroupsConfig, SlowMember};
 pub use iam::{
     DEFAULT_IAM_ACCOUNT, DEFAULT_IAM_REGION, IamConfig, IamPrincipalConfig, OneOrList,
@@ -30,7 +32,7 @@ pub use throttling::{
     ClusterThrottling, OnRedisError, RateLimit, RouteThrottle, Scope, StageThrottling,
     ThrottlingConfig,
 };
-pub use tls::server_config as tls_server_config;
+pub use tls::{Certificates as TlsCertificates, certificates as tls_certificates};
 pub use usage_plans::{Period, QuotaConfig, UsagePlanConfig};
 
 /// Why a configuration could not be used.
@@ -285,8 +287,9 @@ impl Config {
         self.validate_store_and_cluster()?;
         self.groups.validate()?;
         self.aws.validate()?;
+        domains::validate(self)?;
         if let Some(tls) = &self.tls {
-            tls::server_config(tls)?;
+            tls::certificates(tls, &self.domains)?;
         }
         if self.shutdown.drain_timeout.is_zero() {
             return Err(ConfigError::invalid(

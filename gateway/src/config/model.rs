@@ -58,6 +58,9 @@ pub struct Config {
     /// TLS on the listeners (`wss://`, `https://`); plain when absent.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Custom domain names and their API mappings (`Host` + first path segment → stage).
+    #[serde(default)]
+    pub domains: Vec<super::DomainConfig>,
     /// Named groups: limits, the slow-member policy, presence events.
     #[serde(default)]
     pub groups: super::groups::GroupsConfig,

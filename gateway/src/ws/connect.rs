@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{ConnectInfo, OriginalUri, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::header;
 
@@ -18,6 +18,7 @@ use super::{handshake, invoke, now_ms, session};
 use crate::auth::identity::RequestView;
 use crate::auth::per_ip::IpSlot;
 use crate::auth::{AuthError, AuthRequest};
+use crate::domains::CustomDomain;
 use crate::error::{CloseReason, HandshakeRejection};
 use crate::events::{ConnectRequest, ConnectionMeta, EventKind};
 use crate::ids;
@@ -70,7 +71,9 @@ async fn accept(
     let permit = Arc::clone(&shared.permits)
         .try_acquire_owned()
         .map_err(|_| HandshakeRejection::TooManyConnections)?;
-    let uri = request.uri().clone();
+    // The path the client used (and signed), before a custom domain mapped it.
+    let uri = (request.extensions().get::<OriginalUri>())
+        .map_or_else(|| request.uri().clone(), |o| o.0.clone());
     // The client behind trusted proxies: `sourceIp`, per-address limits and logs.
     let client_ip = shared.security.client_addr(peer.ip(), request.headers()).ip;
     let refuse = |error: AuthError| {
@@ -98,7 +101,10 @@ async fn accept(
         connection_id: ids::connection_id(),
         stage: stage.clone(),
         api_id: Arc::clone(&shared.api_id),
-        domain_name: domain_name(&shared, header_str(header::HOST)),
+        domain_name: match request.extensions().get::<CustomDomain>() {
+            Some(custom) => custom.0.to_string(),
+            None => domain_name(&shared, header_str(header::HOST)),
+        },
         connected_at_ms: now_ms(),
         source_ip: client_ip.to_string(),
         user_agent: header_str(header::USER_AGENT),

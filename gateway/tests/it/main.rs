@@ -16,6 +16,8 @@ mod cluster_owed;
 mod cluster_owner_cache;
 mod cluster_redis;
 mod connect;
+mod domains;
+mod domains_sigv4;
 mod fault_matrix;
 mod faults;
 mod groups;
