@@ -5,7 +5,8 @@
 use serde_json::{Map, Value};
 
 use super::{AuthError, Authorized, CallError};
-use crate::iam::policy::wildcard_match;
+use crate::config::PolicyDocument;
+use crate::iam::policy::{Decision as PolicyDecision, Policy};
 
 /// A cacheable outcome.
 #[derive(Debug, Clone)]
@@ -115,56 +116,40 @@ fn scalar_context(context: Option<&Value>) -> Result<Map<String, Value>, AuthErr
     }
 }
 
-/// A string or a list of strings.
-fn strings(value: Option<&Value>) -> Result<Vec<&str>, AuthError> {
-    match value {
-        Some(Value::String(s)) => Ok(vec![s.as_str()]),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .ok_or_else(|| malformed("policy values must be strings"))
-            })
-            .collect(),
-        _ => Err(malformed("policy statement lacks Action or Resource")),
-    }
-}
-
-/// Evaluates the policy: an explicit Deny wins, then any Allow of `execute-api:Invoke` on a
-/// resource that matches `method_arn`; nothing matching is a Deny.
+/// Evaluates the policy for `execute-api:Invoke` on `method_arn` as IAM does (see
+/// [`crate::iam::policy`]): an explicit Deny wins, then an Allow; nothing covering it denies.
+/// `NotAction` and `NotResource` are evaluated; a `Condition` cannot be, so a conditional Allow
+/// does not allow and a conditional Deny denies. `Effect` is read without regard to case, as
+/// authorizers write `allow` too.
 fn allows(document: &Value, method_arn: &str) -> Result<bool, AuthError> {
-    let statements = match document.get("Statement") {
-        Some(Value::Array(items)) => items.iter().collect::<Vec<_>>(),
+    let mut document = document.clone();
+    let statements = match document.get_mut("Statement") {
+        Some(Value::Array(items)) => items.iter_mut().collect::<Vec<_>>(),
         Some(single @ Value::Object(_)) => vec![single],
         _ => return Err(malformed("policyDocument has no Statement")),
     };
-    let mut allowed = false;
     for statement in statements {
-        let effect = statement
-            .get("Effect")
-            .and_then(Value::as_str)
-            .ok_or_else(|| malformed("statement has no Effect"))?;
-        let actions = strings(statement.get("Action"))?;
-        let resources = strings(statement.get("Resource"))?;
-        let applies = actions.iter().any(|a| action_matches(a))
-            && resources.iter().any(|r| wildcard_match(r, method_arn));
-        if !applies {
-            continue;
-        }
-        if effect.eq_ignore_ascii_case("deny") {
-            return Ok(false);
-        }
-        if effect.eq_ignore_ascii_case("allow") {
-            allowed = true;
+        if let Some(effect) = statement.get_mut("Effect") {
+            let canonical = ["Allow", "Deny"]
+                .into_iter()
+                .find(|c| effect.as_str().is_some_and(|e| e.eq_ignore_ascii_case(c)));
+            if let Some(canonical) = canonical {
+                *effect = Value::from(canonical);
+            }
         }
     }
-    Ok(allowed)
-}
-
-fn action_matches(action: &str) -> bool {
-    ["*", "execute-api:*", "execute-api:invoke"]
-        .iter()
-        .any(|a| action.eq_ignore_ascii_case(a))
+    let document: PolicyDocument = serde_json::from_value(document)
+        .map_err(|_| malformed("policyDocument is not an IAM policy document"))?;
+    let complete = document.statement.as_slice().iter().all(|s| {
+        s.action.is_some() != s.not_action.is_some()
+            && s.resource.is_some() != s.not_resource.is_some()
+    });
+    if !complete {
+        return Err(malformed(
+            "a policy statement needs one of Action/NotAction and one of Resource/NotResource",
+        ));
+    }
+    Ok(Policy::new(&document).evaluate("execute-api:Invoke", method_arn) == PolicyDecision::Allow)
 }
 
 #[cfg(test)]

@@ -136,3 +136,50 @@ fn null_context_values_pass_and_stringify_keeps_strings_and_null() {
         json!({"n": "123", "f": "1.5", "b": "false", "s": "x", "z": null, "principalId": "user-1"})
     );
 }
+
+/// A statement the gateway cannot fully evaluate never opens access: an `Allow` with a
+/// `Condition` does not allow, a `Deny` with one denies; `NotAction` and `NotResource` are
+/// evaluated as IAM does.
+#[test]
+fn conditions_never_fail_open_and_not_forms_are_evaluated() {
+    let with = |statement: Value| {
+        answer(json!({
+            "principalId": "user-1",
+            "policyDocument": { "Version": "2012-10-17", "Statement": [statement] }
+        }))
+    };
+    let conditional_allow = json!({
+        "Effect": "Allow", "Action": "execute-api:Invoke", "Resource": ARN,
+        "Condition": { "IpAddress": { "aws:SourceIp": "10.0.0.0/8" } }
+    });
+    assert!(matches!(with(conditional_allow), Ok(Decision::Deny)));
+    let conditional_deny = json!([
+        { "Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*" },
+        { "Effect": "Deny", "Action": "execute-api:Invoke", "Resource": "*",
+          "Condition": { "Bool": { "aws:SecureTransport": "false" } } }
+    ]);
+    assert!(matches!(
+        answer(json!({
+            "principalId": "user-1",
+            "policyDocument": { "Version": "2012-10-17", "Statement": conditional_deny }
+        })),
+        Ok(Decision::Deny)
+    ));
+    let not_action =
+        json!({ "Effect": "Allow", "NotAction": "execute-api:ManageConnections", "Resource": ARN });
+    assert!(matches!(with(not_action), Ok(Decision::Allow(_))));
+    let not_action_excluding =
+        json!({ "Effect": "Allow", "NotAction": "execute-api:*", "Resource": ARN });
+    assert!(matches!(with(not_action_excluding), Ok(Decision::Deny)));
+    let not_resource = json!({ "Effect": "Allow", "Action": "execute-api:Invoke",
+        "NotResource": "arn:aws:execute-api:*:*:chat/dev/*" });
+    assert!(matches!(with(not_resource), Ok(Decision::Allow(_))));
+    let not_resource_excluding = json!({ "Effect": "Allow", "Action": "execute-api:Invoke",
+        "NotResource": "arn:aws:execute-api:*:*:chat/prod/*" });
+    assert!(matches!(with(not_resource_excluding), Ok(Decision::Deny)));
+    // Lowercase effects, as some authorizers write them, keep working.
+    assert!(matches!(
+        answer(policy("allow", json!(ARN))),
+        Ok(Decision::Allow(_))
+    ));
+}
