@@ -15,10 +15,8 @@ use axum::extract::ConnectInfo;
 use axum::response::IntoResponse;
 use axum::routing::any;
 use bytes::Bytes;
-use http::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use serde_json::json;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -323,7 +321,7 @@ impl Gateway {
             let router = callback::router()
                 .with_state(Arc::clone(&api))
                 .merge(ops::router().with_state(Arc::clone(&shared)))
-                .fallback(not_found);
+                .fallback(callback::unknown_path);
             background.spawn(accept_loop(
                 listener,
                 serving(router, shared.config.callback.listen_proxy_protocol),
@@ -421,15 +419,7 @@ fn main_router(shared: &Arc<Shared>, api: &Arc<callback::Api>) -> Router {
     if shared.config.callback.on_main_listener {
         router = router.merge(callback::router().with_state(Arc::clone(api)));
     }
-    router.fallback(not_found)
-}
-
-async fn not_found() -> axum::response::Response {
-    (
-        StatusCode::NOT_FOUND,
-        axum::Json(json!({ "message": "Not Found" })),
-    )
-        .into_response()
+    router.fallback(callback::unknown_path)
 }
 
 /// What an accept loop serves, and how.

@@ -65,6 +65,12 @@ pub(crate) fn router() -> Router<Arc<Api>> {
         .layer(axum::middleware::map_response(with_request_id))
 }
 
+/// The answer to a path nothing serves: 403 `ForbiddenException` `{"message":"Forbidden"}`, as
+/// AWS answers an unknown stage or path on an API's endpoint (not 404).
+pub(crate) async fn unknown_path() -> Response {
+    with_request_id(CallbackError::UnknownStage.into_response()).await
+}
+
 /// Adds `x-amzn-RequestId` (a random UUID, the form AWS uses) to a callback answer.
 async fn with_request_id(mut response: Response) -> Response {
     if let Ok(id) = http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {

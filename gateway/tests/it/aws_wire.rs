@@ -495,6 +495,23 @@ async fn callback_errors_have_aws_names_bodies_and_request_ids() {
         r#"{"message":"Forbidden"}"#,
     )
     .await;
+    // A path nothing serves is answered the same way, not 404.
+    for path in ["/prod/@connections/", "/a/b/c", "/prod/other/x"] {
+        let unknown_path = client
+            .post(gw.http_url(path))
+            .body("x")
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(unknown_path.status(), 403, "{path}");
+        assert_aws_error(
+            unknown_path,
+            403,
+            "ForbiddenException",
+            r#"{"message":"Forbidden"}"#,
+        )
+        .await;
+    }
     let ok = client
         .get(gw.http_url(&format!("/prod/@connections/{id}")))
         .send()

@@ -364,7 +364,7 @@ async fn separate_callback_listener() {
         .send()
         .await
         .expect("post");
-    assert_eq!(r.status(), 404, "not served on the main listener");
+    assert_eq!(r.status(), 403, "not served on the main listener");
     let r = client
         .post(format!("http://{cb}/prod/@connections/{id}"))
         .body("via callback")

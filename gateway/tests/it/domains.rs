@@ -98,7 +98,7 @@ async fn root_mapping_upgrades_to_the_stage_and_serves_the_callback_api_at_the_r
 
     // The stage name is not a path on a custom domain; the gateway's own paths are.
     let (status, _) = refused_status(upgrade_as(&gw, "chat.example.com", "/prod").await);
-    assert_eq!(status, 404);
+    assert_eq!(status, 403);
     let r = client
         .get(format!("{base}/healthz"))
         .send()
@@ -171,7 +171,7 @@ async fn other_hosts_keep_the_stage_paths() {
     assert_eq!(r.status(), 200);
     assert_eq!(next_text(&mut ws).await, "as before");
     let (status, _) = refused_status(upgrade_as(&gw, "other.example.com", "/").await);
-    assert_eq!(status, 404);
+    assert_eq!(status, 403);
 }
 
 /// Self-signed certificates written to a directory; each is trusted by the test clients.
