@@ -21,9 +21,9 @@
 //! - `state`: what the lifecycle shares (registry, store, groups, checks, budgets, signals).
 //! - `groups` (membership, fan-out, presence), `auth` (connect-time checks, `AWS_IAM` among
 //!   them), `iam` (SigV4 verification, the configured principals and their IAM policies, used
-//!   by `callback` and `auth`), `throttle`,
-//!   `integration` (`aws_proxy`, `http_proxy`, `mock`; Lambda functions by ARN), `registry` (connections of this node
-//!   and their bounded outboxes), `store` (metrics and the cluster fence around the store),
+//!   by `callback` and `auth`), `throttle`, `integration` (`aws_proxy`, `http_proxy`, `mock`;
+//!   Lambda functions by ARN; HTTP/1.1 and HTTP/2), `registry` (connections of this node and
+//!   their bounded outboxes), `store` (metrics and the cluster fence around the store),
 //!   `bus` (the node-to-node bus and group channels on Redis pub/sub), `tls` (the acceptor,
 //!   certificates by SNI), `domains` (custom domains: `Host` and mapping path → `/{stage}/…`).
 //! - Leaves: `config`, `grammar` (value grammars the config checks and the runtime reads),
