@@ -2,16 +2,13 @@
 //! callback API is reached at `https://{domainName}/{stage}` from a CONNECT event, as AWS's
 //! samples build it.
 
-use std::process::Stdio;
 use std::sync::Arc;
 
 use rustls_pki_types::CertificateDer;
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::support::lambda::python;
 use crate::support::*;
 
 struct TestCert {
@@ -127,50 +124,19 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/post_from_e
 /// Runs `tests/sdk/post_from_event.py`: boto3 builds its client from the CONNECT event's
 /// `requestContext` (`https://{domainName}/{stage}`) and posts `data`; its results line.
 async fn boto3_post_from_event(context: &Value, ca_file: &std::path::Path, data: &str) -> Value {
-    let mut child = tokio::process::Command::new(python())
-        .arg(SCRIPT)
-        .arg("--ca-file")
-        .arg(ca_file)
-        .args(["--access-key-id", ACCESS_KEY_ID])
-        .args(["--secret-access-key", SECRET_ACCESS_KEY])
-        .args(["--data", data])
-        // Talk to the gateway directly, and let no local AWS profile or metadata service in.
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_CA_BUNDLE")
-        .env_remove("REQUESTS_CA_BUNDLE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {} ({e}); set WSGATE_PYTHON", python()));
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin
-        .write_all(context.to_string().as_bytes())
-        .await
-        .expect("write the event");
-    drop(stdin);
-    let output = tokio::time::timeout(DEADLINE * 3, child.wait_with_output())
-        .await
-        .expect("the boto3 script finished in time")
-        .expect("the boto3 script ran");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the boto3 script failed ({}); does {} have boto3?\n{stdout}\n{stderr}",
-        output.status,
-        python()
-    );
-    let last = stdout.lines().rev().find(|l| !l.trim().is_empty());
-    serde_json::from_str(last.unwrap_or_default())
-        .unwrap_or_else(|e| panic!("no JSON results line ({e}):\n{stdout}\n{stderr}"))
+    let ca_file = ca_file.to_str().expect("a UTF-8 path");
+    let args = [
+        "--ca-file",
+        ca_file,
+        "--access-key-id",
+        ACCESS_KEY_ID,
+        "--secret-access-key",
+        SECRET_ACCESS_KEY,
+        "--data",
+        data,
+    ];
+    let event = context.to_string();
+    crate::support::boto::run_script(SCRIPT, args, Some(event.as_bytes()), DEADLINE * 3).await
 }
 
 /// The callback URL built as AWS's samples build it, `https://{domainName}/{stage}` from the

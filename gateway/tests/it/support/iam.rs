@@ -1,10 +1,7 @@
 //! IAM callers for the tests: botocore signs upgrade requests (presigned URL or headers) and
 //! boto3 calls the callback API, through `tests/sdk/iam_client.py` run with `$WSGATE_PYTHON`.
 
-use std::process::Stdio;
-
 use serde_json::Value;
-use tokio::process::Command;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::{DEADLINE, Ws};
@@ -19,56 +16,15 @@ pub struct Key<'a> {
     pub token: Option<&'a str>,
 }
 
-/// The interpreter with boto3; fails the test, naming the fix, without it.
-fn python() -> String {
-    std::env::var("WSGATE_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "python3".to_string())
-}
-
-/// Runs the script with `args` and returns its JSON line.
+/// Runs the script with `args` and the key's options, and returns its JSON line.
 async fn run(key: Key<'_>, args: &[&str]) -> Value {
-    let python = python();
-    let mut command = Command::new(&python);
-    command
-        .arg(SCRIPT)
-        .args(args)
-        .args(["--access-key-id", key.access_key_id])
-        .args(["--secret-access-key", key.secret]);
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--access-key-id", key.access_key_id]);
+    all.extend(["--secret-access-key", key.secret]);
     if let Some(token) = key.token {
-        command.args(["--session-token", token]);
+        all.extend(["--session-token", token]);
     }
-    let child = command
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|error| {
-            panic!("cannot run `{python}` ({error}); set WSGATE_PYTHON to a Python with boto3")
-        });
-    let output = tokio::time::timeout(DEADLINE * 6, child.wait_with_output())
-        .await
-        .expect("the boto3 script finished in time")
-        .expect("the boto3 script ran");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the boto3 script failed ({}); it needs boto3 (pip install boto3, or WSGATE_PYTHON):\n{stdout}\n{stderr}",
-        output.status
-    );
-    let last = stdout.lines().rev().find(|l| !l.trim().is_empty());
-    serde_json::from_str(last.unwrap_or_default())
-        .unwrap_or_else(|error| panic!("no JSON line ({error}):\n{stdout}\n{stderr}"))
+    super::boto::run_script(SCRIPT, all, None, DEADLINE * 6).await
 }
 
 /// A signed upgrade request: the URL (with the presigned query) and the headers to add.

@@ -21,13 +21,7 @@ pub const REGION: &str = "us-east-1";
 const VERIFIER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lambda/sigv4_verify.py");
 const MOTO_SETUP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lambda/moto_lambda.py");
 
-/// The Python interpreter of the test environment (`$WSGATE_PYTHON`, default `python3`).
-pub fn python() -> String {
-    std::env::var("WSGATE_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "python3".to_string())
-}
+pub use super::boto::python;
 
 /// A file removed when dropped.
 pub struct TempFile(pub PathBuf);

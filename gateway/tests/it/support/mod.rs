@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod boto;
 pub mod cluster;
 pub mod groups;
 pub mod iam;
