@@ -49,9 +49,6 @@ enum Target {
 impl AwsProxy {
     /// An integration for `uri`: a URL spoken to over `protocol`, or a function ARN (already
     /// validated) through `aws`.
-    ///
-    /// # Errors
-    /// `protocol: http2` without an HTTP/2 client in `clients`.
     pub(super) fn new(
         clients: &Clients,
         aws: &lambda::Aws,
@@ -59,7 +56,7 @@ impl AwsProxy {
         protocol: BackendProtocol,
         timeout: Duration,
         body_cap: usize,
-    ) -> Result<Self, String> {
+    ) -> Self {
         let target = match lambda::FunctionArn::parse(&uri) {
             Ok(arn) if lambda::is_arn(&uri) => Target::Function(aws.function(&arn)),
             _ => Target::Url(Backend::new(
@@ -68,14 +65,14 @@ impl AwsProxy {
                 "POST",
                 &[("content-type", "application/json")],
                 protocol,
-            )?),
+            )),
         };
-        Ok(Self {
+        Self {
             target,
             timeout,
             body_cap,
             envelope_cap: envelope_cap(body_cap),
-        })
+        }
     }
 }
 
