@@ -277,14 +277,7 @@ impl Session<'_> {
         let queued = async {
             let mut written = false;
             while let Some(message) = outbox.try_recv() {
-                match frames::outgoing(message, max_frame) {
-                    Outgoing::Whole(message) => ws.feed(message).await?,
-                    Outgoing::Split(fragments) => {
-                        for fragment in fragments {
-                            ws.feed(fragment).await?;
-                        }
-                    }
-                }
+                feed(ws, message, max_frame).await?;
                 self.sent.increment(1);
                 written = true;
             }
@@ -305,17 +298,24 @@ impl Session<'_> {
     /// `limits.max_outbound_frame_bytes`.
     async fn write(&mut self, ws: &mut Ws, message: Message) -> Result<(), CloseReason> {
         let limits = &self.shared.config.limits;
-        match frames::outgoing(message, limits.max_outbound_frame_bytes) {
-            Outgoing::Whole(message) => bounded(limits.send_timeout, ws.send(message)).await,
-            Outgoing::Split(fragments) => {
-                bounded(limits.send_timeout, async {
-                    for fragment in fragments {
-                        ws.feed(fragment).await?;
-                    }
-                    ws.flush().await
-                })
-                .await
+        let max_frame = limits.max_outbound_frame_bytes;
+        bounded(limits.send_timeout, async {
+            feed(ws, message, max_frame).await?;
+            ws.flush().await
+        })
+        .await
+    }
+}
+
+/// Queues `message` on the socket (not flushed), in fragments when it is over `max` bytes.
+async fn feed(ws: &mut Ws, message: Message, max: usize) -> Result<(), WsError> {
+    match frames::outgoing(message, max) {
+        Outgoing::Whole(message) => ws.feed(message).await,
+        Outgoing::Split(fragments) => {
+            for fragment in fragments {
+                ws.feed(fragment).await?;
             }
+            Ok(())
         }
     }
 }
