@@ -203,10 +203,16 @@ impl Gateway {
                 message: e.to_string(),
             })?;
         let client = integration::http_client().map_err(StartError::HttpClient)?;
+        let wants_http2 = (config.api.routes.values())
+            .any(|route| route.integration.protocol() == crate::config::BackendProtocol::Http2);
         let clients = integration::Clients {
             general: client.clone(),
             h1: integration::h1::Client::new(),
-            h2: integration::http2_client().map_err(StartError::HttpClient)?,
+            h2: if wants_http2 {
+                Some(integration::http2_client().map_err(StartError::HttpClient)?)
+            } else {
+                None
+            },
         };
         // Installed before the routes are built: they register their metric handles.
         crate::telemetry::prometheus();

@@ -49,6 +49,9 @@ enum Target {
 impl AwsProxy {
     /// An integration for `uri`: a URL spoken to over `protocol`, or a function ARN (already
     /// validated) through `aws`.
+    ///
+    /// # Errors
+    /// `protocol: http2` without an HTTP/2 client in `clients`.
     pub(super) fn new(
         clients: &Clients,
         aws: &lambda::Aws,
@@ -56,7 +59,7 @@ impl AwsProxy {
         protocol: BackendProtocol,
         timeout: Duration,
         body_cap: usize,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let target = match lambda::FunctionArn::parse(&uri) {
             Ok(arn) if lambda::is_arn(&uri) => Target::Function(aws.function(&arn)),
             _ => Target::Url(Backend::new(
@@ -65,14 +68,14 @@ impl AwsProxy {
                 "POST",
                 &[("content-type", "application/json")],
                 protocol,
-            )),
+            )?),
         };
-        Self {
+        Ok(Self {
             target,
             timeout,
             body_cap,
             envelope_cap: envelope_cap(body_cap),
-        }
+        })
     }
 }
 

@@ -19,8 +19,8 @@ pub(crate) struct Clients {
     pub general: reqwest::Client,
     /// `http://` and `unix:`.
     pub h1: h1::Client,
-    /// `protocol: http2`.
-    pub h2: reqwest::Client,
+    /// `protocol: http2` (built only when an integration asks for it).
+    pub h2: Option<reqwest::Client>,
 }
 
 /// Where an integration sends its requests.
@@ -68,16 +68,23 @@ pub(crate) struct Incoming {
 impl Backend {
     /// The backend for `uri`, sending `method` with `fixed` headers (lowercase names) over
     /// `protocol`.
+    ///
+    /// # Errors
+    /// `protocol: http2` without an HTTP/2 client in `clients`.
     pub(super) fn new(
         clients: &Clients,
         uri: String,
         method: &str,
         fixed: &[(&'static str, &'static str)],
         protocol: BackendProtocol,
-    ) -> Self {
+    ) -> Result<Self, String> {
         match protocol {
-            BackendProtocol::Http1 => Self::http1(clients, uri, method, fixed),
-            BackendProtocol::Http2 => Self::general(clients.h2.clone(), uri, method, fixed),
+            BackendProtocol::Http1 => Ok(Self::http1(clients, uri, method, fixed)),
+            BackendProtocol::Http2 => {
+                let client = (clients.h2.clone())
+                    .ok_or_else(|| format!("no HTTP/2 client was built for `{uri}`"))?;
+                Ok(Self::general(client, uri, method, fixed))
+            }
         }
     }
 

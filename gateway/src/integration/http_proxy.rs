@@ -110,12 +110,12 @@ impl HttpProxy {
         protocol: BackendProtocol,
         timeout: Duration,
         response_cap: usize,
-    ) -> Self {
-        Self {
-            backend: Backend::new(clients, uri, method, &[], protocol),
+    ) -> Result<Self, String> {
+        Ok(Self {
+            backend: Backend::new(clients, uri, method, &[], protocol)?,
             timeout,
             response_cap,
-        }
+        })
     }
 }
 

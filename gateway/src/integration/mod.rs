@@ -207,7 +207,7 @@ pub(crate) fn build_stages(
                     *protocol,
                     *timeout,
                     response_cap,
-                )),
+                )?),
                 IntegrationConfig::HttpProxy {
                     uri,
                     method,
@@ -220,7 +220,7 @@ pub(crate) fn build_stages(
                     *protocol,
                     *timeout,
                     response_cap,
-                )),
+                )?),
                 IntegrationConfig::Mock {
                     response,
                     status_code,
