@@ -223,9 +223,9 @@ impl Gateway {
             &aws,
             config.limits.integration_response_bytes(),
         )
-        .map_err(|missing| crate::config::ConfigError::Invalid {
+        .map_err(|message| crate::config::ConfigError::Invalid {
             key: "api.routes".into(),
-            message: format!("missing stage variable `{missing}`"),
+            message,
         })?;
         let security =
             crate::auth::Security::build(&config, &client, &aws, &|var| std::env::var(var).ok())?;

@@ -184,7 +184,8 @@ impl StageRoutes {
 /// Builds every stage's routes; `response_cap` bounds every answer read (see [`body`]).
 ///
 /// # Errors
-/// A missing stage variable, named (config validation reports these first).
+/// What is wrong, in words: a missing stage variable (config validation reports these first),
+/// or an HTTP/2 route without the HTTP/2 client.
 pub(crate) fn build_stages(
     api: &ApiConfig,
     clients: &Clients,
@@ -203,7 +204,8 @@ pub(crate) fn build_stages(
                 } => Arc::new(aws_proxy::AwsProxy::new(
                     clients,
                     aws,
-                    substitute_stage_variables(uri, &settings.variables)?,
+                    substitute_stage_variables(uri, &settings.variables)
+                        .map_err(missing_variable)?,
                     *protocol,
                     *timeout,
                     response_cap,
@@ -215,7 +217,8 @@ pub(crate) fn build_stages(
                     protocol,
                 } => Arc::new(http_proxy::HttpProxy::new(
                     clients,
-                    substitute_stage_variables(uri, &settings.variables)?,
+                    substitute_stage_variables(uri, &settings.variables)
+                        .map_err(missing_variable)?,
                     method,
                     *protocol,
                     *timeout,
@@ -261,6 +264,10 @@ pub(crate) fn http_client() -> Result<reqwest::Client, reqwest::Error> {
         .tcp_nodelay(true)
         .user_agent(concat!("wsgate/", env!("CARGO_PKG_VERSION")))
         .build()
+}
+
+fn missing_variable(name: String) -> String {
+    format!("missing stage variable `{name}`")
 }
 
 /// The HTTP/2 client of integrations with `protocol: http2`: h2c with prior knowledge for
