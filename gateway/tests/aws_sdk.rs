@@ -26,6 +26,9 @@ use wsgate::{Config, Gateway, Listeners};
 const ACCESS_KEY_ID: &str = "AKIDTEST";
 const SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 const USER_AGENT: &str = "wsgate-sdk-test/1.0";
+#[path = "it/support/boto.rs"]
+mod boto;
+
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/boto3_client.py");
 
 /// Bound on each wait: the connection, a frame, the script.
@@ -86,12 +89,9 @@ callback:
     Config::from_yaml(&yaml).expect("test config loads")
 }
 
-/// The interpreter to run the script with; fails the test, naming the fix, if it lacks boto3.
-async fn python_with_boto3() -> String {
-    let python = std::env::var("WSGATE_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "python3".to_string());
+/// Fails the test, naming the fix, when the interpreter lacks boto3.
+async fn python_with_boto3() {
+    let python = boto::python();
     let probe = Command::new(&python)
         .args(["-c", "import boto3"])
         .stdin(Stdio::null())
@@ -109,48 +109,26 @@ async fn python_with_boto3() -> String {
          interpreter that has it)\n{}",
         String::from_utf8_lossy(&probe.stderr)
     );
-    python
 }
 
 /// Runs the script against `endpoint` and returns its results object.
-async fn run_boto3_script(python: &str, endpoint: &str, connection_id: &str) -> Value {
-    let child = Command::new(python)
-        .arg(SCRIPT)
-        .args(["--endpoint", endpoint])
-        .arg(format!("--connection-id={connection_id}"))
-        .args(["--access-key-id", ACCESS_KEY_ID])
-        .args(["--secret-access-key", SECRET_ACCESS_KEY])
-        .args(["--text-hex", &hex(TEXT_PAYLOAD.as_bytes())])
-        .args(["--binary-hex", &hex(&binary_payload())])
-        .args(["--last-words", LAST_WORDS])
-        // Talk to the gateway directly, and let no local AWS profile or metadata service in.
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run the boto3 script");
-    let output = timeout(WAIT, child.wait_with_output())
-        .await
-        .expect("the boto3 script finished in time")
-        .expect("the boto3 script ran");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the boto3 script failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
-    let last = stdout.lines().rev().find(|l| !l.trim().is_empty());
-    serde_json::from_str(last.unwrap_or_default())
-        .unwrap_or_else(|error| panic!("no JSON results line ({error}):\n{stdout}\n{stderr}"))
+async fn run_boto3_script(endpoint: &str, connection_id: &str) -> Value {
+    let args = [
+        "--endpoint".to_string(),
+        endpoint.to_string(),
+        format!("--connection-id={connection_id}"),
+        "--access-key-id".into(),
+        ACCESS_KEY_ID.into(),
+        "--secret-access-key".into(),
+        SECRET_ACCESS_KEY.into(),
+        "--text-hex".into(),
+        hex(TEXT_PAYLOAD.as_bytes()),
+        "--binary-hex".into(),
+        hex(&binary_payload()),
+        "--last-words".into(),
+        LAST_WORDS.into(),
+    ];
+    boto::run_script(SCRIPT, args, None, WAIT).await
 }
 
 fn now_ms() -> i64 {
@@ -171,7 +149,7 @@ fn assert_raised(results: &Value, step: &str, class: &str, code: &str, status: u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_manages_connections() {
-    let python = python_with_boto3().await;
+    python_with_boto3().await;
     let backend = whoami_backend().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = Gateway::start(
@@ -219,7 +197,7 @@ async fn boto3_manages_connections() {
 
     let started = now_ms();
     let endpoint = format!("http://{addr}/prod");
-    let results = run_boto3_script(&python, &endpoint, &connection_id).await;
+    let results = run_boto3_script(&endpoint, &connection_id).await;
     let finished = now_ms();
 
     // post_to_connection: 200, and the client gets exactly the posted bytes, text then binary,

@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 /// The interpreter with boto3 (`$WSGATE_PYTHON`, else `python3`).
-pub fn python() -> String {
+pub(crate) fn python() -> String {
     std::env::var("WSGATE_PYTHON")
         .ok()
         .filter(|p| !p.is_empty())
@@ -21,7 +21,7 @@ pub fn python() -> String {
 /// Runs `script` with `args`, writing `stdin` to it when given, and returns its last non-empty
 /// output line as JSON; fails the test with the script's output when it fails, takes longer than
 /// `within` or prints no JSON.
-pub async fn run_script<I, S>(
+pub(crate) async fn run_script<I, S>(
     script: &str,
     args: I,
     stdin: Option<&[u8]>,

@@ -21,7 +21,7 @@ pub const REGION: &str = "us-east-1";
 const VERIFIER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lambda/sigv4_verify.py");
 const MOTO_SETUP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lambda/moto_lambda.py");
 
-pub use super::boto::python;
+pub(crate) use super::boto::python;
 
 /// A file removed when dropped.
 pub struct TempFile(pub PathBuf);
