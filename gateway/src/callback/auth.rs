@@ -53,8 +53,11 @@ pub(crate) struct CallerRequest<'a> {
     pub peer: SocketAddr,
     /// Method.
     pub method: &'a Method,
-    /// Path as on the request line.
+    /// Path as on the request line (what the caller signed).
     pub raw_path: &'a str,
+    /// Path as routed: `/{stage}/…`, after a custom domain's mapping replaced its base path
+    /// (the same as `raw_path` off custom domains). Policies are evaluated on this one.
+    pub routed_path: &'a str,
     /// Query as sent.
     pub raw_query: Option<&'a str>,
     /// Headers.
@@ -214,10 +217,11 @@ fn loopback_caller(
     Ok(())
 }
 
-/// `{stage}/{METHOD}/{rest of the path}`, the path percent-decoded (`%40connections` is
-/// `@connections`, `abc%3D` is `abc=`), as the resource part of an `execute-api` ARN.
+/// `{stage}/{METHOD}/{rest of the path}` of the routed path, percent-decoded
+/// (`%40connections` is `@connections`, `abc%3D` is `abc=`), as the resource part of an
+/// `execute-api` ARN.
 fn resource_path(request: &CallerRequest<'_>) -> String {
-    let path = request.raw_path.trim_start_matches('/');
+    let path = request.routed_path.trim_start_matches('/');
     let (stage, rest) = path.split_once('/').unwrap_or((path, ""));
     let decode = |s: &str| {
         percent_encoding::percent_decode_str(s)
@@ -248,6 +252,7 @@ mod tests {
             peer: peer.parse().expect("peer"),
             method: &Method::POST,
             raw_path: "/prod/@connections/x",
+            routed_path: "/prod/@connections/x",
             raw_query: None,
             headers: &map,
         })
@@ -333,6 +338,7 @@ mod tests {
             peer: "127.0.0.1:1".parse().expect("peer"),
             method,
             raw_path,
+            routed_path: raw_path,
             raw_query: None,
             headers: &headers,
         };
@@ -344,6 +350,16 @@ mod tests {
             resource_path(&request(&Method::DELETE, "/dev/@connections/x")),
             "dev/DELETE/@connections/x"
         );
+        // On a custom domain the caller signs its own path (`/@connections/x` on a root
+        // mapping, `/v1/@connections/x` on a `v1` mapping); the resource names the stage it is
+        // routed to, so a policy on `…/prod/*` covers it.
+        for signed in ["/@connections/x", "/v1/@connections/x"] {
+            let mapped = CallerRequest {
+                routed_path: "/prod/@connections/x",
+                ..request(&Method::POST, signed)
+            };
+            assert_eq!(resource_path(&mapped), "prod/POST/@connections/x");
+        }
     }
 
     #[test]

@@ -161,6 +161,7 @@ pub(crate) async fn admit(
         peer,
         method: &parts.method,
         raw_path: signed_uri.path(),
+        routed_path: parts.uri.path(),
         raw_query: signed_uri.query(),
         headers: &parts.headers,
     };
