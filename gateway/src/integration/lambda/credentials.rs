@@ -135,8 +135,13 @@ impl Credentialing {
     }
 
     async fn load(&self) -> Result<Credentials, CredentialsError> {
-        let provider = self.provider.get_or_init(|| self.build()).await;
-        match tokio::time::timeout(LOAD_TIMEOUT, provider.provide_credentials()).await {
+        // Building the chain may itself ask the instance metadata service (for a region), so
+        // it is bounded with the load.
+        let load = async {
+            let provider = self.provider.get_or_init(|| self.build()).await;
+            provider.provide_credentials().await
+        };
+        match tokio::time::timeout(LOAD_TIMEOUT, load).await {
             Ok(Ok(credentials)) => Ok(credentials),
             Ok(Err(error)) => Err(CredentialsError(format!(
                 "{} has no usable credentials: {}",

@@ -133,7 +133,12 @@ impl Function {
         timeout: Duration,
         inv: &Invocation<'_>,
     ) -> Result<Incoming, IntegrationError> {
-        let credentials = self.credentials.get().await.map_err(|error| {
+        // One deadline for the whole call: finding credentials counts against it too.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let credentials = tokio::time::timeout_at(deadline, self.credentials.get())
+            .await
+            .map_err(|_| IntegrationError::Timeout(timeout))?;
+        let credentials = credentials.map_err(|error| {
             tracing::error!(
                 connection_id = %inv.meta.connection_id,
                 route_key = %inv.route_key,
@@ -154,7 +159,13 @@ impl Function {
         };
         let mut answer = self
             .backend
-            .send(&out, Keep::All, cap, timeout, inv)
+            .send(
+                &out,
+                Keep::All,
+                cap,
+                deadline.saturating_duration_since(tokio::time::Instant::now()),
+                inv,
+            )
             .await?;
         if !(200..300).contains(&answer.status) {
             let (error_type, message) = api_error(&answer);
