@@ -2,6 +2,7 @@
 //! (`principalId`, `policyDocument`, `context`, `usageIdentifierKey`) or the simple form
 //! (`isAuthorized`, `context`), and the Lambda error `Unauthorized`. Anything else fails closed.
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{AuthError, Authorized, CallError};
@@ -122,24 +123,15 @@ fn scalar_context(context: Option<&Value>) -> Result<Map<String, Value>, AuthErr
 /// does not allow and a conditional Deny denies. `Effect` is read without regard to case, as
 /// authorizers write `allow` too.
 fn allows(document: &Value, method_arn: &str) -> Result<bool, AuthError> {
-    let mut document = document.clone();
-    let statements = match document.get_mut("Statement") {
-        Some(Value::Array(items)) => items.iter_mut().collect::<Vec<_>>(),
-        Some(single @ Value::Object(_)) => vec![single],
-        _ => return Err(malformed("policyDocument has no Statement")),
-    };
-    for statement in statements {
-        if let Some(effect) = statement.get_mut("Effect") {
-            let canonical = ["Allow", "Deny"]
-                .into_iter()
-                .find(|c| effect.as_str().is_some_and(|e| e.eq_ignore_ascii_case(c)));
-            if let Some(canonical) = canonical {
-                *effect = Value::from(canonical);
+    let mut document = PolicyDocument::deserialize(document)
+        .map_err(|_| malformed("policyDocument is not an IAM policy document"))?;
+    for statement in document.statement.as_mut_slice() {
+        for canonical in ["Allow", "Deny"] {
+            if statement.effect.eq_ignore_ascii_case(canonical) {
+                statement.effect = canonical.to_string();
             }
         }
     }
-    let document: PolicyDocument = serde_json::from_value(document)
-        .map_err(|_| malformed("policyDocument is not an IAM policy document"))?;
     let complete = document.statement.as_slice().iter().all(|s| {
         s.action.is_some() != s.not_action.is_some()
             && s.resource.is_some() != s.not_resource.is_some()

@@ -161,6 +161,14 @@ impl<T> OneOrList<T> {
             Self::List(values) => values,
         }
     }
+
+    /// The values in order, to change in place.
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
+        match self {
+            Self::One(value) => std::slice::from_mut(value),
+            Self::List(values) => values,
+        }
+    }
 }
 
 /// Checks a list of principals at config key `at` (`iam.principals`,
