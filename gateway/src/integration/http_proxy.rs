@@ -186,9 +186,15 @@ impl Integration for HttpProxy {
             forwarded,
             body,
         };
+        // Only `$connect` reads the answer's headers (subprotocol, groups); a message's answer
+        // needs its content type alone.
+        let keep = match inv.kind {
+            EventKind::Connect(_) => Keep::All,
+            _ => Keep::Only("content-type"),
+        };
         let answer = self
             .backend
-            .send(&out, Keep::All, self.response_cap, self.timeout, inv)
+            .send(&out, keep, self.response_cap, self.timeout, inv)
             .await?;
         let status = answer.status;
         let octets = answer
