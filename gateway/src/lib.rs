@@ -56,6 +56,7 @@ mod store;
 mod telemetry;
 mod throttle;
 mod tls;
+mod transform;
 mod ws;
 
 pub use config::Config;
