@@ -215,26 +215,37 @@ impl<'a> Renderer<'a> {
     }
 
     fn foreach(&mut self, var: &str, iterable: &Expr, body: &[Node]) -> Result<Flow, RenderError> {
-        let items: Vec<Value> = match self.expr(iterable)? {
-            Value::List(l) => l.borrow().items.clone(),
-            Value::Map(m) => m
-                .borrow()
-                .entries()
-                .iter()
-                .map(|(_, v)| v.clone())
-                .collect(),
-            _ => Vec::new(),
+        let items = match iterable {
+            // A literal range is walked without building the list.
+            Expr::Range(a, b) => {
+                let (a, b) = (self.expr(a)?, self.expr(b)?);
+                match (as_int(&a), as_int(&b)) {
+                    (Some(a), Some(b)) => Items::Range(a, b),
+                    _ => Items::List(Vec::new()),
+                }
+            }
+            _ => Items::List(match self.expr(iterable)? {
+                Value::List(l) => l.borrow().items.clone(),
+                Value::Map(m) => m
+                    .borrow()
+                    .entries()
+                    .iter()
+                    .map(|(_, v)| v.clone())
+                    .collect(),
+                _ => Vec::new(),
+            }),
         };
-        let saved = self.vars.remove(var);
         let n = items.len();
-        let mut flow = Flow::Normal;
+        let saved = self.vars.remove(var);
         if n > 0 {
             self.loops.push(Rc::new(LoopState {
                 index: 0,
                 has_next: n > 1,
             }));
         }
-        for (i, item) in items.into_iter().enumerate() {
+        let mut flow = Flow::Normal;
+        let mut i: usize = 0;
+        while (i as u64) < n {
             if i >= self.limits.max_loop_iterations {
                 // The render fails as a whole; loop state need not be restored.
                 return Err(RenderError::TooManyIterations {
@@ -242,6 +253,7 @@ impl<'a> Renderer<'a> {
                 });
             }
             self.charge(1)?;
+            let item = items.get(i);
             if item.is_null() {
                 self.vars.remove(var);
             } else {
@@ -250,9 +262,10 @@ impl<'a> Renderer<'a> {
             if let Some(top) = self.loops.last_mut() {
                 *top = Rc::new(LoopState {
                     index: i,
-                    has_next: i + 1 < n,
+                    has_next: (i as u64) + 1 < n,
                 });
             }
+            i += 1;
             match self.nodes(body)? {
                 Flow::Normal => {}
                 Flow::Break => break,
@@ -474,6 +487,34 @@ impl<'a> Renderer<'a> {
             }
             _ => arith(op, &a, &b),
         })
+    }
+}
+
+/// What a #foreach walks: a list's snapshot (as Java would see it), or an integer range.
+enum Items {
+    List(Vec<Value>),
+    Range(i64, i64),
+}
+
+impl Items {
+    fn len(&self) -> u64 {
+        match self {
+            Items::List(l) => l.len() as u64,
+            Items::Range(a, b) => a.abs_diff(*b).saturating_add(1),
+        }
+    }
+    fn get(&self, i: usize) -> Value {
+        match self {
+            Items::List(l) => l.get(i).cloned().unwrap_or(Value::Null),
+            Items::Range(a, b) => {
+                let i = i as i64;
+                Value::Int(if a <= b {
+                    a.saturating_add(i)
+                } else {
+                    a.saturating_sub(i)
+                })
+            }
+        }
     }
 }
 
