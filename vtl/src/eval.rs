@@ -12,6 +12,8 @@ use crate::{Input, Limits, RenderError};
 
 /// How often (in steps) the clock is read.
 const CLOCK_EVERY: u64 = 256;
+/// Longest range literal built as a list (a #foreach over a range does not build it).
+const MAX_RANGE: u64 = 1_000_000;
 /// Compiled regular expressions kept per render.
 pub(crate) const REGEX_CACHE: usize = 32;
 
@@ -32,6 +34,8 @@ pub(crate) struct Renderer<'a> {
     /// `$input.path`/`$input.json` parse the body once: `Some(Ok(None))` is an empty body.
     body: Option<Result<Option<Value>, String>>,
     pub(crate) regexes: HashMap<String, regex::Regex>,
+    /// `$input.body` as a shared string, made on first use.
+    body_text: Option<Rc<str>>,
 }
 
 impl From<TooDeep> for RenderError {
@@ -55,6 +59,7 @@ impl<'a> Renderer<'a> {
             started: Instant::now(),
             body: None,
             regexes: HashMap::new(),
+            body_text: None,
         }
     }
 
@@ -365,6 +370,12 @@ impl<'a> Renderer<'a> {
         }
     }
 
+    /// `$input.body`.
+    pub(crate) fn body_text(&mut self) -> Value {
+        let body = self.input.body;
+        Value::Str(self.body_text.get_or_insert_with(|| Rc::from(body)).clone())
+    }
+
     /// The body parsed as JSON, once per render; `None` for an empty body.
     pub(crate) fn body_json(&mut self) -> Result<Option<Value>, RenderError> {
         if self.body.is_none() {
@@ -413,6 +424,11 @@ impl<'a> Renderer<'a> {
                     (Some(a), Some(b)) => {
                         let len = a.abs_diff(b).saturating_add(1);
                         self.charge(len)?;
+                        if len > MAX_RANGE {
+                            return Err(RenderError::Invalid(format!(
+                                "a range of {len} numbers is longer than {MAX_RANGE}"
+                            )));
+                        }
                         if a <= b {
                             Value::list((a..=b).map(Value::Int).collect())
                         } else {

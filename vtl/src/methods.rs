@@ -16,7 +16,7 @@ fn invalid(msg: impl Into<String>) -> RenderError {
 pub(crate) fn property(r: &mut Renderer<'_>, v: &Value, name: &str) -> Result<Value, RenderError> {
     match v {
         Value::Map(m) => Ok(m.borrow().get(name).cloned().unwrap_or(Value::Null)),
-        Value::Builtin(Builtin::Input) if name == "body" => Ok(Value::str(r.input.body)),
+        Value::Builtin(Builtin::Input) if name == "body" => Ok(r.body_text()),
         Value::Builtin(Builtin::Foreach(_)) | Value::Str(_) | Value::List(_) => {
             let getter = match name {
                 "empty" => "isEmpty",
@@ -74,7 +74,7 @@ fn arg_str(args: &[Value], i: usize) -> Option<&str> {
 
 fn input_method(r: &mut Renderer<'_>, name: &str, args: &[Value]) -> Result<Value, RenderError> {
     match name {
-        "getBody" => Ok(Value::str(r.input.body)),
+        "getBody" => Ok(r.body_text()),
         "json" | "path" => {
             let path = match args.first() {
                 None => "$".to_string(),

@@ -14,13 +14,20 @@ pub(crate) fn parse_template(source: &str) -> Result<Vec<Node>, ParseError> {
         pos: 0,
         depth: 0,
     };
-    let (nodes, term) = p.block()?;
-    match term {
-        Term::Eof => Ok(nodes),
-        Term::End(at) => Err(p.error_at(at, "#end without a matching #if or #foreach")),
-        Term::Else(at) => Err(p.error_at(at, "#else without a matching #if")),
-        Term::ElseIf(at, _) => Err(p.error_at(at, "#elseif without a matching #if")),
-    }
+    let r = match p.block() {
+        Ok((nodes, Term::Eof)) => Ok(nodes),
+        Ok((_, Term::End(at))) => Err(p.error_at(at, "#end without a matching #if or #foreach")),
+        Ok((_, Term::Else(at))) => Err(p.error_at(at, "#else without a matching #if")),
+        Ok((_, Term::ElseIf(at, _))) => Err(p.error_at(at, "#elseif without a matching #if")),
+        Err(e) => Err(e),
+    };
+    r.map_err(|e| p.locate(e))
+}
+
+/// A parse error at a character position, located (line, column) only when reported.
+pub(crate) struct PErr {
+    at: usize,
+    message: String,
 }
 
 enum Term {
@@ -59,10 +66,19 @@ impl Parser {
         (i..).zip(lit.chars()).all(|(j, c)| self.at(j) == Some(c))
     }
 
-    fn error_at(&self, at: usize, msg: impl Into<String>) -> ParseError {
+    fn error_at(&self, at: usize, msg: impl Into<String>) -> PErr {
+        PErr {
+            at,
+            message: msg.into(),
+        }
+    }
+
+    /// Line and column (1-based, in characters) of a position; computed only for the error
+    /// that is reported, as parsing may try and drop many.
+    fn locate(&self, err: PErr) -> ParseError {
         let (mut line, mut column) = (1, 1);
         let mut i = 0;
-        while i < at.min(self.s.len()) {
+        while i < err.at.min(self.s.len()) {
             match self.s[i] {
                 '\n' => {
                     line += 1;
@@ -80,11 +96,11 @@ impl Parser {
         ParseError {
             line,
             column,
-            message: msg.into(),
+            message: err.message,
         }
     }
 
-    fn enter(&mut self) -> Result<(), ParseError> {
+    fn enter(&mut self) -> Result<(), PErr> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.error_at(self.pos, format!("nesting deeper than {MAX_DEPTH} levels")));
@@ -97,14 +113,14 @@ impl Parser {
 
     // ---- template level
 
-    fn block(&mut self) -> Result<(Vec<Node>, Term), ParseError> {
+    fn block(&mut self) -> Result<(Vec<Node>, Term), PErr> {
         self.enter()?;
         let r = self.block_inner();
         self.leave();
         r
     }
 
-    fn block_inner(&mut self) -> Result<(Vec<Node>, Term), ParseError> {
+    fn block_inner(&mut self) -> Result<(Vec<Node>, Term), PErr> {
         let mut nodes = Vec::new();
         let mut buf = String::new();
         // Text of `buf` that starts a line (or follows a node): `#set` takes the line's indentation.
@@ -138,7 +154,7 @@ impl Parser {
         Ok((nodes, Term::Eof))
     }
 
-    fn backslashes(&mut self, nodes: &mut Vec<Node>, buf: &mut String) -> Result<(), ParseError> {
+    fn backslashes(&mut self, nodes: &mut Vec<Node>, buf: &mut String) -> Result<(), PErr> {
         let start = self.pos;
         let mut end = start;
         while self.at(end) == Some('\\') {
@@ -204,11 +220,7 @@ impl Parser {
     }
 
     /// At a `#`: comments, raw blocks and directives. Returns a terminator for the enclosing block.
-    fn hash(
-        &mut self,
-        nodes: &mut Vec<Node>,
-        buf: &mut String,
-    ) -> Result<Option<Term>, ParseError> {
+    fn hash(&mut self, nodes: &mut Vec<Node>, buf: &mut String) -> Result<Option<Term>, PErr> {
         let at = self.pos;
         if self.starts_with(at, "##") {
             // Line comment: through the end of the line, newline included.
@@ -420,7 +432,7 @@ impl Parser {
         }
     }
 
-    fn open_paren(&mut self, what: &str) -> Result<(), ParseError> {
+    fn open_paren(&mut self, what: &str) -> Result<(), PErr> {
         self.skip_ws();
         if self.peek() != Some('(') {
             return Err(self.error_at(self.pos, format!("expected ( after {what}")));
@@ -428,7 +440,7 @@ impl Parser {
         self.pos += 1;
         Ok(())
     }
-    fn close_paren(&mut self, what: &str) -> Result<(), ParseError> {
+    fn close_paren(&mut self, what: &str) -> Result<(), PErr> {
         self.skip_ws();
         if self.peek() != Some(')') {
             return Err(self.error_at(self.pos, format!("expected ) to close {what}")));
@@ -470,7 +482,7 @@ impl Parser {
     // ---- references
 
     /// Parses a reference starting at `i` (a `$`); `None` when it is not one (the `$` is text).
-    fn reference(&mut self, i: usize) -> Result<Option<(Reference, usize)>, ParseError> {
+    fn reference(&mut self, i: usize) -> Result<Option<(Reference, usize)>, PErr> {
         let mut j = i + 1;
         let quiet = self.at(j) == Some('!');
         if quiet {
@@ -559,7 +571,7 @@ impl Parser {
     }
 
     /// Comma-separated expressions up to `close` (consumed).
-    fn args(&mut self, close: char) -> Result<Vec<Expr>, ParseError> {
+    fn args(&mut self, close: char) -> Result<Vec<Expr>, PErr> {
         let mut out = Vec::new();
         self.skip_ws();
         if self.peek() == Some(close) {
@@ -582,7 +594,7 @@ impl Parser {
 
     // ---- expressions
 
-    fn expr_opt(&mut self) -> Result<Option<Expr>, ParseError> {
+    fn expr_opt(&mut self) -> Result<Option<Expr>, PErr> {
         self.skip_ws();
         if self.peek() == Some(')') {
             return Ok(None);
@@ -590,7 +602,7 @@ impl Parser {
         self.expr().map(Some)
     }
 
-    fn expr(&mut self) -> Result<Expr, ParseError> {
+    fn expr(&mut self) -> Result<Expr, PErr> {
         self.enter()?;
         let r = self.or();
         self.leave();
@@ -617,7 +629,7 @@ impl Parser {
         false
     }
 
-    fn or(&mut self) -> Result<Expr, ParseError> {
+    fn or(&mut self) -> Result<Expr, PErr> {
         let mut l = self.and()?;
         while self.op(&["||"], &["or"]) {
             let r = self.and()?;
@@ -625,7 +637,7 @@ impl Parser {
         }
         Ok(l)
     }
-    fn and(&mut self) -> Result<Expr, ParseError> {
+    fn and(&mut self) -> Result<Expr, PErr> {
         let mut l = self.eq()?;
         while self.op(&["&&"], &["and"]) {
             let r = self.eq()?;
@@ -633,7 +645,7 @@ impl Parser {
         }
         Ok(l)
     }
-    fn eq(&mut self) -> Result<Expr, ParseError> {
+    fn eq(&mut self) -> Result<Expr, PErr> {
         let mut l = self.rel()?;
         loop {
             let op = if self.op(&["=="], &["eq"]) {
@@ -647,7 +659,7 @@ impl Parser {
             l = Expr::Bin(op, Box::new(l), Box::new(r));
         }
     }
-    fn rel(&mut self) -> Result<Expr, ParseError> {
+    fn rel(&mut self) -> Result<Expr, PErr> {
         let mut l = self.add()?;
         loop {
             let op = if self.op(&["<="], &["le"]) {
@@ -665,7 +677,7 @@ impl Parser {
             l = Expr::Bin(op, Box::new(l), Box::new(r));
         }
     }
-    fn add(&mut self) -> Result<Expr, ParseError> {
+    fn add(&mut self) -> Result<Expr, PErr> {
         let mut l = self.mul()?;
         loop {
             self.skip_ws();
@@ -680,7 +692,7 @@ impl Parser {
             l = Expr::Bin(op, Box::new(l), Box::new(r));
         }
     }
-    fn mul(&mut self) -> Result<Expr, ParseError> {
+    fn mul(&mut self) -> Result<Expr, PErr> {
         let mut l = self.unary()?;
         loop {
             self.skip_ws();
@@ -695,7 +707,7 @@ impl Parser {
             l = Expr::Bin(op, Box::new(l), Box::new(r));
         }
     }
-    fn unary(&mut self) -> Result<Expr, ParseError> {
+    fn unary(&mut self) -> Result<Expr, PErr> {
         self.skip_ws();
         if self.peek() == Some('!') && self.at(self.pos + 1) != Some('=') {
             self.pos += 1;
@@ -725,7 +737,7 @@ impl Parser {
         self.primary()
     }
 
-    fn primary(&mut self) -> Result<Expr, ParseError> {
+    fn primary(&mut self) -> Result<Expr, PErr> {
         self.skip_ws();
         let at = self.pos;
         match self.peek() {
@@ -783,7 +795,7 @@ impl Parser {
         }
     }
 
-    fn list(&mut self) -> Result<Expr, ParseError> {
+    fn list(&mut self) -> Result<Expr, PErr> {
         self.skip_ws();
         if self.peek() == Some(']') {
             self.pos += 1;
@@ -818,7 +830,7 @@ impl Parser {
         }
     }
 
-    fn map_lit(&mut self) -> Result<Expr, ParseError> {
+    fn map_lit(&mut self) -> Result<Expr, PErr> {
         let mut entries = Vec::new();
         self.skip_ws();
         if self.peek() == Some('}') {
@@ -846,7 +858,7 @@ impl Parser {
         }
     }
 
-    fn number(&mut self) -> Result<Expr, ParseError> {
+    fn number(&mut self) -> Result<Expr, PErr> {
         let at = self.pos;
         let mut j = at;
         while self.at(j).is_some_and(|c| c.is_ascii_digit()) {
@@ -874,7 +886,7 @@ impl Parser {
         }))
     }
 
-    fn single_quoted(&mut self) -> Result<Expr, ParseError> {
+    fn single_quoted(&mut self) -> Result<Expr, PErr> {
         let at = self.pos;
         let mut j = at + 1;
         let mut out = String::new();
@@ -896,7 +908,7 @@ impl Parser {
         Ok(Expr::Lit(Literal::Str(out)))
     }
 
-    fn double_quoted(&mut self) -> Result<Expr, ParseError> {
+    fn double_quoted(&mut self) -> Result<Expr, PErr> {
         let at = self.pos;
         let mut j = at + 1;
         let mut out = String::new();

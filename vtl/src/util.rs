@@ -29,17 +29,25 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &str, args: &[Value]) -> Result<V
         r.charge_bytes(s.len())?;
         return Ok(Value::string(s));
     }
-    let s = match arg {
-        Value::Str(s) => s.to_string(),
-        other => other.to_java_string()?,
+    let owned;
+    let s: &str = match arg {
+        Value::Str(s) => s,
+        other => {
+            owned = other.to_java_string()?;
+            &owned
+        }
     };
     r.charge_bytes(s.len())?;
     let out = match name {
-        "escapeJavaScript" => escape_java_script(&s),
-        "urlEncode" => percent_encoding::utf8_percent_encode(&s, FORM)
-            .to_string()
-            .replace("%20", "+"),
-        "urlDecode" => url_decode(&s)?,
+        "escapeJavaScript" => escape_java_script(s),
+        "urlEncode" => {
+            let mut out = String::with_capacity(s.len() + s.len() / 2);
+            for chunk in percent_encoding::utf8_percent_encode(s, FORM) {
+                out.push_str(if chunk == "%20" { "+" } else { chunk });
+            }
+            out
+        }
+        "urlDecode" => url_decode(s)?,
         "base64Encode" => base64::engine::general_purpose::STANDARD.encode(s.as_bytes()),
         "base64Decode" => {
             let cleaned: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
@@ -53,7 +61,7 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &str, args: &[Value]) -> Result<V
         }
         "parseJson" => {
             r.charge((s.len() / 256) as u64)?;
-            return crate::value::parse_json(&s)
+            return crate::value::parse_json(s)
                 .map_err(|e| RenderError::Invalid(format!("$util.parseJson: {e}")));
         }
         _ => return Ok(Value::Null),

@@ -42,30 +42,54 @@ pub(crate) struct VList {
 }
 
 /// A map that keeps insertion order (Java's LinkedHashMap, as json-smart and Velocity map literals).
+/// Small maps (most JSON objects) are searched linearly; larger ones get a hash index.
 #[derive(Debug, Default)]
 pub(crate) struct VMap {
     entries: Vec<(Rc<str>, Value)>,
-    index: HashMap<Rc<str>, usize>,
+    index: Option<HashMap<Rc<str>, usize>>,
 }
 
+/// Entries up to which a map is searched without an index.
+const LINEAR_MAX: usize = 12;
+
 impl VMap {
+    fn position(&self, key: &str) -> Option<usize> {
+        match &self.index {
+            Some(ix) => ix.get(key).copied(),
+            None => self.entries.iter().position(|(k, _)| &**k == key),
+        }
+    }
     pub(crate) fn get(&self, key: &str) -> Option<&Value> {
-        self.index.get(key).map(|&i| &self.entries[i].1)
+        self.position(key).map(|i| &self.entries[i].1)
     }
     pub(crate) fn insert(&mut self, key: Rc<str>, value: Value) -> Option<Value> {
-        if let Some(&i) = self.index.get(&key) {
+        if let Some(i) = self.position(&key) {
             return Some(std::mem::replace(&mut self.entries[i].1, value));
         }
-        self.index.insert(key.clone(), self.entries.len());
+        if let Some(ix) = &mut self.index {
+            ix.insert(key.clone(), self.entries.len());
+        } else if self.entries.len() >= LINEAR_MAX {
+            let mut ix: HashMap<Rc<str>, usize> = self
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.clone(), i))
+                .collect();
+            ix.insert(key.clone(), self.entries.len());
+            self.index = Some(ix);
+        }
         self.entries.push((key, value));
         None
     }
     pub(crate) fn remove(&mut self, key: &str) -> Option<Value> {
-        let i = self.index.remove(key)?;
+        let i = self.position(key)?;
         let (_, v) = self.entries.remove(i);
-        for (k, _) in &self.entries[i..] {
-            if let Some(slot) = self.index.get_mut(k) {
-                *slot -= 1;
+        if let Some(ix) = &mut self.index {
+            ix.remove(key);
+            for (k, _) in &self.entries[i..] {
+                if let Some(slot) = ix.get_mut(k) {
+                    *slot -= 1;
+                }
             }
         }
         Some(v)
@@ -330,12 +354,33 @@ impl Value {
     }
 }
 
-/// JSON string literal (serde_json's escaping).
+/// JSON string literal, escaped as serde_json does.
 pub(crate) fn json_quote(out: &mut String, s: &str) {
-    match serde_json::to_string(s) {
-        Ok(q) => out.push_str(&q),
-        Err(_) => out.push_str("\"\""),
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // `i` is at an ASCII byte and `start` just after one: both are char boundaries.
+        out.push_str(s.get(start..i).unwrap_or_default());
+        if esc.is_empty() {
+            out.push_str(&format!("\\u{b:04x}"));
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
     }
+    out.push_str(s.get(start..).unwrap_or_default());
+    out.push('"');
 }
 
 /// Java's `Double.toString`: `1.0`, `0.001`, `1.0E7`, `1.5E-4`, `NaN`, `Infinity`.
@@ -416,10 +461,29 @@ impl<'de> serde::de::Visitor<'de> for JsonVisitor {
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut m = VMap::default();
-        while let Some((k, JsonValue(v))) = map.next_entry::<String, JsonValue>()? {
-            m.insert(Rc::from(k), v);
+        while let Some((JsonKey(k), JsonValue(v))) = map.next_entry::<JsonKey, JsonValue>()? {
+            m.insert(k, v);
         }
         Ok(Value::map(m))
+    }
+}
+
+/// An object key, made straight into the shared string the map keeps.
+struct JsonKey(Rc<str>);
+
+impl<'de> serde::Deserialize<'de> for JsonKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Rc<str>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Rc<str>, E> {
+                Ok(Rc::from(v))
+            }
+        }
+        d.deserialize_str(V).map(JsonKey)
     }
 }
 
@@ -459,6 +523,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn maps_index_when_they_grow() {
+        let mut m = VMap::default();
+        for i in 0..40 {
+            m.insert(Rc::from(format!("k{i}")), Value::Int(i));
+        }
+        assert!(m.index.is_some());
+        assert_eq!(
+            m.remove("k3").map(|v| v.to_java_string().unwrap()),
+            Some("3".into())
+        );
+        assert_eq!(
+            m.get("k39").map(|v| v.to_java_string().unwrap()),
+            Some("39".into())
+        );
+        assert!(m.get("k3").is_none());
+        assert_eq!(
+            m.insert(Rc::from("k5"), Value::Null)
+                .map(|v| v.to_java_string().unwrap()),
+            Some("5".into())
+        );
+        assert_eq!(m.len(), 39);
+    }
+
+    #[test]
     fn java_doubles() {
         assert_eq!(java_double(1.0), "1.0");
         assert_eq!(java_double(2.5), "2.5");
@@ -479,8 +567,14 @@ mod tests {
 
     #[test]
     fn json_keeps_order() {
-        let v = parse_json(r#"{"b":1,"a":[true,null,1.5,"x"]}"#).unwrap();
-        assert_eq!(v.to_json().unwrap(), r#"{"b":1,"a":[true,null,1.5,"x"]}"#);
-        assert_eq!(v.to_java_string().unwrap(), "{b=1, a=[true, null, 1.5, x]}");
+        let v = parse_json(r#"{"b":1,"a":[true,null,1.5,"x\"\\\n\u0001é"]}"#).unwrap();
+        assert_eq!(
+            v.to_json().unwrap(),
+            r#"{"b":1,"a":[true,null,1.5,"x\"\\\n\u0001é"]}"#
+        );
+        assert_eq!(
+            v.to_java_string().unwrap(),
+            "{b=1, a=[true, null, 1.5, x\"\\\n\u{1}é]}"
+        );
     }
 }
