@@ -68,6 +68,19 @@ impl<'a> Renderer<'a> {
         Ok(self.out)
     }
 
+    /// Renders, and also returns `$context` as the template left it, if the template used it.
+    pub(crate) fn run_detailed(mut self, nodes: &[Node]) -> Result<crate::Rendered, RenderError> {
+        self.nodes(nodes)?;
+        let context = match self.vars.get("context") {
+            Some(v) => Some(crate::value::to_json_value(v, 0)?),
+            None => None,
+        };
+        Ok(crate::Rendered {
+            output: self.out,
+            context,
+        })
+    }
+
     /// Counts `n` steps against the budget; reads the clock every [`CLOCK_EVERY`] steps.
     pub(crate) fn charge(&mut self, n: u64) -> Result<(), RenderError> {
         let before = self.steps;

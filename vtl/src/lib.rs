@@ -68,6 +68,15 @@ pub struct Input<'a> {
     pub params: &'a serde_json::Value,
 }
 
+/// The result of [`Template::render_detailed`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    /// The rendered text.
+    pub output: String,
+    /// `$context` after the render; `None` when the template never referred to `$context`.
+    pub context: Option<serde_json::Value>,
+}
+
 /// Bounds on one render.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -107,6 +116,17 @@ impl Template {
     /// Renders the template against one input, within `limits`.
     pub fn render(&self, input: &Input<'_>, limits: &Limits) -> Result<String, RenderError> {
         eval::Renderer::new(input, limits).run(&self.nodes)
+    }
+
+    /// Like [`Template::render`], and also gives `$context` as the template left it, for API
+    /// Gateway's overrides (`#set($context.responseOverride.status = 400)`,
+    /// `#set($context.requestOverride.header.X = 'v')`): the input context must hold those maps.
+    pub fn render_detailed(
+        &self,
+        input: &Input<'_>,
+        limits: &Limits,
+    ) -> Result<Rendered, RenderError> {
+        eval::Renderer::new(input, limits).run_detailed(&self.nodes)
     }
 }
 

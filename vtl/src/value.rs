@@ -492,6 +492,35 @@ pub(crate) fn parse_json(text: &str) -> Result<Value, serde_json::Error> {
     serde_json::from_str::<JsonValue>(text).map(|j| j.0)
 }
 
+/// Converts a value back to a `serde_json::Value` (non-finite floats and objects become null).
+pub(crate) fn to_json_value(v: &Value, depth: usize) -> Result<serde_json::Value, TooDeep> {
+    if depth > MAX_VALUE_DEPTH {
+        return Err(TooDeep);
+    }
+    Ok(match v {
+        Value::Null | Value::Builtin(_) => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Int(i) => serde_json::Value::from(*i),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        Value::Str(s) => serde_json::Value::String(s.to_string()),
+        Value::List(l) => serde_json::Value::Array(
+            l.borrow()
+                .items
+                .iter()
+                .map(|v| to_json_value(v, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Map(m) => {
+            let mut o = serde_json::Map::new();
+            for (k, v) in m.borrow().entries() {
+                o.insert(k.to_string(), to_json_value(v, depth + 1)?);
+            }
+            serde_json::Value::Object(o)
+        }
+    })
+}
+
 /// Converts a caller-supplied JSON value (context, stage variables, params).
 pub(crate) fn from_json(v: &serde_json::Value, depth: usize) -> Value {
     if depth > MAX_VALUE_DEPTH {

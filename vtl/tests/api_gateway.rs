@@ -197,3 +197,27 @@ fn util_functions() {
     assert!(r.render("$util.base64Decode('!!!')").is_err());
     assert!(r.render("$util.urlDecode('%G1')").is_err());
 }
+
+#[test]
+fn context_overrides_come_back() {
+    let mut r = Req::new("");
+    r.context = json!({"requestId": "r", "responseOverride": {"header": {}}});
+    let t = Template::parse("#set($context.responseOverride.status = 404)#set($context.responseOverride.header.X-Why = 'gone')ok").unwrap();
+    let input = Input {
+        body: r.body,
+        context: &r.context,
+        stage_variables: &r.stage,
+        params: &r.params,
+    };
+    let out = t.render_detailed(&input, &Limits::default()).unwrap();
+    assert_eq!(out.output, "ok");
+    let ctx = out.context.unwrap();
+    assert_eq!(ctx["responseOverride"]["status"], 404);
+    assert_eq!(ctx["responseOverride"]["header"]["X-Why"], "gone");
+    assert_eq!(ctx["requestId"], "r");
+    let plain = Template::parse("no context")
+        .unwrap()
+        .render_detailed(&input, &Limits::default())
+        .unwrap();
+    assert_eq!(plain.context, None);
+}
