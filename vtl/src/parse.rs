@@ -13,6 +13,7 @@ pub(crate) fn parse_template(source: &str) -> Result<Vec<Node>, ParseError> {
         s: source.chars().collect(),
         pos: 0,
         depth: 0,
+        text_start: 0,
     };
     let r = match p.block() {
         Ok((nodes, Term::Eof)) => Ok(nodes),
@@ -41,6 +42,10 @@ struct Parser {
     s: Vec<char>,
     pos: usize,
     depth: usize,
+    /// Where, in the text being gathered, Velocity's current text token starts (after a
+    /// comment, a raw block or backslashes): `#set` takes the blanks before it only if they are
+    /// the whole token.
+    text_start: usize,
 }
 
 const DIRECTIVES: &[&str] = &[
@@ -111,6 +116,25 @@ impl Parser {
         self.depth = self.depth.saturating_sub(1);
     }
 
+    fn flush(&mut self, nodes: &mut Vec<Node>, buf: &mut String) {
+        if !buf.is_empty() {
+            nodes.push(Node::Text(std::mem::take(buf)));
+        }
+        self.text_start = 0;
+    }
+
+    /// Velocity 1.7's `#set` token takes the spaces and tabs before it when they begin a text
+    /// token: at the start of a block or template, or after a reference, a directive (such as
+    /// the newline-eating `#if(..)` line above it) or a comment. After other text on the same
+    /// or an earlier line they stay.
+    fn gobble_indent(&self, buf: &mut String) {
+        let token = buf.get(self.text_start..).unwrap_or_default();
+        if token.chars().all(|c| c == ' ' || c == '\t') {
+            let keep = buf.len() - token.len();
+            buf.truncate(keep);
+        }
+    }
+
     // ---- template level
 
     fn block(&mut self) -> Result<(Vec<Node>, Term), PErr> {
@@ -129,7 +153,7 @@ impl Parser {
                 '\\' => self.backslashes(&mut nodes, &mut buf)?,
                 '$' => match self.reference(self.pos)? {
                     Some((r, end)) => {
-                        flush(&mut nodes, &mut buf);
+                        self.flush(&mut nodes, &mut buf);
                         nodes.push(Node::Ref(r));
                         self.pos = end;
                     }
@@ -140,7 +164,7 @@ impl Parser {
                 },
                 '#' => {
                     if let Some(term) = self.hash(&mut nodes, &mut buf)? {
-                        flush(&mut nodes, &mut buf);
+                        self.flush(&mut nodes, &mut buf);
                         return Ok((nodes, term));
                     }
                 }
@@ -150,7 +174,7 @@ impl Parser {
                 }
             }
         }
-        flush(&mut nodes, &mut buf);
+        self.flush(&mut nodes, &mut buf);
         Ok((nodes, Term::Eof))
     }
 
@@ -165,7 +189,7 @@ impl Parser {
             Some('$') => {
                 if let Some((r, after)) = self.reference(end)? {
                     buf.extend(std::iter::repeat_n('\\', n / 2));
-                    flush(nodes, buf);
+                    self.flush(nodes, buf);
                     if n % 2 == 1 {
                         nodes.push(Node::EscapedRef {
                             prefix: 0,
@@ -186,12 +210,14 @@ impl Parser {
                 } else {
                     self.pos = end;
                 }
+                self.text_start = buf.len();
                 return Ok(());
             }
             _ => {}
         }
         buf.extend(std::iter::repeat_n('\\', n));
         self.pos = end;
+        self.text_start = buf.len();
         Ok(())
     }
 
@@ -238,6 +264,7 @@ impl Parser {
                 }
             }
             self.pos = j;
+            self.text_start = buf.len();
             return Ok(None);
         }
         if self.starts_with(at, "#*") {
@@ -248,6 +275,7 @@ impl Parser {
                 }
                 if self.starts_with(j, "*#") {
                     self.pos = j + 2;
+                    self.text_start = buf.len();
                     return Ok(None);
                 }
                 j += 1;
@@ -262,6 +290,7 @@ impl Parser {
                 if self.starts_with(j, "]]#") {
                     buf.extend(self.s[at + 3..j].iter());
                     self.pos = j + 3;
+                    self.text_start = buf.len();
                     return Ok(None);
                 }
                 j += 1;
@@ -275,11 +304,29 @@ impl Parser {
         if UNSUPPORTED.contains(&word.as_str()) {
             return Err(self.error_at(at, format!("#{word} is not supported in mapping templates")));
         }
+        // Velocity 1.7 reads `#set` and `#foreach` without a `(` as plain text.
+        let paren_follows = |ws: &[char]| {
+            let mut j = after;
+            while self.at(j).is_some_and(|c| ws.contains(&c)) {
+                j += 1;
+            }
+            self.at(j) == Some('(')
+        };
+        let not_directive = match word.as_str() {
+            "set" => !paren_follows(&[' ']),
+            "foreach" => !paren_follows(&[' ', '\t', '\n', '\r']),
+            _ => false,
+        };
+        if not_directive {
+            buf.push('#');
+            self.pos = at + 1;
+            return Ok(None);
+        }
         self.pos = after;
         match word.as_str() {
             "set" => {
-                gobble_indent(buf);
-                flush(nodes, buf);
+                self.gobble_indent(buf);
+                self.flush(nodes, buf);
                 self.open_paren("#set")?;
                 self.skip_ws();
                 let target_at = self.pos;
@@ -306,7 +353,7 @@ impl Parser {
                 Ok(None)
             }
             "if" => {
-                flush(nodes, buf);
+                self.flush(nodes, buf);
                 self.open_paren("#if")?;
                 let mut cond = self.expr()?;
                 self.close_paren("#if")?;
@@ -361,7 +408,7 @@ impl Parser {
                 Ok(Some(Term::End(at)))
             }
             "foreach" => {
-                flush(nodes, buf);
+                self.flush(nodes, buf);
                 self.open_paren("#foreach")?;
                 self.skip_ws();
                 let var_at = self.pos;
@@ -405,18 +452,19 @@ impl Parser {
                 Ok(None)
             }
             "break" | "stop" => {
-                flush(nodes, buf);
+                self.flush(nodes, buf);
                 // Velocity accepts `#break($foreach)`; the scope argument is ignored here.
+                // Only the `)` of a directive eats the newline after it.
                 let save = self.pos;
-                self.skip_inline_ws();
+                self.skip_ws();
                 if self.peek() == Some('(') {
                     self.pos += 1;
                     let _ = self.expr_opt()?;
                     self.close_paren(if word == "break" { "#break" } else { "#stop" })?;
+                    self.gobble_newline();
                 } else {
                     self.pos = save;
                 }
-                self.gobble_newline();
                 nodes.push(if word == "break" {
                     Node::Break
                 } else {
@@ -473,11 +521,6 @@ impl Parser {
             self.pos += 1;
         }
     }
-    fn skip_inline_ws(&mut self) {
-        while matches!(self.peek(), Some(' ' | '\t')) {
-            self.pos += 1;
-        }
-    }
 
     // ---- references
 
@@ -499,7 +542,8 @@ impl Parser {
         let mut parts = Vec::new();
         loop {
             match self.at(j) {
-                Some('.') if self.at(j + 1).is_some_and(ident_start) => {
+                // Velocity: a property or method name after `.` starts with a letter.
+                Some('.') if self.at(j + 1).is_some_and(|c| c.is_ascii_alphabetic()) => {
                     let (name, k) = self.ident(j + 1);
                     if self.at(k) == Some('(') {
                         let save = self.pos;
@@ -866,10 +910,22 @@ impl Parser {
         }
         let is_float =
             self.at(j) == Some('.') && self.at(j + 1).is_some_and(|c| c.is_ascii_digit());
+        let mut is_float = is_float;
         if is_float {
             j += 1;
             while self.at(j).is_some_and(|c| c.is_ascii_digit()) {
                 j += 1;
+            }
+        }
+        // An exponent: `1e3`, `2.5E-2`.
+        if matches!(self.at(j), Some('e' | 'E')) {
+            let k = j + 1 + usize::from(matches!(self.at(j + 1), Some('+' | '-')));
+            if self.at(k).is_some_and(|c| c.is_ascii_digit()) {
+                is_float = true;
+                j = k;
+                while self.at(j).is_some_and(|c| c.is_ascii_digit()) {
+                    j += 1;
+                }
             }
         }
         let text: String = self.s[at..j].iter().collect();
@@ -955,6 +1011,7 @@ impl Parser {
             s: out.chars().collect(),
             pos: 0,
             depth: self.depth,
+            text_start: 0,
         };
         let (nodes, term) = match inner.block() {
             Ok(r) => r,
@@ -970,23 +1027,5 @@ impl Parser {
             [Node::Text(t)] => Ok(Expr::Lit(Literal::Str(t.clone()))),
             _ => Ok(Expr::Interp(nodes)),
         }
-    }
-}
-
-fn flush(nodes: &mut Vec<Node>, buf: &mut String) {
-    if !buf.is_empty() {
-        nodes.push(Node::Text(std::mem::take(buf)));
-    }
-}
-
-/// Velocity 1.7's `#set` token takes the spaces and tabs before it when they start a line or
-/// follow another node.
-fn gobble_indent(buf: &mut String) {
-    let trimmed = buf.trim_end_matches([' ', '\t']);
-    let at_line_start = trimmed.is_empty() || trimmed.ends_with(['\n', '\r']);
-    // Spaces after a node (not text) start the buffer too: `$a  #set(...)`.
-    if at_line_start {
-        let keep = trimmed.len();
-        buf.truncate(keep);
     }
 }

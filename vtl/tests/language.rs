@@ -38,6 +38,9 @@ fn references_and_quiet_references() {
     );
     assert_eq!(render("$ 5 $$ $1 #x #"), "$ 5 $$ $1 #x #");
     assert_eq!(render("${a"), "${a");
+    assert_eq!(render("#set($a = 'v')$a._b $a.1"), "v._b v.1");
+    // Without `(`, #set and #foreach are text.
+    assert_eq!(render("#set x #foreach"), "#set x #foreach");
     assert_eq!(render("#set($a = 'v')${a}b $a.b"), "vb $a.b");
 }
 
@@ -55,8 +58,16 @@ fn escaping_comments_and_raw_blocks() {
 fn directive_lines_emit_nothing() {
     let src = "#set($x = 1)\n#if($x == 1)\nyes\n#else\nno\n#end\nend";
     assert_eq!(render(src), "yes\nend");
-    // Velocity 1.7: #set also takes its indentation; other directives keep theirs.
-    assert_eq!(render("a\n    #set($x = 1)\nb"), "a\nb");
+    // Velocity 1.7: #set also takes its indentation when the blanks begin a text token (after a
+    // directive line, a comment, or at the start); after other text they stay, as in 1.7.
+    assert_eq!(
+        render("#if(true)\n    #set($x = 1)\n\t#set($y = 2)\n$x$y#end"),
+        "12"
+    );
+    assert_eq!(render("    #set($x = 1)\nb"), "b");
+    assert_eq!(render("a\n## note\n    #set($x = 1)\nb"), "a\nb");
+    assert_eq!(render("a\n    #set($x = 1)\nb"), "a\n    b");
+    // Other directives keep their indentation.
     assert_eq!(render("  #if(true)\n  x\n  #end\n"), "    x\n  ");
     assert_eq!(render("#if(true)  \r\nx#end  \n"), "x");
     assert_eq!(render("#{if}(true)a#{else}b#{end}"), "a");
@@ -136,6 +147,10 @@ fn literals_and_operators() {
     );
     assert_eq!(render("#set($a = 'a' + 1 + 2)$a"), "a12");
     assert_eq!(render("#set($a = 1 + 2 * 3 - (4 - 1))$a"), "4");
+    assert_eq!(
+        render("#set($a = 1e3)#set($b = 2.5E-1)$a $b"),
+        "1000.0 0.25"
+    );
     assert_eq!(render("#set($a = 5 / 0)$a"), "$a");
     assert_eq!(
         render("#set($x = 'w')#set($a = \"hi $x ${x}s\")$a"),
