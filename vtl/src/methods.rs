@@ -519,7 +519,11 @@ fn list_method(
             l.borrow_mut().items.clear();
             Value::Null
         }
-        ("toString", 0) => Value::string(target.to_java_string()?),
+        ("toString", 0) => {
+            let text = target.to_java_string()?;
+            r.charge_bytes(text.len())?;
+            Value::string(text)
+        }
         ("equals", 1) => Value::Bool(target.java_equals(&args[0], 0)?),
         _ => Value::Null,
     })
@@ -629,7 +633,11 @@ fn map_method(
                 .collect();
             Value::list(entries)
         }
-        ("toString", 0) => Value::string(target.to_java_string()?),
+        ("toString", 0) => {
+            let text = target.to_java_string()?;
+            r.charge_bytes(text.len())?;
+            Value::string(text)
+        }
         ("equals", 1) => Value::Bool(target.java_equals(&args[0], 0)?),
         // Bean getters on entries and other maps: `$e.getKey()`, `$e.getValue()`.
         (getter, 0) if getter.len() > 3 && getter.starts_with("get") => {
