@@ -491,16 +491,16 @@ fn list_method(
                 l.borrow_mut().items.remove(i)
             }
             other => {
-                let mut items = l.borrow_mut();
+                // Find with a shared borrow (`other` may be this very list), then remove.
                 let mut at = None;
-                for (i, v) in items.items.iter().enumerate() {
+                for (i, v) in l.borrow().items.iter().enumerate() {
                     if v.java_equals(other, 0)? {
                         at = Some(i);
                         break;
                     }
                 }
                 if let Some(i) = at {
-                    items.items.remove(i);
+                    l.borrow_mut().items.remove(i);
                 }
                 Value::Bool(at.is_some())
             }

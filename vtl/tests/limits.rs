@@ -152,6 +152,12 @@ fn growing_strings_are_bounded() {
 #[test]
 fn hostile_values_end_in_errors() {
     let l = lim();
+    // A list compared with itself while it changes.
+    assert_eq!(
+        run("#set($l = [[1], 2])#set($r = $l.remove($l))$r $l", "", &l).unwrap(),
+        "false [[1], 2]"
+    );
+    assert_eq!(run("#set($l = [1])#set($_ = $l.add([$l.size()]))$l.contains($l) $l.indexOf($l) $l.equals($l)", "", &l).unwrap(), "false -1 true");
     // Cycles are refused.
     assert!(run("#set($m = {})#set($_ = $m.put('self', $m))", "", &l).is_err());
     assert!(run("#set($a = [])#set($b = [$a])#set($_ = $a.add($b))", "", &l).is_err());
