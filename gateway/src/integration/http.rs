@@ -68,6 +68,29 @@ impl Mapping {
         self.request.is_empty() && self.responses.is_empty()
     }
 
+    /// The request body for `payload` (`message` feeds the selection expression).
+    pub(super) fn map_request(
+        &self,
+        inv: &Invocation<'_>,
+        payload: Payload,
+        message: &[u8],
+    ) -> Result<Payload, IntegrationError> {
+        self.with_scope(inv, |scope| self.request.apply(payload, message, scope))
+            .map(|mapped| mapped.payload)
+            .map_err(mapping_error)
+    }
+
+    /// The answer to send for what the backend answered.
+    pub(super) fn map_response(
+        &self,
+        inv: &Invocation<'_>,
+        answer: &Answer<'_>,
+        received: Payload,
+    ) -> Result<crate::transform::Mapping, IntegrationError> {
+        self.with_scope(inv, |scope| self.responses.apply(answer, received, scope))
+            .map_err(mapping_error)
+    }
+
     /// Runs `call` with the templates' scope for `inv`: `$context`, `$stageVariables` and
     /// `$input.params()`.
     pub(super) fn with_scope<T>(
@@ -140,13 +163,7 @@ pub(super) struct Http {
 impl Integration for Http {
     async fn invoke(&self, inv: &Invocation<'_>) -> Result<IntegrationResponse, IntegrationError> {
         let (payload, message) = payload_of(&inv.kind);
-        let body = self
-            .mapping
-            .with_scope(inv, |scope| {
-                self.mapping.request.apply(payload, message, scope)
-            })
-            .map_err(mapping_error)?
-            .payload;
+        let body = self.mapping.map_request(inv, payload, message)?;
         let mut headers = ContextHeaders::new(&inv.meta.connection_id, inv.route_key);
         if !body.bytes.is_empty() {
             headers.put("content-type", content_type(&body));
@@ -178,12 +195,7 @@ impl Integration for Http {
             headers: &answer.headers,
             message,
         };
-        let mapped = self
-            .mapping
-            .with_scope(inv, |scope| {
-                self.mapping.responses.apply(&seen, received, scope)
-            })
-            .map_err(mapping_error)?;
+        let mapped = self.mapping.map_response(inv, &seen, received)?;
         // 204 without a template means "nothing to send back", as for `http_proxy`.
         let body = (answer.status != 204 || mapped.templated).then_some(mapped.payload.bytes);
         Ok(IntegrationResponse {
@@ -208,5 +220,76 @@ fn content_type(body: &Payload) -> &'static str {
     match body.bytes.trim_ascii_start().first() {
         Some(b'{' | b'[') => "application/json",
         _ => "text/plain; charset=utf-8",
+    }
+}
+
+/// What the mapping benchmark measures: one message through a request template and a
+/// `$default` response template, with the `$context` they read (no I/O). Not a stable interface.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct MessageMapping(Mapping);
+
+impl MessageMapping {
+    /// Compiles the two templates.
+    ///
+    /// # Errors
+    /// A template that does not parse.
+    pub fn new(request_template: &str, response_template: &str) -> Result<Self, String> {
+        let one =
+            |t: &str| std::collections::BTreeMap::from([("$default".to_string(), t.to_string())]);
+        let (request, response) = (one(request_template), one(response_template));
+        Ok(Self(Mapping {
+            request: RequestTemplates::compile(
+                None,
+                &request,
+                crate::transform::PassthroughBehavior::WhenNoMatch,
+                None,
+            )?,
+            responses: IntegrationResponses::compile([(
+                "$default",
+                ResponseSettings {
+                    selection: None,
+                    templates: &response,
+                    content: None,
+                },
+            )])?,
+            stage_variables: serde_json::json!({"table": "messages"}),
+        }))
+    }
+
+    /// Maps `frame` on `meta`'s connection and the backend's `answer`; returns the bytes made.
+    ///
+    /// # Errors
+    /// A template's failure, in words.
+    pub fn run(
+        &self,
+        meta: &crate::events::ConnectionMeta,
+        frame: &str,
+        answer: &[u8],
+    ) -> Result<usize, String> {
+        let inv = Invocation {
+            meta,
+            route_key: "sendmessage",
+            request_id: "L0SM9cOFvHcCIhw=",
+            kind: EventKind::Message {
+                body: frame,
+                raw: frame.as_bytes(),
+                is_base64: false,
+                message_id: "L0SM9cOFvHcCIhx=",
+            },
+        };
+        let (payload, message) = payload_of(&inv.kind);
+        let request = (self.0.map_request(&inv, payload, message)).map_err(|e| e.to_string())?;
+        let received = Payload {
+            bytes: Bytes::copy_from_slice(answer),
+            binary: false,
+        };
+        let seen = Answer {
+            status: 200,
+            headers: &[],
+            message,
+        };
+        let response = (self.0.map_response(&inv, &seen, received)).map_err(|e| e.to_string())?;
+        Ok(request.bytes.len() + response.payload.bytes.len())
     }
 }

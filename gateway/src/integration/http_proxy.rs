@@ -243,9 +243,9 @@ pub(super) fn map_parameters(
     inv: &Invocation<'_>,
     body: &[u8],
 ) -> crate::transform::Mapped {
-    let (headers, query): (&[(String, String)], &[(String, String)]) = match &inv.kind {
-        EventKind::Connect(upgrade) => (&upgrade.headers, &upgrade.query),
-        _ => (&[], &[]),
+    let (headers, query) = match &inv.kind {
+        EventKind::Connect(upgrade) => (upgrade.headers.as_slice(), upgrade.query.as_slice()),
+        _ => (&[][..], &[][..]),
     };
     let context = parameters
         .reads_context()

@@ -15,6 +15,7 @@ mod mock;
 pub(crate) use backend::Clients;
 
 pub use aws_proxy::parse_response as parse_proxy_response;
+pub use http::MessageMapping;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -76,7 +76,7 @@ impl Payload {
         }
     }
 
-    fn to_text(self) -> Self {
+    fn into_text(self) -> Self {
         if self.binary {
             Self {
                 bytes: STANDARD.encode(&self.bytes).into(),
@@ -87,7 +87,7 @@ impl Payload {
         }
     }
 
-    fn to_binary(self) -> Result<Self, TransformError> {
+    fn into_binary(self) -> Result<Self, TransformError> {
         if self.binary {
             return Ok(self);
         }
@@ -103,14 +103,14 @@ impl Payload {
 
     fn before_template(self, how: Option<ContentHandling>) -> Self {
         match how {
-            Some(ContentHandling::ConvertToText) => self.to_text(),
+            Some(ContentHandling::ConvertToText) => self.into_text(),
             _ => self,
         }
     }
 
     fn after_template(self, how: Option<ContentHandling>) -> Result<Self, TransformError> {
         match how {
-            Some(ContentHandling::ConvertToBinary) => self.to_binary(),
+            Some(ContentHandling::ConvertToBinary) => self.into_binary(),
             _ => Ok(self),
         }
     }
