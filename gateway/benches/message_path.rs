@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the per-message integration work: building the MESSAGE event an
-//! `aws_proxy` integration posts, and reading the Lambda proxy answer it gets back.
+//! `aws_proxy` integration posts, reading the Lambda proxy answer it gets back, and the mapping
+//! templates of an `http` integration.
 //! Run with `cargo bench -p wsgate --bench message_path`.
 
 use std::sync::Arc;
@@ -53,4 +54,23 @@ fn proxy_answer(bencher: divan::Bencher<'_, '_>) {
     let answer = serde_json::to_vec(&serde_json::json!({"statusCode": 200, "body": FRAME}))
         .expect("serialisable");
     bencher.bench_local(|| parse_proxy_response(divan::black_box(&answer)));
+}
+
+/// A chat message through a request template of the shape AWS's service-integration samples use
+/// and a response template reading the answer: the per-message cost of an `http` integration's
+/// mapping (compare with `message_event`, the `aws_proxy` event).
+#[divan::bench]
+fn template_mapping(bencher: divan::Bencher<'_, '_>) {
+    let mapping = wsgate::bench::MessageMapping::new(
+        r#"{"TableName":"$stageVariables.table","Item":{"connectionId":{"S":"$context.connectionId"},"seq":{"N":"$input.path('$.seq')"},"data":{"S":"$util.escapeJavaScript($input.path('$.data'))"},"at":{"N":"$context.requestTimeEpoch"}}}"#,
+        r#"{"ok":true,"id":$input.json('$.id')}"#,
+    )
+    .expect("templates compile");
+    let meta = meta();
+    let answer = br#"{"id":"m-17","stored":true}"#;
+    bencher.bench_local(|| {
+        mapping
+            .run(divan::black_box(&meta), FRAME, answer)
+            .expect("renders")
+    });
 }

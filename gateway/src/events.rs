@@ -337,6 +337,18 @@ impl Serialize for RequestTime {
     }
 }
 
+/// `$context` of mapping templates and request parameters: the event's `requestContext` as
+/// JSON (`connectionId`, `routeKey`, `identity.sourceIp`, `authorizer.principalId`, ...).
+pub(crate) fn context_value(
+    meta: &ConnectionMeta,
+    route_key: &str,
+    request_id: &str,
+    kind: &EventKind<'_>,
+) -> Value {
+    // Serialising these borrowed structs cannot fail (string keys only).
+    serde_json::to_value(request_context(meta, route_key, request_id, kind)).unwrap_or_default()
+}
+
 /// The `requestContext` of an event of `kind` on `meta`'s connection.
 fn request_context<'a>(
     meta: &'a ConnectionMeta,

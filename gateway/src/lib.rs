@@ -56,6 +56,7 @@ mod store;
 mod telemetry;
 mod throttle;
 mod tls;
+mod transform;
 mod ws;
 
 pub use config::Config;
@@ -69,5 +70,5 @@ pub use wsgate_connection_store::{ConnectionStore, GroupStore, StoreError};
 #[doc(hidden)]
 pub mod bench {
     pub use crate::events::{ConnectionMeta, EventKind, lambda_event};
-    pub use crate::integration::parse_proxy_response;
+    pub use crate::integration::{MessageMapping, parse_proxy_response};
 }

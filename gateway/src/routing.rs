@@ -8,15 +8,22 @@ use serde_json::Value;
 /// A parsed route selection expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SelectionExpression {
-    parts: Vec<Part>,
+    parts: Vec<Piece<BodyPath>>,
     has_variables: bool,
 }
 
+/// One piece of a selection expression: static text or a variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
+pub(crate) enum Piece<V> {
+    /// Static text (`\$` already turned into `$`).
     Literal(String),
-    BodyPath(Vec<PathStep>),
+    /// A `$name` or `${name}` variable, as the caller's reader parsed it.
+    Variable(V),
 }
+
+/// A JSON path into a message body (`request.body.a[0]['b']` without its prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BodyPath(Vec<PathStep>);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum PathStep {
@@ -33,6 +40,14 @@ pub(crate) enum ExpressionError {
     /// A variable other than `request.body...`.
     #[error("unsupported variable `{0}`: WebSocket route selection reads `$request.body.<path>`")]
     UnsupportedVariable(String),
+    /// A variable this kind of expression does not know (`wants` names the ones it does).
+    #[error("unsupported variable `{name}`: {wants}")]
+    Unsupported {
+        /// The variable.
+        name: String,
+        /// What the expression reads.
+        wants: &'static str,
+    },
     /// A malformed JSON path after `request.body`.
     #[error("invalid path in `{0}`")]
     InvalidPath(String),
@@ -48,55 +63,8 @@ impl SelectionExpression {
     /// # Errors
     /// An [`ExpressionError`] describing the problem.
     pub(crate) fn parse(text: &str) -> Result<Self, ExpressionError> {
-        let mut parts = Vec::new();
-        let mut literal = String::new();
-        let mut chars = text.char_indices().peekable();
-        while let Some((offset, c)) = chars.next() {
-            match c {
-                '\\' if matches!(chars.peek(), Some((_, '$'))) => {
-                    chars.next();
-                    literal.push('$');
-                }
-                '$' => {
-                    let variable = if matches!(chars.peek(), Some((_, '{'))) {
-                        chars.next();
-                        let mut name = String::new();
-                        let mut closed = false;
-                        for (_, c) in chars.by_ref() {
-                            if c == '}' {
-                                closed = true;
-                                break;
-                            }
-                            name.push(c);
-                        }
-                        if !closed {
-                            return Err(ExpressionError::Unclosed(offset));
-                        }
-                        name
-                    } else {
-                        let mut name = String::new();
-                        while let Some((_, c)) = chars.peek() {
-                            // Inside an unbraced variable `-` ends the name (as in `$a-$b`).
-                            if !is_var_char(*c) || *c == '-' {
-                                break;
-                            }
-                            name.push(*c);
-                            chars.next();
-                        }
-                        name
-                    };
-                    if !literal.is_empty() {
-                        parts.push(Part::Literal(std::mem::take(&mut literal)));
-                    }
-                    parts.push(Part::BodyPath(parse_variable(&variable)?));
-                }
-                other => literal.push(other),
-            }
-        }
-        if !literal.is_empty() {
-            parts.push(Part::Literal(literal));
-        }
-        let has_variables = parts.iter().any(|p| matches!(p, Part::BodyPath(_)));
+        let parts = pieces(text, body_path)?;
+        let has_variables = parts.iter().any(|p| matches!(p, Piece::Variable(_)));
         Ok(Self {
             parts,
             has_variables,
@@ -114,9 +82,9 @@ impl SelectionExpression {
         let mut out = String::new();
         for part in &self.parts {
             match part {
-                Part::Literal(text) => out.push_str(text),
-                Part::BodyPath(path) => {
-                    if let Some(value) = json.as_ref().and_then(|j| lookup(j, path)) {
+                Piece::Literal(text) => out.push_str(text),
+                Piece::Variable(path) => {
+                    if let Some(value) = json.as_ref().and_then(|j| path.find(j)) {
                         stringify(value, &mut out);
                     }
                 }
@@ -126,7 +94,71 @@ impl SelectionExpression {
     }
 }
 
-fn parse_variable(name: &str) -> Result<Vec<PathStep>, ExpressionError> {
+/// Splits `text` into static text and `$name` / `${name}` variables, each read by `variable`;
+/// `\$` is a literal `$`.
+///
+/// # Errors
+/// An unclosed `${`, or what `variable` refuses.
+pub(crate) fn pieces<V>(
+    text: &str,
+    mut variable: impl FnMut(&str) -> Result<V, ExpressionError>,
+) -> Result<Vec<Piece<V>>, ExpressionError> {
+    let mut parts = Vec::new();
+    let mut literal = String::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((offset, c)) = chars.next() {
+        match c {
+            '\\' if matches!(chars.peek(), Some((_, '$'))) => {
+                chars.next();
+                literal.push('$');
+            }
+            '$' => {
+                let name = if matches!(chars.peek(), Some((_, '{'))) {
+                    chars.next();
+                    let mut name = String::new();
+                    let mut closed = false;
+                    for (_, c) in chars.by_ref() {
+                        if c == '}' {
+                            closed = true;
+                            break;
+                        }
+                        name.push(c);
+                    }
+                    if !closed {
+                        return Err(ExpressionError::Unclosed(offset));
+                    }
+                    name
+                } else {
+                    let mut name = String::new();
+                    while let Some((_, c)) = chars.peek() {
+                        // Inside an unbraced variable `-` ends the name (as in `$a-$b`).
+                        if !is_var_char(*c) || *c == '-' {
+                            break;
+                        }
+                        name.push(*c);
+                        chars.next();
+                    }
+                    name
+                };
+                if !literal.is_empty() {
+                    parts.push(Piece::Literal(std::mem::take(&mut literal)));
+                }
+                parts.push(Piece::Variable(variable(&name)?));
+            }
+            other => literal.push(other),
+        }
+    }
+    if !literal.is_empty() {
+        parts.push(Piece::Literal(literal));
+    }
+    Ok(parts)
+}
+
+/// Reads `request.body<path>` (the only variable of route selection).
+///
+/// # Errors
+/// Any other variable, or a malformed path.
+pub(crate) fn body_path(name: &str) -> Result<BodyPath, ExpressionError> {
     let rest = name
         .strip_prefix("request.body")
         .ok_or_else(|| ExpressionError::UnsupportedVariable(name.to_string()))?;
@@ -159,21 +191,24 @@ fn parse_variable(name: &str) -> Result<Vec<PathStep>, ExpressionError> {
             return Err(ExpressionError::InvalidPath(name.to_string()));
         }
     }
-    Ok(steps)
+    Ok(BodyPath(steps))
 }
 
-fn lookup<'a>(mut value: &'a Value, path: &[PathStep]) -> Option<&'a Value> {
-    for step in path {
-        value = match step {
-            PathStep::Key(key) => value.as_object()?.get(key)?,
-            PathStep::Index(index) => value.as_array()?.get(*index)?,
-        };
+impl BodyPath {
+    /// The value at this path in `value`, if any.
+    pub(crate) fn find<'a>(&self, mut value: &'a Value) -> Option<&'a Value> {
+        for step in &self.0 {
+            value = match step {
+                PathStep::Key(key) => value.as_object()?.get(key)?,
+                PathStep::Index(index) => value.as_array()?.get(*index)?,
+            };
+        }
+        Some(value)
     }
-    Some(value)
 }
 
 /// Stringifies as AWS does: strings as they are, arrays as `[a, b]`, null as nothing.
-fn stringify(value: &Value, out: &mut String) {
+pub(crate) fn stringify(value: &Value, out: &mut String) {
     match value {
         Value::Null => {}
         Value::String(s) => out.push_str(s),

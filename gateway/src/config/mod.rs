@@ -13,6 +13,7 @@ mod model;
 mod stage_variables;
 mod throttling;
 mod tls;
+mod transform;
 mod usage_plans;
 
 use std::path::Path;
@@ -33,6 +34,10 @@ pub use throttling::{
     ThrottlingConfig,
 };
 pub use tls::{Certificates as TlsCertificates, certificates as tls_certificates};
+pub use transform::{
+    ContentHandling, IntegrationResponseConfig, MAX_TEMPLATE_BYTES, PassthroughBehavior,
+    RequestTransform,
+};
 pub use usage_plans::{Period, QuotaConfig, UsagePlanConfig};
 
 /// Why a configuration could not be used.
@@ -169,7 +174,12 @@ impl Config {
             if key.is_empty() {
                 return Err(ConfigError::invalid(at, "route key must not be empty"));
             }
-            validate_integration(&format!("{at}.integration"), &route.integration, api)?;
+            let here = format!("{at}.integration");
+            validate_integration(&here, &route.integration, api)?;
+            let connect = key == "$connect";
+            let parameters = route.integration.request_parameters();
+            let transform = route.integration.request_transform().unwrap_or_default();
+            transform::validate(&here, &transform, parameters, connect, api)?;
         }
         let l = &self.limits;
         let positive: [(&str, Duration); 5] = [
@@ -399,6 +409,12 @@ fn validate_integration(
             timeout,
             method,
             ..
+        }
+        | IntegrationConfig::Http {
+            uri,
+            timeout,
+            method,
+            ..
         } => {
             if reqwest::Method::from_bytes(method.as_bytes()).is_err() {
                 return Err(ConfigError::invalid(
@@ -408,11 +424,22 @@ fn validate_integration(
             }
             (uri, *timeout)
         }
-        IntegrationConfig::Mock { status_code, .. } => {
+        IntegrationConfig::Mock {
+            status_code,
+            response,
+            integration_responses,
+            ..
+        } => {
             if !(100..=599).contains(status_code) {
                 return Err(ConfigError::invalid(
                     format!("{at}.status_code"),
                     "must be an HTTP status (100-599)",
+                ));
+            }
+            if response.is_some() && !integration_responses.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("{at}.response"),
+                    "give either `response` or `integration_responses` (whose response templates make the answer), not both",
                 ));
             }
             return Ok(());
@@ -491,3 +518,5 @@ mod auth_tests;
 mod iam_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transform_tests;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::auth::{ApiKeyConfig, AuthorizerConfig, DEFAULT_API_KEY_SELECTION, SecurityConfig};
 use super::duration;
+use super::transform::{ContentHandling, IntegrationResponseConfig, PassthroughBehavior};
 
 /// The whole gateway configuration, as loaded from YAML and the environment.
 #[derive(Debug, Clone, Deserialize)]
@@ -359,15 +360,68 @@ pub enum IntegrationConfig {
         /// HTTP version spoken to the backend.
         #[serde(default)]
         protocol: BackendProtocol,
+        /// `integration.request.header.<name>` / `integration.request.querystring.<name>` from
+        /// `context.<var>`, `stageVariables.<name>`, `route.request.body.<path>`,
+        /// `route.request.header.<name>` / `querystring` (`$connect` only) or `'static'`.
+        #[serde(default)]
+        request_parameters: BTreeMap<String, String>,
     },
-    /// Answer from the gateway itself.
+    /// Non-proxy HTTP (`HTTP`): the request body is made by a request template (VTL) and the
+    /// answer goes through the integration responses; see `docs/transform.md`.
+    Http {
+        /// Target URL (stage variables allowed).
+        uri: String,
+        /// HTTP method (default POST).
+        #[serde(default = "default_method")]
+        method: String,
+        /// Per-request timeout (50 ms to 15 min; default 29 s as in AWS).
+        #[serde(
+            default = "default_integration_timeout",
+            deserialize_with = "duration::deserialize"
+        )]
+        timeout: Duration,
+        /// HTTP version spoken to the backend.
+        #[serde(default)]
+        protocol: BackendProtocol,
+        /// As `http_proxy`'s.
+        #[serde(default)]
+        request_parameters: BTreeMap<String, String>,
+        /// Picks a request template: `${request.body.<path>}` or static text; absent: `$default`.
+        #[serde(default)]
+        template_selection_expression: Option<String>,
+        /// Request templates (VTL) by selection key; `$default` catches the rest.
+        #[serde(default)]
+        request_templates: BTreeMap<String, String>,
+        /// When no template is selected.
+        #[serde(default)]
+        passthrough_behavior: PassthroughBehavior,
+        /// Converts the client's payload before templates see it.
+        #[serde(default)]
+        content_handling_strategy: Option<ContentHandling>,
+        /// Integration responses by `$default` or `/status regex/`.
+        #[serde(default)]
+        integration_responses: BTreeMap<String, IntegrationResponseConfig>,
+    },
+    /// Answer from the gateway itself (`MOCK`).
     Mock {
-        /// Body sent back on two-way routes (absent: nothing is sent).
+        /// Body sent back on two-way routes (absent: nothing is sent). Not with
+        /// `integration_responses`.
         #[serde(default)]
         response: Option<String>,
-        /// Status code (non-2xx rejects a `$connect`).
+        /// Status code (non-2xx rejects a `$connect`); a request template's `statusCode` takes
+        /// its place, as AWS's mock integrations read it.
         #[serde(default = "default_status")]
         status_code: u16,
+        /// Picks a request template, as `http`'s.
+        #[serde(default)]
+        template_selection_expression: Option<String>,
+        /// Request templates rendering `{"statusCode": N}`.
+        #[serde(default)]
+        request_templates: BTreeMap<String, String>,
+        /// Integration responses by `$default` or `/status regex/`: their response templates
+        /// make the answer.
+        #[serde(default)]
+        integration_responses: BTreeMap<String, IntegrationResponseConfig>,
     },
 }
 
@@ -387,8 +441,56 @@ impl IntegrationConfig {
     /// The HTTP version the integration speaks (`mock`: none, reported as HTTP/1.1).
     pub fn protocol(&self) -> BackendProtocol {
         match self {
-            Self::AwsProxy { protocol, .. } | Self::HttpProxy { protocol, .. } => *protocol,
+            Self::AwsProxy { protocol, .. }
+            | Self::HttpProxy { protocol, .. }
+            | Self::Http { protocol, .. } => *protocol,
             Self::Mock { .. } => BackendProtocol::Http1,
+        }
+    }
+
+    /// The templates and integration responses of a non-proxy integration (`http`, `mock`).
+    pub fn request_transform(&self) -> Option<super::RequestTransform<'_>> {
+        match self {
+            Self::Http {
+                template_selection_expression,
+                request_templates,
+                passthrough_behavior,
+                content_handling_strategy,
+                integration_responses,
+                ..
+            } => Some(super::RequestTransform {
+                selection: template_selection_expression.as_deref(),
+                templates: Some(request_templates),
+                passthrough: *passthrough_behavior,
+                content_handling: *content_handling_strategy,
+                responses: Some(integration_responses),
+            }),
+            Self::Mock {
+                template_selection_expression,
+                request_templates,
+                integration_responses,
+                ..
+            } => Some(super::RequestTransform {
+                selection: template_selection_expression.as_deref(),
+                templates: Some(request_templates),
+                passthrough: PassthroughBehavior::WhenNoMatch,
+                content_handling: None,
+                responses: Some(integration_responses),
+            }),
+            Self::AwsProxy { .. } | Self::HttpProxy { .. } => None,
+        }
+    }
+
+    /// `request_parameters` of `http_proxy` and `http`.
+    pub fn request_parameters(&self) -> Option<&BTreeMap<String, String>> {
+        match self {
+            Self::HttpProxy {
+                request_parameters, ..
+            }
+            | Self::Http {
+                request_parameters, ..
+            } => Some(request_parameters),
+            Self::AwsProxy { .. } | Self::Mock { .. } => None,
         }
     }
 }

@@ -13,6 +13,7 @@ use super::h1::Keep;
 use super::{Integration, IntegrationError, IntegrationResponse, Invocation};
 use crate::config::BackendProtocol;
 use crate::events::EventKind;
+use crate::transform::{Parameters, Sources};
 
 /// Headers of the upgrade request that are about the HTTP/1 hop or the WebSocket handshake
 /// itself, so they are not forwarded.
@@ -42,14 +43,14 @@ const UNRESERVED_KEPT: &AsciiSet = &NON_ALPHANUMERIC
 /// The header lines of one call (`name: value\r\n`). A value that cannot be a header value (a
 /// control character from client-controlled data, say) is left out with a warning instead of
 /// failing the whole call; the rules are `http::HeaderValue`'s.
-struct ContextHeaders<'a> {
-    lines: Vec<u8>,
+pub(super) struct ContextHeaders<'a> {
+    pub(super) lines: Vec<u8>,
     connection_id: &'a str,
     route_key: &'a str,
 }
 
 impl<'a> ContextHeaders<'a> {
-    fn new(connection_id: &'a str, route_key: &'a str) -> Self {
+    pub(super) fn new(connection_id: &'a str, route_key: &'a str) -> Self {
         Self {
             lines: Vec::with_capacity(512),
             connection_id,
@@ -58,7 +59,7 @@ impl<'a> ContextHeaders<'a> {
     }
 
     /// Adds a header the gateway names (as `HeaderValue::from_str`: visible ASCII, spaces, tabs).
-    fn put(&mut self, name: &'static str, value: &str) {
+    pub(super) fn put(&mut self, name: &'static str, value: &str) {
         if value.bytes().all(|b| (32..127).contains(&b) || b == b'\t') {
             self.line(name.as_bytes(), value.as_bytes());
         } else {
@@ -68,7 +69,7 @@ impl<'a> ContextHeaders<'a> {
 
     /// Adds a header of the upgrade request (`name` as the client spelled it; the value as
     /// `HeaderValue::from_bytes` accepts it: no control characters but tabs).
-    fn put_forwarded(&mut self, name: &str, value: &str) {
+    pub(super) fn put_forwarded(&mut self, name: &str, value: &str) {
         let valid_value = value.bytes().all(|b| (b >= 32 && b != 127) || b == b'\t');
         if valid_value && HeaderName::from_bytes(name.as_bytes()).is_ok() {
             self.line(name.as_bytes(), value.as_bytes());
@@ -100,6 +101,8 @@ pub(super) struct HttpProxy {
     timeout: Duration,
     /// Largest answer read.
     response_cap: usize,
+    /// `request_parameters`, for this stage.
+    parameters: Parameters,
 }
 
 impl HttpProxy {
@@ -110,11 +113,13 @@ impl HttpProxy {
         protocol: BackendProtocol,
         timeout: Duration,
         response_cap: usize,
+        parameters: Parameters,
     ) -> Result<Self, String> {
         Ok(Self {
             backend: Backend::new(clients, uri, method, &[], protocol)?,
             timeout,
             response_cap,
+            parameters,
         })
     }
 }
@@ -180,6 +185,20 @@ impl Integration for HttpProxy {
                 body = json.as_bytes();
             }
         }
+        let mapped_query;
+        if !self.parameters.is_empty() {
+            let mapped = map_parameters(&self.parameters, inv, body);
+            for (name, value) in &mapped.headers {
+                headers.put_forwarded(name, value);
+            }
+            if !mapped.query.is_empty() {
+                mapped_query = match query {
+                    Some(client) => format!("{client}&{}", mapped.query),
+                    None => mapped.query,
+                };
+                query = Some(&mapped_query);
+            }
+        }
         let out = Outgoing {
             query,
             headers: &headers.lines,
@@ -215,6 +234,30 @@ impl Integration for HttpProxy {
     fn kind(&self) -> &'static str {
         "http_proxy"
     }
+}
+
+/// The request parameters of one call: from `body` (the message), the upgrade request
+/// (`$connect`) and `$context` (built only when a parameter reads it).
+pub(super) fn map_parameters(
+    parameters: &Parameters,
+    inv: &Invocation<'_>,
+    body: &[u8],
+) -> crate::transform::Mapped {
+    let (headers, query) = match &inv.kind {
+        EventKind::Connect(upgrade) => (upgrade.headers.as_slice(), upgrade.query.as_slice()),
+        _ => (&[][..], &[][..]),
+    };
+    let context = parameters
+        .reads_context()
+        .then(|| crate::events::context_value(inv.meta, inv.route_key, inv.request_id, &inv.kind));
+    parameters.map(
+        &Sources {
+            body,
+            headers,
+            query,
+        },
+        context.as_ref(),
+    )
 }
 
 #[cfg(test)]

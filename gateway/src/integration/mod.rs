@@ -1,5 +1,5 @@
-//! Integrations: the backends behind routes. One trait, three kinds (`aws_proxy`, `http_proxy`,
-//! `mock`), built per stage from config with stage variables substituted, sharing pooled
+//! Integrations: the backends behind routes. One trait, four kinds (`aws_proxy`, `http_proxy`,
+//! `http` with mapping templates, `mock`), built per stage from config with stage variables substituted, sharing pooled
 //! keep-alive HTTP clients (the lean [`h1`] client for `http://` and `unix:`, reqwest for
 //! `https://`); `aws_proxy` may also name a Lambda function by ARN ([`lambda`]).
 
@@ -7,6 +7,7 @@ mod aws_proxy;
 mod backend;
 pub(crate) mod body;
 pub(crate) mod h1;
+mod http;
 mod http_proxy;
 pub(crate) mod lambda;
 mod mock;
@@ -14,6 +15,7 @@ mod mock;
 pub(crate) use backend::Clients;
 
 pub use aws_proxy::parse_response as parse_proxy_response;
+pub use http::MessageMapping;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -27,6 +29,7 @@ pub(crate) use crate::config::substitute_stage_variables;
 use crate::config::{ApiConfig, IntegrationConfig};
 use crate::events::{ConnectionMeta, EventKind};
 use crate::telemetry;
+use crate::transform::Parameters;
 
 /// One call to an integration.
 #[derive(Debug)]
@@ -96,6 +99,13 @@ pub enum IntegrationError {
     /// No AWS credentials to sign a Lambda Invoke request with.
     #[error("no AWS credentials for the Lambda Invoke API: {0}")]
     Credentials(String),
+    /// No request template was selected and the integration's passthrough behaviour refuses
+    /// the payload (AWS answers 415 Unsupported Media Type).
+    #[error("no request template matches and passthrough_behavior refuses the payload")]
+    UnsupportedMediaType,
+    /// A mapping template failed, or a payload could not be converted.
+    #[error("mapping failed: {0}")]
+    Mapping(String),
     /// The answer was larger than the cap (`limits.max_integration_response_bytes`; for
     /// `aws_proxy`, the envelope cap or the decoded body's).
     #[error("integration response larger than {limit} bytes")]
@@ -215,6 +225,7 @@ pub(crate) fn build_stages(
                     method,
                     timeout,
                     protocol,
+                    request_parameters,
                 } => Arc::new(http_proxy::HttpProxy::new(
                     clients,
                     substitute_stage_variables(uri, &settings.variables)
@@ -223,11 +234,50 @@ pub(crate) fn build_stages(
                     *protocol,
                     *timeout,
                     response_cap,
+                    Parameters::for_stage(
+                        request_parameters,
+                        &settings.variables,
+                        key == "$connect",
+                    )?,
                 )?),
+                IntegrationConfig::Http {
+                    uri,
+                    method,
+                    timeout,
+                    protocol,
+                    request_parameters,
+                    ..
+                } => {
+                    let mapping = http::Mapping::new(&route.integration, settings, key)?;
+                    let backend = backend::Backend::new(
+                        clients,
+                        substitute_stage_variables(uri, &settings.variables)
+                            .map_err(missing_variable)?,
+                        method,
+                        &[],
+                        *protocol,
+                    )?;
+                    Arc::new(http::Http {
+                        backend,
+                        timeout: *timeout,
+                        response_cap,
+                        parameters: Parameters::for_stage(
+                            request_parameters,
+                            &settings.variables,
+                            key == "$connect",
+                        )?,
+                        mapping,
+                    })
+                }
                 IntegrationConfig::Mock {
                     response,
                     status_code,
-                } => Arc::new(mock::Mock::new(*status_code, response.clone())),
+                    ..
+                } => Arc::new(mock::Mock::new(
+                    *status_code,
+                    response.clone(),
+                    http::Mapping::new(&route.integration, settings, key)?,
+                )),
             };
             routes.insert(
                 key.clone(),

@@ -22,7 +22,7 @@ use crate::domains::CustomDomain;
 use crate::error::{CloseReason, HandshakeRejection};
 use crate::events::{ConnectRequest, ConnectionMeta, EventKind};
 use crate::ids;
-use crate::integration::{Invocation, StageRoutes};
+use crate::integration::{IntegrationError, Invocation, StageRoutes};
 use crate::raw_head::RawHeaders;
 use crate::registry::{Outbox, SessionHandle};
 use crate::state::Shared;
@@ -325,9 +325,11 @@ async fn call_connect(
             request_id: &request_id,
             kind: EventKind::Connect(&connect_request),
         };
-        let response = invoke(route, &invocation)
-            .await
-            .map_err(|_| HandshakeRejection::IntegrationFailed)?;
+        let response = invoke(route, &invocation).await.map_err(|e| match e {
+            // Passthrough refused by a non-proxy integration: AWS's 415.
+            IntegrationError::UnsupportedMediaType => HandshakeRejection::Rejected(415),
+            _ => HandshakeRejection::IntegrationFailed,
+        })?;
         if !(200..300).contains(&response.status) {
             tracing::info!(connection_id = %meta.connection_id, status = response.status, "$connect rejected the connection");
             return Err(HandshakeRejection::Rejected(response.status));

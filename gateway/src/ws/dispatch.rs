@@ -277,6 +277,9 @@ async fn handle_one(
             let message = match error {
                 // As AWS answers an integration that passes its timeout.
                 IntegrationError::Timeout(_) => "Endpoint request timed out",
+                // No request template matched and the passthrough behaviour refused the
+                // payload: AWS's 415 reason phrase.
+                IntegrationError::UnsupportedMediaType => "Unsupported Media Type",
                 _ => "Internal server error",
             };
             Some(error_frame(message, &meta.connection_id, &request_id))

@@ -37,6 +37,7 @@ mod messages;
 mod request_authorizer;
 mod response_caps;
 mod support;
+mod templates;
 mod throttle;
 mod tls;
 mod usage_plans;
