@@ -18,8 +18,9 @@ enum Part {
     BodyPath(Vec<PathStep>),
 }
 
+/// One step of a `$request.body` path (also read by the response cache's key).
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum PathStep {
+pub(crate) enum PathStep {
     Key(String),
     Index(usize),
 }
@@ -126,7 +127,8 @@ impl SelectionExpression {
     }
 }
 
-fn parse_variable(name: &str) -> Result<Vec<PathStep>, ExpressionError> {
+/// Parses `request.body<path>` (a variable without its `$`) into its steps.
+pub(crate) fn parse_variable(name: &str) -> Result<Vec<PathStep>, ExpressionError> {
     let rest = name
         .strip_prefix("request.body")
         .ok_or_else(|| ExpressionError::UnsupportedVariable(name.to_string()))?;
@@ -162,7 +164,8 @@ fn parse_variable(name: &str) -> Result<Vec<PathStep>, ExpressionError> {
     Ok(steps)
 }
 
-fn lookup<'a>(mut value: &'a Value, path: &[PathStep]) -> Option<&'a Value> {
+/// The value at `path` in `value`, if any.
+pub(crate) fn lookup<'a>(mut value: &'a Value, path: &[PathStep]) -> Option<&'a Value> {
     for step in path {
         value = match step {
             PathStep::Key(key) => value.as_object()?.get(key)?,
