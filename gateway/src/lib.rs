@@ -70,6 +70,7 @@ pub use wsgate_connection_store::{ConnectionStore, GroupStore, StoreError};
 /// stable interface.
 #[doc(hidden)]
 pub mod bench {
+    pub use crate::cache::bench::MemoryHit as CacheMemoryHit;
     pub use crate::events::{ConnectionMeta, EventKind, lambda_event};
     pub use crate::integration::parse_proxy_response;
 }

@@ -299,7 +299,9 @@ impl Gateway {
         groups.spawn(group_receivers, &mut cluster_tasks);
         if let Some(cache) = &response_cache {
             let redis = cluster.as_ref().map(|c| c.redis());
-            (cache.attach(&shared.config, &shared.node_id, redis, &mut cluster_tasks).await)
+            (cache
+                .attach(&shared.config, &shared.node_id, redis, &mut cluster_tasks)
+                .await)
                 .map_err(|e| StartError::Cache(e.to_string()))?;
         }
         let api = Arc::new(callback::Api::new(

@@ -136,11 +136,26 @@ fn describe() {
         "Integration latency (IntegrationLatency)"
     );
     describe_gauge!(CONNECTIONS_CURRENT, "Connections held by this node");
-    describe_counter!(CACHE_HIT_TOTAL, "Messages answered from the response cache (CacheHitCount)");
-    describe_counter!(CACHE_MISS_TOTAL, "Messages of cached routes answered by the integration (CacheMissCount)");
-    describe_counter!(CACHE_ERROR_TOTAL, "Response-cache Redis operations that failed, by op");
-    describe_gauge!(CACHE_BYTES, "Bytes held by this node's memory response cache");
-    describe_counter!(CACHE_TOO_LARGE_TOTAL, "Answers not cached for being over cache.max_entry_bytes");
+    describe_counter!(
+        CACHE_HIT_TOTAL,
+        "Messages answered from the response cache (CacheHitCount)"
+    );
+    describe_counter!(
+        CACHE_MISS_TOTAL,
+        "Messages of cached routes answered by the integration (CacheMissCount)"
+    );
+    describe_counter!(
+        CACHE_ERROR_TOTAL,
+        "Response-cache Redis operations that failed, by op"
+    );
+    describe_gauge!(
+        CACHE_BYTES,
+        "Bytes held by this node's memory response cache"
+    );
+    describe_counter!(
+        CACHE_TOO_LARGE_TOTAL,
+        "Answers not cached for being over cache.max_entry_bytes"
+    );
     describe_counter!(DISCONNECT_TOTAL, "Connections closed, by close code");
     describe_counter!(
         DISCONNECT_RETRY_TOTAL,

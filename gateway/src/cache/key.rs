@@ -105,20 +105,15 @@ enum Captured {
 }
 
 impl RequestCaptures {
-    /// The slot of a header or query part, adding it when new; `None` for other parts.
-    pub(crate) fn slot(&mut self, source: &Source) -> Option<usize> {
-        let wanted = match source {
-            Source::Header(name) => Captured::Header(name.clone()),
-            Source::Query(name) => Captured::Query(name.clone()),
-            _ => return None,
-        };
-        Some(match self.wanted.iter().position(|w| *w == wanted) {
+    /// The slot of a header or query value, added when new.
+    fn slot(&mut self, wanted: Captured) -> usize {
+        match self.wanted.iter().position(|w| *w == wanted) {
             Some(slot) => slot,
             None => {
                 self.wanted.push(wanted);
                 self.wanted.len() - 1
             }
-        })
+        }
     }
 
     /// What a new connection keeps of its upgrade request: nothing at all when no cache key
@@ -179,12 +174,9 @@ impl KeySpec {
     ) -> Result<Self, String> {
         let mut resolved = Vec::with_capacity(parts.len());
         for text in parts {
-            let source = Source::parse(text)?;
-            if let Some(slot) = captures.slot(&source) {
-                resolved.push(Part::Captured(slot));
-                continue;
-            }
-            resolved.push(match source {
+            resolved.push(match Source::parse(text)? {
+                Source::Header(name) => Part::Captured(captures.slot(Captured::Header(name))),
+                Source::Query(name) => Part::Captured(captures.slot(Captured::Query(name))),
                 Source::Body(path) => Part::Body(path),
                 Source::ConnectionId => Part::ConnectionId,
                 Source::SourceIp => Part::SourceIp,
@@ -195,7 +187,6 @@ impl KeySpec {
                 Source::StageVariable(name) => {
                     Part::Constant(variables.get(&name).map(|v| Value::from(v.as_str())))
                 }
-                Source::Header(_) | Source::Query(_) => unreachable_slot(),
             });
         }
         Ok(Self {
@@ -233,9 +224,11 @@ impl KeySpec {
                     feed(&mut hasher, value.as_ref());
                     continue;
                 }
-                Part::Captured(slot) => {
-                    text(captured.and_then(|c| c.get(*slot)).and_then(Option::as_deref))
-                }
+                Part::Captured(slot) => text(
+                    captured
+                        .and_then(|c| c.get(*slot))
+                        .and_then(Option::as_deref),
+                ),
                 Part::ConnectionId => text(Some(&meta.connection_id)),
                 Part::SourceIp => text(Some(&meta.source_ip)),
                 Part::UserAgent => text(meta.user_agent.as_deref()),
@@ -278,11 +271,6 @@ impl KeySpec {
         }
         hasher
     }
-}
-
-/// Header and query parts always get a slot.
-fn unreachable_slot() -> Part {
-    Part::Constant(None)
 }
 
 /// One part into the hash: a null marker, or a tag and the value's JSON text (self-delimiting,
@@ -359,7 +347,10 @@ mod tests {
     #[test]
     fn keys_follow_their_parts_and_missing_is_null() {
         let mut captures = RequestCaptures::default();
-        let key = spec(&["$request.body.symbol", "$stageVariables.region"], &mut captures);
+        let key = spec(
+            &["$request.body.symbol", "$stageVariables.region"],
+            &mut captures,
+        );
         let m = meta();
         let aapl = key.of_message(&m, br#"{"action":"quote","symbol":"AAPL"}"#);
         assert_eq!(aapl, key.of_message(&m, br#"{"symbol":"AAPL","x":1}"#));

@@ -4,7 +4,7 @@
 //! `or_try_insert_with`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -54,8 +54,9 @@ impl Expiry<MemKey, Arc<Stored>> for PerEntry {
 /// The node's memory cache.
 pub(super) struct Memory {
     cache: Cache<MemKey, Arc<Stored>>,
-    /// Bytes held (by the weigher's count), kept by the insertions and the removal listener.
-    bytes: Arc<AtomicU64>,
+    /// Bytes held (by the weigher's count), kept by the insertions and the removal listener
+    /// (signed: a removal may be heard before its insertion is counted).
+    bytes: Arc<AtomicI64>,
     max_bytes: u64,
     gauge: metrics::Gauge,
     /// Invalidations to and from the other nodes (a Redis store only).
@@ -74,7 +75,7 @@ impl std::fmt::Debug for Memory {
 impl Memory {
     /// A cache of at most `max_bytes`.
     pub(super) fn new(max_bytes: u64) -> Self {
-        let bytes = Arc::new(AtomicU64::new(0));
+        let bytes = Arc::new(AtomicI64::new(0));
         let gauge = metrics::gauge!(telemetry::CACHE_BYTES);
         let (held, shown) = (Arc::clone(&bytes), gauge.clone());
         let cache = Cache::builder()
@@ -83,9 +84,9 @@ impl Memory {
             .expire_after(PerEntry)
             .support_invalidation_closures()
             .eviction_listener(move |_key, stored: Arc<Stored>, _cause| {
-                let left = held.fetch_sub(u64::from(weight(&stored)), Ordering::Relaxed)
-                    - u64::from(weight(&stored));
-                shown.set(left as f64);
+                let weight = i64::from(weight(&stored));
+                let left = held.fetch_sub(weight, Ordering::Relaxed) - weight;
+                shown.set(left.max(0) as f64);
             })
             .build();
         Self {
@@ -138,12 +139,10 @@ impl Memory {
 
     /// Counts a new entry's bytes, and evicts at once when they pass the bound.
     async fn added(&self, stored: &Stored) {
-        let held = self
-            .bytes
-            .fetch_add(u64::from(weight(stored)), Ordering::Relaxed)
-            + u64::from(weight(stored));
-        self.gauge.set(held as f64);
-        if held > self.max_bytes {
+        let weight = i64::from(weight(stored));
+        let held = self.bytes.fetch_add(weight, Ordering::Relaxed) + weight;
+        self.gauge.set(held.max(0) as f64);
+        if u64::try_from(held).is_ok_and(|held| held > self.max_bytes) {
             self.cache.run_pending_tasks().await;
         }
     }
@@ -160,11 +159,14 @@ impl Memory {
                 self.cache.invalidate(&key).await;
             }
             None => {
-                let (id, before) = (route.id, route.generation.fetch_add(1, Ordering::AcqRel) + 1);
+                let (id, before) = (
+                    route.id,
+                    route.generation.fetch_add(1, Ordering::AcqRel) + 1,
+                );
                 // The new generation already hides them; this frees their bytes.
-                let dropped = self
-                    .cache
-                    .invalidate_entries_if(move |key, _| key.route == id && key.generation < before);
+                let dropped = self.cache.invalidate_entries_if(move |key, _| {
+                    key.route == id && key.generation < before
+                });
                 if let Err(error) = dropped {
                     tracing::warn!(%error, "response cache: entries left to expire by their ttl");
                 }

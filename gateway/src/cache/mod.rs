@@ -374,7 +374,11 @@ impl ResponseCache {
     ///
     /// # Errors
     /// See [`InvalidateError`].
-    pub(crate) async fn invalidate(&self, stage: &str, scope: Scope<'_>) -> Result<(), InvalidateError> {
+    pub(crate) async fn invalidate(
+        &self,
+        stage: &str,
+        scope: Scope<'_>,
+    ) -> Result<(), InvalidateError> {
         let routes: Vec<&Arc<RouteCache>> = match scope {
             Scope::Stage => self
                 .routes
@@ -394,9 +398,9 @@ impl ResponseCache {
             }
         };
         let hash = match scope {
-            Scope::Key(_, given) => Some(
-                (routes[0].key.of_given(given)).map_err(InvalidateError::BadKey)?,
-            ),
+            Scope::Key(_, given) => {
+                Some((routes[0].key.of_given(given)).map_err(InvalidateError::BadKey)?)
+            }
             _ => None,
         };
         match &*self.backend {
@@ -458,12 +462,114 @@ mod tests {
         assert_eq!(read(&["public"]), Some(ttl));
         assert_eq!(read(&["max-age=5"]), Some(Duration::from_secs(5)));
         assert_eq!(read(&["max-age=500"]), Some(ttl));
-        assert_eq!(read(&["public, max-age=5, s-maxage=7"]), Some(Duration::from_secs(7)));
+        assert_eq!(
+            read(&["public, max-age=5, s-maxage=7"]),
+            Some(Duration::from_secs(7))
+        );
         assert_eq!(read(&["max-age=0"]), None);
         assert_eq!(read(&["max-age=\"9\""]), Some(Duration::from_secs(9)));
-        for refused in ["no-store", "No-Cache", "private, max-age=60", "max-age=60, no-store"] {
+        for refused in [
+            "no-store",
+            "No-Cache",
+            "private, max-age=60",
+            "max-age=60, no-store",
+        ] {
             assert_eq!(read(&[refused]), None, "{refused}");
         }
         assert_eq!(read(&["max-age=5", "no-store"]), None);
+    }
+}
+
+/// The memory-cache hit path, for the micro-benchmarks; not a stable interface.
+pub(crate) mod bench {
+    use std::sync::Arc;
+
+    use futures_util::FutureExt;
+
+    use super::{ResponseCache, RouteCache};
+    use crate::config::Config;
+    use crate::events::{ConnectionMeta, EventKind};
+    use crate::integration::{IntegrationResponse, Invocation};
+
+    /// A memory cache with one route (`quote`, keyed by `$request.body.symbol`).
+    #[derive(Debug)]
+    pub struct MemoryHit {
+        route: Arc<RouteCache>,
+        meta: ConnectionMeta,
+    }
+
+    impl MemoryHit {
+        /// The cache, with the answer to `message` stored.
+        ///
+        /// # Panics
+        /// If the built-in configuration is refused (a bug).
+        pub fn new(message: &str) -> Self {
+            let yaml = "listen: 127.0.0.1:0\ncache: {kind: memory}\napi:\n  name: b\n  route_selection_expression: $request.body.action\n  stages: {prod: {}}\n  routes:\n    quote:\n      integration: {type: mock, response: x}\n      route_response: true\n      cache: {ttl: 1h, key: [\"$request.body.symbol\"]}\n";
+            let config = Config::from_yaml(yaml).expect("valid");
+            let cache = ResponseCache::build(&config)
+                .expect("builds")
+                .expect("configured");
+            let route = cache.route("prod", "quote").expect("cached route");
+            let meta = ConnectionMeta {
+                connection_id: "L0SM9cOFvHcCIhw=".into(),
+                stage: "prod".into(),
+                api_id: Arc::from("b"),
+                domain_name: "localhost".into(),
+                connected_at_ms: 0,
+                source_ip: "127.0.0.1".into(),
+                user_agent: None,
+                api_key: None,
+                api_key_id: None,
+                authorizer: None,
+                iam: None,
+                cache_request: None,
+            };
+            let this = Self { route, meta };
+            let answer = IntegrationResponse {
+                status: 200,
+                headers: Vec::new(),
+                body: Some(bytes::Bytes::from_static(
+                    br#"{"symbol":"AAPL","price":123.45}"#,
+                )),
+                binary: false,
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            runtime
+                .block_on(
+                    this.route
+                        .through(&this.invocation(message), async { Ok(answer) }),
+                )
+                .expect("stored");
+            this
+        }
+
+        fn invocation<'a>(&'a self, message: &'a str) -> Invocation<'a> {
+            Invocation {
+                meta: &self.meta,
+                route_key: "quote",
+                request_id: "r",
+                kind: EventKind::Message {
+                    body: message,
+                    raw: message.as_bytes(),
+                    is_base64: false,
+                    message_id: "m",
+                },
+            }
+        }
+
+        /// Looks `message` up; answers the cached body's length (0 on a miss).
+        pub fn hit(&self, message: &str) -> usize {
+            let miss = async { Err(crate::integration::IntegrationError::Malformed("miss")) };
+            match self
+                .route
+                .through(&self.invocation(message), miss)
+                .now_or_never()
+            {
+                Some(Ok(response)) => response.body.map_or(0, |b| b.len()),
+                _ => 0,
+            }
+        }
     }
 }

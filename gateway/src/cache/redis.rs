@@ -315,7 +315,9 @@ mod hex_key {
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<KeyHash>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<KeyHash>, D::Error> {
         match Option::<String>::deserialize(d)? {
             None => Ok(None),
             Some(text) => {
@@ -386,7 +388,8 @@ impl Channel {
             routes: routes.map(str::to_string).collect(),
             key,
         };
-        let frame = serde_json::to_vec(&frame).map_err(|e| InvalidateError::Unavailable(e.to_string()))?;
+        let frame =
+            serde_json::to_vec(&frame).map_err(|e| InvalidateError::Unavailable(e.to_string()))?;
         attached
             .channels
             .publish(&attached.name, Bytes::from(frame))
@@ -401,7 +404,9 @@ impl Channel {
     /// Applies the invalidations other nodes publish, until the channel closes.
     pub(super) async fn read(mut inbox: mpsc::Receiver<Bytes>, cache: Arc<ResponseCache>) {
         let own = match &*cache.backend {
-            super::Backend::Memory(memory) => memory.channel.attached.get().map(|a| a.node_id.clone()),
+            super::Backend::Memory(memory) => {
+                memory.channel.attached.get().map(|a| a.node_id.clone())
+            }
             super::Backend::Redis(_) => None,
         };
         while let Some(frame) = inbox.recv().await {

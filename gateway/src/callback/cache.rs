@@ -33,7 +33,10 @@ pub(super) fn router() -> Router<Arc<Api>> {
     for at in ["@", "%40"] {
         router = router
             .route(&format!("/{{stage}}/{at}cache"), delete(stage_wide))
-            .route(&format!("/{{stage}}/{at}cache/{{route}}"), delete(one_route));
+            .route(
+                &format!("/{{stage}}/{at}cache/{{route}}"),
+                delete(one_route),
+            );
     }
     router
 }
@@ -70,7 +73,10 @@ async fn one_route(
 }
 
 /// The key parts of the by-key form: `?key=` or the body, a JSON object.
-fn given_key(query: Option<&str>, body: &[u8]) -> Result<Option<Map<String, Value>>, CallbackError> {
+fn given_key(
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<Option<Map<String, Value>>, CallbackError> {
     let from_query = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(name, _)| name == "key")
         .map(|(_, value)| value.into_owned());
@@ -124,7 +130,9 @@ mod tests {
         let encoded: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("key", symbol)
             .finish();
-        let from_query = given_key(Some(&encoded), b"").expect("valid").expect("a key");
+        let from_query = given_key(Some(&encoded), b"")
+            .expect("valid")
+            .expect("a key");
         assert_eq!(from_query["$request.body.symbol"], "AAPL");
         let from_body = given_key(None, symbol.as_bytes()).expect("valid");
         assert_eq!(from_body, Some(from_query));

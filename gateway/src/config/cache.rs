@@ -36,7 +36,10 @@ pub struct CacheConfig {
     #[serde(default = "default_max_bytes", deserialize_with = "deserialize_bytes")]
     pub max_bytes: u64,
     /// An answer whose body is larger than this is not cached (counted).
-    #[serde(default = "default_max_entry_bytes", deserialize_with = "deserialize_bytes")]
+    #[serde(
+        default = "default_max_entry_bytes",
+        deserialize_with = "deserialize_bytes"
+    )]
     pub max_entry_bytes: u64,
 }
 
