@@ -25,7 +25,7 @@ pub(crate) enum Source {
     /// `$context.connectionId`.
     ConnectionId,
     /// `$context.identity.sourceIp`.
-    SourceIp,
+    ClientIp,
     /// `$context.identity.userAgent`.
     UserAgent,
     /// `$context.identity.apiKeyId`.
@@ -82,7 +82,7 @@ impl Source {
         }
         match name {
             "context.connectionId" => Ok(Self::ConnectionId),
-            "context.identity.sourceIp" => Ok(Self::SourceIp),
+            "context.identity.sourceIp" => Ok(Self::ClientIp),
             "context.identity.userAgent" => Ok(Self::UserAgent),
             "context.identity.apiKeyId" => Ok(Self::ApiKeyId),
             "context.identity.userArn" => Ok(Self::UserArn),
@@ -143,7 +143,7 @@ enum Part {
     Body(Vec<PathStep>),
     Captured(usize),
     ConnectionId,
-    SourceIp,
+    ClientIp,
     UserAgent,
     ApiKeyId,
     UserArn,
@@ -179,7 +179,7 @@ impl KeySpec {
                 Source::Query(name) => Part::Captured(captures.slot(Captured::Query(name))),
                 Source::Body(path) => Part::Body(path),
                 Source::ConnectionId => Part::ConnectionId,
-                Source::SourceIp => Part::SourceIp,
+                Source::ClientIp => Part::ClientIp,
                 Source::UserAgent => Part::UserAgent,
                 Source::ApiKeyId => Part::ApiKeyId,
                 Source::UserArn => Part::UserArn,
@@ -230,7 +230,7 @@ impl KeySpec {
                         .and_then(Option::as_deref),
                 ),
                 Part::ConnectionId => text(Some(&meta.connection_id)),
-                Part::SourceIp => text(Some(&meta.source_ip)),
+                Part::ClientIp => text(Some(&meta.source_ip)),
                 Part::UserAgent => text(meta.user_agent.as_deref()),
                 Part::ApiKeyId => text(meta.api_key_id.as_deref()),
                 Part::UserArn => text(meta.iam.as_ref().map(|i| i.user_arn.as_str())),
