@@ -596,3 +596,72 @@ async fn cache_settings_are_checked_at_startup() {
         "api.routes",
     );
 }
+
+/// A SigV4 callback key's policy is checked for `execute-api:InvalidateCache` on
+/// `{stage}/DELETE/@cache/{route}`: a key allowed only `ManageConnections` is refused with
+/// `AccessDeniedException` naming that action, one allowed `InvalidateCache` drops the entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iam_keys_need_invalidate_cache() {
+    let (backend, _calls) = counting_backend().await;
+    let stage = "iamcache";
+    let resource = format!("arn:aws:execute-api:us-east-1:123456789012:quotes/{stage}");
+    let key = |id: &str, action: &str| {
+        format!(
+            "      - access_key_id: {id}\n        secret_access_key: secret-key-for-tests\n        policy:\n          Version: \"2012-10-17\"\n          Statement:\n            - {{ Effect: Allow, Action: \"{action}\", Resource: \"{resource}/*\" }}\n"
+        )
+    };
+    let auth = format!(
+        "iam:\n  account_id: \"123456789012\"\ncallback:\n  auth:\n    kind: sigv4\n    region: us-east-1\n    credentials:\n{}{}",
+        key("AKIDMANAGE", "execute-api:ManageConnections"),
+        key("AKIDINVALIDATE", "execute-api:InvalidateCache"),
+    );
+    let yaml = cache_config(&backend.url(), stage, MEMORY, &auth).replacen(
+        &format!("callback:\n  auth: {{ kind: bearer, tokens: [\"{TOKEN}\"] }}\n"),
+        "",
+        1,
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let mut ws = connect(&gw.ws_url(&format!("/{stage}"))).await;
+    assert_eq!(quote_n(&mut ws, "lambda", "A").await, 1);
+    let url = gw.http_url(&format!("/{stage}/@cache/lambda"));
+    let signed_delete = |id: &'static str| {
+        let url = url.clone();
+        async move {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/iam_client.py");
+            let args = [
+                "sign",
+                "--url",
+                &url,
+                "--mode",
+                "header",
+                "--method",
+                "DELETE",
+                "--access-key-id",
+                id,
+                "--secret-access-key",
+                "secret-key-for-tests",
+            ];
+            let signed = crate::support::boto::run_script(script, args, None, DEADLINE * 6).await;
+            let mut request = http().delete(&url);
+            for (name, value) in signed["headers"].as_object().expect("headers") {
+                request = request.header(name, value.as_str().expect("value"));
+            }
+            let response = request.send().await.expect("answered");
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (status, body)
+        }
+    };
+    let (status, body) = signed_delete("AKIDMANAGE").await;
+    assert_eq!(status, 403, "{body}");
+    let message = body["Message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("execute-api:InvalidateCache")
+            && message.contains(&format!("{resource}/DELETE/@cache/lambda")),
+        "{body}"
+    );
+    assert_eq!(quote_n(&mut ws, "lambda", "A").await, 1, "still cached");
+    let (status, body) = signed_delete("AKIDINVALIDATE").await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(quote_n(&mut ws, "lambda", "A").await, 2, "dropped");
+}
