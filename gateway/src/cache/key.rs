@@ -375,6 +375,15 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_pays_one_pointer_for_its_cache_values() {
+        assert_eq!(std::mem::size_of::<Option<Box<Vec<Option<Box<str>>>>>>(), 8);
+        println!(
+            "ConnectionMeta: {} bytes",
+            std::mem::size_of::<ConnectionMeta>()
+        );
+    }
+
+    #[test]
     fn connections_keep_only_the_named_request_values() {
         let mut captures = RequestCaptures::default();
         let key = spec(

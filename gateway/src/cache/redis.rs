@@ -12,13 +12,15 @@
 //! another generation is a miss. The fill is written under the generation the lookup read, so
 //! an invalidation between lookup and fill hides the fill too. Redis failing never fails a
 //! message: the lookup is a miss, the answer comes from the integration (counted in
-//! `wsgate_cache_errors_total`). Concurrent misses of one key coalesce on each node; across
+//! `wsgate_cache_errors_total`), and for a second after a failure lookups skip Redis, so an
+//! unreachable Redis costs one `store.timeout` per second rather than one per message. Concurrent misses of one key coalesce on each node; across
 //! nodes each node may call the integration once for the same key (a cross-node lock would
 //! put a Redis round trip and a poll in every miss's path to save at most one call per node).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use redis::Script;
@@ -46,6 +48,10 @@ if v then
 end
 return {g}
 ";
+
+/// After a failed lookup or store, how long lookups skip Redis (misses at once, counted as
+/// `op="bypassed"`), so an unreachable Redis costs one timeout per interval, not one per message.
+const BYPASS_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// Invalidations from other nodes waiting to be applied; more are dropped (counted in
 /// `wsgate_bus_dropped_total`) and the entries they name live until their ttl.
@@ -75,6 +81,10 @@ pub(super) struct Shared {
     lookup: Script,
     /// Misses being filled on this node, by route and key.
     flights: Flights,
+    /// Lookups skip Redis until this many milliseconds after `started` (see
+    /// [`BYPASS_AFTER_FAILURE`]).
+    bypass_until_ms: AtomicU64,
+    started: Instant,
 }
 
 impl std::fmt::Debug for Shared {
@@ -116,6 +126,8 @@ impl Shared {
             timeout,
             lookup: Script::new(LOOKUP),
             flights: Mutex::default(),
+            bypass_until_ms: AtomicU64::new(0),
+            started: Instant::now(),
         }
     }
 
@@ -180,10 +192,10 @@ impl Shared {
         F: Future<Output = Answer> + Send,
     {
         let entry_key = format!("{}:{}", route.redis_base, hex::encode(hash));
-        let conn = self.conn.get().cloned();
+        let conn = self.conn.get().cloned().filter(|_| !self.bypassing());
         let generation = match &conn {
             None => {
-                redis_failed("lookup", &"not connected to Redis");
+                redis_failed("bypassed", &"Redis failed less than a second ago");
                 None
             }
             Some(conn) => match self.lookup(conn, &route.redis_base, &entry_key).await {
@@ -196,6 +208,7 @@ impl Shared {
                 }
                 Err(error) => {
                     redis_failed("lookup", &error);
+                    self.bypass();
                     None
                 }
             },
@@ -215,9 +228,23 @@ impl Shared {
             set.arg(&entry_key).arg(value).arg("PX").arg(ms);
             if let Err(error) = self.run::<()>(&conn, &set).await {
                 redis_failed("store", &error);
+                self.bypass();
             }
         }
         (answer, false, Some(Arc::new(entry)))
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn bypassing(&self) -> bool {
+        self.now_ms() < self.bypass_until_ms.load(Ordering::Relaxed)
+    }
+
+    fn bypass(&self) {
+        let until = self.now_ms() + u64::try_from(BYPASS_AFTER_FAILURE.as_millis()).unwrap_or(0);
+        self.bypass_until_ms.fetch_max(until, Ordering::Relaxed);
     }
 
     async fn lookup(

@@ -270,7 +270,8 @@ async fn handle_one(
     };
     let answer = match &route.cache {
         None => invoke(route, &invocation).await,
-        Some(cache) => cache.through(&invocation, invoke(route, &invocation)).await,
+        // Boxed: the cached path's state stays out of every other message's future.
+        Some(cache) => Box::pin(cache.through(&invocation, invoke(route, &invocation))).await,
     };
     match answer {
         Ok(response) => match response.body {
