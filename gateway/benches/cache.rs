@@ -9,14 +9,14 @@ fn main() {
 
 const MESSAGE: &str = r#"{"action":"quote","symbol":"AAPL"}"#;
 
-#[divan::bench]
+#[divan::bench(sample_size = 200)]
 fn memory_hit(bencher: divan::Bencher<'_, '_>) {
     let cache = CacheMemoryHit::new(MESSAGE);
     assert!(cache.hit(MESSAGE) > 0, "the entry is there");
     bencher.bench_local(|| cache.hit(divan::black_box(MESSAGE)));
 }
 
-#[divan::bench]
+#[divan::bench(sample_size = 200)]
 fn memory_miss(bencher: divan::Bencher<'_, '_>) {
     let cache = CacheMemoryHit::new(MESSAGE);
     let other = r#"{"action":"quote","symbol":"MSFT"}"#;

@@ -108,6 +108,11 @@ impl Memory {
             generation: route.generation.load(Ordering::Acquire),
             hash,
         };
+        // A hit takes the plain read; only a miss goes through the coalescing entry API.
+        if let Some(stored) = self.cache.get(&key).await {
+            route.count(true);
+            return Ok(stored.entry.response());
+        }
         let mut own = None;
         let fill = async {
             let answer = call.await;
