@@ -45,6 +45,13 @@ async fn counting_backend() -> (Backend, Arc<AtomicUsize>) {
                 hold: None,
             },
             "/lambda" => Reply::lambda(200, Some(&answer)),
+            // Never answered: the integration times out.
+            "/slow" => Reply {
+                status: 200,
+                body: answer,
+                headers: vec![],
+                hold: Some(Arc::new(tokio::sync::Notify::new())),
+            },
             _ => Reply::http(200, &answer),
         }
     })
@@ -93,6 +100,10 @@ api:
     plain:
       integration: {{ type: http_proxy, uri: "${{stageVariables.backend}}/plain", timeout: 2s }}
       route_response: true
+    slow:
+      integration: {{ type: http_proxy, uri: "${{stageVariables.backend}}/slow", timeout: 100ms }}
+      route_response: true
+      cache: {{ ttl: 30s, key: ["$request.body.symbol"] }}
 {extra}
 "#
     )
@@ -196,7 +207,7 @@ async fn a_repeated_request_is_answered_from_the_cache() {
 }
 
 #[tokio::test]
-async fn errors_are_not_cached_and_binary_answers_stay_binary() {
+async fn errors_and_timeouts_are_not_cached_and_binary_answers_stay_binary() {
     let (backend, calls) = counting_backend().await;
     let gw = TestGateway::start(&cache_config(&backend.url(), "errs", MEMORY, "")).await;
     let mut ws = connect(&gw.ws_url("/errs")).await;
@@ -204,11 +215,22 @@ async fn errors_are_not_cached_and_binary_answers_stay_binary() {
     assert_eq!(call_number(&ask(&mut ws, "quote", "ERR").await), 1);
     assert_eq!(call_number(&ask(&mut ws, "quote", "ERR").await), 2);
     assert_eq!(calls.load(Ordering::SeqCst), 2, "a 500 is never cached");
+    for expected_calls in [3, 4] {
+        let Message::Text(text) = ask(&mut ws, "slow", "X").await else {
+            panic!("an error frame");
+        };
+        assert!(text.contains("Endpoint request timed out"), "{text}");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            expected_calls,
+            "a timeout is never cached"
+        );
+    }
 
     let first = ask(&mut ws, "bin", "X").await;
-    assert_eq!(first, Message::Binary(b"bin-X-3".to_vec().into()));
+    assert_eq!(first, Message::Binary(b"bin-X-5".to_vec().into()));
     assert_eq!(ask(&mut ws, "bin", "X").await, first, "a hit is binary too");
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
 }
 
 #[tokio::test]
@@ -226,6 +248,17 @@ async fn entries_expire_after_their_ttl() {
 
 #[tokio::test]
 async fn concurrent_identical_misses_call_the_backend_once() {
+    herd("herd", MEMORY, "").await;
+}
+
+#[tokio::test]
+async fn concurrent_identical_misses_on_the_redis_kind_call_the_backend_once_per_node() {
+    let (store, _cleanup) = shared_store();
+    herd("herdredis", "{ kind: redis }", &store).await;
+}
+
+/// Eight connections send the same message while the backend holds its first answer: one call.
+async fn herd(stage: &str, cache: &str, extra: &str) {
     let calls = Arc::new(AtomicUsize::new(0));
     let release = Arc::new(tokio::sync::Notify::new());
     let (counter, gate) = (Arc::clone(&calls), Arc::clone(&release));
@@ -239,8 +272,7 @@ async fn concurrent_identical_misses_call_the_backend_once() {
         }
     })
     .await;
-    let stage = "herd";
-    let gw = TestGateway::start(&cache_config(&backend.url(), stage, MEMORY, "")).await;
+    let gw = TestGateway::start(&cache_config(&backend.url(), stage, cache, extra)).await;
     let mut clients = Vec::new();
     for _ in 0..8 {
         clients.push(connect(&gw.ws_url(&format!("/{stage}"))).await);
