@@ -9,9 +9,11 @@ use std::time::Duration;
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use wsgate_connection_store::conformance::servers::RedisServer;
+use wsgate_connection_store::conformance::servers::{RedisCluster, RedisServer};
 
-use crate::support::cluster::{eventually, redis_store, shared_store};
+use crate::support::cluster::{
+    cluster_store, eventually, redis_store, shared_store, unique_prefix,
+};
 use crate::support::*;
 
 const TOKEN: &str = "cache-test-token-0123456789";
@@ -467,9 +469,30 @@ async fn two_nodes(
 
 #[tokio::test]
 async fn the_redis_kind_is_shared_by_the_nodes() {
-    let (backend, calls) = counting_backend().await;
     let (store, _cleanup) = shared_store();
-    let stage = "shared";
+    shared_by_two_nodes("shared", &store).await;
+}
+
+/// On a Redis Cluster: a route's generation and entries share a slot (one script reads both).
+#[tokio::test]
+async fn the_redis_kind_works_on_a_redis_cluster() {
+    let cluster = RedisCluster::start().await;
+    let store = cluster_store(&cluster.urls(), &unique_prefix());
+    shared_by_two_nodes("rcluster", &store).await;
+}
+
+/// Memory caches on a Redis Cluster hear invalidations over sharded pub/sub.
+#[tokio::test]
+async fn memory_caches_on_a_redis_cluster_hear_invalidations() {
+    let cluster = RedisCluster::start().await;
+    let store = cluster_store(&cluster.urls(), &unique_prefix());
+    memory_cluster("memrcluster", &store).await;
+}
+
+/// One node fills, the other hits; invalidations on either node are seen by both.
+async fn shared_by_two_nodes(stage: &str, store: &str) {
+    let (backend, calls) = counting_backend().await;
+    let store = store.to_string();
     let (a, b) = two_nodes(&backend, stage, &store, "{ kind: redis }").await;
     let mut on_a = connect(&a.ws_url(&format!("/{stage}?region=eu"))).await;
     let mut on_b = connect(&b.ws_url(&format!("/{stage}?region=eu"))).await;
@@ -498,13 +521,24 @@ async fn the_redis_kind_is_shared_by_the_nodes() {
     let (status, _) = delete(&b.http_url(""), &format!("/{stage}/@cache"), "").await;
     assert_eq!(status, 204);
     assert_eq!(call_number(&ask(&mut on_a, "quote", "AAPL").await), 5);
+    let url = a.http_url("/metrics");
+    assert_eq!(
+        metric(url.clone(), "wsgate_cache_hit_total", stage).await,
+        3.0
+    );
+    assert_eq!(metric(url, "wsgate_cache_miss_total", stage).await, 5.0);
 }
 
 #[tokio::test]
 async fn memory_caches_of_a_cluster_hear_each_others_invalidations() {
-    let (backend, calls) = counting_backend().await;
     let (store, _cleanup) = shared_store();
-    let stage = "memcluster";
+    memory_cluster("memcluster", &store).await;
+}
+
+/// Each node caches on its own; an invalidation on one reaches the other.
+async fn memory_cluster(stage: &str, store: &str) {
+    let (backend, calls) = counting_backend().await;
+    let store = store.to_string();
     let (a, b) = two_nodes(&backend, stage, &store, MEMORY).await;
     let mut on_a = connect(&a.ws_url(&format!("/{stage}"))).await;
     let mut on_b = connect(&b.ws_url(&format!("/{stage}"))).await;
