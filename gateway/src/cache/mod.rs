@@ -453,6 +453,84 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::ConnectionMeta;
+
+    fn quote_cache() -> Arc<ResponseCache> {
+        let yaml = "listen: 127.0.0.1:0\ncache: {kind: memory}\napi:\n  name: t\n  route_selection_expression: $request.body.action\n  stages: {prod: {}}\n  routes:\n    quote:\n      integration: {type: mock, response: x}\n      route_response: true\n      cache: {ttl: 1h, key: [\"$request.body.symbol\"]}\n";
+        let config = Config::from_yaml(yaml).expect("valid");
+        ResponseCache::build(&config)
+            .expect("builds")
+            .expect("configured")
+    }
+
+    fn meta() -> ConnectionMeta {
+        ConnectionMeta {
+            connection_id: "c".into(),
+            stage: "prod".into(),
+            api_id: "t".into(),
+            domain_name: "d".into(),
+            connected_at_ms: 0,
+            source_ip: "127.0.0.1".into(),
+            user_agent: None,
+            api_key: None,
+            api_key_id: None,
+            authorizer: None,
+            iam: None,
+            cache_request: None,
+        }
+    }
+
+    fn answer(body: &'static str) -> Answer {
+        Ok(IntegrationResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: Some(Bytes::from_static(body.as_bytes())),
+            binary: false,
+        })
+    }
+
+    /// A fill that began before its route was invalidated is never served after it.
+    #[tokio::test]
+    async fn a_fill_in_flight_during_an_invalidation_is_not_served_after_it() {
+        let cache = quote_cache();
+        let route = cache.route("prod", "quote").expect("cached");
+        let meta = meta();
+        let message = r#"{"action":"quote","symbol":"A"}"#;
+        let invocation = Invocation {
+            meta: &meta,
+            route_key: "quote",
+            request_id: "r",
+            kind: EventKind::Message {
+                body: message,
+                raw: message.as_bytes(),
+                is_base64: false,
+                message_id: "m",
+            },
+        };
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let slow = route.through(&invocation, async {
+            let _ = released.await;
+            answer("old")
+        });
+        let invalidate = async {
+            tokio::task::yield_now().await;
+            cache
+                .invalidate("prod", Scope::Route("quote"))
+                .await
+                .expect("local");
+            let _ = release.send(());
+        };
+        let (old, ()) = tokio::join!(slow, invalidate);
+        assert_eq!(old.expect("answered").body.as_deref(), Some(&b"old"[..]));
+        let after = route.through(&invocation, async { answer("new") }).await;
+        assert_eq!(after.expect("answered").body.as_deref(), Some(&b"new"[..]));
+        let again = route.through(&invocation, async { answer("newer") }).await;
+        assert_eq!(
+            again.expect("answered").body.as_deref(),
+            Some(&b"new"[..]),
+            "a hit"
+        );
+    }
 
     #[test]
     fn cache_control_is_read_as_a_shared_cache() {
