@@ -157,6 +157,12 @@ impl RedisStore {
         }
     }
 
+    /// The store's connection (multiplexed, reconnecting), for other users of the same Redis.
+    #[must_use]
+    pub fn connection(&self) -> crate::redis_conn::RedisConn {
+        self.conn.clone()
+    }
+
     /// The record TTL in whole milliseconds (at least 1), if one is configured.
     fn ttl_ms(&self) -> Option<u64> {
         self.options

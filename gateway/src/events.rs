@@ -33,6 +33,11 @@ pub struct ConnectionMeta {
     pub authorizer: Option<Map<String, Value>>,
     /// The IAM caller that signed `$connect` on an `AWS_IAM` route, carried on every event.
     pub iam: Option<Arc<CallerIdentity>>,
+    /// The upgrade request's header and query values that some route's cache key names, in
+    /// the order the response cache captures them; `None` (one null pointer) when no cache key
+    /// names any. Boxed twice so the field stays one pointer wide.
+    #[allow(clippy::box_collection)]
+    pub cache_request: Option<Box<Vec<Option<Box<str>>>>>,
 }
 
 /// Who signed a request with SigV4: the `identity` fields AWS fills for IAM callers.

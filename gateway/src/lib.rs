@@ -18,6 +18,7 @@
 //!   `$connect` before the 101, the session loop, inbound dispatch, the end and its
 //!   `$disconnect`), and `ws::connections`, the only way the layers above reach a connection:
 //!   push, close, membership, joined, info.
+//! - `cache`: response caching of two-way routes (memory or Redis), keyed per route.
 //! - `state`: what the lifecycle shares (registry, store, groups, checks, budgets, signals).
 //! - `groups` (membership, fan-out, presence), `auth` (connect-time checks, `AWS_IAM` among
 //!   them), `iam` (SigV4 verification, the configured principals and their IAM policies, used
@@ -33,6 +34,7 @@
 
 mod auth;
 mod bus;
+mod cache;
 mod callback;
 pub mod cli;
 mod cluster;
@@ -69,6 +71,7 @@ pub use wsgate_connection_store::{ConnectionStore, GroupStore, StoreError};
 /// stable interface.
 #[doc(hidden)]
 pub mod bench {
+    pub use crate::cache::bench::MemoryHit as CacheMemoryHit;
     pub use crate::events::{ConnectionMeta, EventKind, lambda_event};
     pub use crate::integration::{MessageMapping, parse_proxy_response};
 }

@@ -378,6 +378,7 @@ mod tests {
             api_key_id: None,
             authorizer: None,
             iam: None,
+            cache_request: None,
         };
         SessionHandle::new(
             Arc::new(meta),

@@ -71,6 +71,9 @@ pub enum StartError {
     /// The throttling buckets could not reach Redis.
     #[error("throttling: cannot connect to Redis: {0}")]
     Throttle(#[source] crate::throttle::shared::SharedBucketError),
+    /// The response cache could not be set up on Redis.
+    #[error("{0}")]
+    Cache(String),
     /// A listener's address could not be read.
     #[error("listener: {0}")]
     Listener(#[source] std::io::Error),
@@ -217,11 +220,18 @@ impl Gateway {
         // Installed before the routes are built: they register their metric handles.
         crate::telemetry::prometheus();
         let aws = integration::lambda::Aws::new(&config.aws, &clients);
+        let response_cache = crate::cache::ResponseCache::build(&config).map_err(|message| {
+            crate::config::ConfigError::Invalid {
+                key: "api.routes".into(),
+                message,
+            }
+        })?;
         let stages = integration::build_stages(
             &config.api,
             &clients,
             &aws,
             config.limits.integration_response_bytes(),
+            response_cache.as_ref(),
         )
         .map_err(|message| crate::config::ConfigError::Invalid {
             key: "api.routes".into(),
@@ -287,6 +297,13 @@ impl Gateway {
             cluster
         });
         groups.spawn(group_receivers, &mut cluster_tasks);
+        if let Some(cache) = &response_cache {
+            let redis = cluster.as_ref().map(|c| c.redis());
+            (cache
+                .attach(&shared.config, &shared.node_id, redis, &mut cluster_tasks)
+                .await)
+                .map_err(|e| StartError::Cache(e.to_string()))?;
+        }
         let api = Arc::new(callback::Api::new(
             Arc::clone(&shared),
             cluster.clone(),

@@ -32,6 +32,17 @@ pub(crate) const CALLBACK_TOTAL: &str = "wsgate_callback_requests_total";
 pub(crate) const CONNECT_REFUSED_TOTAL: &str = "wsgate_connect_refused_total";
 /// Connections closed on a PROXY protocol listener for a missing, invalid or late header.
 pub(crate) const PROXY_HEADER_REFUSED_TOTAL: &str = "wsgate_proxy_header_refused_total";
+/// `CacheHitCount`: messages of a cached route answered from the response cache, by stage and
+/// route.
+pub(crate) const CACHE_HIT_TOTAL: &str = "wsgate_cache_hit_total";
+/// `CacheMissCount`: messages of a cached route answered by the integration, by stage and route.
+pub(crate) const CACHE_MISS_TOTAL: &str = "wsgate_cache_miss_total";
+/// Response-cache operations on Redis that failed (the message was still answered), by `op`.
+pub(crate) const CACHE_ERROR_TOTAL: &str = "wsgate_cache_errors_total";
+/// Bytes held by this node's memory response cache.
+pub(crate) const CACHE_BYTES: &str = "wsgate_cache_bytes";
+/// Answers not cached for being over `cache.max_entry_bytes`, by stage and route.
+pub(crate) const CACHE_TOO_LARGE_TOTAL: &str = "wsgate_cache_too_large_total";
 /// JWKS documents fetched.
 pub(crate) const JWKS_FETCH_TOTAL: &str = "wsgate_jwks_fetch_total";
 
@@ -125,6 +136,26 @@ fn describe() {
         "Integration latency (IntegrationLatency)"
     );
     describe_gauge!(CONNECTIONS_CURRENT, "Connections held by this node");
+    describe_counter!(
+        CACHE_HIT_TOTAL,
+        "Messages answered from the response cache (CacheHitCount)"
+    );
+    describe_counter!(
+        CACHE_MISS_TOTAL,
+        "Messages of cached routes answered by the integration (CacheMissCount)"
+    );
+    describe_counter!(
+        CACHE_ERROR_TOTAL,
+        "Response-cache Redis operations that failed, by op"
+    );
+    describe_gauge!(
+        CACHE_BYTES,
+        "Bytes held by this node's memory response cache"
+    );
+    describe_counter!(
+        CACHE_TOO_LARGE_TOTAL,
+        "Answers not cached for being over cache.max_entry_bytes"
+    );
     describe_counter!(DISCONNECT_TOTAL, "Connections closed, by close code");
     describe_counter!(
         DISCONNECT_RETRY_TOTAL,

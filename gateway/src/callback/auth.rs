@@ -6,7 +6,8 @@
 //! [`CallbackAuth::check_head`] on the request head decides every scheme but SigV4 and refuses
 //! SigV4 requests whose authentication data is missing, malformed, for an unknown key or
 //! session token, or out of date; [`CallbackAuth::check_body`] then verifies the SigV4
-//! signature, which covers the body, and the signer's policy for
+//! signature, which covers the body, and the signer's policy (the request's action:
+//! `execute-api:ManageConnections`, or `execute-api:InvalidateCache` for `@cache`) for
 //! `arn:aws:execute-api:{region}:{account}:{api}/{stage}/{METHOD}/{path}` (the request path
 //! after the stage, percent-decoded: `@connections/{id}`). A key without a policy may make
 //! every callback request.
@@ -26,7 +27,7 @@ use crate::auth::client_ip::{Source, TrustedProxies, X_FORWARDED_FOR};
 use crate::config::{CallbackAuthConfig, Config};
 use crate::error::CallbackError;
 use crate::iam::sigv4::SignedRequest;
-use crate::iam::{ArnParts, EnvLookup, Keyring, KeyringError, MANAGE_CONNECTIONS, SigV4Error};
+use crate::iam::{ArnParts, EnvLookup, Keyring, KeyringError, SigV4Error};
 
 /// How callers of the callback API are checked.
 #[derive(Debug)]
@@ -148,6 +149,7 @@ impl CallbackAuth {
         &self,
         request: &CallerRequest<'_>,
         body: &[u8],
+        action: &'static str,
     ) -> Result<(), CallbackError> {
         let Self::SigV4(sigv4) = self else {
             return Ok(());
@@ -164,7 +166,7 @@ impl CallbackAuth {
             .verify(&signed, chrono::Utc::now())
             .map_err(|error| sigv4_refusal(&error, request))?;
         principal
-            .authorize(MANAGE_CONNECTIONS, arn.arn(&resource_path(request)))
+            .authorize(action, arn.arn(&resource_path(request)))
             .map_err(|denied| {
                 tracing::info!(peer = %request.peer, %denied, "callback request denied by the key's IAM policy");
                 CallbackError::AccessDenied(denied)

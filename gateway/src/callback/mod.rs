@@ -1,14 +1,15 @@
 //! The callback API, wire-compatible with Amazon API Gateway's management API:
 //! `POST/GET/DELETE /{stage}/@connections/{id}` (also `%40connections`), with AWS error names.
 //!
-//! Groups (`@groups`, `@broadcast`, memberships and listings) are in [`groups`], behind the
-//! same [`admit`] checks.
+//! Groups (`@groups`, `@broadcast`, memberships and listings) are in [`groups`], response-cache
+//! invalidation (`@cache`) in [`cache`], behind the same [`admit`] checks.
 //!
 //! A connection held by this node is reached through [`crate::ws::connections`]; one held by
 //! another node is forwarded to its owner over the cluster bus (see [`crate::cluster`]), and GET
 //! answers from its record.
 
 pub(crate) mod auth;
+mod cache;
 mod groups;
 
 use std::net::SocketAddr;
@@ -62,6 +63,7 @@ pub(crate) fn router() -> Router<Arc<Api>> {
         .route("/{stage}/@connections/{id}", handler.clone())
         .route("/{stage}/%40connections/{id}", handler)
         .merge(groups::router())
+        .merge(cache::router())
         .layer(axum::middleware::map_response(with_request_id))
 }
 
@@ -154,6 +156,20 @@ pub(crate) async fn admit(
     stage: &str,
     request: Request,
 ) -> Result<(http::request::Parts, Bytes), CallbackError> {
+    admit_for(api, peer, stage, request, crate::iam::MANAGE_CONNECTIONS).await
+}
+
+/// [`admit`] for a request whose IAM action is `action`.
+///
+/// # Errors
+/// As for [`admit`].
+pub(crate) async fn admit_for(
+    api: &Api,
+    peer: SocketAddr,
+    stage: &str,
+    request: Request,
+    action: &'static str,
+) -> Result<(http::request::Parts, Bytes), CallbackError> {
     let (parts, body) = request.into_parts();
     // The path the client used (and signed), before a custom domain mapped it.
     let signed_uri = (parts.extensions.get::<OriginalUri>()).map_or(&parts.uri, |o| &o.0);
@@ -177,7 +193,7 @@ pub(crate) async fn admit(
         return Err(CallbackError::PayloadTooLarge { size, limit });
     }
     let body = read_body(body, limit, shared.config.callback.body_timeout).await?;
-    api.auth.check_body(&caller, &body)?;
+    api.auth.check_body(&caller, &body, action)?;
     if !shared.stages.contains_key(stage) {
         return Err(CallbackError::UnknownStage);
     }

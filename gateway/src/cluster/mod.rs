@@ -146,6 +146,11 @@ impl Cluster {
         ))
     }
 
+    /// The store's Redis connection (multiplexed; shared by whoever clones it).
+    pub(crate) fn redis(&self) -> wsgate_connection_store::redis_conn::RedisConn {
+        self.members.connection()
+    }
+
     /// Starts the inbox, ack, lease and reaper tasks; they run until [`Cluster::stop`].
     pub(crate) fn spawn(
         self: &Arc<Self>,

@@ -208,6 +208,7 @@ async fn disconnect(shared: &Shared, record: ConnectionRecord) {
         api_key_id: record.api_key_id,
         authorizer: record.authorizer,
         iam: None,
+        cache_request: None,
     };
     let meta = Arc::new(meta);
     shared.groups.forget_in_store(&meta).await;

@@ -3,6 +3,7 @@
 
 mod auth;
 mod aws;
+mod cache;
 mod check_auth;
 mod domains;
 pub mod duration;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 pub use auth::*;
 pub use aws::AwsConfig;
+pub use cache::{CacheConfig, CacheKind, MAX_CACHE_TTL, RouteCacheConfig, parse_bytes};
 pub use domains::{DomainConfig, MappingConfig};
 pub use groups::{GroupsConfig, SlowMember};
 pub use iam::{
@@ -295,6 +297,7 @@ impl Config {
             ));
         }
         self.validate_store_and_cluster()?;
+        cache::validate(self.cache.as_ref(), &self.store, api)?;
         self.groups.validate()?;
         self.aws.validate()?;
         domains::validate(self)?;

@@ -68,6 +68,9 @@ pub struct Config {
     /// How Lambda functions named by ARN are reached and signed for.
     #[serde(default)]
     pub aws: super::AwsConfig,
+    /// Response caching of two-way routes (absent: no route caches); see `docs/transform.md`.
+    #[serde(default)]
+    pub cache: Option<super::CacheConfig>,
     /// `WSGATE_*` environment variables that named no config section (warned about at start).
     #[serde(skip)]
     pub ignored_env: Vec<String>,
@@ -301,6 +304,9 @@ pub struct RouteConfig {
     /// Require a known API key (`$connect` only).
     #[serde(default)]
     pub api_key_required: bool,
+    /// Cache the integration's answers (two-way message routes; needs the `cache:` section).
+    #[serde(default)]
+    pub cache: Option<super::RouteCacheConfig>,
 }
 
 impl RouteConfig {

@@ -310,6 +310,9 @@ pub(crate) enum CallbackError {
         /// The limit.
         limit: usize,
     },
+    /// No such resource (a route without a response cache).
+    #[error("{0}")]
+    NotFound(String),
     /// `groups.max_inflight_posts` group posts are being handled on this node.
     #[error("Limit exceeded: too many group messages in flight; retry later")]
     GroupPostsBusy,
@@ -345,6 +348,7 @@ impl CallbackError {
             }
             Self::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "RequestTimeoutException"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequestException"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "NotFoundException"),
             Self::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailableException",

@@ -17,6 +17,7 @@ fn meta() -> ConnectionMeta {
         api_key_id: None,
         authorizer: None,
         iam: None,
+        cache_request: None,
     }
 }
 

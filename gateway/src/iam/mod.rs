@@ -25,6 +25,9 @@ use crate::events::CallerIdentity;
 pub(crate) const MANAGE_CONNECTIONS: &str = "execute-api:ManageConnections";
 /// The action of a route (`$connect`).
 pub(crate) const INVOKE: &str = "execute-api:Invoke";
+/// The action of response-cache invalidation through the callback API (`DELETE /{stage}/@cache…`;
+/// AWS's name for REST API cache invalidation).
+pub(crate) const INVALIDATE_CACHE: &str = "execute-api:InvalidateCache";
 
 /// Why configured principals could not be put to use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

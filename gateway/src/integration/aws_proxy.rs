@@ -191,7 +191,7 @@ impl Integration for AwsProxy {
                 backend
                     .send(
                         &out,
-                        Keep::Only(lambda::FUNCTION_ERROR),
+                        Keep::Only(&[lambda::FUNCTION_ERROR]),
                         self.envelope_cap,
                         self.timeout,
                         inv,

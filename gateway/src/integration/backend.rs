@@ -194,15 +194,14 @@ impl Backend {
                             Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))
                         })
                         .collect(),
-                    Keep::Only(name) => response
-                        .headers()
-                        .get_all(name)
-                        .iter()
-                        .map(|v| {
-                            (
-                                name.to_string(),
-                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                            )
+                    Keep::Only(names) => (names.iter())
+                        .flat_map(|name| {
+                            response.headers().get_all(*name).iter().map(|v| {
+                                (
+                                    name.to_string(),
+                                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                )
+                            })
                         })
                         .collect(),
                 };

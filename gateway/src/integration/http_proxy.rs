@@ -206,10 +206,10 @@ impl Integration for HttpProxy {
             body,
         };
         // Only `$connect` reads the answer's headers (subprotocol, groups); a message's answer
-        // needs its content type alone.
+        // needs its content type, and its cache control for a route cache that obeys it.
         let keep = match inv.kind {
             EventKind::Connect(_) => Keep::All,
-            _ => Keep::Only("content-type"),
+            _ => Keep::Only(&["content-type", "cache-control"]),
         };
         let answer = self
             .backend

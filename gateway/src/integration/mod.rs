@@ -149,6 +149,8 @@ pub(crate) struct Route {
     pub route_response: bool,
     /// Its metric handles, registered once.
     pub metrics: RouteMetrics,
+    /// Its response cache, when it caches answers.
+    pub cache: Option<Arc<crate::cache::RouteCache>>,
 }
 
 /// The metrics of one route of one stage, registered when the stage is built (a label lookup
@@ -182,6 +184,8 @@ pub(crate) struct StageRoutes {
     pub received: metrics::Counter,
     /// `MessageCount` out (frames written to clients).
     pub sent: metrics::Counter,
+    /// What connections keep for cache keys, and the caches (for invalidation).
+    pub cache: crate::cache::StageCache,
 }
 
 impl StageRoutes {
@@ -201,6 +205,7 @@ pub(crate) fn build_stages(
     clients: &Clients,
     aws: &lambda::Aws,
     response_cap: usize,
+    cache: Option<&Arc<crate::cache::ResponseCache>>,
 ) -> Result<HashMap<String, Arc<StageRoutes>>, String> {
     let mut stages = HashMap::new();
     for (stage, settings) in &api.stages {
@@ -286,6 +291,7 @@ pub(crate) fn build_stages(
                     integration,
                     route_response: route.route_response,
                     metrics: RouteMetrics::new(stage, key),
+                    cache: cache.and_then(|c| c.route(stage, key)),
                 },
             );
         }
@@ -294,6 +300,7 @@ pub(crate) fn build_stages(
             routes,
             received: direction("in"),
             sent: direction("out"),
+            cache: crate::cache::StageCache::new(cache),
         };
         stages.insert(stage.clone(), Arc::new(stage_routes));
     }

@@ -112,6 +112,7 @@ async fn accept(
         api_key_id: None,
         authorizer: None,
         iam: None,
+        cache_request: None,
     };
     let connect_request = connect_request(&request, peer, shared.config.tls.is_some());
     let request_id = ids::request_id();
@@ -142,6 +143,7 @@ async fn accept(
         iam: admission.iam,
         api_key: admission.api_key,
         api_key_id: admission.api_key_id,
+        cache_request: routes.cache.capture(&connect_request),
         ..meta
     });
     if let Some(id) = meta.api_key_id.as_deref()

@@ -268,7 +268,12 @@ async fn handle_one(
             message_id: &message_id,
         },
     };
-    match invoke(route, &invocation).await {
+    let answer = match &route.cache {
+        None => invoke(route, &invocation).await,
+        // Boxed: the cached path's state stays out of every other message's future.
+        Some(cache) => Box::pin(cache.through(&invocation, invoke(route, &invocation))).await,
+    };
+    match answer {
         Ok(response) => match response.body {
             Some(body) if route.route_response => Some(reply(body, response.binary)),
             _ => None,

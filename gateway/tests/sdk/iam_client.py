@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """IAM callers of wsgate through botocore and boto3, for gateway/tests/it/iam_*.rs.
 
-`sign`: signs a WebSocket upgrade (GET) with botocore, either as a presigned URL
+`sign`: signs a WebSocket upgrade (GET; `--method` for other requests) with botocore, either as a presigned URL
 (`SigV4QueryAuth`, the query form browsers and Amplify use) or with headers (`SigV4Auth`), and
 prints {"url": ..., "headers": {...}} as one JSON line. `--date-offset` moves the signing clock
 (negative: in the past) so expiry can be tested without waiting.
@@ -37,7 +37,7 @@ def sign(args):
         real = botocore.auth.get_current_datetime
         shift = datetime.timedelta(seconds=args.date_offset)
         botocore.auth.get_current_datetime = lambda: real() + shift
-    request = AWSRequest(method="GET", url=args.url)
+    request = AWSRequest(method=args.method, url=args.url)
     if args.mode == "presign":
         signer = botocore.auth.SigV4QueryAuth(
             credentials(args), args.service, args.region, expires=args.expires
@@ -99,6 +99,7 @@ def main():
     s = sub.choices["sign"]
     s.add_argument("--url", required=True, help="http://host:port/stage (signed as the upgrade)")
     s.add_argument("--mode", choices=("presign", "header"), required=True)
+    s.add_argument("--method", default="GET", help="GET (upgrades) or another callback method")
     s.add_argument("--service", default="execute-api")
     s.add_argument("--expires", type=int, default=300)
     s.add_argument("--date-offset", type=int, default=0, help="seconds added to the clock")

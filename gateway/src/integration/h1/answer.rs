@@ -20,8 +20,8 @@ const MAX_CHUNK_LINE: usize = 4 * 1024;
 pub(crate) enum Keep {
     /// Every header (names lowercase; values that are not visible ASCII are left out).
     All,
-    /// Only this one (lowercase name), whatever its value.
-    Only(&'static str),
+    /// Only these (lowercase names), whatever their values.
+    Only(&'static [&'static str]),
 }
 
 /// A complete answer.
@@ -210,7 +210,7 @@ fn parse_head(buf: &[u8], keep: Keep) -> Result<Option<(usize, Head)>, ReadError
                 }
             }
             Keep::Only(only) => {
-                if name.eq_ignore_ascii_case(only) {
+                if let Some(only) = only.iter().find(|o| name.eq_ignore_ascii_case(o)) {
                     let value = String::from_utf8_lossy(value).into_owned();
                     headers.push((only.to_string(), value));
                 }
