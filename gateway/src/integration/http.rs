@@ -71,45 +71,54 @@ impl Mapping {
     /// The request body for `payload` (`message` feeds the selection expression).
     pub(super) fn map_request(
         &self,
-        inv: &Invocation<'_>,
+        values: &Values,
         payload: Payload,
         message: &[u8],
-    ) -> Result<Payload, IntegrationError> {
-        self.with_scope(inv, |scope| self.request.apply(payload, message, scope))
-            .map(|mapped| mapped.payload)
-            .map_err(mapping_error)
+    ) -> Result<crate::transform::Mapping, IntegrationError> {
+        (self.request.apply(payload, message, &self.scope(values))).map_err(mapping_error)
     }
 
     /// The answer to send for what the backend answered.
     pub(super) fn map_response(
         &self,
-        inv: &Invocation<'_>,
+        values: &Values,
         answer: &Answer<'_>,
         received: Payload,
     ) -> Result<crate::transform::Mapping, IntegrationError> {
-        self.with_scope(inv, |scope| self.responses.apply(answer, received, scope))
-            .map_err(mapping_error)
+        (self.responses.apply(answer, received, &self.scope(values))).map_err(mapping_error)
     }
 
-    /// Runs `call` with the templates' scope for `inv`: `$context`, `$stageVariables` and
+    /// What the templates of `inv` read, built once per call: `$context` and
     /// `$input.params()`.
-    pub(super) fn with_scope<T>(
-        &self,
-        inv: &Invocation<'_>,
-        call: impl FnOnce(&Scope<'_>) -> T,
-    ) -> T {
-        let context =
-            crate::events::context_value(inv.meta, inv.route_key, inv.request_id, &inv.kind);
-        let params = match &inv.kind {
-            EventKind::Connect(upgrade) => params_value(&upgrade.headers, &upgrade.query),
-            _ => params_value(&[], &[]),
-        };
-        call(&Scope {
-            context: &context,
-            stage_variables: &self.stage_variables,
-            params: &params,
-        })
+    pub(super) fn values(inv: &Invocation<'_>) -> Values {
+        Values {
+            context: crate::events::context_value(
+                inv.meta,
+                inv.route_key,
+                inv.request_id,
+                &inv.kind,
+            ),
+            params: match &inv.kind {
+                EventKind::Connect(upgrade) => params_value(&upgrade.headers, &upgrade.query),
+                _ => params_value(&[], &[]),
+            },
+        }
     }
+
+    fn scope<'a>(&'a self, values: &'a Values) -> Scope<'a> {
+        Scope {
+            context: &values.context,
+            stage_variables: &self.stage_variables,
+            params: &values.params,
+        }
+    }
+}
+
+/// `$context` and `$input.params()` of one call.
+#[derive(Debug)]
+pub(super) struct Values {
+    context: Value,
+    params: Value,
 }
 
 /// The client's payload of an event (nothing on `$connect` and `$disconnect`, as AWS sends no
@@ -163,7 +172,8 @@ pub(super) struct Http {
 impl Integration for Http {
     async fn invoke(&self, inv: &Invocation<'_>) -> Result<IntegrationResponse, IntegrationError> {
         let (payload, message) = payload_of(&inv.kind);
-        let body = self.mapping.map_request(inv, payload, message)?;
+        let values = Mapping::values(inv);
+        let body = self.mapping.map_request(&values, payload, message)?.payload;
         let mut headers = ContextHeaders::new(&inv.meta.connection_id, inv.route_key);
         if !body.bytes.is_empty() {
             headers.put("content-type", content_type(&body));
@@ -195,7 +205,7 @@ impl Integration for Http {
             headers: &answer.headers,
             message,
         };
-        let mapped = self.mapping.map_response(inv, &seen, received)?;
+        let mapped = self.mapping.map_response(&values, &seen, received)?;
         // 204 without a template means "nothing to send back", as for `http_proxy`.
         let body = (answer.status != 204 || mapped.templated).then_some(mapped.payload.bytes);
         Ok(IntegrationResponse {
@@ -279,7 +289,8 @@ impl MessageMapping {
             },
         };
         let (payload, message) = payload_of(&inv.kind);
-        let request = (self.0.map_request(&inv, payload, message)).map_err(|e| e.to_string())?;
+        let values = Mapping::values(&inv);
+        let request = (self.0.map_request(&values, payload, message)).map_err(|e| e.to_string())?;
         let received = Payload {
             bytes: Bytes::copy_from_slice(answer),
             binary: false,
@@ -289,7 +300,8 @@ impl MessageMapping {
             headers: &[],
             message,
         };
-        let response = (self.0.map_response(&inv, &seen, received)).map_err(|e| e.to_string())?;
-        Ok(request.bytes.len() + response.payload.bytes.len())
+        let response =
+            (self.0.map_response(&values, &seen, received)).map_err(|e| e.to_string())?;
+        Ok(request.payload.bytes.len() + response.payload.bytes.len())
     }
 }

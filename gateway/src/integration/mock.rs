@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::http::{Mapping, mapping_error, payload_of};
+use super::http::{Mapping, payload_of};
 use super::{Integration, IntegrationError, IntegrationResponse, Invocation};
 use crate::transform::{Answer, Payload};
 
@@ -48,43 +48,40 @@ impl Integration for Mock {
             });
         }
         let (payload, message) = payload_of(&inv.kind);
-        self.mapping.with_scope(inv, |scope| {
-            let status = if self.mapping.request.is_empty() {
+        let values = Mapping::values(inv);
+        let status = if self.mapping.request.is_empty() {
+            self.status
+        } else {
+            let rendered = self.mapping.map_request(&values, payload, message)?;
+            if !rendered.templated {
                 self.status
+            } else if let Some(status) = status_code(&rendered.payload.bytes) {
+                status
             } else {
-                let rendered =
-                    (self.mapping.request.apply(payload, message, scope)).map_err(mapping_error)?;
-                if !rendered.templated {
-                    self.status
-                } else if let Some(status) = status_code(&rendered.payload.bytes) {
-                    status
-                } else {
-                    return Err(IntegrationError::Mapping(
-                        "a mock's request template must render {\"statusCode\": N}".into(),
-                    ));
-                }
-            };
-            let answer = Answer {
-                status,
-                headers: &[],
-                message,
-            };
-            let empty = Payload {
-                bytes: Bytes::new(),
-                binary: false,
-            };
-            let mapped =
-                (self.mapping.responses.apply(&answer, empty, scope)).map_err(mapping_error)?;
-            Ok(IntegrationResponse {
-                status,
-                headers: Vec::new(),
-                body: if mapped.templated {
-                    Some(mapped.payload.bytes)
-                } else {
-                    self.body.clone()
-                },
-                binary: mapped.payload.binary,
-            })
+                return Err(IntegrationError::Mapping(
+                    "a mock's request template must render {\"statusCode\": N}".into(),
+                ));
+            }
+        };
+        let answer = Answer {
+            status,
+            headers: &[],
+            message,
+        };
+        let empty = Payload {
+            bytes: Bytes::new(),
+            binary: false,
+        };
+        let mapped = self.mapping.map_response(&values, &answer, empty)?;
+        Ok(IntegrationResponse {
+            status,
+            headers: Vec::new(),
+            body: if mapped.templated {
+                Some(mapped.payload.bytes)
+            } else {
+                self.body.clone()
+            },
+            binary: mapped.payload.binary,
         })
     }
 
