@@ -56,6 +56,7 @@ mod store;
 mod telemetry;
 mod throttle;
 mod tls;
+mod validate;
 mod ws;
 
 pub use config::Config;
@@ -70,4 +71,5 @@ pub use wsgate_connection_store::{ConnectionStore, GroupStore, StoreError};
 pub mod bench {
     pub use crate::events::{ConnectionMeta, EventKind, lambda_event};
     pub use crate::integration::parse_proxy_response;
+    pub use crate::validate::bench::RequestModels;
 }

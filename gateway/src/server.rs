@@ -217,8 +217,10 @@ impl Gateway {
         // Installed before the routes are built: they register their metric handles.
         crate::telemetry::prometheus();
         let aws = integration::lambda::Aws::new(&config.aws, &clients);
+        let models = crate::validate::Models::compile(&config.api)?;
         let stages = integration::build_stages(
             &config.api,
+            &models,
             &clients,
             &aws,
             config.limits.integration_response_bytes(),

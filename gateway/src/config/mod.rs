@@ -10,6 +10,7 @@ mod env;
 mod groups;
 mod iam;
 mod model;
+mod models;
 mod stage_variables;
 mod throttling;
 mod tls;
@@ -27,6 +28,7 @@ pub use iam::{
     PolicyDocument, PolicyStatement,
 };
 pub use model::*;
+pub use models::{DEFAULT_MODEL_KEY, JSON_CONTENT_TYPE, ModelConfig};
 pub use stage_variables::substitute_stage_variables;
 pub use throttling::{
     ClusterThrottling, OnRedisError, RateLimit, RouteThrottle, Scope, StageThrottling,
@@ -171,6 +173,7 @@ impl Config {
             }
             validate_integration(&format!("{at}.integration"), &route.integration, api)?;
         }
+        models::validate(api)?;
         let l = &self.limits;
         let positive: [(&str, Duration); 5] = [
             ("limits.idle_timeout", l.idle_timeout),

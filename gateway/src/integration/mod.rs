@@ -137,6 +137,8 @@ pub(crate) struct Route {
     pub integration: Arc<dyn Integration>,
     /// Two-way: send the reply body to the client.
     pub route_response: bool,
+    /// Its request models (`None`: messages are not validated).
+    pub models: Option<Arc<crate::validate::RouteModels>>,
     /// Its metric handles, registered once.
     pub metrics: RouteMetrics,
 }
@@ -151,6 +153,8 @@ pub(crate) struct RouteMetrics {
     pub integration_errors: metrics::Counter,
     /// `ExecutionError`: no usable answer.
     pub execution_errors: metrics::Counter,
+    /// Messages refused by the route's request models.
+    pub validation_errors: metrics::Counter,
 }
 
 impl RouteMetrics {
@@ -160,6 +164,7 @@ impl RouteMetrics {
             latency: metrics::histogram!(telemetry::INTEGRATION_LATENCY, &labels),
             integration_errors: metrics::counter!(telemetry::INTEGRATION_ERROR_TOTAL, &labels),
             execution_errors: metrics::counter!(telemetry::EXECUTION_ERROR_TOTAL, &labels),
+            validation_errors: metrics::counter!(telemetry::VALIDATION_ERROR_TOTAL, &labels),
         }
     }
 }
@@ -181,13 +186,15 @@ impl StageRoutes {
     }
 }
 
-/// Builds every stage's routes; `response_cap` bounds every answer read (see [`body`]).
+/// Builds every stage's routes, each with its request models from `models` (compiled once for all
+/// stages); `response_cap` bounds every answer read (see [`body`]).
 ///
 /// # Errors
 /// What is wrong, in words: a missing stage variable (config validation reports these first),
 /// or an HTTP/2 route without the HTTP/2 client.
 pub(crate) fn build_stages(
     api: &ApiConfig,
+    models: &crate::validate::Models,
     clients: &Clients,
     aws: &lambda::Aws,
     response_cap: usize,
@@ -235,6 +242,7 @@ pub(crate) fn build_stages(
                     key: key.as_str().into(),
                     integration,
                     route_response: route.route_response,
+                    models: models.for_route(key),
                     metrics: RouteMetrics::new(stage, key),
                 },
             );
