@@ -11,6 +11,10 @@ use crate::config::{ConfigError, ModelConfig};
 /// The largest `schema_file` read (a schema, not a data set).
 pub(super) const MAX_SCHEMA_FILE_BYTES: u64 = 1 << 20;
 
+/// Backtracking steps a `pattern` with look-around or back-references may take on one string
+/// before the string counts as not matching (other patterns run in linear time).
+pub(super) const PATTERN_BACKTRACK_LIMIT: usize = 100_000;
+
 /// Compiles the model `name`; errors name `api.models.{name}.schema` or `.schema_file`.
 pub(super) fn model(name: &str, model: &ModelConfig) -> Result<Validator, ConfigError> {
     let (key, read);
@@ -40,7 +44,9 @@ pub(super) fn model(name: &str, model: &ModelConfig) -> Result<Validator, Config
 /// A validator for `schema`: draft 4 when it has no `$schema` (as Amazon API Gateway's models
 /// are), else the draft its `$schema` names. Every `$ref` must resolve inside the schema.
 pub(super) fn schema_validator(schema: &Value) -> Result<Validator, String> {
-    let mut options = jsonschema::options().offline();
+    let mut options = jsonschema::options().offline().with_pattern_options(
+        jsonschema::PatternOptions::fancy_regex().backtrack_limit(PATTERN_BACKTRACK_LIMIT),
+    );
     if schema.get("$schema").is_none() {
         options = options.with_draft(Draft::Draft4);
     }

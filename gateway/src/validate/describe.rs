@@ -116,6 +116,12 @@ fn describe(error: &ValidationError<'_>, out: &mut String) {
         ValidationErrorKind::Pattern { pattern } => {
             write!(out, "string does not match the regex pattern {pattern}")
         }
+        ValidationErrorKind::BacktrackLimitExceeded { .. } => {
+            write!(
+                out,
+                "string is too costly to match against the regex pattern"
+            )
+        }
         ValidationErrorKind::Format { format } => {
             write!(out, "string is not a valid \"{format}\"")
         }

@@ -385,3 +385,22 @@ fn config_errors_name_the_key() {
         .is_ok()
     );
 }
+
+#[test]
+fn a_costly_pattern_fails_instead_of_running_on() {
+    // Alternation under a repeat before a look-ahead: exponential backtracking on a string of
+    // `a`s that does not end as the look-ahead wants, without the limit.
+    let validator =
+        compile::schema_validator(&json!({"type": "string", "pattern": "^(a|aa)+(?=b)$"}))
+            .expect("compiles");
+    let body = json!(format!("{}c", "a".repeat(40)));
+    let started = std::time::Instant::now();
+    let text = describe::error_string(validator.iter_errors(&body));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(
+        text,
+        "[string is too costly to match against the regex pattern]"
+    );
+    let simple = compile::schema_validator(&json!({"pattern": "^a+$"})).expect("compiles");
+    assert!(simple.is_valid(&json!("aaaa")));
+}

@@ -34,6 +34,7 @@ mod lambda_env;
 mod lifecycle;
 mod memory_bound;
 mod messages;
+mod models;
 mod request_authorizer;
 mod response_caps;
 mod support;
