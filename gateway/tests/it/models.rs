@@ -19,7 +19,7 @@ listen: 127.0.0.1:0
 api:
   name: models
   route_selection_expression: $request.body.action
-  stages: {{ {stage}: {{ variables: {{ b: "{backend}" }} }} }}
+  stages: {{ {STAGE}: {{ variables: {{ b: "{backend}" }} }} }}
   models:
     ChatMessage:
       schema: {{type: object, required: [action, text], properties: {{text: {{type: string, maxLength: 32}}}}}}
@@ -55,8 +55,7 @@ api:
     plain:
       integration: {{ type: aws_proxy, uri: "${{stageVariables.b}}/plain", timeout: 2s }}
 {extra}
-"#,
-        stage = STAGE
+"#
     )
 }
 
