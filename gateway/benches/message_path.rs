@@ -83,3 +83,11 @@ fn request_model(bencher: divan::Bencher<'_, '_>) {
     models.check(CHAT.as_bytes()).expect("valid");
     bencher.bench_local(|| models.check(divan::black_box(CHAT.as_bytes())));
 }
+
+/// The parse alone of [`request_model`]: what validating adds on top of it.
+#[divan::bench]
+fn request_model_parse_only(bencher: divan::Bencher<'_, '_>) {
+    bencher.bench_local(|| {
+        serde_json::from_slice::<serde_json::Value>(divan::black_box(CHAT.as_bytes()))
+    });
+}

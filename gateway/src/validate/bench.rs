@@ -11,8 +11,9 @@ use crate::routing::SelectionExpression;
 pub struct RequestModels(RouteModels);
 
 impl RequestModels {
-    /// A route whose `$default` model is `schema`, selected by `expression` when given (no other
-    /// key is set, so every message falls back to `$default` after evaluating it).
+    /// A route whose models under the keys `$default` and `bench` are both `schema`, picked by
+    /// `expression` when given (a message whose key is not `bench` falls back to `$default`
+    /// after the expression is evaluated and looked up).
     ///
     /// # Errors
     /// The schema or the expression cannot be used.
