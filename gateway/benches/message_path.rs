@@ -1,10 +1,11 @@
 //! Micro-benchmarks of the per-message integration work: building the MESSAGE event an
-//! `aws_proxy` integration posts, reading the Lambda proxy answer it gets back, and the mapping
-//! templates of an `http` integration.
+//! `aws_proxy` integration posts, reading the Lambda proxy answer it gets back, validating a
+//! message against a route's request model, and the mapping templates of an `http` integration.
 //! Run with `cargo bench -p wsgate --bench message_path`.
 
 use std::sync::Arc;
 
+use wsgate::bench::RequestModels;
 use wsgate::bench::parse_proxy_response;
 use wsgate::bench::{ConnectionMeta, EventKind, lambda_event};
 
@@ -73,5 +74,40 @@ fn template_mapping(bencher: divan::Bencher<'_, '_>) {
         mapping
             .run(divan::black_box(&meta), FRAME, answer)
             .expect("renders")
+    });
+}
+
+/// A 200-byte chat message, as a route with a request model validates it.
+const CHAT: &str = r#"{"action":"sendmessage","type":"chat","room":"lobby","text":"Hello everyone, the build is green again and the release notes are up for review by Friday at noon.","client":{"id":"web-7f3a","seq":1042}}"#;
+
+/// A small draft 4 model of [`CHAT`], picked by `$request.body.type` (falling back to
+/// `$default`): parse once, select the model, validate.
+#[divan::bench]
+fn request_model(bencher: divan::Bencher<'_, '_>) {
+    assert_eq!(CHAT.len(), 200);
+    let schema = serde_json::json!({
+        "type": "object",
+        "required": ["action", "room", "text"],
+        "properties": {
+            "action": {"type": "string"},
+            "type": {"enum": ["chat", "image"]},
+            "room": {"type": "string", "minLength": 1, "maxLength": 64},
+            "text": {"type": "string", "maxLength": 4096},
+            "client": {
+                "type": "object",
+                "properties": {"id": {"type": "string"}, "seq": {"type": "integer", "minimum": 0}},
+            },
+        },
+    });
+    let models = RequestModels::new(&schema, Some("$request.body.type")).expect("compiles");
+    models.check(CHAT.as_bytes()).expect("valid");
+    bencher.bench_local(|| models.check(divan::black_box(CHAT.as_bytes())));
+}
+
+/// The parse alone of [`request_model`]: what validating adds on top of it.
+#[divan::bench]
+fn request_model_parse_only(bencher: divan::Bencher<'_, '_>) {
+    bencher.bench_local(|| {
+        serde_json::from_slice::<serde_json::Value>(divan::black_box(CHAT.as_bytes()))
     });
 }

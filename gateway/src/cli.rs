@@ -45,6 +45,11 @@ pub fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Check => {
+            // Schemas are compiled at start; `check` compiles them too.
+            if let Err(error) = crate::validate::Models::compile(&config.api) {
+                eprintln!("error: {error}");
+                return ExitCode::from(1);
+            }
             println!("{}: configuration is valid", path.display());
             ExitCode::SUCCESS
         }

@@ -59,6 +59,7 @@ mod telemetry;
 mod throttle;
 mod tls;
 mod transform;
+mod validate;
 mod ws;
 
 pub use config::Config;
@@ -74,4 +75,5 @@ pub mod bench {
     pub use crate::cache::bench::MemoryHit as CacheMemoryHit;
     pub use crate::events::{ConnectionMeta, EventKind, lambda_event};
     pub use crate::integration::{MessageMapping, parse_proxy_response};
+    pub use crate::validate::bench::RequestModels;
 }

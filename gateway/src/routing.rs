@@ -79,18 +79,28 @@ impl SelectionExpression {
         } else {
             None
         };
+        Some(self.render(json.as_ref()))
+    }
+
+    /// Evaluates against a body already parsed (request models parse it once for both the
+    /// model selection and the schema).
+    pub(crate) fn evaluate_json(&self, json: &Value) -> String {
+        self.render(Some(json))
+    }
+
+    fn render(&self, json: Option<&Value>) -> String {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Piece::Literal(text) => out.push_str(text),
                 Piece::Variable(path) => {
-                    if let Some(value) = json.as_ref().and_then(|j| path.find(j)) {
+                    if let Some(value) = json.and_then(|j| path.find(j)) {
                         stringify(value, &mut out);
                     }
                 }
             }
         }
-        Some(out)
+        out
     }
 }
 

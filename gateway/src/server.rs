@@ -226,8 +226,10 @@ impl Gateway {
                 message,
             }
         })?;
+        let models = crate::validate::Models::compile(&config.api)?;
         let stages = integration::build_stages(
             &config.api,
+            &models,
             &clients,
             &aws,
             config.limits.integration_response_bytes(),

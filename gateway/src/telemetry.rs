@@ -18,6 +18,9 @@ pub(crate) const INTEGRATION_RESPONSE_TOO_LARGE_TOTAL: &str =
     "wsgate_integration_response_too_large_total";
 /// `ClientError`: 4xx answered by the gateway before invoking an integration.
 pub(crate) const CLIENT_ERROR_TOTAL: &str = "wsgate_client_error_total";
+/// Messages refused by their route's request models (the "Bad request body" frame), by stage and
+/// route; each is a `ClientError` too.
+pub(crate) const VALIDATION_ERROR_TOTAL: &str = "wsgate_validation_error_total";
 /// `ExecutionError`: integrations that could not be called (timeout, refused, malformed).
 pub(crate) const EXECUTION_ERROR_TOTAL: &str = "wsgate_execution_error_total";
 /// `IntegrationLatency`: seconds per integration call.

@@ -11,6 +11,7 @@ mod env;
 mod groups;
 mod iam;
 mod model;
+mod models;
 mod stage_variables;
 mod throttling;
 mod tls;
@@ -30,6 +31,7 @@ pub use iam::{
     PolicyDocument, PolicyStatement,
 };
 pub use model::*;
+pub use models::{DEFAULT_MODEL_KEY, JSON_CONTENT_TYPE, ModelConfig};
 pub use stage_variables::substitute_stage_variables;
 pub use throttling::{
     ClusterThrottling, OnRedisError, RateLimit, RouteThrottle, Scope, StageThrottling,
@@ -183,6 +185,7 @@ impl Config {
             let transform = route.integration.request_transform().unwrap_or_default();
             transform::validate(&here, &transform, parameters, connect, api)?;
         }
+        models::validate(api)?;
         let l = &self.limits;
         let positive: [(&str, Duration); 5] = [
             ("limits.idle_timeout", l.idle_timeout),

@@ -256,6 +256,9 @@ pub struct ApiConfig {
     pub stages: BTreeMap<String, StageConfig>,
     /// Routes by route key (`$connect`, `$disconnect`, `$default`, custom keys).
     pub routes: BTreeMap<String, RouteConfig>,
+    /// Request models (JSON Schemas) by name, named by routes' `request_models`.
+    #[serde(default)]
+    pub models: BTreeMap<String, super::ModelConfig>,
     /// Authorizers by name, attached to `$connect` with `authorizer: name`.
     #[serde(default)]
     pub authorizers: BTreeMap<String, AuthorizerConfig>,
@@ -307,6 +310,14 @@ pub struct RouteConfig {
     /// Cache the integration's answers (two-way message routes; needs the `cache:` section).
     #[serde(default)]
     pub cache: Option<super::RouteCacheConfig>,
+    /// Picks the request model of a message (`$request.body.<path>`, literals); without it only
+    /// the `$default` model applies.
+    #[serde(default)]
+    pub model_selection_expression: Option<String>,
+    /// Request models by model selection key (`$default`: when no other key matches); a message
+    /// that fails its model never reaches the integration.
+    #[serde(default)]
+    pub request_models: BTreeMap<String, String>,
 }
 
 impl RouteConfig {

@@ -147,6 +147,8 @@ pub(crate) struct Route {
     pub integration: Arc<dyn Integration>,
     /// Two-way: send the reply body to the client.
     pub route_response: bool,
+    /// Its request models (`None`: messages are not validated).
+    pub models: Option<Arc<crate::validate::RouteModels>>,
     /// Its metric handles, registered once.
     pub metrics: RouteMetrics,
     /// Its response cache, when it caches answers.
@@ -163,6 +165,8 @@ pub(crate) struct RouteMetrics {
     pub integration_errors: metrics::Counter,
     /// `ExecutionError`: no usable answer.
     pub execution_errors: metrics::Counter,
+    /// Messages refused by the route's request models.
+    pub validation_errors: metrics::Counter,
 }
 
 impl RouteMetrics {
@@ -172,6 +176,7 @@ impl RouteMetrics {
             latency: metrics::histogram!(telemetry::INTEGRATION_LATENCY, &labels),
             integration_errors: metrics::counter!(telemetry::INTEGRATION_ERROR_TOTAL, &labels),
             execution_errors: metrics::counter!(telemetry::EXECUTION_ERROR_TOTAL, &labels),
+            validation_errors: metrics::counter!(telemetry::VALIDATION_ERROR_TOTAL, &labels),
         }
     }
 }
@@ -195,13 +200,15 @@ impl StageRoutes {
     }
 }
 
-/// Builds every stage's routes; `response_cap` bounds every answer read (see [`body`]).
+/// Builds every stage's routes, each with its request models from `models` (compiled once for all
+/// stages); `response_cap` bounds every answer read (see [`body`]).
 ///
 /// # Errors
 /// What is wrong, in words: a missing stage variable (config validation reports these first),
 /// or an HTTP/2 route without the HTTP/2 client.
 pub(crate) fn build_stages(
     api: &ApiConfig,
+    models: &crate::validate::Models,
     clients: &Clients,
     aws: &lambda::Aws,
     response_cap: usize,
@@ -290,6 +297,7 @@ pub(crate) fn build_stages(
                     key: key.as_str().into(),
                     integration,
                     route_response: route.route_response,
+                    models: models.for_route(key),
                     metrics: RouteMetrics::new(stage, key),
                     cache: cache.and_then(|c| c.route(stage, key)),
                 },

@@ -257,6 +257,12 @@ async fn handle_one(
         ));
     }
     let message_id = ids::request_id();
+    // After selection and throttling, before the integration; free on a route without models.
+    if let Some(models) = &route.models
+        && let Err(invalid) = models.check(raw, is_base64)
+    {
+        return Some(crate::validate::refused(&invalid, route, meta, &message_id));
+    }
     let invocation = Invocation {
         meta,
         route_key: key,

@@ -35,6 +35,7 @@ mod lambda_env;
 mod lifecycle;
 mod memory_bound;
 mod messages;
+mod models;
 mod request_authorizer;
 mod response_caps;
 mod support;
