@@ -22,13 +22,15 @@
 //! - `state`: what the lifecycle shares (registry, store, groups, checks, budgets, signals).
 //! - `groups` (membership, fan-out, presence), `auth` (connect-time checks, `AWS_IAM` among
 //!   them), `iam` (SigV4 verification, the configured principals and their IAM policies, used
-//!   by `callback` and `auth`), `throttle`, `integration` (`aws_proxy`, `http_proxy`, `mock`;
-//!   Lambda functions by ARN; HTTP/1.1 and HTTP/2), `registry` (connections of this node and
+//!   by `callback` and `auth`), `throttle`, `integration` (`aws_proxy`, `http_proxy`, `http`,
+//!   `mock`; Lambda functions by ARN; HTTP/1.1 and HTTP/2), `validate` (request models: JSON
+//!   Schema), `registry` (connections of this node and
 //!   their bounded outboxes), `store` (metrics and the cluster fence around the store),
 //!   `bus` (the node-to-node bus and group channels on Redis pub/sub), `tls` (the acceptor,
 //!   certificates by SNI), `domains` (custom domains: `Host` and mapping path → `/{stage}/…`).
 //! - Leaves: `config`, `grammar` (value grammars the config checks and the runtime reads),
-//!   `routing`, `events` (Lambda proxy event JSON), `error` (every client-visible failure,
+//!   `routing`, `transform` (mapping templates by `wsgate-vtl`, integration responses, request
+//!   parameters, content handling), `events` (Lambda proxy event JSON), `error` (every client-visible failure,
 //!   mapped to HTTP statuses and close codes in one place), `telemetry`, `ids`, `raw_head`,
 //!   `proxy_protocol`.
 
