@@ -38,6 +38,7 @@ common=(--no-progress --out-dir "$out" --backend-listen "$backend" --wsgate-bin 
 bench="$out/configs/wsgate-bench.yaml"
 bare="$out/configs/wsgate-bare.yaml"
 bench_h2="$out/configs/wsgate-bench-h2.yaml"
+bench_transform="$out/configs/wsgate-bench-transform.yaml"
 
 run() {
   local name="$1"
@@ -54,6 +55,9 @@ for i in $(seq 1 "$runs"); do
   run "push-peak-$i" push --target both --wsgate-config "$bare" --conns 1000 --posters 32 --warmup 2 --duration 10
   run "upstream-$i" upstream --target both --wsgate-config "$bench" --conns 100 --warmup 2 --duration 10
   run "upstream-h2-$i" upstream --target both --wsgate-config "$bench_h2" --conns 100 --warmup 2 --duration 10
+  # http_proxy against a request model + request and response templates (`http`), same route key.
+  run "upstream-http-proxy-$i" upstream --target both --wsgate-config "$bench" --conns 100 --warmup 2 --duration 10 --action echo_http
+  run "upstream-transform-$i" upstream --target both --wsgate-config "$bench_transform" --conns 100 --warmup 2 --duration 10 --action echo_http
   run "ready-$i" ready --target both --wsgate-config "$bare" --conns 3000
   run "storm-$i" connect-storm --target both --wsgate-config "$bench" --warmup 1 --duration 8
   run "storm-bare-$i" connect-storm --target both --wsgate-config "$bare" --warmup 1 --duration 8
