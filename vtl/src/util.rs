@@ -2,19 +2,13 @@
 //! base64Decode as API Gateway defines them, and the per-render regular expression cache used by
 //! the string methods (Rust `regex` syntax standing in for Java's).
 
+use std::fmt::Write as _;
+
 use base64::Engine as _;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 
 use crate::RenderError;
 use crate::eval::Renderer;
 use crate::value::Value;
-
-/// What Java's `URLEncoder` leaves as is besides letters and digits.
-const FORM: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'.')
-    .remove(b'-')
-    .remove(b'*')
-    .remove(b'_');
 
 /// Bound on a compiled pattern's size (the regex crate refuses larger ones).
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -40,13 +34,7 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &str, args: &[Value]) -> Result<V
     r.charge_bytes(s.len())?;
     let out = match name {
         "escapeJavaScript" => escape_java_script(s),
-        "urlEncode" => {
-            let mut out = String::with_capacity(s.len() + s.len() / 2);
-            for chunk in percent_encoding::utf8_percent_encode(s, FORM) {
-                out.push_str(if chunk == "%20" { "+" } else { chunk });
-            }
-            out
-        }
+        "urlEncode" => form_encode(s),
         "urlDecode" => url_decode(s)?,
         "base64Encode" => base64::engine::general_purpose::STANDARD.encode(s.as_bytes()),
         "base64Decode" => {
@@ -72,6 +60,27 @@ pub(crate) fn call(r: &mut Renderer<'_>, name: &str, args: &[Value]) -> Result<V
 
 /// Apache Commons Lang 2 `StringEscapeUtils.escapeJavaScript`, which API Gateway uses: it also
 /// escapes `'` (as `\'`) and `/`, and writes every non-ASCII UTF-16 unit as `\uXXXX`.
+/// Java's `URLEncoder.encode(s, "UTF-8")`: letters, digits and `.-*_` stay, a space becomes
+/// `+`, every other byte `%XX` (uppercase hex), written byte by byte into one string.
+fn form_encode(s: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(s.len() * 3 / 2);
+    for &b in s.as_bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => {
+                out.push('%');
+                out.push(HEX[usize::from(b >> 4)] as char);
+                out.push(HEX[usize::from(b & 15)] as char);
+            }
+        }
+    }
+    out
+}
+
 pub(crate) fn escape_java_script(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
@@ -88,7 +97,8 @@ pub(crate) fn escape_java_script(s: &str) -> String {
             c if (c as u32) < 0x20 || (c as u32) > 0x7f => {
                 let mut units = [0u16; 2];
                 for u in c.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{u:04X}"));
+                    // Written in place: a `format!` per character allocated a string each.
+                    let _ = write!(out, "\\u{u:04X}");
                 }
             }
             c => out.push(c),
@@ -153,6 +163,17 @@ pub(crate) fn regex(r: &mut Renderer<'_>, pat: &str) -> Result<regex::Regex, Ren
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_encodes_like_java_url_encoder() {
+        // java.net.URLEncoder.encode(s, "UTF-8") of the same strings.
+        assert_eq!(form_encode("a b.c-d*e_f~g"), "a+b.c-d*e_f%7Eg");
+        assert_eq!(
+            form_encode("{\"k\": \"é/&=\"}"),
+            "%7B%22k%22%3A+%22%C3%A9%2F%26%3D%22%7D"
+        );
+        assert_eq!(form_encode(""), "");
+    }
 
     #[test]
     fn escapes_like_commons_lang() {
