@@ -65,6 +65,15 @@ pub(crate) struct Incoming {
     pub body: Bytes,
 }
 
+impl Incoming {
+    /// The body is binary: marked `application/octet-stream`, or not UTF-8.
+    pub(super) fn is_binary(&self) -> bool {
+        let octets = (self.headers.iter())
+            .any(|(k, v)| k == "content-type" && v.starts_with("application/octet-stream"));
+        octets || std::str::from_utf8(&self.body).is_err()
+    }
+}
+
 impl Backend {
     /// The backend for `uri`, sending `method` with `fixed` headers (lowercase names) over
     /// `protocol`.

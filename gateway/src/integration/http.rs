@@ -89,8 +89,14 @@ impl Mapping {
     }
 
     /// What the templates of `inv` read, built once per call: `$context` and
-    /// `$input.params()`.
-    pub(super) fn values(inv: &Invocation<'_>) -> Values {
+    /// `$input.params()`; nothing when there are no templates to read them.
+    pub(super) fn values(&self, inv: &Invocation<'_>) -> Values {
+        if self.is_empty() {
+            return Values {
+                context: Value::Null,
+                params: Value::Null,
+            };
+        }
         Values {
             context: crate::events::context_value(
                 inv.meta,
@@ -172,7 +178,7 @@ pub(super) struct Http {
 impl Integration for Http {
     async fn invoke(&self, inv: &Invocation<'_>) -> Result<IntegrationResponse, IntegrationError> {
         let (payload, message) = payload_of(&inv.kind);
-        let values = Mapping::values(inv);
+        let values = self.mapping.values(inv);
         let body = self.mapping.map_request(&values, payload, message)?.payload;
         let mut headers = ContextHeaders::new(&inv.meta.connection_id, inv.route_key);
         if !body.bytes.is_empty() {
@@ -192,12 +198,8 @@ impl Integration for Http {
             .backend
             .send(&out, Keep::All, self.response_cap, self.timeout, inv)
             .await?;
-        let octets = answer
-            .headers
-            .iter()
-            .any(|(k, v)| k == "content-type" && v.starts_with("application/octet-stream"));
         let received = Payload {
-            binary: octets || std::str::from_utf8(&answer.body).is_err(),
+            binary: answer.is_binary(),
             bytes: answer.body,
         };
         let seen = Answer {
@@ -289,7 +291,7 @@ impl MessageMapping {
             },
         };
         let (payload, message) = payload_of(&inv.kind);
-        let values = Mapping::values(&inv);
+        let values = self.0.values(&inv);
         let request = (self.0.map_request(&values, payload, message)).map_err(|e| e.to_string())?;
         let received = Payload {
             bytes: Bytes::copy_from_slice(answer),

@@ -216,11 +216,7 @@ impl Integration for HttpProxy {
             .send(&out, keep, self.response_cap, self.timeout, inv)
             .await?;
         let status = answer.status;
-        let octets = answer
-            .headers
-            .iter()
-            .any(|(k, v)| k == "content-type" && v.starts_with("application/octet-stream"));
-        let binary = octets || std::str::from_utf8(&answer.body).is_err();
+        let binary = answer.is_binary();
         // 204 means "nothing to send back"; any other answer's body (even empty) is sent.
         let body = (status != 204).then_some(answer.body);
         Ok(IntegrationResponse {

@@ -48,7 +48,7 @@ impl Integration for Mock {
             });
         }
         let (payload, message) = payload_of(&inv.kind);
-        let values = Mapping::values(inv);
+        let values = self.mapping.values(inv);
         let status = if self.mapping.request.is_empty() {
             self.status
         } else {

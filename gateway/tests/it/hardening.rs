@@ -1,12 +1,10 @@
 //! Handshake hardening: the Origin allow-list, per-address connection and handshake-rate
 //! limits (checked before any authorizer or `$connect` call), and credentials kept out of logs.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use jsonwebtoken::Algorithm;
 
 use crate::support::keys::{TestKey, claims};
+use crate::support::logs::Captured;
 use crate::support::secured::{Outcome, handshake, handshake_from, secured_config};
 use crate::support::*;
 
@@ -147,28 +145,6 @@ async fn handshake_rate_per_address_answers_429_with_retry_after() {
     let (_other, _) = handshake_from("127.0.0.5", gw.addr, &url).await.open();
 }
 
-/// Log lines written while the guard lives (current-thread runtime: the gateway's tasks run on
-/// this thread, so the thread-local subscriber sees them).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn credentials_in_query_strings_and_headers_never_reach_the_logs() {
     let logs = Captured::default();
@@ -213,7 +189,7 @@ api_key_selection_expression: $request.querystring.apikey"#;
     .await;
     assert_eq!(refused.status(), 403);
 
-    let text = String::from_utf8(logs.0.lock().expect("log buffer").clone()).expect("UTF-8");
+    let text = logs.text();
     assert!(text.contains("connection refused"), "{text}");
     assert!(text.contains("room=lobby"), "{text}");
     assert!(text.contains("access=REDACTED"), "{text}");

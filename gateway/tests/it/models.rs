@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use wsgate::{Config, Gateway, Listeners};
 
+use crate::support::logs::Captured;
 use crate::support::*;
 
 /// The stage is named for this file alone, so its metric series count only these tests.
@@ -308,28 +309,6 @@ async fn a_schema_that_does_not_compile_stops_the_start_naming_its_key() {
     );
 }
 
-/// Log lines written while the guard lives (current-thread runtime: the gateway's tasks run on
-/// this thread, so the thread-local subscriber sees them).
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn a_refusal_is_logged_with_its_error_string_and_without_the_body() {
     let logs = Captured::default();
@@ -353,7 +332,7 @@ async fn a_refusal_is_logged_with_its_error_string_and_without_the_body() {
             r#"{"action":"bid","amount":"SECRET-amount","note":"SECRET-note"}"#,
         )
         .await;
-        let text = String::from_utf8(logs.0.lock().expect("log buffer").clone()).expect("UTF-8");
+        let text = logs.text();
         let line = (text.lines())
             .find(|l| l.contains(&format!("message_id=\"{message_id}\"")))
             .map(str::to_string);

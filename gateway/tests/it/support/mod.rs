@@ -29,6 +29,7 @@ use wsgate::{Config, Gateway, Listeners};
 
 pub mod keys;
 pub mod lambda;
+pub mod logs;
 pub mod node;
 pub mod raw;
 pub mod secured;
