@@ -55,6 +55,27 @@ pub struct CallerIdentity {
     pub user_arn: String,
 }
 
+impl ConnectionMeta {
+    /// A connection with only its id, on stage `prod` of API `api` from 127.0.0.1: what unit tests
+    /// and micro-benchmarks build.
+    pub(crate) fn bare(connection_id: &str) -> Self {
+        Self {
+            connection_id: connection_id.into(),
+            stage: "prod".into(),
+            api_id: Arc::from("api"),
+            domain_name: "localhost".into(),
+            connected_at_ms: 0,
+            source_ip: "127.0.0.1".into(),
+            user_agent: None,
+            api_key: None,
+            api_key_id: None,
+            authorizer: None,
+            iam: None,
+            cache_request: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for ConnectionMeta {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectionMeta")

@@ -366,20 +366,7 @@ mod tests {
         bytes: usize,
         budget: Arc<ByteBudget>,
     ) -> (Arc<SessionHandle>, Outbox) {
-        let meta = ConnectionMeta {
-            connection_id: "id".into(),
-            stage: "prod".into(),
-            api_id: Arc::from("api"),
-            domain_name: "localhost".into(),
-            connected_at_ms: 0,
-            source_ip: "127.0.0.1".into(),
-            user_agent: None,
-            api_key: None,
-            api_key_id: None,
-            authorizer: None,
-            iam: None,
-            cache_request: None,
-        };
+        let meta = ConnectionMeta::bare("id");
         SessionHandle::new(
             Arc::new(meta),
             QueueLimits { messages, bytes },

@@ -292,20 +292,7 @@ mod tests {
     use super::*;
 
     fn meta() -> ConnectionMeta {
-        ConnectionMeta {
-            connection_id: "c1".into(),
-            stage: "prod".into(),
-            api_id: "api".into(),
-            domain_name: "d".into(),
-            connected_at_ms: 0,
-            source_ip: "192.0.2.1".into(),
-            user_agent: None,
-            api_key: None,
-            api_key_id: None,
-            authorizer: None,
-            iam: None,
-            cache_request: None,
-        }
+        ConnectionMeta::bare("c1")
     }
 
     fn spec(parts: &[&str], captures: &mut RequestCaptures) -> KeySpec {

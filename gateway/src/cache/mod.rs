@@ -464,20 +464,7 @@ mod tests {
     }
 
     fn meta() -> ConnectionMeta {
-        ConnectionMeta {
-            connection_id: "c".into(),
-            stage: "prod".into(),
-            api_id: "t".into(),
-            domain_name: "d".into(),
-            connected_at_ms: 0,
-            source_ip: "127.0.0.1".into(),
-            user_agent: None,
-            api_key: None,
-            api_key_id: None,
-            authorizer: None,
-            iam: None,
-            cache_request: None,
-        }
+        ConnectionMeta::bare("c")
     }
 
     fn answer(body: &'static str) -> Answer {
@@ -588,20 +575,7 @@ pub(crate) mod bench {
                 .expect("builds")
                 .expect("configured");
             let route = cache.route("prod", "quote").expect("cached route");
-            let meta = ConnectionMeta {
-                connection_id: "L0SM9cOFvHcCIhw=".into(),
-                stage: "prod".into(),
-                api_id: Arc::from("b"),
-                domain_name: "localhost".into(),
-                connected_at_ms: 0,
-                source_ip: "127.0.0.1".into(),
-                user_agent: None,
-                api_key: None,
-                api_key_id: None,
-                authorizer: None,
-                iam: None,
-                cache_request: None,
-            };
+            let meta = ConnectionMeta::bare("L0SM9cOFvHcCIhw=");
             let this = Self { route, meta };
             let answer = IntegrationResponse {
                 status: 200,

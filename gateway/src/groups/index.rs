@@ -158,20 +158,7 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     fn handle(id: &str) -> Arc<SessionHandle> {
-        let meta = ConnectionMeta {
-            connection_id: id.into(),
-            stage: "prod".into(),
-            api_id: "api".into(),
-            domain_name: "localhost".into(),
-            connected_at_ms: 0,
-            source_ip: "127.0.0.1".into(),
-            user_agent: None,
-            api_key: None,
-            api_key_id: None,
-            authorizer: None,
-            iam: None,
-            cache_request: None,
-        };
+        let meta = ConnectionMeta::bare(id);
         SessionHandle::new(
             Arc::new(meta),
             crate::registry::QueueLimits {
