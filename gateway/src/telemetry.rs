@@ -241,14 +241,19 @@ fn describe() {
     );
 }
 
-/// Installs the tracing subscriber (`RUST_LOG` overrides `log.level`).
+/// Installs the tracing subscriber (`RUST_LOG` overrides `log.level`). Text lines are coloured
+/// only when stdout is a terminal and `NO_COLOR` is unset, so a file or a pipe gets plain text.
 pub fn init_logging(config: &LogConfig) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let colour = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_target(true);
     let _ = match config.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -65,8 +65,23 @@ fn check_validates_and_names_the_bad_key() {
     );
     assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
 
+    // `wsgate 0.1.0 (1a2b3c4d5e6f)`: the version and the git revision it was built from.
     let out = Command::new(BIN).arg("--version").output().expect("run");
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("wsgate "));
+    let version = String::from_utf8_lossy(&out.stdout);
+    let version = version.trim();
+    assert!(
+        version.starts_with(&format!("wsgate {} (", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    let revision = version
+        .rsplit_once('(')
+        .and_then(|(_, r)| r.strip_suffix(')'))
+        .expect("a revision in parentheses");
+    let hex = revision.trim_end_matches("-modified");
+    assert!(
+        revision == "unknown" || (hex.len() == 12 && hex.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{version}"
+    );
     let out = Command::new(BIN)
         .args(["check", "--config", "/nonexistent/wsgate.yaml"])
         .output()
@@ -122,4 +137,47 @@ async fn sigterm_drains_and_exits() {
     assert!(exit.success(), "exit status {exit:?}");
     let lines = reader.join().expect("reader");
     assert!(lines.iter().any(|l| l.contains("draining")), "{lines:?}");
+}
+
+#[tokio::test]
+async fn text_logs_on_a_pipe_carry_no_colour_codes() {
+    let backend = Backend::ok().await;
+    let file = write_config(&config(&backend.url(), "log:\n  format: text"));
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&file.0)
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn wsgate");
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        // Up to the line that says the gateway serves (it names the listen address).
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let serving = line.contains("listen");
+            lines.push(line);
+            if serving {
+                break;
+            }
+        }
+        lines
+    });
+    let lines = tokio::task::spawn_blocking(move || reader.join().expect("reader"))
+        .await
+        .expect("join");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        lines.last().is_some_and(|l| l.contains("listen")),
+        "a serving line: {lines:?}"
+    );
+    for line in &lines {
+        assert!(
+            !line.contains('\u{1b}'),
+            "an escape code in a piped log line: {line:?}"
+        );
+    }
 }
