@@ -10,9 +10,17 @@ use crate::config::Config;
 use crate::server::{Gateway, Listeners};
 use crate::telemetry;
 
+/// `wsgate --version`: the package version and the git revision it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("WSGATE_GIT_REVISION"),
+    ")"
+);
+
 /// A WebSocket-first realtime API gateway, wire-compatible with Amazon API Gateway WebSocket APIs.
 #[derive(Debug, Parser)]
-#[command(name = "wsgate", version, about)]
+#[command(name = "wsgate", version = VERSION, about)]
 pub struct Cli {
     /// Configuration file (YAML). `WSGATE_*` environment variables override its values.
     #[arg(short, long, env = "WSGATE_CONFIG", global = true)]
