@@ -71,6 +71,14 @@ export WSGATE_NODE="$(command -v node)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wsgate/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+# promtool (from Debian's prometheus package) checks the shipped alert rules.
+if ! command -v promtool >/dev/null 2>&1; then
+  log "installing promtool (prometheus)"
+  apt_install prometheus
+fi
+log "promtool check rules"
+promtool check rules deploy/prometheus/wsgate-alerts.yml
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"

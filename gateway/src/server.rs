@@ -293,6 +293,18 @@ impl Gateway {
             security,
             throttle,
         ));
+        let routes: Vec<&str> = shared
+            .config
+            .api
+            .routes
+            .keys()
+            .map(String::as_str)
+            .collect();
+        crate::telemetry::init_series(
+            shared.config.api.stages.keys().map(String::as_str),
+            &routes,
+            joined.is_some(),
+        );
         let mut cluster_tasks = JoinSet::new();
         let cluster = joined.map(|(cluster, receivers)| {
             cluster.spawn(&shared, receivers, &mut cluster_tasks);

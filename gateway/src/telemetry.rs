@@ -241,6 +241,40 @@ fn describe() {
     );
 }
 
+/// Creates the series whose labels are known at start (adding 0, so a series that exists keeps
+/// its value) (per stage, per route, the
+/// labelless ones), so dashboards and alerts see a node before its first event: `rate()` over
+/// an absent series is empty, and a node without connections would be missing from a
+/// `label_values(wsgate_connections_current, instance)` list. Series labelled by what happened
+/// (a close code, an error's `op`) appear when it first happens.
+pub(crate) fn init_series<'a>(
+    stages: impl IntoIterator<Item = &'a str>,
+    routes: &[&str],
+    clustered: bool,
+) {
+    metrics::gauge!(CONNECTIONS_CURRENT).increment(0.0);
+    metrics::gauge!(GROUPS_CURRENT).increment(0.0);
+    metrics::gauge!(GROUP_MEMBERS_CURRENT).increment(0.0);
+    metrics::counter!(CLIENT_ERROR_TOTAL).increment(0);
+    metrics::counter!(DISCONNECT_FAILED_TOTAL).increment(0);
+    for kind in ["group", "broadcast"] {
+        metrics::counter!(GROUP_FANOUTS_TOTAL, "kind" => kind).increment(0);
+        metrics::counter!(GROUP_DELIVERIES_TOTAL, "kind" => kind).increment(0);
+        metrics::counter!(GROUP_DROPS_TOTAL, "kind" => kind).increment(0);
+    }
+    if clustered {
+        metrics::counter!(REAPED_TOTAL).increment(0);
+        metrics::counter!(OWED_CLAIMED_TOTAL).increment(0);
+    }
+    for stage in stages {
+        metrics::counter!(CONNECT_TOTAL, "stage" => stage.to_string()).increment(0);
+        for route in routes {
+            metrics::counter!(THROTTLED_TOTAL, "stage" => stage.to_string(), "route" => route.to_string())
+                .increment(0);
+        }
+    }
+}
+
 /// Installs the tracing subscriber (`RUST_LOG` overrides `log.level`). Text lines are coloured
 /// only when stdout is a terminal and `NO_COLOR` is unset, so a file or a pipe gets plain text.
 pub fn init_logging(config: &LogConfig) {

@@ -36,6 +36,7 @@ mod lifecycle;
 mod memory_bound;
 mod messages;
 mod models;
+mod ops_assets;
 mod request_authorizer;
 mod response_caps;
 mod support;
