@@ -92,7 +92,17 @@ fn serve(config: Config) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        gateway.run_until(shutdown_signal()).await;
+        crate::systemd::ready(&format!("serving on {}", gateway.local_addr()));
+        let watchdog = crate::systemd::spawn_watchdog();
+        gateway
+            .run_until(async {
+                shutdown_signal().await;
+                crate::systemd::stopping();
+            })
+            .await;
+        if let Some(watchdog) = watchdog {
+            watchdog.abort();
+        }
         ExitCode::SUCCESS
     })
 }

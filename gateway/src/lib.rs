@@ -32,7 +32,8 @@
 //!   `routing`, `transform` (mapping templates by `wsgate-vtl`, integration responses, request
 //!   parameters, content handling), `events` (Lambda proxy event JSON), `error` (every client-visible failure,
 //!   mapped to HTTP statuses and close codes in one place), `telemetry`, `ids`, `raw_head`,
-//!   `proxy_protocol`.
+//!   `proxy_protocol`, `systemd` (readiness, watchdog and stopping notifications for
+//!   `Type=notify` units, used by `cli`).
 
 mod auth;
 mod bus;
@@ -57,6 +58,7 @@ mod routing;
 mod server;
 mod state;
 mod store;
+mod systemd;
 mod telemetry;
 mod throttle;
 mod tls;

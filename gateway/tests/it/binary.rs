@@ -181,3 +181,79 @@ async fn text_logs_on_a_pipe_carry_no_colour_codes() {
         );
     }
 }
+
+/// Under systemd (`Type=notify`, `WatchdogSec=`): `READY=1` once serving, watchdog pings, and
+/// `STOPPING=1` when SIGTERM starts the drain; the datagrams are read from a socket standing in
+/// for systemd's `NOTIFY_SOCKET`.
+#[tokio::test]
+async fn systemd_hears_ready_watchdog_and_stopping() {
+    let backend = Backend::ok().await;
+    let file = write_config(&config(&backend.url(), ""));
+    let socket_path =
+        std::env::temp_dir().join(format!("wsgate-notify-{}.sock", wsgate::connection_id()));
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).expect("notify socket");
+    let mut child = KillOnDrop(Some(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&file.0)
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env("WATCHDOG_USEC", "200000")
+            .env_remove("WATCHDOG_PID")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn wsgate"),
+    ));
+    let mut buf = vec![0u8; 4096];
+    let mut next = async || {
+        let n = tokio::time::timeout(DEADLINE, socket.recv(&mut buf))
+            .await
+            .expect("a notification in time")
+            .expect("recv");
+        String::from_utf8_lossy(&buf[..n]).trim_end().to_string()
+    };
+    let first = next().await;
+    assert!(
+        first.starts_with("READY=1\nSTATUS=serving on 127.0.0.1:"),
+        "{first:?}"
+    );
+    assert_eq!(next().await, "WATCHDOG=1");
+    assert_eq!(next().await, "WATCHDOG=1");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let mut child = child.0.take().expect("child");
+    let stopping = loop {
+        let message = next().await;
+        if message != "WATCHDOG=1" {
+            break message;
+        }
+    };
+    assert_eq!(stopping, "STOPPING=1\nSTATUS=draining connections");
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(exit.success(), "exit status {exit:?}");
+    let _ = std::fs::remove_file(&socket_path);
+}
+
+/// Kills the process when dropped (a failed assertion must not leave a gateway running).
+struct KillOnDrop(Option<std::process::Child>);
+
+impl KillOnDrop {
+    fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, std::process::Child::id)
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
