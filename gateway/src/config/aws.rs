@@ -66,7 +66,7 @@ impl AwsConfig {
 }
 
 /// An endpoint URL: `http://` or `https://` with a host, nothing after the authority but `/`.
-fn check_endpoint(url: &str) -> Result<(), String> {
+pub(super) fn check_endpoint(url: &str) -> Result<(), String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(format!(

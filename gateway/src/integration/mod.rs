@@ -1,9 +1,11 @@
-//! Integrations: the backends behind routes. One trait, four kinds (`aws_proxy`, `http_proxy`,
-//! `http` with mapping templates, `mock`), built per stage from config with stage variables substituted, sharing pooled
-//! keep-alive HTTP clients (the lean [`h1`] client for `http://` and `unix:`, reqwest for
-//! `https://`); `aws_proxy` may also name a Lambda function by ARN ([`lambda`]).
+//! Integrations: the backends behind routes. One trait, five kinds (`aws_proxy`, `http_proxy`,
+//! `http` with mapping templates, `aws` service actions ([`aws_service`]), `mock`), built per
+//! stage from config with stage variables substituted, sharing pooled keep-alive HTTP clients
+//! (the lean [`h1`] client for `http://` and `unix:`, reqwest for `https://`); `aws_proxy` may
+//! also name a Lambda function by ARN ([`lambda`]).
 
 mod aws_proxy;
+pub(crate) mod aws_service;
 mod backend;
 pub(crate) mod body;
 pub(crate) mod h1;
@@ -281,6 +283,14 @@ pub(crate) fn build_stages(
                         mapping,
                     })
                 }
+                IntegrationConfig::Aws(service) => Arc::new(aws_service::AwsService::new(
+                    service,
+                    &route.integration,
+                    aws,
+                    settings,
+                    key,
+                    response_cap,
+                )?),
                 IntegrationConfig::Mock {
                     response,
                     status_code,
