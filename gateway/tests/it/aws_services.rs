@@ -253,6 +253,13 @@ api:
         action: SendMessage
         request_templates:
           $default: '{{"QueueUrl": "$stageVariables.queue", "MessageBody": "templated $input.path(''$.n'') from $context.routeKey"}}'
+    formtemplated:
+      integration:
+        type: aws
+        service: sqs
+        action: SendMessage
+        request_templates:
+          $default: 'Action=SendMessage&QueueUrl=$util.urlEncode($stageVariables.queue)&MessageBody=$util.urlEncode($input.body)'
     reply:
       integration:
         type: aws
@@ -278,6 +285,7 @@ api:
 
     let mut ws = connect(&gw.ws_url("/prod")).await;
     send_text(&mut ws, r#"{"action":"templated","n":7}"#).await;
+    send_text(&mut ws, r#"{"action":"formtemplated","text":"a & b"}"#).await;
     send_text(&mut ws, r#"{"action":"reply","text":"answer me"}"#).await;
     let reply: Value = serde_json::from_str(&next_text(&mut ws).await).expect("JSON reply");
     let sent = reply["sent"].as_str().expect("MessageId").to_string();
@@ -293,8 +301,9 @@ api:
         assert!(metric(&gw, name, "awsmissing").await >= 1.0, "{name}");
     }
 
-    // The queue holds the `$connect` event, the templated body and the reply's message.
-    let messages = receive(&moto, queue, 3).await;
+    // The queue holds the `$connect` event, the two templated bodies (JSON and SQS's query
+    // protocol) and the reply's message.
+    let messages = receive(&moto, queue, 4).await;
     let find = |predicate: &dyn Fn(&Value) -> bool| {
         messages
             .iter()
@@ -311,6 +320,7 @@ api:
         json!({}),
         "the template owns the body"
     );
+    find(&|m| m["body"] == r#"{"action":"formtemplated","text":"a & b"}"#);
     let replied = find(&|m| m["id"] == sent.as_str());
     assert_eq!(replied["body"], r#"{"action":"reply","text":"answer me"}"#);
 }
