@@ -17,6 +17,7 @@ mod mock;
 pub(crate) use backend::Clients;
 
 pub use aws_proxy::parse_response as parse_proxy_response;
+pub use aws_service::AwsRequest;
 pub use http::MessageMapping;
 
 use std::collections::HashMap;

@@ -5,6 +5,7 @@
 //! mapping's ([`json`], [`query`]); the answer goes through the integration responses.
 
 mod action;
+mod bench;
 mod json;
 mod message;
 mod query;
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub(crate) use action::Action;
+pub use bench::AwsRequest;
 pub(crate) use message::{Message, Params};
 
 use super::backend::{Backend, Incoming, Outgoing};
