@@ -78,6 +78,6 @@ pub use wsgate_connection_store::{ConnectionStore, GroupStore, StoreError};
 pub mod bench {
     pub use crate::cache::bench::MemoryHit as CacheMemoryHit;
     pub use crate::events::{ConnectionMeta, EventKind, lambda_event};
-    pub use crate::integration::{MessageMapping, parse_proxy_response};
+    pub use crate::integration::{AwsRequest, MessageMapping, parse_proxy_response};
     pub use crate::validate::bench::RequestModels;
 }

@@ -13,10 +13,12 @@ use super::ConfigError;
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {
     /// Send Lambda Invoke requests here instead of `https://lambda.{region}.amazonaws.com`
-    /// (`http://` or `https://`, no path, query or credentials), e.g. a local emulator.
+    /// (`http://` or `https://`, no path, query or credentials), e.g. a local emulator; also the
+    /// default endpoint of `type: aws` integrations.
     #[serde(default)]
     pub endpoint_url: Option<String>,
-    /// Region the requests are signed for; default: the region in each function's ARN.
+    /// Region the requests are signed for; default: the region in each function's ARN. Also the
+    /// default region of `type: aws` integrations.
     #[serde(default)]
     pub region: Option<String>,
     /// Profile of the shared config and credentials files the standard chain reads (default:
@@ -66,7 +68,7 @@ impl AwsConfig {
 }
 
 /// An endpoint URL: `http://` or `https://` with a host, nothing after the authority but `/`.
-fn check_endpoint(url: &str) -> Result<(), String> {
+pub(super) fn check_endpoint(url: &str) -> Result<(), String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(format!(

@@ -3,6 +3,7 @@
 
 mod auth;
 mod aws;
+mod aws_service;
 mod cache;
 mod check_auth;
 mod domains;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 pub use auth::*;
 pub use aws::AwsConfig;
+pub use aws_service::AwsServiceConfig;
 pub use cache::{CacheConfig, CacheKind, MAX_CACHE_TTL, RouteCacheConfig, parse_bytes};
 pub use domains::{DomainConfig, MappingConfig};
 pub use groups::{GroupsConfig, SlowMember};
@@ -180,6 +182,9 @@ impl Config {
             }
             let here = format!("{at}.integration");
             validate_integration(&here, &route.integration, api)?;
+            if let IntegrationConfig::Aws(service) = &route.integration {
+                aws_service::validate(&here, service, api, &self.aws)?;
+            }
             let connect = key == "$connect";
             let parameters = route.integration.request_parameters();
             let transform = route.integration.request_transform().unwrap_or_default();
@@ -409,6 +414,8 @@ fn validate_integration(
     api: &ApiConfig,
 ) -> Result<(), ConfigError> {
     let (uri, timeout) = match integration {
+        // Checked with the `aws:` section by `aws_service::validate`.
+        IntegrationConfig::Aws(_) => return Ok(()),
         IntegrationConfig::AwsProxy { uri, timeout, .. } => (uri, *timeout),
         IntegrationConfig::HttpProxy {
             uri,

@@ -419,6 +419,9 @@ pub enum IntegrationConfig {
         #[serde(default)]
         integration_responses: BTreeMap<String, IntegrationResponseConfig>,
     },
+    /// An AWS service action called directly (`AWS`): SQS `SendMessage`, SNS `Publish`, ...;
+    /// see `docs/aws-services.md`.
+    Aws(Box<super::AwsServiceConfig>),
     /// Answer from the gateway itself (`MOCK`).
     Mock {
         /// Body sent back on two-way routes (absent: nothing is sent). Not with
@@ -461,7 +464,7 @@ impl IntegrationConfig {
             Self::AwsProxy { protocol, .. }
             | Self::HttpProxy { protocol, .. }
             | Self::Http { protocol, .. } => *protocol,
-            Self::Mock { .. } => BackendProtocol::Http1,
+            Self::Mock { .. } | Self::Aws(_) => BackendProtocol::Http1,
         }
     }
 
@@ -494,6 +497,13 @@ impl IntegrationConfig {
                 content_handling: None,
                 responses: Some(integration_responses),
             }),
+            Self::Aws(aws) => Some(super::RequestTransform {
+                selection: aws.template_selection_expression.as_deref(),
+                templates: Some(&aws.request_templates),
+                passthrough: aws.passthrough_behavior,
+                content_handling: aws.content_handling_strategy,
+                responses: Some(&aws.integration_responses),
+            }),
             Self::AwsProxy { .. } | Self::HttpProxy { .. } => None,
         }
     }
@@ -507,7 +517,7 @@ impl IntegrationConfig {
             | Self::Http {
                 request_parameters, ..
             } => Some(request_parameters),
-            Self::AwsProxy { .. } | Self::Mock { .. } => None,
+            Self::AwsProxy { .. } | Self::Mock { .. } | Self::Aws(_) => None,
         }
     }
 }

@@ -1,9 +1,11 @@
-//! Integrations: the backends behind routes. One trait, four kinds (`aws_proxy`, `http_proxy`,
-//! `http` with mapping templates, `mock`), built per stage from config with stage variables substituted, sharing pooled
-//! keep-alive HTTP clients (the lean [`h1`] client for `http://` and `unix:`, reqwest for
-//! `https://`); `aws_proxy` may also name a Lambda function by ARN ([`lambda`]).
+//! Integrations: the backends behind routes. One trait, five kinds (`aws_proxy`, `http_proxy`,
+//! `http` with mapping templates, `aws` service actions ([`aws_service`]), `mock`), built per
+//! stage from config with stage variables substituted, sharing pooled keep-alive HTTP clients
+//! (the lean [`h1`] client for `http://` and `unix:`, reqwest for `https://`); `aws_proxy` may
+//! also name a Lambda function by ARN ([`lambda`]).
 
 mod aws_proxy;
+pub(crate) mod aws_service;
 mod backend;
 pub(crate) mod body;
 pub(crate) mod h1;
@@ -15,6 +17,7 @@ mod mock;
 pub(crate) use backend::Clients;
 
 pub use aws_proxy::parse_response as parse_proxy_response;
+pub use aws_service::AwsRequest;
 pub use http::MessageMapping;
 
 use std::collections::HashMap;
@@ -281,6 +284,14 @@ pub(crate) fn build_stages(
                         mapping,
                     })
                 }
+                IntegrationConfig::Aws(service) => Arc::new(aws_service::AwsService::new(
+                    service,
+                    &route.integration,
+                    aws,
+                    settings,
+                    key,
+                    response_cap,
+                )?),
                 IntegrationConfig::Mock {
                     response,
                     status_code,

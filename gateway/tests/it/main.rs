@@ -4,6 +4,7 @@ mod api_keys;
 mod autobahn;
 mod aws_frames;
 mod aws_samples;
+mod aws_services;
 mod aws_wire;
 mod binary;
 mod cache;

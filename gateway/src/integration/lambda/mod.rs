@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 pub(crate) use arn::{FunctionArn, is_arn};
+pub(crate) use sign::sign_post;
 
 use super::backend::{Backend, Clients, Incoming, Outgoing};
 use super::h1::Keep;
@@ -82,6 +83,35 @@ impl Aws {
             qualifier: arn.qualifier.clone(),
             credentials: Arc::clone(&self.credentials),
         }
+    }
+
+    /// The `aws:` endpoint override (without a trailing `/`).
+    pub(crate) fn endpoint_url(&self) -> Option<&str> {
+        self.endpoint_url.as_deref()
+    }
+
+    /// The `aws:` region.
+    pub(crate) fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+
+    /// The shared clients.
+    pub(crate) fn clients(&self) -> &Clients {
+        &self.clients
+    }
+
+    /// Marks the credentials as needed (a `type: aws` integration was set up), so they are
+    /// checked at start.
+    pub(crate) fn will_sign(&self) {
+        self.used.store(true, Ordering::Relaxed);
+    }
+
+    /// Credentials from the configured source (cached; see [`credentials`]).
+    ///
+    /// # Errors
+    /// Why there are none, in words.
+    pub(crate) async fn credentials(&self) -> Result<aws_credential_types::Credentials, String> {
+        self.credentials.get().await.map_err(|e| e.to_string())
     }
 
     /// When a function was set up: loads credentials once in the background, so a missing or
@@ -198,7 +228,7 @@ impl Function {
 
 /// The AWS error type and message of an Invoke API error answer: `x-amzn-ErrorType` (up to a
 /// `:`), else the body's `__type`/`Type`; the body's `Message`/`message`.
-fn api_error(answer: &Incoming) -> (String, String) {
+pub(crate) fn api_error(answer: &Incoming) -> (String, String) {
     let body: Option<serde_json::Value> = serde_json::from_slice(&answer.body).ok();
     let field = |names: &[&str]| {
         names

@@ -1,5 +1,5 @@
-//! SigV4 signatures (service `lambda`) of Invoke requests, made by the official AWS signer and
-//! returned as header lines for either HTTP client.
+//! SigV4 signatures of Invoke requests (service `lambda`) and of `type: aws` integrations'
+//! requests, made by the official AWS signer and returned as header lines for either HTTP client.
 
 use std::time::SystemTime;
 
@@ -12,7 +12,7 @@ const SERVICE: &str = "lambda";
 
 /// Why a request could not be signed.
 #[derive(Debug, thiserror::Error)]
-#[error("signing the Lambda Invoke request failed: {0}")]
+#[error("signing the AWS request failed: {0}")]
 pub(crate) struct SignError(String);
 
 /// What every request to one function shares.
@@ -39,40 +39,67 @@ impl Signing {
         body: &[u8],
         time: SystemTime,
     ) -> Result<Vec<u8>, SignError> {
-        let identity = credentials.clone().into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name(SERVICE)
-            .time(time)
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| SignError(e.to_string()))?
-            .into();
         let headers = [
             ("host", self.host.as_str()),
             ("content-type", "application/json"),
         ];
-        let request = SignableRequest::new(
-            "POST",
+        sign_post(
+            SERVICE,
+            &self.region,
             &self.url,
-            headers.into_iter(),
-            SignableBody::Bytes(body),
+            &headers,
+            credentials,
+            body,
+            time,
         )
-        .map_err(|e| SignError(e.to_string()))?;
-        let (instructions, _signature) = sign(request, &params)
-            .map_err(|e| SignError(e.to_string()))?
-            .into_parts();
-        let (headers, _query) = instructions.into_parts();
-        let mut lines = Vec::with_capacity(512);
-        for header in headers {
-            lines.extend_from_slice(header.name().as_bytes());
-            lines.extend_from_slice(b": ");
-            lines.extend_from_slice(header.value().as_bytes());
-            lines.extend_from_slice(b"\r\n");
-        }
-        Ok(lines)
     }
+}
+
+/// The `x-amz-date`, `x-amz-security-token` (temporary credentials) and `authorization`
+/// header lines (`name: value\r\n`) of a POST of `body` to `url` for `service` in `region` at
+/// `time`, with `headers` (which the caller sends) signed too. Also used by `type: aws`
+/// integrations.
+///
+/// # Errors
+/// [`SignError`] when the signer refuses the request.
+pub(crate) fn sign_post(
+    service: &str,
+    region: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    credentials: &Credentials,
+    body: &[u8],
+    time: SystemTime,
+) -> Result<Vec<u8>, SignError> {
+    let identity = credentials.clone().into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(time)
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| SignError(e.to_string()))?
+        .into();
+    let request = SignableRequest::new(
+        "POST",
+        url,
+        headers.iter().copied(),
+        SignableBody::Bytes(body),
+    )
+    .map_err(|e| SignError(e.to_string()))?;
+    let (instructions, _signature) = sign(request, &params)
+        .map_err(|e| SignError(e.to_string()))?
+        .into_parts();
+    let (headers, _query) = instructions.into_parts();
+    let mut lines = Vec::with_capacity(512);
+    for header in headers {
+        lines.extend_from_slice(header.name().as_bytes());
+        lines.extend_from_slice(b": ");
+        lines.extend_from_slice(header.value().as_bytes());
+        lines.extend_from_slice(b"\r\n");
+    }
+    Ok(lines)
 }
 
 #[cfg(test)]
