@@ -5,6 +5,7 @@ mod auth;
 mod aws;
 mod cache;
 mod check_auth;
+mod consumers;
 mod domains;
 pub mod duration;
 mod env;
@@ -24,6 +25,7 @@ use std::time::Duration;
 pub use auth::*;
 pub use aws::AwsConfig;
 pub use cache::{CacheConfig, CacheKind, MAX_CACHE_TTL, RouteCacheConfig, parse_bytes};
+pub use consumers::{ConsumerConfig, ConsumerKind, Envelope, backoff as consumer_backoff};
 pub use domains::{DomainConfig, MappingConfig};
 pub use groups::{GroupsConfig, SlowMember};
 pub use iam::{
@@ -302,6 +304,7 @@ impl Config {
         self.validate_store_and_cluster()?;
         cache::validate(self.cache.as_ref(), &self.store, api)?;
         self.groups.validate()?;
+        consumers::validate(&self.consumers, api)?;
         self.aws.validate()?;
         domains::validate(self)?;
         if let Some(tls) = &self.tls {

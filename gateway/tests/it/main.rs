@@ -17,6 +17,8 @@ mod cluster_owed;
 mod cluster_owner_cache;
 mod cluster_redis;
 mod connect;
+mod consumers;
+mod consumers_faults;
 mod domains;
 mod domains_sigv4;
 mod fault_matrix;
