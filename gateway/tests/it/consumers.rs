@@ -221,6 +221,81 @@ async fn undeliverable_after_max_deliver_is_dropped(kind: Kind) {
     publisher.cleanup().await;
 }
 
+/// Redis Streams: a message for a gone connection is copied to the dead-letter stream, with
+/// its fields and the reason, and acknowledged.
+#[tokio::test]
+async fn redis_dead_letter_stream() {
+    let dead = unique("s:dead:");
+    let extra = format!(", dead_letter: '{dead}'");
+    let (_backend, mut gw, publisher, name) = setup(Kind::RedisStream, &extra, "").await;
+    publisher.to_connection("nosuchconnection", "lost").await;
+    wait_metric(&gw, &name, "dead_lettered", 1).await;
+    let Publisher::RedisStream { client, .. } = &publisher else {
+        unreachable!()
+    };
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let range: redis::streams::StreamRangeReply =
+        redis::AsyncCommands::xrange_all(&mut conn, &dead)
+            .await
+            .expect("XRANGE");
+    assert_eq!(range.ids.len(), 1);
+    let entry = &range.ids[0];
+    assert_eq!(entry.get::<String>("data").as_deref(), Some("lost"));
+    assert_eq!(
+        entry.get::<String>("wsgate-connection-id").as_deref(),
+        Some("nosuchconnection")
+    );
+    assert_eq!(
+        entry.get::<String>("wsgate-dead-letter-reason").as_deref(),
+        Some("connection gone")
+    );
+    wait_settled(&publisher, Kind::RedisStream).await;
+    let _: () = redis::AsyncCommands::del(&mut conn, &dead)
+        .await
+        .expect("DEL");
+    gw.shutdown().await;
+    publisher.cleanup().await;
+}
+
+/// JetStream: a message still throttled after `max_deliver` attempts is published to the
+/// dead-letter subject with its headers and the reason, and acknowledged.
+#[tokio::test]
+async fn jetstream_dead_letter_subject() {
+    let dead = format!("dl.{}", unique("j"));
+    let extra = format!(", dead_letter: '{dead}', retry_backoff: 50ms, max_deliver: 2");
+    let throttle = "throttling:\n  callback: {rate_limit: 0, burst_limit: 0}\n";
+    let (_backend, mut gw, publisher, name) = setup(Kind::Jetstream, &extra, throttle).await;
+    let Publisher::Jetstream { js, .. } = &publisher else {
+        unreachable!()
+    };
+    let mut dead_letters = js
+        .client()
+        .subscribe(dead.clone())
+        .await
+        .expect("subscribe");
+    js.client().flush().await.expect("flush");
+    publisher.to_connection("someone", "too late").await;
+    let message = tokio::time::timeout(DEADLINE, dead_letters.next())
+        .await
+        .expect("a dead letter within the deadline")
+        .expect("subscription open");
+    assert_eq!(&message.payload[..], b"too late");
+    let headers = message.headers.expect("headers");
+    assert_eq!(
+        headers.get("wsgate-connection-id").map(|v| v.as_str()),
+        Some("someone")
+    );
+    assert!(headers.get("wsgate-dead-letter-reason").is_some());
+    wait_metric(&gw, &name, "dropped", 1).await;
+    wait_metric(&gw, &name, "dead_lettered", 1).await;
+    wait_settled(&publisher, Kind::Jetstream).await;
+    gw.shutdown().await;
+    publisher.cleanup().await;
+}
+
 macro_rules! per_source {
     ($($test:ident),*) => {
         $(

@@ -19,6 +19,7 @@ mod cluster_redis;
 mod connect;
 mod consumers;
 mod consumers_faults;
+mod consumers_measure;
 mod domains;
 mod domains_sigv4;
 mod fault_matrix;
