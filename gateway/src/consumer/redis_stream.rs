@@ -1,7 +1,8 @@
 //! Redis Streams source: `XREADGROUP` in the consumer group shared by every node (consumer
 //! name = node id), `XACK` once settled, and `XAUTOCLAIM` of entries left pending longer than
 //! `claim_idle` by a consumer that died, so a crash loses nothing. Undeliverable entries are
-//! copied to the `dead_letter` stream when set, then acknowledged. Reconnects with a bounded
+//! copied to the `dead_letter` stream when set, then acknowledged. Connections come from the
+//! project's one Redis connection factory (`redis_conn`); the loop reconnects with a bounded
 //! backoff.
 
 use std::sync::Arc;
@@ -9,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::streams::{StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
+use wsgate_connection_store::redis_conn::{self, RedisConn, RedisTarget};
 
 use super::address::{AddressError, DATA_FIELD};
 use super::lanes::{Incoming, Lanes, Settle};
@@ -21,6 +22,8 @@ use crate::config::Envelope;
 
 /// How long one `XREADGROUP` waits for new entries.
 const BLOCK: Duration = Duration::from_secs(1);
+/// Bound of every other Redis command, and of connecting.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Most entries read at once.
 const MAX_BATCH: usize = 256;
 /// Field added to dead-lettered entries: why.
@@ -29,7 +32,7 @@ const REASON_FIELD: &str = "wsgate-dead-letter-reason";
 /// Where one entry came from.
 #[derive(Clone)]
 struct Stream {
-    conn: ConnectionManager,
+    conn: RedisConn,
     key: Arc<str>,
     group: Arc<str>,
     dead_letter: Option<Arc<str>>,
@@ -130,7 +133,7 @@ fn incoming(context: &Context, stream: &Stream, entry: StreamId, delivered: u32)
 type Read = Vec<(StreamId, u32)>;
 
 struct Session {
-    reader: MultiplexedConnection,
+    reader: RedisConn,
     stream: Stream,
     /// Read this consumer's own pending entries first (once per process).
     backlog: bool,
@@ -140,25 +143,12 @@ struct Session {
 impl Session {
     async fn open(context: &Context, backlog: bool) -> Result<Self, String> {
         let c = &context.config;
-        let client = redis::Client::open(c.url.as_str()).map_err(|e| e.to_string())?;
-        let reader_config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(BLOCK + Duration::from_secs(4)));
-        let reader = bounded(
-            "connect",
-            client.get_multiplexed_async_connection_with_config(&reader_config),
-        )
-        .await?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let conn = bounded(
-            "connect",
-            client.get_connection_manager_with_config(manager_config),
-        )
-        .await?;
+        // The reader's answers wait up to BLOCK; everything else is bounded by COMMAND_TIMEOUT.
+        let mut reading = RedisTarget::new(vec![c.url.clone()], false, BLOCK + COMMAND_TIMEOUT);
+        reading.connect_timeout = COMMAND_TIMEOUT;
+        let reader = bounded("connect", redis_conn::connect(&reading, None)).await?;
+        let writing = RedisTarget::new(vec![c.url.clone()], false, COMMAND_TIMEOUT);
+        let conn = bounded("connect", redis_conn::connect(&writing, None)).await?;
         let key: Arc<str> = Arc::from(c.stream.clone().unwrap_or_default());
         let group: Arc<str> = Arc::from(c.group.clone().unwrap_or_default());
         let mut admin = conn.clone();

@@ -135,6 +135,42 @@ async fn a_crashed_node_loses_nothing(kind: Kind) {
     publisher.cleanup().await;
 }
 
+/// Node A holds a message it cannot deliver yet (throttled) when it shuts down: it gives the
+/// message back (JetStream `nak`, RabbitMQ `basic.nack` with requeue) instead of keeping it
+/// until `ack_wait` or dropping it, so node B delivers it at once.
+async fn a_stopping_node_gives_its_messages_back(kind: Kind) {
+    let backend = Backend::ok().await;
+    let (store, _cleanup) = shared_store();
+    let name = unique("g");
+    let publisher = Publisher::new(kind, &name, None).await;
+    let holder = TestGateway::start(&node_config(&backend.url(), &store, "")).await;
+    let (mut ws, id) = connect_and_id(&backend, &holder.ws_url("/prod")).await;
+    let entry = publisher.consumer(&name, None, ", retry_backoff: 1s, max_deliver: 3");
+    let throttled = "throttling:\n  callback: {rate_limit: 0, burst_limit: 0}\n";
+    let yaml = node_config(
+        &backend.url(),
+        &store,
+        &format!("{throttled}consumers:\n{entry}"),
+    );
+    let mut a = TestGateway::start(&yaml).await;
+    publisher.to_connection(&id, "given back").await;
+    let client = http();
+    let url = a.http_url("/metrics");
+    eventually("node A holds the message", Duration::from_secs(20), || {
+        let (client, url, name) = (client.clone(), url.clone(), name.clone());
+        async move { consumer_metric(&get_text(&client, url).await, &name, "retried") >= 1 }
+    })
+    .await;
+    a.shutdown().await;
+    let entry_b = publisher.consumer(&name, None, ", retry_backoff: 100ms");
+    let yaml = node_config(&backend.url(), &store, &format!("consumers:\n{entry_b}"));
+    let mut b = TestGateway::start(&yaml).await;
+    // Well before JetStream's ack_wait (30 s).
+    assert_eq!(next_text(&mut ws).await, "given back");
+    b.shutdown().await;
+    publisher.cleanup().await;
+}
+
 /// Two nodes on one source: each message is consumed once cluster-wide and reaches its
 /// connection through the node that holds it.
 async fn two_nodes_deliver_each_message_once(kind: Kind) {
@@ -204,4 +240,6 @@ macro_rules! for_sources {
 for_sources!(resumes_after_outage: Nats, Jetstream, Rabbitmq, RedisStream);
 // Core NATS is at most once: a message a node held when it died is lost by design.
 for_sources!(a_crashed_node_loses_nothing: Jetstream, Rabbitmq, RedisStream);
+// Redis leaves the entry pending; another node claims it after claim_idle.
+for_sources!(a_stopping_node_gives_its_messages_back: Jetstream, Rabbitmq);
 for_sources!(two_nodes_deliver_each_message_once: Nats, Jetstream, Rabbitmq, RedisStream);
