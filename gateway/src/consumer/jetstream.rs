@@ -163,6 +163,9 @@ pub(super) async fn run(context: Context) {
                     // Missed heartbeats while the server restarts, for instance: the stream
                     // goes on by itself.
                     tracing::debug!(consumer = %name, %error, "JetStream pull error");
+                    if !context.pause(1).await {
+                        break 'connect;
+                    }
                     continue;
                 }
                 None => {

@@ -97,7 +97,7 @@ enum Ended {
     Failed(String),
 }
 
-async fn session(context: &Context, lanes: &mut Lanes) -> Ended {
+async fn session(context: &Context, lanes: &mut Lanes, attempt: &mut u32) -> Ended {
     let c = &context.config;
     let connection = match bounded(
         "connect",
@@ -142,6 +142,7 @@ async fn session(context: &Context, lanes: &mut Lanes) -> Ended {
     };
     tracing::info!(consumer = %c.name, url = %context.url(), %queue, "consumer connected");
     metrics::connected(&c.name, true);
+    *attempt = 0;
     loop {
         let permit = tokio::select! {
             () = context.stop.cancelled() => return Ended::Stopped(connection),
@@ -179,7 +180,7 @@ pub(super) async fn run(context: Context) {
     let mut attempt = 0;
     let mut kept = None;
     while !context.stop.is_cancelled() {
-        match session(&context, &mut lanes).await {
+        match session(&context, &mut lanes, &mut attempt).await {
             Ended::Stopped(connection) => {
                 kept = Some(connection);
                 break;
