@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh machine: installs and starts what the
-# tests need (Redis, Python with boto3, Chromium and ChromeDriver, the npm packages of the AWS
-# samples test; Node.js must be there), then fmt, clippy and tests.
+# tests need (Redis, NATS, RabbitMQ, Python with boto3, Chromium and ChromeDriver, the npm
+# packages of the AWS samples test; Node.js must be there), then fmt, clippy and tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +31,38 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   done
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") >/dev/null 2>&1; }
+wait_port() {
+  for _ in $(seq 1 "$2"); do
+    port_open "$1" && return 0
+    sleep 0.5
+  done
+  echo "error: nothing answers on 127.0.0.1:$1 ($3)" >&2
+  exit 1
+}
+
+# NATS with JetStream and RabbitMQ for the broker consumer tests (gateway/tests/it/consumers*.rs);
+# the tests also start private nats-server instances on free ports.
+if ! command -v nats-server >/dev/null 2>&1; then
+  log "installing nats-server"
+  apt_install nats-server
+fi
+if ! port_open 4222; then
+  log "starting nats-server -js on 127.0.0.1:4222"
+  mkdir -p /tmp/wsgate-nats
+  nohup nats-server -a 127.0.0.1 -p 4222 -js -sd /tmp/wsgate-nats >/tmp/wsgate-nats.log 2>&1 &
+  wait_port 4222 40 nats-server
+fi
+if ! command -v rabbitmq-server >/dev/null 2>&1; then
+  log "installing rabbitmq-server"
+  apt_install rabbitmq-server
+fi
+if ! port_open 5672; then
+  log "starting rabbitmq-server on 127.0.0.1:5672"
+  RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 as_root rabbitmq-server -detached >/dev/null 2>&1 || true
+  wait_port 5672 120 rabbitmq-server
+fi
 
 # Chromium and ChromeDriver for the browser test of the chat example.
 if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then

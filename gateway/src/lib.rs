@@ -18,6 +18,8 @@
 //!   `$connect` before the 101, the session loop, inbound dispatch, the end and its
 //!   `$disconnect`), and `ws::connections`, the only way the layers above reach a connection:
 //!   push, close, membership, joined, info.
+//! - `consumer`: broker consumers (NATS, JetStream, RabbitMQ, Redis Streams) whose messages
+//!   are delivered to connections, groups and stages as the callback API delivers them.
 //! - `cache`: response caching of two-way routes (memory or Redis), keyed per route.
 //! - `state`: what the lifecycle shares (registry, store, groups, checks, budgets, signals).
 //! - `groups` (membership, fan-out, presence), `auth` (connect-time checks, `AWS_IAM` among
@@ -42,6 +44,7 @@ mod callback;
 pub mod cli;
 mod cluster;
 pub mod config;
+mod consumer;
 mod domains;
 mod error;
 mod events;

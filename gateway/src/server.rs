@@ -47,6 +47,8 @@ use crate::ws::connect::{self, LocalAddr};
 
 /// How often last-active times are written to the store.
 const TOUCH_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// Upper bound on stopping the broker consumers at shutdown.
+const CONSUMERS_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Upper bound on waiting for the cluster tasks (a renewal in flight) at shutdown.
 const CLUSTER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -135,6 +137,7 @@ pub struct Gateway {
     stop_accepting: CancellationToken,
     background: JoinSet<()>,
     cluster_tasks: JoinSet<()>,
+    consumers: crate::consumer::Consumers,
 }
 
 /// The store (wrapped for metrics and the fence), the group records and, with Redis, the
@@ -324,6 +327,8 @@ impl Gateway {
             callback_auth,
         ));
 
+        let consumers = crate::consumer::Consumers::start(&shared, cluster.clone());
+
         let stop_accepting = CancellationToken::new();
         let mut background = JoinSet::new();
         let tls = match &shared.config.tls {
@@ -374,6 +379,7 @@ impl Gateway {
             stop_accepting,
             background,
             cluster_tasks,
+            consumers,
         })
     }
 
@@ -403,6 +409,8 @@ impl Gateway {
         let drain_timeout = self.shared.config.shutdown.drain_timeout;
         self.shared.start_draining();
         tracing::info!(connections = self.shared.registry.len(), "draining");
+        // Consumers stop first: a message read while connections close would find them gone.
+        self.consumers.stop(CONSUMERS_STOP_TIMEOUT).await;
         self.stop_accepting.cancel();
         self.shared.sessions_cancel.cancel();
         self.shared.tracker.close();

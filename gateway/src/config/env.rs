@@ -12,7 +12,7 @@ use super::ConfigError;
 const PREFIX: &str = "WSGATE_";
 
 /// The top-level keys of [`super::Config`]; kept in sync by a test.
-pub(super) const SECTIONS: [&str; 19] = [
+pub(super) const SECTIONS: [&str; 20] = [
     "listen",
     "listen_proxy_protocol",
     "node_id",
@@ -32,6 +32,7 @@ pub(super) const SECTIONS: [&str; 19] = [
     "aws",
     "iam",
     "cache",
+    "consumers",
 ];
 
 /// Applies the overrides; returns the `WSGATE_*` variables that name no section.

@@ -6,6 +6,7 @@ mod aws;
 mod aws_service;
 mod cache;
 mod check_auth;
+mod consumers;
 mod domains;
 pub mod duration;
 mod env;
@@ -26,6 +27,7 @@ pub use auth::*;
 pub use aws::AwsConfig;
 pub use aws_service::AwsServiceConfig;
 pub use cache::{CacheConfig, CacheKind, MAX_CACHE_TTL, RouteCacheConfig, parse_bytes};
+pub use consumers::{ConsumerConfig, ConsumerKind, Envelope, backoff as consumer_backoff};
 pub use domains::{DomainConfig, MappingConfig};
 pub use groups::{GroupsConfig, SlowMember};
 pub use iam::{
@@ -307,6 +309,7 @@ impl Config {
         self.validate_store_and_cluster()?;
         cache::validate(self.cache.as_ref(), &self.store, api)?;
         self.groups.validate()?;
+        consumers::validate(&self.consumers, api)?;
         self.aws.validate()?;
         domains::validate(self)?;
         if let Some(tls) = &self.tls {

@@ -71,6 +71,9 @@ pub struct Config {
     /// Response caching of two-way routes (absent: no route caches); see `docs/transform.md`.
     #[serde(default)]
     pub cache: Option<super::CacheConfig>,
+    /// Broker consumers whose messages are delivered to connections; see `docs/consumers.md`.
+    #[serde(default)]
+    pub consumers: Vec<super::ConsumerConfig>,
     /// `WSGATE_*` environment variables that named no config section (warned about at start).
     #[serde(skip)]
     pub ignored_env: Vec<String>,
