@@ -3,6 +3,7 @@
 
 mod auth;
 mod aws;
+mod broker;
 mod cache;
 mod check_auth;
 mod domains;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 pub use auth::*;
 pub use aws::AwsConfig;
+pub use broker::{NatsConfig, PayloadKind, RabbitmqConfig, RedisStreamConfig};
 pub use cache::{CacheConfig, CacheKind, MAX_CACHE_TTL, RouteCacheConfig, parse_bytes};
 pub use domains::{DomainConfig, MappingConfig};
 pub use groups::{GroupsConfig, SlowMember};
@@ -408,6 +410,9 @@ fn validate_integration(
     integration: &IntegrationConfig,
     api: &ApiConfig,
 ) -> Result<(), ConfigError> {
+    if let Some(checked) = broker::validate(at, integration, api) {
+        return checked;
+    }
     let (uri, timeout) = match integration {
         IntegrationConfig::AwsProxy { uri, timeout, .. } => (uri, *timeout),
         IntegrationConfig::HttpProxy {
@@ -450,6 +455,10 @@ fn validate_integration(
             }
             return Ok(());
         }
+        // Checked above.
+        IntegrationConfig::Nats(_)
+        | IntegrationConfig::Rabbitmq(_)
+        | IntegrationConfig::RedisStream(_) => return Ok(()),
     };
     if !(Duration::from_millis(50)..=Duration::from_secs(900)).contains(&timeout) {
         return Err(ConfigError::invalid(
