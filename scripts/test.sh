@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh machine: installs and starts what the
-# tests need (Redis, Python with boto3, Chromium and ChromeDriver, the npm packages of the AWS
+# tests need (Redis, NATS, RabbitMQ, Python with boto3, Chromium and ChromeDriver, the npm packages of the AWS
 # samples test; Node.js must be there), then fmt, clippy and tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +31,33 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   done
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null
+
+# NATS with JetStream and RabbitMQ for the broker integration tests (gateway/tests/it/brokers.rs):
+# the shared servers on 127.0.0.1:4222 and 127.0.0.1:5672 (guest/guest); the tests start private
+# nats-server processes themselves.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+  log "installing nats-server"
+  apt_install nats-server
+fi
+if ! port_open 4222; then
+  log "starting nats-server with JetStream on 127.0.0.1:4222"
+  nats_dir="${XDG_CACHE_HOME:-$HOME/.cache}/wsgate/nats"
+  mkdir -p "$nats_dir"
+  nohup "$(command -v nats-server || echo /usr/sbin/nats-server)" -a 127.0.0.1 -p 4222 -js -sd "$nats_dir" >"$nats_dir/log" 2>&1 &
+  for _ in $(seq 1 50); do port_open 4222 && break; sleep 0.1; done
+fi
+port_open 4222
+if ! command -v rabbitmq-server >/dev/null 2>&1 && [ ! -x /usr/sbin/rabbitmq-server ]; then
+  log "installing rabbitmq-server"
+  apt_install rabbitmq-server
+fi
+if ! port_open 5672; then
+  log "starting rabbitmq-server on 127.0.0.1:5672"
+  as_root service rabbitmq-server start >/dev/null 2>&1 || as_root rabbitmq-server -detached
+  for _ in $(seq 1 600); do port_open 5672 && break; sleep 0.1; done
+fi
+port_open 5672
 
 # Chromium and ChromeDriver for the browser test of the chat example.
 if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then

@@ -6,6 +6,7 @@ mod aws_frames;
 mod aws_samples;
 mod aws_wire;
 mod binary;
+mod brokers;
 mod cache;
 mod callback;
 mod callback_hardening;

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod boto;
+pub mod brokers;
 pub mod cluster;
 pub mod groups;
 pub mod iam;
