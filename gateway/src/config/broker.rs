@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ApiConfig, ConfigError, IntegrationConfig, duration, substitute_stage_variables};
+use super::{
+    ApiConfig, ConfigError, IntegrationConfig, RouteConfig, duration, substitute_stage_variables,
+};
 
 /// What a broker integration publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -152,6 +154,23 @@ pub(super) fn validate(
         _ => return None,
     };
     Some(result)
+}
+
+/// A broker route must publish every message, so its answers are not cached.
+pub(super) fn validate_route(at: &str, route: &RouteConfig) -> Result<(), ConfigError> {
+    let broker = matches!(
+        route.integration,
+        IntegrationConfig::Nats(_)
+            | IntegrationConfig::Rabbitmq(_)
+            | IntegrationConfig::RedisStream(_)
+    );
+    if broker && route.cache.is_some() {
+        return Err(ConfigError::invalid(
+            format!("{at}.cache"),
+            "a broker route publishes every message; it has no answers to cache",
+        ));
+    }
+    Ok(())
 }
 
 fn common(at: &str, timeout: Duration, max_in_flight: usize) -> Result<(), ConfigError> {

@@ -182,6 +182,7 @@ impl Config {
             }
             let here = format!("{at}.integration");
             validate_integration(&here, &route.integration, api)?;
+            broker::validate_route(&at, route)?;
             let connect = key == "$connect";
             let parameters = route.integration.request_parameters();
             let transform = route.integration.request_transform().unwrap_or_default();
