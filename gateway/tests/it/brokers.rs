@@ -4,6 +4,9 @@
 //! broker comes back, without losing a message the gateway acknowledged; config errors name
 //! their key.
 
+use std::time::Duration;
+
+use futures_util::StreamExt;
 use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use serde_json::Value;
@@ -612,6 +615,10 @@ fn broker_config_errors_name_the_key() {
         let error = config_error(&format!("    chat:\n      integration: {integration}\n"));
         assert!(error.contains(&key), "{integration}: `{error}` names {key}");
     }
+    let error = config_error(
+        "    chat:\n      integration: { type: nats, subject: a }\n      route_response: true\n      cache: { ttl: 10s }\n",
+    );
+    assert!(error.contains("api.routes.chat.cache"), "{error}");
     // Defaults are accepted.
     Config::from_yaml(&yaml(
         "    chat:\n      integration: { type: nats, subject: a.b }\n    c2:\n      integration: { type: rabbitmq, routing_key: k }\n    c3:\n      integration: { type: redis_stream, stream: s }\n",
@@ -641,4 +648,222 @@ async fn brokers_down_at_startup_do_not_stop_the_gateway() {
         assert_eq!(errors.len(), 1, "{action}: {errors:?}");
         assert!(errors[0].contains("Internal server error"));
     }
+}
+
+#[tokio::test]
+async fn core_nats_publishes_with_headers() {
+    require("NATS", "127.0.0.1:4222").await;
+    let client = nats_client(NATS).await;
+    let subject = unique("wsgt.core.");
+    let mut subscriber = client.subscribe(subject.clone()).await.expect("subscribe");
+    client.flush().await.expect("flush");
+    let gw = gateway(&format!(
+        "    chat:\n      integration: {{ type: nats, subject: \"{subject}\", jetstream: false, payload: event }}\n"
+    ))
+    .await;
+    let mut ws = connect(&gw.ws_url("/prod")).await;
+    assert!(acknowledged(&mut ws, 7).await);
+    let message = tokio::time::timeout(DEADLINE, subscriber.next())
+        .await
+        .expect("a message within the deadline")
+        .expect("subscription open");
+    let event: Value = serde_json::from_slice(&message.payload).expect("event JSON");
+    assert_eq!(event["requestContext"]["eventType"], "MESSAGE");
+    assert_eq!(n_of(event["body"].as_str().unwrap().as_bytes()), 7);
+    let headers = message.headers.expect("headers");
+    assert_eq!(
+        headers.get("content-type").unwrap().as_str(),
+        "application/json"
+    );
+    assert_eq!(headers.get("x-wsgate-route-key").unwrap().as_str(), "chat");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Throughput: through the gateway against the client crate alone, in the same run.
+
+/// Connections (and, for the client crates alone, concurrent publishers).
+const CONNS: usize = 32;
+/// Messages per connection.
+const PER_CONN: usize = 250;
+
+/// Messages/s through the gateway: `CONNS` connections each send `PER_CONN` one-way messages
+/// (each published and acknowledged before the next, as the gateway handles a connection's
+/// messages in order), timed until every connection's last message was acknowledged.
+async fn through_gateway(gw: &TestGateway) -> f64 {
+    let mut sockets = Vec::new();
+    for _ in 0..CONNS {
+        sockets.push(connect(&gw.ws_url("/prod")).await);
+    }
+    let started = std::time::Instant::now();
+    let runs = sockets.into_iter().map(|mut ws| {
+        tokio::spawn(async move {
+            for n in 0..PER_CONN {
+                chat(&mut ws, n).await;
+            }
+            assert!(settle(&mut ws).await.is_empty());
+        })
+    });
+    for run in futures_util::future::join_all(runs).await {
+        run.expect("connection run");
+    }
+    (CONNS * PER_CONN) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Messages/s of `CONNS` tasks publishing `PER_CONN` messages each, one acknowledged publish at
+/// a time, with `publish`.
+async fn through_client<F, Fut>(publish: F) -> f64
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let started = std::time::Instant::now();
+    let runs = (0..CONNS).map(|_| {
+        let publish = publish.clone();
+        tokio::spawn(async move {
+            for n in 0..PER_CONN {
+                publish(n).await;
+            }
+        })
+    });
+    for run in futures_util::future::join_all(runs).await {
+        run.expect("publisher run");
+    }
+    (CONNS * PER_CONN) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn report(broker: &str, gateway: f64, client: f64) {
+    println!(
+        "{broker}: {gateway:.0} msgs/s through the gateway, {client:.0} msgs/s with the client alone, ratio {:.2}",
+        gateway / client
+    );
+}
+
+/// A 64-byte message like the gateway's.
+const PAYLOAD: &[u8] = br#"{"action":"chat","n":1,"data":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+async fn throughput_per_broker() {
+    require("NATS", "127.0.0.1:4222").await;
+    require("RabbitMQ", "127.0.0.1:5672").await;
+    require("Redis", "127.0.0.1:6379").await;
+
+    // NATS JetStream.
+    let js = async_nats::jetstream::new(nats_client(NATS).await);
+    let prefix = unique("wsgt");
+    nats_stream(&js, &prefix, vec![format!("{prefix}.>")]).await;
+    let gw = gateway(&format!(
+        "    chat:\n      integration: {{ type: nats, subject: \"{prefix}.gw\" }}\n"
+    ))
+    .await;
+    let gateway_rate = through_gateway(&gw).await;
+    let subject = format!("{prefix}.direct");
+    let client_rate = through_client(move |n| {
+        let js = js.clone();
+        let subject = subject.clone();
+        async move {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("x-wsgate-request-id", n.to_string());
+            js.publish_with_headers(subject, headers, PAYLOAD.into())
+                .await
+                .expect("publish")
+                .await
+                .expect("PubAck");
+        }
+    })
+    .await;
+    report("nats (JetStream)", gateway_rate, client_rate);
+    let js = async_nats::jetstream::new(nats_client(NATS).await);
+    js.delete_stream(&prefix).await.expect("delete stream");
+
+    // RabbitMQ.
+    let channel = amqp_channel(AMQP).await;
+    let queue = unique("wsgate-bench-");
+    declare(&channel, &queue).await;
+    let gw = gateway(&format!(
+        "    chat:\n      integration: {{ type: rabbitmq, routing_key: \"{queue}\" }}\n"
+    ))
+    .await;
+    let gateway_rate = through_gateway(&gw).await;
+    let publisher = amqp_channel(AMQP).await;
+    publisher
+        .confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await
+        .expect("confirm mode");
+    let key = queue.clone();
+    let client_rate = through_client(move |_| {
+        let publisher = publisher.clone();
+        let key = key.clone();
+        async move {
+            let confirm = publisher
+                .basic_publish(
+                    "".into(),
+                    key.as_str().into(),
+                    lapin::options::BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    PAYLOAD,
+                    lapin::BasicProperties::default().with_delivery_mode(2),
+                )
+                .await
+                .expect("publish")
+                .await
+                .expect("confirm");
+            assert_eq!(confirm, lapin::Confirmation::Ack(None));
+        }
+    })
+    .await;
+    report("rabbitmq", gateway_rate, client_rate);
+    channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .expect("delete queue");
+
+    // Redis Streams.
+    let stream = unique("wsgate:bench:");
+    let gw = gateway(&format!(
+        "    chat:\n      integration: {{ type: redis_stream, stream: \"{stream}:gw\" }}\n"
+    ))
+    .await;
+    let gateway_rate = through_gateway(&gw).await;
+    let target = wsgate_connection_store::redis_conn::RedisTarget::new(
+        vec![REDIS.to_owned()],
+        false,
+        Duration::from_secs(5),
+    );
+    let conn = wsgate_connection_store::redis_conn::connect(&target, None)
+        .await
+        .expect("Redis");
+    let key = format!("{stream}:direct");
+    let client_rate = through_client(move |_| {
+        let mut conn = conn.clone();
+        let key = key.clone();
+        async move {
+            let _: String = redis::cmd("XADD")
+                .arg(&key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(1_000_000)
+                .arg("*")
+                .arg("data")
+                .arg(PAYLOAD)
+                .query_async(&mut conn)
+                .await
+                .expect("XADD");
+        }
+    })
+    .await;
+    report("redis_stream", gateway_rate, client_rate);
+    let client = redis::Client::open(REDIS).expect("url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{stream}:gw"))
+        .arg(format!("{stream}:direct"))
+        .query_async(&mut conn)
+        .await
+        .expect("DEL");
 }
