@@ -189,3 +189,33 @@ pub(super) fn build(
         _ => Err("not a broker integration".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_publish_waits_for_a_slot_within_its_timeout() {
+        let slots = Slots::new(1);
+        let held = slots.semaphore.acquire().await.expect("open");
+        let started = tokio::time::Instant::now();
+        let waited = bounded("nats", &slots, Duration::from_secs(2), async { Ok(()) }).await;
+        assert!(matches!(
+            waited,
+            Err(IntegrationError::Broker(BrokerError::Timeout {
+                broker: "nats",
+                ..
+            }))
+        ));
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        drop(held);
+        bounded("nats", &slots, Duration::from_secs(2), async { Ok(()) })
+            .await
+            .expect("a free slot");
+        // A later route with a larger bound raises it.
+        slots.raise(3);
+        let held: Vec<_> =
+            futures_util::future::join_all((0..3).map(|_| slots.semaphore.acquire())).await;
+        assert_eq!(held.len(), 3);
+    }
+}
