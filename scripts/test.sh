@@ -42,19 +42,22 @@ wait_port() {
   exit 1
 }
 
-# NATS with JetStream and RabbitMQ for the broker consumer tests (gateway/tests/it/consumers*.rs);
-# the tests also start private nats-server instances on free ports.
-if ! command -v nats-server >/dev/null 2>&1; then
+# NATS with JetStream and RabbitMQ (guest/guest) for the broker integrations and consumers
+# (gateway/tests/it/brokers.rs, consumers*.rs) and the queue-chat example; the tests also start
+# private nats-server instances on free ports.
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
   log "installing nats-server"
   apt_install nats-server
 fi
 if ! port_open 4222; then
   log "starting nats-server -js on 127.0.0.1:4222"
-  mkdir -p /tmp/wsgate-nats
-  nohup nats-server -a 127.0.0.1 -p 4222 -js -sd /tmp/wsgate-nats >/tmp/wsgate-nats.log 2>&1 &
+  nats_dir="${XDG_CACHE_HOME:-$HOME/.cache}/wsgate/nats"
+  mkdir -p "$nats_dir"
+  nohup "$(command -v nats-server || echo /usr/sbin/nats-server)" -a 127.0.0.1 -p 4222 -js \
+    -sd "$nats_dir" >"$nats_dir/log" 2>&1 &
   wait_port 4222 40 nats-server
 fi
-if ! command -v rabbitmq-server >/dev/null 2>&1; then
+if ! command -v rabbitmq-server >/dev/null 2>&1 && [ ! -x /usr/sbin/rabbitmq-server ]; then
   log "installing rabbitmq-server"
   apt_install rabbitmq-server
 fi

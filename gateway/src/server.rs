@@ -219,6 +219,7 @@ impl Gateway {
             } else {
                 None
             },
+            brokers: Default::default(),
         };
         // Installed before the routes are built: they register their metric handles.
         crate::telemetry::prometheus();

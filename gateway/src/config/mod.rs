@@ -4,6 +4,7 @@
 mod auth;
 mod aws;
 mod aws_service;
+mod broker;
 mod cache;
 mod check_auth;
 mod consumers;
@@ -26,6 +27,7 @@ use std::time::Duration;
 pub use auth::*;
 pub use aws::AwsConfig;
 pub use aws_service::AwsServiceConfig;
+pub use broker::{NatsConfig, PayloadKind, RabbitmqConfig, RedisStreamConfig};
 pub use cache::{CacheConfig, CacheKind, MAX_CACHE_TTL, RouteCacheConfig, parse_bytes};
 pub use consumers::{ConsumerConfig, ConsumerKind, Envelope, backoff as consumer_backoff};
 pub use domains::{DomainConfig, MappingConfig};
@@ -187,6 +189,7 @@ impl Config {
             if let IntegrationConfig::Aws(service) = &route.integration {
                 aws_service::validate(&here, service, api, &self.aws)?;
             }
+            broker::validate_route(&at, route)?;
             let connect = key == "$connect";
             let parameters = route.integration.request_parameters();
             let transform = route.integration.request_transform().unwrap_or_default();
@@ -416,6 +419,9 @@ fn validate_integration(
     integration: &IntegrationConfig,
     api: &ApiConfig,
 ) -> Result<(), ConfigError> {
+    if let Some(checked) = broker::validate(at, integration, api) {
+        return checked;
+    }
     let (uri, timeout) = match integration {
         // Checked with the `aws:` section by `aws_service::validate`.
         IntegrationConfig::Aws(_) => return Ok(()),
@@ -460,6 +466,10 @@ fn validate_integration(
             }
             return Ok(());
         }
+        // Checked above.
+        IntegrationConfig::Nats(_)
+        | IntegrationConfig::Rabbitmq(_)
+        | IntegrationConfig::RedisStream(_) => return Ok(()),
     };
     if !(Duration::from_millis(50)..=Duration::from_secs(900)).contains(&timeout) {
         return Err(ConfigError::invalid(

@@ -446,6 +446,12 @@ pub enum IntegrationConfig {
         #[serde(default)]
         integration_responses: BTreeMap<String, IntegrationResponseConfig>,
     },
+    /// Publish to NATS (JetStream or core); see `docs/brokers.md`.
+    Nats(super::broker::NatsConfig),
+    /// Publish to a RabbitMQ exchange with publisher confirms; see `docs/brokers.md`.
+    Rabbitmq(super::broker::RabbitmqConfig),
+    /// `XADD` to a Redis stream; see `docs/brokers.md`.
+    RedisStream(super::broker::RedisStreamConfig),
 }
 
 /// The HTTP version an integration speaks to its backend.
@@ -461,13 +467,14 @@ pub enum BackendProtocol {
 }
 
 impl IntegrationConfig {
-    /// The HTTP version the integration speaks (`mock`: none, reported as HTTP/1.1).
+    /// The HTTP version the integration speaks (`mock` and brokers: none, reported as HTTP/1.1).
     pub fn protocol(&self) -> BackendProtocol {
         match self {
             Self::AwsProxy { protocol, .. }
             | Self::HttpProxy { protocol, .. }
             | Self::Http { protocol, .. } => *protocol,
             Self::Mock { .. } | Self::Aws(_) => BackendProtocol::Http1,
+            Self::Nats(_) | Self::Rabbitmq(_) | Self::RedisStream(_) => BackendProtocol::Http1,
         }
     }
 
@@ -508,6 +515,7 @@ impl IntegrationConfig {
                 responses: Some(&aws.integration_responses),
             }),
             Self::AwsProxy { .. } | Self::HttpProxy { .. } => None,
+            Self::Nats(_) | Self::Rabbitmq(_) | Self::RedisStream(_) => None,
         }
     }
 
@@ -521,6 +529,7 @@ impl IntegrationConfig {
                 request_parameters, ..
             } => Some(request_parameters),
             Self::AwsProxy { .. } | Self::Mock { .. } | Self::Aws(_) => None,
+            Self::Nats(_) | Self::Rabbitmq(_) | Self::RedisStream(_) => None,
         }
     }
 }

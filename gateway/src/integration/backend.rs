@@ -21,6 +21,8 @@ pub(crate) struct Clients {
     pub h1: h1::Client,
     /// `protocol: http2` (built only when an integration asks for it).
     pub h2: Option<reqwest::Client>,
+    /// The broker clients (`nats`, `rabbitmq`, `redis_stream`), one per URL.
+    pub brokers: std::sync::Arc<super::broker::Brokers>,
 }
 
 /// Where an integration sends its requests.

@@ -8,6 +8,7 @@ mod aws_proxy;
 pub(crate) mod aws_service;
 mod backend;
 pub(crate) mod body;
+pub(crate) mod broker;
 pub(crate) mod h1;
 mod http;
 mod http_proxy;
@@ -109,6 +110,9 @@ pub enum IntegrationError {
     /// A mapping template failed, or a payload could not be converted.
     #[error("mapping failed: {0}")]
     Mapping(String),
+    /// A broker integration's publish failed or was refused.
+    #[error("broker publish failed: {0}")]
+    Broker(#[source] broker::BrokerError),
     /// The answer was larger than the cap (`limits.max_integration_response_bytes`; for
     /// `aws_proxy`, the envelope cap or the decoded body's).
     #[error("integration response larger than {limit} bytes")]
@@ -222,6 +226,11 @@ pub(crate) fn build_stages(
         let mut routes = HashMap::new();
         for (key, route) in &api.routes {
             let integration: Arc<dyn Integration> = match &route.integration {
+                IntegrationConfig::Nats(_)
+                | IntegrationConfig::Rabbitmq(_)
+                | IntegrationConfig::RedisStream(_) => {
+                    broker::build(&route.integration, settings, &clients.brokers)?
+                }
                 IntegrationConfig::AwsProxy {
                     uri,
                     timeout,

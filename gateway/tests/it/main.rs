@@ -7,6 +7,7 @@ mod aws_samples;
 mod aws_services;
 mod aws_wire;
 mod binary;
+mod brokers;
 mod cache;
 mod callback;
 mod callback_hardening;

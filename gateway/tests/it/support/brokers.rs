@@ -1,4 +1,5 @@
-//! Brokers for the consumer tests: publishers for NATS, JetStream, RabbitMQ and Redis Streams
+//! Brokers for the broker integration and consumer tests: reachability checks naming the
+//! broker, publishers for NATS, JetStream, RabbitMQ and Redis Streams
 //! (on the shared local services, names unique per test), a private `nats-server`, a TCP proxy
 //! that can cut every connection (RabbitMQ outages), and metric and probe helpers.
 
@@ -55,6 +56,24 @@ pub enum Publisher {
         client: redis::Client,
         stream: String,
     },
+}
+
+/// Fails the test, naming the broker, when nothing answers at `addr`.
+pub async fn require(broker: &str, addr: &str) {
+    let reachable = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    assert!(
+        reachable,
+        "{broker} is not reachable at {addr}: start it (see scripts/test.sh) to run the broker tests"
+    );
+}
+
+/// A connected NATS client for `url` (failing the test, naming NATS, when it is not there).
+pub async fn nats_client(url: &str) -> async_nats::Client {
+    async_nats::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("NATS at {url} is not reachable: {e}"))
 }
 
 /// A fresh name for one test.
