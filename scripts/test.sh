@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh machine: installs and starts what the
-# tests need (Redis, Python with boto3, Chromium and ChromeDriver, the npm packages of the AWS
-# samples test; Node.js must be there), then fmt, clippy and tests.
+# tests need (Redis, NATS with JetStream, RabbitMQ, Python with boto3, Chromium and ChromeDriver,
+# the npm packages of the AWS samples test; Node.js must be there), then fmt, clippy and tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +31,35 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   done
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null
+
+# NATS with JetStream on 127.0.0.1:4222 (broker integrations, consumers, the queue-chat example);
+# tests that restart NATS start private nats-servers from the same binary.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+  log "installing nats-server"
+  apt_install nats-server
+fi
+nats_bin="$(command -v nats-server || echo /usr/sbin/nats-server)"
+if ! port_open 4222; then
+  log "starting nats-server with JetStream on 127.0.0.1:4222"
+  nats_dir="${XDG_CACHE_HOME:-$HOME/.cache}/wsgate/nats"
+  mkdir -p "$nats_dir"
+  nohup "$nats_bin" -js -a 127.0.0.1 -p 4222 -sd "$nats_dir" >"$nats_dir/log" 2>&1 &
+  for _ in $(seq 1 100); do port_open 4222 && break; sleep 0.1; done
+fi
+port_open 4222 || { echo "error: NATS does not answer on 127.0.0.1:4222" >&2; exit 1; }
+
+# RabbitMQ on 127.0.0.1:5672 (guest/guest) for the RabbitMQ integration and consumer tests.
+if ! command -v rabbitmq-server >/dev/null 2>&1 && [ ! -x /usr/sbin/rabbitmq-server ]; then
+  log "installing rabbitmq-server"
+  apt_install rabbitmq-server
+fi
+if ! port_open 5672; then
+  log "starting rabbitmq-server"
+  as_root rabbitmq-server -detached >/dev/null 2>&1 || true
+  for _ in $(seq 1 600); do port_open 5672 && break; sleep 0.1; done
+fi
+port_open 5672 || { echo "error: RabbitMQ does not answer on 127.0.0.1:5672" >&2; exit 1; }
 
 # Chromium and ChromeDriver for the browser test of the chat example.
 if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
