@@ -1,15 +1,18 @@
 //! `type: sqs` consumers against moto's server on a loopback port: a message addressed by
 //! message attribute or JSON envelope reaches its client and is deleted from the queue, a
 //! message for a gone connection is deleted and counted, 50 messages of one FIFO message group
-//! keep their order, and a stopping gateway makes the messages it still holds visible again.
+//! keep their order, a stopping gateway makes the messages it still holds visible again, and
+//! two nodes polling one queue deliver each message once, through the node holding the
+//! connection.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::support::boto::run_script;
 use crate::support::brokers::consumer_metric;
-use crate::support::cluster::eventually;
+use crate::support::cluster::{eventually, node_config, shared_store};
 use crate::support::lambda::{Moto, PROFILE, TempFile, credentials_file};
 use crate::support::*;
 
@@ -206,4 +209,49 @@ async fn a_stopping_gateway_returns_unsettled_messages() {
     gw.shutdown().await;
     // Far sooner than the 300 s visibility timeout.
     wait_count(&moto, &queue, (1, 0)).await;
+}
+
+/// Two nodes on one queue: SQS hides each received message from the other node, so each
+/// message is delivered once, by whichever node received it, to the node holding the
+/// connection.
+#[tokio::test]
+async fn two_nodes_deliver_each_message_once() {
+    let moto = Moto::start().await;
+    let backend = Backend::ok().await;
+    let (store, _cleanup) = shared_store();
+    let queue = create(&moto, "shared", false).await;
+    let file = credentials_file();
+    let extra = format!(
+        "{}consumers:\n{}",
+        aws_section(&file),
+        entry("sqs-n", &queue, "")
+    );
+    let yaml = node_config(&backend.url(), &store, &extra);
+    let mut n1 = TestGateway::start(&yaml).await;
+    let mut n2 = TestGateway::start(&yaml).await;
+    let (mut a, id_a) = connect_and_id(&backend, &n1.ws_url("/prod")).await;
+    let (mut b, id_b) = connect_and_id(&backend, &n2.ws_url("/prod")).await;
+    let messages: Vec<Value> = (0..40)
+        .map(|i| to(if i % 2 == 0 { &id_a } else { &id_b }, &format!("x{i}")))
+        .collect();
+    send(&moto, &queue, &Value::Array(messages)).await;
+    for (ws, parity) in [(&mut a, 0), (&mut b, 1)] {
+        let mut seen = BTreeSet::new();
+        for _ in 0..20 {
+            let text = next_text(ws).await;
+            assert!(seen.insert(text.clone()), "{text} arrived twice");
+        }
+        let want: BTreeSet<String> = (0..40)
+            .filter(|i| i % 2 == parity)
+            .map(|i| format!("x{i}"))
+            .collect();
+        assert_eq!(seen, want);
+    }
+    wait_count(&moto, &queue, (0, 0)).await;
+    // Nothing more behind: a duplicate would arrive before these markers.
+    send(&moto, &queue, &json!([to(&id_a, "end"), to(&id_b, "end")])).await;
+    assert_eq!(next_text(&mut a).await, "end");
+    assert_eq!(next_text(&mut b).await, "end");
+    n1.shutdown().await;
+    n2.shutdown().await;
 }
