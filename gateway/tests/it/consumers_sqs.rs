@@ -3,7 +3,7 @@
 //! message for a gone connection is deleted and counted, 50 messages of one FIFO message group
 //! keep their order, a stopping gateway makes the messages it still holds visible again, and
 //! two nodes polling one queue deliver each message once, through the node holding the
-//! connection.
+//! connection; a queue that does not exist yet is polled again with a backoff until it does.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -254,4 +254,34 @@ async fn two_nodes_deliver_each_message_once() {
     assert_eq!(next_text(&mut b).await, "end");
     n1.shutdown().await;
     n2.shutdown().await;
+}
+
+/// SQS refusing the receive (no such queue) takes the consumer down (`connected` 0); it keeps
+/// trying with a backoff and comes up once the queue exists.
+#[tokio::test]
+async fn a_missing_queue_is_retried_until_it_exists() {
+    let moto = Moto::start().await;
+    let backend = Backend::ok().await;
+    let other = create(&moto, "present", false).await;
+    let late = other.replace("/present", "/late");
+    let file = credentials_file();
+    let yaml = config(
+        &backend.url(),
+        &format!(
+            "{}consumers:\n{}",
+            aws_section(&file),
+            entry("sqs-l", &late, "")
+        ),
+    );
+    let mut gw = TestGateway::start(&yaml).await;
+    let (mut ws, id) = connect_and_id(&backend, &gw.ws_url("/prod")).await;
+    let connected = "wsgate_consumer_connected{consumer=\"sqs-l\"} 1";
+    let text = get_text(&http(), gw.http_url("/metrics")).await;
+    assert!(!text.contains(connected), "{text}");
+    assert_eq!(create(&moto, "late", false).await, late);
+    send(&moto, &late, &json!([to(&id, "finally")])).await;
+    assert_eq!(next_text(&mut ws).await, "finally");
+    let text = get_text(&http(), gw.http_url("/metrics")).await;
+    assert!(text.contains(connected), "{text}");
+    gw.shutdown().await;
 }
