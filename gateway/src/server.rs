@@ -328,7 +328,7 @@ impl Gateway {
             callback_auth,
         ));
 
-        let consumers = crate::consumer::Consumers::start(&shared, cluster.clone());
+        let consumers = crate::consumer::Consumers::start(&shared, cluster.clone(), &aws);
 
         let stop_accepting = CancellationToken::new();
         let mut background = JoinSet::new();

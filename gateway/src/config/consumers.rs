@@ -1,4 +1,4 @@
-//! `consumers:` section: broker sources (NATS, JetStream, RabbitMQ, Redis Streams) whose
+//! `consumers:` section: broker sources (NATS, JetStream, RabbitMQ, Redis Streams, SQS) whose
 //! messages the gateway delivers to connections, groups and stages; see `docs/consumers.md`.
 
 use std::collections::HashSet;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ApiConfig, ConfigError, duration, redact_url};
+use super::{ApiConfig, AwsConfig, ConfigError, duration, redact_url};
 
 /// The kind of broker a consumer reads from.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub enum ConsumerKind {
     Rabbitmq,
     /// Redis Stream read through a consumer group.
     RedisStream,
+    /// Amazon SQS queue (long polling).
+    Sqs,
 }
 
 impl ConsumerKind {
@@ -31,6 +33,7 @@ impl ConsumerKind {
             Self::Jetstream => "jetstream",
             Self::Rabbitmq => "rabbitmq",
             Self::RedisStream => "redis_stream",
+            Self::Sqs => "sqs",
         }
     }
 }
@@ -57,6 +60,8 @@ pub struct ConsumerConfig {
     #[serde(rename = "type")]
     pub kind: ConsumerKind,
     /// Broker URL (`nats://`, `amqp://`, `redis://`); may carry credentials (redacted in logs).
+    /// Required for every type but sqs (which takes `queue_url`).
+    #[serde(default)]
     pub url: String,
     /// nats, jetstream: the subject (filter) to consume.
     #[serde(default)]
@@ -91,6 +96,22 @@ pub struct ConsumerConfig {
     /// redis_stream: entries pending this long at a consumer that is gone are claimed.
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub claim_idle: Option<Duration>,
+    /// sqs: the queue URL (`https://sqs.{region}.amazonaws.com/{account}/{name}`).
+    #[serde(default)]
+    pub queue_url: Option<String>,
+    /// sqs: the region requests are signed for; default `aws.region`, else the queue URL's.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// sqs: where requests go; default `aws.endpoint_url`, else the queue URL's scheme and host.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// sqs: how long one `ReceiveMessage` waits for messages (long polling, at most 20 s).
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub wait_time: Option<Duration>,
+    /// sqs: how long a received message stays hidden from other receivers before SQS hands it
+    /// out again; must exceed the retry window.
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub visibility_timeout: Option<Duration>,
     /// Where undeliverable messages go instead of being dropped: jetstream a subject,
     /// redis_stream a stream key. rabbitmq uses the queue's own dead-letter exchange.
     #[serde(default)]
@@ -131,6 +152,10 @@ fn default_retry_backoff() -> Duration {
 pub(super) const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
 /// Default `claim_idle` (redis_stream).
 pub(super) const DEFAULT_CLAIM_IDLE: Duration = Duration::from_secs(30);
+/// Default `wait_time` (sqs), also its largest value.
+pub(super) const DEFAULT_WAIT_TIME: Duration = Duration::from_secs(20);
+/// Default `visibility_timeout` (sqs).
+pub(super) const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest `max_in_flight`.
 pub(super) const MAX_IN_FLIGHT: usize = 4096;
 
@@ -145,6 +170,7 @@ impl fmt::Debug for ConsumerConfig {
             .field("durable", &self.durable)
             .field("queue", &self.queue)
             .field("group", &self.group)
+            .field("queue_url", &self.queue_url)
             .field("stage", &self.stage)
             .field("envelope", &self.envelope)
             .field("max_in_flight", &self.max_in_flight)
@@ -162,6 +188,17 @@ impl ConsumerConfig {
     /// `claim_idle` or its default.
     pub fn claim_idle(&self) -> Duration {
         self.claim_idle.unwrap_or(DEFAULT_CLAIM_IDLE)
+    }
+
+    /// `wait_time` or its default.
+    pub fn wait_time(&self) -> Duration {
+        self.wait_time.unwrap_or(DEFAULT_WAIT_TIME)
+    }
+
+    /// `visibility_timeout` or its default.
+    pub fn visibility_timeout(&self) -> Duration {
+        self.visibility_timeout
+            .unwrap_or(DEFAULT_VISIBILITY_TIMEOUT)
     }
 
     /// The longest a message may be retried in place: every backoff of `max_deliver` attempts.
@@ -182,7 +219,11 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
 ///
 /// # Errors
 /// A [`ConfigError`] naming the key (`consumers[i].key`).
-pub(super) fn validate(consumers: &[ConsumerConfig], api: &ApiConfig) -> Result<(), ConfigError> {
+pub(super) fn validate(
+    consumers: &[ConsumerConfig],
+    api: &ApiConfig,
+    aws: &AwsConfig,
+) -> Result<(), ConfigError> {
     let mut names = HashSet::new();
     for (i, c) in consumers.iter().enumerate() {
         let key = |field: &str| format!("consumers[{i}].{field}");
@@ -207,12 +248,14 @@ pub(super) fn validate(consumers: &[ConsumerConfig], api: &ApiConfig) -> Result<
             }
             ConsumerKind::Rabbitmq => c.url.starts_with("amqp://"),
             ConsumerKind::RedisStream => c.url.starts_with("redis://"),
+            ConsumerKind::Sqs => c.url.is_empty(),
         };
         if !scheme_ok {
             let expected = match c.kind {
                 ConsumerKind::Nats | ConsumerKind::Jetstream => "nats://host:port",
                 ConsumerKind::Rabbitmq => "amqp://user:password@host:port/vhost",
                 ConsumerKind::RedisStream => "redis://host:port",
+                ConsumerKind::Sqs => "no `url` (give `queue_url`)",
             };
             return Err(ConfigError::invalid(
                 key("url"),
@@ -260,6 +303,9 @@ pub(super) fn validate(consumers: &[ConsumerConfig], api: &ApiConfig) -> Result<
                 ),
             ));
         }
+        if c.kind == ConsumerKind::Sqs {
+            super::sqs_consumer::validate(c, aws, &key)?;
+        }
         if c.kind == ConsumerKind::RedisStream && c.retry_window() >= c.claim_idle() {
             return Err(ConfigError::invalid(
                 key("claim_idle"),
@@ -275,7 +321,7 @@ pub(super) fn validate(consumers: &[ConsumerConfig], api: &ApiConfig) -> Result<
 
 /// The keys each kind requires and allows.
 fn check_keys(c: &ConsumerConfig, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
-    let given: [(&str, bool); 10] = [
+    let given: [(&str, bool); 15] = [
         ("subject", c.subject.is_some()),
         ("queue_group", c.queue_group.is_some()),
         ("stream", c.stream.is_some()),
@@ -286,6 +332,11 @@ fn check_keys(c: &ConsumerConfig, key: &dyn Fn(&str) -> String) -> Result<(), Co
         ("declare_queue", c.declare_queue),
         ("group", c.group.is_some()),
         ("claim_idle", c.claim_idle.is_some()),
+        ("queue_url", c.queue_url.is_some()),
+        ("region", c.region.is_some()),
+        ("endpoint_url", c.endpoint_url.is_some()),
+        ("wait_time", c.wait_time.is_some()),
+        ("visibility_timeout", c.visibility_timeout.is_some()),
     ];
     let (required, allowed): (&[&str], &[&str]) = match c.kind {
         ConsumerKind::Nats => (&["subject"], &["queue_group"]),
@@ -295,6 +346,10 @@ fn check_keys(c: &ConsumerConfig, key: &dyn Fn(&str) -> String) -> Result<(), Co
         ),
         ConsumerKind::Rabbitmq => (&["queue"], &["declare_queue"]),
         ConsumerKind::RedisStream => (&["stream", "group"], &["claim_idle"]),
+        ConsumerKind::Sqs => (
+            &["queue_url"],
+            &["region", "endpoint_url", "wait_time", "visibility_timeout"],
+        ),
     };
     for (field, present) in given {
         if present && !required.contains(&field) && !allowed.contains(&field) {
@@ -310,6 +365,7 @@ fn check_keys(c: &ConsumerConfig, key: &dyn Fn(&str) -> String) -> Result<(), Co
             "stream" => c.stream.as_deref(),
             "durable" => c.durable.as_deref(),
             "queue" => c.queue.as_deref(),
+            "queue_url" => c.queue_url.as_deref(),
             _ => c.group.as_deref(),
         }
         .is_none_or(str::is_empty);
@@ -326,6 +382,7 @@ fn check_keys(c: &ConsumerConfig, key: &dyn Fn(&str) -> String) -> Result<(), Co
             ConsumerKind::Rabbitmq => {
                 "does not apply to type rabbitmq: give the queue an x-dead-letter-exchange"
             }
+            ConsumerKind::Sqs => "does not apply to type sqs: give the queue a redrive policy",
             _ => "does not apply to type nats (at most once)",
         };
         return Err(ConfigError::invalid(key("dead_letter"), why));

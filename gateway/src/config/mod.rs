@@ -15,6 +15,7 @@ mod groups;
 mod iam;
 mod model;
 mod models;
+mod sqs_consumer;
 mod stage_variables;
 mod throttling;
 mod tls;
@@ -312,7 +313,7 @@ impl Config {
         self.validate_store_and_cluster()?;
         cache::validate(self.cache.as_ref(), &self.store, api)?;
         self.groups.validate()?;
-        consumers::validate(&self.consumers, api)?;
+        consumers::validate(&self.consumers, api, &self.aws)?;
         self.aws.validate()?;
         domains::validate(self)?;
         if let Some(tls) = &self.tls {

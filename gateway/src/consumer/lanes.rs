@@ -35,6 +35,12 @@ pub(crate) trait Settle: Send + 'static {
         self.ack().await;
         false
     }
+    /// Still not delivered after `max_deliver` attempts: [`Settle::reject`] unless the broker
+    /// has its own way (SQS leaves it to its redrive policy). Answers whether it was
+    /// dead-lettered.
+    async fn give_up(self: Box<Self>, reason: &str) -> bool {
+        self.reject(reason).await
+    }
     /// Not handled (shutdown): left for the broker to deliver again, here or elsewhere.
     async fn release(self: Box<Self>);
 }
@@ -179,7 +185,7 @@ impl Worker {
                 Outcome::Retry(error) if attempt >= self.max_deliver => {
                     tracing::warn!(consumer = %self.name, %error, attempts = attempt, "message not delivered after max_deliver attempts; dropped");
                     metrics::count(&self.name, Count::Dropped);
-                    if settle.reject(&error.to_string()).await {
+                    if settle.give_up(&error.to_string()).await {
                         metrics::count(&self.name, Count::DeadLettered);
                     }
                     return;

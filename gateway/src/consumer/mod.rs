@@ -1,5 +1,5 @@
-//! Broker consumers (`consumers:`): messages read from NATS, JetStream, RabbitMQ or Redis
-//! Streams, addressed to a connection, a group or a whole stage, delivered exactly as the
+//! Broker consumers (`consumers:`): messages read from NATS, JetStream, RabbitMQ, Redis
+//! Streams or SQS, addressed to a connection, a group or a whole stage, delivered exactly as the
 //! callback API delivers `POST @connections`, `@groups` and `@broadcast`.
 //!
 //! Each source (one file each) reads in order and feeds [`lanes::Lanes`], which keeps the
@@ -17,6 +17,7 @@ mod metrics;
 mod nats;
 mod rabbitmq;
 mod redis_stream;
+mod sqs;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,7 @@ use self::address::{AddressError, Addressed, Rules};
 use self::deliver::Deliverer;
 use crate::cluster::Cluster;
 use crate::config::{ConsumerConfig, ConsumerKind, Envelope, redact_url};
+use crate::integration::lambda::Aws;
 use crate::state::Shared;
 
 /// Longest pause between two reconnection attempts.
@@ -43,6 +45,8 @@ pub(crate) struct Context {
     pub(crate) deliverer: Deliverer,
     pub(crate) node_id: String,
     pub(crate) stop: CancellationToken,
+    /// Credentials, region and endpoint of the `aws:` section (sqs).
+    pub(crate) aws: Aws,
 }
 
 impl Context {
@@ -71,6 +75,9 @@ impl Context {
 
     /// The URL with its password hidden, for logs.
     pub(crate) fn url(&self) -> String {
+        if let Some(queue_url) = &self.config.queue_url {
+            return queue_url.clone();
+        }
         redact_url(&self.config.url)
     }
 }
@@ -85,7 +92,7 @@ pub(crate) struct Consumers {
 impl Consumers {
     /// Starts every configured consumer (none when `consumers:` is empty). Never fails: a
     /// broker that cannot be reached is retried in the background.
-    pub(crate) fn start(shared: &Arc<Shared>, cluster: Option<Arc<Cluster>>) -> Self {
+    pub(crate) fn start(shared: &Arc<Shared>, cluster: Option<Arc<Cluster>>, aws: &Aws) -> Self {
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
         if !shared.config.consumers.is_empty() {
@@ -106,6 +113,7 @@ impl Consumers {
                 },
                 node_id: shared.node_id.clone(),
                 stop: stop.clone(),
+                aws: aws.clone(),
             };
             metrics::connected(&config.name, false);
             tracing::info!(consumer = %config.name, kind = config.kind.as_str(), url = %context.url(), "starting consumer");
@@ -114,6 +122,7 @@ impl Consumers {
                 ConsumerKind::Jetstream => tasks.spawn(jetstream::run(context)),
                 ConsumerKind::Rabbitmq => tasks.spawn(rabbitmq::run(context)),
                 ConsumerKind::RedisStream => tasks.spawn(redis_stream::run(context)),
+                ConsumerKind::Sqs => tasks.spawn(sqs::run(context)),
             };
         }
         Self { stop, tasks }

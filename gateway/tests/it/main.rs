@@ -22,6 +22,7 @@ mod connect;
 mod consumers;
 mod consumers_faults;
 mod consumers_measure;
+mod consumers_sqs;
 mod domains;
 mod domains_sigv4;
 mod fault_matrix;
