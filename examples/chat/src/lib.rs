@@ -76,7 +76,7 @@ pub struct Running {
 }
 
 /// The address to dial for a listener bound to `addr` (loopback for a wildcard bind).
-fn dialable(addr: SocketAddr) -> SocketAddr {
+pub fn dialable(addr: SocketAddr) -> SocketAddr {
     if addr.ip().is_unspecified() {
         let loopback = match addr.ip() {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),

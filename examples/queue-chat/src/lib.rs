@@ -11,7 +11,7 @@
 pub mod nats_server;
 pub mod worker;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wsgate::{Config, Gateway, Listeners};
+use wsgate_example_chat::dialable;
 use wsgate_example_chat::page::{self, PageSettings};
 
 use crate::nats_server::NatsServer;
@@ -159,19 +160,6 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         page,
         _nats_server: nats_server,
     })
-}
-
-/// The address to dial for a listener bound to `addr` (loopback for a wildcard bind).
-fn dialable(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        let loopback = match addr.ip() {
-            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-        };
-        SocketAddr::new(loopback, addr.port())
-    } else {
-        addr
-    }
 }
 
 impl Running {
