@@ -222,15 +222,31 @@ async fn post_to_connection(
     id: &str,
     body: Bytes,
 ) -> Result<Response, CallbackError> {
-    match (
-        connections::push(&api.shared, id, Some(stage), body.clone()),
-        &api.cluster,
-    ) {
-        (Some(pushed), _) => pushed?,
-        (None, Some(cluster)) => cluster.post(stage, id, body).await?,
-        (None, None) => return Err(CallbackError::Gone),
-    }
+    post_to(&api.shared, api.cluster.as_deref(), stage, id, body).await?;
     Ok(StatusCode::OK.into_response())
+}
+
+/// Sends `data` to connection `id` of `stage` wherever it is held: this node's through
+/// [`connections::push`], another node's through `cluster` (410 when no node holds it). What
+/// `POST @connections` does, shared with the broker consumers.
+///
+/// # Errors
+/// As the callback API answers: gone, throttled or full (429), owner unreachable (503).
+pub(crate) async fn post_to(
+    shared: &Shared,
+    cluster: Option<&Cluster>,
+    stage: &str,
+    id: &str,
+    data: Bytes,
+) -> Result<(), CallbackError> {
+    match (
+        connections::push(shared, id, Some(stage), data.clone()),
+        cluster,
+    ) {
+        (Some(pushed), _) => pushed,
+        (None, Some(cluster)) => cluster.post(stage, id, data).await,
+        (None, None) => Err(CallbackError::Gone),
+    }
 }
 
 async fn get_connection(api: &Api, stage: &str, id: &str) -> Result<Response, CallbackError> {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use crate::cluster::Cluster;
 use crate::error::CallbackError;
 use crate::state::Shared;
-use crate::ws::connections;
 
 use super::address::{Addressed, Target};
 
@@ -41,8 +40,8 @@ impl Outcome {
     }
 }
 
-/// Reaches connections as the callback API does: this node's through
-/// [`connections::push`], other nodes' through the cluster, groups through [`crate::groups`].
+/// Reaches connections as the callback API does ([`crate::callback::post_to`]), groups and
+/// stages through [`crate::groups`].
 #[derive(Debug, Clone)]
 pub(crate) struct Deliverer {
     pub(crate) shared: Arc<Shared>,
@@ -60,14 +59,7 @@ impl Deliverer {
         let data = message.data.clone();
         let result = match &message.target {
             Target::Connection(id) => {
-                match (
-                    connections::push(shared, id, Some(stage), data.clone()),
-                    &self.cluster,
-                ) {
-                    (Some(pushed), _) => pushed,
-                    (None, Some(cluster)) => cluster.post(stage, id, data).await,
-                    (None, None) => Err(CallbackError::Gone),
-                }
+                crate::callback::post_to(shared, self.cluster.as_deref(), stage, id, data).await
             }
             Target::Group(group) => {
                 (shared.groups.post(stage, Some(group), data, None).await).map(|_| ())
