@@ -54,7 +54,7 @@ pub(crate) struct Incoming {
 /// The lanes of one consumer.
 pub(crate) struct Lanes {
     name: Arc<str>,
-    senders: Vec<mpsc::Sender<(Incoming, OwnedSemaphorePermit)>>,
+    senders: Vec<mpsc::Sender<Queued>>,
     permits: Arc<Semaphore>,
     malformed_seen: u64,
 }
@@ -109,8 +109,9 @@ impl Lanes {
 
     /// Hands a message to its lane. A malformed one is acknowledged here (never retried).
     pub(crate) async fn push(&mut self, incoming: Incoming, permit: OwnedSemaphorePermit) {
-        let key = match &incoming.parsed {
-            Ok(addressed) => addressed.order_key(),
+        let Incoming { parsed, settle } = incoming;
+        let message = match parsed {
+            Ok(message) => message,
             Err(error) => {
                 self.malformed_seen += 1;
                 // Logged at warn for the first few, then at debug: a stream of bad messages
@@ -121,16 +122,20 @@ impl Lanes {
                     tracing::debug!(consumer = %self.name, %error, "message with no valid address acknowledged and dropped");
                 }
                 metrics::count(&self.name, Count::Malformed);
-                incoming.settle.ack().await;
+                settle.ack().await;
                 return;
             }
         };
-        let lane = BuildHasherDefault::<DefaultHasher>::default().hash_one(&key) as usize
+        let lane = BuildHasherDefault::<DefaultHasher>::default().hash_one(message.order_key())
+            as usize
             % self.senders.len();
-        if let Err(mpsc::error::SendError((incoming, _))) =
-            self.senders[lane].send((incoming, permit)).await
-        {
-            incoming.settle.release().await;
+        let queued = Queued {
+            message,
+            settle,
+            _permit: permit,
+        };
+        if let Err(mpsc::error::SendError(queued)) = self.senders[lane].send(queued).await {
+            queued.settle.release().await;
         }
     }
 }
@@ -143,26 +148,28 @@ struct Worker {
     stop: CancellationToken,
 }
 
-async fn lane(mut rx: mpsc::Receiver<(Incoming, OwnedSemaphorePermit)>, worker: Worker) {
-    while let Some((incoming, _permit)) = rx.recv().await {
+/// A message waiting in its lane, holding its slot of `max_in_flight` until settled.
+struct Queued {
+    message: Addressed,
+    settle: Box<dyn Settle>,
+    _permit: OwnedSemaphorePermit,
+}
+
+async fn lane(mut rx: mpsc::Receiver<Queued>, worker: Worker) {
+    while let Some(queued) = rx.recv().await {
         if worker.stop.is_cancelled() {
-            incoming.settle.release().await;
+            queued.settle.release().await;
             continue;
         }
-        worker.handle(incoming).await;
+        worker.handle(&queued.message, queued.settle).await;
     }
 }
 
 impl Worker {
-    async fn handle(&self, incoming: Incoming) {
-        let Incoming { parsed, settle } = incoming;
-        let Ok(message) = parsed else {
-            settle.ack().await;
-            return;
-        };
+    async fn handle(&self, message: &Addressed, settle: Box<dyn Settle>) {
         let mut attempt = settle.delivered().max(1);
         loop {
-            match self.deliverer.deliver(&message).await {
+            match self.deliverer.deliver(message).await {
                 Outcome::Delivered => {
                     metrics::count(&self.name, Count::Delivered);
                     settle.ack().await;
