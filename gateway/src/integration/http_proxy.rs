@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use http::HeaderName;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::backend::{Backend, Clients, Outgoing};
 use super::h1::Keep;
@@ -30,15 +29,6 @@ const NOT_FORWARDED: [&str; 11] = [
     "sec-websocket-version",
     "sec-websocket-extensions",
 ];
-
-/// What `x-wsgate-disconnect-reason` encodes: RFC 3986 unreserved characters (`A-Z a-z 0-9 - . _ ~`)
-/// are kept, every other byte of the reason's UTF-8 becomes `%XX`, so any close reason (control
-/// characters, non-ASCII) fits in a header and decodes back exactly.
-const UNRESERVED_KEPT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// The header lines of one call (`name: value\r\n`). A value that cannot be a header value (a
 /// control character from client-controlled data, say) is left out with a warning instead of
@@ -129,13 +119,7 @@ impl Integration for HttpProxy {
     async fn invoke(&self, inv: &Invocation<'_>) -> Result<IntegrationResponse, IntegrationError> {
         let meta = inv.meta;
         let mut headers = ContextHeaders::new(&meta.connection_id, inv.route_key);
-        headers.put("x-wsgate-connection-id", &meta.connection_id);
-        headers.put("x-wsgate-route-key", inv.route_key);
-        headers.put("x-wsgate-event-type", inv.kind.event_type());
-        headers.put("x-wsgate-stage", &meta.stage);
-        headers.put("x-wsgate-request-id", inv.request_id);
-        headers.put("x-wsgate-api-id", &meta.api_id);
-        headers.put("x-wsgate-source-ip", &meta.source_ip);
+        super::context::put_common(inv, |name, value| headers.put(name, value));
         let mut query = None;
         let mut forwarded = false;
         let mut body: &[u8] = &[];
@@ -177,7 +161,7 @@ impl Integration for HttpProxy {
                 headers.put("x-wsgate-disconnect-status-code", &status_code.to_string());
                 headers.put(
                     "x-wsgate-disconnect-reason",
-                    &utf8_percent_encode(reason, UNRESERVED_KEPT).to_string(),
+                    &super::context::encode_reason(reason),
                 );
             }
             EventKind::Presence { body: json, .. } => {
@@ -265,7 +249,7 @@ mod tests {
     #[test]
     fn reasons_are_percent_encoded_and_decode_back() {
         let reason = "bye\nnow ü ~-._ok%";
-        let encoded = utf8_percent_encode(reason, UNRESERVED_KEPT).to_string();
+        let encoded = crate::integration::context::encode_reason(reason);
         assert_eq!(encoded, "bye%0Anow%20%C3%BC%20~-._ok%25");
         assert!(HeaderValue::from_str(&encoded).is_ok());
         let decoded = percent_encoding::percent_decode_str(&encoded)

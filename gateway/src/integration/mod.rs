@@ -9,6 +9,7 @@ pub(crate) mod aws_service;
 mod backend;
 pub(crate) mod body;
 pub(crate) mod broker;
+mod context;
 pub(crate) mod h1;
 mod http;
 mod http_proxy;

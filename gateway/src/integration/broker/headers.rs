@@ -3,18 +3,10 @@
 //! values `http_proxy` sends as HTTP headers.
 
 use bytes::Bytes;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::super::Invocation;
+use super::super::{Invocation, context};
 use crate::config::PayloadKind;
 use crate::events::{EventKind, lambda_event};
-
-/// As `http_proxy`'s: RFC 3986 unreserved characters are kept, every other byte becomes `%XX`.
-const UNRESERVED_KEPT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// One message for a broker.
 #[derive(Debug)]
@@ -47,13 +39,7 @@ impl Outgoing {
                 );
             }
         };
-        put("x-wsgate-connection-id", &meta.connection_id);
-        put("x-wsgate-route-key", inv.route_key);
-        put("x-wsgate-event-type", inv.kind.event_type());
-        put("x-wsgate-stage", &meta.stage);
-        put("x-wsgate-request-id", inv.request_id);
-        put("x-wsgate-api-id", &meta.api_id);
-        put("x-wsgate-source-ip", &meta.source_ip);
+        context::put_common(inv, &mut put);
         let default = match inv.kind {
             EventKind::Message { .. } => PayloadKind::Body,
             _ => PayloadKind::Event,
@@ -81,7 +67,7 @@ impl Outgoing {
                 put("x-wsgate-disconnect-status-code", &status_code.to_string());
                 put(
                     "x-wsgate-disconnect-reason",
-                    &utf8_percent_encode(reason, UNRESERVED_KEPT).to_string(),
+                    &context::encode_reason(reason),
                 );
                 (&[], "application/octet-stream")
             }

@@ -1,0 +1,33 @@
+//! The `x-wsgate-*` context of one call, as `http_proxy` sends it in HTTP headers and the
+//! broker integrations in message headers: the same names and values for both.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::Invocation;
+
+/// What `x-wsgate-disconnect-reason` encodes: RFC 3986 unreserved characters (`A-Z a-z 0-9 - . _ ~`)
+/// are kept, every other byte of the reason's UTF-8 becomes `%XX`, so any close reason (control
+/// characters, non-ASCII) fits in a header and decodes back exactly.
+const UNRESERVED_KEPT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Gives `put` the fields every event carries, in this order: connection id, route key, event
+/// type, stage, request id, API id, source IP.
+pub(crate) fn put_common(inv: &Invocation<'_>, mut put: impl FnMut(&'static str, &str)) {
+    let meta = inv.meta;
+    put("x-wsgate-connection-id", &meta.connection_id);
+    put("x-wsgate-route-key", inv.route_key);
+    put("x-wsgate-event-type", inv.kind.event_type());
+    put("x-wsgate-stage", &meta.stage);
+    put("x-wsgate-request-id", inv.request_id);
+    put("x-wsgate-api-id", &meta.api_id);
+    put("x-wsgate-source-ip", &meta.source_ip);
+}
+
+/// A close reason as `x-wsgate-disconnect-reason` carries it.
+pub(crate) fn encode_reason(reason: &str) -> String {
+    utf8_percent_encode(reason, UNRESERVED_KEPT).to_string()
+}
