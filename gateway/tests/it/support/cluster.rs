@@ -244,9 +244,22 @@ impl NodeProcess {
         }
     }
 
-    /// SIGSTOP (`true`) or SIGCONT (`false`).
+    /// SIGSTOP (`true`) or SIGCONT (`false`). A stop returns once every thread of the process
+    /// is stopped: `kill` returns when the signal is queued, and a thread busy on another core
+    /// can go on for a moment (long enough, on a loaded machine, to take one more bus frame).
     pub fn freeze(&self, frozen: bool) {
         self.signal(if frozen { "STOP" } else { "CONT" });
+        if frozen && let Some(child) = &self.child {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !all_threads_stopped(child.id()) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "wsgate {} did not stop",
+                    self.node_id
+                );
+                std::thread::yield_now();
+            }
+        }
     }
 
     /// SIGTERM: graceful drain.
@@ -290,4 +303,18 @@ impl Drop for NodeProcess {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Whether every thread of process `pid` is in the stopped state (`T` in `/proc/PID/task/*/stat`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the command name, which is in parentheses.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+        })
+    })
 }
