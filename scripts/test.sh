@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh machine: installs and starts what the
-# tests need (Redis, NATS, RabbitMQ, Python with boto3, Chromium and ChromeDriver, the npm
+# tests need (Redis, NATS, RabbitMQ, HAProxy, Python with boto3, Chromium and ChromeDriver, the npm
 # packages of the AWS samples test; Node.js must be there), then fmt, clippy and tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,6 +65,13 @@ if ! port_open 5672; then
   log "starting rabbitmq-server on 127.0.0.1:5672"
   RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 as_root rabbitmq-server -detached >/dev/null 2>&1 || true
   wait_port 5672 120 rabbitmq-server
+fi
+
+# HAProxy: the balancer of the three-node topology tests (gateway/tests/it/topology.rs), as in
+# deploy/compose.
+if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+  log "installing haproxy"
+  apt_install haproxy
 fi
 
 # Chromium and ChromeDriver for the browser test of the chat example.

@@ -49,4 +49,5 @@ mod support;
 mod templates;
 mod throttle;
 mod tls;
+mod topology;
 mod usage_plans;

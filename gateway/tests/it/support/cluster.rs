@@ -154,26 +154,46 @@ impl NodeProcess {
         );
         let dir = std::env::temp_dir().join(format!("wsgate-node-{}", unique_suffix()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let config_path = dir.join("wsgate.yaml");
-        std::fs::write(&config_path, yaml).expect("write config");
-        let log = std::fs::File::create(dir.join("wsgate.log")).expect("log file");
+        std::fs::write(dir.join("wsgate.yaml"), yaml).expect("write config");
+        let mut node = Self {
+            child: None,
+            addr,
+            node_id: node_id.to_string(),
+            dir,
+        };
+        node.spawn();
+        node.wait_healthy().await;
+        node
+    }
+
+    /// Starts the process again, on the same port with the same configuration and node id, once
+    /// the previous one has exited (see [`Self::wait_exit`]); its output goes on in the same log.
+    pub async fn restart(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "restart: wsgate {} still runs",
+            self.node_id
+        );
+        self.spawn();
+        self.wait_healthy().await;
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("wsgate.log"))
+            .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
             .arg("--config")
-            .arg(&config_path)
+            .arg(self.dir.join("wsgate.yaml"))
             .env("RUST_LOG", "wsgate=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
             .expect("start wsgate");
-        let mut node = Self {
-            child: Some(child),
-            addr,
-            node_id: node_id.to_string(),
-            dir,
-        };
-        node.wait_healthy().await;
-        node
+        self.child = Some(child);
     }
 
     async fn wait_healthy(&mut self) {

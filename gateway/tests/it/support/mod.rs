@@ -7,6 +7,7 @@ pub mod boto;
 pub mod brokers;
 pub mod cluster;
 pub mod groups;
+pub mod haproxy;
 pub mod iam;
 
 use std::net::SocketAddr;
