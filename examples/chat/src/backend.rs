@@ -56,6 +56,8 @@ pub struct Chat {
     members: watch::Sender<Members>,
     http: reqwest::Client,
     callback_base: String,
+    /// `Authorization: Bearer` for the callback API when the gateway asks for one.
+    callback_token: Option<String>,
 }
 
 impl Chat {
@@ -65,6 +67,18 @@ impl Chat {
     /// # Errors
     /// When the HTTP client cannot be built.
     pub fn new(callback_base: impl Into<String>) -> Result<Arc<Self>, reqwest::Error> {
+        Self::with_token(callback_base, None)
+    }
+
+    /// As [`Chat::new`], sending `Authorization: Bearer <token>` on every callback when a token
+    /// is given (a gateway whose `callback.auth` is `bearer`).
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn with_token(
+        callback_base: impl Into<String>,
+        callback_token: Option<String>,
+    ) -> Result<Arc<Self>, reqwest::Error> {
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(CALLBACK_TIMEOUT)
@@ -73,6 +87,7 @@ impl Chat {
             members: watch::Sender::new(Members::new()),
             http,
             callback_base: callback_base.into().trim_end_matches('/').to_string(),
+            callback_token,
         }))
     }
 
@@ -115,13 +130,11 @@ impl Chat {
             self.callback_base,
             room_group(room)
         );
-        let response = self
-            .http
-            .post(url)
-            .body(message.to_string())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut request = self.http.post(url).body(message.to_string());
+        if let Some(token) = &self.callback_token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| e.to_string())?;
         if !response.status().is_success() {
             return Err(format!("callback API answered {}", response.status()));
         }

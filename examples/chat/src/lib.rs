@@ -134,6 +134,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let app = backend::router(Arc::clone(&chat)).merge(page::router(PageSettings {
         gateway: gateway_addr,
         stage: STAGE.to_string(),
+        public_url: None,
     }));
     let (stop_backend, stopped) = oneshot::channel::<()>();
     let backend = tokio::spawn(async move {

@@ -25,6 +25,9 @@ pub struct PageSettings {
     pub gateway: SocketAddr,
     /// The stage the page connects to.
     pub stage: String,
+    /// The WebSocket URL browsers connect to, when the gateway is not reached at its bound
+    /// address (behind a load balancer: `ws://chat.example/prod`); used as given.
+    pub public_url: Option<String>,
 }
 
 /// `/`, `/chat.js` and `/chat.css`.
@@ -65,7 +68,10 @@ pub fn render_index(gateway_url: &str) -> String {
 
 async fn index(State(settings): State<Arc<PageSettings>>, headers: HeaderMap) -> Response {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let url = gateway_url(settings.gateway, &settings.stage, host);
+    let url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| gateway_url(settings.gateway, &settings.stage, host));
     let mut response = Html(render_index(&url)).into_response();
     response
         .headers_mut()

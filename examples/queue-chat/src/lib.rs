@@ -140,6 +140,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let app = page::router(PageSettings {
         gateway: gateway_addr,
         stage: STAGE.to_string(),
+        public_url: None,
     });
     let (stop_page, stopped) = oneshot::channel::<()>();
     let page = tokio::spawn(async move {
