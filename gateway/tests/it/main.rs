@@ -23,6 +23,7 @@ mod consumers;
 mod consumers_faults;
 mod consumers_measure;
 mod consumers_sqs;
+mod deploy_assets;
 mod domains;
 mod domains_sigv4;
 mod fault_matrix;

@@ -67,7 +67,7 @@ async fn a_chat_through_the_balancer_reaches_members_on_every_node() {
         let (ws, id) = connect_and_id(&backend, &lb.ws_url(&format!("/prod?name={name}"))).await;
         members.push((ws, id));
     }
-    // Round robin: one member on each node.
+    // Least connections: one member on each node.
     for node in &nodes {
         assert_eq!(
             connections_on(&client, node).await,

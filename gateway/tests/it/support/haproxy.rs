@@ -1,4 +1,4 @@
-//! A private HAProxy in front of gateway nodes, as a production cluster runs them: round robin,
+//! A private HAProxy in front of gateway nodes, as a production cluster runs them: least connections,
 //! WebSocket tunnels, `/readyz` health checks (a draining node leaves the pool), and a stats
 //! page the tests read to wait until the pool is what they expect.
 
@@ -127,7 +127,8 @@ fn executable() -> PathBuf {
     }
 }
 
-/// The configuration: the same settings as `deploy/compose/haproxy.cfg`, on loopback ports.
+/// The configuration: the settings of `deploy/compose/haproxy.cfg`, on loopback ports with
+/// faster health checks.
 fn config_text(addr: SocketAddr, stats: SocketAddr, servers: &[SocketAddr]) -> String {
     let mut text = format!(
         "global
@@ -152,7 +153,7 @@ frontend wsgate
     default_backend gateways
 
 backend gateways
-    balance roundrobin
+    balance leastconn
     # /readyz answers 503 from the moment a node starts draining: it leaves the pool at once.
     option httpchk GET /readyz
     http-check expect status 200
