@@ -1,5 +1,5 @@
 //! The `wsgate` command line: `wsgate --config FILE` serves, `wsgate check --config FILE`
-//! validates. Exit codes: 0 success, 1 configuration or usage error, 2 runtime failure.
+//! validates, `wsgate config schema|defaults|reference` describes the configuration. Exit codes: 0 success, 1 configuration or usage error, 2 runtime failure.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,11 +35,28 @@ enum Command {
     Serve,
     /// Validate the configuration and exit.
     Check,
+    /// Describe the configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the JSON Schema of the configuration file (for editors: yaml-language-server).
+    Schema,
+    /// Print the configuration with every default written out (secrets masked): the given one
+    /// with --config, else a minimal one.
+    Defaults,
+    /// Print the Markdown configuration reference (docs/configuration.md).
+    Reference,
 }
 
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Config(what)) = &cli.command {
+        return describe(what, cli.config.as_deref());
+    }
     let Some(path) = cli.config else {
         eprintln!("error: --config FILE is required (or set WSGATE_CONFIG)");
         return ExitCode::from(1);
@@ -62,7 +79,33 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve => serve(config),
+        Command::Config(what) => describe(&what, Some(&path)),
     }
+}
+
+fn describe(what: &ConfigCommand, path: Option<&std::path::Path>) -> ExitCode {
+    use crate::config::reference;
+    let text = match what {
+        ConfigCommand::Schema => {
+            serde_json::to_string_pretty(&reference::schema()).unwrap_or_default() + "\n"
+        }
+        ConfigCommand::Reference => reference::markdown(),
+        ConfigCommand::Defaults => {
+            let loaded = match path {
+                Some(path) => Config::load(path),
+                None => Config::from_yaml(reference::MINIMAL),
+            };
+            match loaded.and_then(|config| reference::defaults(&config)) {
+                Ok(text) => text,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    };
+    print!("{text}");
+    ExitCode::SUCCESS
 }
 
 fn serve(config: Config) -> ExitCode {

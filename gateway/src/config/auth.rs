@@ -4,7 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::duration;
 
@@ -12,7 +13,7 @@ use super::duration;
 pub const DEFAULT_API_KEY_SELECTION: &str = "$request.header.x-api-key";
 
 /// One entry of `api.authorizers`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuthorizerConfig {
     /// Verify a JSON Web Token in the gateway.
@@ -22,13 +23,14 @@ pub enum AuthorizerConfig {
 }
 
 /// `type: jwt` authorizer.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JwtAuthorizerConfig {
     /// Where the token is looked for, in order (first present wins).
     #[serde(default = "default_jwt_sources")]
     pub identity_sources: Vec<String>,
     /// Algorithms accepted (`HS256`, `RS256`, `PS256`, `ES256`, `EdDSA`, ...); nothing else is.
+    #[schemars(with = "Vec<JwtAlgorithm>")]
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
     /// Keys given in the configuration.
     #[serde(default)]
@@ -43,7 +45,12 @@ pub struct JwtAuthorizerConfig {
     #[serde(default)]
     pub audience: Option<OneOrMany>,
     /// Clock skew allowed on `exp` and `nbf` (at most 60 s).
-    #[serde(default = "default_leeway", deserialize_with = "duration::deserialize")]
+    #[serde(
+        default = "default_leeway",
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
     pub leeway: Duration,
     /// Reject tokens without `exp` (default true).
     #[serde(default = "default_true")]
@@ -76,7 +83,7 @@ fn default_max_token_bytes() -> usize {
 }
 
 /// A string or a list of strings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrMany {
     /// One value.
@@ -96,7 +103,7 @@ impl OneOrMany {
 }
 
 /// One key of a JWT authorizer: exactly one of `secret`, `secret_env`, `pem`, `pem_file`.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JwtKeyConfig {
     /// Key id matched against the token's `kid` (a key without one is tried for every token).
@@ -104,6 +111,7 @@ pub struct JwtKeyConfig {
     pub kid: Option<String>,
     /// HMAC secret, inline (redacted in logs; prefer `secret_env`).
     #[serde(default)]
+    #[serde(serialize_with = "super::secret::hide_opt")]
     pub secret: Option<String>,
     /// Name of the environment variable holding the HMAC secret.
     #[serde(default)]
@@ -129,7 +137,7 @@ impl fmt::Debug for JwtKeyConfig {
 }
 
 /// `jwks:` of a JWT authorizer.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JwksConfig {
     /// The JWKS document's URL.
@@ -137,20 +145,26 @@ pub struct JwksConfig {
     /// How long a fetched key set is used before it is fetched again.
     #[serde(
         default = "default_jwks_ttl",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
+    #[schemars(with = "duration::Text")]
     pub cache_ttl: Duration,
     /// Least time between two fetches caused by tokens with an unknown `kid`.
     #[serde(
         default = "default_jwks_min_refresh",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
+    #[schemars(with = "duration::Text")]
     pub min_refresh_interval: Duration,
     /// Per-request timeout.
     #[serde(
         default = "default_jwks_timeout",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
+    #[schemars(with = "duration::Text")]
     pub timeout: Duration,
 }
 
@@ -165,7 +179,7 @@ fn default_jwks_timeout() -> Duration {
 }
 
 /// `type: request` authorizer: the Lambda REQUEST authorizer contract over HTTP.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestAuthorizerConfig {
     /// URL the event is POSTed to (stage variables allowed), e.g. a Lambda invoke URL.
@@ -173,14 +187,21 @@ pub struct RequestAuthorizerConfig {
     /// Per-call timeout.
     #[serde(
         default = "default_authorizer_timeout",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
+    #[schemars(with = "duration::Text")]
     pub timeout: Duration,
     /// Values that must be present (else 401 without a call) and that key the result cache.
     #[serde(default)]
     pub identity_sources: Vec<String>,
     /// How long a result is reused for the same identity-source values (0 turns caching off).
-    #[serde(default, deserialize_with = "duration::deserialize")]
+    #[serde(
+        default,
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
     pub result_ttl: Duration,
     /// Most results cached.
     #[serde(default = "default_cache_entries")]
@@ -198,7 +219,7 @@ pub struct RequestAuthorizerConfig {
 }
 
 /// `context_values` of a `request` authorizer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ContextValues {
     /// `123` → `"123"`, `true` → `"true"`; strings and `null` unchanged (as AWS does).
@@ -222,7 +243,7 @@ fn default_account() -> String {
 }
 
 /// One entry of `api_keys`: exactly one of `value_sha256` and `value_env`.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyConfig {
     /// `identity.apiKeyId` in events.
@@ -249,7 +270,7 @@ impl fmt::Debug for ApiKeyConfig {
 }
 
 /// `security:` section: checks on the upgrade request before any authorizer or integration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
     /// Origins allowed to connect (`https://app.example.com`, `https://*.example.com`); empty
@@ -285,11 +306,29 @@ impl Default for SecurityConfig {
 }
 
 /// A token bucket: `rate` per second, up to `burst` at once.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateConfig {
     /// Sustained requests per second.
     pub rate: f64,
     /// Requests allowed at once.
     pub burst: u32,
+}
+
+/// The schema of `jsonwebtoken::Algorithm` as serde reads it: its names.
+#[derive(JsonSchema)]
+#[allow(dead_code, clippy::upper_case_acronyms)]
+enum JwtAlgorithm {
+    HS256,
+    HS384,
+    HS512,
+    ES256,
+    ES384,
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    EdDSA,
 }

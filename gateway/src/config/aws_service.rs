@@ -4,14 +4,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::transform::{ContentHandling, IntegrationResponseConfig, PassthroughBehavior};
 use super::{ApiConfig, AwsConfig, ConfigError, duration, substitute_stage_variables};
 use crate::integration::aws_service::Action;
 
 /// `integration: {type: aws, ...}`: one AWS service action (`SendMessage` of `sqs`, ...).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AwsServiceConfig {
     /// `sqs`, `sns`, `kinesis`, `events`, `states`, `dynamodb` or `lambda`.
@@ -28,8 +29,10 @@ pub struct AwsServiceConfig {
     /// Per-request timeout (50 ms to 15 min; default 29 s as in AWS).
     #[serde(
         default = "default_timeout",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
+    #[schemars(with = "duration::Text")]
     pub timeout: Duration,
     /// The action's targets and options (`QueueUrl`, `TopicArn`, ...; stage variables allowed)
     /// used by the simple mapping when no request template makes the body.

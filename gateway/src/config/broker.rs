@@ -3,14 +3,15 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::{
     ApiConfig, ConfigError, IntegrationConfig, RouteConfig, duration, substitute_stage_variables,
 };
 
 /// What a broker integration publishes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PayloadKind {
     /// The message body as the client sent it (empty on `$connect`/`$disconnect`).
@@ -21,11 +22,12 @@ pub enum PayloadKind {
 
 /// `type: nats`: publish to a NATS subject, through JetStream (stored, acknowledged) or core
 /// NATS.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
     /// Server URL (`nats://host:port`, `tls://host:port`).
     #[serde(default = "default_nats_url")]
+    #[serde(serialize_with = "super::secret::url")]
     pub url: String,
     /// Subject (stage variables allowed).
     pub subject: String,
@@ -36,8 +38,10 @@ pub struct NatsConfig {
     /// Bound on one publish, its acknowledgement included (default 5 s).
     #[serde(
         default = "default_broker_timeout",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
+    #[schemars(with = "duration::Text")]
     pub timeout: Duration,
     /// `body` or `event` (default: `body` on message routes, `event` on the others).
     #[serde(default)]
@@ -49,11 +53,12 @@ pub struct NatsConfig {
 }
 
 /// `type: rabbitmq`: publish to an AMQP 0-9-1 exchange with publisher confirms.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RabbitmqConfig {
     /// `amqp://user:password@host:port/vhost`.
     #[serde(default = "default_amqp_url")]
+    #[serde(serialize_with = "super::secret::url")]
     pub url: String,
     /// Exchange (default: the default exchange `""`, which routes by queue name).
     #[serde(default)]
@@ -70,8 +75,10 @@ pub struct RabbitmqConfig {
     /// Bound on one publish, its confirm included (default 5 s).
     #[serde(
         default = "default_broker_timeout",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
+    #[schemars(with = "duration::Text")]
     pub timeout: Duration,
     /// As `nats`'s.
     #[serde(default)]
@@ -82,11 +89,12 @@ pub struct RabbitmqConfig {
 }
 
 /// `type: redis_stream`: `XADD` to a Redis stream.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisStreamConfig {
     /// `redis://host:port/db`.
     #[serde(default = "default_redis_url")]
+    #[serde(serialize_with = "super::secret::url")]
     pub url: String,
     /// Stream key (stage variables allowed).
     pub stream: String,
@@ -96,8 +104,10 @@ pub struct RedisStreamConfig {
     /// Bound on one `XADD` (default 5 s).
     #[serde(
         default = "default_broker_timeout",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
+    #[schemars(with = "duration::Text")]
     pub timeout: Duration,
     /// As `nats`'s.
     #[serde(default)]

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, de};
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, de};
 
 use super::{ApiConfig, ConfigError, StoreConfig, duration};
 
@@ -15,7 +16,7 @@ pub(super) const MAX_KEY_PARTS: usize = 16;
 const MAX_ENTRY_LIMIT: u64 = 256 << 20;
 
 /// Where cached answers live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CacheKind {
     /// In this node's memory (bounded by `max_bytes`); invalidations reach the other nodes of a
@@ -26,7 +27,7 @@ pub enum CacheKind {
 }
 
 /// The top-level `cache:` section (absent: no route caches).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
     /// `memory` or `redis`.
@@ -51,11 +52,15 @@ fn default_max_entry_bytes() -> u64 {
 }
 
 /// A route's `cache:` block.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteCacheConfig {
     /// How long an answer is served from the cache (at most 1h).
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
     pub ttl: Duration,
     /// What makes two requests the same, besides the stage and the route: `$request.body.*`,
     /// `$request.header.*`, `$request.querystring.*`, `$context.*`, `$stageVariables.*`.
@@ -88,7 +93,7 @@ pub fn parse_bytes(text: &str) -> Option<u64> {
     value.checked_mul(scale)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 enum RawBytes {
     Number(u64),

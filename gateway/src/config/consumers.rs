@@ -5,12 +5,13 @@ use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::{ApiConfig, AwsConfig, ConfigError, duration, redact_url};
 
 /// The kind of broker a consumer reads from.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ConsumerKind {
     /// Core NATS subscription (at most once).
@@ -39,7 +40,7 @@ impl ConsumerKind {
 }
 
 /// How a message says where it goes.
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, Default, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Envelope {
     /// `wsgate-connection-id` / `wsgate-group` / `wsgate-broadcast` (+ `wsgate-stage`) headers
@@ -51,7 +52,7 @@ pub enum Envelope {
 }
 
 /// One entry of `consumers:`. The keys that apply depend on `type`; the others are refused.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsumerConfig {
     /// Unique name, used in metrics and logs.
@@ -62,6 +63,7 @@ pub struct ConsumerConfig {
     /// Broker URL (`nats://`, `amqp://`, `redis://`); may carry credentials (redacted in logs).
     /// Required for every type but sqs (which takes `queue_url`).
     #[serde(default)]
+    #[serde(serialize_with = "super::secret::url")]
     pub url: String,
     /// nats, jetstream: the subject (filter) to consume.
     #[serde(default)]
@@ -81,7 +83,12 @@ pub struct ConsumerConfig {
     pub durable: Option<String>,
     /// jetstream: how long a delivered message may stay unacknowledged before the server
     /// delivers it again (to any node).
-    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    #[serde(
+        default,
+        deserialize_with = "duration::deserialize_opt",
+        serialize_with = "duration::serialize_opt"
+    )]
+    #[schemars(with = "Option<duration::Text>")]
     pub ack_wait: Option<Duration>,
     /// rabbitmq: the queue (must exist unless `declare_queue`).
     #[serde(default)]
@@ -94,7 +101,12 @@ pub struct ConsumerConfig {
     #[serde(default)]
     pub group: Option<String>,
     /// redis_stream: entries pending this long at a consumer that is gone are claimed.
-    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    #[serde(
+        default,
+        deserialize_with = "duration::deserialize_opt",
+        serialize_with = "duration::serialize_opt"
+    )]
+    #[schemars(with = "Option<duration::Text>")]
     pub claim_idle: Option<Duration>,
     /// sqs: the queue URL (`https://sqs.{region}.amazonaws.com/{account}/{name}`).
     #[serde(default)]
@@ -106,11 +118,21 @@ pub struct ConsumerConfig {
     #[serde(default)]
     pub endpoint_url: Option<String>,
     /// sqs: how long one `ReceiveMessage` waits for messages (long polling, at most 20 s).
-    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    #[serde(
+        default,
+        deserialize_with = "duration::deserialize_opt",
+        serialize_with = "duration::serialize_opt"
+    )]
+    #[schemars(with = "Option<duration::Text>")]
     pub wait_time: Option<Duration>,
     /// sqs: how long a received message stays hidden from other receivers before SQS hands it
     /// out again; must exceed the retry window.
-    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    #[serde(
+        default,
+        deserialize_with = "duration::deserialize_opt",
+        serialize_with = "duration::serialize_opt"
+    )]
+    #[schemars(with = "Option<duration::Text>")]
     pub visibility_timeout: Option<Duration>,
     /// Where undeliverable messages go instead of being dropped: jetstream a subject,
     /// redis_stream a stream key. rabbitmq uses the queue's own dead-letter exchange.
@@ -133,8 +155,10 @@ pub struct ConsumerConfig {
     /// at most 10 times this).
     #[serde(
         default = "default_retry_backoff",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
+    #[schemars(with = "duration::Text")]
     pub retry_backoff: Duration,
 }
 

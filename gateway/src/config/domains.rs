@@ -5,12 +5,13 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::{Config, ConfigError, RESERVED_PATHS};
 
 /// One entry of `domains:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DomainConfig {
     /// The host name clients use (`chat.example.com`), or a wildcard (`*.example.com`) that
@@ -28,7 +29,7 @@ pub struct DomainConfig {
 }
 
 /// One API mapping: `wss://{domain}/{path}` (and the callback API under it) is `stage`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MappingConfig {
     /// `""` (the root) or one path segment.

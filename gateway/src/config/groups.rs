@@ -1,12 +1,13 @@
 //! `groups:` section: limits of named groups, the slow-member policy, and presence events.
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 
 /// What happens to a member whose outbound queue is full when a group message or a broadcast
 /// reaches it.
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, Default, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum SlowMember {
     /// Close it with 1013 (Try Again Later): the client reconnects and resynchronises, so no
@@ -18,7 +19,7 @@ pub enum SlowMember {
 }
 
 /// `groups:` settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GroupsConfig {
     /// Groups one connection may be in at once; more joins answer 429.

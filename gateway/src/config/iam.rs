@@ -5,13 +5,14 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{ConfigError, duration};
 
 /// `iam:` section: the SigV4 principals of `AWS_IAM` routes and the ARN facts of the API.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct IamConfig {
     /// Region in the credential scope of a signed `$connect` and in its `execute-api` ARN.
@@ -20,7 +21,11 @@ pub struct IamConfig {
     /// callback API), and the default `accountId` of a principal.
     pub account_id: String,
     /// How far a signed request's date may be from the gateway's clock.
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
     pub max_skew: Duration,
     /// Who may sign `$connect` on an `AWS_IAM` route.
     pub principals: Vec<IamPrincipalConfig>,
@@ -45,19 +50,21 @@ impl Default for IamConfig {
 /// One SigV4 key pair and who it stands for: an entry of `iam.principals` or of
 /// `callback.auth.credentials`. Exactly one of `secret_access_key` and
 /// `secret_access_key_env`; at most one of `session_token` and `session_token_env`.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IamPrincipalConfig {
     /// Access key id (`identity.accessKey`).
     pub access_key_id: String,
     /// Secret access key, inline (redacted in logs; prefer `secret_access_key_env`).
     #[serde(default)]
+    #[serde(serialize_with = "super::secret::hide_opt")]
     pub secret_access_key: Option<String>,
     /// Name of the environment variable holding the secret access key.
     #[serde(default)]
     pub secret_access_key_env: Option<String>,
     /// STS session token every request signed with this key must carry.
     #[serde(default)]
+    #[serde(serialize_with = "super::secret::hide_opt")]
     pub session_token: Option<String>,
     /// Name of the environment variable holding the session token.
     #[serde(default)]
@@ -100,7 +107,7 @@ impl fmt::Debug for IamPrincipalConfig {
 }
 
 /// An IAM identity policy document, as AWS writes it (`Version`, `Statement`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyDocument {
     /// `2012-10-17` or `2008-10-17`.
@@ -116,7 +123,7 @@ pub struct PolicyDocument {
 
 /// One statement of a [`PolicyDocument`]: exactly one of `Action` and `NotAction`, and of
 /// `Resource` and `NotResource`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyStatement {
     /// Optional statement id.
@@ -144,7 +151,7 @@ pub struct PolicyStatement {
 }
 
 /// A single value or a list of values, as IAM allows for `Statement`, `Action` and `Resource`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrList<T> {
     /// One value.

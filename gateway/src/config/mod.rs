@@ -15,6 +15,8 @@ mod groups;
 mod iam;
 mod model;
 mod models;
+pub mod reference;
+mod secret;
 mod sqs_consumer;
 mod stage_variables;
 mod throttling;

@@ -5,14 +5,15 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::auth::{ApiKeyConfig, AuthorizerConfig, DEFAULT_API_KEY_SELECTION, SecurityConfig};
 use super::duration;
 use super::transform::{ContentHandling, IntegrationResponseConfig, PassthroughBehavior};
 
 /// The whole gateway configuration, as loaded from YAML and the environment.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Address of the main listener (WebSocket clients, callback API, health, metrics).
@@ -80,7 +81,7 @@ pub struct Config {
 }
 
 /// `tls:` section.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain (leaf first).
@@ -90,7 +91,7 @@ pub struct TlsConfig {
 }
 
 /// `store:` section.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, Default)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StoreConfig {
     /// One node, nothing to install.
@@ -101,15 +102,17 @@ pub enum StoreConfig {
 }
 
 /// `store: {kind: redis}` settings.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisStoreConfig {
     /// `redis://host:port/db` (may carry a password, redacted in logs). With `cluster: true`,
     /// one seed node of the Redis Cluster.
     #[serde(default)]
+    #[serde(serialize_with = "super::secret::url_opt")]
     pub url: Option<String>,
     /// Seed nodes of a Redis Cluster (implies `cluster: true`); give `url` or `urls`, not both.
     #[serde(default)]
+    #[serde(serialize_with = "super::secret::urls")]
     pub urls: Vec<String>,
     /// Talk to a Redis Cluster (sharded pub/sub for the bus) instead of one server.
     #[serde(default)]
@@ -120,8 +123,10 @@ pub struct RedisStoreConfig {
     /// Timeout of each Redis operation.
     #[serde(
         default = "default_redis_timeout",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
+    #[schemars(with = "duration::Text")]
     pub timeout: Duration,
 }
 
@@ -165,28 +170,44 @@ impl RedisStoreConfig {
 
 /// `cluster:` section: node leases, the reaper and cross-node forwarding. Only used with the
 /// Redis store; a memory store is a single node.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
     /// How long a node's lease lives without renewal; renewed every third of it. A node that
     /// stops renewing (crash, freeze, partition) is considered dead this long after its last
     /// renewal.
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
     pub lease_ttl: Duration,
     /// How often each node looks for dead nodes and reaps their connections (`$disconnect` with
     /// status 1006). A dead node's connections are reaped within `lease_ttl + reaper_interval`
     /// plus the time to run their `$disconnect`.
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
     pub reaper_interval: Duration,
     /// How long a node that removed a connection's record holds the claim on its owed
     /// `$disconnect`. Should the node die before delivering it, another node's reaper delivers it
     /// once the claim expires. Must exceed the `$disconnect` retry window (30 s), or a slow but
     /// live delivery may be claimed and sent a second time.
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
     pub disconnect_claim_ttl: Duration,
     /// How long a callback POST/DELETE for a connection on another node waits for the owner's
     /// answer before answering 503.
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
     pub forward_timeout: Duration,
     /// Deliveries received from other nodes and waiting to be applied; when full, more are
     /// dropped and their senders answer 503 after `forward_timeout`.
@@ -233,7 +254,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// `api:` section: one WebSocket API.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     /// Human name; also the default `apiId`.
@@ -283,7 +304,7 @@ fn default_api_key_selection() -> String {
 }
 
 /// One stage.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct StageConfig {
     /// Stage variables, substituted into integration URIs as `${stageVariables.name}`.
@@ -292,7 +313,7 @@ pub struct StageConfig {
 }
 
 /// One route.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// The backend that handles the route.
@@ -335,7 +356,7 @@ impl RouteConfig {
 }
 
 /// A route's `AuthorizationType`, as Amazon API Gateway names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AuthorizationType {
     /// Open.
@@ -347,7 +368,7 @@ pub enum AuthorizationType {
 }
 
 /// The backend of a route.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum IntegrationConfig {
     /// POST the Lambda proxy event JSON; read a Lambda proxy response.
@@ -357,8 +378,10 @@ pub enum IntegrationConfig {
         /// Per-request timeout (50 ms to 15 min; default 29 s as in AWS).
         #[serde(
             default = "default_integration_timeout",
-            deserialize_with = "duration::deserialize"
+            deserialize_with = "duration::deserialize",
+            serialize_with = "duration::serialize"
         )]
+        #[schemars(with = "duration::Text")]
         timeout: Duration,
         /// HTTP version spoken to the backend.
         #[serde(default)]
@@ -374,8 +397,10 @@ pub enum IntegrationConfig {
         /// Per-request timeout (50 ms to 15 min; default 29 s as in AWS).
         #[serde(
             default = "default_integration_timeout",
-            deserialize_with = "duration::deserialize"
+            deserialize_with = "duration::deserialize",
+            serialize_with = "duration::serialize"
         )]
+        #[schemars(with = "duration::Text")]
         timeout: Duration,
         /// HTTP version spoken to the backend.
         #[serde(default)]
@@ -397,8 +422,10 @@ pub enum IntegrationConfig {
         /// Per-request timeout (50 ms to 15 min; default 29 s as in AWS).
         #[serde(
             default = "default_integration_timeout",
-            deserialize_with = "duration::deserialize"
+            deserialize_with = "duration::deserialize",
+            serialize_with = "duration::serialize"
         )]
+        #[schemars(with = "duration::Text")]
         timeout: Duration,
         /// HTTP version spoken to the backend.
         #[serde(default)]
@@ -455,7 +482,7 @@ pub enum IntegrationConfig {
 }
 
 /// The HTTP version an integration speaks to its backend.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendProtocol {
     /// HTTP/1.1 over pooled keep-alive connections (`http://`, `https://`, `unix:`).
@@ -545,7 +572,7 @@ fn default_status() -> u16 {
 }
 
 /// What to do with binary frames from clients.
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, Default, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum BinaryFrames {
     /// Deliver them base64-encoded with `isBase64Encoded: true`.
@@ -556,14 +583,22 @@ pub enum BinaryFrames {
 }
 
 /// `limits:` section. Defaults follow Amazon API Gateway where it has a value.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Close (1001) after this long without data frames in either direction.
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
     pub idle_timeout: Duration,
     /// Close (1001) a connection this long after it opened.
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
     pub max_connection_duration: Duration,
     /// Largest message (after reassembly of fragments); larger closes with 1009.
     pub max_message_bytes: usize,
@@ -574,7 +609,11 @@ pub struct LimitsConfig {
     /// (`0`: never split).
     pub max_outbound_frame_bytes: usize,
     /// Time allowed to send the upgrade request's headers.
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
     pub handshake_timeout: Duration,
     /// Concurrent WebSocket connections on this node (including ones in `$connect`).
     pub max_connections: usize,
@@ -583,10 +622,18 @@ pub struct LimitsConfig {
     /// wait in the kernel's accept backlog.
     pub max_http_connections: usize,
     /// Protocol ping interval (0 disables pings).
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
     pub ping_interval: Duration,
     /// Close (1011) when a ping has had no pong for this long.
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
     pub pong_timeout: Duration,
     /// Messages waiting to be written to one client; a full queue answers 429 to posts.
     pub outbound_queue_messages: usize,
@@ -595,7 +642,11 @@ pub struct LimitsConfig {
     /// empty queue.
     pub outbound_queue_bytes: usize,
     /// A write to the client that takes longer than this closes the connection (1013).
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
     pub send_timeout: Duration,
     /// Messages read from one client and waiting for their integration; when full, reading pauses.
     pub inbound_queue_messages: usize,
@@ -606,12 +657,20 @@ pub struct LimitsConfig {
     pub node_queue_bytes: usize,
     /// After a client has gone, how long its queued inbound messages may still take to reach
     /// their integration before the rest are dropped and `$disconnect` runs.
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
     pub inbound_drain_timeout: Duration,
     /// Attempts at a `$disconnect` call that fails (transport error, timeout, 429 or 5xx).
     pub disconnect_attempts: u32,
     /// All attempts at one `$disconnect` end within this long (the backoff is cut to fit).
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
     pub disconnect_retry_within: Duration,
     /// Binary frames from clients: `accept` (default) or `reject` (close 1003).
     pub binary_frames: BinaryFrames,
@@ -665,7 +724,7 @@ impl Default for LimitsConfig {
 }
 
 /// `callback:` section.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackConfig {
     /// Serve the callback API on its own listener too (e.g. `127.0.0.1:9080`).
@@ -685,8 +744,10 @@ pub struct CallbackConfig {
     /// body is answered 408.
     #[serde(
         default = "default_body_timeout",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
+    #[schemars(with = "duration::Text")]
     pub body_timeout: Duration,
 }
 
@@ -711,7 +772,7 @@ impl Default for CallbackConfig {
 }
 
 /// Authentication of the callback API.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CallbackAuthConfig {
     /// No authentication at all (must be chosen explicitly).
@@ -719,6 +780,7 @@ pub enum CallbackAuthConfig {
     /// `Authorization: Bearer <token>` with one of these tokens.
     Bearer {
         /// Accepted tokens.
+        #[serde(serialize_with = "super::secret::hide_all")]
         tokens: Vec<String>,
     },
     /// AWS Signature V4, service `execute-api`, as the AWS SDKs sign.
@@ -728,7 +790,12 @@ pub enum CallbackAuthConfig {
         /// Accepted key pairs, each with its optional session token and IAM policy.
         credentials: Vec<SigV4CredentialConfig>,
         /// Allowed clock skew.
-        #[serde(default = "default_skew", deserialize_with = "duration::deserialize")]
+        #[serde(
+            default = "default_skew",
+            deserialize_with = "duration::deserialize",
+            serialize_with = "duration::serialize"
+        )]
+        #[schemars(with = "duration::Text")]
         max_skew: Duration,
     },
 }
@@ -762,11 +829,15 @@ impl fmt::Debug for CallbackAuthConfig {
 pub type SigV4CredentialConfig = super::IamPrincipalConfig;
 
 /// `shutdown:` section.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShutdownConfig {
     /// Upper bound on closing sockets and running `$disconnect` after SIGTERM/SIGINT.
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
     pub drain_timeout: Duration,
 }
 
@@ -779,7 +850,7 @@ impl Default for ShutdownConfig {
 }
 
 /// `log:` section.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `text` or `json`.
@@ -798,7 +869,7 @@ impl Default for LogConfig {
 }
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     /// Human-readable lines.

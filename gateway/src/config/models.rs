@@ -5,7 +5,8 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::{ApiConfig, ConfigError};
 use crate::routing::{SelectionExpression, is_reserved};
@@ -15,7 +16,7 @@ pub const JSON_CONTENT_TYPE: &str = "application/json";
 
 /// One model (Amazon API Gateway's `Model`): a JSON Schema, draft 4 unless its `$schema` names
 /// another draft.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// `application/json` (the default and the only one: message bodies are validated as JSON).

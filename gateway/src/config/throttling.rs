@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::usage_plans::UsagePlanConfig;
 use super::{ApiConfig, ApiKeyConfig, ConfigError, duration};
 
 /// `throttling:` section.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThrottlingConfig {
     /// One bucket for everything the gateway serves: client messages of every stage, connection
@@ -53,7 +54,7 @@ impl Default for ThrottlingConfig {
 }
 
 /// A token bucket: `rate_limit` tokens per second, at most `burst_limit` at once.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     /// Steady requests per second (0 blocks everything).
@@ -63,7 +64,7 @@ pub struct RateLimit {
 }
 
 /// A stage's route throttling.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StageThrottling {
     /// Applies to each route of the stage (each route gets its own bucket) unless the route has
@@ -75,7 +76,7 @@ pub struct StageThrottling {
 
 /// `ThrottlingRateLimit` and `ThrottlingBurstLimit` of a route; a missing one is inherited from
 /// the level above (stage default, then gateway).
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RouteThrottle {
     /// Steady messages per second for the route.
@@ -85,7 +86,7 @@ pub struct RouteThrottle {
 }
 
 /// Where aggregate buckets live.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Shared by all nodes when the store is Redis (one node alone otherwise).
@@ -96,15 +97,23 @@ pub enum Scope {
 }
 
 /// `throttling.cluster:` settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterThrottling {
     /// How long tokens a node takes from Redis stay usable. Larger: fewer Redis calls, looser
     /// accuracy (see docs/throttling.md).
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
     pub lease: Duration,
     /// Upper bound on one Redis call of the limiter.
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
     pub timeout: Duration,
     /// What to do while Redis cannot be reached.
     pub on_redis_error: OnRedisError,
@@ -121,7 +130,7 @@ impl Default for ClusterThrottling {
 }
 
 /// Behaviour while Redis is unavailable.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum OnRedisError {
     /// Each node enforces the full limits by itself (the cluster admits up to N times a limit).

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 pub use crate::transform::{ContentHandling, PassthroughBehavior};
 
@@ -12,7 +13,7 @@ use super::{ApiConfig, ConfigError};
 
 /// One integration response (`IntegrationResponse`), under its key: `$default` or a regular
 /// expression between slashes matched against the integration's status code (`/4\d\d/`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationResponseConfig {
     /// Picks a response template: `${integration.response.statuscode}`,

@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::{ApiKeyConfig, ConfigError};
 
 /// One usage plan.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct UsagePlanConfig {
     /// Steady requests per second of each key of the plan.
@@ -20,7 +21,7 @@ pub struct UsagePlanConfig {
 }
 
 /// A quota.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaConfig {
     /// Requests per period.
@@ -102,7 +103,7 @@ pub(crate) fn validate(
 }
 
 /// The period a quota counts over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Period {
     /// 00:00 UTC to 00:00 UTC.

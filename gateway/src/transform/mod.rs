@@ -20,7 +20,9 @@ pub(crate) use expression::{Expression, Side, Subject};
 pub(crate) use params::{Mapped, Parameter, Parameters, Sources};
 
 /// What happens to a payload when no request template is selected (`PassthroughBehavior`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PassthroughBehavior {
     /// The payload goes through unchanged (AWS's default).
@@ -34,7 +36,9 @@ pub enum PassthroughBehavior {
 }
 
 /// `ContentHandlingStrategy`: converting a payload between binary and text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ContentHandling {
     /// Base64 text becomes binary (decoded), after any template.

@@ -18,6 +18,7 @@ mod cluster_nodes;
 mod cluster_owed;
 mod cluster_owner_cache;
 mod cluster_redis;
+mod config_cli;
 mod connect;
 mod consumers;
 mod consumers_faults;
