@@ -37,6 +37,7 @@
 //!   `proxy_protocol`, `systemd` (readiness, watchdog and stopping notifications for
 //!   `Type=notify` units, used by `cli`).
 
+mod access_log;
 mod auth;
 mod bus;
 mod cache;

@@ -231,6 +231,7 @@ impl Gateway {
             }
         })?;
         let models = crate::validate::Models::compile(&config.api)?;
+        let access_logs = crate::access_log::start_all(&config.api)?;
         let stages = integration::build_stages(
             &config.api,
             &models,
@@ -238,6 +239,7 @@ impl Gateway {
             &aws,
             config.limits.integration_response_bytes(),
             response_cache.as_ref(),
+            &access_logs,
         )
         .map_err(|message| crate::config::ConfigError::Invalid {
             key: "api.routes".into(),

@@ -61,6 +61,8 @@ pub(crate) const BUS_RECEIVED_TOTAL: &str = "wsgate_bus_received_total";
 pub(crate) const BUS_ERROR_TOTAL: &str = "wsgate_bus_errors_total";
 /// Frames dropped because the receive, ack or send queue was full.
 pub(crate) const BUS_DROPPED_TOTAL: &str = "wsgate_bus_dropped_total";
+/// Access log lines dropped because the stage's writer queue was full.
+pub(crate) const ACCESS_LOG_DROPPED_TOTAL: &str = "wsgate_access_log_dropped_total";
 /// Seconds per bus publish.
 pub(crate) const BUS_PUBLISH_LATENCY: &str = "wsgate_bus_publish_seconds";
 /// Callbacks forwarded to the owning node, by `method` and `outcome`.
@@ -211,6 +213,10 @@ fn describe() {
     describe_counter!(
         BUS_DROPPED_TOTAL,
         "Cluster-bus frames dropped at a full queue"
+    );
+    describe_counter!(
+        ACCESS_LOG_DROPPED_TOTAL,
+        "Access log lines dropped at a full writer queue, by stage"
     );
     describe_histogram!(
         BUS_PUBLISH_LATENCY,

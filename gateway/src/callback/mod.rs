@@ -73,12 +73,14 @@ pub(crate) async fn unknown_path() -> Response {
     with_request_id(CallbackError::UnknownStage.into_response()).await
 }
 
-/// Adds `x-amzn-RequestId` (a random UUID, the form AWS uses) to a callback answer.
+/// Adds `x-amzn-RequestId` (a random UUID, the form AWS uses) to a callback answer that has
+/// none yet (an access-logged call set its own, the `requestId` of its line).
 async fn with_request_id(mut response: Response) -> Response {
+    if response.headers().contains_key(REQUEST_ID) {
+        return response;
+    }
     if let Ok(id) = http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
-        response
-            .headers_mut()
-            .insert(http::HeaderName::from_static("x-amzn-requestid"), id);
+        response.headers_mut().insert(REQUEST_ID, id);
     }
     response
 }
@@ -104,6 +106,8 @@ impl CloseParams {
     }
 }
 
+const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-amzn-requestid");
+
 async fn connection(
     State(api): State<Arc<Api>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -111,7 +115,50 @@ async fn connection(
     request: Request,
 ) -> Response {
     let method = request.method().clone();
-    answer(&method, handle(&api, peer, &stage, &id, request).await)
+    let access = (api.shared.stages.get(&stage)).and_then(|routes| routes.access_log.clone());
+    let Some(access) = access else {
+        return answer(&method, handle(&api, peer, &stage, &id, request).await);
+    };
+    let started_ms = crate::ws::now_ms();
+    let source_ip = (api.shared.security)
+        .client_addr(peer.ip(), request.headers())
+        .ip
+        .to_string();
+    let user_agent = (request.headers().get(http::header::USER_AGENT))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut response = answer(&method, handle(&api, peer, &stage, &id, request).await);
+    let request_id = uuid::Uuid::new_v4().to_string();
+    if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    let status = response.status();
+    access.emit(&crate::access_log::Record {
+        api_id: Some(&api.shared.api_id),
+        stage: &stage,
+        event_type: crate::access_log::EventType::Callback,
+        connection_id: Some(&id),
+        route_key: Some(match method {
+            Method::POST => "POST /@connections",
+            Method::GET => "GET /@connections",
+            Method::DELETE => "DELETE /@connections",
+            _ => "-",
+        }),
+        request_id: &request_id,
+        message_id: None,
+        request_time_ms: started_ms,
+        status: Some(status.as_u16()),
+        source_ip: Some(&source_ip),
+        user_agent: user_agent.as_deref(),
+        meta: None,
+        integration: None,
+        error_message: (!status.is_success())
+            .then(|| status.canonical_reason())
+            .flatten(),
+        error_type: (response.headers().get("x-amzn-errortype")).and_then(|v| v.to_str().ok()),
+        validation_error: None,
+    });
+    response
 }
 
 /// Counts the request in `wsgate_callback_requests_total` and turns errors into answers.

@@ -1,6 +1,7 @@
 //! Configuration: load YAML, apply `WSGATE_*` environment overrides, deserialize into the typed
 //! tree and validate, failing with one line that names the offending key.
 
+mod access_log;
 mod auth;
 mod aws;
 mod aws_service;
@@ -27,6 +28,10 @@ mod usage_plans;
 use std::path::Path;
 use std::time::Duration;
 
+pub use access_log::{
+    AccessLogConfig, AccessLogDestination, ExecutionLogConfig, LoggingLevel, RotationConfig,
+    execution_log_for,
+};
 pub use auth::*;
 pub use aws::AwsConfig;
 pub use aws_service::AwsServiceConfig;
@@ -199,6 +204,7 @@ impl Config {
             transform::validate(&here, &transform, parameters, connect, api)?;
         }
         models::validate(api)?;
+        access_log::validate(api)?;
         let l = &self.limits;
         let positive: [(&str, Duration); 5] = [
             ("limits.idle_timeout", l.idle_timeout),

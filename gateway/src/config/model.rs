@@ -310,6 +310,16 @@ pub struct StageConfig {
     /// Stage variables, substituted into integration URIs as `${stageVariables.name}`.
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
+    /// The stage's access log (absent: none); see `docs/operations.md`.
+    #[serde(default)]
+    pub access_log: Option<super::AccessLogConfig>,
+    /// Execution logging of the stage's routes (AWS's `DefaultRouteSettings`).
+    #[serde(default)]
+    pub execution_log: super::ExecutionLogConfig,
+    /// Execution logging of single routes, by route key (AWS's `RouteSettings`); an entry
+    /// replaces `execution_log` for its route.
+    #[serde(default)]
+    pub route_execution_log: BTreeMap<String, super::ExecutionLogConfig>,
 }
 
 /// One route.

@@ -30,6 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::access_log::execution::ExecutionLog;
 pub(crate) use crate::config::substitute_stage_variables;
 use crate::config::{ApiConfig, IntegrationConfig};
 use crate::events::{ConnectionMeta, EventKind};
@@ -161,6 +162,8 @@ pub(crate) struct Route {
     pub metrics: RouteMetrics,
     /// Its response cache, when it caches answers.
     pub cache: Option<Arc<crate::cache::RouteCache>>,
+    /// Its execution logging on this stage.
+    pub execution: crate::access_log::execution::ExecutionLog,
 }
 
 /// The metrics of one route of one stage, registered when the stage is built (a label lookup
@@ -199,6 +202,10 @@ pub(crate) struct StageRoutes {
     pub sent: metrics::Counter,
     /// What connections keep for cache keys, and the caches (for invalidation).
     pub cache: crate::cache::StageCache,
+    /// The stage's access log (`None`: events build no record).
+    pub access_log: Option<Arc<crate::access_log::AccessLog>>,
+    /// The stage's default execution logging (events without a route).
+    pub execution: crate::access_log::execution::ExecutionLog,
 }
 
 impl StageRoutes {
@@ -209,7 +216,8 @@ impl StageRoutes {
 }
 
 /// Builds every stage's routes, each with its request models from `models` (compiled once for all
-/// stages); `response_cap` bounds every answer read (see [`body`]).
+/// stages) and its execution logging, each stage with its access log from `access_logs`;
+/// `response_cap` bounds every answer read (see [`body`]).
 ///
 /// # Errors
 /// What is wrong, in words: a missing stage variable (config validation reports these first),
@@ -221,6 +229,7 @@ pub(crate) fn build_stages(
     aws: &lambda::Aws,
     response_cap: usize,
     cache: Option<&Arc<crate::cache::ResponseCache>>,
+    access_logs: &HashMap<String, Arc<crate::access_log::AccessLog>>,
 ) -> Result<HashMap<String, Arc<StageRoutes>>, String> {
     let mut stages = HashMap::new();
     for (stage, settings) in &api.stages {
@@ -321,6 +330,7 @@ pub(crate) fn build_stages(
                     models: models.for_route(key),
                     metrics: RouteMetrics::new(stage, key),
                     cache: cache.and_then(|c| c.route(stage, key)),
+                    execution: ExecutionLog::new(&crate::config::execution_log_for(settings, key)),
                 },
             );
         }
@@ -330,6 +340,8 @@ pub(crate) fn build_stages(
             received: direction("in"),
             sent: direction("out"),
             cache: crate::cache::StageCache::new(cache),
+            access_log: access_logs.get(stage).cloned(),
+            execution: ExecutionLog::new(&settings.execution_log),
         };
         stages.insert(stage.clone(), Arc::new(stage_routes));
     }

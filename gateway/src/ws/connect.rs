@@ -15,6 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::end::{self, Recorded};
 use super::{handshake, invoke, now_ms, session};
+use crate::access_log::{EventType, IntegrationOutcome, Outcome, Record};
 use crate::auth::identity::RequestView;
 use crate::auth::per_ip::IpSlot;
 use crate::auth::{AuthError, AuthRequest};
@@ -55,13 +56,67 @@ async fn accept(
     shared: Arc<Shared>,
     peer: SocketAddr,
     stage: String,
-    mut request: Request,
+    request: Request,
 ) -> Result<Response, HandshakeRejection> {
     let routes = shared
         .stages
         .get(&stage)
         .cloned()
         .ok_or(HandshakeRejection::UnknownStage)?;
+    // The client behind trusted proxies: `sourceIp`, per-address limits and logs.
+    let client_ip = shared.security.client_addr(peer.ip(), request.headers()).ip;
+    // What a refusal before the owner takes over is logged with (only with an access log).
+    let early = routes.access_log.as_ref().map(|_| {
+        let user_agent = (request.headers().get(header::USER_AGENT))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (now_ms(), user_agent)
+    });
+    match prepare(&shared, peer, &stage, routes.clone(), client_ip, request).await {
+        // From here the connection's own task decides everything, and logs it; this handler
+        // only waits for the answer to send. A client that hangs up drops this future, never
+        // the owner's.
+        Ok(answer) => answer
+            .await
+            .unwrap_or(Err(HandshakeRejection::IntegrationFailed)),
+        Err(rejection) => {
+            if let (Some(log), Some((started_ms, user_agent))) = (&routes.access_log, early) {
+                let status = rejection.status();
+                let source_ip = client_ip.to_string();
+                log.emit(&Record {
+                    api_id: Some(&shared.api_id),
+                    stage: &stage,
+                    event_type: EventType::Connect,
+                    connection_id: None,
+                    route_key: Some("$connect"),
+                    request_id: &ids::request_id(),
+                    message_id: None,
+                    request_time_ms: started_ms,
+                    status: Some(status.as_u16()),
+                    source_ip: Some(&source_ip),
+                    user_agent: user_agent.as_deref(),
+                    meta: None,
+                    integration: None,
+                    error_message: status.canonical_reason(),
+                    error_type: None,
+                    validation_error: None,
+                });
+            }
+            Err(rejection)
+        }
+    }
+}
+
+/// The checks before `$connect`, then the owner task is started; answers what will carry the
+/// owner's answer to the upgrade.
+async fn prepare(
+    shared: &Arc<Shared>,
+    peer: SocketAddr,
+    stage: &str,
+    routes: Arc<StageRoutes>,
+    client_ip: std::net::IpAddr,
+    mut request: Request,
+) -> Result<oneshot::Receiver<Result<Response, HandshakeRejection>>, HandshakeRejection> {
     let hs = handshake::check(request.method(), request.version(), request.headers())?;
     if shared.is_draining() {
         return Err(HandshakeRejection::Draining);
@@ -74,17 +129,15 @@ async fn accept(
     // The path the client used (and signed), before a custom domain mapped it.
     let uri = (request.extensions().get::<OriginalUri>())
         .map_or_else(|| request.uri().clone(), |o| o.0.clone());
-    // The client behind trusted proxies: `sourceIp`, per-address limits and logs.
-    let client_ip = shared.security.client_addr(peer.ip(), request.headers()).ip;
     let refuse = |error: AuthError| {
-        shared.security.refused(&error, &stage, client_ip, &uri);
+        shared.security.refused(&error, stage, client_ip, &uri);
         HandshakeRejection::from(&error)
     };
     let ip_slot = shared
         .security
         .screen(client_ip, request.headers())
         .map_err(refuse)?;
-    if let Err(throttled) = shared.throttle.check_connect(&stage).await {
+    if let Err(throttled) = shared.throttle.check_connect(stage).await {
         return Err(HandshakeRejection::Throttled {
             retry_after_secs: throttled.retry_after_secs(),
         });
@@ -99,11 +152,11 @@ async fn accept(
     };
     let meta = ConnectionMeta {
         connection_id: ids::connection_id(),
-        stage: stage.clone(),
+        stage: stage.to_string(),
         api_id: Arc::clone(&shared.api_id),
         domain_name: match request.extensions().get::<CustomDomain>() {
             Some(custom) => custom.0.to_string(),
-            None => domain_name(&shared, header_str(header::HOST)),
+            None => domain_name(shared, header_str(header::HOST)),
         },
         connected_at_ms: now_ms(),
         source_ip: client_ip.to_string(),
@@ -130,7 +183,7 @@ async fn accept(
                     .config
                     .api
                     .stages
-                    .get(&stage)
+                    .get(stage)
                     .map_or(&no_variables, |s| &s.variables),
             },
             meta: &meta,
@@ -148,7 +201,7 @@ async fn accept(
     });
     if let Some(id) = meta.api_key_id.as_deref()
         && let Err(throttled) = (shared.throttle)
-            .check_usage_plan(&stage, shared.security.usage_plan(id), id)
+            .check_usage_plan(stage, shared.security.usage_plan(id), id)
             .await
     {
         return Err(HandshakeRejection::Throttled {
@@ -164,13 +217,11 @@ async fn accept(
     );
     shared.registry.insert(Arc::clone(&handle));
     metrics::gauge!(telemetry::CONNECTIONS_CURRENT).set(shared.registry.len() as f64);
-    metrics::counter!(telemetry::CONNECT_TOTAL, "stage" => stage).increment(1);
+    metrics::counter!(telemetry::CONNECT_TOTAL, "stage" => stage.to_string()).increment(1);
 
-    // From here the connection's own task decides everything; this handler only waits for the
-    // answer to send. A client that hangs up drops this future, never the owner's.
     let (reply, answer) = oneshot::channel();
     let owner = Owner {
-        shared: Arc::clone(&shared),
+        shared: Arc::clone(shared),
         handle,
         outbox,
         routes,
@@ -185,9 +236,7 @@ async fn accept(
         request_id,
     });
     shared.tracker.spawn(owner.run(opening));
-    answer
-        .await
-        .unwrap_or(Err(HandshakeRejection::IntegrationFailed))
+    Ok(answer)
 }
 
 /// What the `$connect` step needs and nothing after it keeps.
@@ -226,18 +275,19 @@ impl Owner {
     /// handshake-only state is boxed and given back once `$connect` has it, and what `$connect`
     /// decided is used up in [`establish`] before the session starts.
     async fn run(self, opening: Box<Opening>) {
-        let accepted = match call_connect(&self.shared, &self.handle, &self.routes, *opening).await
-        {
-            Ok(accepted) => accepted,
-            Err(rejection) => {
-                // Nothing is owed: the backend refused it, or never answered 2xx.
-                end::unlist(&self.shared, &self.handle);
-                let _ = self.reply.send(Err(rejection));
-                return;
-            }
+        // Boxed: `$connect`'s state is gone once it is done, and never sits in the session's.
+        let opened = Box::pin(open(
+            &self.shared,
+            &self.handle,
+            &self.routes,
+            opening,
+            self.reply,
+        ))
+        .await;
+        // Nothing is owed when `$connect` refused it, or never answered 2xx.
+        let Some(ended_early) = opened else {
+            return;
         };
-        // `$connect` answered 2xx: a `$disconnect` is owed from here, whatever happens.
-        let ended_early = establish(&self.shared, &self.handle, accepted, self.reply).await;
         let (reason, inflow, recorded) = match ended_early {
             Some((reason, recorded)) => (reason, None, recorded),
             None => {
@@ -267,16 +317,74 @@ impl Owner {
     }
 }
 
+/// `$connect`, then [`establish`] after a 2xx; answers the upgrade and writes the CONNECT
+/// access log line. `None` when the connection was refused (unlisted, nothing owed); else what
+/// [`establish`] decided (a `$disconnect` is owed from there, whatever happens).
+async fn open(
+    shared: &Arc<Shared>,
+    handle: &Arc<SessionHandle>,
+    routes: &StageRoutes,
+    mut opening: Box<Opening>,
+    reply: oneshot::Sender<Result<Response, HandshakeRejection>>,
+) -> Option<Option<(CloseReason, Recorded)>> {
+    let request_id = std::mem::take(&mut opening.request_id);
+    let mut log = (routes.access_log.as_ref()).map(|_| {
+        let outcome = Outcome {
+            route_key: Some("$connect"),
+            ..Outcome::default()
+        };
+        (now_ms(), outcome)
+    });
+    let connected = call_connect(
+        shared,
+        handle,
+        routes,
+        *opening,
+        &request_id,
+        log.as_mut().map(|(_, outcome)| outcome),
+    )
+    .await;
+    let mut status = 200;
+    let opened = match connected {
+        Ok(accepted) => Some(establish(shared, handle, accepted, reply, &mut status).await),
+        Err(rejection) => {
+            end::unlist(shared, handle);
+            status = rejection.status().as_u16();
+            let _ = reply.send(Err(rejection));
+            None
+        }
+    };
+    if let (Some(access), Some((started_ms, mut outcome))) = (&routes.access_log, log) {
+        outcome.status = Some(status);
+        if status >= 400 {
+            outcome.error_message = http::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason());
+        }
+        access.event(
+            &handle.meta,
+            EventType::Connect,
+            &request_id,
+            started_ms,
+            &outcome,
+        );
+    }
+    opened
+}
+
 /// After a 2xx `$connect`: records the connection, joins the groups `$connect` named and
-/// answers the upgrade with the 101. `None` when the session is to run; otherwise why the
-/// connection ends at once (the client was told with the refusal) and whether it was recorded.
+/// answers the upgrade with the 101 (`status`: what the client was answered, 200 for the 101 as
+/// AWS logs it). `None` when the session is to run; otherwise why the connection ends at once
+/// (the client was told with the refusal) and whether it was recorded.
 async fn establish(
     shared: &Arc<Shared>,
     handle: &Arc<SessionHandle>,
     accepted: Accepted,
     reply: oneshot::Sender<Result<Response, HandshakeRejection>>,
+    status: &mut u16,
 ) -> Option<(CloseReason, Recorded)> {
     if shared.is_draining() {
+        *status = HandshakeRejection::Draining.status().as_u16();
         let _ = reply.send(Err(HandshakeRejection::Draining));
         return Some((CloseReason::ShuttingDown, Recorded::No));
     }
@@ -286,10 +394,12 @@ async fn establish(
         .await
     {
         tracing::warn!(connection_id = %handle.meta.connection_id, %error, "cannot record the connection");
+        *status = HandshakeRejection::StoreUnavailable.status().as_u16();
         let _ = reply.send(Err(HandshakeRejection::StoreUnavailable));
         return Some((CloseReason::StoreUnavailable, Recorded::Maybe));
     }
     if let Err(rejection) = crate::groups::admit(&shared.groups, handle, &accepted.groups).await {
+        *status = rejection.status().as_u16();
         let _ = reply.send(Err(rejection));
         return Some((CloseReason::Abnormal, Recorded::Yes));
     }
@@ -305,17 +415,20 @@ async fn establish(
     None
 }
 
-/// Runs `$connect` (when the stage has one) and reads its decision.
+/// Runs `$connect` (when the stage has one) and reads its decision; fills `log` (when given)
+/// with the integration's part.
 async fn call_connect(
     shared: &Shared,
     handle: &SessionHandle,
     routes: &StageRoutes,
     opening: Opening,
+    request_id: &str,
+    log: Option<&mut Outcome<'_>>,
 ) -> Result<Accepted, HandshakeRejection> {
     let Opening {
         hs,
         connect_request,
-        request_id,
+        request_id: _,
     } = opening;
     let meta = &handle.meta;
     let mut protocol = None;
@@ -324,10 +437,19 @@ async fn call_connect(
         let invocation = Invocation {
             meta,
             route_key: "$connect",
-            request_id: &request_id,
+            request_id,
             kind: EventKind::Connect(&connect_request),
         };
-        let response = invoke(route, &invocation).await.map_err(|e| match e {
+        let started = log.is_some().then(std::time::Instant::now);
+        let result = invoke(route, &invocation).await;
+        if let (Some(log), Some(started)) = (log, started) {
+            log.integration = Some(IntegrationOutcome {
+                latency_ms: crate::access_log::millis(started.elapsed()),
+                status: result.as_ref().ok().map(|r| r.status),
+                error: (result.as_ref().err()).map(crate::access_log::integration_error_name),
+            });
+        }
+        let response = result.map_err(|e| match e {
             // Passthrough refused by a non-proxy integration: AWS's 415.
             IntegrationError::UnsupportedMediaType => HandshakeRejection::Rejected(415),
             _ => HandshakeRejection::IntegrationFailed,

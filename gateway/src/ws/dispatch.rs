@@ -8,6 +8,7 @@ use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -16,6 +17,8 @@ use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::invoke;
+use crate::access_log::execution::Event;
+use crate::access_log::{EventType, IntegrationOutcome, Outcome};
 use crate::events::EventKind;
 use crate::ids;
 use crate::integration::{IntegrationError, Invocation, StageRoutes};
@@ -219,7 +222,8 @@ fn error_frame_text(message: &str, connection_id: &str, request_id: &str) -> Str
     )
 }
 
-/// Handles one message; returns the frame the client gets, if any.
+/// Handles one message; returns the frame the client gets, if any. With an access log on the
+/// stage, the message's line is written once its outcome is known.
 async fn handle_one(
     shared: &Shared,
     handle: &SessionHandle,
@@ -227,8 +231,43 @@ async fn handle_one(
     bucket: Option<Arc<ConnectionBucket>>,
     message: Inbound,
 ) -> Option<Message> {
-    let meta = &handle.meta;
     let request_id = ids::request_id();
+    let Some(access) = &routes.access_log else {
+        return route_one(shared, handle, routes, bucket, message, &request_id, None).await;
+    };
+    let started_ms = super::now_ms();
+    let mut outcome = Outcome::default();
+    let frame = route_one(
+        shared,
+        handle,
+        routes,
+        bucket,
+        message,
+        &request_id,
+        Some(&mut outcome),
+    )
+    .await;
+    access.event(
+        &handle.meta,
+        EventType::Message,
+        &request_id,
+        started_ms,
+        &outcome,
+    );
+    frame
+}
+
+/// Routes one message to its integration; fills `log` (when given) with what it came to.
+async fn route_one<'r>(
+    shared: &Shared,
+    handle: &SessionHandle,
+    routes: &'r StageRoutes,
+    bucket: Option<Arc<ConnectionBucket>>,
+    message: Inbound,
+    request_id: &str,
+    mut log: Option<&mut Outcome<'r>>,
+) -> Option<Message> {
+    let meta = &handle.meta;
     let (raw, text, is_base64): (&[u8], std::borrow::Cow<'_, str>, bool) = match &message {
         Inbound::Text(text) => (text.as_bytes(), text.as_str().into(), false),
         Inbound::Binary(bytes) => (bytes, STANDARD.encode(bytes).into(), true),
@@ -239,9 +278,30 @@ async fn handle_one(
     });
     let Selected::Route(key) = selected else {
         metrics::counter!(telemetry::CLIENT_ERROR_TOTAL).increment(1);
-        return Some(error_frame("Forbidden", &meta.connection_id, &request_id));
+        let at = Event {
+            meta,
+            route_key: "-",
+            request_id,
+        };
+        routes
+            .execution
+            .refused(at, 403, "no route matches the message");
+        if let Some(log) = log {
+            log.status = Some(403);
+            log.error_message = Some("Forbidden");
+        }
+        return Some(error_frame("Forbidden", &meta.connection_id, request_id));
     };
     let route = routes.get(key)?;
+    let at = Event {
+        meta,
+        route_key: key,
+        request_id,
+    };
+    route.execution.route_selected(at);
+    if let Some(log) = log.as_deref_mut() {
+        log.route_key = Some(&route.key);
+    }
     if shared
         .throttle
         .check_message(&meta.stage, key, bucket.as_deref())
@@ -250,23 +310,39 @@ async fn handle_one(
     {
         // Not sent to the integration; the connection stays open.
         metrics::counter!(telemetry::CLIENT_ERROR_TOTAL).increment(1);
+        route.execution.refused(at, 429, "throttled");
+        if let Some(log) = log {
+            log.status = Some(429);
+            log.error_message = Some("Too Many Requests");
+        }
         return Some(error_frame(
             "Too Many Requests",
             &meta.connection_id,
-            &request_id,
+            request_id,
         ));
     }
     let message_id = ids::request_id();
+    if let Some(log) = log.as_deref_mut() {
+        log.message_id = Some(message_id.clone());
+    }
     // After selection and throttling, before the integration; free on a route without models.
     if let Some(models) = &route.models
         && let Err(invalid) = models.check(raw, is_base64)
     {
+        route
+            .execution
+            .refused(at, 400, "request body failed validation");
+        if let Some(log) = log {
+            log.status = Some(400);
+            log.error_message = Some("Bad request body");
+            log.validation_error = Some(invalid.to_string());
+        }
         return Some(crate::validate::refused(&invalid, route, meta, &message_id));
     }
     let invocation = Invocation {
         meta,
         route_key: key,
-        request_id: &request_id,
+        request_id,
         kind: EventKind::Message {
             body: &text,
             raw,
@@ -274,27 +350,62 @@ async fn handle_one(
             message_id: &message_id,
         },
     };
+    let started = log.is_some().then(Instant::now);
     let answer = match &route.cache {
         None => invoke(route, &invocation).await,
         // Boxed: the cached path's state stays out of every other message's future.
         Some(cache) => Box::pin(cache.through(&invocation, invoke(route, &invocation))).await,
     };
+    if let (Some(log), Some(started)) = (log, started) {
+        let latency_ms = crate::access_log::millis(started.elapsed());
+        let (status, integration) = match &answer {
+            Ok(response) => (200, (Some(response.status), None)),
+            Err(error) => (
+                failure_status(error),
+                (None, Some(crate::access_log::integration_error_name(error))),
+            ),
+        };
+        log.status = Some(status);
+        log.integration = Some(IntegrationOutcome {
+            latency_ms,
+            status: integration.0,
+            error: integration.1,
+        });
+        if answer.is_err() {
+            log.error_message = Some(failure_message(answer.as_ref().err()));
+        }
+    }
     match answer {
         Ok(response) => match response.body {
             Some(body) if route.route_response => Some(reply(body, response.binary)),
             _ => None,
         },
-        Err(error) => {
-            let message = match error {
-                // As AWS answers an integration that passes its timeout.
-                IntegrationError::Timeout(_) => "Endpoint request timed out",
-                // No request template matched and the passthrough behaviour refused the
-                // payload: AWS's 415 reason phrase.
-                IntegrationError::UnsupportedMediaType => "Unsupported Media Type",
-                _ => "Internal server error",
-            };
-            Some(error_frame(message, &meta.connection_id, &request_id))
-        }
+        Err(error) => Some(error_frame(
+            failure_message(Some(&error)),
+            &meta.connection_id,
+            request_id,
+        )),
+    }
+}
+
+/// The message of the error frame a failed integration call gets.
+fn failure_message(error: Option<&IntegrationError>) -> &'static str {
+    match error {
+        // As AWS answers an integration that passes its timeout.
+        Some(IntegrationError::Timeout(_)) => "Endpoint request timed out",
+        // No request template matched and the passthrough behaviour refused the payload: AWS's
+        // 415 reason phrase.
+        Some(IntegrationError::UnsupportedMediaType) => "Unsupported Media Type",
+        _ => "Internal server error",
+    }
+}
+
+/// `status` in the access log of a failed integration call.
+fn failure_status(error: &IntegrationError) -> u16 {
+    match error {
+        IntegrationError::Timeout(_) => 504,
+        IntegrationError::UnsupportedMediaType => 415,
+        _ => 500,
     }
 }
 

@@ -8,6 +8,7 @@ use tokio::time::{Instant, sleep};
 
 use super::dispatch::Inflow;
 use super::invoke;
+use crate::access_log::{EventType, IntegrationOutcome, Outcome};
 use crate::error::CloseReason;
 use crate::events::{ConnectionMeta, EventKind};
 use crate::ids;
@@ -154,7 +155,9 @@ pub(crate) async fn run_disconnect(
     status_code: u16,
     reason: &str,
 ) -> bool {
+    let started_ms = routes.access_log.as_ref().map(|_| super::now_ms());
     let Some(route) = routes.get("$disconnect") else {
+        log_disconnect(routes, meta, &ids::request_id(), started_ms, None, true);
         return true;
     };
     let limits = &shared.config.limits;
@@ -172,11 +175,21 @@ pub(crate) async fn run_disconnect(
                 reason,
             },
         };
-        let failure = match invoke(route, &invocation).await {
+        let called = Instant::now();
+        let result = invoke(route, &invocation).await;
+        let integration = started_ms.map(|_| IntegrationOutcome {
+            latency_ms: crate::access_log::millis(called.elapsed()),
+            status: result.as_ref().ok().map(|r| r.status),
+            error: (result.as_ref().err()).map(crate::access_log::integration_error_name),
+        });
+        let failure = match result {
             Ok(response) if response.status == 429 || response.status >= 500 => {
                 format!("status {}", response.status)
             }
-            Ok(_) => return true,
+            Ok(_) => {
+                log_disconnect(routes, meta, &request_id, started_ms, integration, true);
+                return true;
+            }
             Err(error) => error.to_string(),
         };
         let next_at = Instant::now() + pause;
@@ -185,6 +198,7 @@ pub(crate) async fn run_disconnect(
         {
             metrics::counter!(telemetry::DISCONNECT_FAILED_TOTAL).increment(1);
             tracing::warn!(connection_id = %meta.connection_id, attempts = attempt, %failure, "$disconnect failed; giving up");
+            log_disconnect(routes, meta, &request_id, started_ms, integration, false);
             return false;
         }
         metrics::counter!(telemetry::DISCONNECT_RETRY_TOTAL).increment(1);
@@ -193,4 +207,33 @@ pub(crate) async fn run_disconnect(
         pause *= 2;
         attempt += 1;
     }
+}
+
+/// Writes the DISCONNECT access log line (one per `$disconnect` owed, after its last attempt):
+/// status 200 when the backend took it (or there is no route), 500 when it was given up.
+fn log_disconnect(
+    routes: &StageRoutes,
+    meta: &ConnectionMeta,
+    request_id: &str,
+    started_ms: Option<i64>,
+    integration: Option<IntegrationOutcome>,
+    delivered: bool,
+) {
+    let (Some(access), Some(started_ms)) = (&routes.access_log, started_ms) else {
+        return;
+    };
+    let outcome = Outcome {
+        route_key: Some("$disconnect"),
+        status: Some(if delivered { 200 } else { 500 }),
+        integration,
+        error_message: (!delivered).then_some("Internal server error"),
+        ..Outcome::default()
+    };
+    access.event(
+        meta,
+        EventType::Disconnect,
+        request_id,
+        started_ms,
+        &outcome,
+    );
 }

@@ -15,18 +15,33 @@ pub(crate) use session::record;
 
 use std::time::Instant;
 
+use crate::access_log::execution::Event;
+use crate::events::EventKind;
 use crate::integration::{IntegrationError, IntegrationResponse, Invocation, Route};
 
-/// Calls a route's integration and records latency and error metrics.
+/// Calls a route's integration, records latency and error metrics, and writes the route's
+/// execution log.
 async fn invoke(
     route: &Route,
     invocation: &Invocation<'_>,
 ) -> Result<IntegrationResponse, IntegrationError> {
+    let at = Event {
+        meta: invocation.meta,
+        route_key: invocation.route_key,
+        request_id: invocation.request_id,
+    };
+    if let EventKind::Message { body, .. } = &invocation.kind {
+        route.execution.request_body(at, body.as_bytes());
+    }
     let started = Instant::now();
     let result = route.integration.invoke(invocation).await;
+    let elapsed = started.elapsed();
+    route
+        .execution
+        .integration(at, route.integration.kind(), &result, elapsed);
     let metrics = &route.metrics;
     if route.integration.kind() != "mock" {
-        metrics.latency.record(started.elapsed().as_secs_f64());
+        metrics.latency.record(elapsed.as_secs_f64());
     }
     match &result {
         Ok(response) if response.status >= 400 => metrics.integration_errors.increment(1),

@@ -1,5 +1,6 @@
 //! Integration tests: the real gateway on port 0, a real HTTP backend, real WebSocket clients.
 
+mod access_log;
 mod api_keys;
 mod autobahn;
 mod aws_frames;
