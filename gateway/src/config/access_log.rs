@@ -5,7 +5,8 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::{ApiConfig, ConfigError};
 
@@ -13,7 +14,7 @@ use super::{ApiConfig, ConfigError};
 pub(super) const MAX_FORMAT_BYTES: usize = 3 * 1024;
 
 /// `api.stages.<stage>.access_log`: one line per connect, message, disconnect and callback call.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccessLogConfig {
     /// The line template: literal text and `$context.*` variables (see `docs/operations.md`).
@@ -40,14 +41,23 @@ fn default_queue_bytes() -> usize {
 }
 
 /// Where access log lines go.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(from = "String")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(from = "String", into = "String")]
 pub enum AccessLogDestination {
     /// The process's standard output.
     #[default]
     Stdout,
     /// A file, appended to (created when missing).
     File(PathBuf),
+}
+
+impl From<AccessLogDestination> for String {
+    fn from(value: AccessLogDestination) -> Self {
+        match value {
+            AccessLogDestination::Stdout => "stdout".into(),
+            AccessLogDestination::File(path) => path.display().to_string(),
+        }
+    }
 }
 
 impl From<String> for AccessLogDestination {
@@ -62,7 +72,7 @@ impl From<String> for AccessLogDestination {
 
 /// `access_log.rotation`: when the file would pass `max_bytes`, it becomes `name.1` (`name.1`
 /// becomes `name.2`, …) and at most `max_files` rotated files are kept.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotationConfig {
     /// Size at which the file is rotated (a line is never split across files).
@@ -72,7 +82,7 @@ pub struct RotationConfig {
 }
 
 /// Execution logging of a route: AWS's `LoggingLevel` and `DataTraceEnabled`.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExecutionLogConfig {
     /// `OFF`, `ERROR` (failures and refusals) or `INFO` (every step too).
@@ -94,7 +104,9 @@ impl Default for ExecutionLogConfig {
 }
 
 /// AWS's `LoggingLevel`.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum LoggingLevel {
     /// Nothing.
