@@ -30,6 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::activity::{Activity, Counted, RouteTally};
 pub(crate) use crate::config::substitute_stage_variables;
 use crate::config::{ApiConfig, IntegrationConfig};
 use crate::events::{ConnectionMeta, EventKind};
@@ -175,16 +176,22 @@ pub(crate) struct RouteMetrics {
     pub execution_errors: metrics::Counter,
     /// Messages refused by the route's request models.
     pub validation_errors: metrics::Counter,
+    /// This gateway's own counts (the admin page), gateway-wide.
+    pub activity: Arc<Activity>,
+    /// This gateway's own counts of this route.
+    pub tally: Arc<RouteTally>,
 }
 
 impl RouteMetrics {
-    fn new(stage: &str, route: &str) -> Self {
+    fn new(stage: &str, route: &str, activity: &Arc<Activity>) -> Self {
         let labels = [("stage", stage.to_string()), ("route", route.to_string())];
         Self {
             latency: metrics::histogram!(telemetry::INTEGRATION_LATENCY, &labels),
             integration_errors: metrics::counter!(telemetry::INTEGRATION_ERROR_TOTAL, &labels),
             execution_errors: metrics::counter!(telemetry::EXECUTION_ERROR_TOTAL, &labels),
             validation_errors: metrics::counter!(telemetry::VALIDATION_ERROR_TOTAL, &labels),
+            activity: Arc::clone(activity),
+            tally: Arc::default(),
         }
     }
 }
@@ -194,9 +201,9 @@ impl RouteMetrics {
 pub(crate) struct StageRoutes {
     routes: HashMap<String, Route>,
     /// `MessageCount` in (messages from clients).
-    pub received: metrics::Counter,
+    pub received: Counted,
     /// `MessageCount` out (frames written to clients).
-    pub sent: metrics::Counter,
+    pub sent: Counted,
     /// What connections keep for cache keys, and the caches (for invalidation).
     pub cache: crate::cache::StageCache,
 }
@@ -206,10 +213,16 @@ impl StageRoutes {
     pub(crate) fn get(&self, key: &str) -> Option<&Route> {
         self.routes.get(key)
     }
+
+    /// Every route of the stage.
+    pub(crate) fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.routes.values()
+    }
 }
 
 /// Builds every stage's routes, each with its request models from `models` (compiled once for all
-/// stages); `response_cap` bounds every answer read (see [`body`]).
+/// stages); `response_cap` bounds every answer read (see [`body`]); their counts go to
+/// `activity` too.
 ///
 /// # Errors
 /// What is wrong, in words: a missing stage variable (config validation reports these first),
@@ -221,6 +234,7 @@ pub(crate) fn build_stages(
     aws: &lambda::Aws,
     response_cap: usize,
     cache: Option<&Arc<crate::cache::ResponseCache>>,
+    activity: &Arc<Activity>,
 ) -> Result<HashMap<String, Arc<StageRoutes>>, String> {
     let mut stages = HashMap::new();
     for (stage, settings) in &api.stages {
@@ -319,7 +333,7 @@ pub(crate) fn build_stages(
                     integration,
                     route_response: route.route_response,
                     models: models.for_route(key),
-                    metrics: RouteMetrics::new(stage, key),
+                    metrics: RouteMetrics::new(stage, key, activity),
                     cache: cache.and_then(|c| c.route(stage, key)),
                 },
             );
@@ -327,8 +341,8 @@ pub(crate) fn build_stages(
         let direction = |d: &'static str| metrics::counter!(telemetry::MESSAGE_TOTAL, "stage" => stage.clone(), "direction" => d);
         let stage_routes = StageRoutes {
             routes,
-            received: direction("in"),
-            sent: direction("out"),
+            received: Counted::new(direction("in"), &activity.messages_in),
+            sent: Counted::new(direction("out"), &activity.messages_out),
             cache: crate::cache::StageCache::new(cache),
         };
         stages.insert(stage.clone(), Arc::new(stage_routes));

@@ -78,6 +78,7 @@ async fn accept(
     let client_ip = shared.security.client_addr(peer.ip(), request.headers()).ip;
     let refuse = |error: AuthError| {
         shared.security.refused(&error, &stage, client_ip, &uri);
+        (shared.activity).refused(&stage, &error, &client_ip.to_string());
         HandshakeRejection::from(&error)
     };
     let ip_slot = shared

@@ -239,6 +239,7 @@ async fn handle_one(
     });
     let Selected::Route(key) = selected else {
         metrics::counter!(telemetry::CLIENT_ERROR_TOTAL).increment(1);
+        (shared.activity).client_error(&meta.stage, &meta.connection_id, "no route matched");
         return Some(error_frame("Forbidden", &meta.connection_id, &request_id));
     };
     let route = routes.get(key)?;
@@ -250,6 +251,7 @@ async fn handle_one(
     {
         // Not sent to the integration; the connection stays open.
         metrics::counter!(telemetry::CLIENT_ERROR_TOTAL).increment(1);
+        (shared.activity).client_error(&meta.stage, &meta.connection_id, "message throttled");
         return Some(error_frame(
             "Too Many Requests",
             &meta.connection_id,

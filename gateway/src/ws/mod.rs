@@ -15,6 +15,7 @@ pub(crate) use session::record;
 
 use std::time::Instant;
 
+use crate::activity::CallOutcome;
 use crate::integration::{IntegrationError, IntegrationResponse, Invocation, Route};
 
 /// Calls a route's integration and records latency and error metrics.
@@ -25,9 +26,21 @@ async fn invoke(
     let started = Instant::now();
     let result = route.integration.invoke(invocation).await;
     let metrics = &route.metrics;
-    if route.integration.kind() != "mock" {
-        metrics.latency.record(started.elapsed().as_secs_f64());
+    let latency = (route.integration.kind() != "mock").then(|| started.elapsed());
+    if let Some(latency) = latency {
+        metrics.latency.record(latency.as_secs_f64());
     }
+    let outcome = match &result {
+        Ok(response) => CallOutcome::Answered(response.status),
+        Err(error) => CallOutcome::Failed(error),
+    };
+    let meta = invocation.meta;
+    (metrics.activity).call(
+        &metrics.tally,
+        latency,
+        &outcome,
+        (&meta.stage, &route.key, &meta.connection_id),
+    );
     match &result {
         Ok(response) if response.status >= 400 => metrics.integration_errors.increment(1),
         Ok(_) => {}
