@@ -1,6 +1,7 @@
 //! Configuration: load YAML, apply `WSGATE_*` environment overrides, deserialize into the typed
 //! tree and validate, failing with one line that names the offending key.
 
+mod admin;
 mod auth;
 mod aws;
 mod aws_service;
@@ -25,6 +26,7 @@ mod usage_plans;
 use std::path::Path;
 use std::time::Duration;
 
+pub use admin::AdminConfig;
 pub use auth::*;
 pub use aws::AwsConfig;
 pub use aws_service::AwsServiceConfig;
@@ -413,7 +415,7 @@ const MIN_OUTBOUND_FRAME: usize = 1024;
 const MAX_OUTBOUND_FRAME: usize = 16 << 20;
 
 /// Paths the gateway serves itself, which therefore cannot be stage names.
-pub const RESERVED_PATHS: [&str; 4] = ["healthz", "readyz", "metrics", "@connections"];
+pub const RESERVED_PATHS: [&str; 5] = ["healthz", "readyz", "metrics", "@connections", "@admin"];
 
 fn validate_integration(
     at: &str,
