@@ -67,7 +67,7 @@ if ! port_open 5672; then
   wait_port 5672 120 rabbitmq-server
 fi
 
-# Chromium and ChromeDriver for the browser test of the chat example.
+# Chromium and ChromeDriver for the browser tests of the chat example and the admin page.
 if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
   log "installing chromium and chromium-driver"
   apt_install chromium chromium-driver
