@@ -74,7 +74,7 @@ if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
   apt_install haproxy
 fi
 
-# Chromium and ChromeDriver for the browser test of the chat example.
+# Chromium and ChromeDriver for the browser tests of the chat example and the admin page.
 if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
   log "installing chromium and chromium-driver"
   apt_install chromium chromium-driver

@@ -13,7 +13,8 @@
 //!   shutdown.
 //! - `callback` (`@connections`, `@groups`, `@broadcast`, bearer or SigV4 callers), `cluster`
 //!   (node leases, the reaper, cross-node forwarding, the inbox), `ops` (health, readiness,
-//!   metrics).
+//!   metrics), `admin` (the admin page and its JSON API, behind the callback API's
+//!   authentication).
 //! - `ws`: the connection lifecycle, one owner task per connection (handshake checks,
 //!   `$connect` before the 101, the session loop, inbound dispatch, the end and its
 //!   `$disconnect`), and `ws::connections`, the only way the layers above reach a connection:
@@ -32,12 +33,15 @@
 //!   certificates by SNI), `domains` (custom domains: `Host` and mapping path → `/{stage}/…`).
 //! - Leaves: `config`, `grammar` (value grammars the config checks and the runtime reads),
 //!   `routing`, `transform` (mapping templates by `wsgate-vtl`, integration responses, request
-//!   parameters, content handling), `events` (Lambda proxy event JSON), `error` (every client-visible failure,
+//!   parameters, content handling), `activity` (this gateway's own counters, integration
+//!   latency and recent errors, for the admin page), `events` (Lambda proxy event JSON), `error` (every client-visible failure,
 //!   mapped to HTTP statuses and close codes in one place), `telemetry`, `ids`, `raw_head`,
 //!   `proxy_protocol`, `systemd` (readiness, watchdog and stopping notifications for
 //!   `Type=notify` units, used by `cli`).
 
 mod access_log;
+mod activity;
+mod admin;
 mod auth;
 mod bus;
 mod cache;

@@ -28,6 +28,7 @@ use wsgate_connection_store::{
     ConnectionStore, GroupStore, MemoryStore, RedisStore, RedisStoreOptions,
 };
 
+use crate::admin;
 use crate::bus::redis_bus::{RedisBus, RedisTarget};
 use crate::callback::{self, auth::CallbackAuth};
 use crate::cluster::{self, Cluster, ClusterBus};
@@ -232,6 +233,7 @@ impl Gateway {
         })?;
         let models = crate::validate::Models::compile(&config.api)?;
         let access_logs = crate::access_log::start_all(&config.api)?;
+        let activity = Arc::new(crate::activity::Activity::default());
         let stages = integration::build_stages(
             &config.api,
             &models,
@@ -239,7 +241,10 @@ impl Gateway {
             &aws,
             config.limits.integration_response_bytes(),
             response_cache.as_ref(),
-            &access_logs,
+            integration::Observers {
+                access_logs: &access_logs,
+                activity: &activity,
+            },
         )
         .map_err(|message| crate::config::ConfigError::Invalid {
             key: "api.routes".into(),
@@ -298,6 +303,7 @@ impl Gateway {
             callback_addr,
             security,
             throttle,
+            activity,
         ));
         let routes: Vec<&str> = shared
             .config
@@ -334,6 +340,18 @@ impl Gateway {
 
         let stop_accepting = CancellationToken::new();
         let mut background = JoinSet::new();
+        let admin = (shared.config.admin)
+            .is_enabled(&shared.config.callback)
+            .then(|| {
+                let samples = Arc::new(admin::samples::Samples::default());
+                background.spawn(admin::samples::run(
+                    Arc::clone(&samples),
+                    Arc::clone(&shared),
+                    stop_accepting.clone(),
+                ));
+                Arc::new(admin::Admin::new(Arc::clone(&api), samples))
+            });
+        let admin_router = admin::router(admin);
         let tls = match &shared.config.tls {
             Some(tls) => Some(crate::tls::acceptor(tls, &shared.config.domains)?),
             None => None,
@@ -352,7 +370,7 @@ impl Gateway {
         background.spawn(accept_loop(
             listeners.main,
             serving(
-                main_router(&shared, &api),
+                main_router(&shared, &api, admin_router.clone()),
                 shared.config.listen_proxy_protocol,
             ),
         ));
@@ -360,6 +378,7 @@ impl Gateway {
             let router = callback::router()
                 .with_state(Arc::clone(&api))
                 .merge(ops::router().with_state(Arc::clone(&shared)))
+                .merge(admin_router)
                 .fallback(callback::unknown_path);
             background.spawn(accept_loop(
                 listener,
@@ -453,13 +472,17 @@ impl Gateway {
     }
 }
 
-fn main_router(shared: &Arc<Shared>, api: &Arc<callback::Api>) -> Router {
+/// The main listener's routes; the callback API and the admin page (`admin`) are there unless
+/// `callback.on_main_listener` is off.
+fn main_router(shared: &Arc<Shared>, api: &Arc<callback::Api>, admin: Router) -> Router {
     let mut router = ops::router()
         .route("/{stage}", any(connect::upgrade))
         .route("/{stage}/", any(connect::upgrade))
         .with_state(Arc::clone(shared));
     if shared.config.callback.on_main_listener {
-        router = router.merge(callback::router().with_state(Arc::clone(api)));
+        router = router
+            .merge(callback::router().with_state(Arc::clone(api)))
+            .merge(admin);
     }
     router.fallback(callback::unknown_path)
 }

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wsgate_connection_store::ConnectionStore;
 
+use crate::activity::Activity;
 use crate::auth::Security;
 use crate::config::Config;
 use crate::groups::Groups;
@@ -57,6 +58,8 @@ pub(crate) struct Shared {
     /// One permit per connection (`limits.max_connections`), taken before `$connect` and held
     /// until the connection's `$disconnect` is done.
     pub permits: Arc<tokio::sync::Semaphore>,
+    /// This gateway's own counts (the admin page).
+    pub activity: Arc<Activity>,
     draining: AtomicBool,
 }
 
@@ -75,6 +78,7 @@ impl Shared {
         callback_addr: Option<SocketAddr>,
         security: Security,
         throttle: Throttle,
+        activity: Arc<Activity>,
     ) -> Self {
         let limits = &config.limits;
         let budget = Arc::new(ByteBudget::new(limits.node_queue_bytes));
@@ -108,6 +112,7 @@ impl Shared {
             throttle,
             budget,
             permits,
+            activity,
             draining: AtomicBool::new(false),
         }
     }

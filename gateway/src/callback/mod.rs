@@ -87,13 +87,13 @@ async fn with_request_id(mut response: Response) -> Response {
 
 /// `?code=4000&reason=...` on DELETE (beyond AWS).
 #[derive(Debug, Default)]
-struct CloseParams {
+pub(crate) struct CloseParams {
     code: Option<String>,
     reason: Option<String>,
 }
 
 impl CloseParams {
-    fn parse(query: Option<&str>) -> Self {
+    pub(crate) fn parse(query: Option<&str>) -> Self {
         let mut params = Self::default();
         for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
             match &*key {
@@ -217,6 +217,28 @@ pub(crate) async fn admit_for(
     request: Request,
     action: &'static str,
 ) -> Result<(http::request::Parts, Bytes), CallbackError> {
+    let (parts, body) = authenticate(api, peer, request, action).await?;
+    let shared = &api.shared;
+    if !shared.stages.contains_key(stage) {
+        return Err(CallbackError::UnknownStage);
+    }
+    if shared.throttle.check_callback(stage).await.is_err() {
+        return Err(CallbackError::Throttled);
+    }
+    Ok((parts, body))
+}
+
+/// The caller authentication and body limit of [`admit_for`], without its stage check and
+/// throttling (the admin API's reads, which name no stage).
+///
+/// # Errors
+/// 403, 413 or 408 as the callback API answers them.
+pub(crate) async fn authenticate(
+    api: &Api,
+    peer: SocketAddr,
+    request: Request,
+    action: &'static str,
+) -> Result<(http::request::Parts, Bytes), CallbackError> {
     let (parts, body) = request.into_parts();
     // The path the client used (and signed), before a custom domain mapped it.
     let signed_uri = (parts.extensions.get::<OriginalUri>()).map_or(&parts.uri, |o| &o.0);
@@ -241,12 +263,6 @@ pub(crate) async fn admit_for(
     }
     let body = read_body(body, limit, shared.config.callback.body_timeout).await?;
     api.auth.check_body(&caller, &body, action)?;
-    if !shared.stages.contains_key(stage) {
-        return Err(CallbackError::UnknownStage);
-    }
-    if shared.throttle.check_callback(stage).await.is_err() {
-        return Err(CallbackError::Throttled);
-    }
     Ok((parts, body))
 }
 
@@ -340,7 +356,12 @@ async fn get_connection(api: &Api, stage: &str, id: &str) -> Result<Response, Ca
     Ok(axum::Json(body).into_response())
 }
 
-async fn delete_connection(
+/// `DELETE @connections/{id}`: closes connection `id` of `stage` wherever it is held (also
+/// the admin page's disconnect).
+///
+/// # Errors
+/// 400 for a bad code or reason, 410 when no node holds it, 503 when its owner is unreachable.
+pub(crate) async fn delete_connection(
     api: &Api,
     stage: &str,
     id: &str,

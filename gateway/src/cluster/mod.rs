@@ -20,6 +20,7 @@
 //!   records (each with an owed-`$disconnect` entry) and runs `$disconnect` for each record it
 //!   removed (so exactly once cluster-wide); also delivers the owed `$disconnect`s of nodes
 //!   that died before sending them.
+//! - `view`: the nodes and this node's lease, as the admin page shows them.
 //!
 //! A memory store is one node: no cluster is built and callbacks for unknown ids answer 410.
 
@@ -30,6 +31,7 @@ mod outbox;
 mod owners;
 mod pending;
 mod reaper;
+mod view;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

@@ -2,6 +2,7 @@
 //! tree and validate, failing with one line that names the offending key.
 
 mod access_log;
+mod admin;
 mod auth;
 mod aws;
 mod aws_service;
@@ -32,6 +33,7 @@ pub use access_log::{
     AccessLogConfig, AccessLogDestination, ExecutionLogConfig, LoggingLevel, RotationConfig,
     execution_log_for,
 };
+pub use admin::AdminConfig;
 pub use auth::*;
 pub use aws::AwsConfig;
 pub use aws_service::AwsServiceConfig;
@@ -421,7 +423,7 @@ const MIN_OUTBOUND_FRAME: usize = 1024;
 const MAX_OUTBOUND_FRAME: usize = 16 << 20;
 
 /// Paths the gateway serves itself, which therefore cannot be stage names.
-pub const RESERVED_PATHS: [&str; 4] = ["healthz", "readyz", "metrics", "@connections"];
+pub const RESERVED_PATHS: [&str; 5] = ["healthz", "readyz", "metrics", "@connections", "@admin"];
 
 fn validate_integration(
     at: &str,

@@ -75,6 +75,9 @@ pub struct Config {
     /// Broker consumers whose messages are delivered to connections; see `docs/consumers.md`.
     #[serde(default)]
     pub consumers: Vec<super::ConsumerConfig>,
+    /// The admin page (`/@admin`).
+    #[serde(default)]
+    pub admin: super::AdminConfig,
     /// `WSGATE_*` environment variables that named no config section (warned about at start).
     #[serde(skip)]
     pub ignored_env: Vec<String>,

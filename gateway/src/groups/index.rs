@@ -149,6 +149,23 @@ impl Index {
     pub(crate) fn membership_count(&self) -> usize {
         self.memberships.load(Ordering::Relaxed)
     }
+
+    /// The `limit` groups with the most members on this node: `(key, members)`, largest first.
+    pub(crate) fn largest(&self, limit: usize) -> Vec<(String, usize)> {
+        use std::cmp::Reverse;
+        let mut heap = std::collections::BinaryHeap::with_capacity(limit + 1);
+        for entry in &self.groups {
+            heap.push(Reverse((entry.value().len(), entry.key().clone())));
+            if heap.len() > limit {
+                heap.pop();
+            }
+        }
+        let mut largest: Vec<(String, usize)> = (heap.into_iter())
+            .map(|Reverse((n, key))| (key, n))
+            .collect();
+        largest.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        largest
+    }
 }
 
 #[cfg(test)]

@@ -319,6 +319,21 @@ impl Groups {
         Ok(())
     }
 
+    /// Groups with members on this node, and memberships on this node.
+    pub(crate) fn local_counts(&self) -> (usize, usize) {
+        (self.index.group_count(), self.index.membership_count())
+    }
+
+    /// The `limit` groups with the most members on this node: `(stage, group, members)`.
+    pub(crate) fn largest(&self, limit: usize) -> Vec<(String, String, usize)> {
+        (self.index.largest(limit).into_iter())
+            .filter_map(|(key, n)| {
+                let (stage, group) = key.split_once('/')?;
+                Some((stage.to_owned(), group.to_owned(), n))
+            })
+            .collect()
+    }
+
     /// The groups a connection held by this node joined.
     pub(crate) fn joined(&self, connection_id: &str) -> Vec<String> {
         let mut groups = self.index.joined(connection_id);

@@ -31,6 +31,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::access_log::execution::ExecutionLog;
+use crate::activity::{Activity, Counted, RouteTally};
 pub(crate) use crate::config::substitute_stage_variables;
 use crate::config::{ApiConfig, IntegrationConfig};
 use crate::events::{ConnectionMeta, EventKind};
@@ -178,16 +179,22 @@ pub(crate) struct RouteMetrics {
     pub execution_errors: metrics::Counter,
     /// Messages refused by the route's request models.
     pub validation_errors: metrics::Counter,
+    /// This gateway's own counts (the admin page), gateway-wide.
+    pub activity: Arc<Activity>,
+    /// This gateway's own counts of this route.
+    pub tally: Arc<RouteTally>,
 }
 
 impl RouteMetrics {
-    fn new(stage: &str, route: &str) -> Self {
+    fn new(stage: &str, route: &str, activity: &Arc<Activity>) -> Self {
         let labels = [("stage", stage.to_string()), ("route", route.to_string())];
         Self {
             latency: metrics::histogram!(telemetry::INTEGRATION_LATENCY, &labels),
             integration_errors: metrics::counter!(telemetry::INTEGRATION_ERROR_TOTAL, &labels),
             execution_errors: metrics::counter!(telemetry::EXECUTION_ERROR_TOTAL, &labels),
             validation_errors: metrics::counter!(telemetry::VALIDATION_ERROR_TOTAL, &labels),
+            activity: Arc::clone(activity),
+            tally: Arc::default(),
         }
     }
 }
@@ -197,9 +204,9 @@ impl RouteMetrics {
 pub(crate) struct StageRoutes {
     routes: HashMap<String, Route>,
     /// `MessageCount` in (messages from clients).
-    pub received: metrics::Counter,
+    pub received: Counted,
     /// `MessageCount` out (frames written to clients).
-    pub sent: metrics::Counter,
+    pub sent: Counted,
     /// What connections keep for cache keys, and the caches (for invalidation).
     pub cache: crate::cache::StageCache,
     /// The stage's access log (`None`: events build no record).
@@ -213,11 +220,25 @@ impl StageRoutes {
     pub(crate) fn get(&self, key: &str) -> Option<&Route> {
         self.routes.get(key)
     }
+
+    /// Every route of the stage.
+    pub(crate) fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.routes.values()
+    }
+}
+
+/// What watches the stages' traffic: the access log of each stage (by name) and the counts of
+/// the admin page.
+#[derive(Clone, Copy)]
+pub(crate) struct Observers<'a> {
+    pub(crate) access_logs: &'a HashMap<String, Arc<crate::access_log::AccessLog>>,
+    pub(crate) activity: &'a Arc<Activity>,
 }
 
 /// Builds every stage's routes, each with its request models from `models` (compiled once for all
-/// stages) and its execution logging, each stage with its access log from `access_logs`;
-/// `response_cap` bounds every answer read (see [`body`]).
+/// stages) and its execution logging, each stage with its access log from `observers`;
+/// `response_cap` bounds every answer read (see [`body`]); their counts go to the observers'
+/// activity too.
 ///
 /// # Errors
 /// What is wrong, in words: a missing stage variable (config validation reports these first),
@@ -229,8 +250,12 @@ pub(crate) fn build_stages(
     aws: &lambda::Aws,
     response_cap: usize,
     cache: Option<&Arc<crate::cache::ResponseCache>>,
-    access_logs: &HashMap<String, Arc<crate::access_log::AccessLog>>,
+    observers: Observers<'_>,
 ) -> Result<HashMap<String, Arc<StageRoutes>>, String> {
+    let Observers {
+        access_logs,
+        activity,
+    } = observers;
     let mut stages = HashMap::new();
     for (stage, settings) in &api.stages {
         let mut routes = HashMap::new();
@@ -328,7 +353,7 @@ pub(crate) fn build_stages(
                     integration,
                     route_response: route.route_response,
                     models: models.for_route(key),
-                    metrics: RouteMetrics::new(stage, key),
+                    metrics: RouteMetrics::new(stage, key, activity),
                     cache: cache.and_then(|c| c.route(stage, key)),
                     execution: ExecutionLog::new(&crate::config::execution_log_for(settings, key)),
                 },
@@ -337,8 +362,8 @@ pub(crate) fn build_stages(
         let direction = |d: &'static str| metrics::counter!(telemetry::MESSAGE_TOTAL, "stage" => stage.clone(), "direction" => d);
         let stage_routes = StageRoutes {
             routes,
-            received: direction("in"),
-            sent: direction("out"),
+            received: Counted::new(direction("in"), &activity.messages_in),
+            sent: Counted::new(direction("out"), &activity.messages_out),
             cache: crate::cache::StageCache::new(cache),
             access_log: access_logs.get(stage).cloned(),
             execution: ExecutionLog::new(&settings.execution_log),

@@ -131,6 +131,7 @@ async fn prepare(
         .map_or_else(|| request.uri().clone(), |o| o.0.clone());
     let refuse = |error: AuthError| {
         shared.security.refused(&error, stage, client_ip, &uri);
+        (shared.activity).refused(stage, &error, &client_ip.to_string());
         HandshakeRejection::from(&error)
     };
     let ip_slot = shared

@@ -290,6 +290,7 @@ async fn route_one<'r>(
             log.status = Some(403);
             log.error_message = Some("Forbidden");
         }
+        (shared.activity).client_error(&meta.stage, &meta.connection_id, "no route matched");
         return Some(error_frame("Forbidden", &meta.connection_id, request_id));
     };
     let route = routes.get(key)?;
@@ -315,6 +316,7 @@ async fn route_one<'r>(
             log.status = Some(429);
             log.error_message = Some("Too Many Requests");
         }
+        (shared.activity).client_error(&meta.stage, &meta.connection_id, "message throttled");
         return Some(error_frame(
             "Too Many Requests",
             &meta.connection_id,

@@ -16,6 +16,7 @@ pub(crate) use session::record;
 use std::time::Instant;
 
 use crate::access_log::execution::Event;
+use crate::activity::CallOutcome;
 use crate::events::EventKind;
 use crate::integration::{IntegrationError, IntegrationResponse, Invocation, Route};
 
@@ -40,9 +41,21 @@ async fn invoke(
         .execution
         .integration(at, route.integration.kind(), &result, elapsed);
     let metrics = &route.metrics;
-    if route.integration.kind() != "mock" {
-        metrics.latency.record(elapsed.as_secs_f64());
+    let latency = (route.integration.kind() != "mock").then(|| started.elapsed());
+    if let Some(latency) = latency {
+        metrics.latency.record(latency.as_secs_f64());
     }
+    let outcome = match &result {
+        Ok(response) => CallOutcome::Answered(response.status),
+        Err(error) => CallOutcome::Failed(error),
+    };
+    let meta = invocation.meta;
+    (metrics.activity).call(
+        &metrics.tally,
+        latency,
+        &outcome,
+        (&meta.stage, &route.key, &meta.connection_id),
+    );
     match &result {
         Ok(response) if response.status >= 400 => metrics.integration_errors.increment(1),
         Ok(_) => {}

@@ -84,7 +84,7 @@ struct Session<'a> {
     shared: &'a Arc<Shared>,
     handle: &'a Arc<SessionHandle>,
     /// `MessageCount` out.
-    sent: &'a metrics::Counter,
+    sent: &'a crate::activity::Counted,
     /// Messages read and not yet handled by their integration.
     inflow: Inflow<'a>,
 }
