@@ -37,7 +37,6 @@ use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderName, HeaderValue, StatusCode, header};
-use serde_json::json;
 
 use crate::callback::auth::{CallbackAuth, CallerRequest};
 use crate::callback::{self, Api, CloseParams};
@@ -249,13 +248,7 @@ async fn post_to_group(
             let outcome = (api.shared.groups)
                 .post(&stage, Some(&group), body, None)
                 .await?;
-            Ok(axum::Json(json!({
-                "deliveredLocal": outcome.local.delivered,
-                "droppedLocal": outcome.local.dropped,
-                "published": outcome.published,
-                "remoteNodes": outcome.remote_nodes,
-            }))
-            .into_response())
+            Ok(callback::post_answer(&outcome))
         }
         .await,
     )

@@ -196,16 +196,21 @@ async fn send(
             .groups
             .post(&stage, group.as_deref(), body, query.exclude.as_deref())
             .await?;
-        Ok(axum::Json(json!({
-            "deliveredLocal": outcome.local.delivered,
-            "droppedLocal": outcome.local.dropped,
-            "published": outcome.published,
-            "remoteNodes": outcome.remote_nodes,
-        }))
-        .into_response())
+        Ok(post_answer(&outcome))
     }
     .await;
     answer(&method, result)
+}
+
+/// The answer to a group or stage post: what this node delivered, and what it published.
+pub(crate) fn post_answer(outcome: &crate::groups::PostOutcome) -> Response {
+    axum::Json(json!({
+        "deliveredLocal": outcome.local.delivered,
+        "droppedLocal": outcome.local.dropped,
+        "published": outcome.published,
+        "remoteNodes": outcome.remote_nodes,
+    }))
+    .into_response()
 }
 
 /// A listing page as JSON: `{count_field: count, list_field: ids, "nextToken"?}`.

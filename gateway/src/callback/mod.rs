@@ -12,6 +12,8 @@ pub(crate) mod auth;
 mod cache;
 mod groups;
 
+pub(crate) use groups::post_answer;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

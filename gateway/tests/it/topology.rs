@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
 
 use crate::support::cluster::*;
 use crate::support::haproxy::Haproxy;
@@ -153,7 +154,7 @@ struct Ledger {
     opened: AtomicU64,
     /// Closes the clients saw, by close code.
     closes: Mutex<BTreeMap<u16, u64>>,
-    stop: AtomicBool,
+    stop: CancellationToken,
 }
 
 impl Ledger {
@@ -169,7 +170,7 @@ impl Ledger {
 /// One client: connect through the balancer (again after each close), learn its id, record
 /// every number it receives.
 async fn client_loop(index: usize, url: String, ledger: Arc<Ledger>) {
-    while !ledger.stop.load(Ordering::Acquire) {
+    while !ledger.stop.is_cancelled() {
         // A handshake that lands on a node that began draining is refused (503): try again.
         let Ok(Ok((mut ws, _))) =
             tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(url.as_str())).await
@@ -203,7 +204,7 @@ async fn client_loop(index: usize, url: String, ledger: Arc<Ledger>) {
         loop {
             let frame = tokio::select! {
                 frame = ws.next() => frame,
-                () = wait_stop(&ledger) => {
+                () = ledger.stop.cancelled() => {
                     let _ = ws.close(None).await;
                     // Read to the end so the close completes.
                     while let Some(Ok(frame)) = ws.next().await {
@@ -244,12 +245,6 @@ async fn client_loop(index: usize, url: String, ledger: Arc<Ledger>) {
     }
 }
 
-async fn wait_stop(ledger: &Ledger) {
-    while !ledger.stop.load(Ordering::Acquire) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn record(ledger: &Ledger, id: &str, text: &str) {
     let n = text.parse::<u64>().expect("a number");
     ledger
@@ -267,7 +262,7 @@ async fn poster_loop(first: u64, step: u64, clients: usize, base: String, ledger
     let client = http();
     let mut n = first;
     let mut i = usize::try_from(first).unwrap_or(0);
-    while !ledger.stop.load(Ordering::Acquire) {
+    while !ledger.stop.is_cancelled() {
         i = (i + 1) % clients;
         let id = ledger.current.lock().expect("ledger").get(&i).cloned();
         let Some(id) = id else {
@@ -349,7 +344,7 @@ async fn a_rolling_restart_under_load_loses_no_post_answered_200() {
     )
     .await;
 
-    ledger.stop.store(true, Ordering::Release);
+    ledger.stop.cancel();
     for task in tasks {
         task.await.expect("client or poster task");
     }
