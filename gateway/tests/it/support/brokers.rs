@@ -335,7 +335,9 @@ fn nats_headers(headers: &[(&str, &str)]) -> HeaderMap {
 
 /// Publishes probes to connection `id` until one reaches `ws` (the consumer is reading).
 /// Probes are `probe`; later ones may still arrive.
-pub async fn wait_consuming(publisher: &Publisher, ws: &mut Ws, id: &str) {
+/// Answers what arrived that was not a probe (after an outage, a message published meanwhile may
+/// be the first to come, and must not be lost to the caller).
+pub async fn wait_consuming(publisher: &Publisher, ws: &mut Ws, id: &str) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         // The broker may be coming back: errors are tried again.
@@ -344,10 +346,13 @@ pub async fn wait_consuming(publisher: &Publisher, ws: &mut Ws, id: &str) {
             .await;
         // Any text will do: after an outage, a message whose acknowledgement was lost may come
         // again first (at least once).
-        if let Ok(Some(Ok(Message::Text(_)))) =
+        if let Ok(Some(Ok(Message::Text(text)))) =
             tokio::time::timeout(Duration::from_millis(300), ws.next()).await
         {
-            return;
+            return (text.as_str() != "probe")
+                .then(|| text.to_string())
+                .into_iter()
+                .collect();
         }
         assert!(
             tokio::time::Instant::now() < deadline,
