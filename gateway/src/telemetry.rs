@@ -1,5 +1,5 @@
 //! Metrics (Prometheus text at `/metrics`) and logging setup. Metric names follow Prometheus
-//! conventions; each maps to the CloudWatch metric of the same meaning (see the README).
+//! conventions; each maps to the CloudWatch metric of the same meaning (see docs/operations.md).
 
 use std::sync::OnceLock;
 

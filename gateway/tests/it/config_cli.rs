@@ -84,3 +84,27 @@ fn config_schema_defaults_and_reference() {
     assert!(ok, "{err}");
     assert!(minimal.contains("max_message_bytes: 131072"), "{minimal}");
 }
+
+/// The complete configurations shown in the README and docs/gateway.md (the ```yaml blocks that
+/// start with `listen:`) load as they are, so the front door never shows a file that fails.
+#[test]
+fn documented_configurations_load() {
+    let mut checked = 0;
+    for doc in ["../README.md", "../docs/gateway.md"] {
+        let text = std::fs::read_to_string(doc).expect(doc);
+        for block in text.split("```yaml\n").skip(1) {
+            let yaml = block.split("```").next().expect("block");
+            if !yaml.starts_with("listen:") {
+                continue;
+            }
+            if let Err(error) = wsgate::Config::from_yaml(yaml) {
+                panic!("{doc}: a documented configuration does not load: {error}\n{yaml}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 2,
+        "expected the README's and docs/gateway.md's examples"
+    );
+}
