@@ -131,10 +131,26 @@ pub fn execution_log_for(stage: &super::StageConfig, route: &str) -> ExecutionLo
 /// Checks every stage's logging settings: formats compile (an unknown variable names its key),
 /// destinations and rotation make sense, route entries name routes.
 pub(super) fn validate(api: &ApiConfig) -> Result<(), ConfigError> {
+    // Each file has one writer: two stages rotating the same file would rename it under each
+    // other and interleave partial lines.
+    let mut files: Vec<(PathBuf, &str)> = Vec::new();
     for (name, stage) in &api.stages {
         let at = format!("api.stages.{name}");
         if let Some(log) = &stage.access_log {
             validate_access_log(&format!("{at}.access_log"), log)?;
+            if let AccessLogDestination::File(path) = &log.destination {
+                let path = lexical(path);
+                if let Some((_, other)) = files.iter().find(|(seen, _)| *seen == path) {
+                    return Err(ConfigError::invalid(
+                        format!("{at}.access_log.destination"),
+                        format!(
+                            "`{}` is already the access log of stage `{other}`; give each stage its own file (or `stdout`)",
+                            path.display()
+                        ),
+                    ));
+                }
+                files.push((path, name));
+            }
         }
         check_trace(&format!("{at}.execution_log"), &stage.execution_log)?;
         for (route, settings) in &stage.route_execution_log {
@@ -146,6 +162,23 @@ pub(super) fn validate(api: &ApiConfig) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// `path` made absolute with `.` and `..` resolved by text (links are not followed: the file may
+/// not exist yet).
+fn lexical(path: &std::path::Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn check_trace(at: &str, settings: &ExecutionLogConfig) -> Result<(), ConfigError> {

@@ -347,3 +347,19 @@ fn lambda_arns_are_checked_and_bad_aws_keys_named() {
         "{e}"
     );
 }
+
+#[test]
+fn two_stages_on_one_access_log_file_fail() {
+    let yaml = REFERENCE.replace(
+        "    prod:\n      variables:\n        backend: http://127.0.0.1:3000\n",
+        "    prod:\n      variables:\n        backend: http://127.0.0.1:3000\n      access_log: { format: '$context.status', destination: /var/log/wsgate/a.log }\n    beta:\n      variables:\n        backend: http://127.0.0.1:3000\n      access_log: { format: '$context.status', destination: /var/log/wsgate/../wsgate/a.log }\n",
+    );
+    let error = err(&yaml);
+    assert!(
+        error.contains("api.stages.") && error.contains("is already the access log of stage"),
+        "{error}"
+    );
+    // Each on its own file is fine.
+    let yaml = yaml.replace("/var/log/wsgate/../wsgate/a.log", "/var/log/wsgate/b.log");
+    Config::from_yaml(&yaml).expect("distinct files load");
+}
