@@ -3,7 +3,8 @@
 //! passes `ruff` and `mypy --strict`; both clients run against a live gateway (API key and
 //! subprotocol token on connect, typed one-way sends, typed two-way replies correlated by id, a
 //! push through the callback API, a reconnection after `DELETE @connections`), and both backend
-//! clients drive the live callback API with a bearer token and with SigV4.
+//! clients drive the live callback API with a bearer token and with SigV4. The chat example's
+//! page loads the client generated from its configuration.
 //!
 //! The Node.js tools (typescript, ws, @smithy/signature-v4) are in `tests/sdk_gen/node_modules`
 //! (`npm ci`, scripts/test.sh does); Python is `$WSGATE_PYTHON` with websockets, botocore, mypy
@@ -506,5 +507,38 @@ async fn python_packages_pass_ruff_and_mypy_strict_and_work_against_a_live_gatew
     .await;
     assert_backend_summary(&last_json(&out), &id);
     assert_backend_calls_arrived(&mut ws, "hello from python").await;
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The chat example's page loads `static/chat-client.js`: the TypeScript client generated from
+/// `examples/chat/wsgate.yaml`, compiled by the package's own `tsc` configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_page_client_is_the_generated_one() {
+    let tsc = tsc();
+    let work = work_dir("chat");
+    let chat = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/chat");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .arg("--config")
+        .arg(chat.join("wsgate.yaml"))
+        .args(["sdk", "typescript"])
+        .arg(&work)
+        .env_remove("WSGATE_CONFIG")
+        .output()
+        .expect("run wsgate sdk");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    run(&node(), &[&tsc, "-p", "."], &work, &[]).await;
+    let generated = std::fs::read_to_string(work.join("dist/index.js")).expect("compiled client");
+    let committed = chat.join("static/chat-client.js");
+    if std::env::var_os("WSGATE_BLESS").is_some() {
+        std::fs::write(&committed, &generated).expect("write chat-client.js");
+    }
+    assert!(
+        generated == std::fs::read_to_string(&committed).expect("chat-client.js"),
+        "examples/chat/static/chat-client.js is not the generator's output (WSGATE_BLESS=1 rewrites it)"
+    );
     let _ = std::fs::remove_dir_all(&work);
 }
