@@ -149,3 +149,6 @@ pub(crate) fn run(config: &Config, args: &SdkArgs) -> std::process::ExitCode {
     println!("{}: {} files written", args.out.display(), files.len());
     std::process::ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests;
