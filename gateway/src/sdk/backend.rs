@@ -26,6 +26,7 @@ pub(crate) fn typescript(api: &Api) -> Files {
     files.insert("src/index.ts".into(), source);
     files.insert("package.json".into(), typescript::backend_package_json(api));
     files.insert("tsconfig.json".into(), TSCONFIG.into());
+    files.insert(".prettierrc.json".into(), typescript::PRETTIER.into());
     let usage = format!(
         "## Use\n\n```ts\nimport {{ {class} }} from \"{pkg}\";\n\nconst callback = new {class}(\"https://gateway.example.com\", \"{stage}\", {{\n  kind: \"sigv4\",\n  region: \"us-east-1\",\n  credentials: {{ accessKeyId: \"…\", secretAccessKey: \"…\" }},\n}});\nawait callback.post(connectionId, {{ text: \"hello\" }});\n```\n\nFailures throw `CallbackError` with the HTTP status and the AWS error name\n(`GoneException` for a closed connection: `error.gone`).\n",
         class = api.class,

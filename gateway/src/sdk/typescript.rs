@@ -10,6 +10,8 @@ use super::schema::{Def, Ty};
 
 const RUNTIME: &str = include_str!("templates/client_runtime.ts");
 pub(crate) const TSCONFIG: &str = include_str!("templates/tsconfig.json");
+/// The formatting the sources follow (`prettier --check .` passes).
+pub(crate) const PRETTIER: &str = "{ \"printWidth\": 120 }\n";
 
 /// Names the runtime defines (models must not take them).
 pub(crate) const RESERVED: &[&str] = &[
@@ -303,11 +305,22 @@ pub(crate) fn client_source(api: &Api) -> String {
     out
 }
 
-fn package_json(api: &Api, description: &str, dependencies: &[(&str, &str)]) -> String {
-    let mut deps = serde_json::Map::new();
-    for (name, version) in dependencies {
-        deps.insert((*name).into(), (*version).into());
-    }
+fn package_json(
+    api: &Api,
+    description: &str,
+    dependencies: &[(&str, &str)],
+    dev_dependencies: &[(&str, &str)],
+) -> String {
+    let map = |list: &[(&str, &str)]| {
+        let mut map = serde_json::Map::new();
+        for (name, version) in list {
+            map.insert((*name).into(), (*version).into());
+        }
+        map
+    };
+    let deps = map(dependencies);
+    let mut dev = map(&[("prettier", "^3.10.2"), ("typescript", "^5.9.3")]);
+    dev.extend(map(dev_dependencies));
     let package = serde_json::json!({
         "name": api.npm_name,
         "version": "0.0.0",
@@ -318,7 +331,7 @@ fn package_json(api: &Api, description: &str, dependencies: &[(&str, &str)]) -> 
         "types": "dist/index.d.ts",
         "scripts": { "build": "tsc -p ." },
         "dependencies": deps,
-        "devDependencies": { "typescript": "^5.9.3" }
+        "devDependencies": dev
     });
     serde_json::to_string_pretty(&package).unwrap_or_default() + "\n"
 }
@@ -348,9 +361,11 @@ pub(crate) fn client(api: &Api) -> Files {
             api,
             &format!("Typed WebSocket client of the API {}.", api.name),
             &[],
+            &[],
         ),
     );
     files.insert("tsconfig.json".into(), TSCONFIG.into());
+    files.insert(".prettierrc.json".into(), PRETTIER.into());
     files.insert("src/index.ts".into(), client_source(api));
     let usage = format!(
         "## Use\n\n```ts\nimport {{ {class} }} from \"{pkg}\";\n\nconst client = new {class}(\"wss://gateway.example.com\", {{ stage: \"{stage}\" }});\nclient.on({{ onPush: (message) => console.log(message), onClose: (error) => console.log(error.kind) }});\nawait client.connect();\n```\n\nIn Node.js pass a socket factory, e.g. with the `ws` package:\n`webSocket: (url, protocols, headers) => new WebSocket(url, protocols, {{ headers }})`.\n\n",
@@ -381,5 +396,6 @@ pub(crate) fn backend_package_json(api: &Api) -> String {
             ("@aws-crypto/sha256-js", "^5.2.0"),
             ("@smithy/signature-v4", "^5.7.5"),
         ],
+        &[("@types/node", "^20.19.43")],
     )
 }

@@ -1,12 +1,13 @@
 //! `wsgate sdk`: the generators' output is the committed golden files (and the same bytes on
-//! every run); the generated TypeScript compiles with `tsc --strict` and the generated Python
-//! passes `ruff` and `mypy --strict`; both clients run against a live gateway (API key and
-//! subprotocol token on connect, typed one-way sends, typed two-way replies correlated by id, a
-//! push through the callback API, a reconnection after `DELETE @connections`), and both backend
-//! clients drive the live callback API with a bearer token and with SigV4. The chat example's
-//! page loads the client generated from its configuration.
+//! every run); the generated TypeScript compiles with `tsc --strict` and passes `prettier
+//! --check`, the generated Python passes `ruff check`, `ruff format --check` and `mypy --strict`;
+//! both clients run against a live gateway (API key and subprotocol token on connect, typed
+//! one-way sends, typed two-way replies correlated by id, a push through the callback API, a
+//! reconnection after `DELETE @connections`), and both backend clients drive the live callback
+//! API with a bearer token and with SigV4. The chat example's page loads the client generated
+//! from its configuration.
 //!
-//! The Node.js tools (typescript, ws, @smithy/signature-v4) are in `tests/sdk_gen/node_modules`
+//! The Node.js tools (typescript, prettier, ws, @smithy/signature-v4) are in `tests/sdk_gen/node_modules`
 //! (`npm ci`, scripts/test.sh does); Python is `$WSGATE_PYTHON` with websockets, botocore, mypy
 //! and ruff. `WSGATE_BLESS=1` rewrites the golden files.
 
@@ -335,9 +336,18 @@ async fn typescript_packages_compile_strict_and_work_against_a_live_gateway() {
     let work = work_dir("typescript");
     generate("typescript", false, &work.join("client"));
     generate("typescript", true, &work.join("backend"));
-    // Each package compiles on its own with its own strict tsconfig.
+    // Each package compiles on its own with its own strict tsconfig, and is formatted.
+    let prettier = Path::new(SDK_GEN).join("node_modules/prettier/bin/prettier.cjs");
+    let prettier = prettier.to_str().expect("UTF-8 path");
     for package in ["client", "backend"] {
         run(&node(), &[&tsc, "-p", package, "--noEmit"], &work, &[]).await;
+        run(
+            &node(),
+            &[prettier, "--check", "."],
+            &work.join(package),
+            &[],
+        )
+        .await;
     }
     // The drivers, compiled with both packages (strict, Node.js types).
     for driver in ["client.ts", "backend.ts"] {

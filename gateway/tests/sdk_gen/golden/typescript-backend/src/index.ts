@@ -19,9 +19,7 @@ export interface Credentials {
 
 /** How the callback API is authenticated (`callback.auth` of the gateway). */
 export type CallbackAuth =
-  | { kind: "none" }
-  | { kind: "bearer"; token: string }
-  | { kind: "sigv4"; region: string; credentials: Credentials };
+  { kind: "none" } | { kind: "bearer"; token: string } | { kind: "sigv4"; region: string; credentials: Credentials };
 
 /** The error names of the callback API (`x-amzn-ErrorType`). */
 export type CallbackErrorType =
@@ -115,7 +113,12 @@ export class NotesBackend {
     this.base = new URL(endpoint);
     this.signer =
       auth.kind === "sigv4"
-        ? new SignatureV4({ service: "execute-api", region: auth.region, credentials: auth.credentials, sha256: Sha256 })
+        ? new SignatureV4({
+            service: "execute-api",
+            region: auth.region,
+            credentials: auth.credentials,
+            sha256: Sha256,
+          })
         : null;
   }
 
