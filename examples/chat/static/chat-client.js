@@ -109,6 +109,9 @@ export class Connection {
      */
     connect() {
         this.wanted = true;
+        if (this.connected) {
+            return Promise.resolve();
+        }
         const opened = new Promise((resolve, reject) => this.openWaiters.push({ resolve, reject }));
         if (this.socket === null && this.reconnectTimer === null) {
             this.open();

@@ -128,6 +128,34 @@ fn generated_packages_match_the_golden_files_byte_for_byte() {
     let _ = std::fs::remove_dir_all(&work);
 }
 
+#[test]
+fn a_configuration_the_generator_refuses_exits_1_naming_the_key() {
+    let work = work_dir("refused");
+    let yaml = std::fs::read_to_string(format!("{SDK_GEN}/api.yaml"))
+        .expect("api.yaml")
+        .replace("$request.body.action", "$request.body.message.kind");
+    let config = work.join("api.yaml");
+    std::fs::write(&config, yaml).expect("write config");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .arg("--config")
+        .arg(&config)
+        .args(["sdk", "python"])
+        .arg(work.join("out"))
+        .env_remove("WSGATE_CONFIG")
+        .output()
+        .expect("run wsgate sdk");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with(
+            "error: config key `api.route_selection_expression`: `$request.body.message.kind`"
+        ),
+        "{stderr}"
+    );
+    assert!(!work.join("out").exists(), "nothing written");
+    let _ = std::fs::remove_dir_all(&work);
+}
+
 /// Runs `program args` in `dir` and returns its standard output; fails the test with its output
 /// when it fails or takes longer than a minute.
 async fn run(program: &str, args: &[&str], dir: &Path, env: &[(&str, String)]) -> String {

@@ -247,6 +247,9 @@ export class Connection<Push> {
    */
   connect(): Promise<void> {
     this.wanted = true;
+    if (this.connected) {
+      return Promise.resolve();
+    }
     const opened = new Promise<void>((resolve, reject) => this.openWaiters.push({ resolve, reject }));
     if (this.socket === null && this.reconnectTimer === null) {
       this.open();

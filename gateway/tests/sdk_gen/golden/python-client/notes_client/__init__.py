@@ -214,6 +214,8 @@ class Connection:
         background unless disabled.
         """
         self._wanted = True
+        if self._socket is not None:
+            return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         if self._task is None:
