@@ -65,7 +65,8 @@ pub(crate) fn python(api: &Api) -> Files {
                 api.name
             ),
             &["botocore>=1.34,<2"],
-        ) + "\n[project.optional-dependencies]\ntyping = [\"botocore-stubs>=1.34\"]\n",
+            &["botocore-stubs>=1.34"],
+        ),
     );
     let usage = format!(
         "## Use\n\n```python\nfrom {pkg} import {class}, SigV4\n\ncallback = {class}(\n    \"https://gateway.example.com\",\n    \"{stage}\",\n    SigV4(region=\"us-east-1\", access_key_id=\"…\", secret_access_key=\"…\"),\n)\ncallback.post(connection_id, {{\"text\": \"hello\"}})\n```\n\nFailures raise `CallbackError` with the HTTP status and the AWS error name\n(`GoneException` for a closed connection: `error.gone`).\n",

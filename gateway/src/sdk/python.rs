@@ -292,14 +292,30 @@ pub(crate) fn client_source(api: &Api) -> String {
 }
 
 /// The `pyproject.toml` of a package.
-pub(crate) fn pyproject(api: &Api, description: &str, dependencies: &[&str]) -> String {
-    let deps = dependencies
-        .iter()
-        .map(|d| quoted(d))
-        .collect::<Vec<_>>()
-        .join(", ");
+pub(crate) fn pyproject(
+    api: &Api,
+    description: &str,
+    dependencies: &[&str],
+    typing: &[&str],
+) -> String {
+    let list = |items: &[&str]| {
+        items
+            .iter()
+            .map(|d| quoted(d))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let deps = list(dependencies);
+    let extras = if typing.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\n[project.optional-dependencies]\ntyping = [{}]\n",
+            list(typing)
+        )
+    };
     format!(
-        "[project]\nname = \"{name}\"\nversion = \"0.0.0\"\ndescription = {description}\nrequires-python = \">=3.11\"\ndependencies = [{deps}]\n\n[build-system]\nrequires = [\"setuptools>=68\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[tool.setuptools.package-data]\n{name} = [\"py.typed\"]\n\n[tool.mypy]\nstrict = true\n",
+        "[project]\nname = \"{name}\"\nversion = \"0.0.0\"\ndescription = {description}\nrequires-python = \">=3.11\"\ndependencies = [{deps}]\n{extras}\n[build-system]\nrequires = [\"setuptools>=68\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[tool.setuptools.package-data]\n{name} = [\"py.typed\"]\n\n[tool.mypy]\nstrict = true\n",
         name = api.py_name,
         description = quoted(description)
     )
@@ -314,6 +330,7 @@ pub(crate) fn client(api: &Api) -> Files {
             api,
             &format!("Typed WebSocket client of the API {}.", api.name),
             &["websockets>=13,<16"],
+            &[],
         ),
     );
     files.insert(format!("{}/__init__.py", api.py_name), client_source(api));

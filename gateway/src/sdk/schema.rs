@@ -298,18 +298,15 @@ impl<'a> Converter<'a> {
                 "`$ref: {reference}` is not supported (only #/definitions/<name> and #/$defs/<name>)"
             )));
         };
-        let Some(target) = self.root.get(section).and_then(|defs| defs.get(key)) else {
+        let root = self.root;
+        let Some(target) = root.get(section).and_then(|defs| defs.get(key)) else {
             return Err(self.error(format!("`$ref: {reference}` names no definition")));
         };
         let name = self
             .defs
             .claim(&format!("{}{}", pascal(self.model), pascal(key)));
+        // Remembered before the definition is converted, so that it may refer to itself.
         self.refs.insert(reference.to_string(), name.clone());
-        let root = self.root;
-        let target = root
-            .get(section)
-            .and_then(|defs| defs.get(key))
-            .unwrap_or(target);
         self.named(target, &name)?;
         Ok(Ty::Named(name))
     }
