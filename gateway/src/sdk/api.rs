@@ -140,11 +140,17 @@ impl Api {
         }
         let mut model_types = std::collections::BTreeMap::new();
         for (name, model) in &api.models {
-            let schema = match (&model.schema, &model.schema_file) {
+            let mut schema = match (&model.schema, &model.schema_file) {
                 (Some(schema), _) => schema.clone(),
                 (None, Some(path)) => read_schema(name, path)?,
                 (None, None) => Value::Bool(true),
             };
+            // The model's own description documents its type when the schema has none.
+            if let (Some(text), Some(object)) = (&model.description, schema.as_object_mut()) {
+                object
+                    .entry("description")
+                    .or_insert_with(|| Value::String(text.clone()));
+            }
             let type_name = Converter::new(name, &schema, &mut defs).convert_model()?;
             model_types.insert(name.clone(), (type_name, schema));
         }

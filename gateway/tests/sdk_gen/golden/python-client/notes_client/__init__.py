@@ -377,6 +377,8 @@ class NewNotePlace(TypedDict):
 
 
 class NewNote(TypedDict):
+    """A note to store."""
+
     action: Literal["addnote"]
     body: NotRequired[str | None]
     place: NotRequired[NewNotePlace]
@@ -399,9 +401,12 @@ Note = TypedDict(
         "x-owner": NotRequired[NoteOwner],
     },
 )
+"""A stored note."""
 
 
 class AddnoteParams(TypedDict):
+    """A note to store."""
+
     body: NotRequired[str | None]
     place: NotRequired[NewNotePlace]
     priority: NotRequired[Literal["low", "normal", "high"]]

@@ -435,6 +435,7 @@ export interface NewNotePlace {
   lon?: number;
 }
 
+/** A note to store. */
 export interface NewNote {
   action: "addnote";
   body?: string | null;
@@ -449,6 +450,7 @@ export interface NoteOwner {
   name?: string;
 }
 
+/** A stored note. */
 export interface Note {
   correlationId?: string;
   id: number;
@@ -456,6 +458,7 @@ export interface Note {
   "x-owner"?: NoteOwner;
 }
 
+/** A note to store. */
 export interface AddnoteParams {
   body?: string | null;
   place?: NewNotePlace;
