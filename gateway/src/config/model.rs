@@ -355,6 +355,11 @@ pub struct RouteConfig {
     /// that fails its model never reaches the integration.
     #[serde(default)]
     pub request_models: BTreeMap<String, String>,
+    /// The model of a two-way route's reply, by selection key (only `$default`), as Amazon API
+    /// Gateway's `RouteResponse.ResponseModels`: the reply type of generated clients (`wsgate
+    /// sdk`). The gateway does not check replies against it.
+    #[serde(default)]
+    pub response_models: BTreeMap<String, String>,
 }
 
 impl RouteConfig {

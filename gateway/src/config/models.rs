@@ -1,5 +1,5 @@
 //! `api.models` (request models: JSON Schemas by name) and the `request_models` /
-//! `model_selection_expression` of routes, checked for what can be told without compiling a
+//! `model_selection_expression` / `response_models` of routes, checked for what can be told without compiling a
 //! schema: names, references, one schema source per model, routes that carry no body. Schemas are
 //! read and compiled when the gateway starts (`crate::validate`).
 
@@ -102,6 +102,24 @@ pub(super) fn validate(api: &ApiConfig) -> Result<(), ConfigError> {
                 format!("{at}.request_models.{other}"),
                 "only the $default model applies without a model_selection_expression",
             ));
+        }
+        for (selection_key, model) in &route.response_models {
+            let at = format!("{at}.response_models.{selection_key}");
+            if !route.route_response {
+                return Err(ConfigError::invalid(
+                    at,
+                    "response models need route_response: true",
+                ));
+            }
+            if selection_key != DEFAULT_MODEL_KEY {
+                return Err(ConfigError::invalid(
+                    at,
+                    "only the $default response model is supported",
+                ));
+            }
+            if !api.models.contains_key(model) {
+                return Err(ConfigError::invalid(at, format!("no model named {model}")));
+            }
         }
         for (selection_key, model) in &route.request_models {
             if !api.models.contains_key(model) {

@@ -1,0 +1,358 @@
+import asyncio
+import enum
+import json
+import random
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, NotRequired, TypeAlias, TypedDict, cast
+from urllib.parse import urlencode
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
+
+JsonValue: TypeAlias = (
+    None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
+)
+"""Any JSON value."""
+
+JsonObject: TypeAlias = dict[str, JsonValue]
+"""A JSON object."""
+
+
+class CloseKind(enum.Enum):
+    """Why the gateway (or the network) closed the connection, by close code."""
+
+    NORMAL = "normal"
+    GOING_AWAY = "goingAway"
+    PROTOCOL_ERROR = "protocolError"
+    UNSUPPORTED_DATA = "unsupportedData"
+    NO_STATUS = "noStatus"
+    ABNORMAL = "abnormal"
+    INVALID_PAYLOAD = "invalidPayload"
+    POLICY_VIOLATION = "policyViolation"
+    MESSAGE_TOO_BIG = "messageTooBig"
+    INTERNAL_ERROR = "internalError"
+    TRY_AGAIN_LATER = "tryAgainLater"
+    APPLICATION = "application"
+    OTHER = "other"
+
+
+_KINDS = {
+    1000: CloseKind.NORMAL,
+    1001: CloseKind.GOING_AWAY,
+    1002: CloseKind.PROTOCOL_ERROR,
+    1003: CloseKind.UNSUPPORTED_DATA,
+    1005: CloseKind.NO_STATUS,
+    1006: CloseKind.ABNORMAL,
+    1007: CloseKind.INVALID_PAYLOAD,
+    1008: CloseKind.POLICY_VIOLATION,
+    1009: CloseKind.MESSAGE_TOO_BIG,
+    1011: CloseKind.INTERNAL_ERROR,
+    1013: CloseKind.TRY_AGAIN_LATER,
+}
+
+
+def close_kind(code: int) -> CloseKind:
+    """The kind of a close code, as wsgate uses them.
+
+    1000 normal close (also `DELETE @connections/{id}`), 1001 idle timeout, maximum
+    duration or shutdown, 1002 protocol violation, 1003 binary frame refused, 1005 no
+    code, 1006 connection lost, 1007 invalid UTF-8, 1008 policy, 1009 frame or message
+    too big, 1011 ping timeout or internal error, 1013 slow consumer, 3000-4999 a code
+    given to `DELETE @connections/{id}?code=`.
+    """
+    if code in _KINDS:
+        return _KINDS[code]
+    return CloseKind.APPLICATION if 3000 <= code <= 4999 else CloseKind.OTHER
+
+
+class CloseError(Exception):
+    """The connection closed: its code, reason and kind."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        detail = f" ({reason})" if reason else ""
+        super().__init__(f"connection closed with {code}{detail}")
+        self.code = code
+        self.reason = reason
+        self.kind = close_kind(code)
+
+
+class NotConnectedError(Exception):
+    """A message was sent while no connection was open."""
+
+
+class ReplyTimeoutError(Exception):
+    """A two-way route's reply did not arrive within the request timeout."""
+
+    def __init__(self, route_key: str, timeout: float) -> None:
+        super().__init__(f"no reply to {route_key} within {timeout} s")
+        self.route_key = route_key
+
+
+class GatewayErrorFrame(TypedDict):
+    """An error frame of the gateway (`{"message": "Forbidden", ...}`)."""
+
+    message: str
+    connectionId: str
+    requestId: NotRequired[str]
+    messageId: NotRequired[str]
+
+
+@dataclass
+class Reconnect:
+    """Reconnection: exponential backoff with equal jitter, from `base` up to `max` s."""
+
+    enabled: bool = True
+    base: float = 0.5
+    max: float = 15.0
+    max_attempts: int | None = None
+
+
+def backoff_delay(attempt: int, base: float, maximum: float) -> float:
+    """Half the capped exponential delay plus a random half."""
+    capped = min(maximum, base * 2.0**attempt)
+    return capped / 2 + random.random() * (capped / 2)
+
+
+@dataclass
+class Handlers:
+    """What to call when something happens on the connection."""
+
+    on_push: Callable[[JsonValue], None] | None = None
+    """A message pushed by a backend (a post, a group post, a broadcast)."""
+    on_raw: Callable[[str | bytes], None] | None = None
+    """A text frame that is not JSON, or a binary frame."""
+    on_gateway_error: Callable[[GatewayErrorFrame], None] | None = None
+    """An error frame of the gateway."""
+    on_open: Callable[[], None] | None = None
+    """A connection opened (the first one and every reconnection)."""
+    on_close: Callable[[CloseError, float | None], None] | None = None
+    """A connection closed; the delay before the next attempt, or None."""
+
+
+@dataclass
+class Placement:
+    """Where credentials go on the upgrade request."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
+    protocols: list[str] = field(default_factory=list)
+
+
+_ERROR_KEYS = {"message", "connectionId", "requestId", "messageId"}
+
+
+def _is_gateway_error(value: JsonValue) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("message"), str)
+        and isinstance(value.get("connectionId"), str)
+        and set(value) <= _ERROR_KEYS
+    )
+
+
+class Connection:
+    """One logical connection to a wsgate stage.
+
+    Opens the socket, reconnects with backoff, sends route messages and matches two-way
+    replies to their requests by the correlation field.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        route_field: str,
+        correlation_field: str,
+        placement: Placement,
+        *,
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+        protocols: list[str] | None = None,
+        reconnect: Reconnect | None = None,
+        request_timeout: float = 30.0,
+    ) -> None:
+        self._url = url
+        self._route_field = route_field
+        self._correlation_field = correlation_field
+        self._headers = {**placement.headers, **(headers or {})}
+        self._query = {**placement.query, **(query or {})}
+        self._protocols = [*placement.protocols, *(protocols or [])]
+        self._reconnect = reconnect or Reconnect()
+        self._request_timeout = request_timeout
+        self._handlers = Handlers()
+        self._socket: ClientConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wanted = False
+        self._waiters: list[asyncio.Future[None]] = []
+        self._pending: dict[str, asyncio.Future[JsonValue]] = {}
+        self._prefix = secrets.token_hex(4)
+        self._counter = 0
+
+    def on(self, handlers: Handlers) -> None:
+        """Sets the handlers (replacing earlier ones)."""
+        self._handlers = handlers
+
+    @property
+    def connected(self) -> bool:
+        """True while a socket is open."""
+        return self._socket is not None
+
+    async def connect(self) -> None:
+        """Opens the connection and returns once it is open.
+
+        Raises CloseError when the first attempt fails; reconnection then goes on in the
+        background unless disabled.
+        """
+        self._wanted = True
+        if self._socket is not None:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+        await waiter
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Closes the connection for good (no reconnection)."""
+        self._wanted = False
+        socket = self._socket
+        if socket is not None:
+            await socket.close(code, reason)
+        task = self._task
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._task = None
+        self._fail(CloseError(code, reason))
+
+    async def send(self, route_key: str | None, body: Mapping[str, object]) -> None:
+        """Sends a message to `route_key` (None sends the body as it is)."""
+        message = dict(body)
+        if route_key is not None:
+            message[self._route_field] = route_key
+        await self._write(json.dumps(message))
+
+    async def request(
+        self, route_key: str | None, body: Mapping[str, object]
+    ) -> JsonValue:
+        """Sends a two-way message; returns the reply that echoes its correlation id."""
+        self._counter += 1
+        request_id = f"{self._prefix}-{self._counter}"
+        message = {**body, self._correlation_field: request_id}
+        if route_key is not None:
+            message[self._route_field] = route_key
+        reply: asyncio.Future[JsonValue] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = reply
+        try:
+            await self._write(json.dumps(message))
+            return await asyncio.wait_for(reply, self._request_timeout)
+        except TimeoutError:
+            raise ReplyTimeoutError(
+                route_key or "$default", self._request_timeout
+            ) from None
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def _write(self, text: str) -> None:
+        socket = self._socket
+        if socket is None:
+            raise NotConnectedError("not connected")
+        try:
+            await socket.send(text)
+        except ConnectionClosed as closed:
+            raise NotConnectedError("not connected") from closed
+
+    def _target(self) -> str:
+        if not self._query:
+            return self._url
+        joiner = "&" if "?" in self._url else "?"
+        return self._url + joiner + urlencode(sorted(self._query.items()))
+
+    def _fail(self, error: Exception) -> None:
+        for reply in self._pending.values():
+            if not reply.done():
+                reply.set_exception(error)
+        self._pending.clear()
+
+    async def _run(self) -> None:
+        attempt = 0
+        while self._wanted:
+            code, reason = 1006, ""
+            try:
+                async with ws_connect(
+                    self._target(),
+                    additional_headers=self._headers,
+                    subprotocols=[Subprotocol(p) for p in self._protocols] or None,
+                ) as socket:
+                    self._socket = socket
+                    attempt = 0
+                    for waiter in self._waiters:
+                        if not waiter.done():
+                            waiter.set_result(None)
+                    self._waiters.clear()
+                    if self._handlers.on_open is not None:
+                        self._handlers.on_open()
+                    try:
+                        async for data in socket:
+                            self._receive(data)
+                    except ConnectionClosed:
+                        pass
+                    code = socket.close_code if socket.close_code is not None else 1006
+                    reason = socket.close_reason or ""
+            except InvalidStatus as refused:
+                reason = f"HTTP {refused.response.status_code}"
+            except (OSError, InvalidHandshake, TimeoutError) as failed:
+                reason = str(failed)
+            finally:
+                self._socket = None
+            error = CloseError(code, reason)
+            self._fail(error)
+            delay: float | None = None
+            settings = self._reconnect
+            limit = settings.max_attempts
+            if self._wanted and settings.enabled and (limit is None or attempt < limit):
+                delay = backoff_delay(attempt, settings.base, settings.max)
+                attempt += 1
+            else:
+                self._wanted = False
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
+            self._waiters.clear()
+            if self._handlers.on_close is not None:
+                self._handlers.on_close(error, delay)
+            if delay is None:
+                break
+            await asyncio.sleep(delay)
+        self._task = None
+
+    def _receive(self, data: str | bytes) -> None:
+        if isinstance(data, bytes):
+            if self._handlers.on_raw is not None:
+                self._handlers.on_raw(data)
+            return
+        try:
+            value = cast(JsonValue, json.loads(data))
+        except ValueError:
+            if self._handlers.on_raw is not None:
+                self._handlers.on_raw(data)
+            return
+        if isinstance(value, dict):
+            request_id = value.get(self._correlation_field)
+            if isinstance(request_id, str) and request_id in self._pending:
+                reply = self._pending.pop(request_id)
+                if not reply.done():
+                    reply.set_result(value)
+                return
+            if _is_gateway_error(value):
+                if self._handlers.on_gateway_error is not None:
+                    self._handlers.on_gateway_error(cast(GatewayErrorFrame, value))
+                return
+        if self._handlers.on_push is not None:
+            self._handlers.on_push(value)

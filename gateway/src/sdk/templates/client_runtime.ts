@@ -1,0 +1,422 @@
+/** Any JSON value. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** A JSON object. */
+export type JsonObject = { [key: string]: JsonValue };
+
+/**
+ * What the client needs of a WebSocket: the browser's `WebSocket` and the `ws` package's both
+ * have it.
+ */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: "open" | "message" | "close" | "error", listener: (event: any) => void): void;
+}
+
+/**
+ * Opens a socket. `headers` are only honoured by implementations that can send them (`ws` in
+ * Node.js); browsers cannot set headers on a WebSocket handshake.
+ */
+export type WebSocketFactory = (url: string, protocols: string[], headers: Record<string, string>) => WebSocketLike;
+
+/** Why the gateway (or the network) closed the connection, by close code. */
+export type CloseKind =
+  | "normal"
+  | "goingAway"
+  | "protocolError"
+  | "unsupportedData"
+  | "noStatus"
+  | "abnormal"
+  | "invalidPayload"
+  | "policyViolation"
+  | "messageTooBig"
+  | "internalError"
+  | "tryAgainLater"
+  | "application"
+  | "other";
+
+/**
+ * The kind of a close code, as wsgate uses them: 1000 normal close (also `DELETE
+ * @connections/{id}`), 1001 idle timeout, maximum duration or shutdown, 1002 protocol violation,
+ * 1003 binary frame refused, 1005 no code, 1006 connection lost, 1007 invalid UTF-8, 1008 policy,
+ * 1009 frame or message too big, 1011 ping timeout or internal error, 1013 slow consumer,
+ * 3000-4999 a code given to `DELETE @connections/{id}?code=`.
+ */
+export function closeKind(code: number): CloseKind {
+  switch (code) {
+    case 1000:
+      return "normal";
+    case 1001:
+      return "goingAway";
+    case 1002:
+      return "protocolError";
+    case 1003:
+      return "unsupportedData";
+    case 1005:
+      return "noStatus";
+    case 1006:
+      return "abnormal";
+    case 1007:
+      return "invalidPayload";
+    case 1008:
+      return "policyViolation";
+    case 1009:
+      return "messageTooBig";
+    case 1011:
+      return "internalError";
+    case 1013:
+      return "tryAgainLater";
+    default:
+      return code >= 3000 && code <= 4999 ? "application" : "other";
+  }
+}
+
+/** The connection closed: its code, reason and kind. */
+export class CloseError extends Error {
+  readonly code: number;
+  readonly reason: string;
+  readonly kind: CloseKind;
+
+  constructor(code: number, reason: string) {
+    super(`connection closed with ${code}${reason ? ` (${reason})` : ""}`);
+    this.name = "CloseError";
+    this.code = code;
+    this.reason = reason;
+    this.kind = closeKind(code);
+  }
+}
+
+/** A message was sent while no connection was open. */
+export class NotConnectedError extends Error {
+  constructor() {
+    super("not connected");
+    this.name = "NotConnectedError";
+  }
+}
+
+/** A two-way route's reply did not arrive within the request timeout. */
+export class ReplyTimeoutError extends Error {
+  readonly routeKey: string;
+
+  constructor(routeKey: string, timeoutMs: number) {
+    super(`no reply to ${routeKey} within ${timeoutMs} ms`);
+    this.name = "ReplyTimeoutError";
+    this.routeKey = routeKey;
+  }
+}
+
+/** The gateway's error frames: `{"message": "Forbidden", "connectionId": "…", "requestId": "…"}`. */
+export interface GatewayErrorFrame {
+  message:
+    | "Forbidden"
+    | "Internal server error"
+    | "Endpoint request timed out"
+    | "Too Many Requests"
+    | "Unsupported Media Type"
+    | "Bad request body"
+    | (string & {});
+  connectionId: string;
+  requestId?: string;
+  messageId?: string;
+}
+
+/** Reconnection: exponential backoff with equal jitter, from `baseMs` up to `maxMs`. */
+export interface ReconnectOptions {
+  /** Reconnect after a close the client did not ask for (default true). */
+  enabled?: boolean;
+  /** First delay (default 500 ms). */
+  baseMs?: number;
+  /** Largest delay (default 15 000 ms). */
+  maxMs?: number;
+  /** Attempts after one close before giving up (default: no limit). */
+  maxAttempts?: number;
+}
+
+/** Handlers of what happens on the connection. */
+export interface ClientHandlers<Push> {
+  /** A message pushed by a backend (`POST @connections`, a group post, a broadcast). */
+  onPush?: (message: Push) => void;
+  /** A text frame that is not JSON, or a binary frame. */
+  onRaw?: (data: unknown) => void;
+  /** An error frame of the gateway. */
+  onGatewayError?: (frame: GatewayErrorFrame) => void;
+  /** A connection opened (the first one and every reconnection). */
+  onOpen?: () => void;
+  /** A connection closed; `reconnectInMs` is the delay before the next attempt, or null. */
+  onClose?: (error: CloseError, reconnectInMs: number | null) => void;
+}
+
+interface Pending {
+  resolve: (value: JsonValue) => void;
+  reject: (error: Error) => void;
+  timer: unknown;
+}
+
+interface Timers {
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const timers = globalThis as unknown as Timers;
+
+/** Exponential backoff with equal jitter: half the capped delay plus a random half. */
+export function backoffDelay(attempt: number, baseMs: number, maxMs: number): number {
+  const capped = Math.min(maxMs, baseMs * 2 ** attempt);
+  return Math.round(capped / 2 + Math.random() * (capped / 2));
+}
+
+function isObject(value: unknown): value is { [key: string]: unknown } {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isGatewayError(value: unknown): value is GatewayErrorFrame {
+  if (!isObject(value) || typeof value.message !== "string" || typeof value.connectionId !== "string") {
+    return false;
+  }
+  return Object.keys(value).every((key) => ["message", "connectionId", "requestId", "messageId"].includes(key));
+}
+
+/** What a generated client tells the runtime about its API. */
+export interface ApiDescription {
+  /** The body field the route selection expression reads (`action` for `$request.body.action`). */
+  routeField: string;
+  /** The body field that carries the correlation id of a two-way request. */
+  correlationField: string;
+}
+
+/** Where credentials go on the upgrade request. */
+export interface Placement {
+  headers: Record<string, string>;
+  query: Record<string, string>;
+  protocols: string[];
+}
+
+/** The options every generated client takes. */
+export interface BaseOptions {
+  /** Opens sockets (default: the global `WebSocket`). */
+  webSocket?: WebSocketFactory;
+  /** Extra headers on the upgrade request (Node.js `ws` only). */
+  headers?: Record<string, string>;
+  /** Extra query parameters on the upgrade request. */
+  query?: Record<string, string>;
+  /** Extra subprotocols offered. */
+  protocols?: string[];
+  /** Reconnection after an unexpected close. */
+  reconnect?: ReconnectOptions;
+  /** How long a two-way route's reply may take (default 30 000 ms). */
+  requestTimeoutMs?: number;
+}
+
+/**
+ * One logical connection to a wsgate stage: opens the socket, reconnects with backoff, sends
+ * route messages, matches two-way replies to their requests by the correlation field.
+ */
+export class Connection<Push> {
+  private socket: WebSocketLike | null = null;
+  private wanted = false;
+  private attempt = 0;
+  private reconnectTimer: unknown = null;
+  private readonly pending = new Map<string, Pending>();
+  private readonly prefix = Math.random().toString(36).slice(2, 10);
+  private counter = 0;
+  private handlers: ClientHandlers<Push> = {};
+  private readonly openWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
+
+  constructor(
+    private readonly url: string,
+    private readonly api: ApiDescription,
+    private readonly placement: Placement,
+    private readonly options: BaseOptions,
+  ) {}
+
+  /** Sets the handlers (replacing earlier ones). */
+  on(handlers: ClientHandlers<Push>): void {
+    this.handlers = handlers;
+  }
+
+  /** True while a socket is open. */
+  get connected(): boolean {
+    return this.socket !== null && this.socket.readyState === 1;
+  }
+
+  /**
+   * Opens the connection; resolves once it is open, rejects with a {@link CloseError} when the
+   * first attempt fails (reconnection then goes on in the background unless disabled).
+   */
+  connect(): Promise<void> {
+    this.wanted = true;
+    if (this.connected) {
+      return Promise.resolve();
+    }
+    const opened = new Promise<void>((resolve, reject) => this.openWaiters.push({ resolve, reject }));
+    if (this.socket === null && this.reconnectTimer === null) {
+      this.open();
+    }
+    return opened;
+  }
+
+  /** Closes the connection for good (no reconnection); pending requests are rejected. */
+  close(code = 1000, reason = ""): void {
+    this.wanted = false;
+    if (this.reconnectTimer !== null) {
+      timers.clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = null;
+    }
+    const socket = this.socket;
+    this.socket = null;
+    if (socket !== null) {
+      socket.close(code, reason);
+    }
+    this.failPending(new CloseError(code, reason));
+  }
+
+  /** Sends a message to `routeKey` (the route field is set; `null` sends the body as is). */
+  send(routeKey: string | null, body: object): void {
+    const message: { [key: string]: unknown } = { ...body };
+    if (routeKey !== null) {
+      message[this.api.routeField] = routeKey;
+    }
+    this.write(JSON.stringify(message));
+  }
+
+  /** Sends a two-way message and resolves with the reply that echoes its correlation id. */
+  request(routeKey: string | null, body: object): Promise<JsonValue> {
+    const id = `${this.prefix}-${++this.counter}`;
+    const message: { [key: string]: unknown } = { ...body, [this.api.correlationField]: id };
+    if (routeKey !== null) {
+      message[this.api.routeField] = routeKey;
+    }
+    const timeoutMs = this.options.requestTimeoutMs ?? 30000;
+    return new Promise<JsonValue>((resolve, reject) => {
+      const timer = timers.setTimeout(() => {
+        this.pending.delete(id);
+        reject(new ReplyTimeoutError(routeKey ?? "$default", timeoutMs));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      try {
+        this.write(JSON.stringify(message));
+      } catch (error) {
+        timers.clearTimeout(timer);
+        this.pending.delete(id);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    });
+  }
+
+  private write(text: string): void {
+    if (this.socket === null || this.socket.readyState !== 1) {
+      throw new NotConnectedError();
+    }
+    this.socket.send(text);
+  }
+
+  private target(): string {
+    const query = { ...this.placement.query, ...(this.options.query ?? {}) };
+    const pairs = Object.keys(query)
+      .sort()
+      .map((key) => `${encodeURIComponent(key)}=${encodeURIComponent(query[key] ?? "")}`);
+    if (pairs.length === 0) {
+      return this.url;
+    }
+    return `${this.url}${this.url.includes("?") ? "&" : "?"}${pairs.join("&")}`;
+  }
+
+  private open(): void {
+    this.reconnectTimer = null;
+    const factory = this.options.webSocket ?? defaultWebSocket;
+    const protocols = [...this.placement.protocols, ...(this.options.protocols ?? [])];
+    const headers = { ...this.placement.headers, ...(this.options.headers ?? {}) };
+    let socket: WebSocketLike;
+    try {
+      socket = factory(this.target(), protocols, headers);
+    } catch (error) {
+      this.closed(null, 1006, error instanceof Error ? error.message : String(error));
+      return;
+    }
+    this.socket = socket;
+    let closed = false;
+    socket.addEventListener("open", () => {
+      if (this.socket !== socket) return;
+      this.attempt = 0;
+      for (const waiter of this.openWaiters.splice(0)) waiter.resolve();
+      this.handlers.onOpen?.();
+    });
+    socket.addEventListener("message", (event: { data: unknown }) => {
+      if (this.socket !== socket) return;
+      this.receive(event.data);
+    });
+    socket.addEventListener("close", (event: { code?: number; reason?: string }) => {
+      if (closed) return;
+      closed = true;
+      this.closed(socket, event.code ?? 1005, event.reason ?? "");
+    });
+    // An error is followed by a close; the close decides what happens next.
+    socket.addEventListener("error", () => undefined);
+  }
+
+  private closed(socket: WebSocketLike | null, code: number, reason: string): void {
+    if (socket !== null && this.socket !== socket) return;
+    this.socket = null;
+    const error = new CloseError(code, reason);
+    this.failPending(error);
+    const reconnect = this.options.reconnect ?? {};
+    const maxAttempts = reconnect.maxAttempts ?? Number.POSITIVE_INFINITY;
+    let delay: number | null = null;
+    if (this.wanted && reconnect.enabled !== false && this.attempt < maxAttempts) {
+      delay = backoffDelay(this.attempt, reconnect.baseMs ?? 500, reconnect.maxMs ?? 15000);
+      this.attempt += 1;
+      this.reconnectTimer = timers.setTimeout(() => this.open(), delay);
+    } else {
+      this.wanted = false;
+    }
+    for (const waiter of this.openWaiters.splice(0)) waiter.reject(error);
+    this.handlers.onClose?.(error, delay);
+  }
+
+  private failPending(error: Error): void {
+    for (const [id, pending] of this.pending) {
+      timers.clearTimeout(pending.timer);
+      this.pending.delete(id);
+      pending.reject(error);
+    }
+  }
+
+  private receive(data: unknown): void {
+    if (typeof data !== "string") {
+      this.handlers.onRaw?.(data);
+      return;
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(data);
+    } catch {
+      this.handlers.onRaw?.(data);
+      return;
+    }
+    if (isObject(value)) {
+      const id = value[this.api.correlationField];
+      const pending = typeof id === "string" ? this.pending.get(id) : undefined;
+      if (typeof id === "string" && pending !== undefined) {
+        timers.clearTimeout(pending.timer);
+        this.pending.delete(id);
+        pending.resolve(value as JsonValue);
+        return;
+      }
+      if (isGatewayError(value)) {
+        this.handlers.onGatewayError?.(value);
+        return;
+      }
+    }
+    this.handlers.onPush?.(value as Push);
+  }
+}
+
+function defaultWebSocket(url: string, protocols: string[]): WebSocketLike {
+  const native = (globalThis as { WebSocket?: new (url: string, protocols?: string[]) => WebSocketLike }).WebSocket;
+  if (native === undefined) {
+    throw new Error("no global WebSocket: pass options.webSocket (e.g. from the ws package)");
+  }
+  return new native(url, protocols);
+}
