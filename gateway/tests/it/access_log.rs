@@ -309,13 +309,20 @@ async fn a_file_is_rotated_at_its_size_and_keeps_max_files() {
         next_text(&mut ws).await;
     }
     let numbered = |n: usize| PathBuf::from(format!("{}.{n}", path.display()));
+    // The writer may still be rotating the last lines (renaming `.1` to `.2`, then the file to
+    // `.1`), so a rotated file can be missing for a moment: read both until both are there.
+    let rotated = std::sync::Mutex::new(Vec::new());
     eventually("two rotated files", DEADLINE, || async {
-        numbered(2).exists()
+        let texts: Result<Vec<String>, _> = [numbered(1), numbered(2)]
+            .iter()
+            .map(std::fs::read_to_string)
+            .collect();
+        texts.map(|texts| *rotated.lock().unwrap() = texts).is_ok()
     })
     .await;
     // Rotated files are complete: whole lines, within the limit.
-    for file in [numbered(1), numbered(2)] {
-        let text = std::fs::read_to_string(&file).expect("rotated file");
+    for (n, text) in rotated.into_inner().unwrap().into_iter().enumerate() {
+        let file = numbered(n + 1);
         assert!(text.len() <= 200, "{} bytes in {file:?}", text.len());
         assert!(text.ends_with('\n'));
         for line in text.lines() {
