@@ -1,5 +1,6 @@
 //! The `wsgate` command line: `wsgate --config FILE` serves, `wsgate check --config FILE`
-//! validates, `wsgate config schema|defaults|reference` describes the configuration. Exit codes: 0 success, 1 configuration or usage error, 2 runtime failure.
+//! validates, `wsgate config schema|defaults|reference` describes the configuration, `wsgate
+//! import ...` / `wsgate export ...` translate API definitions (`crate::spec`). Exit codes: 0 success, 1 configuration or usage error, 2 runtime failure.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +39,12 @@ enum Command {
     /// Describe the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Turn a SAM/CloudFormation template or an AsyncAPI document into a configuration.
+    #[command(subcommand)]
+    Import(crate::spec::ImportCommand),
+    /// Describe the configuration's API as AsyncAPI 3.0 or its HTTP APIs as OpenAPI 3.1.
+    #[command(subcommand)]
+    Export(crate::spec::ExportCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,8 +61,11 @@ enum ConfigCommand {
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Config(what)) = &cli.command {
-        return describe(what, cli.config.as_deref());
+    match &cli.command {
+        Some(Command::Config(what)) => return describe(what, cli.config.as_deref()),
+        Some(Command::Import(what)) => return crate::spec::import(what),
+        Some(Command::Export(what)) => return crate::spec::export(what, cli.config.as_deref()),
+        _ => {}
     }
     let Some(path) = cli.config else {
         eprintln!("error: --config FILE is required (or set WSGATE_CONFIG)");
@@ -80,6 +90,8 @@ pub fn main() -> ExitCode {
         }
         Command::Serve => serve(config),
         Command::Config(what) => describe(&what, Some(&path)),
+        Command::Import(what) => crate::spec::import(&what),
+        Command::Export(what) => crate::spec::export(&what, Some(&path)),
     }
 }
 

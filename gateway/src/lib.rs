@@ -64,6 +64,7 @@ mod raw_head;
 mod registry;
 mod routing;
 mod server;
+pub mod spec;
 mod state;
 mod store;
 mod systemd;
