@@ -95,7 +95,7 @@ pub fn asyncapi(config: &Config) -> Result<Json, SpecError> {
         operation.insert("x-wsgate-route-key".into(), json!(key));
         operation.insert(
             "x-wsgate-integration".into(),
-            serde_json::to_value(&route.integration).unwrap_or_default(),
+            without_nulls(serde_json::to_value(&route.integration).unwrap_or_default()),
         );
         let extra = route_extra(route);
         if !extra.is_empty() {
@@ -182,6 +182,19 @@ pub fn asyncapi(config: &Config) -> Result<Json, SpecError> {
         );
     }
     Ok(Json::Object(document))
+}
+
+/// A serialized configuration without its unset (`null`) keys.
+fn without_nulls(value: Json) -> Json {
+    match value {
+        Json::Object(map) => map
+            .into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k, without_nulls(v)))
+            .collect::<Map<_, _>>()
+            .into(),
+        other => other,
+    }
 }
 
 fn reference(target: &str) -> Json {
@@ -464,6 +477,7 @@ fn scheme_objects(config: &Config, names: &BTreeMap<String, String>) -> Map<Stri
         };
         scheme["description"] = json!(format!("Authorizer {name}: {what}."));
         scheme["x-wsgate-authorizer"] = json!(name);
+        scheme["x-wsgate-authorizer-config"] = without_nulls(serde_json::to_value(authorizer).unwrap_or_default());
         out.insert(names[name].clone(), scheme);
     }
     if names.contains_key("apiKey") {

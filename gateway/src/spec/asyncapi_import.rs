@@ -26,6 +26,9 @@ impl Default for AsyncApiOptions {
     }
 }
 
+/// What the export writes in place of a secret.
+const REDACTED: &str = "***";
+
 /// Deepest `$ref` chain followed.
 const MAX_REF_DEPTH: usize = 32;
 
@@ -128,6 +131,26 @@ pub fn import_asyncapi(
             "models".into(),
             Json::Object(std::mem::take(&mut importer.models)),
         );
+    }
+    let authorizers = importer.authorizers();
+    if let Some(routes) = api.get_mut("routes").and_then(Json::as_object_mut) {
+        for (key, route) in routes.iter_mut() {
+            let Some(name) = route["authorizer"].as_str().map(str::to_string) else {
+                continue;
+            };
+            if !authorizers.contains_key(&name) {
+                importer.note(
+                    format!("routes.{key}"),
+                    format!("authorizer {name} is not described by an x-wsgate-authorizer-config security scheme: left out, the route is open"),
+                );
+                let route = route.as_object_mut().expect("routes are objects");
+                route.remove("authorizer");
+                route.remove("authorization_type");
+            }
+        }
+    }
+    if !authorizers.is_empty() {
+        api.insert("authorizers".into(), Json::Object(authorizers));
     }
     let mut config = Map::new();
     config.insert("listen".into(), json!(options.listen));
@@ -429,7 +452,32 @@ impl<'a> Importer<'a> {
             ),
         };
         let schema = self.inline(self.payload(message)?, 0);
-        Some((name, schema))
+        let mut model = json!({ "schema": schema });
+        if let Some(summary) = message["summary"].as_str() {
+            model["description"] = json!(summary);
+        }
+        Some((name, model))
+    }
+
+    /// Authorizers described by security schemes with `x-wsgate-authorizer` and
+    /// `x-wsgate-authorizer-config` (one whose secrets the export redacted is left out).
+    fn authorizers(&mut self) -> Map<String, Json> {
+        let mut out = Map::new();
+        let schemes = self.doc["components"]["securitySchemes"].as_object().cloned().unwrap_or_default();
+        for (id, scheme) in &schemes {
+            let (Some(name), Some(config)) = (
+                scheme["x-wsgate-authorizer"].as_str(),
+                scheme.get("x-wsgate-authorizer-config"),
+            ) else {
+                continue;
+            };
+            if config.to_string().contains(REDACTED) {
+                self.note(format!("components.securitySchemes.{id}"), format!("authorizer {name}: its secrets were redacted by the export (left out; configure it by hand)"));
+                continue;
+            }
+            out.insert(name.to_string(), config.clone());
+        }
+        out
     }
 
     fn stages(&mut self, v3: bool, options: &AsyncApiOptions) -> Map<String, Json> {
