@@ -477,7 +477,8 @@ fn scheme_objects(config: &Config, names: &BTreeMap<String, String>) -> Map<Stri
         };
         scheme["description"] = json!(format!("Authorizer {name}: {what}."));
         scheme["x-wsgate-authorizer"] = json!(name);
-        scheme["x-wsgate-authorizer-config"] = without_nulls(serde_json::to_value(authorizer).unwrap_or_default());
+        scheme["x-wsgate-authorizer-config"] =
+            without_nulls(serde_json::to_value(authorizer).unwrap_or_default());
         out.insert(names[name].clone(), scheme);
     }
     if names.contains_key("apiKey") {

@@ -463,7 +463,10 @@ impl<'a> Importer<'a> {
     /// `x-wsgate-authorizer-config` (one whose secrets the export redacted is left out).
     fn authorizers(&mut self) -> Map<String, Json> {
         let mut out = Map::new();
-        let schemes = self.doc["components"]["securitySchemes"].as_object().cloned().unwrap_or_default();
+        let schemes = self.doc["components"]["securitySchemes"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         for (id, scheme) in &schemes {
             let (Some(name), Some(config)) = (
                 scheme["x-wsgate-authorizer"].as_str(),

@@ -198,8 +198,9 @@ struct Importer<'a> {
     notes: Vec<Note>,
     options: &'a CfnOptions,
     api_id: String,
-    /// Functions an integration or authorizer calls → the URI used.
-    used_functions: BTreeMap<String, String>,
+    /// Functions an integration or authorizer calls → the URI used and whether `--functions`
+    /// gave it.
+    used_functions: BTreeMap<String, (String, bool)>,
 }
 
 /// One resource's properties, read one key at a time; what is never read is reported.
@@ -339,8 +340,10 @@ impl Importer<'_> {
         let mapped = (self.options.functions.get(function.as_str()))
             .or_else(|| self.options.functions.get(&name))
             .cloned();
+        let given = mapped.is_some();
         let uri = mapped.unwrap_or(uri);
-        self.used_functions.insert((*function).clone(), uri.clone());
+        self.used_functions
+            .insert((*function).clone(), (uri.clone(), given));
         Some(uri)
     }
 
@@ -1068,13 +1071,17 @@ impl Importer<'_> {
             let line = node.get("Type").map_or(node.line, |t| t.line);
             let at = format!("Resources.{id}");
             let message = match self.used_functions.get(*id) {
-                Some(uri) if uri.starts_with("arn:") => {
+                Some((uri, true)) if uri.starts_with("arn:") => {
+                    format!("invoked by ARN {uri} through the Lambda Invoke API (docs/lambda.md)")
+                }
+                Some((_, false)) => {
                     let unnamed = node
                         .get("Properties")
                         .and_then(|p| p.get("FunctionName"))
                         .is_none();
                     format!(
-                        "invoked by ARN through the Lambda Invoke API (docs/lambda.md){}; map it to a URL with --functions to run it elsewhere",
+                        "invoked by ARN {} through the Lambda Invoke API (docs/lambda.md){}; map it to a URL with --functions to run it elsewhere",
+                        self.ev.function_arn(id),
                         if unnamed {
                             ", named by its logical id as it has no FunctionName"
                         } else {
@@ -1082,7 +1089,7 @@ impl Importer<'_> {
                         }
                     )
                 }
-                Some(uri) => format!(
+                Some((uri, true)) => format!(
                     "invoked at {uri}; its code, runtime, environment and policies are deployed by you, not by wsgate"
                 ),
                 None => "not called by the WebSocket API (ignored)".into(),

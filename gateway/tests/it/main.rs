@@ -50,6 +50,7 @@ mod models;
 mod ops_assets;
 mod request_authorizer;
 mod response_caps;
+mod specs;
 mod specs_import;
 mod support;
 mod templates;

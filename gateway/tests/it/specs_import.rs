@@ -11,7 +11,10 @@ use crate::support::lambda::{ACCESS_KEY_ID, Moto, REGION, SECRET_ACCESS_KEY, Tem
 use crate::support::node::{Client, Harness};
 use crate::support::*;
 
-const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/specs/chat-template.yaml");
+const TEMPLATE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/specs/chat-template.yaml"
+);
 
 /// Runs the `wsgate` binary with `args`; returns (exit code, stdout, stderr).
 pub(crate) async fn wsgate(args: &[&str]) -> (i32, String, String) {
@@ -71,7 +74,8 @@ async fn imported_sam_chat_template_serves_its_own_handlers() {
         ),
     );
     let map_path = map.0.display().to_string();
-    let (code, imported, notes) = wsgate(&["import", "sam", TEMPLATE, "--functions", &map_path]).await;
+    let (code, imported, notes) =
+        wsgate(&["import", "sam", TEMPLATE, "--functions", &map_path]).await;
     assert_eq!(code, 0, "{notes}");
     assert!(
         imported.contains(&harness.invoke_url("sendmessage")),
@@ -84,7 +88,10 @@ async fn imported_sam_chat_template_serves_its_own_handlers() {
         "chat-template.yaml:120: Resources.OnConnectPermission: wsgate needs no invoke permission",
         "chat-template.yaml:177: Outputs:",
     ] {
-        assert!(notes.contains(expected), "missing `{expected}` in:\n{notes}");
+        assert!(
+            notes.contains(expected),
+            "missing `{expected}` in:\n{notes}"
+        );
     }
 
     // `wsgate check` accepts the output as it is.
