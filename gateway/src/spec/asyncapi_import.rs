@@ -595,7 +595,7 @@ components:
             "${stageVariables.backend}/sendmessage"
         );
         assert_eq!(
-            api["models"]["Send"]["properties"]["text"],
+            api["models"]["Send"]["schema"]["properties"]["text"],
             json!({"type": "string", "maxLength": 10})
         );
         assert_eq!(

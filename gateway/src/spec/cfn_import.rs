@@ -220,6 +220,13 @@ impl<'n> Props<'n> {
     fn at(&self, key: &str) -> String {
         format!("Resources.{}.Properties.{key}", self.id)
     }
+
+    /// The line of property `key`, else of the resource.
+    fn line_of(&self, key: &str) -> usize {
+        self.node
+            .and_then(|n| n.get(key))
+            .map_or(self.line, |n| n.line)
+    }
 }
 
 impl Importer<'_> {
@@ -463,7 +470,7 @@ impl Importer<'_> {
             .string(&mut props, "RouteSelectionExpression")
             .unwrap_or_else(|| {
                 self.note(
-                    line,
+                    props.line_of("RouteSelectionExpression"),
                     props.at("RouteSelectionExpression"),
                     "missing: $request.body.action assumed",
                 );
@@ -530,7 +537,7 @@ impl Importer<'_> {
         };
         let uri = |this: &mut Self, props: &mut Props<'_>| {
             let uri = this.function_uri(props, "IntegrationUri");
-            if uri.is_none() {
+            if uri.is_none() && props.node.and_then(|n| n.get("IntegrationUri")).is_none() {
                 this.note(
                     line,
                     props.at("IntegrationUri"),
@@ -545,7 +552,7 @@ impl Importer<'_> {
                 out.insert("uri".into(), json!(uri(self, props)?));
                 if method.as_deref().is_some_and(|m| m != "POST") {
                     self.note(
-                        line,
+                        props.line_of("IntegrationMethod"),
                         props.at("IntegrationMethod"),
                         "Lambda is always invoked with POST (ignored)",
                     );
@@ -584,7 +591,7 @@ impl Importer<'_> {
                 };
                 let Some(action) = action.filter(|_| AWS_SERVICES.contains(&service.as_str()))
                 else {
-                    self.note(line, props.at("IntegrationUri"), format!("{target}: wsgate calls the actions of {} by `action/` URI only (integration not imported)", AWS_SERVICES.join(", ")));
+                    self.note(props.line_of("IntegrationUri"), props.at("IntegrationUri"), format!("{target}: wsgate calls the actions of {} by `action/` URI only (integration not imported)", AWS_SERVICES.join(", ")));
                     return None;
                 };
                 out.insert("type".into(), json!("aws"));
@@ -598,7 +605,7 @@ impl Importer<'_> {
             }
             "" => {
                 self.note(
-                    line,
+                    props.line_of("IntegrationType"),
                     props.at("IntegrationType"),
                     "missing: integration not imported",
                 );
@@ -606,7 +613,7 @@ impl Importer<'_> {
             }
             other => {
                 self.note(
-                    line,
+                    props.line_of("IntegrationType"),
                     props.at("IntegrationType"),
                     format!(
                         "{other} is not an integration type wsgate has (integration not imported)"
@@ -619,7 +626,7 @@ impl Importer<'_> {
             && connection != "INTERNET"
         {
             self.note(
-                line,
+                props.line_of("ConnectionType"),
                 props.at("ConnectionType"),
                 format!("{connection}: wsgate reaches backends directly (ignored)"),
             );
@@ -628,13 +635,13 @@ impl Importer<'_> {
             && version != "1.0"
         {
             self.note(
-                line,
+                props.line_of("PayloadFormatVersion"),
                 props.at("PayloadFormatVersion"),
                 "WebSocket APIs use payload format 1.0 (ignored)",
             );
         }
         if props.get("CredentialsArn").is_some() {
-            self.note(line, props.at("CredentialsArn"), "wsgate signs with the credentials of its aws: section, it assumes no role (ignored)");
+            self.note(props.line_of("CredentialsArn"), props.at("CredentialsArn"), "wsgate signs with the credentials of its aws: section, it assumes no role (ignored)");
         }
         Some(Json::Object(out))
     }
@@ -713,7 +720,7 @@ impl Importer<'_> {
                 .unwrap_or_default();
             if kind != "REQUEST" {
                 self.note(
-                    props.line,
+                    props.line_of("AuthorizerType"),
                     props.at("AuthorizerType"),
                     format!("{kind}: WebSocket APIs have REQUEST authorizers only (not imported)"),
                 );
@@ -721,7 +728,7 @@ impl Importer<'_> {
             }
             let Some(uri) = self.function_uri(&mut props, "AuthorizerUri") else {
                 self.note(
-                    props.line,
+                    props.line_of("AuthorizerUri"),
                     props.at("AuthorizerUri"),
                     "missing (authorizer not imported)",
                 );
@@ -744,7 +751,7 @@ impl Importer<'_> {
             authorizer.insert("region".into(), json!(self.options.region));
             authorizer.insert("account_id".into(), json!(self.options.account_id));
             if props.get("AuthorizerCredentialsArn").is_some() {
-                self.note(props.line, props.at("AuthorizerCredentialsArn"), "wsgate signs with the credentials of its aws: section, it assumes no role (ignored)");
+                self.note(props.line_of("AuthorizerCredentialsArn"), props.at("AuthorizerCredentialsArn"), "wsgate signs with the credentials of its aws: section, it assumes no role (ignored)");
             }
             out.insert((*id).to_string(), (name, Json::Object(authorizer)));
             self.leftovers(props, "no equivalent in wsgate (ignored)");
@@ -801,7 +808,7 @@ impl Importer<'_> {
             }
             let Some(key) = self.string(&mut props, "RouteKey") else {
                 self.note(
-                    props.line,
+                    props.line_of("RouteKey"),
                     props.at("RouteKey"),
                     "missing (route not imported)",
                 );
@@ -814,19 +821,23 @@ impl Importer<'_> {
                 .and_then(|i| integrations.get(i));
             let Some(integration) = integration else {
                 self.note(
-                    props.line,
+                    props.line_of("Target"),
                     props.at("Target"),
-                    format!("{target:?} names no imported integration (route {key} not imported)"),
+                    format!(
+                        "{} names no imported integration (route {key} not imported)",
+                        target.as_deref().unwrap_or("(no target)")
+                    ),
                 );
                 continue;
             };
             let mut route = Map::new();
             route.insert("integration".into(), integration.clone());
+            let selection = props.get("RouteResponseSelectionExpression");
             if two_way.contains(*id) {
                 route.insert("route_response".into(), json!(true));
-            } else if props.get("RouteResponseSelectionExpression").is_some() {
+            } else if selection.is_some() {
                 self.note(
-                    props.line,
+                    props.line_of("RouteResponseSelectionExpression"),
                     props.at("RouteResponseSelectionExpression"),
                     "no AWS::ApiGatewayV2::RouteResponse for this route: one-way",
                 );
@@ -839,12 +850,12 @@ impl Importer<'_> {
                         route.insert("authorizer".into(), json!(name));
                     }
                     Some(_) => self.note(
-                        props.line,
+                        props.line_of("AuthorizerId"),
                         props.at("AuthorizerId"),
                         "authorizers run on $connect only (ignored)",
                     ),
                     None => self.note(
-                        props.line,
+                        props.line_of("AuthorizerId"),
                         props.at("AuthorizerId"),
                         format!("{authorizer} is no imported authorizer (ignored)"),
                     ),
@@ -857,17 +868,17 @@ impl Importer<'_> {
                         route.insert("authorization_type".into(), json!(kind));
                     }
                 }
-                Some(other) => self.note(props.line, props.at("AuthorizationType"), format!("{other} (on {key}): wsgate authorizes $connect with NONE, AWS_IAM or CUSTOM (ignored)")),
+                Some(other) => self.note(props.line_of("AuthorizationType"), props.at("AuthorizationType"), format!("{other} (on {key}): wsgate authorizes $connect with NONE, AWS_IAM or CUSTOM (ignored)")),
             }
             if let Some(required) = self.json(&mut props, "ApiKeyRequired")
                 && (required == true || required == "true")
             {
                 if connect {
                     route.insert("api_key_required".into(), json!(true));
-                    self.note(props.line, props.at("ApiKeyRequired"), "the keys themselves go into api_keys: and their usage plans into throttling:");
+                    self.note(props.line_of("ApiKeyRequired"), props.at("ApiKeyRequired"), "the keys themselves go into api_keys: and their usage plans into throttling:");
                 } else {
                     self.note(
-                        props.line,
+                        props.line_of("ApiKeyRequired"),
                         props.at("ApiKeyRequired"),
                         "API keys are checked on $connect only (ignored)",
                     );
@@ -906,7 +917,7 @@ impl Importer<'_> {
                     Ok(schema) => schema,
                     Err(error) => {
                         self.note(
-                            props.line,
+                            props.line_of("Schema"),
                             props.at("Schema"),
                             format!("not JSON: {error} (model not imported)"),
                         );
@@ -916,7 +927,7 @@ impl Importer<'_> {
                 Some(schema @ Json::Object(_)) => schema,
                 _ => {
                     self.note(
-                        props.line,
+                        props.line_of("Schema"),
                         props.at("Schema"),
                         "missing or not a JSON Schema (model not imported)",
                     );
@@ -955,7 +966,7 @@ impl Importer<'_> {
             }
             let Some(name) = self.string(&mut props, "StageName") else {
                 self.note(
-                    props.line,
+                    props.line_of("StageName"),
                     props.at("StageName"),
                     "missing (stage not imported)",
                 );
@@ -1013,7 +1024,7 @@ impl Importer<'_> {
                 domains.entry(name).or_default();
             }
             if props.get("DomainNameConfigurations").is_some() {
-                self.note(props.line, props.at("DomainNameConfigurations"), "certificates are PEM files in wsgate: set domains[].cert_file and key_file (ignored)");
+                self.note(props.line_of("DomainNameConfigurations"), props.at("DomainNameConfigurations"), "certificates are PEM files in wsgate: set domains[].cert_file and key_file (ignored)");
             }
             self.leftovers(props, "no equivalent in wsgate (ignored)");
         }

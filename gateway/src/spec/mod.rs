@@ -7,6 +7,8 @@ mod asyncapi_export;
 mod asyncapi_import;
 mod cfn_eval;
 mod cfn_import;
+#[cfg(test)]
+mod cfn_import_tests;
 mod cli;
 mod openapi;
 mod output;

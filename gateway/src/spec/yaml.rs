@@ -219,7 +219,9 @@ impl<'a> Reader<'a> {
                         }
                     };
                     let (event, line) = self.expect_next()?;
-                    let value = self.node(event, line)?;
+                    // A value is placed on its key's line (a block value starts below it).
+                    let mut value = self.node(event, line)?;
+                    value.line = key_line;
                     if entries.iter().any(|(k, _)| *k == key) {
                         return Err(YamlError {
                             line: key_line,
@@ -320,7 +322,12 @@ mod tests {
             serde_json::json!({"Ref": "B"})
         );
         let c = doc.get("c").expect("c");
-        assert_eq!(c.line, 3);
+        // A value is on its key's line; sequence items on their own.
+        assert_eq!(c.line, 2);
+        let Value::Seq(items) = &c.value else {
+            panic!("a sequence")
+        };
+        assert_eq!(items[1].line, 4);
         assert_eq!(
             c.to_json(),
             serde_json::json!([{"Fn::GetAtt": "D.Arn"}, {"Fn::Join": ["/", ["x", {"Ref": "E"}]]}])

@@ -86,7 +86,7 @@ async fn imported_sam_chat_template_serves_its_own_handlers() {
         "chat-template.yaml:31: Resources.ConnectRoute.Properties.OperationName: no equivalent in wsgate (ignored)",
         "chat-template.yaml:94: Resources.ConnectionsTable: AWS::DynamoDB::Table is not part of a WebSocket API (not imported)",
         "chat-template.yaml:120: Resources.OnConnectPermission: wsgate needs no invoke permission",
-        "chat-template.yaml:177: Outputs:",
+        "chat-template.yaml:176: Outputs:",
     ] {
         assert!(
             notes.contains(expected),
