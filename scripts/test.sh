@@ -111,6 +111,15 @@ if [ "$(cat "$samples/node_modules/.wsgate-lock.sha256" 2>/dev/null)" != "$lock_
   (cd "$samples" && npm ci --no-audit --no-fund --loglevel=error)
   printf '%s\n' "$lock_sum" >"$samples/node_modules/.wsgate-lock.sha256"
 fi
+# The validators of the exported API documents (@asyncapi/parser, @apidevtools/swagger-parser),
+# likewise from their committed lock file.
+specs=gateway/tests/specs
+lock_sum="$(sha256sum "$specs/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$specs/node_modules/.wsgate-lock.sha256" 2>/dev/null)" != "$lock_sum" ]; then
+  log "npm ci in $specs"
+  (cd "$specs" && npm ci --no-audit --no-fund --loglevel=error)
+  printf '%s\n' "$lock_sum" >"$specs/node_modules/.wsgate-lock.sha256"
+fi
 export WSGATE_NODE="$(command -v node)"
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wsgate/target}"

@@ -160,7 +160,7 @@ fn parameters(root: &Node, options: &CfnOptions) -> Result<BTreeMap<String, Json
     Ok(values)
 }
 
-fn type_of<'n>(node: &'n Node) -> &'n str {
+fn type_of(node: &Node) -> &str {
     node.get("Type").and_then(Node::as_str).unwrap_or_default()
 }
 
@@ -465,7 +465,6 @@ impl Importer<'_> {
         if let Some(version) = self.string(&mut props, "Version") {
             api.insert("version".into(), json!(version));
         }
-        let line = props.line;
         let expression = self
             .string(&mut props, "RouteSelectionExpression")
             .unwrap_or_else(|| {
