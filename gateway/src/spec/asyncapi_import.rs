@@ -356,7 +356,12 @@ impl<'a> Importer<'a> {
         };
         route.remove("request_models");
         let integration = match op.node.get("x-wsgate-integration") {
-            Some(integration @ Json::Object(_)) => integration.clone(),
+            Some(integration @ Json::Object(_)) => {
+                if integration.to_string().contains(REDACTED) {
+                    self.note(&at, "x-wsgate-integration holds a value the export redacted (***): set it in the configuration");
+                }
+                integration.clone()
+            }
             _ => {
                 self.used_backend = true;
                 let path: String = key.trim_start_matches('$').to_string();
@@ -392,13 +397,17 @@ impl<'a> Importer<'a> {
             _ => {
                 // Several payloads: a message must match one of them.
                 let model = model_name(&format!("{}Message", op.id));
-                let schemas: Vec<Json> = unkeyed.into_iter().map(|(_, s)| s).collect();
+                let schemas: Vec<Json> = unkeyed
+                    .into_iter()
+                    .map(|(_, m)| m["schema"].clone())
+                    .collect();
                 self.note(
                     &at,
                     format!("several message payloads: model {model} accepts any of them (oneOf)"),
                 );
                 request_models.insert("$default".into(), json!(model));
-                self.models.insert(model, json!({"oneOf": schemas}));
+                self.models
+                    .insert(model, json!({"schema": {"oneOf": schemas}}));
             }
         }
         if key.starts_with('$') && key != "$default" && !request_models.is_empty() {
@@ -581,6 +590,65 @@ components:
         text: {$ref: '#/components/schemas/Text'}
     Text: {type: string, maxLength: 10}
 "##;
+
+    const DOC_2_6: &str = r##"
+asyncapi: 2.6.0
+info: {title: ticker, version: 1.0.0}
+x-wsgate-route-selection: $request.body.type
+servers:
+  live: {url: "wss://ticker.example.com/v2", protocol: wss}
+channels:
+  /:
+    publish:
+      operationId: subscribe
+      message:
+        oneOf:
+          - {name: sub, payload: {type: object, properties: {type: {const: subscribe}, symbol: {type: string}}}}
+          - {name: unsub, payload: {type: object, properties: {type: {const: subscribe}, all: {type: boolean}}}}
+      x-wsgate-integration: {type: mock, response: ok}
+    subscribe:
+      message: {payload: {type: object}}
+"##;
+
+    #[test]
+    fn an_asyncapi_2_6_document_becomes_routes() {
+        let imported =
+            import_asyncapi("doc.yaml", DOC_2_6, &AsyncApiOptions::default()).expect("imports");
+        let api = &imported.config["api"];
+        assert_eq!(api["route_selection_expression"], "$request.body.type");
+        let route = &api["routes"]["subscribe"];
+        assert_eq!(
+            route["integration"],
+            json!({"type": "mock", "response": "ok"})
+        );
+        // Two payloads without selection keys: one model that accepts either.
+        assert_eq!(
+            route["request_models"],
+            json!({"$default": "subscribeMessage"})
+        );
+        let one_of = &api["models"]["subscribeMessage"]["schema"]["oneOf"];
+        assert_eq!(one_of.as_array().map(Vec::len), Some(2));
+        assert_eq!(api["stages"], json!({"v2": {}}));
+        let notes: Vec<String> = imported.notes.iter().map(|n| n.to_string()).collect();
+        assert!(
+            notes.iter().any(|n| n.contains("channels./.subscribe")),
+            "{notes:?}"
+        );
+        let text = crate::spec::to_yaml(&imported.config, &[]).expect("YAML");
+        crate::config::Config::from_yaml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    }
+
+    #[test]
+    fn not_asyncapi_is_refused() {
+        let error = import_asyncapi("x.yaml", "openapi: 3.1.0\n", &AsyncApiOptions::default())
+            .expect_err("not AsyncAPI");
+        assert!(
+            error
+                .to_string()
+                .contains("not an AsyncAPI 2.x or 3.x document"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn a_foreign_document_becomes_routes_models_and_stages() {

@@ -150,6 +150,14 @@ async fn exported_openapi_passes_the_validator_and_matches_golden() {
     golden("api.openapi.yaml", &text);
     let (again, _) = export("openapi", &config).await;
     assert_eq!(text, again);
+    // `--format json` writes the same document.
+    let path = config.display().to_string();
+    let (code, json_text, err) =
+        wsgate(&["export", "openapi", "--format", "json", "--config", &path]).await;
+    assert_eq!(code, 0, "{err}");
+    let from_json: Value = serde_json::from_str(&json_text).expect("JSON");
+    let from_yaml: Value = serde_saphyr::from_str(&text).expect("YAML");
+    assert_eq!(from_json, from_yaml);
 }
 
 #[tokio::test]
