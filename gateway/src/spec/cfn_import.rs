@@ -890,6 +890,14 @@ impl Importer<'_> {
             if !models.is_empty() {
                 route.insert("request_models".into(), Json::Object(models));
             }
+            if out.contains_key(&key) {
+                self.note(
+                    props.line_of("RouteKey"),
+                    props.at("RouteKey"),
+                    format!("route {key} is defined by an earlier resource already (not imported)"),
+                );
+                continue;
+            }
             out.insert(key, Json::Object(route));
             self.leftovers(props, "no equivalent in wsgate (ignored)");
         }
