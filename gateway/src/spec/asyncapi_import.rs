@@ -155,10 +155,10 @@ pub fn import_asyncapi(
     let mut config = Map::new();
     config.insert("listen".into(), json!(options.listen));
     config.insert("api".into(), Json::Object(api));
-    Ok(Imported {
-        config: Json::Object(config),
-        notes: importer.notes,
-    })
+    let mut config = Json::Object(config);
+    let mut notes = importer.notes;
+    super::add_api_key_placeholder(&mut config, &mut notes);
+    Ok(Imported { config, notes })
 }
 
 /// One operation the API receives.

@@ -133,8 +133,9 @@ pub fn import_cloudformation(
         api_id,
         used_functions: BTreeMap::new(),
     };
-    let config = importer.run(&resources, root.get("Description"))?;
+    let mut config = importer.run(&resources, root.get("Description"))?;
     let mut notes = importer.notes;
+    super::add_api_key_placeholder(&mut config, &mut notes);
     notes.sort_by_key(|n| n.line.unwrap_or(0));
     Ok(Imported { config, notes })
 }
@@ -874,7 +875,6 @@ impl Importer<'_> {
             {
                 if connect {
                     route.insert("api_key_required".into(), json!(true));
-                    self.note(props.line_of("ApiKeyRequired"), props.at("ApiKeyRequired"), "the keys themselves go into api_keys: and their usage plans into throttling:");
                 } else {
                     self.note(
                         props.line_of("ApiKeyRequired"),

@@ -246,3 +246,32 @@ fn parameters_without_defaults_must_be_given() {
     let error = import_cloudformation("t.yaml", template, &unknown).expect_err("unknown");
     assert!(error.to_string().contains("--parameter Nope"), "{error}");
 }
+
+#[test]
+fn required_api_keys_and_iam_get_credentials_the_gateway_cannot_start_without() {
+    let template = "Resources:\n  Api: {Type: AWS::ApiGatewayV2::Api, Properties: {Name: a, ProtocolType: WEBSOCKET, RouteSelectionExpression: $request.body.a}}\n  R: {Type: AWS::ApiGatewayV2::Route, Properties: {ApiId: !Ref Api, RouteKey: $connect, ApiKeyRequired: true, AuthorizationType: AWS_IAM, Target: integrations/I}}\n  I: {Type: AWS::ApiGatewayV2::Integration, Properties: {ApiId: !Ref Api, IntegrationType: MOCK}}\n";
+    let imported = import_cloudformation("t.yaml", template, &options()).expect("imports");
+    assert_eq!(
+        imported.config["api"]["routes"]["$connect"]["api_key_required"],
+        true
+    );
+    assert_eq!(
+        imported.config["api_keys"],
+        json!([{"id": "imported", "value_env": super::IMPORTED_KEY_ENV, "usage_plan": "imported"}])
+    );
+    assert!(
+        imported
+            .notes
+            .iter()
+            .any(|n| n.message.contains(super::IMPORTED_KEY_ENV)),
+        "{:?}",
+        imported.notes
+    );
+    let text = super::to_yaml(&imported.config, &[]).expect("YAML");
+    let config = Config::from_yaml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(config.api_keys.len(), 1);
+    assert_eq!(
+        config.iam.principals[0].secret_access_key_env.as_deref(),
+        Some(super::IMPORTED_SECRET_ENV)
+    );
+}

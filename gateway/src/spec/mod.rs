@@ -99,3 +99,50 @@ pub enum SpecError {
     #[error("cannot write the output: {0}")]
     Write(String),
 }
+
+/// The access key id of the IAM principal an imported `AWS_IAM` route gets.
+pub const IMPORTED_ACCESS_KEY_ID: &str = "AKIAWSGATEIMPORTED01";
+/// The variable that principal's secret is read from.
+pub const IMPORTED_SECRET_ENV: &str = "WSGATE_IMPORTED_SECRET_ACCESS_KEY";
+
+/// The variable the key of an imported API that requires API keys is read from.
+pub const IMPORTED_KEY_ENV: &str = "WSGATE_IMPORTED_API_KEY";
+
+/// A route that requires an API key needs `api_keys`, an `AWS_IAM` route `iam.principals`,
+/// which neither a template's API nor an AsyncAPI document carries: the import adds one key read
+/// from [`IMPORTED_KEY_ENV`] (in a usage plan without limits) and one principal whose secret is
+/// read from [`IMPORTED_SECRET_ENV`]. The gateway refuses to start without those variables, so
+/// nothing opens up; the report says so.
+fn add_api_key_placeholder(config: &mut serde_json::Value, notes: &mut Vec<Note>) {
+    let routes = config["api"]["routes"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    if routes
+        .values()
+        .any(|r| r["authorization_type"] == "AWS_IAM")
+        && config.get("iam").is_none()
+    {
+        config["iam"] = serde_json::json!({"principals": [
+            {"access_key_id": IMPORTED_ACCESS_KEY_ID, "secret_access_key_env": IMPORTED_SECRET_ENV}
+        ]});
+        notes.push(Note::new(
+            None,
+            "iam",
+            format!("$connect is AWS_IAM: iam.principals holds access key {IMPORTED_ACCESS_KEY_ID} whose secret is read from ${IMPORTED_SECRET_ENV} (the gateway does not start without it); put your principals and policies there"),
+        ));
+    }
+    let required = routes.values().any(|r| r["api_key_required"] == true);
+    if !required || config.get("api_keys").is_some() {
+        return;
+    }
+    config["api_keys"] = serde_json::json!([
+        {"id": "imported", "value_env": IMPORTED_KEY_ENV, "usage_plan": "imported"}
+    ]);
+    config["throttling"] = serde_json::json!({"usage_plans": {"imported": {}}});
+    notes.push(Note::new(
+        None,
+        "api_keys",
+        format!("$connect requires an API key: api_keys holds one key read from ${IMPORTED_KEY_ENV} (the gateway does not start without it) in usage plan `imported` without limits; put your keys and plans there"),
+    ));
+}
