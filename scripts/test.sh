@@ -108,8 +108,9 @@ if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0
   echo "error: Node.js 20 or newer is required by gateway/tests/samples (found $(node --version))" >&2
   exit 1
 fi
-# The same for the generated TypeScript clients' tests (typescript, ws, @smithy/signature-v4).
-for samples in gateway/tests/samples gateway/tests/sdk_gen; do
+# The same for the generated TypeScript clients' tests (typescript, ws, @smithy/signature-v4) and
+# the validators of the exported API documents (@asyncapi/parser, @apidevtools/swagger-parser).
+for samples in gateway/tests/samples gateway/tests/sdk_gen gateway/tests/specs; do
   lock_sum="$(sha256sum "$samples/package-lock.json" | cut -d' ' -f1)"
   if [ "$(cat "$samples/node_modules/.wsgate-lock.sha256" 2>/dev/null)" != "$lock_sum" ]; then
     log "npm ci in $samples"

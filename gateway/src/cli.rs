@@ -1,6 +1,7 @@
 //! The `wsgate` command line: `wsgate --config FILE` serves, `wsgate check --config FILE`
 //! validates, `wsgate config schema|defaults|reference` describes the configuration, `wsgate sdk`
-//! generates typed clients. Exit codes: 0 success, 1 configuration or usage error, 2 runtime failure.
+//! generates typed clients, `wsgate import ...` / `wsgate export ...` translate API definitions
+//! (`crate::spec`). Exit codes: 0 success, 1 configuration or usage error, 2 runtime failure.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,12 @@ enum Command {
     Config(ConfigCommand),
     /// Generate a typed client package (or with --backend the callback API client) into OUT.
     Sdk(crate::sdk::SdkArgs),
+    /// Turn a SAM/CloudFormation template or an AsyncAPI document into a configuration.
+    #[command(subcommand)]
+    Import(crate::spec::ImportCommand),
+    /// Describe the configuration's API as AsyncAPI 3.0 or its HTTP APIs as OpenAPI 3.1.
+    #[command(subcommand)]
+    Export(crate::spec::ExportCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,8 +64,11 @@ enum ConfigCommand {
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Config(what)) = &cli.command {
-        return describe(what, cli.config.as_deref());
+    match &cli.command {
+        Some(Command::Config(what)) => return describe(what, cli.config.as_deref()),
+        Some(Command::Import(what)) => return crate::spec::import(what),
+        Some(Command::Export(what)) => return crate::spec::export(what, cli.config.as_deref()),
+        _ => {}
     }
     let Some(path) = cli.config else {
         eprintln!("error: --config FILE is required (or set WSGATE_CONFIG)");
@@ -84,6 +94,8 @@ pub fn main() -> ExitCode {
         Command::Serve => serve(config),
         Command::Config(what) => describe(&what, Some(&path)),
         Command::Sdk(args) => crate::sdk::run(&config, &args),
+        Command::Import(what) => crate::spec::import(&what),
+        Command::Export(what) => crate::spec::export(&what, Some(&path)),
     }
 }
 

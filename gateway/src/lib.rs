@@ -66,6 +66,7 @@ mod registry;
 mod routing;
 mod sdk;
 mod server;
+pub mod spec;
 mod state;
 mod store;
 mod systemd;

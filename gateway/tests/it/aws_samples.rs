@@ -15,20 +15,20 @@ use crate::support::node::{Client, Harness};
 use crate::support::*;
 
 /// The chat app's default table name.
-const TABLE: &str = "simplechat_connections";
+pub(crate) const TABLE: &str = "simplechat_connections";
 
 /// The sample's expected values.
 const RIGHT: [(&str, &str); 1] = [("HeaderAuth1", "headerValue1")];
 const QUERY: &str = "?QueryString1=queryValue1";
 
 /// A self-signed certificate for 127.0.0.1 in PEM files, removed on drop.
-struct Cert {
-    cert: TempFile,
-    key: TempFile,
+pub(crate) struct Cert {
+    pub(crate) cert: TempFile,
+    pub(crate) key: TempFile,
 }
 
 impl Cert {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let generated =
             rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("certificate");
         Self {
@@ -40,7 +40,7 @@ impl Cert {
 
 /// One DynamoDB call to moto (JSON protocol). moto does not check signatures; it takes the region
 /// from the credential scope.
-async fn dynamodb(moto: &Moto, operation: &str, body: Value) -> Value {
+pub(crate) async fn dynamodb(moto: &Moto, operation: &str, body: Value) -> Value {
     let answer = http()
         .post(&moto.url)
         .header("X-Amz-Target", format!("DynamoDB_20120810.{operation}"))
@@ -62,7 +62,7 @@ async fn dynamodb(moto: &Moto, operation: &str, body: Value) -> Value {
 }
 
 /// The connection ids in the table.
-async fn stored_ids(moto: &Moto) -> BTreeSet<String> {
+pub(crate) async fn stored_ids(moto: &Moto) -> BTreeSet<String> {
     let scan = dynamodb(moto, "Scan", json!({ "TableName": TABLE })).await;
     scan["Items"]
         .as_array()

@@ -51,6 +51,8 @@ mod ops_assets;
 mod request_authorizer;
 mod response_caps;
 mod sdk_gen;
+mod specs;
+mod specs_import;
 mod support;
 mod templates;
 mod throttle;
