@@ -70,6 +70,7 @@ mod systemd;
 mod telemetry;
 mod throttle;
 mod tls;
+mod traces;
 mod transform;
 mod validate;
 mod ws;
