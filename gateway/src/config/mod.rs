@@ -54,8 +54,8 @@ pub use throttling::{
     ClusterThrottling, OnRedisError, RateLimit, RouteThrottle, Scope, StageThrottling,
     ThrottlingConfig,
 };
-pub use tracing::{BatchConfig, OtlpConfig, OtlpProtocol, SamplerConfig, TracingConfig};
 pub use tls::{Certificates as TlsCertificates, certificates as tls_certificates};
+pub use tracing::{BatchConfig, OtlpConfig, OtlpProtocol, SamplerConfig, TracingConfig};
 pub use transform::{
     ContentHandling, IntegrationResponseConfig, MAX_TEMPLATE_BYTES, PassthroughBehavior,
     RequestTransform,

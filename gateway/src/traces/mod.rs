@@ -103,7 +103,7 @@ impl Traces {
     }
 
     /// A span continuing the caller's `traceparent` (and `tracestate`) in `headers`, if valid.
-    pub(crate) fn from_headers(&self, name: &'static str, headers: &http::HeaderMap) -> Span {
+    pub(crate) fn continuing_caller(&self, name: &'static str, headers: &http::HeaderMap) -> Span {
         if !self.is_on() {
             return Span::none();
         }

@@ -1,9 +1,9 @@
 //! W3C Trace Context (`traceparent`, `tracestate`) in and out of HTTP headers, through the
 //! SDK's propagator, and the `X-Amzn-Trace-Id` value derived from the same trace.
 
+use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt};
-use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
 /// The caller's span context from `traceparent` (and `tracestate`), when one is present and
@@ -112,7 +112,13 @@ mod tests {
     #[test]
     fn invalid_traceparents_are_ignored() {
         assert!(parse("garbage", "").is_none());
-        assert!(parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01", "").is_none());
+        assert!(
+            parse(
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                ""
+            )
+            .is_none()
+        );
         assert!(extract(&http::HeaderMap::new()).is_none());
     }
 

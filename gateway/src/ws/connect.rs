@@ -74,7 +74,9 @@ async fn accept(
         (now_ms(), user_agent)
     });
     // The handshake's span: a child of the client's `traceparent`, if any (tracing on).
-    let mut span = shared.traces.from_headers("handshake", request.headers());
+    let mut span = shared
+        .traces
+        .continuing_caller("handshake", request.headers());
     if span.context().is_some() {
         span.set_str("wsgate.stage", &stage);
         span.set_str("client.address", &client_ip.to_string());
