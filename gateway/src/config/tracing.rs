@@ -210,3 +210,73 @@ pub(super) fn validate(config: &TracingConfig) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::super::tests::REFERENCE;
+    use super::*;
+
+    fn with(tracing: &str) -> Result<Config, String> {
+        Config::from_yaml(&format!("{REFERENCE}tracing:\n{tracing}")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn off_by_default_with_documented_defaults() {
+        let config = Config::from_yaml(REFERENCE).expect("loads");
+        let tracing = &config.tracing;
+        assert!(!tracing.enabled);
+        assert_eq!(tracing.service_name, "wsgate");
+        assert_eq!(tracing.otlp.protocol, OtlpProtocol::Grpc);
+        assert!(tracing.sampler.parent_based);
+        assert!((tracing.sampler.ratio - 1.0).abs() < f64::EPSILON);
+        assert_eq!(tracing.batch.export_interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let cases = [
+            ("  sampler: { ratio: 1.5 }\n", "tracing.sampler.ratio"),
+            (
+                "  otlp: { endpoint: 'collector:4317' }\n",
+                "tracing.otlp.endpoint",
+            ),
+            ("  otlp: { protocol: http_json }\n", "tracing.otlp.protocol"),
+            (
+                "  otlp: { headers: { 'bad name': x } }\n",
+                "tracing.otlp.headers.bad name",
+            ),
+            ("  otlp: { timeout: 0s }\n", "tracing.otlp.timeout"),
+            (
+                "  batch: { max_queue_spans: 4, max_export_spans: 8 }\n",
+                "tracing.batch.max_export_spans",
+            ),
+            ("  service_name: ''\n", "tracing.service_name"),
+            ("  sample: {}\n", "tracing.sample"),
+        ];
+        for (yaml, key) in cases {
+            let error = with(yaml).expect_err(yaml);
+            assert!(
+                error.starts_with(&format!("config key `{key}`")),
+                "{yaml}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_values_are_masked_when_written_out() {
+        let config = with(
+            "  enabled: true\n  otlp:\n    protocol: http_protobuf\n    endpoint: https://otlp.example.com/v1/traces\n    headers: { x-api-key: s3cret }\n",
+        )
+        .expect("loads");
+        assert_eq!(config.tracing.otlp.headers["x-api-key"], "s3cret");
+        let written = super::super::reference::defaults(&config).expect("written");
+        assert!(
+            written.contains("x-api-key: '***'")
+                || written.contains("x-api-key: \"***\"")
+                || written.contains("x-api-key: ***"),
+            "{written}"
+        );
+        assert!(!written.contains("s3cret"));
+    }
+}

@@ -55,6 +55,8 @@ impl Traces {
             .with_service_name(config.service_name.clone())
             .build();
         let (processor, exporter) = export::start(config, &resource).map_err(TraceError)?;
+        // Present from the start, so an alert on its rate sees the node before any drop.
+        metrics::counter!(SPANS_DROPPED_TOTAL).increment(0);
         let ratio = Sampler::TraceIdRatioBased(config.sampler.ratio);
         let sampler = if config.sampler.parent_based {
             Sampler::ParentBased(Box::new(ratio))
