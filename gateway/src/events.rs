@@ -103,7 +103,7 @@ pub struct ConnectRequest {
 }
 
 /// What happened, with the per-kind fields.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub enum EventKind<'a> {
     /// The upgrade request, while the handshake is pending.
     Connect(&'a ConnectRequest),

@@ -73,6 +73,7 @@ mod systemd;
 mod telemetry;
 mod throttle;
 mod tls;
+mod traces;
 mod transform;
 mod validate;
 mod ws;

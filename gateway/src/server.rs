@@ -65,6 +65,9 @@ pub enum StartError {
     /// The connection store could not be reached.
     #[error("store: cannot connect to the connection store: {0}")]
     Store(#[source] wsgate_connection_store::StoreError),
+    /// The OTLP exporter could not be built.
+    #[error(transparent)]
+    Tracing(#[from] crate::traces::TraceError),
     /// The cluster (bus or lease) could not be joined.
     #[error("store: cannot join the cluster: {0}")]
     Cluster(#[source] cluster::JoinError),
@@ -291,6 +294,7 @@ impl Gateway {
                 "callback.auth is `none`: anyone who reaches the callback API can push to and close connections"
             );
         }
+        let traces = crate::traces::Traces::start(&config.tracing)?;
         let shared = Arc::new(Shared::new(
             config,
             node_id,
@@ -304,6 +308,7 @@ impl Gateway {
             security,
             throttle,
             activity,
+            traces,
         ));
         let routes: Vec<&str> = shared
             .config
@@ -462,6 +467,8 @@ impl Gateway {
         })
         .await;
         self.background.abort_all();
+        // Last: the spans of the connections closed above go out too.
+        self.shared.traces.shutdown().await;
         tracing::info!("stopped");
     }
 

@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     pub permits: Arc<tokio::sync::Semaphore>,
     /// This gateway's own counts (the admin page).
     pub activity: Arc<Activity>,
+    /// OpenTelemetry spans (nothing when `tracing.enabled` is off).
+    pub traces: crate::traces::Traces,
     draining: AtomicBool,
 }
 
@@ -79,6 +81,7 @@ impl Shared {
         security: Security,
         throttle: Throttle,
         activity: Arc<Activity>,
+        traces: crate::traces::Traces,
     ) -> Self {
         let limits = &config.limits;
         let budget = Arc::new(ByteBudget::new(limits.node_queue_bytes));
@@ -113,6 +116,7 @@ impl Shared {
             budget,
             permits,
             activity,
+            traces,
             draining: AtomicBool::new(false),
         }
     }

@@ -238,6 +238,14 @@ fn describe() {
     );
     describe_counter!(LEASE_TOTAL, "Node lease renewals, by outcome");
     describe_counter!(
+        crate::traces::SPANS_DROPPED_TOTAL,
+        "Trace spans dropped at a full export queue (tracing.batch.max_queue_spans)"
+    );
+    describe_counter!(
+        crate::traces::EXPORT_ERRORS_TOTAL,
+        "Trace exports that failed or timed out (their spans are lost), by protocol"
+    );
+    describe_counter!(
         REAPED_TOTAL,
         "Connections of dead nodes reaped by this node"
     );

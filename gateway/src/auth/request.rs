@@ -120,6 +120,7 @@ impl RequestAuthorizer {
                     meta: request.meta,
                     route_key: "$connect",
                     request_id: request.request_id,
+                    trace: crate::traces::Parent::NONE,
                     kind: EventKind::Connect(request.view.connect),
                 };
                 let answer = function

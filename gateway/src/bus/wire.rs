@@ -4,7 +4,13 @@
 //! `u16` length and UTF-8 bytes, and a `Post` payload as the rest of the frame (so a payload is
 //! never copied or re-encoded). `Acks` carries a `u16` count and then each answer as an `Ack`
 //! does (request and outcome). `Batch` carries whole frames, each as a `u32` length and its
-//! bytes, to the end of the frame (a batch holds no batch).
+//! bytes, to the end of the frame (a batch holds no batch). `Traced` (tracing on) carries a
+//! W3C `traceparent` and `tracestate` and then one whole frame (neither a batch nor traced) as
+//! the rest, so the owner's span continues the sender's trace.
+//!
+//! Mixed versions: a node that predates a tag drops frames carrying it as malformed (counted in
+//! `wsgate_bus_errors_total{op="decode"}`), and the sender answers 503 when no `Ack` comes. So
+//! `Traced` frames go out only with `tracing.enabled`: upgrade every node before turning it on.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -16,6 +22,7 @@ const JOIN: u8 = 5;
 const LEAVE: u8 = 6;
 const ACKS: u8 = 7;
 const BATCH: u8 = 8;
+const TRACED: u8 = 9;
 
 /// Answers one `Acks` frame carries at most.
 pub(crate) const MAX_ACKS: usize = u16::MAX as usize;
@@ -117,6 +124,15 @@ pub(crate) enum Envelope {
         /// The frames.
         frames: Vec<Bytes>,
     },
+    /// One frame (not a `Batch`, not `Traced`) sent within a trace. Built with [`traced`].
+    Traced {
+        /// W3C `traceparent` of the sender's span.
+        traceparent: String,
+        /// W3C `tracestate` (may be empty).
+        tracestate: String,
+        /// The frame, decoded on its own.
+        frame: Bytes,
+    },
     /// A node's message to itself, proving that its subscription still receives.
     Probe {
         /// Sequence number of the probe.
@@ -136,7 +152,7 @@ pub enum WireError {
     /// An `Ack` carries an unknown outcome.
     #[error("unknown outcome {0}")]
     UnknownOutcome(u8),
-    /// A `Batch` holds a `Batch`.
+    /// A `Batch` holds a `Batch`, or a `Traced` frame a `Batch` or a `Traced`.
     #[error("batch inside a batch")]
     NestedBatch,
     /// A string field is not UTF-8.
@@ -205,6 +221,11 @@ impl Envelope {
                 }
             }
             Self::Batch { frames } => return batch(frames.iter().map(AsRef::as_ref)),
+            Self::Traced {
+                traceparent,
+                tracestate,
+                frame,
+            } => return traced(traceparent, tracestate, frame),
             Self::Probe { seq } => {
                 out.put_u8(PROBE);
                 out.put_u64(*seq);
@@ -261,6 +282,19 @@ impl Envelope {
                 }
                 Self::Batch { frames }
             }
+            TRACED => {
+                let traceparent = r.string()?;
+                let tracestate = r.string()?;
+                let frame = r.rest();
+                if matches!(frame.first(), Some(&(BATCH | TRACED))) {
+                    return Err(WireError::NestedBatch);
+                }
+                Self::Traced {
+                    traceparent,
+                    tracestate,
+                    frame,
+                }
+            }
             PROBE => Self::Probe { seq: r.u64()? },
             tag @ (JOIN | LEAVE) => Self::Membership {
                 request: r.u64()?,
@@ -282,6 +316,7 @@ impl Envelope {
             Self::Ack { .. } => "ack",
             Self::Acks { .. } => "acks",
             Self::Batch { .. } => "batch",
+            Self::Traced { .. } => "traced",
             Self::Probe { .. } => "probe",
             Self::Membership { join: true, .. } => "join",
             Self::Membership { join: false, .. } => "leave",
@@ -306,6 +341,28 @@ pub(crate) fn post(
     put_str(&mut out, reply_to)?;
     put_str(&mut out, connection_id)?;
     out.put_slice(payload);
+    Ok(out.freeze())
+}
+
+/// A `Traced` frame: `frame` (neither a `Batch` nor `Traced`) within the trace of
+/// `traceparent` and `tracestate`.
+///
+/// # Errors
+/// [`WireError::TooLong`] for a header value over 64 KiB; [`WireError::NestedBatch`] for a
+/// batch or a traced frame.
+pub(crate) fn traced(
+    traceparent: &str,
+    tracestate: &str,
+    frame: &[u8],
+) -> Result<Bytes, WireError> {
+    if matches!(frame.first(), Some(&(BATCH | TRACED))) {
+        return Err(WireError::NestedBatch);
+    }
+    let mut out = BytesMut::with_capacity(5 + traceparent.len() + tracestate.len() + frame.len());
+    out.put_u8(TRACED);
+    put_str(&mut out, traceparent)?;
+    put_str(&mut out, tracestate)?;
+    out.put_slice(frame);
     Ok(out.freeze())
 }
 
@@ -438,6 +495,19 @@ mod tests {
                 outcome: Outcome::Gone,
             },
             Envelope::Probe { seq: 3 },
+            Envelope::Traced {
+                traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+                tracestate: "vendor=x".into(),
+                frame: Envelope::Delete {
+                    request: 9,
+                    reply_to: "node-b".into(),
+                    connection_id: "c".into(),
+                    code: 1000,
+                    reason: String::new(),
+                }
+                .encode()
+                .expect("encodes"),
+            },
             Envelope::Membership {
                 request: 11,
                 reply_to: "node-c".into(),
@@ -500,6 +570,7 @@ mod tests {
             // A Post's payload is the rest of the frame, so only its header can be cut short.
             let header = match &message {
                 Envelope::Post { payload, .. } => frame.len() - payload.len(),
+                Envelope::Traced { frame: inner, .. } => frame.len() - inner.len(),
                 _ => frame.len(),
             };
             // A batch cut between two of its frames is a shorter batch.
@@ -566,6 +637,17 @@ mod tests {
         assert_eq!(
             Envelope::decode(Bytes::from_static(&[BATCH, 0, 0, 0, 9, 1])),
             Err(WireError::Truncated)
+        );
+        assert_eq!(traced("tp", "", &inner), Err(WireError::NestedBatch));
+        let twice = traced("tp", "", &[PROBE, 0, 0, 0, 0, 0, 0, 0, 1]).expect("traced");
+        assert_eq!(traced("tp", "", &twice), Err(WireError::NestedBatch));
+        let mut nested = twice.to_vec();
+        nested.truncate(1);
+        nested.extend_from_slice(&[0, 0, 0, 0]);
+        nested.extend_from_slice(&twice);
+        assert_eq!(
+            Envelope::decode(Bytes::from(nested)),
+            Err(WireError::NestedBatch)
         );
         // A count larger than the frame holds is refused before anything is allocated for it.
         assert_eq!(

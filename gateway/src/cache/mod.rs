@@ -487,6 +487,7 @@ mod tests {
             meta: &meta,
             route_key: "quote",
             request_id: "r",
+            trace: crate::traces::Parent::NONE,
             kind: EventKind::Message {
                 body: message,
                 raw: message.as_bytes(),
@@ -602,6 +603,7 @@ pub(crate) mod bench {
                 meta: &self.meta,
                 route_key: "quote",
                 request_id: "r",
+                trace: crate::traces::Parent::NONE,
                 kind: EventKind::Message {
                     body: message,
                     raw: message.as_bytes(),

@@ -31,6 +31,7 @@ use crate::cluster::Cluster;
 use crate::error::CallbackError;
 use crate::state::Shared;
 use crate::telemetry;
+use crate::traces::Parent;
 use crate::ws::connections;
 
 /// What the callback handlers share: the gateway state, the cluster (Redis store only) that
@@ -117,9 +118,39 @@ async fn connection(
     request: Request,
 ) -> Response {
     let method = request.method().clone();
-    let access = (api.shared.stages.get(&stage)).and_then(|routes| routes.access_log.clone());
+    // A child of the caller's `traceparent`, if any (tracing on).
+    let mut span = api
+        .shared
+        .traces
+        .continuing_caller("callback", request.headers());
+    if span.context().is_some() {
+        span.set_str("http.request.method", method.as_str());
+        span.set_str("wsgate.stage", &stage);
+        span.set_str("wsgate.connection_id", &id);
+    }
+    let response = access_logged(&api, peer, (&stage, &id), request, span.parent()).await;
+    if span.context().is_some() {
+        let status = response.status().as_u16();
+        span.set_int("http.response.status_code", i64::from(status));
+        if status >= 500 {
+            span.fail("the callback failed");
+        }
+    }
+    response
+}
+
+/// A callback request, with its access log line when the stage has an access log.
+async fn access_logged(
+    api: &Api,
+    peer: SocketAddr,
+    (stage, id): (&str, &str),
+    request: Request,
+    trace: Parent<'_>,
+) -> Response {
+    let method = request.method().clone();
+    let access = (api.shared.stages.get(stage)).and_then(|routes| routes.access_log.clone());
     let Some(access) = access else {
-        return answer(&method, handle(&api, peer, &stage, &id, request).await);
+        return answer(&method, handle(api, peer, stage, id, request, trace).await);
     };
     let started_ms = crate::ws::now_ms();
     let source_ip = (api.shared.security)
@@ -129,7 +160,7 @@ async fn connection(
     let user_agent = (request.headers().get(http::header::USER_AGENT))
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let mut response = answer(&method, handle(&api, peer, &stage, &id, request).await);
+    let mut response = answer(&method, handle(api, peer, stage, id, request, trace).await);
     let request_id = uuid::Uuid::new_v4().to_string();
     if let Ok(value) = http::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
@@ -137,9 +168,9 @@ async fn connection(
     let status = response.status();
     access.emit(&crate::access_log::Record {
         api_id: Some(&api.shared.api_id),
-        stage: &stage,
+        stage,
         event_type: crate::access_log::EventType::Callback,
-        connection_id: Some(&id),
+        connection_id: Some(id),
         route_key: Some(match method {
             Method::POST => "POST /@connections",
             Method::GET => "GET /@connections",
@@ -181,13 +212,25 @@ async fn handle(
     stage: &str,
     id: &str,
     request: Request,
+    trace: Parent<'_>,
 ) -> Result<Response, CallbackError> {
     let (parts, body) = admit(api, peer, stage, request).await?;
     match parts.method {
-        Method::POST => post_to_connection(api, stage, id, body).await,
+        Method::POST => {
+            post_traced(
+                &api.shared,
+                api.cluster.as_deref(),
+                (stage, id),
+                body,
+                trace,
+            )
+            .await?;
+            Ok(StatusCode::OK.into_response())
+        }
         Method::GET => get_connection(api, stage, id).await,
         Method::DELETE => {
-            delete_connection(api, stage, id, CloseParams::parse(parts.uri.query())).await
+            let close = CloseParams::parse(parts.uri.query());
+            delete_traced(api, stage, id, close, trace).await
         }
         _ => Err(CallbackError::BadRequest("unsupported method".into())),
     }
@@ -281,16 +324,6 @@ async fn read_body(body: Body, limit: usize, deadline: Duration) -> Result<Bytes
     }
 }
 
-async fn post_to_connection(
-    api: &Api,
-    stage: &str,
-    id: &str,
-    body: Bytes,
-) -> Result<Response, CallbackError> {
-    post_to(&api.shared, api.cluster.as_deref(), stage, id, body).await?;
-    Ok(StatusCode::OK.into_response())
-}
-
 /// Sends `data` to connection `id` of `stage` wherever it is held: this node's through
 /// [`connections::push`], another node's through `cluster` (410 when no node holds it). What
 /// `POST @connections` does, shared with the broker consumers.
@@ -304,12 +337,23 @@ pub(crate) async fn post_to(
     id: &str,
     data: Bytes,
 ) -> Result<(), CallbackError> {
+    post_traced(shared, cluster, (stage, id), data, Parent::NONE).await
+}
+
+/// [`post_to`] within the trace of `trace` (a cross-node post gets its `forward` span there).
+async fn post_traced(
+    shared: &Shared,
+    cluster: Option<&Cluster>,
+    (stage, id): (&str, &str),
+    data: Bytes,
+    trace: Parent<'_>,
+) -> Result<(), CallbackError> {
     match (
         connections::push(shared, id, Some(stage), data.clone()),
         cluster,
     ) {
         (Some(pushed), _) => pushed,
-        (None, Some(cluster)) => cluster.post(stage, id, data).await,
+        (None, Some(cluster)) => cluster.post(stage, id, data, trace).await,
         (None, None) => Err(CallbackError::Gone),
     }
 }
@@ -369,6 +413,17 @@ pub(crate) async fn delete_connection(
     id: &str,
     close: CloseParams,
 ) -> Result<Response, CallbackError> {
+    delete_traced(api, stage, id, close, Parent::NONE).await
+}
+
+/// [`delete_connection`] within the trace of `trace`.
+async fn delete_traced(
+    api: &Api,
+    stage: &str,
+    id: &str,
+    close: CloseParams,
+    trace: Parent<'_>,
+) -> Result<Response, CallbackError> {
     let code = match close.code.as_deref() {
         None => 1000,
         Some(text) => text.parse::<u16>().unwrap_or(0),
@@ -391,7 +446,7 @@ pub(crate) async fn delete_connection(
         &api.cluster,
     ) {
         (Some(closed), _) => closed?,
-        (None, Some(cluster)) => cluster.delete(stage, id, code, reason).await?,
+        (None, Some(cluster)) => cluster.delete(stage, id, code, reason, trace).await?,
         (None, None) => return Err(CallbackError::Gone),
     }
     Ok(StatusCode::NO_CONTENT.into_response())

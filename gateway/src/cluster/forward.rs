@@ -25,6 +25,7 @@ use super::pending::Answer;
 use crate::bus::wire::{self, Envelope, Outcome, WireError};
 use crate::error::CallbackError;
 use crate::telemetry;
+use crate::traces::Parent;
 
 impl Cluster {
     /// `POST @connections/{id}` for a connection not held here.
@@ -36,9 +37,10 @@ impl Cluster {
         stage: &str,
         id: &str,
         payload: Bytes,
+        trace: Parent<'_>,
     ) -> Result<(), CallbackError> {
         let outcome = self
-            .forward("post", stage, id, |request, reply_to| {
+            .forward("post", stage, id, trace, |request, reply_to| {
                 wire::post(request, reply_to, id, &payload)
             })
             .await?;
@@ -60,9 +62,10 @@ impl Cluster {
         id: &str,
         code: u16,
         reason: String,
+        trace: Parent<'_>,
     ) -> Result<(), CallbackError> {
         let outcome = self
-            .forward("delete", stage, id, |request, reply_to| {
+            .forward("delete", stage, id, trace, |request, reply_to| {
                 Envelope::Delete {
                     request,
                     reply_to: reply_to.to_owned(),
@@ -96,7 +99,7 @@ impl Cluster {
     ) -> Result<(), CallbackError> {
         let method = if join { "join" } else { "leave" };
         let outcome = self
-            .forward(method, stage, id, |request, reply_to| {
+            .forward(method, stage, id, Parent::NONE, |request, reply_to| {
                 Envelope::Membership {
                     request,
                     reply_to: reply_to.to_owned(),
@@ -131,15 +134,28 @@ impl Cluster {
         Ok(record.node_id.into())
     }
 
+    /// Forwards one request in a `forward` span (child of `trace`, tracing on), whose context
+    /// the frame carries to the owner.
     async fn forward(
         &self,
         method: &'static str,
         stage: &str,
         id: &str,
+        trace: Parent<'_>,
         envelope: impl Fn(u64, &str) -> Result<Bytes, WireError>,
     ) -> Result<Outcome, CallbackError> {
         let started = Instant::now();
-        let result = self.route(method, stage, id, envelope).await;
+        let mut span = trace.child("forward");
+        let result = match span.context() {
+            None => self.route(method, stage, id, envelope).await,
+            Some(context) => {
+                let (traceparent, tracestate) = crate::traces::propagate::header_values(context);
+                let traced = |request, reply_to: &str| {
+                    wire::traced(&traceparent, &tracestate, &envelope(request, reply_to)?)
+                };
+                self.route(method, stage, id, traced).await
+            }
+        };
         let label = match &result {
             Ok(Outcome::Done) => "done",
             Ok(Outcome::Full) => "full",
@@ -149,6 +165,14 @@ impl Cluster {
         };
         metrics::counter!(telemetry::FORWARD_TOTAL, "method" => method, "outcome" => label)
             .increment(1);
+        if span.context().is_some() {
+            span.set_str("wsgate.method", method);
+            span.set_str("wsgate.connection_id", id);
+            span.set_str("wsgate.outcome", label);
+            if label != "done" {
+                span.fail(label);
+            }
+        }
         metrics::histogram!(telemetry::FORWARD_LATENCY, "method" => method)
             .record(started.elapsed().as_secs_f64());
         result

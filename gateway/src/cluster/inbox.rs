@@ -242,6 +242,21 @@ fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes, acks: &mut 
                 apply(shared, cluster, frame, acks);
             }
         }
+        Envelope::Traced {
+            traceparent,
+            tracestate,
+            frame,
+        } => {
+            // The `deliver` span continues the sender's `forward` span (this node's tracing on).
+            let mut span = if shared.traces.is_on() {
+                let remote = crate::traces::propagate::parse(&traceparent, &tracestate);
+                shared.traces.continuing("deliver", remote)
+            } else {
+                crate::traces::Span::none()
+            };
+            span.set_str("wsgate.node_id", &shared.node_id);
+            apply(shared, cluster, frame, acks);
+        }
         Envelope::Probe { seq } => cluster.lease.probe_seen(seq),
     }
 }

@@ -12,7 +12,7 @@ use super::ConfigError;
 const PREFIX: &str = "WSGATE_";
 
 /// The top-level keys of [`super::Config`]; kept in sync by a test.
-pub(super) const SECTIONS: [&str; 21] = [
+pub(super) const SECTIONS: [&str; 22] = [
     "listen",
     "listen_proxy_protocol",
     "node_id",
@@ -34,6 +34,7 @@ pub(super) const SECTIONS: [&str; 21] = [
     "cache",
     "consumers",
     "admin",
+    "tracing",
 ];
 
 /// Applies the overrides; returns the `WSGATE_*` variables that name no section.

@@ -23,6 +23,7 @@ mod sqs_consumer;
 mod stage_variables;
 mod throttling;
 mod tls;
+mod tracing;
 mod transform;
 mod usage_plans;
 
@@ -54,6 +55,7 @@ pub use throttling::{
     ThrottlingConfig,
 };
 pub use tls::{Certificates as TlsCertificates, certificates as tls_certificates};
+pub use tracing::{BatchConfig, OtlpConfig, OtlpProtocol, SamplerConfig, TracingConfig};
 pub use transform::{
     ContentHandling, IntegrationResponseConfig, MAX_TEMPLATE_BYTES, PassthroughBehavior,
     RequestTransform,
@@ -338,6 +340,7 @@ impl Config {
         self.throttling.validate(api, &self.api_keys)?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::invalid("log.level", e.to_string()))?;
+        tracing::validate(&self.tracing)?;
         check_auth::validate(self)
     }
 

@@ -78,6 +78,9 @@ pub struct Config {
     /// The admin page (`/@admin`).
     #[serde(default)]
     pub admin: super::AdminConfig,
+    /// OpenTelemetry traces (off unless `enabled`); see `docs/operations.md#traces`.
+    #[serde(default)]
+    pub tracing: super::TracingConfig,
     /// `WSGATE_*` environment variables that named no config section (warned about at start).
     #[serde(skip)]
     pub ignored_env: Vec<String>,

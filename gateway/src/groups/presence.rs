@@ -83,6 +83,7 @@ impl Presence {
                 meta: &meta,
                 route_key,
                 request_id: &request_id,
+                trace: crate::traces::Parent::NONE,
                 kind: EventKind::Presence {
                     joined,
                     body: &body,

@@ -182,8 +182,10 @@ fn proxy_response(parsed: ProxyResponse) -> Result<IntegrationResponse, Integrat
 impl Integration for AwsProxy {
     async fn invoke(&self, inv: &Invocation<'_>) -> Result<IntegrationResponse, IntegrationError> {
         let event = lambda_event(inv.meta, inv.route_key, inv.request_id, &inv.kind);
+        let trace_headers = super::context::trace_lines(inv);
         let out = Outgoing {
             body: &event,
+            headers: &trace_headers,
             ..Outgoing::default()
         };
         let answer = match &self.target {

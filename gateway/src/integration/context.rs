@@ -27,6 +27,33 @@ pub(crate) fn put_common(inv: &Invocation<'_>, mut put: impl FnMut(&'static str,
     put("x-wsgate-source-ip", &meta.source_ip);
 }
 
+/// Gives `put` the trace headers of a call made with tracing on: `traceparent`, `tracestate`
+/// (when not empty) and, except on `$connect` (whose forwarded upgrade request carries its
+/// own), `x-amzn-trace-id` for the same trace. Nothing with tracing off.
+pub(crate) fn put_trace(inv: &Invocation<'_>, mut put: impl FnMut(&'static str, &str)) {
+    let Some(context) = inv.trace.context() else {
+        return;
+    };
+    crate::traces::propagate::inject(context, &mut put);
+    if !matches!(inv.kind, crate::events::EventKind::Connect(_)) {
+        put(
+            "x-amzn-trace-id",
+            &crate::traces::propagate::amzn_trace_id(context),
+        );
+    }
+}
+
+/// [`put_trace`] as header lines (`name: value\r\n`); empty with tracing off.
+pub(crate) fn trace_lines(inv: &Invocation<'_>) -> Vec<u8> {
+    let mut lines = Vec::new();
+    put_trace(inv, |name, value| {
+        for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
+            lines.extend_from_slice(part);
+        }
+    });
+    lines
+}
+
 /// A close reason as `x-wsgate-disconnect-reason` carries it.
 pub(crate) fn encode_reason(reason: &str) -> String {
     utf8_percent_encode(reason, UNRESERVED_KEPT).to_string()

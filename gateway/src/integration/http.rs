@@ -283,6 +283,7 @@ impl MessageMapping {
             meta,
             route_key: "sendmessage",
             request_id: "L0SM9cOFvHcCIhw=",
+            trace: crate::traces::Parent::NONE,
             kind: EventKind::Message {
                 body: frame,
                 raw: frame.as_bytes(),

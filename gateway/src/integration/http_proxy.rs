@@ -120,6 +120,8 @@ impl Integration for HttpProxy {
         let meta = inv.meta;
         let mut headers = ContextHeaders::new(&meta.connection_id, inv.route_key);
         super::context::put_common(inv, |name, value| headers.put(name, value));
+        super::context::put_trace(inv, |name, value| headers.put(name, value));
+        let traced = inv.trace.context().is_some();
         let mut query = None;
         let mut forwarded = false;
         let mut body: &[u8] = &[];
@@ -133,7 +135,13 @@ impl Integration for HttpProxy {
                     let skip = NOT_FORWARDED.iter().any(|n| name.eq_ignore_ascii_case(n))
                         || name
                             .get(..9)
-                            .is_some_and(|p| p.eq_ignore_ascii_case("x-wsgate-"));
+                            .is_some_and(|p| p.eq_ignore_ascii_case("x-wsgate-"))
+                        // With tracing on, the gateway's own trace context replaces the
+                        // client's (which is the handshake span's parent).
+                        || (traced
+                            && ["traceparent", "tracestate"]
+                                .iter()
+                                .any(|n| name.eq_ignore_ascii_case(n)));
                     if !skip {
                         headers.put_forwarded(name, value);
                     }

@@ -39,7 +39,7 @@ use crate::telemetry;
 use crate::transform::Parameters;
 
 /// One call to an integration.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Invocation<'a> {
     /// The connection.
     pub meta: &'a ConnectionMeta,
@@ -47,6 +47,8 @@ pub(crate) struct Invocation<'a> {
     pub route_key: &'a str,
     /// `requestId` of this event.
     pub request_id: &'a str,
+    /// The call's span (tracing on): HTTP integrations send it as `traceparent`.
+    pub trace: crate::traces::Parent<'a>,
     /// Event kind and its fields.
     pub kind: EventKind<'a>,
 }

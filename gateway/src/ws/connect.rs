@@ -28,6 +28,7 @@ use crate::raw_head::RawHeaders;
 use crate::registry::{Outbox, SessionHandle};
 use crate::state::Shared;
 use crate::telemetry;
+use crate::traces::Span;
 
 /// The address of the listener a request came in on (a request extension; its port is the
 /// `X-Forwarded-Port` of CONNECT events).
@@ -72,7 +73,33 @@ async fn accept(
             .map(str::to_string);
         (now_ms(), user_agent)
     });
-    match prepare(&shared, peer, &stage, routes.clone(), client_ip, request).await {
+    // The handshake's span: a child of the client's `traceparent`, if any (tracing on).
+    let mut span = shared
+        .traces
+        .continuing_caller("handshake", request.headers());
+    if span.context().is_some() {
+        span.set_str("wsgate.stage", &stage);
+        span.set_str("client.address", &client_ip.to_string());
+    }
+    let prepared = prepare(
+        &shared,
+        peer,
+        &stage,
+        routes.clone(),
+        client_ip,
+        request,
+        &mut span,
+    )
+    .await;
+    if let Err(rejection) = &prepared {
+        span.set_int(
+            "http.response.status_code",
+            i64::from(rejection.status().as_u16()),
+        );
+        span.fail(&rejection.to_string());
+    }
+    drop(span);
+    match prepared {
         // From here the connection's own task decides everything, and logs it; this handler
         // only waits for the answer to send. A client that hangs up drops this future, never
         // the owner's.
@@ -116,6 +143,7 @@ async fn prepare(
     routes: Arc<StageRoutes>,
     client_ip: std::net::IpAddr,
     mut request: Request,
+    span: &mut Span,
 ) -> Result<oneshot::Receiver<Result<Response, HandshakeRejection>>, HandshakeRejection> {
     let hs = handshake::check(request.method(), request.version(), request.headers())?;
     if shared.is_draining() {
@@ -168,9 +196,10 @@ async fn prepare(
         iam: None,
         cache_request: None,
     };
-    let connect_request = connect_request(&request, peer, shared.config.tls.is_some());
+    let connect_request = connect_request(&request, peer, shared.config.tls.is_some(), span);
     let request_id = ids::request_id();
     let no_variables = Default::default();
+    let mut auth_span = span.child("authorizer");
     let admission = shared
         .security
         .admit(&AuthRequest {
@@ -191,7 +220,9 @@ async fn prepare(
             request_id: &request_id,
         })
         .await
+        .inspect_err(|error| auth_span.fail(&error.to_string()))
         .map_err(refuse)?;
+    drop(auth_span);
     let meta = Arc::new(ConnectionMeta {
         authorizer: admission.authorizer,
         iam: admission.iam,
@@ -231,10 +262,12 @@ async fn prepare(
         permit,
         ip_slot,
     };
+    span.set_str("wsgate.connection_id", &meta.connection_id);
     let opening = Box::new(Opening {
         hs,
         connect_request,
         request_id,
+        span: std::mem::take(span),
     });
     shared.tracker.spawn(owner.run(opening));
     Ok(answer)
@@ -245,6 +278,8 @@ struct Opening {
     hs: handshake::Handshake,
     connect_request: ConnectRequest,
     request_id: String,
+    /// The `handshake` span, ended once the upgrade is answered.
+    span: Span,
 }
 
 /// What `$connect` decided for an accepted connection.
@@ -329,6 +364,7 @@ async fn open(
     reply: oneshot::Sender<Result<Response, HandshakeRejection>>,
 ) -> Option<Option<(CloseReason, Recorded)>> {
     let request_id = std::mem::take(&mut opening.request_id);
+    let mut span = std::mem::take(&mut opening.span);
     let mut log = (routes.access_log.as_ref()).map(|_| {
         let outcome = Outcome {
             route_key: Some("$connect"),
@@ -342,6 +378,7 @@ async fn open(
         routes,
         *opening,
         &request_id,
+        span.parent(),
         log.as_mut().map(|(_, outcome)| outcome),
     )
     .await;
@@ -355,6 +392,13 @@ async fn open(
             None
         }
     };
+    if span.context().is_some() {
+        span.set_int("http.response.status_code", i64::from(status));
+        if status >= 400 {
+            span.fail("the upgrade was refused");
+        }
+    }
+    drop(span);
     if let (Some(access), Some((started_ms, mut outcome))) = (&routes.access_log, log) {
         outcome.status = Some(status);
         if status >= 400 {
@@ -424,12 +468,14 @@ async fn call_connect(
     routes: &StageRoutes,
     opening: Opening,
     request_id: &str,
+    trace: crate::traces::Parent<'_>,
     log: Option<&mut Outcome<'_>>,
 ) -> Result<Accepted, HandshakeRejection> {
     let Opening {
         hs,
         connect_request,
         request_id: _,
+        span: _,
     } = opening;
     let meta = &handle.meta;
     let mut protocol = None;
@@ -439,6 +485,7 @@ async fn call_connect(
             meta,
             route_key: "$connect",
             request_id,
+            trace,
             kind: EventKind::Connect(&connect_request),
         };
         let started = log.is_some().then(std::time::Instant::now);
@@ -514,7 +561,12 @@ fn without_default_port(host: String, tls: bool) -> String {
 /// left out (the REQUEST authorizer event puts AWS's own back, see
 /// [`crate::events::authorizer_event`]), and `X-Forwarded-For`, `X-Forwarded-Port`,
 /// `X-Forwarded-Proto` and `X-Amzn-Trace-Id` are added.
-fn connect_request(request: &Request, peer: SocketAddr, tls: bool) -> ConnectRequest {
+fn connect_request(
+    request: &Request,
+    peer: SocketAddr,
+    tls: bool,
+    handshake: &Span,
+) -> ConnectRequest {
     let mut headers: Vec<(String, String)> = match request.extensions().get::<RawHeaders>() {
         Some(RawHeaders(raw)) => raw
             .iter()
@@ -557,7 +609,13 @@ fn connect_request(request: &Request, peer: SocketAddr, tls: bool) -> ConnectReq
     add_unless_sent("X-Forwarded-Proto", &|| {
         Some(if tls { "https" } else { "http" }.into())
     });
-    add_unless_sent("X-Amzn-Trace-Id", &|| Some(ids::trace_id()));
+    // With tracing on, the X-Ray form of the handshake span's trace; else a fresh X-Ray id.
+    add_unless_sent("X-Amzn-Trace-Id", &|| {
+        Some(match handshake.context() {
+            Some(context) => crate::traces::propagate::amzn_trace_id(context),
+            None => ids::trace_id(),
+        })
+    });
     let raw_query = request.uri().query().map(str::to_string);
     let query = raw_query
         .as_deref()

@@ -27,6 +27,7 @@ use crate::routing::{Selected, select};
 use crate::state::Shared;
 use crate::telemetry;
 use crate::throttle::ConnectionBucket;
+use crate::traces::Span;
 
 /// One message read from the client.
 #[derive(Debug)]
@@ -232,16 +233,31 @@ async fn handle_one(
     message: Inbound,
 ) -> Option<Message> {
     let request_id = ids::request_id();
+    // A root span per message (tracing on); its children are the steps below.
+    let mut span = shared.traces.root("message");
+    if span.context().is_some() {
+        span.set_str("wsgate.connection_id", &handle.meta.connection_id);
+        span.set_str("wsgate.stage", &handle.meta.stage);
+        span.set_str("wsgate.request_id", &request_id);
+    }
     let Some(access) = &routes.access_log else {
-        return route_one(shared, handle, routes, bucket, message, &request_id, None).await;
+        let steps = Steps {
+            bucket,
+            span: &mut span,
+        };
+        return route_one(shared, handle, routes, steps, message, &request_id, None).await;
     };
     let started_ms = super::now_ms();
     let mut outcome = Outcome::default();
+    let steps = Steps {
+        bucket,
+        span: &mut span,
+    };
     let frame = route_one(
         shared,
         handle,
         routes,
-        bucket,
+        steps,
         message,
         &request_id,
         Some(&mut outcome),
@@ -257,26 +273,37 @@ async fn handle_one(
     frame
 }
 
+/// What one message goes through besides its route: the connection's throttle bucket and the
+/// message's span.
+struct Steps<'s> {
+    bucket: Option<Arc<ConnectionBucket>>,
+    span: &'s mut Span,
+}
+
 /// Routes one message to its integration; fills `log` (when given) with what it came to.
 async fn route_one<'r>(
     shared: &Shared,
     handle: &SessionHandle,
     routes: &'r StageRoutes,
-    bucket: Option<Arc<ConnectionBucket>>,
+    steps: Steps<'_>,
     message: Inbound,
     request_id: &str,
     mut log: Option<&mut Outcome<'r>>,
 ) -> Option<Message> {
+    let Steps { bucket, span } = steps;
     let meta = &handle.meta;
     let (raw, text, is_base64): (&[u8], std::borrow::Cow<'_, str>, bool) = match &message {
         Inbound::Text(text) => (text.as_bytes(), text.as_str().into(), false),
         Inbound::Binary(bytes) => (bytes, STANDARD.encode(bytes).into(), true),
     };
     routes.received.increment(1);
+    let selection_span = span.child("route_selection");
     let selected = select(&shared.selection, raw, |key| {
         routes.get(key).map(|r| &*r.key)
     });
+    drop(selection_span);
     let Selected::Route(key) = selected else {
+        span.fail("no route matches the message");
         metrics::counter!(telemetry::CLIENT_ERROR_TOTAL).increment(1);
         let at = Event {
             meta,
@@ -303,12 +330,19 @@ async fn route_one<'r>(
     if let Some(log) = log.as_deref_mut() {
         log.route_key = Some(&route.key);
     }
-    if shared
+    span.set_str("wsgate.route_key", key);
+    let mut throttle_span = span.child("throttle");
+    let throttled = shared
         .throttle
         .check_message(&meta.stage, key, bucket.as_deref())
         .await
-        .is_err()
-    {
+        .is_err();
+    if throttled {
+        throttle_span.fail("throttled");
+        span.fail("throttled");
+    }
+    drop(throttle_span);
+    if throttled {
         // Not sent to the integration; the connection stays open.
         metrics::counter!(telemetry::CLIENT_ERROR_TOTAL).increment(1);
         route.execution.refused(at, 429, "throttled");
@@ -328,9 +362,16 @@ async fn route_one<'r>(
         log.message_id = Some(message_id.clone());
     }
     // After selection and throttling, before the integration; free on a route without models.
-    if let Some(models) = &route.models
-        && let Err(invalid) = models.check(raw, is_base64)
-    {
+    let validated = route.models.as_ref().map(|models| {
+        let mut validation_span = span.child("validation");
+        let checked = models.check(raw, is_base64);
+        if checked.is_err() {
+            validation_span.fail("request body failed validation");
+        }
+        checked
+    });
+    if let Some(Err(invalid)) = validated {
+        span.fail("request body failed validation");
         route
             .execution
             .refused(at, 400, "request body failed validation");
@@ -345,6 +386,7 @@ async fn route_one<'r>(
         meta,
         route_key: key,
         request_id,
+        trace: span.parent(),
         kind: EventKind::Message {
             body: &text,
             raw,

@@ -164,12 +164,20 @@ pub(crate) async fn run_disconnect(
     let started = Instant::now();
     let mut pause = DISCONNECT_BACKOFF;
     let mut attempt = 1;
+    // A root span (a connection outlives any trace), one `integration` child per attempt.
+    let mut span = shared.traces.root("disconnect");
+    if span.context().is_some() {
+        span.set_str("wsgate.connection_id", &meta.connection_id);
+        span.set_str("wsgate.stage", &meta.stage);
+        span.set_int("wsgate.close_code", i64::from(status_code));
+    }
     loop {
         let request_id = ids::request_id();
         let invocation = Invocation {
             meta,
             route_key: "$disconnect",
             request_id: &request_id,
+            trace: span.parent(),
             kind: EventKind::Disconnect {
                 status_code,
                 reason,
@@ -198,6 +206,7 @@ pub(crate) async fn run_disconnect(
         {
             metrics::counter!(telemetry::DISCONNECT_FAILED_TOTAL).increment(1);
             tracing::warn!(connection_id = %meta.connection_id, attempts = attempt, %failure, "$disconnect failed; giving up");
+            span.fail(&failure);
             log_disconnect(routes, meta, &request_id, started_ms, integration, false);
             return false;
         }

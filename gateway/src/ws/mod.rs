@@ -21,8 +21,48 @@ use crate::events::EventKind;
 use crate::integration::{IntegrationError, IntegrationResponse, Invocation, Route};
 
 /// Calls a route's integration, records latency and error metrics, and writes the route's
-/// execution log.
+/// execution log; with tracing on, in an `integration` span (child of `invocation.trace`) that
+/// the integration propagates.
 async fn invoke(
+    route: &Route,
+    invocation: &Invocation<'_>,
+) -> Result<IntegrationResponse, IntegrationError> {
+    let mut span = invocation.trace.child("integration");
+    let traced;
+    let invocation = match span.context() {
+        None => invocation,
+        Some(_) => {
+            traced = Invocation {
+                trace: span.parent(),
+                ..*invocation
+            };
+            &traced
+        }
+    };
+    let started = span.context().map(|_| Instant::now());
+    let result = call(route, invocation).await;
+    if let Some(started) = started {
+        span.set_str("wsgate.route_key", &route.key);
+        span.set_str("wsgate.integration.type", route.integration.kind());
+        span.set_int(
+            "wsgate.integration.latency_ms",
+            i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        );
+        match &result {
+            Ok(response) => {
+                span.set_int("http.response.status_code", i64::from(response.status));
+                if response.status >= 500 {
+                    span.fail("integration answered 5xx");
+                }
+            }
+            Err(error) => span.fail(&error.to_string()),
+        }
+    }
+    result
+}
+
+/// [`invoke`] without its span.
+async fn call(
     route: &Route,
     invocation: &Invocation<'_>,
 ) -> Result<IntegrationResponse, IntegrationError> {

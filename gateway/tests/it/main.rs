@@ -58,4 +58,5 @@ mod templates;
 mod throttle;
 mod tls;
 mod topology;
+mod tracing;
 mod usage_plans;

@@ -109,6 +109,7 @@ mod tests {
             meta: &meta,
             route_key: "chat",
             request_id: "req-1",
+            trace: crate::traces::Parent::NONE,
             kind: EventKind::Message {
                 body: "hello",
                 raw: b"hello",
@@ -141,6 +142,7 @@ mod tests {
             meta: &meta,
             route_key: "$connect",
             request_id: "req-2",
+            trace: crate::traces::Parent::NONE,
             kind: EventKind::Connect(&request),
         };
         let out = Outgoing::new(&inv, None);
@@ -151,6 +153,7 @@ mod tests {
             meta: &meta,
             route_key: "$disconnect",
             request_id: "req-3",
+            trace: crate::traces::Parent::NONE,
             kind: EventKind::Disconnect {
                 status_code: 1001,
                 reason: "going away\r\n",

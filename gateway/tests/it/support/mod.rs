@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod groups;
 pub mod haproxy;
 pub mod iam;
+pub mod otlp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
