@@ -139,6 +139,9 @@ pub struct Gateway {
     background: JoinSet<()>,
     cluster_tasks: JoinSet<()>,
     consumers: crate::consumer::Consumers,
+    /// What the main listener serves, for in-memory connections of the fuzz targets.
+    #[cfg(feature = "fuzzing")]
+    main: crate::fuzzing::Opaque<Serving>,
 }
 
 /// The store (wrapped for metrics and the fence), the group records and, with Redis, the
@@ -367,13 +370,13 @@ impl Gateway {
             tls: tls.clone(),
             stop: stop_accepting.clone(),
         };
-        background.spawn(accept_loop(
-            listeners.main,
-            serving(
-                main_router(&shared, &api, admin_router.clone()),
-                shared.config.listen_proxy_protocol,
-            ),
-        ));
+        let main_serving = serving(
+            main_router(&shared, &api, admin_router.clone()),
+            shared.config.listen_proxy_protocol,
+        );
+        #[cfg(feature = "fuzzing")]
+        let fuzz_serving = main_serving.clone();
+        background.spawn(accept_loop(listeners.main, main_serving));
         if let Some(listener) = listeners.callback {
             let router = callback::router()
                 .with_state(Arc::clone(&api))
@@ -402,6 +405,8 @@ impl Gateway {
             background,
             cluster_tasks,
             consumers,
+            #[cfg(feature = "fuzzing")]
+            main: crate::fuzzing::Opaque(fuzz_serving),
         })
     }
 
@@ -463,6 +468,23 @@ impl Gateway {
         .await;
         self.background.abort_all();
         tracing::info!("stopped");
+    }
+
+    /// Serves one in-memory connection from `peer` as the main listener serves an accepted
+    /// socket without TLS or PROXY protocol (the fuzz targets' way in).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) async fn serve_io<S>(&self, stream: S, peer: SocketAddr)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (stream, heads) = raw_head::tap(stream);
+        serve_http(
+            TokioIo::new(stream),
+            (peer, None),
+            heads,
+            self.main.0.clone(),
+        )
+        .await;
     }
 
     /// Serves until `signal` resolves, then shuts down.
