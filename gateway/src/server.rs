@@ -217,7 +217,8 @@ impl Gateway {
             .any(|route| route.integration.protocol() == crate::config::BackendProtocol::Http2);
         let clients = integration::Clients {
             general: client.clone(),
-            h1: integration::h1::Client::new(),
+            h1: integration::h1::Client::new()
+                .with_hosts(crate::config::HostPolicy::from_config(&config)?),
             h2: if wants_http2 {
                 Some(integration::http2_client().map_err(StartError::HttpClient)?)
             } else {

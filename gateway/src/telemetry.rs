@@ -35,6 +35,9 @@ pub(crate) const CALLBACK_TOTAL: &str = "wsgate_callback_requests_total";
 pub(crate) const CONNECT_REFUSED_TOTAL: &str = "wsgate_connect_refused_total";
 /// Connections closed on a PROXY protocol listener for a missing, invalid or late header.
 pub(crate) const PROXY_HEADER_REFUSED_TOTAL: &str = "wsgate_proxy_header_refused_total";
+/// Integration connections refused because the host name resolved to a link-local or cloud
+/// metadata address (`security.allow_metadata_hosts`).
+pub(crate) const INTEGRATION_HOST_REFUSED_TOTAL: &str = "wsgate_integration_host_refused_total";
 /// `CacheHitCount`: messages of a cached route answered from the response cache, by stage and
 /// route.
 pub(crate) const CACHE_HIT_TOTAL: &str = "wsgate_cache_hit_total";
@@ -193,6 +196,10 @@ fn describe() {
     describe_counter!(
         PROXY_HEADER_REFUSED_TOTAL,
         "Connections closed on a PROXY protocol listener for a missing, invalid or late header"
+    );
+    describe_counter!(
+        INTEGRATION_HOST_REFUSED_TOTAL,
+        "Integration connections refused: the host resolved to a link-local or metadata address"
     );
     describe_counter!(JWKS_FETCH_TOTAL, "JWKS documents fetched");
     describe_histogram!(
