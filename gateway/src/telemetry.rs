@@ -27,7 +27,7 @@ pub(crate) const EXECUTION_ERROR_TOTAL: &str = "wsgate_execution_error_total";
 pub(crate) const INTEGRATION_LATENCY: &str = "wsgate_integration_latency_seconds";
 /// Current connections on this node (open and in `$connect`).
 pub(crate) const CONNECTIONS_CURRENT: &str = "wsgate_connections_current";
-/// Connections closed, by close code.
+/// Connections closed, by close code (a client's application codes counted as `3xxx`/`4xxx`).
 pub(crate) const DISCONNECT_TOTAL: &str = "wsgate_disconnect_total";
 /// Callback API requests, by method and status.
 pub(crate) const CALLBACK_TOTAL: &str = "wsgate_callback_requests_total";
@@ -164,7 +164,10 @@ fn describe() {
         CACHE_TOO_LARGE_TOTAL,
         "Answers not cached for being over cache.max_entry_bytes"
     );
-    describe_counter!(DISCONNECT_TOTAL, "Connections closed, by close code");
+    describe_counter!(
+        DISCONNECT_TOTAL,
+        "Connections closed, by close code (client-chosen application codes as 3xxx or 4xxx)"
+    );
     describe_counter!(
         DISCONNECT_RETRY_TOTAL,
         "$disconnect calls tried again after a failure"
