@@ -50,6 +50,7 @@ mod models;
 mod ops_assets;
 mod request_authorizer;
 mod response_caps;
+mod security;
 mod support;
 mod templates;
 mod throttle;
