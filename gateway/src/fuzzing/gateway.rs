@@ -92,10 +92,10 @@ where
 
 /// Writes `input`, closes the write side, and reads everything the gateway answers until it
 /// closes (concurrently, so neither side blocks on a full buffer).
-async fn exchange(stream: DuplexStream, prefix: Vec<u8>, input: Vec<u8>) -> Vec<u8> {
+async fn exchange(stream: DuplexStream, input: Vec<u8>) -> Vec<u8> {
     let (mut read, mut write) = tokio::io::split(stream);
     let send = async move {
-        if write.write_all(&prefix).await.is_ok() && write.write_all(&input).await.is_ok() {
+        if write.write_all(&input).await.is_ok() {
             let _ = write.shutdown().await;
         }
         // The write half is dropped here; the gateway sees the end of input.
@@ -108,13 +108,31 @@ async fn exchange(stream: DuplexStream, prefix: Vec<u8>, input: Vec<u8>) -> Vec<
     tokio::join!(send, receive).1
 }
 
+/// Sends [`UPGRADE`] and waits for the whole answer head (as a client waits for the 101 before
+/// it sends frames), then [`exchange`]s `input`. Answers the head and what followed it.
+async fn after_upgrade(mut stream: DuplexStream, input: Vec<u8>) -> Vec<u8> {
+    let mut head = Vec::new();
+    if stream.write_all(UPGRADE).await.is_err() {
+        return head;
+    }
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return head,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+    }
+    head.extend(exchange(stream, input).await);
+    head
+}
+
 /// Any bytes as the start of a client connection on the main listener (one or more HTTP/1
 /// requests, an upgrade and whatever follows it). Checks: the connection ends once the client
 /// has sent everything; anything answered starts as an HTTP/1 response; a 101 carries the
 /// `Sec-WebSocket-Accept` of the request's key.
 pub fn upgrade(input: &[u8]) -> Vec<u8> {
     let input = input.to_vec();
-    let answer = drive(|stream| exchange(stream, Vec::new(), input));
+    let answer = drive(|stream| exchange(stream, input));
     if !answer.is_empty() {
         assert!(answer.starts_with(b"HTTP/1."), "not an HTTP/1 answer");
     }
@@ -139,7 +157,7 @@ pub fn frames(input: &[u8]) -> Vec<u16> {
         Some((_, rest)) => rest.to_vec(),
         None => Vec::new(),
     };
-    let answer = drive(|stream| exchange(stream, UPGRADE.to_vec(), bytes));
+    let answer = drive(|stream| after_upgrade(stream, bytes));
     assert!(
         answer.starts_with(b"HTTP/1.1 101 "),
         "the fixed upgrade request is accepted"

@@ -110,3 +110,74 @@ pub fn config(input: &str) -> bool {
     let _ = crate::config::reference::defaults(&config);
     true
 }
+
+/// The seed corpora run through their entry points, so a harness mistake shows in the normal
+/// test suite (with the `fuzzing` feature) rather than as a fuzzer's first "crash".
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    fn seeds(target: &str) -> Vec<Vec<u8>> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus")
+            .join(target);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|f| std::fs::read(f).expect("seed"))
+            .collect()
+    }
+
+    fn split(data: &[u8]) -> (&[u8], &[u8]) {
+        match data.iter().position(|&b| b == 0) {
+            Some(at) => (&data[..at], &data[at + 1..]),
+            None => (data, &[]),
+        }
+    }
+
+    #[test]
+    fn every_seed_runs_through_its_target() {
+        for data in seeds("route_selection") {
+            let (expression, body) = split(&data);
+            let _ = super::route_selection(&String::from_utf8_lossy(expression), body);
+        }
+        for data in seeds("wire") {
+            if let Some((selector, frame)) = data.split_first() {
+                super::wire(*selector, frame);
+            }
+        }
+        let signed: Vec<_> = seeds("sigv4")
+            .iter()
+            .filter_map(|d| super::sigv4(d))
+            .collect();
+        assert_eq!(signed.len(), 4, "every SigV4 seed verifies");
+        let accepted: Vec<_> = seeds("jwt")
+            .iter()
+            .filter_map(|d| {
+                let (token, jwks) = split(d);
+                super::jwt(&String::from_utf8_lossy(token), jwks)
+            })
+            .collect();
+        assert!(accepted.contains(&"alice".to_owned()), "{accepted:?}");
+        for data in seeds("config") {
+            let _ = super::config(&String::from_utf8_lossy(&data));
+        }
+        for data in seeds("upgrade") {
+            let _ = super::upgrade(&data);
+        }
+        assert!(super::upgrade(b"").is_empty());
+        let mut codes = Vec::new();
+        for data in seeds("frames") {
+            codes.extend(super::frames(&data));
+        }
+        assert!(super::frames(b"").is_empty(), "no frames, no close");
+        for code in [1000, 1002, 1007, 1009] {
+            assert!(codes.contains(&code), "{code} among {codes:?}");
+        }
+    }
+}
