@@ -13,13 +13,17 @@ use crate::config::Config;
 use crate::server::{Gateway, Listeners};
 
 /// The gateway every input is served by: memory store, mock integrations, small frame limits so
-/// the 1009 paths are within a fuzzer's input sizes.
+/// the 1009 paths are within a fuzzer's input sizes, and throttling far above a fuzzer's rate
+/// (the default 500 new connections a second answered the frames target's upgrade with 429).
 const CONFIG: &str = r#"
 listen: 127.0.0.1:0
 store: { kind: memory }
 limits:
   max_frame_bytes: 1024
   max_message_bytes: 2048
+throttling:
+  gateway: { rate_limit: 100000, burst_limit: 100000 }
+  new_connections: { rate_limit: 100000, burst_limit: 100000 }
 api:
   name: fuzz
   route_selection_expression: $request.body.action
@@ -160,7 +164,8 @@ pub fn frames(input: &[u8]) -> Vec<u16> {
     let answer = drive(|stream| after_upgrade(stream, bytes));
     assert!(
         answer.starts_with(b"HTTP/1.1 101 "),
-        "the fixed upgrade request is accepted"
+        "the fixed upgrade request is accepted: {:?}",
+        String::from_utf8_lossy(&answer[..answer.len().min(300)])
     );
     let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
         panic!("a 101 head without its end");

@@ -140,6 +140,14 @@ mod tests {
         }
     }
 
+    /// Faster than the default `throttling.new_connections` allows: every upgrade still passes.
+    #[test]
+    fn many_connections_in_a_row() {
+        for _ in 0..1500 {
+            let _ = super::frames(b"\x00\x81\x82\x11\x22\x46\x0a\x00\x4c\x00\x00\x00\x00");
+        }
+    }
+
     #[test]
     fn every_seed_runs_through_its_target() {
         for data in seeds("route_selection") {
