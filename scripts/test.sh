@@ -144,3 +144,10 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --workspace --locked
+
+# Fuzz smoke (every cargo-fuzz target for a short bounded time) in CI or when asked for; needs
+# the nightly toolchain and is skipped with a message without it.
+if [ "${CI:-}" = true ] || [ "${FUZZ_SMOKE:-}" = 1 ]; then
+  log "fuzz smoke"
+  ./scripts/fuzz-smoke.sh
+fi

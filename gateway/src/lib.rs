@@ -84,6 +84,12 @@ pub use server::{Gateway, Listeners, StartError};
 pub use telemetry::init_logging;
 pub use wsgate_connection_store::{ConnectionStore, GroupStore, StoreError};
 
+/// Entry points into the parsers that take outside input, for the fuzz targets in `fuzz/` (the
+/// `fuzzing` feature, off by default); not a stable interface.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 /// What the micro-benchmarks measure (the MESSAGE event and the Lambda proxy answer); not a
 /// stable interface.
 #[doc(hidden)]

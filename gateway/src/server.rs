@@ -142,6 +142,9 @@ pub struct Gateway {
     background: JoinSet<()>,
     cluster_tasks: JoinSet<()>,
     consumers: crate::consumer::Consumers,
+    /// What the main listener serves, for in-memory connections of the fuzz targets.
+    #[cfg(feature = "fuzzing")]
+    main: crate::fuzzing::Opaque<Serving>,
 }
 
 /// The store (wrapped for metrics and the fence), the group records and, with Redis, the
@@ -217,7 +220,8 @@ impl Gateway {
             .any(|route| route.integration.protocol() == crate::config::BackendProtocol::Http2);
         let clients = integration::Clients {
             general: client.clone(),
-            h1: integration::h1::Client::new(),
+            h1: integration::h1::Client::new()
+                .with_hosts(crate::config::HostPolicy::from_config(&config)?),
             h2: if wants_http2 {
                 Some(integration::http2_client().map_err(StartError::HttpClient)?)
             } else {
@@ -372,13 +376,13 @@ impl Gateway {
             tls: tls.clone(),
             stop: stop_accepting.clone(),
         };
-        background.spawn(accept_loop(
-            listeners.main,
-            serving(
-                main_router(&shared, &api, admin_router.clone()),
-                shared.config.listen_proxy_protocol,
-            ),
-        ));
+        let main_serving = serving(
+            main_router(&shared, &api, admin_router.clone()),
+            shared.config.listen_proxy_protocol,
+        );
+        #[cfg(feature = "fuzzing")]
+        let fuzz_serving = main_serving.clone();
+        background.spawn(accept_loop(listeners.main, main_serving));
         if let Some(listener) = listeners.callback {
             let router = callback::router()
                 .with_state(Arc::clone(&api))
@@ -407,6 +411,8 @@ impl Gateway {
             background,
             cluster_tasks,
             consumers,
+            #[cfg(feature = "fuzzing")]
+            main: crate::fuzzing::Opaque(fuzz_serving),
         })
     }
 
@@ -470,6 +476,23 @@ impl Gateway {
         // Last: the spans of the connections closed above go out too.
         self.shared.traces.shutdown().await;
         tracing::info!("stopped");
+    }
+
+    /// Serves one in-memory connection from `peer` as the main listener serves an accepted
+    /// socket without TLS or PROXY protocol (the fuzz targets' way in).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) async fn serve_io<S>(&self, stream: S, peer: SocketAddr)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (stream, heads) = raw_head::tap(stream);
+        serve_http(
+            TokioIo::new(stream),
+            (peer, None),
+            heads,
+            self.main.0.clone(),
+        )
+        .await;
     }
 
     /// Serves until `signal` resolves, then shuts down.

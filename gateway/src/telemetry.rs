@@ -27,7 +27,7 @@ pub(crate) const EXECUTION_ERROR_TOTAL: &str = "wsgate_execution_error_total";
 pub(crate) const INTEGRATION_LATENCY: &str = "wsgate_integration_latency_seconds";
 /// Current connections on this node (open and in `$connect`).
 pub(crate) const CONNECTIONS_CURRENT: &str = "wsgate_connections_current";
-/// Connections closed, by close code.
+/// Connections closed, by close code (a client's application codes counted as `3xxx`/`4xxx`).
 pub(crate) const DISCONNECT_TOTAL: &str = "wsgate_disconnect_total";
 /// Callback API requests, by method and status.
 pub(crate) const CALLBACK_TOTAL: &str = "wsgate_callback_requests_total";
@@ -35,6 +35,9 @@ pub(crate) const CALLBACK_TOTAL: &str = "wsgate_callback_requests_total";
 pub(crate) const CONNECT_REFUSED_TOTAL: &str = "wsgate_connect_refused_total";
 /// Connections closed on a PROXY protocol listener for a missing, invalid or late header.
 pub(crate) const PROXY_HEADER_REFUSED_TOTAL: &str = "wsgate_proxy_header_refused_total";
+/// Integration connections refused because the host name resolved to a link-local or cloud
+/// metadata address (`security.allow_metadata_hosts`).
+pub(crate) const INTEGRATION_HOST_REFUSED_TOTAL: &str = "wsgate_integration_host_refused_total";
 /// `CacheHitCount`: messages of a cached route answered from the response cache, by stage and
 /// route.
 pub(crate) const CACHE_HIT_TOTAL: &str = "wsgate_cache_hit_total";
@@ -161,7 +164,10 @@ fn describe() {
         CACHE_TOO_LARGE_TOTAL,
         "Answers not cached for being over cache.max_entry_bytes"
     );
-    describe_counter!(DISCONNECT_TOTAL, "Connections closed, by close code");
+    describe_counter!(
+        DISCONNECT_TOTAL,
+        "Connections closed, by close code (client-chosen application codes as 3xxx or 4xxx)"
+    );
     describe_counter!(
         DISCONNECT_RETRY_TOTAL,
         "$disconnect calls tried again after a failure"
@@ -193,6 +199,10 @@ fn describe() {
     describe_counter!(
         PROXY_HEADER_REFUSED_TOTAL,
         "Connections closed on a PROXY protocol listener for a missing, invalid or late header"
+    );
+    describe_counter!(
+        INTEGRATION_HOST_REFUSED_TOTAL,
+        "Integration connections refused: the host resolved to a link-local or metadata address"
     );
     describe_counter!(JWKS_FETCH_TOTAL, "JWKS documents fetched");
     describe_histogram!(

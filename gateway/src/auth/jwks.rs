@@ -143,24 +143,33 @@ impl Jwks {
             return Err(CallError::Status(response.status().as_u16()));
         }
         let body = read_capped(response, MAX_JWKS_BYTES).await?;
-        let document: Document = serde_json::from_slice(&body)
-            .map_err(|_| CallError::Malformed("not a JWKS document"))?;
-        let keys: Vec<KeyEntry> = document
-            .keys
-            .into_iter()
-            .filter_map(|v| serde_json::from_value(v).ok())
-            .filter_map(|jwk| jwt_keys::from_jwk(&jwk))
-            .take(MAX_KEYS)
-            .collect();
-        if keys.is_empty() {
-            return Err(CallError::Malformed("no usable signing keys"));
-        }
+        let keys = parse_document(&body)?;
         tracing::debug!(url = %self.url, keys = keys.len(), "JWKS fetched");
         Ok(KeySet {
             keys,
             fetched_at: Instant::now(),
         })
     }
+}
+
+/// The signing keys of a JWKS document (at most [`MAX_KEYS`]; unusable entries skipped).
+///
+/// # Errors
+/// [`CallError::Malformed`] for a body that is not a JWKS document or has no usable key.
+pub(super) fn parse_document(body: &[u8]) -> Result<Vec<KeyEntry>, CallError> {
+    let document: Document =
+        serde_json::from_slice(body).map_err(|_| CallError::Malformed("not a JWKS document"))?;
+    let keys: Vec<KeyEntry> = document
+        .keys
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .filter_map(|jwk| jwt_keys::from_jwk(&jwk))
+        .take(MAX_KEYS)
+        .collect();
+    if keys.is_empty() {
+        return Err(CallError::Malformed("no usable signing keys"));
+    }
+    Ok(keys)
 }
 
 #[cfg(test)]

@@ -162,13 +162,24 @@ fn problem(kind: &ErrorKind) -> TokenProblem {
 #[async_trait]
 impl Authorizer for JwtAuthorizer {
     async fn authorize(&self, request: &AuthRequest<'_>) -> Result<Authorized, AuthError> {
-        let invalid = AuthError::InvalidToken;
         let token = self.token(request).ok_or(AuthError::MissingIdentity)?;
+        self.verify(&token).await
+    }
+}
+
+impl JwtAuthorizer {
+    /// Verifies `token` (as taken from the identity sources) and answers its context.
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidToken`] saying what is wrong with the token, or
+    /// [`AuthError::KeysUnavailable`] when the JWKS cannot be fetched and no configured key fits.
+    pub(crate) async fn verify(&self, token: &str) -> Result<Authorized, AuthError> {
+        let invalid = AuthError::InvalidToken;
         if token.len() > self.max_token_bytes {
             return Err(invalid(TokenProblem::TooLong));
         }
         let header =
-            jsonwebtoken::decode_header(&token).map_err(|_| invalid(TokenProblem::Malformed))?;
+            jsonwebtoken::decode_header(token).map_err(|_| invalid(TokenProblem::Malformed))?;
         let alg = header.alg;
         if !self.algorithms.contains(&alg) {
             return Err(invalid(TokenProblem::AlgorithmNotAllowed));
@@ -206,7 +217,7 @@ impl Authorizer for JwtAuthorizer {
         validation.algorithms = vec![alg];
         let mut outcome = TokenProblem::NoMatchingKey;
         for key in candidates {
-            match jsonwebtoken::decode::<Map<String, Value>>(&token, &key.key, &validation) {
+            match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
                 Ok(data) => return self.context(&data.claims).map_err(invalid),
                 Err(error) => match problem(error.kind()) {
                     TokenProblem::BadSignature => outcome = TokenProblem::BadSignature,
@@ -216,5 +227,18 @@ impl Authorizer for JwtAuthorizer {
             }
         }
         Err(invalid(outcome))
+    }
+}
+
+#[cfg(feature = "fuzzing")]
+impl JwtAuthorizer {
+    /// Adds the signing keys of a JWKS document to the configured keys, as if the document had
+    /// been fetched (the fuzz targets read documents without a server).
+    ///
+    /// # Errors
+    /// What a fetch of this document would have failed with.
+    pub(crate) fn with_jwks_document(mut self, body: &[u8]) -> Result<Self, super::CallError> {
+        self.keys.extend(super::jwks::parse_document(body)?);
+        Ok(self)
     }
 }

@@ -289,6 +289,15 @@ pub struct SecurityConfig {
     /// Load balancers and proxies (CIDR blocks or single addresses) whose `X-Forwarded-For` is
     /// believed; see `auth::client_ip`.
     pub trusted_proxies: Vec<String>,
+    /// Hosts that integration, `request` authorizer and JWKS URLs may name once their stage
+    /// variables are substituted: host names (`api.internal`), `*.suffix`
+    /// (`*.svc.cluster.local`), addresses or CIDR blocks (`10.0.0.0/8`); empty allows any
+    /// host except link-local and metadata ones.
+    pub integration_hosts: Vec<String>,
+    /// Whether those URLs may name link-local and cloud metadata addresses (`169.254.0.0/16`
+    /// with `169.254.169.254`, `fe80::/10`, `fd00:ec2::254`, `metadata.google.internal`),
+    /// also when a host name resolves to one; off by default.
+    pub allow_metadata_hosts: bool,
 }
 
 impl Default for SecurityConfig {
@@ -301,6 +310,8 @@ impl Default for SecurityConfig {
             max_tracked_ips: 100_000,
             redact_query_params: Vec::new(),
             trusted_proxies: Vec::new(),
+            integration_hosts: Vec::new(),
+            allow_metadata_hosts: false,
         }
     }
 }

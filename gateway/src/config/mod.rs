@@ -15,6 +15,7 @@ pub mod duration;
 mod env;
 mod groups;
 mod iam;
+mod integration_hosts;
 mod model;
 mod models;
 pub mod reference;
@@ -47,6 +48,7 @@ pub use iam::{
     DEFAULT_IAM_ACCOUNT, DEFAULT_IAM_REGION, IamConfig, IamPrincipalConfig, OneOrList,
     PolicyDocument, PolicyStatement,
 };
+pub(crate) use integration_hosts::HostPolicy;
 pub use model::*;
 pub use models::{DEFAULT_MODEL_KEY, JSON_CONTENT_TYPE, ModelConfig};
 pub use stage_variables::substitute_stage_variables;
@@ -341,6 +343,7 @@ impl Config {
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::invalid("log.level", e.to_string()))?;
         tracing::validate(&self.tracing)?;
+        integration_hosts::validate(self)?;
         check_auth::validate(self)
     }
 

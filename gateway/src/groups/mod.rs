@@ -43,6 +43,8 @@ use self::presence::Presence;
 pub(crate) use self::presence::PresenceRoutes;
 pub(crate) use self::remote::RemoteReceivers;
 use self::remote::{Remote, RemoteSettings};
+#[cfg(feature = "fuzzing")]
+pub(crate) use self::wire::Frame as WireFrame;
 use crate::bus::BusError;
 use crate::bus::redis_bus::RedisTarget;
 use crate::config::{Config, GroupsConfig, StoreConfig};

@@ -388,6 +388,10 @@ pub(crate) fn http_client() -> Result<reqwest::Client, reqwest::Error> {
         .pool_max_idle_per_host(512)
         .tcp_nodelay(true)
         .user_agent(concat!("wsgate/", env!("CARGO_PKG_VERSION")))
+        // A backend's redirect is its answer, as with AWS: following it would let a backend,
+        // or whoever controls its answer, point the gateway at any address
+        // (security.integration_hosts is checked on configured URLs only).
+        .redirect(reqwest::redirect::Policy::none())
         .build()
 }
 
@@ -408,6 +412,7 @@ pub(crate) fn http2_client() -> Result<reqwest::Client, reqwest::Error> {
         .pool_idle_timeout(Duration::from_secs(60))
         .tcp_nodelay(true)
         .user_agent(concat!("wsgate/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
         .http2_prior_knowledge()
         .http2_keep_alive_interval(Duration::from_secs(30))
         .http2_keep_alive_timeout(Duration::from_secs(10))

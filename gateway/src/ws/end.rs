@@ -47,6 +47,22 @@ pub(super) fn unlist(shared: &Shared, handle: &SessionHandle) {
     metrics::gauge!(telemetry::CONNECTIONS_CURRENT).set(shared.registry.len() as f64);
 }
 
+/// The `code` label of `wsgate_disconnect_total`. A client may close with any of the 2000
+/// application codes (3000–4999), so the codes it chooses are counted as `3xxx` or `4xxx`
+/// (and anything else outside the protocol's range as `other`), keeping the number of series
+/// bounded; the gateway's own codes and those a backend gives on `DELETE` stay exact.
+fn code_label(reason: &CloseReason) -> String {
+    match reason {
+        CloseReason::ByClient { code, .. } => match code {
+            1000..=1015 => code.to_string(),
+            3000..=3999 => "3xxx".to_owned(),
+            4000..=4999 => "4xxx".to_owned(),
+            _ => "other".to_owned(),
+        },
+        other => other.code().to_string(),
+    }
+}
+
 /// Ends a connection: every path out of a connection whose `$connect` succeeded comes here once.
 pub(super) async fn finish(
     shared: &Shared,
@@ -59,8 +75,7 @@ pub(super) async fn finish(
     let meta = &handle.meta;
     unlist(shared, handle);
     shared.groups.forget(handle).await;
-    metrics::counter!(telemetry::DISCONNECT_TOTAL, "code" => reason.code().to_string())
-        .increment(1);
+    metrics::counter!(telemetry::DISCONNECT_TOTAL, "code" => code_label(&reason)).increment(1);
     // Messages already read still reach the integration, in order, before `$disconnect`.
     if let Some(inflow) = inflow {
         inflow.drain().await;

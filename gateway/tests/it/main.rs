@@ -51,6 +51,7 @@ mod ops_assets;
 mod request_authorizer;
 mod response_caps;
 mod sdk_gen;
+mod security;
 mod specs;
 mod specs_import;
 mod support;

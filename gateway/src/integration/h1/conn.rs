@@ -8,6 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
 use super::target::Address;
+use crate::config::HostPolicy;
 
 /// Read buffer a connection starts with (a usual answer's head and body fit).
 const INITIAL_BUFFER: usize = 8 * 1024;
@@ -29,16 +30,34 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// Opens a connection to `address` (a host name is resolved first).
+    /// Opens a connection to `address` (a host name is resolved first, and refused when it
+    /// resolves to an address `hosts` refuses).
     ///
     /// # Errors
     /// Resolution or connection failures.
-    pub(crate) async fn open(address: &Address) -> io::Result<Self> {
+    pub(crate) async fn open(address: &Address, hosts: &HostPolicy) -> io::Result<Self> {
         let stream = match address {
             Address::Tcp { host, port } => {
                 let tcp = match host.parse::<std::net::IpAddr>() {
                     Ok(ip) => TcpStream::connect((ip, *port)).await?,
-                    Err(_) => TcpStream::connect((host.as_str(), *port)).await?,
+                    Err(_) => {
+                        // Connects to the addresses checked, not to a second resolution's.
+                        let resolved: Vec<std::net::SocketAddr> =
+                            tokio::net::lookup_host((host.as_str(), *port))
+                                .await?
+                                .collect();
+                        if let Some(refused) =
+                            (resolved.iter()).find_map(|a| hosts.check_address(a.ip()).err())
+                        {
+                            metrics::counter!(crate::telemetry::INTEGRATION_HOST_REFUSED_TOTAL)
+                                .increment(1);
+                            return Err(io::Error::new(
+                                io::ErrorKind::PermissionDenied,
+                                format!("`{host}` {refused}"),
+                            ));
+                        }
+                        TcpStream::connect(&resolved[..]).await?
+                    }
                 };
                 tcp.set_nodelay(true)?;
                 Stream::Tcp(tcp)

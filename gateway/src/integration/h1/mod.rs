@@ -97,6 +97,8 @@ pub(crate) enum CallError {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Client {
     pools: Arc<Mutex<HashMap<Address, Arc<Pool>>>>,
+    /// `security.integration_hosts`: the addresses a host name resolves to are checked too.
+    hosts: Arc<crate::config::HostPolicy>,
 }
 
 impl Client {
@@ -108,6 +110,13 @@ impl Client {
             runtime.spawn(sweep(Arc::downgrade(&client.pools)));
         }
         client
+    }
+
+    /// Checks the addresses host names resolve to against `hosts` before connecting.
+    #[must_use]
+    pub(crate) fn with_hosts(mut self, hosts: crate::config::HostPolicy) -> Self {
+        self.hosts = Arc::new(hosts);
+        self
     }
 
     /// The pool of `address`, created on first use.
@@ -148,6 +157,7 @@ impl Client {
         let all: String = defaults.iter().map(|(_, line)| line.as_str()).collect();
         Endpoint {
             pool: self.pool(&target.address),
+            hosts: Arc::clone(&self.hosts),
             line: format!("{method} {} HTTP/1.1\r\n", target.path_and_query)
                 .into_bytes()
                 .into(),
@@ -206,6 +216,7 @@ pub(crate) struct Request<'a> {
 #[derive(Debug)]
 pub(crate) struct Endpoint {
     pool: Arc<Pool>,
+    hosts: Arc<crate::config::HostPolicy>,
     target: Target,
     /// `METHOD /path?query HTTP/1.1\r\n`.
     line: Box<[u8]>,
@@ -318,7 +329,12 @@ impl Endpoint {
     /// A new connection, within [`CONNECT_TIMEOUT`] (passing it counts as the call's timeout,
     /// as with the general client).
     async fn open(&self) -> Result<Conn, CallError> {
-        match tokio::time::timeout(CONNECT_TIMEOUT, Conn::open(&self.target.address)).await {
+        match tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            Conn::open(&self.target.address, &self.hosts),
+        )
+        .await
+        {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(source)) => Err(CallError::Failed(H1Error::Connect {
                 address: self.target.address.to_string(),
