@@ -240,36 +240,23 @@ async fn handle_one(
         span.set_str("wsgate.stage", &handle.meta.stage);
         span.set_str("wsgate.request_id", &request_id);
     }
-    let Some(access) = &routes.access_log else {
-        let steps = Steps {
-            bucket,
-            span: &mut span,
-        };
-        return route_one(shared, handle, routes, steps, message, &request_id, None).await;
-    };
-    let started_ms = super::now_ms();
+    let started_ms = routes.access_log.as_ref().map(|_| super::now_ms());
     let mut outcome = Outcome::default();
     let steps = Steps {
         bucket,
         span: &mut span,
     };
-    let frame = route_one(
-        shared,
-        handle,
-        routes,
-        steps,
-        message,
-        &request_id,
-        Some(&mut outcome),
-    )
-    .await;
-    access.event(
-        &handle.meta,
-        EventType::Message,
-        &request_id,
-        started_ms,
-        &outcome,
-    );
+    let log = started_ms.is_some().then_some(&mut outcome);
+    let frame = route_one(shared, handle, routes, steps, message, &request_id, log).await;
+    if let (Some(access), Some(started_ms)) = (&routes.access_log, started_ms) {
+        access.event(
+            &handle.meta,
+            EventType::Message,
+            &request_id,
+            started_ms,
+            &outcome,
+        );
+    }
     frame
 }
 
@@ -415,8 +402,8 @@ async fn route_one<'r>(
             status: integration.0,
             error: integration.1,
         });
-        if answer.is_err() {
-            log.error_message = Some(failure_message(answer.as_ref().err()));
+        if let Err(error) = &answer {
+            log.error_message = Some(failure_message(error));
         }
     }
     match answer {
@@ -425,7 +412,7 @@ async fn route_one<'r>(
             _ => None,
         },
         Err(error) => Some(error_frame(
-            failure_message(Some(&error)),
+            failure_message(&error),
             &meta.connection_id,
             request_id,
         )),
@@ -433,13 +420,13 @@ async fn route_one<'r>(
 }
 
 /// The message of the error frame a failed integration call gets.
-fn failure_message(error: Option<&IntegrationError>) -> &'static str {
+fn failure_message(error: &IntegrationError) -> &'static str {
     match error {
         // As AWS answers an integration that passes its timeout.
-        Some(IntegrationError::Timeout(_)) => "Endpoint request timed out",
+        IntegrationError::Timeout(_) => "Endpoint request timed out",
         // No request template matched and the passthrough behaviour refused the payload: AWS's
         // 415 reason phrase.
-        Some(IntegrationError::UnsupportedMediaType) => "Unsupported Media Type",
+        IntegrationError::UnsupportedMediaType => "Unsupported Media Type",
         _ => "Internal server error",
     }
 }
