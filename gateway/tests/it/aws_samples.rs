@@ -15,7 +15,7 @@ use crate::support::node::{Client, Harness};
 use crate::support::*;
 
 /// The chat app's default table name.
-pub(crate) const TABLE: &str = "simplechat_connections";
+const TABLE: &str = "simplechat_connections";
 
 /// The sample's expected values.
 const RIGHT: [(&str, &str); 1] = [("HeaderAuth1", "headerValue1")];
@@ -40,7 +40,7 @@ impl Cert {
 
 /// One DynamoDB call to moto (JSON protocol). moto does not check signatures; it takes the region
 /// from the credential scope.
-pub(crate) async fn dynamodb(moto: &Moto, operation: &str, body: Value) -> Value {
+async fn dynamodb(moto: &Moto, operation: &str, body: Value) -> Value {
     let answer = http()
         .post(&moto.url)
         .header("X-Amz-Target", format!("DynamoDB_20120810.{operation}"))
@@ -127,8 +127,12 @@ api:
     )
 }
 
-#[tokio::test]
-async fn chat_app_and_dg_authorizer_run_unchanged() {
+/// What the chat sample's functions run on: its DynamoDB table on moto, a certificate for the
+/// gateway's `wss://`, and the Lambda harness with the functions' environment (the SDK's own
+/// variables, the service-specific endpoint variable for DynamoDB, and the gateway's CA for
+/// `https://`), and that environment (the clients use it too). Keep the [`Moto`] alive for the
+/// test's length.
+pub(crate) async fn chat_sample_setup() -> (Moto, Cert, Vec<(String, String)>, Harness) {
     let moto = Moto::start().await;
     dynamodb(
         &moto,
@@ -142,8 +146,6 @@ async fn chat_app_and_dg_authorizer_run_unchanged() {
     )
     .await;
     let cert = Cert::new();
-    // What the functions' and the clients' environments hold: the SDK's own variables, the
-    // service-specific endpoint variable for DynamoDB, and the gateway's CA for `https://`.
     let env: Vec<(String, String)> = [
         ("AWS_REGION", REGION),
         ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
@@ -155,7 +157,13 @@ async fn chat_app_and_dg_authorizer_run_unchanged() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let mut harness = Harness::start(&env).await;
+    let harness = Harness::start(&env).await;
+    (moto, cert, env, harness)
+}
+
+#[tokio::test]
+async fn chat_app_and_dg_authorizer_run_unchanged() {
+    let (moto, cert, env, mut harness) = chat_sample_setup().await;
     let gw = TestGateway::start(&gateway_yaml(&cert, &harness)).await;
     let url =
         |stage: &str, query: &str| format!("wss://127.0.0.1:{}/{stage}{query}", gw.addr.port());

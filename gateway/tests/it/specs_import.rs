@@ -4,11 +4,9 @@
 //! configuration (with TLS and SigV4 on the callback API added, as a deployment would), and the
 //! chat's handlers run connect, sendmessage and disconnect through it against DynamoDB in moto.
 
-use serde_json::json;
-
-use crate::aws_samples::{Cert, TABLE, dynamodb, stored_ids};
-use crate::support::lambda::{ACCESS_KEY_ID, Moto, REGION, SECRET_ACCESS_KEY, TempFile};
-use crate::support::node::{Client, Harness};
+use crate::aws_samples::stored_ids;
+use crate::support::lambda::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, TempFile};
+use crate::support::node::Client;
 use crate::support::*;
 
 const TEMPLATE: &str = concat!(
@@ -47,31 +45,7 @@ pub(crate) async fn wsgate(args: &[&str]) -> (i32, String, String) {
 
 #[tokio::test]
 async fn imported_sam_chat_template_serves_its_own_handlers() {
-    let moto = Moto::start().await;
-    dynamodb(
-        &moto,
-        "CreateTable",
-        json!({
-            "TableName": TABLE,
-            "AttributeDefinitions": [{"AttributeName": "connectionId", "AttributeType": "S"}],
-            "KeySchema": [{"AttributeName": "connectionId", "KeyType": "HASH"}],
-            "BillingMode": "PAY_PER_REQUEST",
-        }),
-    )
-    .await;
-    let cert = Cert::new();
-    let env: Vec<(String, String)> = [
-        ("AWS_REGION", REGION),
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
-        ("AWS_ENDPOINT_URL_DYNAMODB", moto.url.as_str()),
-        ("TABLE_NAME", TABLE),
-        ("NODE_EXTRA_CA_CERTS", &cert.cert.0.display().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let mut harness = Harness::start(&env).await;
+    let (moto, cert, env, mut harness) = crate::aws_samples::chat_sample_setup().await;
 
     // The map names the functions by their logical ids.
     let map = TempFile::with_contents(
