@@ -213,6 +213,16 @@ struct Props<'n> {
 }
 
 impl<'n> Props<'n> {
+    /// The `Properties` of resource `id`, placed at the resource's own line.
+    fn of(id: &'n str, node: &'n Node) -> Self {
+        Self {
+            id,
+            node: node.get("Properties"),
+            line: node.line,
+            read: BTreeSet::new(),
+        }
+    }
+
     fn get(&mut self, key: &'static str) -> Option<&'n Node> {
         self.read.insert(key);
         self.node?.get(key)
@@ -487,12 +497,7 @@ impl Importer<'_> {
     fn integrations(&mut self, found: &[(&str, &Node)]) -> BTreeMap<String, Json> {
         let mut out = BTreeMap::new();
         for (id, node) in found {
-            let mut props = Props {
-                id,
-                node: node.get("Properties"),
-                line: node.line,
-                read: BTreeSet::new(),
-            };
+            let mut props = Props::of(id, node);
             if !self.belongs(&mut props) {
                 continue;
             }
@@ -652,12 +657,7 @@ impl Importer<'_> {
         mut integrations: BTreeMap<String, Json>,
     ) -> BTreeMap<String, Json> {
         for (id, node) in found {
-            let mut props = Props {
-                id,
-                node: node.get("Properties"),
-                line: node.line,
-                read: BTreeSet::new(),
-            };
+            let mut props = Props::of(id, node);
             if !self.belongs(&mut props) {
                 continue;
             }
@@ -703,12 +703,7 @@ impl Importer<'_> {
     fn authorizers(&mut self, found: &[(&str, &Node)]) -> BTreeMap<String, (String, Json)> {
         let mut out = BTreeMap::new();
         for (id, node) in found {
-            let mut props = Props {
-                id,
-                node: node.get("Properties"),
-                line: node.line,
-                read: BTreeSet::new(),
-            };
+            let mut props = Props::of(id, node);
             if !self.belongs(&mut props) {
                 continue;
             }
@@ -763,12 +758,7 @@ impl Importer<'_> {
     fn route_responses(&mut self, found: &[(&str, &Node)]) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         for (id, node) in found {
-            let mut props = Props {
-                id,
-                node: node.get("Properties"),
-                line: node.line,
-                read: BTreeSet::new(),
-            };
+            let mut props = Props::of(id, node);
             if !self.belongs(&mut props) {
                 continue;
             }
@@ -797,12 +787,7 @@ impl Importer<'_> {
     ) -> Map<String, Json> {
         let mut out = Map::new();
         for (id, node) in found {
-            let mut props = Props {
-                id,
-                node: node.get("Properties"),
-                line: node.line,
-                read: BTreeSet::new(),
-            };
+            let mut props = Props::of(id, node);
             if !self.belongs(&mut props) {
                 continue;
             }
@@ -907,12 +892,7 @@ impl Importer<'_> {
     fn models(&mut self, found: &[(&str, &Node)]) -> Map<String, Json> {
         let mut out = Map::new();
         for (id, node) in found {
-            let mut props = Props {
-                id,
-                node: node.get("Properties"),
-                line: node.line,
-                read: BTreeSet::new(),
-            };
+            let mut props = Props::of(id, node);
             if !self.belongs(&mut props) {
                 continue;
             }
@@ -962,12 +942,7 @@ impl Importer<'_> {
     ) -> Map<String, Json> {
         let mut out = Map::new();
         for (id, node) in found {
-            let mut props = Props {
-                id,
-                node: node.get("Properties"),
-                line: node.line,
-                read: BTreeSet::new(),
-            };
+            let mut props = Props::of(id, node);
             if !self.belongs(&mut props) {
                 continue;
             }
@@ -990,12 +965,7 @@ impl Importer<'_> {
             self.leftovers(props, "no equivalent in wsgate's stage (ignored; see throttling: and stages' access_log / execution_log)");
         }
         for (id, node) in deployments {
-            let mut props = Props {
-                id,
-                node: node.get("Properties"),
-                line: node.line,
-                read: BTreeSet::new(),
-            };
+            let mut props = Props::of(id, node);
             if !self.belongs(&mut props) {
                 continue;
             }
@@ -1021,12 +991,7 @@ impl Importer<'_> {
     fn domains(&mut self, names: &[(&str, &Node)], mappings: &[(&str, &Node)]) -> Vec<Json> {
         let mut domains: BTreeMap<String, Vec<Json>> = BTreeMap::new();
         for (id, node) in names {
-            let mut props = Props {
-                id,
-                node: node.get("Properties"),
-                line: node.line,
-                read: BTreeSet::new(),
-            };
+            let mut props = Props::of(id, node);
             if let Some(name) = self.string(&mut props, "DomainName") {
                 domains.entry(name).or_default();
             }
@@ -1036,12 +1001,7 @@ impl Importer<'_> {
             self.leftovers(props, "no equivalent in wsgate (ignored)");
         }
         for (id, node) in mappings {
-            let mut props = Props {
-                id,
-                node: node.get("Properties"),
-                line: node.line,
-                read: BTreeSet::new(),
-            };
+            let mut props = Props::of(id, node);
             if !self.belongs(&mut props) {
                 continue;
             }
