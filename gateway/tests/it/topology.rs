@@ -154,12 +154,26 @@ struct Ledger {
     opened: AtomicU64,
     /// Closes the clients saw, by close code.
     closes: Mutex<BTreeMap<u16, u64>>,
+    /// Ends the posters (first), then the clients: a post whose 200 races the client's own close
+    /// frame is outside the promise, which covers connections that stay open.
+    stop_posting: CancellationToken,
     stop: CancellationToken,
 }
 
 impl Ledger {
     fn accepted_count(&self) -> usize {
         self.accepted.lock().expect("ledger").len()
+    }
+
+    /// Accepted numbers that have not arrived (yet).
+    fn undelivered(&self) -> usize {
+        let received = self.received.lock().expect("ledger");
+        self.accepted
+            .lock()
+            .expect("ledger")
+            .iter()
+            .filter(|(id, n)| !received.get(id).is_some_and(|got| got.contains(n)))
+            .count()
     }
 
     fn connected(&self) -> usize {
@@ -262,7 +276,7 @@ async fn poster_loop(first: u64, step: u64, clients: usize, base: String, ledger
     let client = http();
     let mut n = first;
     let mut i = usize::try_from(first).unwrap_or(0);
-    while !ledger.stop.is_cancelled() {
+    while !ledger.stop_posting.is_cancelled() {
         i = (i + 1) % clients;
         let id = ledger.current.lock().expect("ledger").get(&i).cloned();
         let Some(id) = id else {
@@ -344,9 +358,20 @@ async fn a_rolling_restart_under_load_loses_no_post_answered_200() {
     )
     .await;
 
+    // The posters stop first; every post answered 200 arrives while its client is still
+    // connected; then the clients close.
+    ledger.stop_posting.cancel();
+    for poster in tasks.split_off(CLIENTS) {
+        poster.await.expect("poster task");
+    }
+    // (What has not arrived within the deadline is reported below, number by number.)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while ledger.undelivered() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     ledger.stop.cancel();
-    for task in tasks {
-        task.await.expect("client or poster task");
+    for client in tasks {
+        client.await.expect("client task");
     }
 
     // Every post answered 200 reached the connection it was posted to, once.
