@@ -36,6 +36,15 @@ pub(crate) fn put_trace(inv: &Invocation<'_>, mut put: impl FnMut(&'static str, 
     };
     crate::traces::propagate::inject(context, &mut put);
     if !matches!(inv.kind, crate::events::EventKind::Connect(_)) {
+        put_amzn_trace(inv, put);
+    }
+}
+
+/// Gives `put` the `x-amzn-trace-id` of a call made with tracing on: the header the Lambda
+/// Invoke API reads to continue a trace inside the function (AWS's SDKs send it the same way,
+/// outside the signature). Nothing with tracing off.
+pub(crate) fn put_amzn_trace(inv: &Invocation<'_>, mut put: impl FnMut(&'static str, &str)) {
+    if let Some(context) = inv.trace.context() {
         put(
             "x-amzn-trace-id",
             &crate::traces::propagate::amzn_trace_id(context),

@@ -181,6 +181,7 @@ impl Integration for Http {
         let values = self.mapping.values(inv);
         let body = self.mapping.map_request(&values, payload, message)?.payload;
         let mut headers = ContextHeaders::new(&inv.meta.connection_id, inv.route_key);
+        super::context::put_trace(inv, |name, value| headers.put(name, value));
         if !body.bytes.is_empty() {
             headers.put("content-type", content_type(&body));
         }

@@ -370,3 +370,79 @@ async fn a_collector_that_never_answers_costs_messages_nothing_but_dropped_spans
     assert!(after - before >= 700.0, "dropped {before} → {after}");
     collector.abort();
 }
+
+/// The span id of the `integration` span in `trace` (waits for the export).
+async fn integration_span(receiver: &Receiver, trace: &str) -> Span {
+    let spans = receiver
+        .wait_for("the integration span", |spans| {
+            find(spans, "integration", trace).is_some()
+        })
+        .await;
+    find(&spans, "integration", trace)
+        .expect("integration span")
+        .clone()
+}
+
+#[tokio::test]
+async fn http_integrations_and_lambda_functions_by_arn_carry_the_trace() {
+    use crate::support::lambda::{REGION, aws_section, credentials_file};
+    let receiver = Receiver::http().await;
+    let backend = Backend::ok().await;
+    // The Invoke API's stand-in: every invocation answers an empty 200.
+    let invoke = Backend::start(|_| Reply::lambda(200, None)).await;
+    let file = credentials_file();
+    let routes = format!(
+        "    plain:\n      integration: {{ type: http, uri: \"${{stageVariables.backend}}/plain\", timeout: 2s }}\n    \
+         lambda:\n      integration: {{ type: aws_proxy, uri: \"arn:aws:lambda:{REGION}:123456789012:function:traced\", timeout: 2s }}\n    \
+         ping:\n"
+    );
+    let extra = format!(
+        "{}{}",
+        receiver.config("solo", ""),
+        aws_section(&invoke.url(), &file)
+    );
+    let yaml = config(&backend.url(), &extra).replacen("    ping:\n", &routes, 1);
+    let gw = TestGateway::start(&yaml).await;
+    let mut ws = connect(&gw.ws_url("/prod")).await;
+
+    // `http` (a mapped, non-proxy integration): traceparent and X-Amzn-Trace-Id, as the proxies.
+    send_text(&mut ws, r#"{"action":"plain"}"#).await;
+    let call = backend.next_to("/plain").await;
+    let (trace, parent, flags) = traceparent(&call);
+    assert_eq!(flags, "01");
+    let span = integration_span(&receiver, &trace).await;
+    assert_eq!(
+        span.span_id, parent,
+        "the traceparent names the integration span"
+    );
+    assert_eq!(span.attr("wsgate.integration.type"), Some("http"));
+    assert_eq!(
+        header(&call, "x-amzn-trace-id"),
+        Some(x_ray(&trace, &parent, true).as_str())
+    );
+
+    // A Lambda function by ARN: the Invoke request carries X-Amzn-Trace-Id (what Lambda reads to
+    // continue the trace in the function), its SigV4 signature untouched.
+    send_text(&mut ws, r#"{"action":"lambda"}"#).await;
+    let call = loop {
+        let call = invoke.next().await;
+        if call.path.contains("traced") {
+            break call;
+        }
+    };
+    let amzn = header(&call, "x-amzn-trace-id")
+        .expect("the Invoke request carries X-Amzn-Trace-Id")
+        .to_string();
+    let root = amzn
+        .strip_prefix("Root=1-")
+        .and_then(|rest| rest.split(';').next())
+        .expect(&amzn)
+        .replace('-', "");
+    let span = integration_span(&receiver, &root).await;
+    assert_eq!(span.attr("wsgate.integration.type"), Some("aws_proxy"));
+    assert_eq!(amzn, x_ray(&root, &span.span_id, true));
+    assert!(
+        header(&call, "authorization").is_some_and(|a| !a.contains("x-amzn-trace-id")),
+        "X-Amzn-Trace-Id is outside the signed headers"
+    );
+}

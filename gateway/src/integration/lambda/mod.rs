@@ -178,10 +178,15 @@ impl Function {
             );
             IntegrationError::Credentials(error.to_string())
         })?;
-        let headers = self
+        let mut headers = self
             .signing
             .header_lines(&credentials, payload, SystemTime::now())
             .map_err(|e| IntegrationError::Credentials(e.to_string()))?;
+        crate::integration::context::put_amzn_trace(inv, |name, value| {
+            for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
+                headers.extend_from_slice(part);
+            }
+        });
         let out = Outgoing {
             headers: &headers,
             body: payload,
