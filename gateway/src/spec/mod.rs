@@ -5,10 +5,7 @@
 
 mod asyncapi_export;
 mod asyncapi_import;
-mod cfn_eval;
-mod cfn_import;
-#[cfg(test)]
-mod cfn_import_tests;
+mod cfn;
 mod cli;
 mod openapi;
 mod output;
@@ -16,7 +13,7 @@ mod yaml;
 
 pub use asyncapi_export::asyncapi;
 pub use asyncapi_import::{AsyncApiOptions, import_asyncapi};
-pub use cfn_import::{CfnOptions, import_cloudformation};
+pub use cfn::{CfnOptions, import_cloudformation};
 pub use cli::{ExportCommand, ImportCommand, export, import};
 pub use openapi::openapi;
 pub use output::to_yaml;

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::cfn_import::{CfnOptions, import_cloudformation};
+use super::{CfnOptions, import_cloudformation};
 use crate::config::Config;
 
 const TEMPLATE: &str = r#"
@@ -186,7 +186,7 @@ fn every_resource_kind_is_imported() {
     );
     // `Fn::If` cannot be evaluated: the route whose integration needs it is left out, said so.
     assert!(routes.get("$default").is_none());
-    let text = super::to_yaml(&imported.config, &[]).expect("YAML");
+    let text = crate::spec::to_yaml(&imported.config, &[]).expect("YAML");
     Config::from_yaml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
 }
 
@@ -257,21 +257,21 @@ fn required_api_keys_and_iam_get_credentials_the_gateway_cannot_start_without() 
     );
     assert_eq!(
         imported.config["api_keys"],
-        json!([{"id": "imported", "value_env": super::IMPORTED_KEY_ENV, "usage_plan": "imported"}])
+        json!([{"id": "imported", "value_env": crate::spec::IMPORTED_KEY_ENV, "usage_plan": "imported"}])
     );
     assert!(
         imported
             .notes
             .iter()
-            .any(|n| n.message.contains(super::IMPORTED_KEY_ENV)),
+            .any(|n| n.message.contains(crate::spec::IMPORTED_KEY_ENV)),
         "{:?}",
         imported.notes
     );
-    let text = super::to_yaml(&imported.config, &[]).expect("YAML");
+    let text = crate::spec::to_yaml(&imported.config, &[]).expect("YAML");
     let config = Config::from_yaml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(config.api_keys.len(), 1);
     assert_eq!(
         config.iam.principals[0].secret_access_key_env.as_deref(),
-        Some(super::IMPORTED_SECRET_ENV)
+        Some(crate::spec::IMPORTED_SECRET_ENV)
     );
 }

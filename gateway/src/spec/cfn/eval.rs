@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
-use super::yaml::{Node, Value};
+use crate::spec::yaml::{Node, Value};
 
 /// A value that could not be evaluated, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
