@@ -1,5 +1,6 @@
-//! The `wsgate` command line: `wsgate --config FILE` serves, `wsgate check --config FILE`
-//! validates, `wsgate config schema|defaults|reference` describes the configuration, `wsgate sdk`
+//! The `wsgate` command line: `wsgate --config FILE` serves (`SIGHUP` reloads the file),
+//! `wsgate check --config FILE` validates, `wsgate reload` asks the running gateway to
+//! reload ([`crate::reload::client`]), `wsgate config schema|defaults|reference` describes the configuration, `wsgate sdk`
 //! generates typed clients, `wsgate import ...` / `wsgate export ...` translate API definitions
 //! (`crate::spec`). Exit codes: 0 success, 1 configuration or usage error, 2 runtime failure.
 
@@ -37,6 +38,8 @@ enum Command {
     Serve,
     /// Validate the configuration and exit.
     Check,
+    /// Ask the gateway running with this configuration to re-read it (no connection is closed).
+    Reload(crate::reload::client::ReloadArgs),
     /// Describe the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -74,6 +77,10 @@ pub fn main() -> ExitCode {
         eprintln!("error: --config FILE is required (or set WSGATE_CONFIG)");
         return ExitCode::from(1);
     };
+    if let Some(Command::Reload(args)) = &cli.command {
+        // The running gateway checks the file (with its own environment) and answers why not.
+        return crate::reload::client::run(&path, args);
+    }
     let config = match Config::load(&path) {
         Ok(config) => config,
         Err(error) => {
@@ -91,7 +98,8 @@ pub fn main() -> ExitCode {
             println!("{}: configuration is valid", path.display());
             ExitCode::SUCCESS
         }
-        Command::Serve => serve(config),
+        Command::Serve => serve(config, path),
+        Command::Reload(args) => crate::reload::client::run(&path, &args),
         Command::Config(what) => describe(&what, Some(&path)),
         Command::Sdk(args) => crate::sdk::run(&config, &args),
         Command::Import(what) => crate::spec::import(&what),
@@ -124,7 +132,7 @@ fn describe(what: &ConfigCommand, path: Option<&std::path::Path>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn serve(config: Config) -> ExitCode {
+fn serve(config: Config, path: PathBuf) -> ExitCode {
     telemetry::init_logging(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -144,13 +152,15 @@ fn serve(config: Config) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let gateway = match Gateway::start(config, listeners).await {
+        let mut gateway = match Gateway::start(config, listeners).await {
             Ok(gateway) => gateway,
             Err(error) => {
                 eprintln!("error: {error}");
                 return ExitCode::from(1);
             }
         };
+        gateway.set_config_file(path);
+        let hangups = reload_on_hangup(gateway.reload_handle());
         crate::systemd::ready(&format!("serving on {}", gateway.local_addr()));
         let watchdog = crate::systemd::spawn_watchdog();
         gateway
@@ -162,8 +172,37 @@ fn serve(config: Config) -> ExitCode {
         if let Some(watchdog) = watchdog {
             watchdog.abort();
         }
+        if let Some(hangups) = hangups {
+            hangups.abort();
+        }
         ExitCode::SUCCESS
     })
+}
+
+/// Reloads the configuration file on each SIGHUP (the outcome is logged); `None` where there
+/// is no SIGHUP.
+fn reload_on_hangup(handle: crate::ReloadHandle) -> Option<tokio::task::JoinHandle<()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangup) => Some(tokio::spawn(async move {
+                while hangup.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading the configuration file");
+                    let _ = handle.reload().await;
+                }
+            })),
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP; `wsgate reload` still works");
+                None
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = handle;
+        None
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT; a second signal exits at once.

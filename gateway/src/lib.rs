@@ -3,6 +3,7 @@
 //!
 //! # Public API
 //! [`Gateway::start`] serves a [`Config`] on bound [`Listeners`] until [`Gateway::shutdown`];
+//! [`Gateway::reload`] swaps in the API definition of its re-read configuration file;
 //! [`config`] holds the configuration as plain data (YAML + `WSGATE_*` environment), validated
 //! on its own; [`init_logging`] sets up logs as the binary does; [`cli`] is the `wsgate`
 //! command line. The store traits ([`ConnectionStore`], [`GroupStore`]) come from
@@ -22,7 +23,12 @@
 //! - `consumer`: broker consumers (NATS, JetStream, RabbitMQ, Redis Streams) whose messages
 //!   are delivered to connections, groups and stages as the callback API delivers them.
 //! - `cache`: response caching of two-way routes (memory or Redis), keyed per route.
-//! - `state`: what the lifecycle shares (registry, store, groups, checks, budgets, signals).
+//! - `reload`: re-reading the configuration file (`SIGHUP`, `wsgate reload`, the admin API,
+//!   the file watch), refusing keys fixed at start, swapping the definition and certificates.
+//! - `state`: what the lifecycle shares (registry, store, groups, budgets, signals, and the API
+//!   definition in force).
+//! - `deployment`: the API definition (routes, checks, throttling) built from one
+//!   configuration, swappable (arc-swap), and its deployment id.
 //! - `groups` (membership, fan-out, presence), `auth` (connect-time checks, `AWS_IAM` among
 //!   them), `iam` (SigV4 verification, the configured principals and their IAM policies, used
 //!   by `callback` and `auth`), `throttle`, `integration` (`aws_proxy`, `http_proxy`, `http`,
@@ -51,6 +57,7 @@ pub mod cli;
 mod cluster;
 pub mod config;
 mod consumer;
+mod deployment;
 mod domains;
 mod error;
 mod events;
@@ -63,6 +70,7 @@ mod ops;
 mod proxy_protocol;
 mod raw_head;
 mod registry;
+mod reload;
 mod routing;
 mod sdk;
 mod server;
@@ -79,8 +87,10 @@ mod validate;
 mod ws;
 
 pub use config::Config;
+pub use deployment::Deployment;
+pub use error::ReloadError;
 pub use ids::connection_id;
-pub use server::{Gateway, Listeners, StartError};
+pub use server::{Gateway, Listeners, ReloadHandle, StartError};
 pub use telemetry::init_logging;
 pub use wsgate_connection_store::{ConnectionStore, GroupStore, StoreError};
 

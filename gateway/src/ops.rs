@@ -1,4 +1,4 @@
-//! Operational endpoints: `/healthz` (liveness), `/readyz` (503 while draining or when the
+//! Operational endpoints: `/healthz` (liveness, and the deployment served), `/readyz` (503 while draining or when the
 //! connection store is unreachable) and `/metrics` (Prometheus text).
 
 use std::sync::Arc;
@@ -21,8 +21,10 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/metrics", get(metrics))
 }
 
-async fn healthz() -> Response {
-    axum::Json(json!({ "status": "ok" })).into_response()
+/// Also names the deployment this node serves (`docs/deployments.md`).
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    let live = shared.definition();
+    axum::Json(json!({ "status": "ok", "deployment": &live.deployment })).into_response()
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {

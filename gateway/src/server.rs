@@ -20,7 +20,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -33,17 +32,20 @@ use crate::bus::redis_bus::{RedisBus, RedisTarget};
 use crate::callback::{self, auth::CallbackAuth};
 use crate::cluster::{self, Cluster, ClusterBus};
 use crate::config::{Config, StoreConfig};
+use crate::deployment::{self, Deployment};
 use crate::domains::Domains;
+use crate::error::ReloadError;
 use crate::groups::{Groups, PresenceRoutes};
 use crate::integration;
 use crate::ops;
 use crate::proxy_protocol::{self, Rewound};
 use crate::raw_head;
 use crate::registry::Registry;
-use crate::routing::SelectionExpression;
+use crate::reload::Reloader;
 use crate::state::Shared;
 use crate::store::GatewayStore;
 use crate::telemetry;
+use crate::tls::LiveTls;
 use crate::ws::connect::{self, LocalAddr};
 
 /// How often last-active times are written to the store.
@@ -86,6 +88,15 @@ pub enum StartError {
     /// Authorizer keys, API keys or other security settings could not be loaded.
     #[error(transparent)]
     Security(#[from] crate::auth::SecurityError),
+}
+
+impl From<deployment::BuildError> for StartError {
+    fn from(error: deployment::BuildError) -> Self {
+        match error {
+            deployment::BuildError::Config(e) => Self::Config(e),
+            deployment::BuildError::Security(e) => Self::Security(e),
+        }
+    }
 }
 
 /// The sockets a gateway serves on.
@@ -142,6 +153,8 @@ pub struct Gateway {
     background: JoinSet<()>,
     cluster_tasks: JoinSet<()>,
     consumers: crate::consumer::Consumers,
+    /// Re-reads the configuration file and swaps the API definition.
+    reloader: Arc<Reloader>,
     /// What the main listener serves, for in-memory connections of the fuzz targets.
     #[cfg(feature = "fuzzing")]
     main: crate::fuzzing::Opaque<Serving>,
@@ -210,23 +223,13 @@ impl Gateway {
     /// A [`StartError`] naming what could not be set up.
     pub async fn start(config: Config, listeners: Listeners) -> Result<Self, StartError> {
         let node_id = config.effective_node_id();
-        let selection = SelectionExpression::parse(&config.api.route_selection_expression)
-            .map_err(|e| crate::config::ConfigError::Invalid {
-                key: "api.route_selection_expression".into(),
-                message: e.to_string(),
-            })?;
         let client = integration::http_client().map_err(StartError::HttpClient)?;
-        let wants_http2 = (config.api.routes.values())
-            .any(|route| route.integration.protocol() == crate::config::BackendProtocol::Http2);
         let clients = integration::Clients {
             general: client.clone(),
             h1: integration::h1::Client::new()
                 .with_hosts(crate::config::HostPolicy::from_config(&config)?),
-            h2: if wants_http2 {
-                Some(integration::http2_client().map_err(StartError::HttpClient)?)
-            } else {
-                None
-            },
+            // Always made (it opens nothing until used): a reload may add an HTTP/2 route.
+            h2: Some(integration::http2_client().map_err(StartError::HttpClient)?),
             brokers: Default::default(),
         };
         // Installed before the routes are built: they register their metric handles.
@@ -238,33 +241,30 @@ impl Gateway {
                 message,
             }
         })?;
-        let models = crate::validate::Models::compile(&config.api)?;
-        let access_logs = crate::access_log::start_all(&config.api)?;
-        let activity = Arc::new(crate::activity::Activity::default());
-        let stages = integration::build_stages(
-            &config.api,
-            &models,
-            &clients,
-            &aws,
-            config.limits.integration_response_bytes(),
-            response_cache.as_ref(),
-            integration::Observers {
-                access_logs: &access_logs,
-                activity: &activity,
-            },
-        )
-        .map_err(|message| crate::config::ConfigError::Invalid {
-            key: "api.routes".into(),
-            message,
-        })?;
-        let security =
-            crate::auth::Security::build(&config, &client, &aws, &|var| std::env::var(var).ok())?;
-        aws.check_in_background();
+        let builder = deployment::Builder {
+            clients,
+            aws,
+            response_cache: response_cache.clone(),
+            activity: Arc::new(crate::activity::Activity::default()),
+        };
+        let throttle = crate::throttle::Throttle::from_config(&config)
+            .await
+            .map_err(StartError::Throttle)?;
+        let definition = builder.build(config.clone(), Arc::new(throttle), None)?;
+        let stages = definition.stages.clone();
+        builder.aws.check_in_background();
         let (store, group_store, joined) = build_store(&config, &node_id).await?;
         let registry = Arc::new(Registry::default());
         let tracker = TaskTracker::new();
+        let live_routes = Arc::new(std::sync::OnceLock::<std::sync::Weak<Shared>>::new());
         let presence = PresenceRoutes {
-            stages: stages.clone(),
+            stages: {
+                let live_routes = Arc::clone(&live_routes);
+                Arc::new(move |stage: &str| {
+                    let shared = live_routes.get()?.upgrade()?;
+                    shared.definition().stage(stage).cloned()
+                })
+            },
             tracker: tracker.clone(),
         };
         let (groups, group_receivers) = Groups::build(
@@ -277,9 +277,6 @@ impl Gateway {
         .await
         .map_err(StartError::Groups)?;
         let groups = Arc::new(groups);
-        let throttle = crate::throttle::Throttle::from_config(&config)
-            .await
-            .map_err(StartError::Throttle)?;
         let local_addr = listeners.main.local_addr().map_err(StartError::Listener)?;
         let callback_addr = match &listeners.callback {
             Some(l) => Some(l.local_addr().map_err(StartError::Listener)?),
@@ -288,44 +285,33 @@ impl Gateway {
         if !config.ignored_env.is_empty() {
             tracing::warn!(variables = ?config.ignored_env, "WSGATE_* environment variables that name no config section were ignored");
         }
-        let callback_auth =
-            CallbackAuth::from_config(&config, Arc::clone(security.trusted_proxies()), &|var| {
-                std::env::var(var).ok()
-            })
-            .map_err(crate::auth::SecurityError::from)?;
+        let callback_auth = CallbackAuth::from_config(
+            &config,
+            Arc::clone(definition.security.trusted_proxies()),
+            &|var| std::env::var(var).ok(),
+        )
+        .map_err(crate::auth::SecurityError::from)?;
         if matches!(callback_auth, CallbackAuth::None) {
             tracing::warn!(
                 "callback.auth is `none`: anyone who reaches the callback API can push to and close connections"
             );
         }
         let traces = crate::traces::Traces::start(&config.tracing)?;
+        let activity = Arc::clone(&builder.activity);
+        crate::reload::report(&definition.deployment);
         let shared = Arc::new(Shared::new(
             config,
             node_id,
-            selection,
-            stages,
+            definition,
             store,
             registry,
             tracker,
             Arc::clone(&groups),
             callback_addr,
-            security,
-            throttle,
             activity,
             traces,
         ));
-        let routes: Vec<&str> = shared
-            .config
-            .api
-            .routes
-            .keys()
-            .map(String::as_str)
-            .collect();
-        crate::telemetry::init_series(
-            shared.config.api.stages.keys().map(String::as_str),
-            &routes,
-            joined.is_some(),
-        );
+        let _ = live_routes.set(Arc::downgrade(&shared));
         let mut cluster_tasks = JoinSet::new();
         let cluster = joined.map(|(cluster, receivers)| {
             cluster.spawn(&shared, receivers, &mut cluster_tasks);
@@ -345,10 +331,17 @@ impl Gateway {
             callback_auth,
         ));
 
-        let consumers = crate::consumer::Consumers::start(&shared, cluster.clone(), &aws);
+        let consumers = crate::consumer::Consumers::start(&shared, cluster.clone(), &builder.aws);
 
         let stop_accepting = CancellationToken::new();
         let mut background = JoinSet::new();
+        let tls: Option<LiveTls> = match &shared.config.tls {
+            Some(tls) => Some(Arc::new(arc_swap::ArcSwap::from_pointee(
+                crate::tls::server_config(tls, &shared.config.domains)?,
+            ))),
+            None => None,
+        };
+        let reloader = Arc::new(Reloader::new(Arc::clone(&shared), builder, tls.clone()));
         let admin = (shared.config.admin)
             .is_enabled(&shared.config.callback)
             .then(|| {
@@ -358,13 +351,13 @@ impl Gateway {
                     Arc::clone(&shared),
                     stop_accepting.clone(),
                 ));
-                Arc::new(admin::Admin::new(Arc::clone(&api), samples))
+                Arc::new(admin::Admin::new(
+                    Arc::clone(&api),
+                    samples,
+                    Arc::clone(&reloader),
+                ))
             });
         let admin_router = admin::router(admin);
-        let tls = match &shared.config.tls {
-            Some(tls) => Some(crate::tls::acceptor(tls, &shared.config.domains)?),
-            None => None,
-        };
         let domains = Arc::new(Domains::new(&shared.config.domains));
         let serving = |router: Router, proxy_protocol: bool| Serving {
             router,
@@ -399,7 +392,8 @@ impl Gateway {
             listen = %local_addr,
             callback = ?callback_addr,
             node_id = %shared.node_id,
-            stages = ?shared.stages.keys().collect::<Vec<_>>(),
+            stages = ?stages.keys().collect::<Vec<_>>(),
+            deployment = %reloader.current().id,
             "wsgate is serving"
         );
         Ok(Self {
@@ -411,6 +405,7 @@ impl Gateway {
             background,
             cluster_tasks,
             consumers,
+            reloader,
             #[cfg(feature = "fuzzing")]
             main: crate::fuzzing::Opaque(fuzz_serving),
         })
@@ -429,6 +424,63 @@ impl Gateway {
     /// This node's id.
     pub fn node_id(&self) -> &str {
         &self.shared.node_id
+    }
+
+    /// Remembers `path` as the configuration file that [`Gateway::reload`], `SIGHUP`,
+    /// `wsgate reload` and the file watch re-read, and starts the watch when `reload.watch` is
+    /// on. Once per gateway; later calls change nothing.
+    pub fn set_config_file(&mut self, path: std::path::PathBuf) {
+        if !self.reloader.set_file(path.clone()) {
+            return;
+        }
+        let settings = &self.shared.config.reload;
+        if settings.watch {
+            let watching = crate::reload::watch::spawn(
+                Arc::clone(&self.reloader),
+                path,
+                settings.debounce,
+                self.stop_accepting.clone(),
+            );
+            match watching {
+                Ok(task) => {
+                    self.background.spawn(async move {
+                        let _ = task.await;
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "reload.watch: cannot watch the configuration file; SIGHUP and `wsgate reload` still work");
+                }
+            }
+        }
+    }
+
+    /// Re-reads the configuration file (see [`Gateway::set_config_file`]) and serves its API
+    /// definition from now on, without closing any connection.
+    ///
+    /// # Errors
+    /// Why nothing changed (also logged): the file is not valid, a key fixed at start
+    /// changed, or there is no file.
+    pub async fn reload(&self) -> Result<Deployment, ReloadError> {
+        self.reloader.reload().await
+    }
+
+    /// Serves the API definition of `config` from now on, as [`Gateway::reload`] does with a
+    /// configuration already read.
+    ///
+    /// # Errors
+    /// See [`Gateway::reload`].
+    pub async fn apply(&self, config: Config) -> Result<Deployment, ReloadError> {
+        self.reloader.apply(config).await
+    }
+
+    /// What reloads this gateway, for a task that outlives the borrow (a signal handler).
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle(Arc::clone(&self.reloader))
+    }
+
+    /// The deployment served now.
+    pub fn deployment(&self) -> Deployment {
+        self.reloader.current()
     }
 
     /// Connections held by this node right now.
@@ -502,6 +554,20 @@ impl Gateway {
     }
 }
 
+/// Reloads a running [`Gateway`] (see [`Gateway::reload`]); cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ReloadHandle(Arc<Reloader>);
+
+impl ReloadHandle {
+    /// See [`Gateway::reload`].
+    ///
+    /// # Errors
+    /// See [`Gateway::reload`].
+    pub async fn reload(&self) -> Result<Deployment, ReloadError> {
+        self.0.reload().await
+    }
+}
+
 /// The main listener's routes; the callback API and the admin page (`admin`) are there unless
 /// `callback.on_main_listener` is off.
 fn main_router(shared: &Arc<Shared>, api: &Arc<callback::Api>, admin: Router) -> Router {
@@ -529,7 +595,8 @@ struct Serving {
     handshake_timeout: Duration,
     /// `limits.socket_send_buffer_bytes`: SO_SNDBUF of each accepted socket.
     send_buffer: Option<usize>,
-    tls: Option<TlsAcceptor>,
+    /// The TLS settings in force (a reload swaps them), when TLS is on.
+    tls: Option<LiveTls>,
     /// Every connection starts with a PROXY protocol header.
     proxy_protocol: bool,
     stop: CancellationToken,
@@ -613,7 +680,7 @@ async fn serve_connection(
     } else {
         (Rewound::new(Bytes::new(), stream), tcp_peer)
     };
-    match serving.tls.clone() {
+    match serving.tls.as_ref().map(crate::tls::acceptor) {
         None => {
             let (stream, heads) = raw_head::tap(stream);
             serve_http(TokioIo::new(stream), (peer, local), heads, serving).await;

@@ -1,9 +1,9 @@
-//! The state the connection lifecycle shares: configuration, routes, the local registry, the
-//! connection store, the groups, the connect-time checks, throttling, the byte budget, the
-//! connection permits and the shutdown signals. The cluster and the callback API sit above it
+//! The state the connection lifecycle shares: the configuration fixed at start, the API
+//! definition in force (routes, connect-time checks, throttling; swapped by a reload, see
+//! [`crate::deployment`]), the local registry, the connection store, the groups, the byte
+//! budget, the connection permits and the shutdown signals. The cluster and the callback API sit above it
 //! and hold it; nothing here knows them.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,35 +14,30 @@ use tokio_util::task::TaskTracker;
 use wsgate_connection_store::ConnectionStore;
 
 use crate::activity::Activity;
-use crate::auth::Security;
 use crate::config::Config;
+use crate::deployment::{Definition, Live};
 use crate::groups::Groups;
-use crate::integration::StageRoutes;
 use crate::registry::{ByteBudget, QueueLimits, Registry};
-use crate::routing::SelectionExpression;
-use crate::throttle::Throttle;
 
 /// Shared gateway state (behind an `Arc`).
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// The loaded configuration.
+    /// The configuration loaded at start: what its keys fixed at start say (listeners, limits,
+    /// store...) holds for the gateway's life. The API definition's keys are read from
+    /// [`Shared::definition`].
     pub config: Config,
     /// This node's id.
     pub node_id: String,
     /// `apiId` in events.
     pub api_id: Arc<str>,
-    /// The parsed route selection expression.
-    pub selection: SelectionExpression,
-    /// Routes per stage.
-    pub stages: HashMap<String, Arc<StageRoutes>>,
+    /// The API definition in force.
+    pub live: Live,
     /// Connections held by this node.
     pub registry: Arc<Registry>,
     /// Connection records (memory or Redis).
     pub store: Arc<dyn ConnectionStore>,
     /// Named groups of connections.
     pub groups: Arc<Groups>,
-    /// Origin, per-address, authorizer and API key checks on `$connect`.
-    pub security: Security,
     /// tungstenite settings derived from `limits`.
     pub ws_config: WebSocketConfig,
     /// Address of the separate callback listener, if any (for `domainName`).
@@ -51,8 +46,6 @@ pub(crate) struct Shared {
     pub sessions_cancel: CancellationToken,
     /// Tracks session tasks so shutdown can wait for `$disconnect`.
     pub tracker: TaskTracker,
-    /// Throttling buckets.
-    pub throttle: Throttle,
     /// Bytes queued on this node (`limits.node_queue_bytes`).
     pub budget: Arc<ByteBudget>,
     /// One permit per connection (`limits.max_connections`), taken before `$connect` and held
@@ -71,15 +64,12 @@ impl Shared {
     pub(crate) fn new(
         config: Config,
         node_id: String,
-        selection: SelectionExpression,
-        stages: HashMap<String, Arc<StageRoutes>>,
+        definition: Definition,
         store: Arc<dyn ConnectionStore>,
         registry: Arc<Registry>,
         tracker: TaskTracker,
         groups: Arc<Groups>,
         callback_addr: Option<SocketAddr>,
-        security: Security,
-        throttle: Throttle,
         activity: Arc<Activity>,
         traces: crate::traces::Traces,
     ) -> Self {
@@ -102,23 +92,26 @@ impl Shared {
             config,
             node_id,
             api_id,
-            selection,
-            stages,
+            live: Live::from_pointee(definition),
             registry,
             store,
             groups,
-            security,
             ws_config,
             callback_addr,
             sessions_cancel: CancellationToken::new(),
             tracker,
-            throttle,
             budget,
             permits,
             activity,
             traces,
             draining: AtomicBool::new(false),
         }
+    }
+
+    /// The API definition in force: one atomic load (no lock); hold it for the whole handshake
+    /// or message so that one sees one definition.
+    pub(crate) fn definition(&self) -> Arc<Definition> {
+        self.live.load_full()
     }
 
     /// How much one connection's outbox may hold.

@@ -9,6 +9,14 @@ use crate::config::{LogConfig, LogFormat};
 
 /// `ConnectCount`: connection attempts that reached the `$connect` stage.
 pub(crate) const CONNECT_TOTAL: &str = "wsgate_connect_total";
+/// Gauge: the content hash of the deployment this node serves, as a number (its 12 hex digits
+/// are 48 bits, exact in a float), one series whatever the number of reloads; see
+/// `docs/deployments.md`.
+pub(crate) const DEPLOYMENT_HASH: &str = "wsgate_deployment_hash";
+/// Gauge: when the deployment this node serves was loaded (Unix seconds).
+pub(crate) const DEPLOYMENT_LOADED: &str = "wsgate_deployment_loaded_timestamp_seconds";
+/// Counter: reloads by `outcome` (`applied`, `refused`).
+pub(crate) const RELOADS_TOTAL: &str = "wsgate_reloads_total";
 /// `MessageCount`: messages from clients (`direction="in"`) and to clients (`direction="out"`).
 pub(crate) const MESSAGE_TOTAL: &str = "wsgate_message_total";
 /// `IntegrationError`: integration answers with a 4xx/5xx status.

@@ -16,13 +16,10 @@ mod record;
 mod rotate;
 mod writer;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 pub(crate) use format::Format;
 pub(crate) use record::{EventType, IntegrationOutcome, Record};
 
-use crate::config::{AccessLogConfig, ApiConfig, ConfigError};
+use crate::config::{AccessLogConfig, ConfigError};
 use crate::events::ConnectionMeta;
 use crate::integration::IntegrationError;
 
@@ -93,20 +90,6 @@ impl AccessLog {
         record.validation_error = outcome.validation_error.as_deref();
         self.emit(&record);
     }
-}
-
-/// Starts the access log of every stage that has one.
-///
-/// # Errors
-/// The key of a format or destination that does not work.
-pub(crate) fn start_all(api: &ApiConfig) -> Result<HashMap<String, Arc<AccessLog>>, ConfigError> {
-    let mut logs = HashMap::new();
-    for (stage, settings) in &api.stages {
-        if let Some(config) = &settings.access_log {
-            logs.insert(stage.clone(), Arc::new(AccessLog::start(stage, config)?));
-        }
-    }
-    Ok(logs)
 }
 
 /// `integration.error`: what kind of failure, in a few words (never the error's text, which may

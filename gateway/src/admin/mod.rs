@@ -8,6 +8,7 @@
 //! | `GET /@admin` | the page |
 //! | `GET /@admin/api/overview` | node, connections, rates, latency, charts, groups, cluster, recent errors |
 //! | `GET /@admin/api/config` | the configuration in force, secrets redacted (text) |
+//! | `POST /@admin/api/reload` | re-reads the configuration file (`wsgate reload`): 200 with the new deployment, 422 or 409 with the reason it was refused |
 //! | `DELETE /@admin/api/connections/{stage}/{id}[?code=&reason=]` | closes it, as `DELETE @connections` |
 //! | `POST /@admin/api/connections/{stage}/{id}` | sends the body, as `POST @connections` |
 //! | `POST /@admin/api/groups/{stage}/{group}` | sends the body to the group, as `POST @groups` |
@@ -37,11 +38,13 @@ use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderName, HeaderValue, StatusCode, header};
+use serde_json::json;
 
 use crate::callback::auth::{CallbackAuth, CallerRequest};
 use crate::callback::{self, Api, CloseParams};
 use crate::error::CallbackError;
 use crate::iam::MANAGE_CONNECTIONS;
+use crate::reload::Reloader;
 use samples::Samples;
 
 /// The page.
@@ -55,12 +58,17 @@ const ADMIN_HEADER: &str = "x-wsgate-admin";
 pub(crate) struct Admin {
     api: Arc<Api>,
     samples: Arc<Samples>,
+    reloader: Arc<Reloader>,
 }
 
 impl Admin {
-    /// The admin page over `api`, reading `samples`.
-    pub(crate) fn new(api: Arc<Api>, samples: Arc<Samples>) -> Self {
-        Self { api, samples }
+    /// The admin page over `api`, reading `samples`, reloading through `reloader`.
+    pub(crate) fn new(api: Arc<Api>, samples: Arc<Samples>, reloader: Arc<Reloader>) -> Self {
+        Self {
+            api,
+            samples,
+            reloader,
+        }
     }
 }
 
@@ -82,6 +90,7 @@ pub(crate) fn router(admin: Option<Arc<Admin>>) -> Router {
         .route("/@admin/", get(page))
         .route("/@admin/api/overview", get(overview))
         .route("/@admin/api/config", get(config))
+        .route("/@admin/api/reload", post(reload))
         .route(
             "/@admin/api/connections/{stage}/{id}",
             post(post_to_connection).delete(disconnect),
@@ -185,8 +194,27 @@ async fn config(
         async {
             marked(&request)?;
             callback::authenticate(&admin.api, peer, request, MANAGE_CONNECTIONS).await?;
-            let text = redact::config_text(&admin.api.shared.config);
+            let text = redact::config_text(&admin.api.shared.definition().config);
             Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+        }
+        .await,
+    )
+}
+
+/// `POST …/reload`: re-reads the configuration file; the new deployment, or why not.
+async fn reload(
+    State(admin): State<Arc<Admin>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    answer(
+        async {
+            marked(&request)?;
+            callback::authenticate(&admin.api, peer, request, MANAGE_CONNECTIONS).await?;
+            Ok(match admin.reloader.reload().await {
+                Ok(deployment) => axum::Json(json!({ "deployment": deployment })).into_response(),
+                Err(refused) => refused.into_response(),
+            })
         }
         .await,
     )

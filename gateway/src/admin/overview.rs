@@ -25,7 +25,8 @@ pub(crate) async fn build(api: &Api, samples: &Samples) -> Value {
     let shared = &api.shared;
     let activity = &shared.activity;
     let (per_stage, newest) = connections(api);
-    let stage_names: Vec<&String> = shared.config.api.stages.keys().collect();
+    let live = shared.definition();
+    let stage_names: Vec<&String> = live.config.api.stages.keys().collect();
     let cluster_sizes = futures_util::future::join_all(
         stage_names
             .iter()
@@ -43,7 +44,7 @@ pub(crate) async fn build(api: &Api, samples: &Samples) -> Value {
         .collect();
     let mut routes = Vec::new();
     for stage in &stage_names {
-        let Some(stage_routes) = shared.stages.get(stage.as_str()) else {
+        let Some(stage_routes) = live.stage(stage.as_str()) else {
             continue;
         };
         let mut keyed: Vec<_> = stage_routes.routes().collect();
@@ -89,6 +90,7 @@ pub(crate) async fn build(api: &Api, samples: &Samples) -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "uptimeSeconds": activity.started.elapsed().as_secs(),
             "draining": shared.is_draining(),
+            "deployment": &live.deployment,
             "store": match &shared.config.store {
                 crate::config::StoreConfig::Memory => "memory",
                 crate::config::StoreConfig::Redis(_) => "redis",

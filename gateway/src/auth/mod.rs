@@ -260,4 +260,11 @@ impl Security {
     pub(crate) fn usage_plan(&self, id: &str) -> Option<&str> {
         self.api_keys.usage_plan(id)
     }
+
+    /// Takes over the per-address counts of `before` (the checks a reload replaces): open
+    /// connections hold slots of that limiter, and `security` never changes on a reload.
+    pub(crate) fn keeping_counts_of(mut self, before: &Self) -> Self {
+        self.per_ip.clone_from(&before.per_ip);
+        self
+    }
 }

@@ -100,11 +100,8 @@ fn given_key(
 }
 
 async fn invalidate(api: &Api, stage: &str, scope: Scope<'_>) -> Result<Response, CallbackError> {
-    let routes = api
-        .shared
-        .stages
-        .get(stage)
-        .ok_or(CallbackError::UnknownStage)?;
+    let live = api.shared.definition();
+    let routes = live.stage(stage).ok_or(CallbackError::UnknownStage)?;
     let Some(cache) = routes.cache.all() else {
         return Err(CallbackError::NotFound(
             "response caching is not configured (no `cache:` section)".into(),

@@ -148,12 +148,15 @@ async fn access_logged(
     trace: Parent<'_>,
 ) -> Response {
     let method = request.method().clone();
-    let access = (api.shared.stages.get(stage)).and_then(|routes| routes.access_log.clone());
+    let live = api.shared.definition();
+    let access = live
+        .stage(stage)
+        .and_then(|routes| routes.access_log.clone());
     let Some(access) = access else {
         return answer(&method, handle(api, peer, stage, id, request, trace).await);
     };
     let started_ms = crate::ws::now_ms();
-    let source_ip = (api.shared.security)
+    let source_ip = (live.security)
         .client_addr(peer.ip(), request.headers())
         .ip
         .to_string();
@@ -264,10 +267,11 @@ pub(crate) async fn admit_for(
 ) -> Result<(http::request::Parts, Bytes), CallbackError> {
     let (parts, body) = authenticate(api, peer, request, action).await?;
     let shared = &api.shared;
-    if !shared.stages.contains_key(stage) {
+    let live = shared.definition();
+    if live.stage(stage).is_none() {
         return Err(CallbackError::UnknownStage);
     }
-    if shared.throttle.check_callback(stage).await.is_err() {
+    if live.throttle.check_callback(stage).await.is_err() {
         return Err(CallbackError::Throttled);
     }
     Ok((parts, body))

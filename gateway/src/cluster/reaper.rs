@@ -189,7 +189,8 @@ async fn disconnect_and_settle(shared: &Shared, record: ConnectionRecord) {
 
 /// `$disconnect` for a reaped record, with the event fields the owner would have sent.
 async fn disconnect(shared: &Shared, record: ConnectionRecord) {
-    let Some(routes) = shared.stages.get(&record.stage) else {
+    let live = shared.definition();
+    let Some(routes) = live.stage(&record.stage) else {
         tracing::warn!(connection_id = %record.connection_id, stage = %record.stage, "reaped a connection of an unknown stage; no $disconnect");
         return;
     };
@@ -199,7 +200,7 @@ async fn disconnect(shared: &Shared, record: ConnectionRecord) {
         api_id: Arc::clone(&shared.api_id),
         domain_name: record
             .domain_name
-            .or_else(|| shared.config.api.domain_name.clone())
+            .or_else(|| live.config.api.domain_name.clone())
             .unwrap_or_else(|| shared.config.listen.to_string()),
         connected_at_ms: record.connected_at_ms,
         source_ip: record.source_ip,

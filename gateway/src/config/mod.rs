@@ -19,6 +19,7 @@ mod integration_hosts;
 mod model;
 mod models;
 pub mod reference;
+mod reload;
 mod secret;
 mod sqs_consumer;
 mod stage_variables;
@@ -51,6 +52,7 @@ pub use iam::{
 pub(crate) use integration_hosts::HostPolicy;
 pub use model::*;
 pub use models::{DEFAULT_MODEL_KEY, JSON_CONTENT_TYPE, ModelConfig};
+pub use reload::ReloadConfig;
 pub use stage_variables::substitute_stage_variables;
 pub use throttling::{
     ClusterThrottling, OnRedisError, RateLimit, RouteThrottle, Scope, StageThrottling,
@@ -106,6 +108,34 @@ impl ConfigError {
     }
 }
 
+/// The YAML text as a tree with the `WSGATE_*` overrides of `vars` applied, and the variables
+/// ignored; nothing else is checked.
+fn tree_with_env(
+    text: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<(serde_json::Value, Vec<String>), ConfigError> {
+    let mut tree: serde_json::Value =
+        serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+    if tree.is_null() {
+        tree = serde_json::Value::Object(Default::default());
+    }
+    let ignored = env::apply_overrides(&mut tree, vars)?;
+    Ok((tree, ignored))
+}
+
+/// The file at `path` as a tree with the process environment's overrides, not validated:
+/// `wsgate reload` reads the listeners from it and leaves the checks to the gateway.
+///
+/// # Errors
+/// The file cannot be read, is not YAML, or an override cannot be applied.
+pub(crate) fn load_tree(path: &Path) -> Result<serde_json::Value, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(tree_with_env(&text, std::env::vars())?.0)
+}
+
 impl Config {
     /// Loads `path`, applies overrides from the process environment, validates.
     ///
@@ -135,12 +165,7 @@ impl Config {
         text: &str,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut tree: serde_json::Value =
-            serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
-        if tree.is_null() {
-            tree = serde_json::Value::Object(Default::default());
-        }
-        let ignored_env = env::apply_overrides(&mut tree, vars)?;
+        let (tree, ignored_env) = tree_with_env(text, vars)?;
         let mut config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
             ConfigError::invalid(

@@ -81,6 +81,9 @@ pub struct Config {
     /// OpenTelemetry traces (off unless `enabled`); see `docs/operations.md#traces`.
     #[serde(default)]
     pub tracing: super::TracingConfig,
+    /// Re-reading the configuration file while serving; see `docs/deployments.md`.
+    #[serde(default)]
+    pub reload: super::ReloadConfig,
     /// `WSGATE_*` environment variables that named no config section (warned about at start).
     #[serde(skip)]
     pub ignored_env: Vec<String>,

@@ -53,7 +53,11 @@ impl Deliverer {
     pub(crate) async fn deliver(&self, message: &Addressed) -> Outcome {
         let shared = &self.shared;
         let stage = message.stage.as_str();
-        if shared.throttle.check_callback(stage).await.is_err() {
+        if (shared.definition().throttle)
+            .check_callback(stage)
+            .await
+            .is_err()
+        {
             return Outcome::Retry(CallbackError::Throttled);
         }
         let data = message.data.clone();

@@ -98,7 +98,7 @@ impl Consumers {
         if !shared.config.consumers.is_empty() {
             metrics::describe();
         }
-        let stages: Vec<String> = shared.stages.keys().cloned().collect();
+        let stages: Vec<String> = shared.definition().stages.keys().cloned().collect();
         for config in &shared.config.consumers {
             let context = Context {
                 rules: Rules {

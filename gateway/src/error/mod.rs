@@ -7,10 +7,12 @@ use serde_json::json;
 
 mod auth;
 mod iam;
+mod reload;
 mod sigv4;
 
 pub(crate) use self::auth::{AuthError, CallError, IpRejection, TokenProblem};
 pub(crate) use self::iam::AccessDenied;
+pub use self::reload::ReloadError;
 pub(crate) use self::sigv4::SigV4Error;
 
 /// Why an upgrade request was answered without a 101.

@@ -8,7 +8,6 @@
 //! are dropped and counted. Delivery is at most once and events of different changes are not
 //! ordered with respect to each other.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -28,14 +27,23 @@ pub(crate) struct Presence {
     routes: PresenceRoutes,
 }
 
+/// The routes of a stage in the definition in force (a reload changes them).
+pub(crate) type StageLookup = Arc<dyn Fn(&str) -> Option<Arc<StageRoutes>> + Send + Sync>;
+
 /// Where presence events go: each stage's routes (`$join`, `$leave`), and the tracker their
 /// calls run on (so shutdown waits for them).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct PresenceRoutes {
     /// Routes per stage.
-    pub stages: HashMap<String, Arc<StageRoutes>>,
+    pub stages: StageLookup,
     /// Shutdown waits for the tasks on it.
     pub tracker: TaskTracker,
+}
+
+impl std::fmt::Debug for PresenceRoutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PresenceRoutes").finish_non_exhaustive()
+    }
 }
 
 impl Presence {
@@ -61,12 +69,8 @@ impl Presence {
             return;
         }
         let route_key = if joined { "$join" } else { "$leave" };
-        let Some(route) = self
-            .routes
-            .stages
-            .get(&meta.stage)
-            .and_then(|routes| routes.get(route_key))
-            .cloned()
+        let Some(route) =
+            (self.routes.stages)(&meta.stage).and_then(|routes| routes.get(route_key).cloned())
         else {
             return;
         };

@@ -199,6 +199,14 @@ impl RouteMetrics {
             tally: Arc::default(),
         }
     }
+
+    /// Takes over the admin counts of `before` (the same route of the definition replaced).
+    fn keeping_tally_of(mut self, before: Option<&Route>) -> Self {
+        if let Some(before) = before {
+            self.tally = Arc::clone(&before.metrics.tally);
+        }
+        self
+    }
 }
 
 /// The routes of one stage, with URIs resolved against its stage variables.
@@ -230,11 +238,12 @@ impl StageRoutes {
 }
 
 /// What watches the stages' traffic: the access log of each stage (by name) and the counts of
-/// the admin page.
+/// the admin page; `previous` (a reload) gives each route that still exists its counts back.
 #[derive(Clone, Copy)]
 pub(crate) struct Observers<'a> {
     pub(crate) access_logs: &'a HashMap<String, Arc<crate::access_log::AccessLog>>,
     pub(crate) activity: &'a Arc<Activity>,
+    pub(crate) previous: Option<&'a HashMap<String, Arc<StageRoutes>>>,
 }
 
 /// Builds every stage's routes, each with its request models from `models` (compiled once for all
@@ -257,6 +266,7 @@ pub(crate) fn build_stages(
     let Observers {
         access_logs,
         activity,
+        previous,
     } = observers;
     let mut stages = HashMap::new();
     for (stage, settings) in &api.stages {
@@ -355,7 +365,11 @@ pub(crate) fn build_stages(
                     integration,
                     route_response: route.route_response,
                     models: models.for_route(key),
-                    metrics: RouteMetrics::new(stage, key, activity),
+                    metrics: RouteMetrics::new(stage, key, activity).keeping_tally_of(
+                        previous
+                            .and_then(|p| p.get(stage))
+                            .and_then(|routes| routes.get(key)),
+                    ),
                     cache: cache.and_then(|c| c.route(stage, key)),
                     execution: ExecutionLog::new(&crate::config::execution_log_for(settings, key)),
                 },

@@ -64,6 +64,9 @@ pub(crate) struct Throttle {
     plans: Plans,
     /// Wall-clock epoch milliseconds at the clock's zero (quota periods).
     epoch_ms: i64,
+    /// What it was built on, for [`Throttle::rebuilt`]: the Redis buckets (any scope) and the
+    /// quota counts with whether they are shared (Redis).
+    backends: (Option<Arc<dyn SharedBuckets>>, Arc<dyn QuotaStore>, bool),
 }
 
 fn limit_of((rate, burst): (f64, u32)) -> Limit {
@@ -86,6 +89,7 @@ impl Throttle {
                 memory_backends(&ThrottlingConfig::default()),
             ),
             epoch_ms: chrono::Utc::now().timestamp_millis(),
+            backends: (None, Arc::new(MemoryQuota::default()), false),
         }
     }
 
@@ -98,19 +102,38 @@ impl Throttle {
         quotas: Option<Arc<dyn QuotaStore>>,
         clock: Clock,
     ) -> Self {
+        let (quotas, remote) = match quotas {
+            Some(quotas) => (quotas, true),
+            None => (memory_backends(config).quotas, false),
+        };
+        Self::build_on(config, api, shared, (quotas, remote), clock)
+    }
+
+    /// [`Throttle::build`] with the quota counts given, and whether they are shared (Redis).
+    fn build_on(
+        config: &ThrottlingConfig,
+        api: &ApiConfig,
+        shared: Option<Arc<dyn SharedBuckets>>,
+        (quotas, remote): (Arc<dyn QuotaStore>, bool),
+        clock: Clock,
+    ) -> Self {
+        let given = shared.clone();
         let shared = shared.filter(|_| config.scope == Scope::Cluster);
-        let plan_backends = match quotas {
-            Some(quotas) => PlanBackends {
+        let backends = (given, Arc::clone(&quotas), remote);
+        let plan_backends = if remote {
+            PlanBackends {
                 shared: shared.clone(),
                 quotas,
                 quota_max_lease: 100,
                 lease: config.cluster.lease,
                 on_error: config.cluster.on_redis_error,
-            },
-            None => PlanBackends {
+            }
+        } else {
+            PlanBackends {
                 shared: shared.clone(),
+                quotas,
                 ..memory_backends(config)
-            },
+            }
         };
         let make = |name: String, limit: Limit| match &shared {
             Some(shared) => Bucket::Cluster(ClusterBucket::new(
@@ -150,7 +173,21 @@ impl Throttle {
             plans: Plans::new(&config.usage_plans, plan_backends),
             epoch_ms: chrono::Utc::now().timestamp_millis(),
             clock,
+            backends,
         }
+    }
+
+    /// The buckets of `config` and `api` on the same Redis connection, quota counts and clock
+    /// (a reload): quotas keep their counts, local buckets start full.
+    pub(crate) fn rebuilt(&self, config: &ThrottlingConfig, api: &ApiConfig) -> Self {
+        let (shared, quotas, remote) = &self.backends;
+        Self::build_on(
+            config,
+            api,
+            shared.clone(),
+            (Arc::clone(quotas), *remote),
+            self.clock.clone(),
+        )
     }
 
     #[cfg(test)]

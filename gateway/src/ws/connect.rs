@@ -19,6 +19,7 @@ use crate::access_log::{EventType, IntegrationOutcome, Outcome, Record};
 use crate::auth::identity::RequestView;
 use crate::auth::per_ip::IpSlot;
 use crate::auth::{AuthError, AuthRequest};
+use crate::deployment::Definition;
 use crate::domains::CustomDomain;
 use crate::error::{CloseReason, HandshakeRejection};
 use crate::events::{ConnectRequest, ConnectionMeta, EventKind};
@@ -59,13 +60,14 @@ async fn accept(
     stage: String,
     request: Request,
 ) -> Result<Response, HandshakeRejection> {
-    let routes = shared
-        .stages
-        .get(&stage)
+    // The definition in force, for the whole handshake (a reload meanwhile changes nothing here).
+    let live = shared.definition();
+    let routes = live
+        .stage(&stage)
         .cloned()
         .ok_or(HandshakeRejection::UnknownStage)?;
     // The client behind trusted proxies: `sourceIp`, per-address limits and logs.
-    let client_ip = shared.security.client_addr(peer.ip(), request.headers()).ip;
+    let client_ip = live.security.client_addr(peer.ip(), request.headers()).ip;
     // What a refusal before the owner takes over is logged with (only with an access log).
     let early = routes.access_log.as_ref().map(|_| {
         let user_agent = (request.headers().get(header::USER_AGENT))
@@ -83,9 +85,9 @@ async fn accept(
     }
     let prepared = prepare(
         &shared,
+        (&live, routes.clone()),
         peer,
         &stage,
-        routes.clone(),
         client_ip,
         request,
         &mut span,
@@ -135,12 +137,12 @@ async fn accept(
 }
 
 /// The checks before `$connect`, then the owner task is started; answers what will carry the
-/// owner's answer to the upgrade.
+/// owner's answer to the upgrade. `live` is the definition in force and `routes` its stage's.
 async fn prepare(
     shared: &Arc<Shared>,
+    (live, routes): (&Definition, Arc<StageRoutes>),
     peer: SocketAddr,
     stage: &str,
-    routes: Arc<StageRoutes>,
     client_ip: std::net::IpAddr,
     mut request: Request,
     span: &mut Span,
@@ -158,15 +160,15 @@ async fn prepare(
     let uri = (request.extensions().get::<OriginalUri>())
         .map_or_else(|| request.uri().clone(), |o| o.0.clone());
     let refuse = |error: AuthError| {
-        shared.security.refused(&error, stage, client_ip, &uri);
+        live.security.refused(&error, stage, client_ip, &uri);
         (shared.activity).refused(stage, &error, &client_ip.to_string());
         HandshakeRejection::from(&error)
     };
-    let ip_slot = shared
+    let ip_slot = live
         .security
         .screen(client_ip, request.headers())
         .map_err(refuse)?;
-    if let Err(throttled) = shared.throttle.check_connect(stage).await {
+    if let Err(throttled) = live.throttle.check_connect(stage).await {
         return Err(HandshakeRejection::Throttled {
             retry_after_secs: throttled.retry_after_secs(),
         });
@@ -185,7 +187,7 @@ async fn prepare(
         api_id: Arc::clone(&shared.api_id),
         domain_name: match request.extensions().get::<CustomDomain>() {
             Some(custom) => custom.0.to_string(),
-            None => domain_name(shared, header_str(header::HOST)),
+            None => domain_name(shared, live, header_str(header::HOST)),
         },
         connected_at_ms: now_ms(),
         source_ip: client_ip.to_string(),
@@ -200,7 +202,7 @@ async fn prepare(
     let request_id = ids::request_id();
     let no_variables = Default::default();
     let mut auth_span = span.child("authorizer");
-    let admission = shared
+    let admission = live
         .security
         .admit(&AuthRequest {
             method: request.method(),
@@ -209,7 +211,7 @@ async fn prepare(
                 headers: request.headers(),
                 connect: &connect_request,
                 offered_protocols: &hs.offered_protocols,
-                stage_variables: shared
+                stage_variables: live
                     .config
                     .api
                     .stages
@@ -232,8 +234,8 @@ async fn prepare(
         ..meta
     });
     if let Some(id) = meta.api_key_id.as_deref()
-        && let Err(throttled) = (shared.throttle)
-            .check_usage_plan(stage, shared.security.usage_plan(id), id)
+        && let Err(throttled) = (live.throttle)
+            .check_usage_plan(stage, live.security.usage_plan(id), id)
             .await
     {
         return Err(HandshakeRejection::Throttled {
@@ -510,14 +512,15 @@ async fn call_connect(
             .header("sec-websocket-protocol")
             .map(str::trim)
             .filter(|p| hs.offered_protocols.iter().any(|o| o == p))
-            .filter(|p| shared.security.selectable(p))
+            .filter(|p| shared.definition().security.selectable(p))
             .map(str::to_string);
         if protocol.is_none() && response.header("sec-websocket-protocol").is_some() {
             tracing::warn!(connection_id = %meta.connection_id, "$connect selected a subprotocol the client did not offer; ignored");
         }
         groups = crate::groups::groups_from_answer(&response);
     }
-    let protocol = protocol.or_else(|| shared.security.fallback_protocol(&hs.offered_protocols));
+    let protocol = protocol
+        .or_else(|| (shared.definition().security).fallback_protocol(&hs.offered_protocols));
     Ok(Accepted {
         protocol,
         groups,
@@ -528,8 +531,8 @@ async fn call_connect(
 /// `domainName` for events: configured, else the callback listener when the callback API is
 /// only there, else the `Host` the client used without a default port (`:80` for `ws`, `:443`
 /// for `wss`), so that `https://{domainName}/{stage}` reaches the callback API.
-fn domain_name(shared: &Shared, host: Option<String>) -> String {
-    if let Some(name) = &shared.config.api.domain_name {
+fn domain_name(shared: &Shared, live: &Definition, host: Option<String>) -> String {
+    if let Some(name) = &live.config.api.domain_name {
         return name.clone();
     }
     if !shared.config.callback.on_main_listener

@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use super::invoke;
 use crate::access_log::execution::Event;
 use crate::access_log::{EventType, IntegrationOutcome, Outcome};
+use crate::deployment::Definition;
 use crate::events::EventKind;
 use crate::ids;
 use crate::integration::{IntegrationError, Invocation, StageRoutes};
@@ -134,9 +135,10 @@ impl<'a> Inflow<'a> {
         let bucket = self
             .bucket
             .get_or_insert_with(|| {
+                let live = shared.definition();
                 let usage = (handle.meta.api_key_id.as_deref())
-                    .and_then(|id| Some((shared.security.usage_plan(id)?, id)));
-                shared.throttle.connection_bucket(usage).map(Arc::new)
+                    .and_then(|id| Some((live.security.usage_plan(id)?, id)));
+                live.throttle.connection_bucket(usage).map(Arc::new)
             })
             .clone();
         self.current_bytes = message.len();
@@ -224,14 +226,19 @@ fn error_frame_text(message: &str, connection_id: &str, request_id: &str) -> Str
 }
 
 /// Handles one message; returns the frame the client gets, if any. With an access log on the
-/// stage, the message's line is written once its outcome is known.
+/// stage, the message's line is written once its outcome is known. The message is routed by the
+/// definition in force when it is taken (a reload changes the routes of open connections too);
+/// `connected` are the routes the connection started with, used only when a reload removed
+/// its stage.
 async fn handle_one(
     shared: &Shared,
     handle: &SessionHandle,
-    routes: &StageRoutes,
+    connected: &StageRoutes,
     bucket: Option<Arc<ConnectionBucket>>,
     message: Inbound,
 ) -> Option<Message> {
+    let live = shared.definition();
+    let routes = live.stage(&handle.meta.stage).map_or(connected, |r| &**r);
     let request_id = ids::request_id();
     // A root span per message (tracing on); its children are the steps below.
     let mut span = shared.traces.root("message");
@@ -243,6 +250,7 @@ async fn handle_one(
     let started_ms = routes.access_log.as_ref().map(|_| super::now_ms());
     let mut outcome = Outcome::default();
     let steps = Steps {
+        live: &live,
         bucket,
         span: &mut span,
     };
@@ -263,6 +271,8 @@ async fn handle_one(
 /// What one message goes through besides its route: the connection's throttle bucket and the
 /// message's span.
 struct Steps<'s> {
+    /// The definition in force (selection expression, throttling).
+    live: &'s Definition,
     bucket: Option<Arc<ConnectionBucket>>,
     span: &'s mut Span,
 }
@@ -277,7 +287,7 @@ async fn route_one<'r>(
     request_id: &str,
     mut log: Option<&mut Outcome<'r>>,
 ) -> Option<Message> {
-    let Steps { bucket, span } = steps;
+    let Steps { live, bucket, span } = steps;
     let meta = &handle.meta;
     let (raw, text, is_base64): (&[u8], std::borrow::Cow<'_, str>, bool) = match &message {
         Inbound::Text(text) => (text.as_bytes(), text.as_str().into(), false),
@@ -285,9 +295,7 @@ async fn route_one<'r>(
     };
     routes.received.increment(1);
     let selection_span = span.child("route_selection");
-    let selected = select(&shared.selection, raw, |key| {
-        routes.get(key).map(|r| &*r.key)
-    });
+    let selected = select(&live.selection, raw, |key| routes.get(key).map(|r| &*r.key));
     drop(selection_span);
     let Selected::Route(key) = selected else {
         span.fail("no route matches the message");
@@ -319,7 +327,7 @@ async fn route_one<'r>(
     }
     span.set_str("wsgate.route_key", key);
     let mut throttle_span = span.child("throttle");
-    let throttled = shared
+    let throttled = live
         .throttle
         .check_message(&meta.stage, key, bucket.as_deref())
         .await

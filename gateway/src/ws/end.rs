@@ -89,6 +89,10 @@ pub(super) async fn finish(
     let owed = removed || recorded != Recorded::Yes;
     tracing::debug!(connection_id = %meta.connection_id, code = reason.code(), reason = reason.reason(), owed, "disconnected");
     if owed {
+        // The definition in force when it closes, as for a message (the stage's routes it
+        // connected with only when a reload removed the stage).
+        let live = shared.definition();
+        let routes = live.stage(&meta.stage).map_or(routes, |r| &**r);
         run_disconnect(shared, routes, meta, reason.code(), reason.reason()).await;
     }
     if removed {

@@ -48,6 +48,7 @@ mod memory_bound;
 mod messages;
 mod models;
 mod ops_assets;
+mod reload;
 mod request_authorizer;
 mod response_caps;
 mod sdk_gen;

@@ -282,6 +282,16 @@ impl NodeProcess {
         }
     }
 
+    /// The configuration file it was started with (a test may rewrite it and reload).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("wsgate.yaml")
+    }
+
+    /// SIGHUP: re-read the configuration file.
+    pub fn hangup(&self) {
+        self.signal("HUP");
+    }
+
     /// SIGTERM: graceful drain.
     pub fn terminate(&self) {
         self.signal("TERM");

@@ -1,0 +1,135 @@
+//! Reloading (what is reloaded is [`crate::deployment`]): re-read the configuration file, refuse
+//! it if a key fixed at start changed or it is not valid (with the one line a start would
+//! print; logged, and answered to whoever asked), else build the new definition and the TLS
+//! settings beside the ones in force and swap them in. Open connections are never touched:
+//! their next message and their `$disconnect` use the definition in force at that moment. One
+//! reload runs at a time.
+//!
+//! - `watch`: the opt-in file watch (`reload.watch`).
+//! - `client`: `wsgate reload`, the command that asks a running gateway to reload.
+
+pub(crate) mod client;
+pub(crate) mod watch;
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use crate::config::Config;
+use crate::deployment::{self, Builder, Deployment};
+use crate::error::ReloadError;
+use crate::state::Shared;
+use crate::telemetry;
+use crate::tls::LiveTls;
+
+/// Everything a reload needs; one per gateway.
+#[derive(Debug)]
+pub(crate) struct Reloader {
+    shared: Arc<Shared>,
+    builder: Builder,
+    tls: Option<LiveTls>,
+    /// The file re-read (`--config`); unset for a gateway started from a value.
+    file: OnceLock<PathBuf>,
+    /// One reload at a time.
+    one: tokio::sync::Mutex<()>,
+}
+
+impl Reloader {
+    /// The reloader of `shared`, whose definitions `builder` builds; `tls` is what the listeners
+    /// serve with, when TLS is on.
+    pub(crate) fn new(shared: Arc<Shared>, builder: Builder, tls: Option<LiveTls>) -> Self {
+        Self {
+            shared,
+            builder,
+            tls,
+            file: OnceLock::new(),
+            one: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Remembers the file to re-read; false when one is set already.
+    pub(crate) fn set_file(&self, path: PathBuf) -> bool {
+        self.file.set(path).is_ok()
+    }
+
+    /// The definition's identity in force.
+    pub(crate) fn current(&self) -> Deployment {
+        self.shared.definition().deployment.clone()
+    }
+
+    /// Re-reads the file and applies it.
+    ///
+    /// # Errors
+    /// Why nothing changed.
+    pub(crate) async fn reload(&self) -> Result<Deployment, ReloadError> {
+        let Some(path) = self.file.get().cloned() else {
+            return Err(refused(ReloadError::NoFile));
+        };
+        let loaded = tokio::task::spawn_blocking(move || Config::load(&path)).await;
+        match loaded {
+            Ok(Ok(config)) => self.apply(config).await,
+            Ok(Err(error)) => Err(refused(ReloadError::Invalid(error.to_string()))),
+            Err(error) => Err(refused(ReloadError::Invalid(format!(
+                "cannot read the configuration: {error}"
+            )))),
+        }
+    }
+
+    /// Applies `config` (already read and validated on its own).
+    ///
+    /// # Errors
+    /// Why nothing changed.
+    pub(crate) async fn apply(&self, config: Config) -> Result<Deployment, ReloadError> {
+        let _one = self.one.lock().await;
+        match self.swap(config) {
+            Ok((before, after)) => {
+                report(&after);
+                metrics::counter!(telemetry::RELOADS_TOTAL, "outcome" => "applied").increment(1);
+                tracing::info!(deployment = %after.id, previous = %before.id, "configuration reloaded");
+                Ok(after)
+            }
+            Err(error) => Err(refused(error)),
+        }
+    }
+
+    /// Builds and swaps in the definition of `config`; answers the ids before and after.
+    fn swap(&self, config: Config) -> Result<(Deployment, Deployment), ReloadError> {
+        let current = self.shared.definition();
+        let keys = deployment::restart_keys(&current.config, &config);
+        if !keys.is_empty() {
+            return Err(ReloadError::NeedsRestart(deployment::describe_keys(&keys)));
+        }
+        let invalid = |error: &dyn std::fmt::Display| ReloadError::Invalid(error.to_string());
+        let tls = match (&config.tls, &self.tls) {
+            (Some(settings), Some(_)) => Some(
+                crate::tls::server_config(settings, &config.domains).map_err(|e| invalid(&e))?,
+            ),
+            _ => None,
+        };
+        let throttle = deployment::throttle_after(&config, &current);
+        let next = (self.builder)
+            .build(config, throttle, Some(&current))
+            .map_err(|e| invalid(&e))?;
+        let after = next.deployment.clone();
+        if let (Some(server), Some(live)) = (tls, &self.tls) {
+            live.store(Arc::new(server));
+        }
+        self.shared.live.store(Arc::new(next));
+        Ok((current.deployment.clone(), after))
+    }
+}
+
+/// Sets the gauges of the deployment now served.
+pub(crate) fn report(deployment: &Deployment) {
+    let hash = u64::from_str_radix(&deployment.hash, 16).unwrap_or(0);
+    #[allow(clippy::cast_precision_loss)] // 48 bits: exact
+    metrics::gauge!(telemetry::DEPLOYMENT_HASH).set(hash as f64);
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!(telemetry::DEPLOYMENT_LOADED).set(deployment.loaded_at_ms as f64 / 1000.0);
+}
+
+/// Counts and logs a refused reload.
+fn refused(error: ReloadError) -> ReloadError {
+    metrics::counter!(telemetry::RELOADS_TOTAL, "outcome" => "refused").increment(1);
+    tracing::error!(%error, "reload refused; the running configuration stays");
+    error
+}
