@@ -1,6 +1,7 @@
 //! Every queue is bounded in bytes: 1,000 connections that stop reading while posts keep coming
-//! hold at most the node's queue budget (RSS read from /proc), the posts beyond it get 429, and
-//! every post answered 200 reaches its client once it reads again.
+//! hold at most the node's queue budget (the gateway runs as its own process, whose RSS is read
+//! from /proc: other tests running in this process cannot blur it), the posts beyond it get 429,
+//! and every post answered 200 reaches its client once it reads again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,22 +10,13 @@ use futures_util::{StreamExt, stream};
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::support::cluster::NodeProcess;
 use crate::support::*;
 
 const CLIENTS: usize = 1_000;
 const POST_BYTES: usize = 8 * 1024;
 const ROUNDS: usize = 20;
 const NODE_BUDGET: usize = 16 << 20;
-
-fn rss_bytes() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kib: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kib * 1024
-}
 
 /// A client whose receive buffer is small, so the kernel holds little on its behalf.
 async fn slow_client(url: &str, addr: std::net::SocketAddr) -> Ws {
@@ -66,7 +58,7 @@ throttling:
   new_connections: null
 "#
     );
-    let gw = TestGateway::start(&yaml).await;
+    let gw = NodeProcess::start(&yaml, "memory-bound").await;
     let url = gw.ws_url("/prod");
     let mut clients = Vec::with_capacity(CLIENTS);
     let mut ids = Vec::with_capacity(CLIENTS);
@@ -82,7 +74,7 @@ throttling:
     let base = gw.http_url("");
     assert_eq!(ids.len(), CLIENTS);
 
-    let before = rss_bytes();
+    let before = gw.rss_bytes();
     let accepted: Arc<Vec<AtomicUsize>> =
         Arc::new((0..CLIENTS).map(|_| AtomicUsize::new(0)).collect());
     let refused = AtomicUsize::new(0);
@@ -113,7 +105,7 @@ throttling:
             }
         })
         .await;
-    let grown = rss_bytes().saturating_sub(before);
+    let grown = gw.rss_bytes().saturating_sub(before);
     let total_accepted: usize = accepted.iter().map(|a| a.load(Ordering::Relaxed)).sum();
     let offered = ROUNDS * CLIENTS;
     eprintln!(
@@ -127,7 +119,7 @@ throttling:
         "the budget must refuse posts"
     );
     // Queued bytes are at most the node budget; allow as much again for allocator slack and the
-    // test's own HTTP client.
+    // buffers of the callback requests in flight.
     assert!(
         grown <= 2 * NODE_BUDGET + (32 << 20),
         "RSS grew {} MiB, budget {} MiB",

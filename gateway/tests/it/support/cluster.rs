@@ -282,6 +282,18 @@ impl NodeProcess {
         }
     }
 
+    /// The process's resident memory (`VmRSS` from /proc), in bytes.
+    pub fn rss_bytes(&self) -> usize {
+        let pid = self.child.as_ref().expect("wsgate runs").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        let kib: usize = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS");
+        kib * 1024
+    }
+
     /// The configuration file it was started with (a test may rewrite it and reload).
     pub fn config_path(&self) -> PathBuf {
         self.dir.join("wsgate.yaml")
