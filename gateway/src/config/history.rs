@@ -116,10 +116,7 @@ impl HistoryConfig {
                 .max_age
                 .is_some_and(|age| age < Duration::from_millis(1))
             {
-                return Err(ConfigError::invalid(
-                    key("max_age"),
-                    "must be at least 1ms",
-                ));
+                return Err(ConfigError::invalid(key("max_age"), "must be at least 1ms"));
             }
         }
         for (key, value) in [
