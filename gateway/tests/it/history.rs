@@ -1,7 +1,8 @@
 //! Group history and recovery on reconnect: positions in the post answer and the opt-in
 //! envelope, replay of exactly the missed messages through the same node and another one, posts
-//! racing the replay seen once each in order, "not recovered" for trimmed history and for a
-//! Redis that lost its data (and on the memory store), and the history endpoint.
+//! racing the replay seen once each in order, "not recovered" for trimmed history, for a Redis
+//! that lost its data, for a gap past `replay_max_messages` and for an unknown offset, a post
+//! the store cannot answer in time, and the history endpoint.
 
 use serde_json::{Value, json};
 use wsgate_connection_store::conformance::servers::RedisServer;
@@ -448,4 +449,43 @@ async fn a_malformed_recover_parameter_is_refused_with_400() {
             "{body}"
         );
     }
+}
+
+#[tokio::test]
+async fn gaps_past_the_bounds_or_unknown_offsets_are_not_recovered() {
+    let backend = joining_backend().await;
+    let extra = format!("{}    replay_max_messages: 5\n", history(1000));
+    let gw = TestGateway::start(&config(&backend.url(), &extra)).await;
+    let base = gw.http_url("");
+    let client = http();
+    let url = gw.ws_url("/prod");
+    let mut epoch = String::new();
+    for n in 1..=10 {
+        let answer = post(&client, &base, "room:b", &format!("m{n}")).await;
+        epoch = answer["epoch"].as_str().expect("epoch").to_string();
+    }
+    for (query, reason) in [
+        (format!("recover=room:b:{epoch}:4"), "too_far"),
+        (format!("recover=room:b:{epoch}:11"), "unknown_offset"),
+        (format!("recover=plain:{epoch}:0"), "no_history"),
+    ] {
+        let group = if reason == "no_history" {
+            "plain"
+        } else {
+            "room:b"
+        };
+        let mut ws = join(&backend, &url, &format!("groups={group}&{query}")).await;
+        let signal = next_json(&mut ws).await;
+        assert_eq!(signal["type"], "notRecovered", "{query}: {signal}");
+        assert_eq!(signal["reason"], reason, "{query}: {signal}");
+    }
+    // Within the bound: the last 5 are replayed.
+    let mut ws = join(
+        &backend,
+        &url,
+        &format!("groups=room:b&recover=room:b:{epoch}:5"),
+    )
+    .await;
+    expect_replay(&mut ws, "room:b", &epoch, 6, 5).await;
+    assert_eq!(next_json(&mut ws).await["replayed"], 5);
 }
