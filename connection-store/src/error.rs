@@ -62,6 +62,12 @@ pub enum StoreError {
         /// This node's id.
         node_id: String,
     },
+    /// The backend answered something this store cannot read (a foreign value under its keys).
+    #[error("connection store answered {op} with a malformed reply")]
+    Malformed {
+        /// The store operation.
+        op: &'static str,
+    },
     /// `list_node` was given a cursor this store did not hand out.
     #[error("invalid list cursor {cursor:?}")]
     InvalidCursor {

@@ -23,7 +23,7 @@ pub struct Membership {
 ///
 /// Names are opaque to the store: the gateway validates them (no `{`, `}` or whitespace).
 #[async_trait]
-pub trait GroupStore: Send + Sync + std::fmt::Debug + 'static {
+pub trait GroupStore: crate::HistoryStore + Send + Sync + std::fmt::Debug + 'static {
     /// Records `connection_id` as a connection of `stage` (for [`GroupStore::stage_connections`]).
     /// Idempotent.
     ///

@@ -16,6 +16,9 @@
 //! - `groups`: the [`GroupStore`] trait: cluster-wide group memberships and the connections of
 //!   each stage, for counts and listings (`memory_groups` and `redis_store::groups` implement
 //!   it).
+//! - `history`: the [`HistoryStore`] trait: each group's recent messages with their epoch and
+//!   offset, for recovery on reconnect (`memory_history` and `redis_store::history` implement
+//!   it; [`GroupStore`] requires it, so both seams travel together).
 //! - `record`: [`ConnectionRecord`], the stored value (camelCase JSON).
 //! - `error`: [`StoreError`], the one error type of this crate, and [`DecodeError`].
 //! - `memory`: [`MemoryStore`], a dashmap-backed store for a single node and for tests.
@@ -27,8 +30,10 @@
 
 mod error;
 mod groups;
+mod history;
 mod memory;
 mod memory_groups;
+mod memory_history;
 mod record;
 pub mod redis_conn;
 mod redis_store;
@@ -39,6 +44,9 @@ pub mod conformance;
 
 pub use error::{DecodeError, StoreError};
 pub use groups::{GroupStore, Membership};
+pub use history::{
+    Announce, Appended, HistoryEntry, HistoryPage, HistoryStore, Position, Retention, announcement,
+};
 pub use memory::MemoryStore;
 pub use record::ConnectionRecord;
 pub use redis_store::{LeaseClaim, LeaseRenewal, RedisStore, RedisStoreOptions};

@@ -31,6 +31,8 @@ pub struct MemoryStore {
     owed: DashMap<String, Owed>,
     /// Group memberships (see `memory_groups`).
     pub(crate) groups: crate::memory_groups::MemoryGroups,
+    /// Group histories (see `memory_history`).
+    pub(crate) history: crate::memory_history::MemoryHistory,
 }
 
 /// A `$disconnect` owed for a removed record, and until when its current claim runs (the

@@ -33,7 +33,7 @@
 //!   ids whose record is gone.
 //!
 //! Group memberships and the connections of each stage (the `GroupStore` side) are described
-//! in `groups`.
+//! in `groups`, and group histories (streams) in `history`.
 //!
 //! Needs Redis 6.2 or later (`GETDEL`, `SET … GET`).
 //!
@@ -49,6 +49,7 @@
 
 mod codec;
 mod groups;
+mod history;
 mod lease;
 mod list;
 mod owed;

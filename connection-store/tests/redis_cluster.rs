@@ -1,4 +1,4 @@
-//! Runs the conformance suites (records and groups) and the lease checks against `RedisStore` on a private
+//! Runs the conformance suites (records, groups and history) and the lease checks against `RedisStore` on a private
 //! three-master Redis Cluster started from `redis-server --cluster-enabled yes`.
 
 use std::sync::Arc;
@@ -27,6 +27,8 @@ async fn redis_store_on_a_cluster_passes_conformance_and_leases_work() {
     conformance::run_all(Arc::new(store.clone())).await;
     // Group keys live in many slots; join, leave and forget pipelines span them.
     conformance::groups::run_all(Arc::new(store.clone())).await;
+    // History keys and the append script stay on each group's slot.
+    conformance::history::run_all(Arc::new(store.clone())).await;
 
     // Records of many ids land on every master; touch and list_node span slots.
     let ids: Vec<String> = (0..50).map(|i| format!("spread-{i}")).collect();

@@ -198,6 +198,22 @@ impl SessionHandle {
         self.enqueue(message).map_err(|(error, _)| error)
     }
 
+    /// The node's byte budget this outbox counts in.
+    pub(crate) fn budget(&self) -> &ByteBudget {
+        &self.budget
+    }
+
+    /// The outbox's bounds.
+    pub(crate) fn limits(&self) -> QueueLimits {
+        self.limits
+    }
+
+    /// Frames and payload bytes queued now.
+    pub(crate) fn queued(&self) -> (usize, usize) {
+        let frames = self.frames();
+        (frames.queue.len(), frames.bytes)
+    }
+
     /// Asks the session to close with `code` and `reason`; the first request wins.
     pub(crate) fn request_close(&self, code: u16, reason: impl Into<String>) {
         let _ = self.close_request.set((code, reason.into()));

@@ -51,6 +51,17 @@ impl Keys {
         format!("{}:group:{{{stage}:{group}}}", self.prefix)
     }
 
+    /// `{prefix}:hpos:{{stage}:{group}}`: a group's history epoch and offset counter (the
+    /// group's hash tag).
+    pub(super) fn history_position(&self, stage: &str, group: &str) -> String {
+        format!("{}:hpos:{{{stage}:{group}}}", self.prefix)
+    }
+
+    /// `{prefix}:hist:{{stage}:{group}}`: a group's history stream.
+    pub(super) fn history(&self, stage: &str, group: &str) -> String {
+        format!("{}:hist:{{{stage}:{group}}}", self.prefix)
+    }
+
     /// `{prefix}:joined:{connection_id}`: set of the groups a connection joined.
     pub(super) fn joined(&self, connection_id: &str) -> String {
         format!("{}:joined:{connection_id}", self.prefix)

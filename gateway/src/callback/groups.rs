@@ -6,7 +6,8 @@
 //! | `PUT /{stage}/@connections/{id}/groups/{group}` | 204: the connection is a member |
 //! | `DELETE /{stage}/@connections/{id}/groups/{group}` | 204: it is not (any more) |
 //! | `GET /{stage}/@connections/{id}/groups` | 200 `{"groups": [...]}` |
-//! | `POST /{stage}/@groups/{group}[?exclude=id]` | 200 `{"deliveredLocal", "droppedLocal", "published", "remoteNodes"}` |
+//! | `POST /{stage}/@groups/{group}[?exclude=id]` | 200 `{"deliveredLocal", "droppedLocal", "published", "remoteNodes"}`, plus `"epoch"` and `"offset"` for a group with history |
+//! | `GET /{stage}/@groups/{group}/history[?since=&limit=]` | 200 `{"group", "epoch", "earliestOffset", "latestOffset", "complete", "messages", "nextSince"}` (see `history`) |
 //! | `POST /{stage}/@broadcast[?exclude=id]` | the same, for every connection of the stage |
 //! | `GET /{stage}/@groups/{group}[?maxResults=&nextToken=]` | 200 `{"group", "memberCount", "members", "nextToken"}` |
 //! | `GET /{stage}/@connections[?maxResults=&nextToken=]` | 200 `{"connectionCount", "connections", "nextToken"}` |
@@ -47,6 +48,10 @@ pub(super) fn router() -> Router<Arc<Api>> {
             .route(
                 &format!("/{{stage}}/{at}groups/{{group}}"),
                 post(group_post).get(group_get),
+            )
+            .route(
+                &format!("/{{stage}}/{at}groups/{{group}}/history"),
+                get(super::history::history),
             )
             .route(&format!("/{{stage}}/{at}broadcast"), post(broadcast))
             .route(&format!("/{{stage}}/{at}connections"), get(connections));
@@ -204,13 +209,17 @@ async fn send(
 
 /// The answer to a group or stage post: what this node delivered, and what it published.
 pub(crate) fn post_answer(outcome: &crate::groups::PostOutcome) -> Response {
-    axum::Json(json!({
+    let mut body = json!({
         "deliveredLocal": outcome.local.delivered,
         "droppedLocal": outcome.local.dropped,
         "published": outcome.published,
         "remoteNodes": outcome.remote_nodes,
-    }))
-    .into_response()
+    });
+    if let Some(position) = &outcome.position {
+        body["epoch"] = Value::String(position.epoch.clone());
+        body["offset"] = Value::from(position.offset);
+    }
+    axum::Json(body).into_response()
 }
 
 /// A listing page as JSON: `{count_field: count, list_field: ids, "nextToken"?}`.

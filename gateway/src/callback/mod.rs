@@ -1,7 +1,8 @@
 //! The callback API, wire-compatible with Amazon API Gateway's management API:
 //! `POST/GET/DELETE /{stage}/@connections/{id}` (also `%40connections`), with AWS error names.
 //!
-//! Groups (`@groups`, `@broadcast`, memberships and listings) are in [`groups`], response-cache
+//! Groups (`@groups`, `@broadcast`, memberships and listings) are in [`groups`], a group's
+//! history (`@groups/{group}/history`) in [`history`], response-cache
 //! invalidation (`@cache`) in [`cache`], behind the same [`admit`] checks.
 //!
 //! A connection held by this node is reached through [`crate::ws::connections`]; one held by
@@ -11,6 +12,7 @@
 pub(crate) mod auth;
 mod cache;
 mod groups;
+mod history;
 
 pub(crate) use groups::post_answer;
 

@@ -1,4 +1,5 @@
-//! `groups:` section: limits of named groups, the slow-member policy, and presence events.
+//! `groups:` section: limits of named groups, the slow-member policy, presence events, and
+//! history (`history`).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -38,8 +39,11 @@ pub struct GroupsConfig {
     /// Group messages received from other nodes and waiting to be delivered; when full, more are
     /// dropped (counted).
     pub receive_queue_messages: usize,
-    /// Largest page of a member or connection listing (`maxResults`).
+    /// Largest page of a member or connection listing (`maxResults`) and of a history page
+    /// (`limit`).
     pub max_page_size: usize,
+    /// Which groups keep history, and the bounds of recovery on reconnect.
+    pub history: super::HistoryConfig,
 }
 
 impl Default for GroupsConfig {
@@ -53,6 +57,7 @@ impl Default for GroupsConfig {
             max_inflight_posts: 1024,
             receive_queue_messages: 4096,
             max_page_size: 1000,
+            history: super::HistoryConfig::default(),
         }
     }
 }
@@ -84,7 +89,7 @@ impl GroupsConfig {
                 "must be between 1 and 1024",
             ));
         }
-        Ok(())
+        self.history.validate()
     }
 }
 

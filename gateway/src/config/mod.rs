@@ -14,6 +14,7 @@ mod domains;
 pub mod duration;
 mod env;
 mod groups;
+mod history;
 mod iam;
 mod integration_hosts;
 mod model;
@@ -45,6 +46,7 @@ pub use cache::{CacheConfig, CacheKind, MAX_CACHE_TTL, RouteCacheConfig, parse_b
 pub use consumers::{ConsumerConfig, ConsumerKind, Envelope, backoff as consumer_backoff};
 pub use domains::{DomainConfig, MappingConfig};
 pub use groups::{GroupsConfig, SlowMember};
+pub use history::{HistoryConfig, HistoryRule};
 pub use iam::{
     DEFAULT_IAM_ACCOUNT, DEFAULT_IAM_REGION, IamConfig, IamPrincipalConfig, OneOrList,
     PolicyDocument, PolicyStatement,

@@ -30,6 +30,9 @@ pub(crate) enum HandshakeRejection {
     /// Malformed handshake headers.
     #[error("Bad WebSocket handshake: {0}")]
     BadHandshake(&'static str),
+    /// A malformed `recover` or `envelope` query parameter (see docs/recovery.md).
+    #[error("Bad recovery parameter: {0}")]
+    BadRecovery(&'static str),
     /// The node is draining.
     #[error("Service is shutting down")]
     Draining,
@@ -113,7 +116,7 @@ impl HandshakeRejection {
         match self {
             Self::UnknownStage => StatusCode::NOT_FOUND,
             Self::NotUpgrade | Self::UnsupportedVersion => StatusCode::UPGRADE_REQUIRED,
-            Self::BadHandshake(_) => StatusCode::BAD_REQUEST,
+            Self::BadHandshake(_) | Self::BadRecovery(_) => StatusCode::BAD_REQUEST,
             Self::Draining | Self::TooManyConnections | Self::StoreUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

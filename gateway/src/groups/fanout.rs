@@ -57,7 +57,18 @@ impl<'a> Fanout<'a> {
         if self.exclude == Some(id) {
             return;
         }
-        match handle.offer(self.message.clone()) {
+        self.offer_message(id, handle, self.message);
+    }
+
+    /// Offers `message` (another form of the same message, e.g. its envelope) to one member,
+    /// under the same policy.
+    pub(crate) fn offer_message(
+        &mut self,
+        _id: &str,
+        handle: &Arc<SessionHandle>,
+        message: &Message,
+    ) {
+        match handle.offer(message.clone()) {
             Ok(()) => self.counts.delivered += 1,
             Err(PushError::Full) => {
                 self.counts.dropped += 1;
@@ -70,6 +81,11 @@ impl<'a> Fanout<'a> {
             // Closing: it is leaving its groups.
             Err(PushError::Gone) => {}
         }
+    }
+
+    /// Counts a member for whom the message is held (see `recover`) as delivered.
+    pub(crate) fn count_held(&mut self) {
+        self.counts.delivered += 1;
     }
 
     /// The totals, recorded in the metrics under `kind` (`group` or `broadcast`).

@@ -10,6 +10,9 @@
 //!   this node holds members) with per-group order.
 //! - `wire`: the frame of a group message between nodes.
 //! - `presence`: `$join` / `$leave` events.
+//! - `history`: groups that keep their recent messages (`groups.history`), their positions and
+//!   the opt-in envelope.
+//! - `recover`: replay of missed messages to a client that reconnects, then live without a gap.
 //! - `connect`: groups named by the `$connect` integration's answer.
 //! - `name`: the group-name rules.
 //!
@@ -18,10 +21,12 @@
 
 mod connect;
 pub(crate) mod fanout;
+mod history;
 mod index;
 mod metrics;
 mod name;
 mod presence;
+pub(crate) mod recover;
 mod remote;
 mod wire;
 
@@ -31,12 +36,13 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
-use wsgate_connection_store::{GroupStore, StoreError};
+use wsgate_connection_store::{Announce, GroupStore, Position, StoreError};
 
 pub(crate) use self::connect::admit;
 pub(crate) use self::connect::groups_from_answer;
 pub(crate) use self::fanout::Counts;
 use self::fanout::Fanout;
+pub(crate) use self::history::entry_json as history_entry_json;
 use self::index::Index;
 pub(crate) use self::name::validate as validate_name;
 use self::presence::Presence;
@@ -53,7 +59,7 @@ use crate::events::ConnectionMeta;
 use crate::registry::{Registry, SessionHandle};
 
 /// What a group post or broadcast did (the answer of `POST @groups/{group}` and `@broadcast`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PostOutcome {
     /// Delivery on this node.
     pub local: Counts,
@@ -61,6 +67,8 @@ pub(crate) struct PostOutcome {
     pub published: bool,
     /// Other nodes that received it (nodes holding members; every node for a broadcast).
     pub remote_nodes: u64,
+    /// Its position in the group's history (groups with history only).
+    pub position: Option<Position>,
 }
 
 /// Groups on this node.
@@ -72,6 +80,8 @@ pub(crate) struct Groups {
     remote: Option<Remote>,
     posts: Semaphore,
     presence: Presence,
+    history: history::History,
+    recovery: recover::Recovery,
     /// This node's connections (a broadcast reaches every open one of its stage).
     registry: Arc<Registry>,
     stop: CancellationToken,
@@ -113,6 +123,8 @@ impl Groups {
             remote,
             posts: Semaphore::new(g.max_inflight_posts),
             presence: Presence::new(g.presence_max_members, g.presence_concurrency, presence),
+            history: history::History::new(g.history.clone()),
+            recovery: recover::Recovery::new(&g.history),
             registry,
             stop: CancellationToken::new(),
             config: g.clone(),
@@ -211,6 +223,10 @@ impl Groups {
             }
             Ok(membership) => {
                 self.gauges();
+                if !self.recovery.is_empty() {
+                    let retention = self.history.retention(group);
+                    self.recovery.joined(handle, group, retention, &self.store);
+                }
                 if membership.changed {
                     self.presence
                         .emit(&handle.meta, group, true, membership.size);
@@ -278,6 +294,7 @@ impl Groups {
 
     /// A closed connection leaves every group (locally at once, then in the store).
     pub(crate) async fn forget(&self, handle: &SessionHandle) {
+        self.forget_recovery(handle);
         let meta = &handle.meta;
         for group in self.index.take_joined(&meta.connection_id) {
             let key = index::key(&meta.stage, &group);
@@ -287,6 +304,23 @@ impl Groups {
         self.gauges();
         let meta = Arc::clone(&handle.meta);
         self.forget_in_store(&meta).await;
+    }
+
+    /// Registers a connection that opted in to positions or recovery (before `$connect`).
+    pub(crate) fn opt_in(&self, handle: &SessionHandle, request: recover::Request) {
+        self.recovery.opt_in(&handle.meta.connection_id, request);
+    }
+
+    /// Forgets a connection's recovery state (it ended or was refused).
+    pub(crate) fn forget_recovery(&self, handle: &SessionHandle) {
+        if !self.recovery.is_empty() {
+            self.recovery.forget(handle);
+        }
+    }
+
+    /// How much history `group` keeps (`None`: none).
+    pub(crate) fn retention(&self, group: &str) -> Option<wsgate_connection_store::Retention> {
+        self.history.retention(group)
     }
 
     /// Removes a connection's memberships from the store (also for connections reaped from a
@@ -371,6 +405,118 @@ impl Groups {
         }
     }
 
+    /// Queues the message at `position` of `group` for this node's members, except `exclude`:
+    /// the envelope for members that opted in (held while their replay runs, skipped when
+    /// already sent), the raw payload for the others.
+    pub(crate) fn deliver_positioned(
+        &self,
+        stage: &str,
+        group: &str,
+        payload: Bytes,
+        position: &Position,
+        exclude: Option<&str>,
+    ) -> Counts {
+        let raw = history::raw(payload.clone());
+        let mut fanout = Fanout::new(&raw, exclude, self.config.slow_member);
+        let Some(members) = self.index.members(&index::key(stage, group)) else {
+            return fanout.finish("group");
+        };
+        if self.recovery.is_empty() {
+            members.for_each(|id, handle| fanout.offer(id, handle));
+            return fanout.finish("group");
+        }
+        let mut envelope: Option<Message> = None;
+        let mut make = || {
+            envelope
+                .get_or_insert_with(|| history::envelope(group, position, &payload))
+                .clone()
+        };
+        members.for_each(|id, handle| {
+            let Some(subscriber) = self.recovery.get(id) else {
+                fanout.offer(id, handle);
+                return;
+            };
+            if exclude == Some(id) {
+                return;
+            }
+            let limits = self.recovery.hold_limits(handle);
+            match subscriber.live(group, position, &mut make, handle, limits) {
+                recover::Live::Send => fanout.offer_message(id, handle, &make()),
+                recover::Live::Held => fanout.count_held(),
+                recover::Live::Skip => {}
+            }
+        });
+        fanout.finish("group")
+    }
+
+    /// `POST @groups/{group}` to a group with history: appended to the store with a position,
+    /// then delivered in offset order (see `history`).
+    async fn post_positioned(
+        &self,
+        stage: &str,
+        group: &str,
+        retention: &wsgate_connection_store::Retention,
+        body: Bytes,
+        exclude: Option<&str>,
+    ) -> Result<PostOutcome, CallbackError> {
+        let Some(remote) = &self.remote else {
+            let _serial = self.history.serial.lock().await;
+            let appended = self
+                .store
+                .append(stage, group, &body, retention, None)
+                .await
+                .map_err(|_| CallbackError::Unavailable)?;
+            let local = self.deliver_positioned(stage, group, body, &appended.position, exclude);
+            return Ok(PostOutcome {
+                local,
+                published: false,
+                remote_nodes: 0,
+                position: Some(appended.position),
+            });
+        };
+        let subscribed = remote.is_subscribed(&index::key(stage, group));
+        let (id, waiting) = remote.next(subscribed);
+        // Local members get it from the channel, in offset order; a post dropped midway only
+        // loses its counts.
+        let _forget = remote::ForgetWaiter { remote, id };
+        let head = wire::Frame {
+            origin: remote.node_id().to_owned(),
+            id,
+            stage: stage.to_owned(),
+            group: Some(group.to_owned()),
+            exclude: exclude.map(str::to_owned),
+            position: None,
+            payload: Bytes::new(),
+        }
+        .encode_head()
+        .map_err(|_| CallbackError::BadRequest("exclude is too long".into()))?;
+        let channel = remote.group_channel(stage, group);
+        let announce = Announce {
+            channel: &channel,
+            head: &head,
+        };
+        let appended = self
+            .store
+            .append(stage, group, &body, retention, Some(announce))
+            .await
+            .map_err(|_| CallbackError::Unavailable)?;
+        let local = match waiting {
+            Some(answer) => tokio::time::timeout(remote.echo_timeout(), answer)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default(),
+            None => Counts::default(),
+        };
+        let receivers = appended.receivers.unwrap_or(0);
+        Ok(PostOutcome {
+            local,
+            published: true,
+            remote_nodes: receivers.saturating_sub(u64::from(subscribed)),
+            position: Some(appended.position),
+        })
+    }
+
     /// `POST @groups/{group}` (`group` given) or `@broadcast` (`None`): delivers `body` to every
     /// member on every node, once each, except `exclude`.
     ///
@@ -390,12 +536,19 @@ impl Groups {
             .posts
             .try_acquire()
             .map_err(|_| CallbackError::GroupPostsBusy)?;
+        if let Some(group) = group
+            && !self.history.is_off()
+            && let Some(retention) = self.history.retention(group)
+        {
+            return (self.post_positioned(stage, group, &retention, body, exclude)).await;
+        }
         let Some(remote) = &self.remote else {
             let message = fanout::message(body);
             return Ok(PostOutcome {
                 local: self.deliver(stage, group, &message, exclude),
                 published: false,
                 remote_nodes: 0,
+                position: None,
             });
         };
         let (channel, subscribed) = match group {
@@ -412,6 +565,7 @@ impl Groups {
             stage: stage.to_owned(),
             group: group.map(str::to_owned),
             exclude: exclude.map(str::to_owned),
+            position: None,
             payload: body.clone(),
         }
         .encode()
@@ -444,6 +598,7 @@ impl Groups {
             local: local_counts,
             published: published.is_ok(),
             remote_nodes: receivers.saturating_sub(u64::from(subscribed)),
+            position: None,
         })
     }
 }

@@ -199,6 +199,19 @@ impl Remote {
     }
 }
 
+/// Removes a post's waiting entry when the post is done or dropped (the receiving task then
+/// only delivers).
+pub(crate) struct ForgetWaiter<'a> {
+    pub(crate) remote: &'a Remote,
+    pub(crate) id: u64,
+}
+
+impl Drop for ForgetWaiter<'_> {
+    fn drop(&mut self) {
+        self.remote.take(self.id);
+    }
+}
+
 /// Starts the receiving and subscription tasks; they run until `stop`.
 pub(crate) fn spawn(
     groups: &Arc<Groups>,
@@ -227,7 +240,7 @@ async fn receive(groups: Arc<Groups>, mut frames: mpsc::Receiver<Bytes>, stop: C
                 None => break,
             },
         };
-        let frame = match Frame::decode(bytes) {
+        let mut frame = match Frame::decode(bytes) {
             Ok(frame) => frame,
             Err(error) => {
                 tracing::warn!(%error, "dropped a malformed group frame");
@@ -235,6 +248,22 @@ async fn receive(groups: Arc<Groups>, mut frames: mpsc::Receiver<Bytes>, stop: C
             }
         };
         let own = frame.origin == remote.node_id;
+        if let (Some((epoch, offset)), Some(group)) = (frame.position.take(), &frame.group) {
+            // Groups with history: every copy is delivered here, the poster's own too.
+            let waiter = own.then(|| remote.waiters.remove(&frame.id)).flatten();
+            let position = wsgate_connection_store::Position { epoch, offset };
+            let counts = groups.deliver_positioned(
+                &frame.stage,
+                group,
+                frame.payload,
+                &position,
+                frame.exclude.as_deref(),
+            );
+            if let Some((_, waiter)) = waiter {
+                let _ = waiter.send(counts);
+            }
+            continue;
+        }
         let waiter = if own {
             match remote.waiters.remove(&frame.id) {
                 Some((_, waiter)) => Some(waiter),

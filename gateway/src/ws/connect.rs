@@ -148,6 +148,13 @@ async fn prepare(
     span: &mut Span,
 ) -> Result<oneshot::Receiver<Result<Response, HandshakeRejection>>, HandshakeRejection> {
     let hs = handshake::check(request.method(), request.version(), request.headers())?;
+    let groups_config = shared.groups.config();
+    let recovery = crate::groups::recover::parse(
+        request.uri().query(),
+        groups_config.max_groups_per_connection,
+        groups_config.max_name_bytes,
+    )
+    .map_err(HandshakeRejection::BadRecovery)?;
     if shared.is_draining() {
         return Err(HandshakeRejection::Draining);
     }
@@ -249,6 +256,10 @@ async fn prepare(
         Arc::clone(&shared.budget),
         &shared.sessions_cancel,
     );
+    if let Some(recovery) = recovery {
+        // Before `$connect`, so before any join: see `groups::recover`.
+        shared.groups.opt_in(&handle, recovery);
+    }
     shared.registry.insert(Arc::clone(&handle));
     metrics::gauge!(telemetry::CONNECTIONS_CURRENT).set(shared.registry.len() as f64);
     metrics::counter!(telemetry::CONNECT_TOTAL, "stage" => stage.to_string()).increment(1);

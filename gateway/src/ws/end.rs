@@ -43,6 +43,7 @@ pub(super) enum Recorded {
 /// answer 410 from here on).
 pub(super) fn unlist(shared: &Shared, handle: &SessionHandle) {
     handle.mark_closed();
+    shared.groups.forget_recovery(handle);
     shared.registry.remove(&handle.meta.connection_id);
     metrics::gauge!(telemetry::CONNECTIONS_CURRENT).set(shared.registry.len() as f64);
 }

@@ -37,6 +37,7 @@ mod groups_cluster;
 mod h1_client;
 mod h2_backend;
 mod hardening;
+mod history;
 mod iam_callback;
 mod iam_connect;
 mod jwks;
