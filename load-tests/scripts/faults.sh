@@ -110,6 +110,7 @@ run_one() {
     sleep 0.5
   done
   T_SETTLED="$(now_ms)"
+  printf '{"t_fault":%s,"t_heal":%s,"t_settled":%s}\n' "$T_FAULT" "$T_HEAL" "$T_SETTLED" >"$WORK/marks.json"
   redis_records "$prefix" >"$WORK/redis-left.txt"
   for k in 1 2 3; do node_term "$k"; done
   backend_get /stats >"$WORK/backend.json" || echo '{}' >"$WORK/backend.json"

@@ -75,6 +75,8 @@ def result(a):
         "upstream_unanswered_live": up["lost_on_live_conn"],
         "upstream_unanswered_dropped": up["lost_on_dropped_conn"],
         "upstream_duplicates": up["duplicates"],
+        # Messages answered by an error frame (matched by count: error frames carry no seq).
+        "upstream_error_frames": sum(v for k, v in load["errors"].items() if k.startswith("frame_")),
         "errors": load["errors"],
         "connections": load["connections"],
         "recover_s": recover_s(
@@ -94,6 +96,7 @@ def result(a):
         "push_p99_ms": round(load["push_latency"]["p99_us"] / 1000.0, 1),
         "echo_p99_ms": round(load["echo_latency"]["p99_us"] / 1000.0, 1),
     }
+    out["upstream_silent"] = max(0, out["upstream_unanswered_live"] - out["upstream_error_frames"])
     out["passed"] = (
         out["acked_but_lost"] == 0 and out["duplicates"] == 0 and out["balanced"]
     )
@@ -105,7 +108,7 @@ def table(path):
     rows = json.load(open(path))
     print(
         "| scenario | posts 200 | delivered | acked but lost (dropped conn) | delivered w/o ack | dup "
-        "| upstream sent / replied | client-visible errors | recover s | $connect / $disconnect "
+        "| upstream sent / replied / error frame / silent | client-visible errors | recover s | $connect / $disconnect "
         "| Redis left | pass |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -115,7 +118,8 @@ def table(path):
         print(
             f"| {r['scenario']} | {r['posts_acked']} | {r['acked_and_delivered']} "
             f"| {r['acked_but_lost']} ({r['lost_on_dropped_conn']}) | {r['delivered_without_ack']} "
-            f"| {r['duplicates']} | {r['upstream_sent']} / {r['upstream_replied']} | {errs or 'none'} "
+            f"| {r['duplicates']} | {r['upstream_sent']} / {r['upstream_replied']} / {r['upstream_error_frames']} "
+            f"/ {r['upstream_silent']} | {errs or 'none'} "
             f"| {rec} | {r['connect_events']} / {r['disconnect_events']}"
             f"{'' if r['balanced'] else ' (unbalanced)'} | {r['redis_left']} "
             f"| {'yes' if r['passed'] else 'NO'} |"
@@ -143,7 +147,16 @@ def main():
     if a.cmd == "result":
         result(a)
     elif a.cmd == "summary":
-        json.dump([json.load(open(f)) for f in a.files], sys.stdout, indent=1)
+        rows = [json.load(open(f)) for f in a.files]
+        for r in rows:
+            if "upstream_error_frames" not in r:  # results written before these fields
+                r["upstream_error_frames"] = sum(
+                    v for k, v in r["errors"].items() if k.startswith("frame_")
+                )
+                r["upstream_silent"] = max(
+                    0, r["upstream_unanswered_live"] - r["upstream_error_frames"]
+                )
+        json.dump(rows, sys.stdout, indent=1)
         print()
     else:
         table(a.file)

@@ -48,18 +48,23 @@ impl Mode {
     }
 }
 
-/// Runs the proxy until the process ends; prints `{"listening":..,"control":..}` first.
-pub async fn run(listen_addr: SocketAddr, upstream: SocketAddr, control: SocketAddr) -> Result<()> {
+/// A started proxy.
+pub struct Proxy {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    /// The control listener.
+    pub control: SocketAddr,
+}
+
+/// Starts the proxy's listeners on the current runtime.
+pub fn start(listen_addr: SocketAddr, upstream: SocketAddr, control: SocketAddr) -> Result<Proxy> {
     crate::net::ensure_loopback(&upstream)?;
     let data = listen(listen_addr, 1024)?;
     let ctl = listen(control, 64)?;
-    println!(
-        "{}",
-        serde_json::json!({
-            "listening": data.local_addr()?.to_string(),
-            "control": ctl.local_addr()?.to_string(),
-        })
-    );
+    let out = Proxy {
+        addr: data.local_addr()?,
+        control: ctl.local_addr()?,
+    };
     let (tx, rx) = watch::channel(Mode::Pass);
     let tx = Arc::new(tx);
     tokio::spawn(async move {
@@ -88,16 +93,28 @@ pub async fn run(listen_addr: SocketAddr, upstream: SocketAddr, control: SocketA
             }));
         }
     });
-    loop {
-        let (client, _) = match data.accept().await {
-            Ok(x) => x,
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
+    tokio::spawn(async move {
+        loop {
+            match data.accept().await {
+                Ok((client, _)) => {
+                    tokio::spawn(carry(client, upstream, rx.clone()));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
             }
-        };
-        tokio::spawn(carry(client, upstream, rx.clone()));
-    }
+        }
+    });
+    Ok(out)
+}
+
+/// Runs the proxy until the process ends; prints `{"listening":..,"control":..}` first.
+pub async fn run(listen_addr: SocketAddr, upstream: SocketAddr, control: SocketAddr) -> Result<()> {
+    let p = start(listen_addr, upstream, control)?;
+    println!(
+        "{}",
+        serde_json::json!({"listening": p.addr.to_string(), "control": p.control.to_string()})
+    );
+    std::future::pending::<()>().await;
+    Ok(())
 }
 
 /// Closes `s` with a reset.

@@ -17,7 +17,7 @@
 //!   latency percentiles of the interval, and (for `soak`) the gateways' RSS and open fds and
 //!   Redis `used_memory`.
 //!
-//! After the window, acknowledged pushes still undelivered get a bounded `drain_s`; then
+//! After the window, acknowledged pushes and messages still unanswered get a bounded `drain_s`; then
 //! every slot closes with a close handshake (reading frames until the server's close).
 //! Loopback targets only, like every scenario of this tool.
 
@@ -42,7 +42,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::time::{MissedTickBehavior, sleep, sleep_until, timeout};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
 /// Longest wait for one post, join or `whoami`.
@@ -284,6 +285,20 @@ impl Shared {
     }
 }
 
+/// A label for a connection that failed while open (`ws_reset_without_close` when the TCP
+/// connection ended without a close frame, as when the node is killed).
+fn ws_error_kind(e: WsError) -> String {
+    match e {
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            "ws_reset_without_close".to_owned()
+        }
+        other => match ConnError::from(other) {
+            ConnError::Ws(_) => "ws_protocol".to_owned(),
+            c => format!("ws_{}", c.kind()),
+        },
+    }
+}
+
 /// `<id>:<ns>` at the start of `rest`.
 fn two_fields(rest: &str) -> Option<(u64, u64)> {
     let mut it = rest.splitn(3, ':');
@@ -369,8 +384,10 @@ pub async fn run(scenario: &str, plan: FaultsPlan) -> Result<FaultsReport> {
     for p in posters {
         let _ = p.await;
     }
+    // Acknowledged pushes and sent messages still unanswered get the drain (a message answered
+    // by an error frame never arrives, so the drain runs out after a failure).
     let drain_end = Instant::now() + secs(plan.drain_s, MAX_PHASE);
-    while sh.pushes.outstanding() > 0 && Instant::now() < drain_end {
+    while sh.pushes.outstanding() + sh.upstream.outstanding() > 0 && Instant::now() < drain_end {
         sleep(Duration::from_millis(20)).await;
     }
     stop_conns.cancel();
@@ -665,7 +682,7 @@ async fn session(
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
-                    sh.error(&format!("ws_{}", ConnError::from(e).kind()));
+                    sh.error(&ws_error_kind(e));
                     return End::Lost;
                 }
                 None => {
@@ -827,5 +844,12 @@ mod tests {
             "internal_server_error"
         );
         assert_eq!(frame_kind("??"), "unknown");
+        assert_eq!(
+            ws_error_kind(WsError::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake
+            )),
+            "ws_reset_without_close"
+        );
+        assert_eq!(ws_error_kind(WsError::ConnectionClosed), "ws_closed");
     }
 }
