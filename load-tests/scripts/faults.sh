@@ -83,7 +83,7 @@ fault_length() {
 }
 
 run_one() {
-  local name="$1" prefix="faults${NET_TAG}-$1" duration settle_end stats
+  local name="$1" prefix="faults${NET_TAG}-$1" duration settle_end stats left
   WORK="$OUT/$name"
   rm -rf "$WORK"
   mkdir -p "$WORK"
@@ -105,7 +105,9 @@ run_one() {
   settle_end=$(($(date +%s) + SETTLE))
   while [ "$(date +%s)" -lt "$settle_end" ]; do
     stats="$(backend_get /stats || echo '{}')"
-    redis_records "$prefix" >/dev/null
+    redis_records "$prefix" >"$WORK/left.tmp"
+    left="$(cat "$WORK/left.tmp")"
+    printf '%s connected_ids=%s %s\n' "$(now_ms)" "$(jq -r '.connected_ids' <<<"$stats")" "$left" >>"$WORK/settle.log"
     if [ "$(jq -r '.connected_ids // 1' <<<"$stats")" = 0 ] && [ "$REDIS_LEFT" = 0 ]; then break; fi
     sleep 0.5
   done

@@ -398,6 +398,9 @@ pub struct FaultsArgs {
     /// Connections kept open (each reconnects when lost).
     #[arg(long, default_value_t = 200)]
     pub conns: usize,
+    /// Connections opened per second at the start (0: all at once).
+    #[arg(long, default_value_t = 200.0)]
+    pub ramp: f64,
     /// Seconds of load.
     #[arg(long, default_value_t = 60.0)]
     pub duration: f64,
@@ -464,6 +467,7 @@ impl FaultsArgs {
         crate::scenario::faults::FaultsPlan {
             nodes: self.nodes.clone(),
             conns: self.conns,
+            ramp_per_s: self.ramp,
             duration_s: self.duration,
             msg_rate: self.msg_rate,
             push_rate: self.push_rate,

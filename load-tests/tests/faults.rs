@@ -55,6 +55,7 @@ async fn the_ledger_balances_a_churning_load_with_groups() {
     let plan = FaultsPlan {
         nodes: vec![format!("ws://{}/prod", gateway.local_addr())],
         conns: 8,
+        ramp_per_s: 100.0,
         duration_s: 3.0,
         msg_rate: 40.0,
         push_rate: 60.0,

@@ -2,8 +2,9 @@
 //! acknowledgement is checked against a delivery ledger ([`super::ledger`]), meant to run while
 //! `load-tests/scripts/faults.sh` breaks things around it.
 //!
-//! - `conns` client slots each keep one connection open: connect to a node, learn the id with
-//!   `whoami`, and on losing the connection reconnect (to the next node) after a short backoff.
+//! - `conns` client slots each keep one connection open (opened `ramp_per_s` a second at the
+//!   start): connect to a node, learn the id with `whoami`, and on losing the connection
+//!   reconnect (to the next node) after a short backoff.
 //!   With `churn_per_s`, connections are also closed on purpose and reopened.
 //! - Every slot sends `{"action":"echo","seq":<id>,"t":<ns>}` (`msg_rate` messages/s over all
 //!   slots); the echo reply is the acknowledgement, matched by `seq`.
@@ -60,6 +61,8 @@ pub struct FaultsPlan {
     pub nodes: Vec<String>,
     /// Client slots (connections kept open).
     pub conns: usize,
+    /// Connections opened per second at the start (0: all at once).
+    pub ramp_per_s: f64,
     /// Seconds of load.
     pub duration_s: f64,
     /// Upstream echo messages per second over all connections (0: none).
@@ -387,7 +390,9 @@ pub async fn run(scenario: &str, plan: FaultsPlan) -> Result<FaultsReport> {
     // Acknowledged pushes and sent messages still unanswered get the drain (a message answered
     // by an error frame never arrives, so the drain runs out after a failure).
     let drain_end = Instant::now() + secs(plan.drain_s, MAX_PHASE);
-    while sh.pushes.outstanding() + sh.upstream.outstanding() > 0 && Instant::now() < drain_end {
+    while sh.pushes.outstanding(false) + sh.upstream.outstanding(true) > 0
+        && Instant::now() < drain_end
+    {
         sleep(Duration::from_millis(20)).await;
     }
     stop_conns.cancel();
@@ -546,6 +551,15 @@ async fn slot(i: usize, sh: Arc<Shared>, stop_load: CancellationToken, stop: Can
     let mut rng = Rng::new(p.seed ^ ((i as u64 + 1) << 20));
     let mut attempt = 0usize;
     let mut backoff = BACKOFF.0;
+    if p.ramp_per_s > 0.0 {
+        // Slot i opens i / ramp seconds after the start.
+        #[allow(clippy::cast_precision_loss)]
+        let delay = secs(i as f64 / p.ramp_per_s, MAX_PHASE);
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = sleep(delay) => {}
+        }
+    }
     while !stop.is_cancelled() {
         let node_ix = (i + attempt) % n;
         let node = &sh.nodes[node_ix];

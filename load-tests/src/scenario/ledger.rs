@@ -114,13 +114,15 @@ impl Ledger {
         self.lock().dropped.insert(conn);
     }
 
-    /// Acknowledged ids not delivered yet (for the bounded drain at the end).
-    pub fn outstanding(&self) -> u64 {
+    /// Ids not delivered yet on connections still open (for the bounded drain at the end):
+    /// the acknowledged ones, or with `unacked` also those whose acknowledgement is still
+    /// pending (a message being sent when the load stopped).
+    pub fn outstanding(&self, unacked: bool) -> u64 {
         let b = self.lock();
         let n = b
             .entries
             .values()
-            .filter(|e| e.acked && e.arrivals == 0 && !b.dropped.contains(&e.conn))
+            .filter(|e| (e.acked || unacked) && e.arrivals == 0 && !b.dropped.contains(&e.conn))
             .count();
         u64::try_from(n).unwrap_or(u64::MAX)
     }
@@ -174,7 +176,8 @@ mod tests {
         assert!(l.arrive(6));
         assert!(!l.arrive(99));
         l.dropped(0);
-        assert_eq!(l.outstanding(), 1);
+        assert_eq!(l.outstanding(false), 1);
+        assert_eq!(l.outstanding(true), 2);
         assert_eq!(
             l.balance(),
             Balance {
