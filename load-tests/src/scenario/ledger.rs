@@ -20,6 +20,8 @@ struct Entry {
     acked: bool,
     /// Arrivals at the client.
     arrivals: u32,
+    /// Unix ms when it was booked.
+    t_ms: u64,
 }
 
 #[derive(Default)]
@@ -56,6 +58,10 @@ pub struct Balance {
     pub duplicates: u64,
     /// Arrivals of ids never booked.
     pub unknown_arrivals: u64,
+    /// Up to 10 of the ids lost on a live connection, with when they were sent (unix ms), to
+    /// look for in the gateways' logs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost_on_live_samples: Vec<(u64, u64)>,
 }
 
 impl Ledger {
@@ -81,6 +87,7 @@ impl Ledger {
             id,
             Entry {
                 conn,
+                t_ms: crate::clock::wall_ms(),
                 ..Entry::default()
             },
         );
@@ -134,7 +141,7 @@ impl Ledger {
             unknown_arrivals: b.unknown_arrivals,
             ..Balance::default()
         };
-        for e in b.entries.values() {
+        for (&id, e) in &b.entries {
             out.sent += 1;
             out.duplicates += u64::from(e.arrivals.saturating_sub(1));
             match (e.acked, e.arrivals > 0) {
@@ -145,6 +152,9 @@ impl Ledger {
                         out.lost_on_dropped_conn += 1;
                     } else {
                         out.lost_on_live_conn += 1;
+                        if out.lost_on_live_samples.len() < 10 {
+                            out.lost_on_live_samples.push((id, e.t_ms));
+                        }
                     }
                 }
                 (false, true) => out.delivered_without_ack += 1,
@@ -178,8 +188,12 @@ mod tests {
         l.dropped(0);
         assert_eq!(l.outstanding(false), 1);
         assert_eq!(l.outstanding(true), 2);
+        let mut b = l.balance();
+        assert_eq!(b.lost_on_live_samples.len(), 1);
+        assert_eq!(b.lost_on_live_samples[0].0, 3);
+        b.lost_on_live_samples.clear();
         assert_eq!(
-            l.balance(),
+            b,
             Balance {
                 sent: 6,
                 acked_and_delivered: 2,
@@ -190,6 +204,7 @@ mod tests {
                 failed_not_delivered: 1,
                 duplicates: 1,
                 unknown_arrivals: 1,
+                lost_on_live_samples: Vec::new(),
             }
         );
     }
