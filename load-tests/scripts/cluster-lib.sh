@@ -150,7 +150,11 @@ backend_start() {
     BACKEND_ADDR="127.0.0.1:$(free_port)"
     proxy_start b "${BACKEND_ADDR##*:}" "$BACKEND_LOCAL"
   fi
-  in_host b "$LOAD_BIN" backend --listen "$BACKEND_LOCAL" --threads 1 --max-seconds 7200 \
+  # Started directly (not through a shell function) so that $! is the backend itself
+  # (`ip netns exec` execs it).
+  local netns=()
+  [ "$NET_MODE" = netns ] && netns=(ip netns exec "${NET_TAG}b")
+  "${netns[@]}" "$LOAD_BIN" backend --listen "$BACKEND_LOCAL" --threads 1 --max-seconds 7200 \
     >"$WORK/backend.log" 2>&1 &
   BACKEND_PID=$!
   for _ in $(seq 1 100); do backend_get /healthz >/dev/null 2>&1 && return 0; sleep 0.05; done

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::time::{MissedTickBehavior, sleep, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
@@ -223,6 +223,7 @@ struct Shared {
     answers: Mutex<BTreeMap<String, u64>>,
     push_lat: Recorder,
     echo_lat: Recorder,
+    sending: RwLock<bool>,
 }
 
 impl Shared {
@@ -242,6 +243,19 @@ impl Shared {
             .unwrap_or_else(|p| p.into_inner())
             .entry(kind.to_owned())
             .or_default() += 1;
+    }
+
+    /// Books an echo message unless the load has stopped. Under the gate's read lock, so once
+    /// [`Self::close_gate`] returned no message is booked any more and the drain sees every
+    /// message booked before (a message whose tick fired just as the load stopped would
+    /// otherwise be sent after the drain had looked, and its reply cut off by the close).
+    fn book_message(&self, id: u64, serial: u64) -> bool {
+        let open = self.sending.read().unwrap_or_else(|p| p.into_inner());
+        *open && self.upstream.book(id, serial)
+    }
+
+    fn close_gate(&self) {
+        *self.sending.write().unwrap_or_else(|p| p.into_inner()) = false;
     }
 
     fn set_slot(&self, i: usize, t: Option<Target>) {
@@ -344,6 +358,7 @@ pub async fn run(scenario: &str, plan: FaultsPlan) -> Result<FaultsReport> {
         answers: Mutex::new(BTreeMap::new()),
         push_lat: Recorder::new(16),
         echo_lat: Recorder::new(16),
+        sending: RwLock::new(true),
         plan: plan.clone(),
     });
     let started_unix_ms = wall_ms();
@@ -383,6 +398,7 @@ pub async fn run(scenario: &str, plan: FaultsPlan) -> Result<FaultsReport> {
     }
     sleep_until(end.into()).await;
     stop_load.cancel();
+    sh.close_gate();
     let window_end_unix_ms = wall_ms();
     for p in posters {
         let _ = p.await;
@@ -677,7 +693,7 @@ async fn session(
             () = sleep_until(life_end.into()) => break End::Churn,
             _ = tick.tick(), if sending && !stop_load.is_cancelled() => {
                 let id = sh.next_id.fetch_add(1, Relaxed);
-                if !sh.upstream.book(id, serial) {
+                if !sh.book_message(id, serial) {
                     continue;
                 }
                 let text = format!(r#"{{"action":"echo","seq":{id},"t":{}}}"#, wall_ns());
