@@ -154,7 +154,7 @@ if [ "${CI:-}" = true ] || [ "${FUZZ_SMOKE:-}" = 1 ]; then
   FUZZ_SECONDS="${FUZZ_SECONDS:-10}" ./scripts/fuzz-smoke.sh
 fi
 
-# Fault scenarios and the soak at small sizes in CI or when asked for (about 4.5 minutes
+# Fault scenarios and the soak at small sizes in CI or when asked for (about 4 minutes
 # together): load-tests/scripts/faults.sh (Redis partitioned, backend resetting 10 % of requests,
 # a node killed) and soak.sh (150 s of churn, pushes and group fan-outs). They fail the run when a
 # push answered 200 was lost, a message was duplicated, a $connect had no single $disconnect, or
