@@ -153,3 +153,17 @@ if [ "${CI:-}" = true ] || [ "${FUZZ_SMOKE:-}" = 1 ]; then
   log "fuzz smoke"
   FUZZ_SECONDS="${FUZZ_SECONDS:-10}" ./scripts/fuzz-smoke.sh
 fi
+
+# Fault scenarios and the soak at small sizes in CI or when asked for (about 4 minutes
+# together): load-tests/scripts/faults.sh (Redis partitioned, backend resetting 10 % of requests,
+# a node killed) and soak.sh (150 s of churn, pushes and group fan-outs). They fail the run when a
+# push answered 200 was lost, a message was duplicated, a $connect had no single $disconnect, or
+# (soak) RSS or fds grew. Namespaces need root; without it faults.sh uses its fault proxy.
+if [ "${CI:-}" = true ] || [ "${FAULTS_SMOKE:-}" = 1 ]; then
+  log "faults and soak smoke"
+  cargo build -p wsgate -p wsgate-load --locked
+  WSGATE_BIN="$CARGO_TARGET_DIR/debug/wsgate" LOAD_BIN="$CARGO_TARGET_DIR/debug/wsgate-load" FAULTS_SHORT=1 \
+    ./load-tests/scripts/faults.sh "$CARGO_TARGET_DIR/faults-smoke"
+  WSGATE_BIN="$CARGO_TARGET_DIR/debug/wsgate" LOAD_BIN="$CARGO_TARGET_DIR/debug/wsgate-load" SOAK_SHORT=1 \
+    ./load-tests/scripts/soak.sh "$CARGO_TARGET_DIR/soak-smoke"
+fi

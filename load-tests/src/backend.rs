@@ -9,8 +9,14 @@
 //! | `POST /sink` | `MESSAGE` (one-way) | `{"statusCode":200}` |
 //! | `POST /echo-http` | `http_proxy` body | the body itself |
 //! | `GET /stats` | | event counters as JSON |
+//! | `PUT /fault/reset-percent` | | body `P` (0..=100): from now on P of every 100 integration requests are answered by a TCP reset |
 //!
-//! HTTP/1.1 keep-alive, one task per connection.
+//! HTTP/1.1 keep-alive, one task per connection. `$connect`/`$disconnect` are balanced per
+//! connection id: `connected_ids` counts ids connected and not yet disconnected,
+//! `unmatched_disconnects` the `$disconnect` events for an id that was not connected (a second
+//! `$disconnect`, or one without `$connect`), `duplicate_connects` a second `$connect` for an id.
+//! The reset fault picks requests by a counter (every request whose number modulo 100 is below
+//! P), so the share is exact and needs no random source.
 
 use crate::httpd::{Resp, json, read_body, resp};
 use crate::net::listen;
@@ -63,6 +69,11 @@ struct Shared {
     sink: AtomicU64,
     echo_http: AtomicU64,
     bad: AtomicU64,
+    unmatched_disconnects: AtomicU64,
+    duplicate_connects: AtomicU64,
+    resets: AtomicU64,
+    reset_percent: AtomicU64,
+    requests: AtomicU64,
     ids: Mutex<HashSet<String>>,
 }
 
@@ -83,6 +94,15 @@ impl Shared {
                 self.echo_http.load(Relaxed),
             ),
             ("bad_events".to_owned(), self.bad.load(Relaxed)),
+            (
+                "unmatched_disconnects".to_owned(),
+                self.unmatched_disconnects.load(Relaxed),
+            ),
+            (
+                "duplicate_connects".to_owned(),
+                self.duplicate_connects.load(Relaxed),
+            ),
+            ("resets".to_owned(), self.resets.load(Relaxed)),
             (
                 "connected_ids".to_owned(),
                 u64::try_from(ids).unwrap_or(u64::MAX),
@@ -115,6 +135,11 @@ impl Backend {
             .contains(id)
     }
 
+    /// Answers `percent` of every 100 integration requests from now on with a TCP reset.
+    pub fn set_reset_percent(&self, percent: u64) {
+        self.shared.reset_percent.store(percent.min(100), Relaxed);
+    }
+
     /// Stops accepting.
     pub async fn shutdown(self) {
         self.stop.cancel();
@@ -124,7 +149,12 @@ impl Backend {
 
 /// Starts the backend on the current runtime.
 pub async fn start(addr: SocketAddr) -> Result<Backend> {
-    let listener = listen(addr, 4096)?;
+    start_on(listen(addr, 4096)?)
+}
+
+/// Starts the backend on `listener` (any address: the standalone backend of the fault runs
+/// listens on a veth address inside its own network namespace; the backend only answers).
+pub fn start_on(listener: tokio::net::TcpListener) -> Result<Backend> {
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared::default());
     let stop = CancellationToken::new();
@@ -136,8 +166,7 @@ pub async fn start(addr: SocketAddr) -> Result<Backend> {
                 r = listener.accept() => match r {
                     Ok((stream, _)) => {
                         let _ = stream.set_nodelay(true);
-                        let s = s.clone();
-                        tokio::spawn(crate::httpd::serve(stream, move |req| handle(req, s.clone())));
+                        tokio::spawn(serve(stream, s.clone()));
                     }
                     Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
                 },
@@ -152,6 +181,22 @@ pub async fn start(addr: SocketAddr) -> Result<Backend> {
     })
 }
 
+/// Serves one connection; a request picked by the reset fault ends it with a TCP reset.
+async fn serve(stream: tokio::net::TcpStream, s: Arc<Shared>) {
+    let kill = CancellationToken::new();
+    // With SO_LINGER 0, dropping the socket sends RST instead of FIN. Set up front (while the
+    // fault is on) because the stream moves into the HTTP server.
+    if s.reset_percent.load(Relaxed) > 0 {
+        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    }
+    let k = kill.clone();
+    let conn = crate::httpd::serve(stream, move |req| handle(req, s.clone(), k.clone()));
+    tokio::select! {
+        () = conn => {}
+        () = kill.cancelled() => {}
+    }
+}
+
 fn proxy(body: Option<&str>) -> Resp {
     json(
         StatusCode::OK,
@@ -163,8 +208,21 @@ fn proxy(body: Option<&str>) -> Resp {
     )
 }
 
-async fn handle(req: Request<Incoming>, s: Arc<Shared>) -> Resp {
+async fn handle(req: Request<Incoming>, s: Arc<Shared>, kill: CancellationToken) -> Resp {
     let path = req.uri().path().to_owned();
+    if req.method() == Method::PUT && path == "/fault/reset-percent" {
+        let body = read_body(req.into_body(), 64).await.unwrap_or_default();
+        return match std::str::from_utf8(&body)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+        {
+            Some(p) if p <= 100 => {
+                s.reset_percent.store(p, Relaxed);
+                resp(StatusCode::NO_CONTENT, "")
+            }
+            _ => resp(StatusCode::BAD_REQUEST, "body: a percentage 0..=100\n"),
+        };
+    }
     if req.method() == Method::GET {
         return match path.as_str() {
             "/stats" => json(
@@ -174,6 +232,13 @@ async fn handle(req: Request<Incoming>, s: Arc<Shared>) -> Resp {
             "/healthz" => resp(StatusCode::OK, "ok"),
             _ => resp(StatusCode::NOT_FOUND, ""),
         };
+    }
+    let pct = s.reset_percent.load(Relaxed);
+    if pct > 0 && s.requests.fetch_add(1, Relaxed) % 100 < pct {
+        s.resets.fetch_add(1, Relaxed);
+        kill.cancel();
+        // The connection task drops the socket; this answer is never sent.
+        std::future::pending::<()>().await;
     }
     let Some(raw) = read_body(req.into_body(), MAX_EVENT).await else {
         s.bad.fetch_add(1, Relaxed);
@@ -192,18 +257,22 @@ async fn handle(req: Request<Incoming>, s: Arc<Shared>) -> Resp {
         "/connect" => {
             s.connect.fetch_add(1, Relaxed);
             let mut ids = s.ids.lock().unwrap_or_else(|p| p.into_inner());
-            if ids.len() < MAX_IDS {
-                ids.insert(id.into_owned());
+            if ids.len() < MAX_IDS && !ids.insert(id.into_owned()) {
+                s.duplicate_connects.fetch_add(1, Relaxed);
             }
             drop(ids);
             proxy(None)
         }
         "/disconnect" => {
             s.disconnect.fetch_add(1, Relaxed);
-            s.ids
+            let known = s
+                .ids
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(id.as_ref());
+            if !known {
+                s.unmatched_disconnects.fetch_add(1, Relaxed);
+            }
             proxy(None)
         }
         "/whoami" => {
@@ -224,8 +293,13 @@ async fn handle(req: Request<Incoming>, s: Arc<Shared>) -> Resp {
 }
 
 /// Runs the backend until `max` elapses or Ctrl-C; prints `{"listening":"ADDR"}` first.
-pub async fn run_standalone(addr: SocketAddr, max: Duration) -> Result<()> {
-    let b = start(addr).await?;
+pub async fn run_standalone(addr: SocketAddr, max: Duration, reset_percent: u64) -> Result<()> {
+    let b = if addr.ip().is_loopback() {
+        start(addr).await?
+    } else {
+        start_on(crate::net::listen_any(addr, 4096)?)?
+    };
+    b.set_reset_percent(reset_percent);
     println!(
         "{}",
         serde_json::json!({"listening": b.addr.to_string(), "pid": std::process::id()})

@@ -39,6 +39,17 @@ pub enum Cmd {
     /// Server RSS per connection idle, then once each connection has sent a message (and got
     /// the reply) and received a push.
     Ready(ReadyArgs),
+    /// Mixed load on running nodes (reconnecting clients, echo messages, pushes) with a
+    /// delivery ledger: what was acknowledged and lost, delivered without acknowledgement,
+    /// duplicated; for `load-tests/scripts/faults.sh`.
+    Faults(FaultsArgs),
+    /// `faults` with churn and group fan-outs, sampling the gateways' RSS and fds and Redis
+    /// memory; passes when nothing was lost and RSS and fds are flat after warm-up.
+    Soak(FaultsArgs),
+    /// A TCP proxy that stalls or resets what it carries on request (`PUT /mode` on the
+    /// control listener: `pass`, `stall`, `reset`); the fault injector of `faults.sh` where
+    /// network namespaces are not available.
+    Faultproxy(FaultProxyArgs),
     /// Run the raw baseline server on its own.
     Raw(RawArgs),
     /// Run the built-in integration backend on its own (for a gateway started by hand).
@@ -377,6 +388,124 @@ pub struct RawArgs {
     pub lifeline: bool,
 }
 
+/// `faults` and `soak` options.
+#[derive(Args, Debug)]
+pub struct FaultsArgs {
+    /// WebSocket URL of a running node (repeatable), e.g. `ws://127.0.0.1:8081/prod`; the
+    /// callback API is on the same port.
+    #[arg(long = "node", value_name = "URL", required = true)]
+    pub nodes: Vec<String>,
+    /// Connections kept open (each reconnects when lost).
+    #[arg(long, default_value_t = 200)]
+    pub conns: usize,
+    /// Connections opened per second at the start (0: all at once).
+    #[arg(long, default_value_t = 200.0)]
+    pub ramp: f64,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 60.0)]
+    pub duration: f64,
+    /// Upstream echo messages per second over all connections (0: none).
+    #[arg(long, default_value_t = 100.0)]
+    pub msg_rate: f64,
+    /// Posts per second over all posters (0: none).
+    #[arg(long, default_value_t = 100.0)]
+    pub push_rate: f64,
+    /// Concurrent posters.
+    #[arg(long, default_value_t = 8)]
+    pub posters: usize,
+    /// Push payload size, bytes.
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Connections closed and reopened per second (soak default 5).
+    #[arg(long)]
+    pub churn: Option<f64>,
+    /// Groups the connections join (soak default 10; 0: none).
+    #[arg(long)]
+    pub groups: Option<usize>,
+    /// Group posts per second (soak default 2).
+    #[arg(long)]
+    pub group_rate: Option<f64>,
+    /// Longest wait for acknowledged pushes after the window, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub drain: f64,
+    /// Timeline interval, seconds (soak default 10).
+    #[arg(long)]
+    pub sample: Option<f64>,
+    /// Gateway pid to sample for RSS and open fds (repeatable).
+    #[arg(long, value_name = "PID")]
+    pub pid: Vec<u32>,
+    /// Redis to sample for `used_memory` (loopback).
+    #[arg(long, value_name = "ADDR")]
+    pub redis: Option<SocketAddr>,
+    /// Soak: seconds of warm-up excluded from the flatness check (default a fifth of the run).
+    #[arg(long)]
+    pub warmup: Option<f64>,
+    /// Ids booked at most per ledger.
+    #[arg(long, default_value_t = 5_000_000)]
+    pub max_ids: usize,
+    /// Connect + upgrade timeout, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// Seed (0: from the clock).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write the JSON report here.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 1 unless the report passed (no acknowledged push lost, no duplicate, soak flat).
+    #[arg(long)]
+    pub fail_on_loss: bool,
+    /// Runtime threads (0: tokio default).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+impl FaultsArgs {
+    /// The plan; `soak` fills in its defaults.
+    pub fn plan(&self, soak: bool) -> crate::scenario::faults::FaultsPlan {
+        let pick = |v: Option<f64>, s: f64, f: f64| v.unwrap_or(if soak { s } else { f });
+        crate::scenario::faults::FaultsPlan {
+            nodes: self.nodes.clone(),
+            conns: self.conns,
+            ramp_per_s: self.ramp,
+            duration_s: self.duration,
+            msg_rate: self.msg_rate,
+            push_rate: self.push_rate,
+            posters: self.posters,
+            size: self.size,
+            churn_per_s: pick(self.churn, 5.0, 0.0),
+            groups: self.groups.unwrap_or(if soak { 10 } else { 0 }),
+            group_rate: pick(self.group_rate, 2.0, 0.0),
+            drain_s: self.drain,
+            sample_s: pick(self.sample, 10.0, 1.0),
+            pids: self.pid.clone(),
+            redis: self.redis,
+            soak_warmup_s: soak.then(|| self.warmup.unwrap_or(self.duration / 5.0)),
+            max_ids: self.max_ids,
+            connect_timeout_s: self.connect_timeout,
+            seed: if self.seed == 0 {
+                crate::clock::wall_ns() | 1
+            } else {
+                self.seed
+            },
+        }
+    }
+}
+
+/// `faultproxy` options.
+#[derive(Args, Debug)]
+pub struct FaultProxyArgs {
+    /// Where clients connect (loopback).
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// Where the proxy connects (loopback).
+    #[arg(long)]
+    pub upstream: SocketAddr,
+    /// Control listener (loopback): `PUT /mode` with `pass`, `stall` or `reset`.
+    #[arg(long)]
+    pub control: SocketAddr,
+}
+
 /// `backend` options.
 #[derive(Args, Debug)]
 pub struct BackendArgs {
@@ -389,6 +518,10 @@ pub struct BackendArgs {
     /// Exit after this many seconds.
     #[arg(long, default_value_t = 3600)]
     pub max_seconds: u64,
+    /// Answer this share (0..=100) of integration requests with a TCP reset (a fault for
+    /// `faults.sh`; also settable at run time with `PUT /fault/reset-percent`).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100))]
+    pub reset_percent: u64,
 }
 
 /// `worker` options.
@@ -630,7 +763,12 @@ impl Cmd {
                 posters: a.posters,
                 reply_timeout_s: a.reply_timeout,
             }))?,
-            Self::Raw(_) | Self::Backend(_) | Self::Worker(_) => return Ok(None),
+            Self::Raw(_)
+            | Self::Backend(_)
+            | Self::Worker(_)
+            | Self::Faults(_)
+            | Self::Faultproxy(_)
+            | Self::Soak(_) => return Ok(None),
         }))
     }
 }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod control;
+pub mod faultproxy;
 pub mod hist;
 pub mod httpc;
 pub mod httpd;

@@ -5,7 +5,8 @@ use clap::Parser;
 use std::time::Duration;
 use wsgate_load::cli::{Cli, Cmd};
 use wsgate_load::raw::{self, RawConfig};
-use wsgate_load::{backend, run, worker};
+use wsgate_load::scenario::faults;
+use wsgate_load::{backend, faultproxy, run, worker};
 
 fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
     let rt = if threads == 1 {
@@ -41,8 +42,24 @@ fn main() -> Result<()> {
         Cmd::Backend(a) => runtime(a.threads)?.block_on(backend::run_standalone(
             a.listen,
             Duration::from_secs(a.max_seconds),
+            a.reset_percent,
         )),
+        Cmd::Faultproxy(a) => {
+            runtime(1)?.block_on(faultproxy::run(a.listen, a.upstream, a.control))
+        }
         Cmd::Worker(a) => runtime(a.threads)?.block_on(worker::run_child()),
+        Cmd::Faults(a) => runtime(a.threads)?.block_on(faults::main(
+            "faults",
+            a.plan(false),
+            a.out.clone(),
+            a.fail_on_loss,
+        )),
+        Cmd::Soak(a) => runtime(a.threads)?.block_on(faults::main(
+            "soak",
+            a.plan(true),
+            a.out.clone(),
+            a.fail_on_loss,
+        )),
         scenario => {
             let Some(cfg) = scenario.run_config()? else {
                 return Ok(());

@@ -96,6 +96,12 @@ pub async fn tcp_connect(target: SocketAddr, src: Option<IpAddr>) -> io::Result<
 /// A listener with `SO_REUSEADDR` and the given backlog.
 pub fn listen(addr: SocketAddr, backlog: u32) -> Result<TcpListener> {
     ensure_loopback(&addr)?;
+    listen_any(addr, backlog)
+}
+
+/// [`listen`] on any address: only for servers that answer and send no load (the standalone
+/// backend and the fault proxy in a test namespace); load targets stay loopback-only.
+pub fn listen_any(addr: SocketAddr, backlog: u32) -> Result<TcpListener> {
     let sock = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {

@@ -1,10 +1,13 @@
 //! Scenario plans, the share of a plan that one worker runs, and what a share reports back.
 
 pub mod fanout;
+pub mod faults;
 pub mod idle;
+pub mod ledger;
 pub mod open;
 pub mod push;
 pub mod ready;
+pub mod soak;
 pub mod storm;
 pub mod upstream;
 
@@ -423,7 +426,7 @@ pub struct ResolvedNode {
 }
 
 impl ResolvedNode {
-    async fn resolve(n: &Node) -> Result<Self> {
+    pub(crate) async fn resolve(n: &Node) -> Result<Self> {
         let (ws_auth, _) = split_url(&n.ws_url)?;
         let (cb_auth, cb_path) = split_url(&n.callback_url)?;
         Ok(Self {
