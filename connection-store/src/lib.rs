@@ -16,6 +16,9 @@
 //! - `groups`: the [`GroupStore`] trait: cluster-wide group memberships and the connections of
 //!   each stage, for counts and listings (`memory_groups` and `redis_store::groups` implement
 //!   it).
+//! - `acks`: the [`AckStore`] trait: the client message ids acknowledged routes have seen, so a
+//!   message resent after a reconnect is not handled twice (`memory_acks`, bounded by
+//!   [`AckLimits`], and `redis_store::acks` implement it).
 //! - `record`: [`ConnectionRecord`], the stored value (camelCase JSON).
 //! - `error`: [`StoreError`], the one error type of this crate, and [`DecodeError`].
 //! - `memory`: [`MemoryStore`], a dashmap-backed store for a single node and for tests.
@@ -25,9 +28,11 @@
 //! - `conformance` (feature `conformance`): the checks every store must pass; `tests/memory.rs`
 //!   and `tests/redis.rs` run them against both stores.
 
+mod acks;
 mod error;
 mod groups;
 mod memory;
+mod memory_acks;
 mod memory_groups;
 mod record;
 pub mod redis_conn;
@@ -37,9 +42,11 @@ mod store;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use acks::{AckClaim, AckStore};
 pub use error::{DecodeError, StoreError};
 pub use groups::{GroupStore, Membership};
 pub use memory::MemoryStore;
+pub use memory_acks::AckLimits;
 pub use record::ConnectionRecord;
 pub use redis_store::{LeaseClaim, LeaseRenewal, RedisStore, RedisStoreOptions};
 pub use store::{ConnectionStore, Page};
