@@ -6,7 +6,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiConfig, ConfigError, duration};
+use super::{ApiConfig, ConfigError, LimitsConfig, duration};
 
 /// Shortest `window`.
 pub const MIN_ACK_WINDOW: Duration = Duration::from_millis(100);
@@ -64,8 +64,17 @@ pub fn id_path_fields(path: &str) -> Result<Vec<String>, String> {
     Ok(fields)
 }
 
-/// Checks every route's `ack:` block.
-pub(super) fn validate(api: &ApiConfig) -> Result<(), ConfigError> {
+/// Checks every route's `ack:` block and the memory store's bounds of their ids.
+pub(super) fn validate(api: &ApiConfig, limits: &LimitsConfig) -> Result<(), ConfigError> {
+    if limits.ack_ids == 0 {
+        return Err(ConfigError::invalid("limits.ack_ids", "must be at least 1"));
+    }
+    if limits.ack_id_bytes < 4096 {
+        return Err(ConfigError::invalid(
+            "limits.ack_id_bytes",
+            "must be at least 4096",
+        ));
+    }
     for (key, route) in &api.routes {
         let Some(ack) = &route.ack else { continue };
         let at = format!("api.routes.{key}.ack");
@@ -108,9 +117,18 @@ mod tests {
     }
 
     fn config(route: &str, ack: &str) -> Result<crate::config::Config, ConfigError> {
+        with_limits(route, ack, "{}")
+    }
+
+    fn with_limits(
+        route: &str,
+        ack: &str,
+        limits: &str,
+    ) -> Result<crate::config::Config, ConfigError> {
         crate::config::Config::from_yaml(&format!(
             r#"
 listen: 127.0.0.1:0
+limits: {limits}
 api:
   name: t
   route_selection_expression: $request.body.action
@@ -144,6 +162,15 @@ api:
             match config(route, ack) {
                 Err(ConfigError::Invalid { key: got, .. }) => assert_eq!(got, key, "{ack}"),
                 other => panic!("{route} {ack}: {other:?}"),
+            }
+        }
+        for (limits, key) in [
+            ("{ ack_ids: 0 }", "limits.ack_ids"),
+            ("{ ack_id_bytes: 100 }", "limits.ack_id_bytes"),
+        ] {
+            match with_limits("send", "{ id: $.id }", limits) {
+                Err(ConfigError::Invalid { key: got, .. }) => assert_eq!(got, key),
+                other => panic!("{limits}: {other:?}"),
             }
         }
     }

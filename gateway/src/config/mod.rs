@@ -353,7 +353,7 @@ impl Config {
         }
         self.validate_store_and_cluster()?;
         cache::validate(self.cache.as_ref(), &self.store, api)?;
-        acks::validate(api)?;
+        acks::validate(api, &self.limits)?;
         self.groups.validate()?;
         consumers::validate(&self.consumers, api, &self.aws)?;
         self.aws.validate()?;

@@ -728,7 +728,8 @@ pub struct LimitsConfig {
     /// flight or acknowledged); when reached, new ids are answered with a retryable refusal
     /// until some expire.
     pub ack_ids: usize,
-    /// `store: memory`: most bytes those ids take (keys and bookkeeping).
+    /// `store: memory`: most bytes the remembered client message ids take (keys and
+    /// bookkeeping, about 250 bytes each).
     pub ack_id_bytes: usize,
 }
 
