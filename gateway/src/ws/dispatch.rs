@@ -356,10 +356,11 @@ async fn route_one<'r>(
     }
     span.set_str("wsgate.route_key", key);
     // An acknowledged route reads the client's message id first: every answer carries it.
+    // Boxed, as the claim below: the state every message's future keeps stays two pointers.
     let acked = match route.ack.as_deref() {
         None => None,
         Some(ack) => match ack.read_id(raw) {
-            Ok(id) => Some((ack, id)),
+            Ok(id) => Some((ack, Box::new(id))),
             Err(text) => {
                 span.fail("no message id");
                 metrics::counter!(telemetry::CLIENT_ERROR_TOTAL).increment(1);
@@ -439,7 +440,7 @@ async fn route_one<'r>(
         Some((ack, id)) => {
             let admitted = Box::pin(shared.acks.admit(ack.key(meta, id), ack, request_id)).await;
             match admitted {
-                Admission::Run(claim) => Some(claim),
+                Admission::Run(claim) => Some(Box::new(claim)),
                 other => {
                     let (frame, status) = answer_unclaimed(&other, id, request_id);
                     *ack_frame = Some(frame);
@@ -471,7 +472,7 @@ async fn route_one<'r>(
     };
     if let (Some(claim), Some((ack, id))) = (claim, &acked) {
         let verdict = verdict(&answer);
-        Box::pin(claim.finish(verdict.is_none(), ack)).await;
+        Box::pin((*claim).finish(verdict.is_none(), ack)).await;
         *ack_frame = Some(match verdict {
             None => ack_frames::ack(&id.json),
             Some(why) => ack_frames::nack(&id.json, why, request_id),
