@@ -2,6 +2,7 @@
 
 mod access_log;
 mod acks;
+mod acks_measure;
 mod admin;
 mod admin_browser;
 mod api_keys;
