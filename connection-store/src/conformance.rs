@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::{ConnectionRecord, ConnectionStore};
 
+pub mod acks;
 pub mod groups;
 pub mod history;
 mod list;

@@ -68,6 +68,13 @@ pub enum StoreError {
         /// The store operation.
         op: &'static str,
     },
+    /// The memory store's table of acknowledged message ids is at its bound (count or bytes)
+    /// and no entry has expired yet. Retry later.
+    #[error("connection store is full during {op}")]
+    Full {
+        /// The store operation that was refused.
+        op: &'static str,
+    },
     /// `list_node` was given a cursor this store did not hand out.
     #[error("invalid list cursor {cursor:?}")]
     InvalidCursor {
@@ -89,11 +96,14 @@ pub enum DecodeError {
 }
 
 impl StoreError {
-    /// Whether retrying later may succeed (`Unavailable`, `Timeout` or `Fenced`).
+    /// Whether retrying later may succeed (`Unavailable`, `Timeout`, `Fenced` or `Full`).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable { .. } | Self::Timeout { .. } | Self::Fenced { .. }
+            Self::Unavailable { .. }
+                | Self::Timeout { .. }
+                | Self::Fenced { .. }
+                | Self::Full { .. }
         )
     }
 

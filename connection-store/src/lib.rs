@@ -19,6 +19,9 @@
 //! - `history`: the [`HistoryStore`] trait: each group's recent messages with their epoch and
 //!   offset, for recovery on reconnect (`memory_history` and `redis_store::history` implement
 //!   it; [`GroupStore`] requires it, so both seams travel together).
+//! - `acks`: the [`AckStore`] trait: the client message ids acknowledged routes have seen, so a
+//!   message resent after a reconnect is not handled twice (`memory_acks`, bounded by
+//!   [`AckLimits`], and `redis_store::acks` implement it).
 //! - `record`: [`ConnectionRecord`], the stored value (camelCase JSON).
 //! - `error`: [`StoreError`], the one error type of this crate, and [`DecodeError`].
 //! - `memory`: [`MemoryStore`], a dashmap-backed store for a single node and for tests.
@@ -28,10 +31,12 @@
 //! - `conformance` (feature `conformance`): the checks every store must pass; `tests/memory.rs`
 //!   and `tests/redis.rs` run them against both stores.
 
+mod acks;
 mod error;
 mod groups;
 mod history;
 mod memory;
+mod memory_acks;
 mod memory_groups;
 mod memory_history;
 mod record;
@@ -42,12 +47,14 @@ mod store;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use acks::{AckClaim, AckStore};
 pub use error::{DecodeError, StoreError};
 pub use groups::{GroupStore, Membership};
 pub use history::{
     Announce, Appended, HistoryEntry, HistoryPage, HistoryStore, Position, Retention, announcement,
 };
 pub use memory::MemoryStore;
+pub use memory_acks::AckLimits;
 pub use record::ConnectionRecord;
 pub use redis_store::{LeaseClaim, LeaseRenewal, RedisStore, RedisStoreOptions};
 pub use store::{ConnectionStore, Page};

@@ -33,6 +33,8 @@ pub struct MemoryStore {
     pub(crate) groups: crate::memory_groups::MemoryGroups,
     /// Group histories (see `memory_history`).
     pub(crate) history: crate::memory_history::MemoryHistory,
+    /// Seen client message ids of acknowledged routes (see `memory_acks`).
+    pub(crate) acks: crate::memory_acks::MemoryAcks,
 }
 
 /// A `$disconnect` owed for a removed record, and until when its current claim runs (the
@@ -47,6 +49,14 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store whose table of seen message ids keeps within `limits`.
+    pub fn with_ack_limits(limits: crate::AckLimits) -> Self {
+        Self {
+            acks: crate::memory_acks::MemoryAcks::new(limits),
+            ..Self::default()
+        }
     }
 
     fn index_add(&self, node_id: &str, id: &str) {

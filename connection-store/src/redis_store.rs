@@ -33,7 +33,8 @@
 //!   ids whose record is gone.
 //!
 //! Group memberships and the connections of each stage (the `GroupStore` side) are described
-//! in `groups`, and group histories (streams) in `history`.
+//! in `groups`, group histories (streams) in `history`, and the seen client message ids of
+//! acknowledged routes (the `AckStore` side) in `acks`.
 //!
 //! Needs Redis 6.2 or later (`GETDEL`, `SET … GET`).
 //!
@@ -47,6 +48,7 @@
 //! [`StoreError::Timeout`] or [`StoreError::Unavailable`] quickly; the connection manager
 //! reconnects in the background and the next call after Redis returns succeeds.
 
+mod acks;
 mod codec;
 mod groups;
 mod history;

@@ -29,6 +29,8 @@
 //!   definition in force).
 //! - `deployment`: the API definition (routes, checks, throttling) built from one
 //!   configuration, swappable (arc-swap), and its deployment id.
+//! - `acks`: acknowledged client messages (a route's `ack:`): the client's message id, its
+//!   scope, the claim each copy goes through in the store's seen ids, the ack/nack frames.
 //! - `groups` (membership, fan-out, presence), `auth` (connect-time checks, `AWS_IAM` among
 //!   them), `iam` (SigV4 verification, the configured principals and their IAM policies, used
 //!   by `callback` and `auth`), `throttle`, `integration` (`aws_proxy`, `http_proxy`, `http`,
@@ -47,6 +49,7 @@
 //!   `Type=notify` units, used by `cli`).
 
 mod access_log;
+mod acks;
 mod activity;
 mod admin;
 mod auth;

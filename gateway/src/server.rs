@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use wsgate_connection_store::{
-    ConnectionStore, GroupStore, MemoryStore, RedisStore, RedisStoreOptions,
+    AckLimits, AckStore, ConnectionStore, GroupStore, MemoryStore, RedisStore, RedisStoreOptions,
 };
 
 use crate::admin;
@@ -160,11 +160,12 @@ pub struct Gateway {
     main: crate::fuzzing::Opaque<Serving>,
 }
 
-/// The store (wrapped for metrics and the fence), the group records and, with Redis, the
-/// joined cluster.
+/// The store (wrapped for metrics and the fence), the group records, the seen ids of
+/// acknowledged routes and, with Redis, the joined cluster.
 type Built = (
     Arc<dyn ConnectionStore>,
     Arc<dyn GroupStore>,
+    Arc<dyn AckStore>,
     Option<(Arc<Cluster>, cluster::Receivers)>,
 );
 
@@ -179,9 +180,13 @@ async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError
     };
     let redis = match &config.store {
         StoreConfig::Memory => {
-            let memory = Arc::new(MemoryStore::new());
+            let memory = Arc::new(MemoryStore::with_ack_limits(AckLimits {
+                max_ids: config.limits.ack_ids,
+                max_bytes: config.limits.ack_id_bytes,
+            }));
             let groups: Arc<dyn GroupStore> = Arc::clone(&memory) as _;
-            return Ok((wrap(memory), groups, None));
+            let acks: Arc<dyn AckStore> = Arc::clone(&memory) as _;
+            return Ok((wrap(memory), groups, acks, None));
         }
         StoreConfig::Redis(redis) => redis,
     };
@@ -199,6 +204,7 @@ async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError
     .map_err(StartError::Store)?;
     let records = wrap(Arc::new(store.clone()));
     let groups: Arc<dyn GroupStore> = Arc::new(store.clone());
+    let acks: Arc<dyn AckStore> = Arc::new(store.clone());
     let target = RedisTarget::new(seeds, redis.is_cluster(), redis.timeout);
     let joined = Cluster::join(
         node_id.to_owned(),
@@ -213,7 +219,7 @@ async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError
     )
     .await
     .map_err(StartError::Cluster)?;
-    Ok((records, groups, Some(joined)))
+    Ok((records, groups, acks, Some(joined)))
 }
 
 impl Gateway {
@@ -253,7 +259,8 @@ impl Gateway {
         let definition = builder.build(config.clone(), Arc::new(throttle), None)?;
         let stages = definition.stages.clone();
         builder.aws.check_in_background();
-        let (store, group_store, joined) = build_store(&config, &node_id).await?;
+        let (store, group_store, ack_store, joined) = build_store(&config, &node_id).await?;
+        let acks = crate::acks::Acks::new(ack_store, node_id.clone());
         let registry = Arc::new(Registry::default());
         let tracker = TaskTracker::new();
         let live_routes = Arc::new(std::sync::OnceLock::<std::sync::Weak<Shared>>::new());
@@ -310,6 +317,7 @@ impl Gateway {
             callback_addr,
             activity,
             traces,
+            acks,
         ));
         let _ = live_routes.set(Arc::downgrade(&shared));
         let mut cluster_tasks = JoinSet::new();

@@ -1,7 +1,7 @@
 //! The state the connection lifecycle shares: the configuration fixed at start, the API
 //! definition in force (routes, connect-time checks, throttling; swapped by a reload, see
-//! [`crate::deployment`]), the local registry, the connection store, the groups, the byte
-//! budget, the connection permits and the shutdown signals. The cluster and the callback API sit above it
+//! [`crate::deployment`]), the local registry, the connection store, the groups, the seen ids of
+//! acknowledged routes, the byte budget, the connection permits and the shutdown signals. The cluster and the callback API sit above it
 //! and hold it; nothing here knows them.
 
 use std::net::SocketAddr;
@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     pub activity: Arc<Activity>,
     /// OpenTelemetry spans (nothing when `tracing.enabled` is off).
     pub traces: crate::traces::Traces,
+    /// The seen client message ids of acknowledged routes.
+    pub acks: crate::acks::Acks,
     draining: AtomicBool,
 }
 
@@ -72,6 +74,7 @@ impl Shared {
         callback_addr: Option<SocketAddr>,
         activity: Arc<Activity>,
         traces: crate::traces::Traces,
+        acks: crate::acks::Acks,
     ) -> Self {
         let limits = &config.limits;
         let budget = Arc::new(ByteBudget::new(limits.node_queue_bytes));
@@ -104,6 +107,7 @@ impl Shared {
             permits,
             activity,
             traces,
+            acks,
             draining: AtomicBool::new(false),
         }
     }

@@ -97,6 +97,10 @@ pub(crate) const DISCONNECT_FAILED_TOTAL: &str = "wsgate_disconnect_failed_total
 /// Connections whose queued inbound messages were dropped when `limits.inbound_drain_timeout`
 /// ran out after the client left.
 pub(crate) const INBOUND_DRAIN_CUT_TOTAL: &str = "wsgate_inbound_drain_cut_total";
+/// Copies of an acknowledged route's message that did not reach the integration because the
+/// id was seen, by `outcome` (`acknowledged`, `pending`, `waited`: waited for a first copy on
+/// this node).
+pub(crate) const ACK_DUPLICATE_TOTAL: &str = "wsgate_ack_duplicates_total";
 /// Record removals tried again after a store error (the `$disconnect` waits for the outcome).
 pub(crate) const REMOVE_RETRY_TOTAL: &str = "wsgate_store_remove_retries_total";
 
@@ -187,6 +191,10 @@ fn describe() {
     describe_counter!(
         INBOUND_DRAIN_CUT_TOTAL,
         "Closed connections whose queued inbound messages were dropped after limits.inbound_drain_timeout"
+    );
+    describe_counter!(
+        ACK_DUPLICATE_TOTAL,
+        "Duplicate client messages on acknowledged routes kept from the integration, by outcome"
     );
     describe_counter!(
         REMOVE_RETRY_TOTAL,

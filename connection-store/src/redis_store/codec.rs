@@ -72,6 +72,11 @@ impl Keys {
         format!("{}:stage:{stage}", self.prefix)
     }
 
+    /// `{prefix}:ack:{{key}}`: a seen client message id (see `acks`), tagged by its own key.
+    pub(super) fn ack(&self, key: &str) -> String {
+        format!("{}:ack:{{{key}}}", self.prefix)
+    }
+
     /// `{{prefix}}:lease:{node_id}`: the node's lease (value: its token; `PX` TTL).
     pub(super) fn lease(&self, node_id: &str) -> String {
         format!("{{{}}}:lease:{node_id}", self.prefix)

@@ -60,6 +60,36 @@ export class ReplyTimeoutError extends Error {
         this.routeKey = routeKey;
     }
 }
+/** A message of an acknowledged route was refused for good: a nack that is not retryable. */
+export class AckError extends Error {
+    constructor(id, message, requestId) {
+        super(`message ${JSON.stringify(id)} refused: ${message}`);
+        this.name = "AckError";
+        this.id = id;
+        this.requestId = requestId;
+    }
+}
+/** `{"ack":ID}`, `{"pending":ID}` or `{"nack":ID,"retryable":B,"message":"…","requestId":"…"}`. */
+function ackFrame(value) {
+    const keys = Object.keys(value).sort().join(",");
+    const id = value.ack ?? value.pending ?? value.nack;
+    if (typeof id !== "string" && typeof id !== "number") {
+        return null;
+    }
+    if (keys === "ack" || keys === "pending") {
+        return { kind: keys, id, retryable: true, message: "", requestId: "" };
+    }
+    if (keys === "message,nack,requestId,retryable" && typeof value.retryable === "boolean") {
+        return {
+            kind: "nack",
+            id,
+            retryable: value.retryable,
+            message: String(value.message),
+            requestId: String(value.requestId),
+        };
+    }
+    return null;
+}
 const timers = globalThis;
 /** Exponential backoff with equal jitter: half the capped delay plus a random half. */
 export function backoffDelay(attempt, baseMs, maxMs) {
@@ -90,6 +120,7 @@ export class Connection {
         this.attempt = 0;
         this.reconnectTimer = null;
         this.pending = new Map();
+        this.unacked = new Map();
         this.prefix = Math.random().toString(36).slice(2, 10);
         this.counter = 0;
         this.handlers = {};
@@ -131,6 +162,7 @@ export class Connection {
             socket.close(code, reason);
         }
         this.failPending(new CloseError(code, reason));
+        this.failUnacked(new CloseError(code, reason));
     }
     /** Sends a message to `routeKey` (the route field is set; `null` sends the body as is). */
     send(routeKey, body) {
@@ -140,10 +172,17 @@ export class Connection {
         }
         this.write(JSON.stringify(message));
     }
-    /** Sends a two-way message and resolves with the reply that echoes its correlation id. */
-    request(routeKey, body) {
+    /**
+     * Sends a two-way message and resolves with the reply that echoes its correlation id. On an
+     * acknowledged route, `ackField` (a top-level field) gets the same id, so the ack frame is
+     * recognised and dropped.
+     */
+    request(routeKey, body, ackField) {
         const id = `${this.prefix}-${++this.counter}`;
         const message = { ...body, [this.api.correlationField]: id };
+        if (ackField !== undefined && message[ackField] === undefined) {
+            message[ackField] = id;
+        }
         if (routeKey !== null) {
             message[this.api.routeField] = routeKey;
         }
@@ -163,6 +202,99 @@ export class Connection {
                 reject(error instanceof Error ? error : new Error(String(error)));
             }
         });
+    }
+    /**
+     * Sends a message of an acknowledged route and resolves once the gateway acknowledged it.
+     * The message id at `idPath` is filled in when absent (a string unique to this client). The
+     * message is kept until its ack: sent again after a reconnect, and after a retryable nack or
+     * `pending` (with backoff); a nack that is not retryable rejects with {@link AckError}. A
+     * message sent while no connection is open goes out once one is.
+     */
+    sendAcked(routeKey, body, idPath) {
+        const message = { ...body };
+        if (routeKey !== null) {
+            message[this.api.routeField] = routeKey;
+        }
+        let holder = message;
+        for (const field of idPath.slice(0, -1)) {
+            const inner = holder[field];
+            holder[field] = isObject(inner) ? { ...inner } : {};
+            holder = holder[field];
+        }
+        const last = idPath[idPath.length - 1] ?? "id";
+        const given = holder[last];
+        const id = typeof given === "string" || typeof given === "number" ? given : `${this.prefix}-${++this.counter}`;
+        holder[last] = id;
+        const key = JSON.stringify(id);
+        if (this.unacked.size >= (this.options.acks?.maxUnacked ?? 1000) || this.unacked.has(key)) {
+            return Promise.reject(new Error(`message ${key} not sent: too many unacknowledged messages, or one with its id`));
+        }
+        return new Promise((resolve, reject) => {
+            const entry = { id, text: JSON.stringify(message), resolve, reject, attempt: 0, timer: null };
+            this.unacked.set(key, entry);
+            if (this.connected) {
+                this.socket?.send(entry.text);
+            }
+        });
+    }
+    /** Messages sent on acknowledged routes and not acknowledged yet. */
+    get unacknowledged() {
+        return this.unacked.size;
+    }
+    resendUnacked() {
+        for (const entry of this.unacked.values()) {
+            if (entry.timer !== null) {
+                timers.clearTimeout(entry.timer);
+                entry.timer = null;
+            }
+            this.socket?.send(entry.text);
+        }
+    }
+    failUnacked(error) {
+        for (const [key, entry] of this.unacked) {
+            if (entry.timer !== null)
+                timers.clearTimeout(entry.timer);
+            this.unacked.delete(key);
+            entry.reject(error);
+        }
+    }
+    /** Handles an ack, nack or pending frame; false when it is none of this client's. */
+    acknowledged(value) {
+        const frame = ackFrame(value);
+        if (frame === null) {
+            return false;
+        }
+        const key = JSON.stringify(frame.id);
+        const entry = this.unacked.get(key);
+        if (entry === undefined) {
+            // A late answer to one of this client's messages (acknowledged already) is dropped.
+            return typeof frame.id === "string" && frame.id.startsWith(`${this.prefix}-`);
+        }
+        if (frame.kind === "ack") {
+            if (entry.timer !== null)
+                timers.clearTimeout(entry.timer);
+            this.unacked.delete(key);
+            entry.resolve();
+        }
+        else if (frame.kind === "nack" && !frame.retryable) {
+            if (entry.timer !== null)
+                timers.clearTimeout(entry.timer);
+            this.unacked.delete(key);
+            entry.reject(new AckError(frame.id, frame.message, frame.requestId));
+        }
+        else if (entry.timer === null) {
+            const acks = this.options.acks ?? {};
+            const delay = backoffDelay(entry.attempt, acks.retryBaseMs ?? 500, acks.retryMaxMs ?? 15000);
+            entry.attempt += 1;
+            entry.timer = timers.setTimeout(() => {
+                entry.timer = null;
+                // While disconnected, the next open resends it.
+                if (this.unacked.get(key) === entry && this.connected) {
+                    this.socket?.send(entry.text);
+                }
+            }, delay);
+        }
+        return true;
     }
     write(text) {
         if (this.socket === null || this.socket.readyState !== 1) {
@@ -199,6 +331,7 @@ export class Connection {
             if (this.socket !== socket)
                 return;
             this.attempt = 0;
+            this.resendUnacked();
             for (const waiter of this.openWaiters.splice(0))
                 waiter.resolve();
             this.handlers.onOpen?.();
@@ -233,6 +366,7 @@ export class Connection {
         }
         else {
             this.wanted = false;
+            this.failUnacked(error);
         }
         for (const waiter of this.openWaiters.splice(0))
             waiter.reject(error);
@@ -259,6 +393,9 @@ export class Connection {
             return;
         }
         if (isObject(value)) {
+            if (this.acknowledged(value)) {
+                return;
+            }
             const id = value[this.api.correlationField];
             const pending = typeof id === "string" ? this.pending.get(id) : undefined;
             if (typeof id === "string" && pending !== undefined) {
@@ -300,9 +437,9 @@ export class ChatClient extends Connection {
     constructor(baseUrl, options = {}) {
         super(`${baseUrl.replace(/\/+$/, "")}/${options.stage ?? "prod"}`, API, placement(options), options);
     }
-    /** Sends a `sendmessage` message (one-way). Request model: ChatMessage. */
+    /** Sends a `sendmessage` message and resolves once the gateway acknowledged it (acknowledged route, id at `$.id`: filled in when absent; kept and resent until acknowledged). Request model: ChatMessage. */
     sendmessage(message) {
-        this.send("sendmessage", message);
+        return this.sendAcked("sendmessage", message, ["id"]);
     }
     /** Sends a `$default` message and resolves with its reply (two-way route). */
     async sendDefault(message = {}) {

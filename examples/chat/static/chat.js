@@ -1,6 +1,9 @@
 // The chat page's behaviour: join a room under a name, keep one connection to the gateway through
 // the client generated from wsgate.yaml (chat-client.js: `wsgate sdk typescript`, which reconnects
-// with exponential backoff and jitter), send messages and show what arrives.
+// with exponential backoff and jitter), send messages and show what arrives. `sendmessage` is an
+// acknowledged route: the client keeps each message until the gateway acknowledged it and resends
+// it after a reconnect (the gateway drops the copy if the first one got through), so a message
+// typed while the connection is down, or lost with it, is delivered once it is back.
 import { ChatClient } from './chat-client.js';
 
 const config = JSON.parse(document.getElementById('chat-config').textContent);
@@ -50,11 +53,12 @@ function join() {
     onGatewayError: (frame) => addNotice(frame.message),
     onClose: (error, reconnectInMs) => {
       if (client !== current) return;
-      setCanSend(false);
       if (reconnectInMs === null) {
+        setCanSend(false);
         setStatus('idle', 'Not connected');
         return;
       }
+      // Messages sent meanwhile wait in the client and go out on the next connection.
       const seconds = (reconnectInMs / 1000).toFixed(1);
       setStatus('reconnecting', `Disconnected (code ${error.code}). Reconnecting in ${seconds} s…`);
     },
@@ -129,8 +133,12 @@ el.joinForm.addEventListener('submit', (event) => {
 el.sendForm.addEventListener('submit', (event) => {
   event.preventDefault();
   const text = el.message.value;
-  if (!text.trim() || !client || !client.connected) return;
-  client.sendmessage({ data: text });
+  if (!text.trim() || !client) return;
+  const sender = client;
+  sender.sendmessage({ data: text }).catch((error) => {
+    // Refused for good (the gateway's nack), or the page left the room before the ack.
+    if (client === sender) addNotice(`Not sent: ${error.message}`);
+  });
   el.message.value = '';
   el.message.focus();
 });

@@ -223,6 +223,9 @@ async fn chat_in_two_windows(client: &Client, running: &Running) -> anyhow::Resu
         "DELETE answered {}",
         deleted.status()
     );
+    // Typed while the connection is gone (or going): kept by the client until acknowledged,
+    // sent again on the next connection, delivered once.
+    say(client, "said while away").await?;
     timeout(
         WAIT,
         members.wait_for(|m| {
@@ -236,6 +239,18 @@ async fn chat_in_two_windows(client: &Client, running: &Running) -> anyhow::Resu
     say(client, "back again").await?;
     client.switch_to_window(second).await?;
     wait_message(client, "alice", "back again").await?;
+    let copies = client
+        .execute(
+            r#"return Array.from(document.querySelectorAll('#messages li.message .text'))
+                .filter(t => t.textContent === 'said while away').length;"#,
+            vec![],
+        )
+        .await?;
+    anyhow::ensure!(
+        copies == json!(1),
+        "the message sent while away arrived {copies} times; the page shows {}",
+        page_state(client).await
+    );
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! The chat flow without a browser: two WebSocket clients through the real gateway and backend
-//! (names, broadcast, the `$default` answer, a leaver forgotten, shutdown), and the page served
-//! with the right gateway URL.
+//! (names, broadcast, acknowledged messages and their resends, the `$default` answer, a leaver
+//! forgotten, shutdown), and the page served with the right gateway URL.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -67,12 +67,25 @@ async fn next_close(ws: &mut Client) -> CloseFrame {
     .expect("closed in time")
 }
 
+/// Sends a chat message with the id `text` (`sendmessage` is an acknowledged route).
 async fn say(ws: &mut Client, text: &str) {
     ws.send(Message::text(
-        json!({ "action": "sendmessage", "data": text }).to_string(),
+        json!({ "action": "sendmessage", "data": text, "id": text }).to_string(),
     ))
     .await
     .expect("send");
+}
+
+/// The sender's view of its message `text` (id `text`): the room's copy and the gateway's ack,
+/// in either order (the backend posts to the room before it answers the gateway).
+async fn own_message(ws: &mut Client, text: &str) -> Value {
+    let (first, second) = (next_json(ws).await, next_json(ws).await);
+    let ack = json!({ "ack": text });
+    match (first == ack, second == ack) {
+        (true, false) => second,
+        (false, true) => first,
+        _ => panic!("expected the message and its ack, got {first} and {second}"),
+    }
 }
 
 fn assert_chat_message(message: &Value, from: &str, data: &str) {
@@ -111,11 +124,35 @@ async fn two_clients_chat_and_a_leaver_is_forgotten() {
 
     say(&mut alice, "hello bob").await;
     assert_chat_message(&next_json(&mut bob).await, "alice", "hello bob");
-    assert_chat_message(&next_json(&mut alice).await, "alice", "hello bob");
+    assert_chat_message(
+        &own_message(&mut alice, "hello bob").await,
+        "alice",
+        "hello bob",
+    );
 
     say(&mut bob, "hi alice").await;
     assert_chat_message(&next_json(&mut alice).await, "bob", "hi alice");
-    assert_chat_message(&next_json(&mut bob).await, "bob", "hi alice");
+    assert_chat_message(&own_message(&mut bob, "hi alice").await, "bob", "hi alice");
+
+    // A message resent with its id (as the page's client does after a reconnect) is only
+    // acknowledged again: the room gets it once.
+    say(&mut alice, "once").await;
+    assert_chat_message(&next_json(&mut bob).await, "alice", "once");
+    own_message(&mut alice, "once").await;
+    say(&mut alice, "once").await;
+    assert_eq!(next_json(&mut alice).await, json!({ "ack": "once" }));
+    // A message without an id is refused with the gateway's error frame.
+    alice
+        .send(Message::text(r#"{"action":"sendmessage","data":"no id"}"#))
+        .await
+        .expect("send");
+    assert_eq!(
+        next_json(&mut alice).await["message"],
+        "Missing message id at $.id"
+    );
+    say(&mut alice, "twice?").await;
+    assert_chat_message(&next_json(&mut bob).await, "alice", "twice?");
+    own_message(&mut alice, "twice?").await;
 
     // Anything but `sendmessage` lands on `$default`, a two-way mock, answered to the sender only.
     alice
@@ -141,7 +178,11 @@ async fn two_clients_chat_and_a_leaver_is_forgotten() {
 
     // Only alice is left to receive, and she still does.
     say(&mut alice, "anyone?").await;
-    assert_chat_message(&next_json(&mut alice).await, "alice", "anyone?");
+    assert_chat_message(
+        &own_message(&mut alice, "anyone?").await,
+        "alice",
+        "anyone?",
+    );
 
     // Shutting down closes alice with 1001 (she answers the close while the gateway drains).
     let (_, closed) = tokio::join!(running.shutdown(), next_close(&mut alice));
@@ -160,14 +201,18 @@ async fn rooms_keep_their_messages_to_themselves() {
     assert_eq!(rooms, ["garden", "lobby"]);
 
     say(&mut alice, "lobby only").await;
-    assert_chat_message(&next_json(&mut alice).await, "alice", "lobby only");
+    assert_chat_message(
+        &own_message(&mut alice, "lobby only").await,
+        "alice",
+        "lobby only",
+    );
     say(&mut carol, "garden only").await;
-    let message = next_json(&mut carol).await;
+    let message = own_message(&mut carol, "garden only").await;
     assert_chat_message(&message, "carol", "garden only");
     assert_eq!(message["room"], "garden");
     // Carol never got the lobby's message, nor alice the garden's: each next message is their own.
     say(&mut alice, "again").await;
-    assert_chat_message(&next_json(&mut alice).await, "alice", "again");
+    assert_chat_message(&own_message(&mut alice, "again").await, "alice", "again");
     running.shutdown().await;
 }
 
@@ -179,7 +224,11 @@ async fn names_default_to_anonymous_and_the_page_names_the_gateway() {
     let mut nameless = join(&running, "").await;
     wait_members(&mut members, |m| m.values().any(|n| n.name == "anonymous")).await;
     say(&mut nameless, "who am I").await;
-    assert_chat_message(&next_json(&mut nameless).await, "anonymous", "who am I");
+    assert_chat_message(
+        &own_message(&mut nameless, "who am I").await,
+        "anonymous",
+        "who am I",
+    );
 
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let page = http

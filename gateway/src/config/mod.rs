@@ -2,6 +2,7 @@
 //! tree and validate, failing with one line that names the offending key.
 
 mod access_log;
+mod acks;
 mod admin;
 mod auth;
 mod aws;
@@ -37,6 +38,7 @@ pub use access_log::{
     AccessLogConfig, AccessLogDestination, ExecutionLogConfig, LoggingLevel, RotationConfig,
     execution_log_for,
 };
+pub use acks::{MAX_ACK_WINDOW, MIN_ACK_WINDOW, RouteAckConfig, id_path_fields};
 pub use admin::AdminConfig;
 pub use auth::*;
 pub use aws::AwsConfig;
@@ -353,6 +355,7 @@ impl Config {
         }
         self.validate_store_and_cluster()?;
         cache::validate(self.cache.as_ref(), &self.store, api)?;
+        acks::validate(api, &self.limits)?;
         self.groups.validate()?;
         consumers::validate(&self.consumers, api, &self.aws)?;
         self.aws.validate()?;

@@ -366,6 +366,10 @@ pub struct RouteConfig {
     /// sdk`). The gateway does not check replies against it.
     #[serde(default)]
     pub response_models: BTreeMap<String, String>,
+    /// Acknowledge each client message once the integration accepted it, and drop duplicates
+    /// of the same client message id within a window (see docs/acks.md).
+    #[serde(default)]
+    pub ack: Option<super::RouteAckConfig>,
 }
 
 impl RouteConfig {
@@ -526,6 +530,20 @@ impl IntegrationConfig {
             | Self::Http { protocol, .. } => *protocol,
             Self::Mock { .. } | Self::Aws(_) => BackendProtocol::Http1,
             Self::Nats(_) | Self::Rabbitmq(_) | Self::RedisStream(_) => BackendProtocol::Http1,
+        }
+    }
+
+    /// The longest one call may take: the integration's `timeout` (`mock`: none).
+    pub fn timeout(&self) -> Option<Duration> {
+        match self {
+            Self::AwsProxy { timeout, .. }
+            | Self::HttpProxy { timeout, .. }
+            | Self::Http { timeout, .. } => Some(*timeout),
+            Self::Aws(aws) => Some(aws.timeout),
+            Self::Nats(b) => Some(b.timeout),
+            Self::Rabbitmq(b) => Some(b.timeout),
+            Self::RedisStream(b) => Some(b.timeout),
+            Self::Mock { .. } => None,
         }
     }
 
@@ -706,6 +724,13 @@ pub struct LimitsConfig {
     /// Largest integration answer read (body bytes); unset: `max_message_bytes`. Use
     /// [`LimitsConfig::integration_response_bytes`].
     pub max_integration_response_bytes: Option<usize>,
+    /// `store: memory`: most client message ids the acknowledged routes remember at once (in
+    /// flight or acknowledged); when reached, new ids are answered with a retryable refusal
+    /// until some expire.
+    pub ack_ids: usize,
+    /// `store: memory`: most bytes the remembered client message ids take (keys and
+    /// bookkeeping, about 250 bytes each).
+    pub ack_id_bytes: usize,
 }
 
 impl LimitsConfig {
@@ -743,6 +768,8 @@ impl Default for LimitsConfig {
             read_buffer_bytes: 4096,
             max_integration_response_bytes: None,
             socket_send_buffer_bytes: None,
+            ack_ids: 100_000,
+            ack_id_bytes: 32 << 20,
         }
     }
 }

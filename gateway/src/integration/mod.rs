@@ -167,6 +167,8 @@ pub(crate) struct Route {
     pub cache: Option<Arc<crate::cache::RouteCache>>,
     /// Its execution logging on this stage.
     pub execution: crate::access_log::execution::ExecutionLog,
+    /// Its acknowledgements and duplicate suppression (`ack:`), when on.
+    pub ack: Option<Arc<crate::acks::RouteAck>>,
 }
 
 /// The metrics of one route of one stage, registered when the stage is built (a label lookup
@@ -372,6 +374,15 @@ pub(crate) fn build_stages(
                     ),
                     cache: cache.and_then(|c| c.route(stage, key)),
                     execution: ExecutionLog::new(&crate::config::execution_log_for(settings, key)),
+                    ack: match &route.ack {
+                        Some(ack) => Some(Arc::new(crate::acks::RouteAck::new(
+                            ack,
+                            stage,
+                            key,
+                            route.integration.timeout(),
+                        )?)),
+                        None => None,
+                    },
                 },
             );
         }

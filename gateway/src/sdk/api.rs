@@ -49,6 +49,8 @@ pub(crate) struct Route {
     pub(crate) reply: Ty,
     /// The request models' names (for documentation).
     pub(crate) models: Vec<String>,
+    /// An acknowledged route (`ack:`): the fields of its message id path.
+    pub(crate) ack: Option<Vec<String>>,
 }
 
 /// The API as the generators see it.
@@ -87,6 +89,8 @@ const TS_TAKEN: &[&str] = &[
     "on",
     "connected",
     "constructor",
+    "sendAcked",
+    "unacknowledged",
 ];
 /// Names the Python runtimes define or import (models must not take them).
 const PY_RESERVED: &[&str] = &[
@@ -220,6 +224,14 @@ impl Api {
                 params_optional,
                 reply,
                 models: dedup,
+                ack: match &route.ack {
+                    Some(ack) => {
+                        Some(crate::config::id_path_fields(&ack.id).map_err(|m| {
+                            SdkError::Option(format!("api.routes.{key}.ack.id: {m}"))
+                        })?)
+                    }
+                    None => None,
+                },
             });
         }
         let api_key = api_key_placement(&api.api_key_selection_expression);

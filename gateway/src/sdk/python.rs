@@ -203,9 +203,18 @@ fn method(out: &mut String, route: &Route) {
             docstring(&route.key)
         );
     } else {
+        // This client does not track acks: the caller sets the id, and the gateway's ack
+        // frames arrive as pushes.
+        let acked = match &route.ack {
+            Some(path) => format!(
+                " Acknowledged route: set the message id at `$.{}`; the ack frames arrive as pushes.",
+                path.join(".")
+            ),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "\n    async def {name}(self, {signature}) -> None:\n        \"\"\"Sends a `{}` message (one-way).{models}\"\"\"\n        await self.send({key}, {body})",
+            "\n    async def {name}(self, {signature}) -> None:\n        \"\"\"Sends a `{}` message (one-way).{models}{acked}\"\"\"\n        await self.send({key}, {body})",
             docstring(&route.key)
         );
     }

@@ -23,6 +23,10 @@ pub(crate) const RESERVED: &[&str] = &[
     "CloseError",
     "NotConnectedError",
     "ReplyTimeoutError",
+    "AckError",
+    "AckOptions",
+    "AckFrame",
+    "Unacked",
     "GatewayErrorFrame",
     "ReconnectOptions",
     "ClientHandlers",
@@ -173,6 +177,12 @@ fn method(out: &mut String, route: &Route) {
     } else {
         format!(" Request model: {}.", route.models.join(", "))
     };
+    let fields = |path: &[String]| {
+        path.iter()
+            .map(|f| quoted(f))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if route.two_way {
         doc(
             out,
@@ -188,9 +198,35 @@ fn method(out: &mut String, route: &Route) {
             "  async {}(message: {params}{default}): Promise<{reply}> {{",
             route.ts_method
         );
+        // An acknowledged two-way route whose id is a top-level field gets the correlation id
+        // as its id, so its ack frame is recognised.
+        let ack_field = match route.ack.as_deref() {
+            Some([field]) => format!(", {}", quoted(field)),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
-            "    return (await this.request({key}, message)) as unknown as {reply};"
+            "    return (await this.request({key}, message{ack_field})) as unknown as {reply};"
+        );
+    } else if let Some(path) = &route.ack {
+        doc(
+            out,
+            "  ",
+            Some(&format!(
+                "Sends a `{}` message and resolves once the gateway acknowledged it (acknowledged route, id at `$.{}`: filled in when absent; kept and resent until acknowledged).{models}",
+                route.key,
+                path.join(".")
+            )),
+        );
+        let _ = writeln!(
+            out,
+            "  {}(message: {params}{default}): Promise<void> {{",
+            route.ts_method
+        );
+        let _ = writeln!(
+            out,
+            "    return this.sendAcked({key}, message, [{}]);",
+            fields(path)
         );
     } else {
         doc(
@@ -373,12 +409,25 @@ pub(crate) fn client(api: &Api) -> Files {
         pkg = api.npm_name,
         stage = api.default_stage()
     );
+    let acked: Vec<String> = (api.routes.iter())
+        .filter(|r| r.ack.is_some())
+        .map(|r| format!("`{}`", r.ts_method))
+        .collect();
+    let acks = if acked.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\n## Acknowledged routes\n\n{} {} acknowledged by the gateway (`ack:` in the configuration): the\nmethod fills in the message id when the body has none, resolves once the gateway answers\n`{{\"ack\": id}}`, and keeps the message until then: it is sent again after a reconnect, and\nafter a retryable nack or `{{\"pending\": id}}` (with backoff, `acks` in the options); the gateway\ndrops copies it has seen, so each reaches the backend once. A nack that is not retryable\nrejects with `AckError`; closing the client rejects what is still waiting.\n",
+            acked.join(", "),
+            if acked.len() == 1 { "is" } else { "are" }
+        )
+    };
     files.insert(
         "README.md".into(),
         readme(
             api,
             &format!("{} (TypeScript)", api.class),
-            &(usage + &correlation_text(api)),
+            &(usage + &correlation_text(api) + &acks),
         ),
     );
     files

@@ -2,6 +2,9 @@
 //! driven by the connection's own task. A slow integration delays only this connection's later
 //! messages, never its pings or pushes (the session polls the call beside them). Nothing is
 //! allocated while no message is waiting: a ready connection costs what an idle one does.
+//! On a route with `ack:` a message also goes through its id's claim (see `crate::acks`) and
+//! ends with an ack, nack or pending frame; every step of that is boxed or skipped on other
+//! routes, so they pay one `None` check.
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
@@ -19,10 +22,12 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use super::invoke;
 use crate::access_log::execution::Event;
 use crate::access_log::{EventType, IntegrationOutcome, Outcome};
+use crate::acks::frames::{self as ack_frames, Nack};
+use crate::acks::{Admission, MessageId};
 use crate::deployment::Definition;
 use crate::events::EventKind;
 use crate::ids;
-use crate::integration::{IntegrationError, Invocation, StageRoutes};
+use crate::integration::{IntegrationError, IntegrationResponse, Invocation, StageRoutes};
 use crate::registry::SessionHandle;
 use crate::routing::{Selected, select};
 use crate::state::Shared;
@@ -59,8 +64,23 @@ pub(super) enum Refused {
     NodeFull,
 }
 
-/// One message being handled; it resolves to the frame the client gets, if any.
-type Call<'a> = Pin<Box<dyn Future<Output = Option<Message>> + Send + 'a>>;
+/// The frames a handled message sends the client: the route's answer or an error frame, then,
+/// on an acknowledged route, its ack, nack or pending frame.
+#[derive(Debug, Default)]
+pub(super) struct Frames {
+    answer: Option<Message>,
+    ack: Option<Message>,
+}
+
+impl Frames {
+    /// The frames in the order they are written.
+    pub(super) fn into_messages(self) -> impl Iterator<Item = Message> {
+        self.answer.into_iter().chain(self.ack)
+    }
+}
+
+/// One message being handled; it resolves to the frames the client gets.
+type Call<'a> = Pin<Box<dyn Future<Output = Frames> + Send + 'a>>;
 
 /// The messages of one connection that were read and not yet handled, and the one being
 /// handled. Every byte counted here was taken from the node's budget and is given back when the
@@ -147,10 +167,11 @@ impl<'a> Inflow<'a> {
         )));
     }
 
-    /// Resolves when the message being handled is done, with the frame the client gets (a
-    /// two-way route's answer or an error frame), and starts the next one waiting. Pending
-    /// while nothing is being handled. Cancel-safe.
-    pub(super) async fn next_done(&mut self) -> Option<Message> {
+    /// Resolves when the message being handled is done, with the frames the client gets (a
+    /// two-way route's answer or an error frame; an acknowledged route's ack, nack or pending
+    /// frame), and starts the next one waiting. Pending while nothing is being handled.
+    /// Cancel-safe.
+    pub(super) async fn next_done(&mut self) -> Frames {
         let frame = poll_fn(|cx| match self.current.as_mut() {
             Some(call) => call.as_mut().poll(cx),
             None => Poll::Pending,
@@ -225,8 +246,8 @@ fn error_frame_text(message: &str, connection_id: &str, request_id: &str) -> Str
     )
 }
 
-/// Handles one message; returns the frame the client gets, if any. With an access log on the
-/// stage, the message's line is written once its outcome is known. The message is routed by the
+/// Handles one message; returns the frames the client gets. With an access log on the stage,
+/// the message's line is written once its outcome is known. The message is routed by the
 /// definition in force when it is taken (a reload changes the routes of open connections too);
 /// `connected` are the routes the connection started with, used only when a reload removed
 /// its stage.
@@ -236,7 +257,7 @@ async fn handle_one(
     connected: &StageRoutes,
     bucket: Option<Arc<ConnectionBucket>>,
     message: Inbound,
-) -> Option<Message> {
+) -> Frames {
     let live = shared.definition();
     let routes = live.stage(&handle.meta.stage).map_or(connected, |r| &**r);
     let request_id = ids::request_id();
@@ -249,10 +270,12 @@ async fn handle_one(
     }
     let started_ms = routes.access_log.as_ref().map(|_| super::now_ms());
     let mut outcome = Outcome::default();
+    let mut ack = None;
     let steps = Steps {
         live: &live,
         bucket,
         span: &mut span,
+        ack: &mut ack,
     };
     let log = started_ms.is_some().then_some(&mut outcome);
     let frame = route_one(shared, handle, routes, steps, message, &request_id, log).await;
@@ -265,16 +288,17 @@ async fn handle_one(
             &outcome,
         );
     }
-    frame
+    Frames { answer: frame, ack }
 }
 
-/// What one message goes through besides its route: the connection's throttle bucket and the
-/// message's span.
+/// What one message goes through besides its route: the connection's throttle bucket, the
+/// message's span, and where an acknowledged route's ack, nack or pending frame goes.
 struct Steps<'s> {
     /// The definition in force (selection expression, throttling).
     live: &'s Definition,
     bucket: Option<Arc<ConnectionBucket>>,
     span: &'s mut Span,
+    ack: &'s mut Option<Message>,
 }
 
 /// Routes one message to its integration; fills `log` (when given) with what it came to.
@@ -287,7 +311,12 @@ async fn route_one<'r>(
     request_id: &str,
     mut log: Option<&mut Outcome<'r>>,
 ) -> Option<Message> {
-    let Steps { live, bucket, span } = steps;
+    let Steps {
+        live,
+        bucket,
+        span,
+        ack: ack_frame,
+    } = steps;
     let meta = &handle.meta;
     let (raw, text, is_base64): (&[u8], std::borrow::Cow<'_, str>, bool) = match &message {
         Inbound::Text(text) => (text.as_bytes(), text.as_str().into(), false),
@@ -326,6 +355,24 @@ async fn route_one<'r>(
         log.route_key = Some(&route.key);
     }
     span.set_str("wsgate.route_key", key);
+    // An acknowledged route reads the client's message id first: every answer carries it.
+    // Boxed, as the claim below: the state every message's future keeps stays two pointers.
+    let acked = match route.ack.as_deref() {
+        None => None,
+        Some(ack) => match ack.read_id(raw) {
+            Ok(id) => Some((ack, Box::new(id))),
+            Err(text) => {
+                span.fail("no message id");
+                metrics::counter!(telemetry::CLIENT_ERROR_TOTAL).increment(1);
+                route.execution.refused(at, 400, "no usable message id");
+                if let Some(log) = log {
+                    log.status = Some(400);
+                    log.error_message = Some("Missing message id");
+                }
+                return Some(error_frame(&text, &meta.connection_id, request_id));
+            }
+        },
+    };
     let mut throttle_span = span.child("throttle");
     let throttled = live
         .throttle
@@ -346,6 +393,10 @@ async fn route_one<'r>(
             log.error_message = Some("Too Many Requests");
         }
         (shared.activity).client_error(&meta.stage, &meta.connection_id, "message throttled");
+        if let Some((_, id)) = &acked {
+            *ack_frame = Some(ack_frames::nack(&id.json, Nack::Throttled, request_id));
+            return None;
+        }
         return Some(error_frame(
             "Too Many Requests",
             &meta.connection_id,
@@ -375,8 +426,32 @@ async fn route_one<'r>(
             log.error_message = Some("Bad request body");
             log.validation_error = Some(invalid.to_string());
         }
-        return Some(crate::validate::refused(&invalid, route, meta, &message_id));
+        let refused = crate::validate::refused(&invalid, route, meta, &message_id);
+        if let Some((_, id)) = &acked {
+            *ack_frame = Some(ack_frames::nack(&id.json, Nack::BadBody, request_id));
+            return None;
+        }
+        return Some(refused);
     }
+    // The one copy of an id that calls the integration holds its claim; the others are
+    // answered here. Boxed: only acknowledged routes carry its state.
+    let claim = match &acked {
+        None => None,
+        Some((ack, id)) => {
+            let admitted = Box::pin(shared.acks.admit(ack.key(meta, id), ack, request_id)).await;
+            match admitted {
+                Admission::Run(claim) => Some(Box::new(claim)),
+                other => {
+                    let (frame, status) = answer_unclaimed(&other, id, request_id);
+                    *ack_frame = Some(frame);
+                    if let Some(log) = log {
+                        log.status = Some(status);
+                    }
+                    return None;
+                }
+            }
+        }
+    };
     let invocation = Invocation {
         meta,
         route_key: key,
@@ -395,6 +470,14 @@ async fn route_one<'r>(
         // Boxed: the cached path's state stays out of every other message's future.
         Some(cache) => Box::pin(cache.through(&invocation, invoke(route, &invocation))).await,
     };
+    if let (Some(claim), Some((ack, id))) = (claim, &acked) {
+        let verdict = verdict(&answer);
+        Box::pin((*claim).finish(verdict.is_none(), ack)).await;
+        *ack_frame = Some(match verdict {
+            None => ack_frames::ack(&id.json),
+            Some(why) => ack_frames::nack(&id.json, why, request_id),
+        });
+    }
     if let (Some(log), Some(started)) = (log, started) {
         let latency_ms = crate::access_log::millis(started.elapsed());
         let (status, integration) = match &answer {
@@ -419,11 +502,39 @@ async fn route_one<'r>(
             Some(body) if route.route_response => Some(reply(body, response.binary)),
             _ => None,
         },
+        // The nack carries the failure.
+        Err(_) if acked.is_some() => None,
         Err(error) => Some(error_frame(
             failure_message(&error),
             &meta.connection_id,
             request_id,
         )),
+    }
+}
+
+/// The frame (and access-log status) of a copy that does not call the integration.
+fn answer_unclaimed(admitted: &Admission<'_>, id: &MessageId, request_id: &str) -> (Message, u16) {
+    match admitted {
+        Admission::Acknowledged => (ack_frames::ack(&id.json), 200),
+        Admission::Pending | Admission::Run(_) => (ack_frames::pending(&id.json), 409),
+        Admission::Unavailable => (
+            ack_frames::nack(&id.json, Nack::Unavailable, request_id),
+            503,
+        ),
+    }
+}
+
+/// Whether the integration accepted a message (`None`), else why not: any answer below 400 is
+/// accepted; 408, 429 and 5xx answers and failed calls are worth a retry, other 4xx are not.
+fn verdict(answer: &Result<IntegrationResponse, IntegrationError>) -> Option<Nack> {
+    match answer {
+        Ok(response) if response.status < 400 => None,
+        Ok(response) if matches!(response.status, 408 | 429) || response.status >= 500 => {
+            Some(Nack::Failed)
+        }
+        Ok(_) => Some(Nack::Rejected),
+        Err(IntegrationError::Timeout(_)) => Some(Nack::TimedOut),
+        Err(_) => Some(Nack::Failed),
     }
 }
 

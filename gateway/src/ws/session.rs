@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, frame::coding::CloseCode};
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 use wsgate_connection_store::ConnectionRecord;
 
-use super::dispatch::{Inbound, Inflow, Refused};
+use super::dispatch::{Frames, Inbound, Inflow, Refused};
 use super::frames::{self, Outgoing};
 use super::io::Io;
 use super::now_ms;
@@ -166,14 +166,14 @@ impl Session<'_> {
                     }
                     timer.as_mut().reset(next_due(max_at, idle_at, ping_at, retry_at));
                 }
-                frame = self.inflow.next_done(), if self.inflow.is_busy() => {
-                    if let Some(frame) = frame {
-                        if let Err(reason) = self.write(ws, frame).await {
-                            break reason;
+                frames = self.inflow.next_done(), if self.inflow.is_busy() => {
+                    match self.write_frames(ws, frames).await {
+                        Ok(0) => {}
+                        Ok(_) => {
+                            idle_at = Instant::now() + limits.idle_timeout;
+                            self.handle.touch(now_ms());
                         }
-                        self.sent.increment(1);
-                        idle_at = Instant::now() + limits.idle_timeout;
-                        self.handle.touch(now_ms());
+                        Err(reason) => break reason,
                     }
                     if pending.is_some() {
                         self.admit(&mut pending, &mut paused_at, &mut retry_at, &mut awaiting_pong);
@@ -292,6 +292,17 @@ impl Session<'_> {
             Ok(Err(_)) => Err(CloseReason::Abnormal),
             Err(_) => Err(CloseReason::SlowConsumer),
         }
+    }
+
+    /// Writes the frames of a handled message (each as [`Self::write`] does); answers how many.
+    async fn write_frames(&mut self, ws: &mut Ws, frames: Frames) -> Result<usize, CloseReason> {
+        let mut written = 0;
+        for frame in frames.into_messages() {
+            self.write(ws, frame).await?;
+            self.sent.increment(1);
+            written += 1;
+        }
+        Ok(written)
     }
 
     /// Writes one message within `limits.send_timeout`, fragmented when it is over

@@ -1,6 +1,8 @@
 //! Integration tests: the real gateway on port 0, a real HTTP backend, real WebSocket clients.
 
 mod access_log;
+mod acks;
+mod acks_measure;
 mod admin;
 mod admin_browser;
 mod api_keys;

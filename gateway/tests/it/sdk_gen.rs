@@ -206,8 +206,14 @@ fn tsc() -> String {
     tsc.display().to_string()
 }
 
+/// Calls of the acknowledged route `archive`, by the message's `note` (only the TypeScript
+/// driver sends them).
+static ARCHIVED: std::sync::Mutex<std::collections::BTreeMap<i64, usize>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
 /// The backend of `api.yaml`: the authorizer allows the subprotocol token `good-token`,
-/// `getnote` and `whoami` answer with the request's correlation id.
+/// `getnote` and `whoami` answer with the request's correlation id, `archive` refuses a
+/// message with `"reject": true`.
 async fn notes_backend() -> Backend {
     Backend::start(|r| {
         let event = r.json();
@@ -239,6 +245,15 @@ async fn notes_backend() -> Backend {
                 let id = body["id"].as_i64().unwrap_or(0);
                 let reply = json!({"id": id, "title": format!("note {id}"), "correlationId": body["correlationId"]});
                 Reply::lambda(200, Some(&reply.to_string()))
+            }
+            "/archive" => {
+                let note = body["note"].as_i64().unwrap_or(0);
+                *ARCHIVED.lock().unwrap().entry(note).or_default() += 1;
+                if body["reject"] == true {
+                    Reply::lambda(400, Some("refused"))
+                } else {
+                    Reply::lambda(200, None)
+                }
             }
             "/whoami" => {
                 let reply = json!({
@@ -402,8 +417,24 @@ async fn typescript_packages_compile_strict_and_work_against_a_live_gateway() {
         &[],
     )
     .await;
-    assert_client_summary(&last_json(&out));
+    let summary = last_json(&out);
+    assert_client_summary(&summary);
     assert_typed_sends(&backend).await;
+    // The acknowledged route: the message sent while disconnected waited in the client and
+    // went out once; the refused one was not retried.
+    assert_eq!(summary["archive"]["waiting"], 1, "{summary}");
+    assert_eq!(summary["archive"]["unacknowledged"], 0, "{summary}");
+    assert!(
+        summary["archive"]["refused"]
+            .as_str()
+            .is_some_and(|m| m.contains("Rejected by the integration")),
+        "{summary}"
+    );
+    assert_eq!(
+        *ARCHIVED.lock().unwrap(),
+        [(1, 1), (2, 1), (3, 1)].into(),
+        "each archive message reached the backend once"
+    );
 
     // The backend client, bearer.
     let (mut ws, id) = plain_client(&backend, &gw).await;

@@ -107,6 +107,19 @@ export class ReplyTimeoutError extends Error {
   }
 }
 
+/** A message of an acknowledged route was refused for good: a nack that is not retryable. */
+export class AckError extends Error {
+  readonly id: string | number;
+  readonly requestId: string;
+
+  constructor(id: string | number, message: string, requestId: string) {
+    super(`message ${JSON.stringify(id)} refused: ${message}`);
+    this.name = "AckError";
+    this.id = id;
+    this.requestId = requestId;
+  }
+}
+
 /** The gateway's error frames: `{"message": "Forbidden", "connectionId": "…", "requestId": "…"}`. */
 export interface GatewayErrorFrame {
   message:
@@ -120,6 +133,16 @@ export interface GatewayErrorFrame {
   connectionId: string;
   requestId?: string;
   messageId?: string;
+}
+
+/** Resending the messages of acknowledged routes (`ack:` in the configuration). */
+export interface AckOptions {
+  /** First delay before resending after a retryable nack or `pending` (default 500 ms). */
+  retryBaseMs?: number;
+  /** Largest such delay (default 15 000 ms). */
+  retryMaxMs?: number;
+  /** Most messages kept until their ack (default 1000); more are refused at once. */
+  maxUnacked?: number;
 }
 
 /** Reconnection: exponential backoff with equal jitter, from `baseMs` up to `maxMs`. */
@@ -152,6 +175,46 @@ interface Pending {
   resolve: (value: JsonValue) => void;
   reject: (error: Error) => void;
   timer: unknown;
+}
+
+interface Unacked {
+  id: string | number;
+  text: string;
+  resolve: () => void;
+  reject: (error: Error) => void;
+  attempt: number;
+  timer: unknown;
+}
+
+/** An acknowledged route's answer to one message. */
+interface AckFrame {
+  kind: "ack" | "pending" | "nack";
+  id: string | number;
+  retryable: boolean;
+  message: string;
+  requestId: string;
+}
+
+/** `{"ack":ID}`, `{"pending":ID}` or `{"nack":ID,"retryable":B,"message":"…","requestId":"…"}`. */
+function ackFrame(value: { [key: string]: unknown }): AckFrame | null {
+  const keys = Object.keys(value).sort().join(",");
+  const id = value.ack ?? value.pending ?? value.nack;
+  if (typeof id !== "string" && typeof id !== "number") {
+    return null;
+  }
+  if (keys === "ack" || keys === "pending") {
+    return { kind: keys, id, retryable: true, message: "", requestId: "" };
+  }
+  if (keys === "message,nack,requestId,retryable" && typeof value.retryable === "boolean") {
+    return {
+      kind: "nack",
+      id,
+      retryable: value.retryable,
+      message: String(value.message),
+      requestId: String(value.requestId),
+    };
+  }
+  return null;
 }
 
 interface Timers {
@@ -207,6 +270,8 @@ export interface BaseOptions {
   reconnect?: ReconnectOptions;
   /** How long a two-way route's reply may take (default 30 000 ms). */
   requestTimeoutMs?: number;
+  /** Resending the messages of acknowledged routes. */
+  acks?: AckOptions;
 }
 
 /**
@@ -219,6 +284,7 @@ export class Connection<Push> {
   private attempt = 0;
   private reconnectTimer: unknown = null;
   private readonly pending = new Map<string, Pending>();
+  private readonly unacked = new Map<string, Unacked>();
   private readonly prefix = Math.random().toString(36).slice(2, 10);
   private counter = 0;
   private handlers: ClientHandlers<Push> = {};
@@ -270,6 +336,7 @@ export class Connection<Push> {
       socket.close(code, reason);
     }
     this.failPending(new CloseError(code, reason));
+    this.failUnacked(new CloseError(code, reason));
   }
 
   /** Sends a message to `routeKey` (the route field is set; `null` sends the body as is). */
@@ -281,10 +348,17 @@ export class Connection<Push> {
     this.write(JSON.stringify(message));
   }
 
-  /** Sends a two-way message and resolves with the reply that echoes its correlation id. */
-  request(routeKey: string | null, body: object): Promise<JsonValue> {
+  /**
+   * Sends a two-way message and resolves with the reply that echoes its correlation id. On an
+   * acknowledged route, `ackField` (a top-level field) gets the same id, so the ack frame is
+   * recognised and dropped.
+   */
+  request(routeKey: string | null, body: object, ackField?: string): Promise<JsonValue> {
     const id = `${this.prefix}-${++this.counter}`;
     const message: { [key: string]: unknown } = { ...body, [this.api.correlationField]: id };
+    if (ackField !== undefined && message[ackField] === undefined) {
+      message[ackField] = id;
+    }
     if (routeKey !== null) {
       message[this.api.routeField] = routeKey;
     }
@@ -303,6 +377,99 @@ export class Connection<Push> {
         reject(error instanceof Error ? error : new Error(String(error)));
       }
     });
+  }
+
+  /**
+   * Sends a message of an acknowledged route and resolves once the gateway acknowledged it.
+   * The message id at `idPath` is filled in when absent (a string unique to this client). The
+   * message is kept until its ack: sent again after a reconnect, and after a retryable nack or
+   * `pending` (with backoff); a nack that is not retryable rejects with {@link AckError}. A
+   * message sent while no connection is open goes out once one is.
+   */
+  sendAcked(routeKey: string | null, body: object, idPath: string[]): Promise<void> {
+    const message: { [key: string]: unknown } = { ...body };
+    if (routeKey !== null) {
+      message[this.api.routeField] = routeKey;
+    }
+    let holder = message;
+    for (const field of idPath.slice(0, -1)) {
+      const inner = holder[field];
+      holder[field] = isObject(inner) ? { ...inner } : {};
+      holder = holder[field] as { [key: string]: unknown };
+    }
+    const last = idPath[idPath.length - 1] ?? "id";
+    const given = holder[last];
+    const id = typeof given === "string" || typeof given === "number" ? given : `${this.prefix}-${++this.counter}`;
+    holder[last] = id;
+    const key = JSON.stringify(id);
+    if (this.unacked.size >= (this.options.acks?.maxUnacked ?? 1000) || this.unacked.has(key)) {
+      return Promise.reject(new Error(`message ${key} not sent: too many unacknowledged messages, or one with its id`));
+    }
+    return new Promise<void>((resolve, reject) => {
+      const entry: Unacked = { id, text: JSON.stringify(message), resolve, reject, attempt: 0, timer: null };
+      this.unacked.set(key, entry);
+      if (this.connected) {
+        this.socket?.send(entry.text);
+      }
+    });
+  }
+
+  /** Messages sent on acknowledged routes and not acknowledged yet. */
+  get unacknowledged(): number {
+    return this.unacked.size;
+  }
+
+  private resendUnacked(): void {
+    for (const entry of this.unacked.values()) {
+      if (entry.timer !== null) {
+        timers.clearTimeout(entry.timer);
+        entry.timer = null;
+      }
+      this.socket?.send(entry.text);
+    }
+  }
+
+  private failUnacked(error: Error): void {
+    for (const [key, entry] of this.unacked) {
+      if (entry.timer !== null) timers.clearTimeout(entry.timer);
+      this.unacked.delete(key);
+      entry.reject(error);
+    }
+  }
+
+  /** Handles an ack, nack or pending frame; false when it is none of this client's. */
+  private acknowledged(value: { [key: string]: unknown }): boolean {
+    const frame = ackFrame(value);
+    if (frame === null) {
+      return false;
+    }
+    const key = JSON.stringify(frame.id);
+    const entry = this.unacked.get(key);
+    if (entry === undefined) {
+      // A late answer to one of this client's messages (acknowledged already) is dropped.
+      return typeof frame.id === "string" && frame.id.startsWith(`${this.prefix}-`);
+    }
+    if (frame.kind === "ack") {
+      if (entry.timer !== null) timers.clearTimeout(entry.timer);
+      this.unacked.delete(key);
+      entry.resolve();
+    } else if (frame.kind === "nack" && !frame.retryable) {
+      if (entry.timer !== null) timers.clearTimeout(entry.timer);
+      this.unacked.delete(key);
+      entry.reject(new AckError(frame.id, frame.message, frame.requestId));
+    } else if (entry.timer === null) {
+      const acks = this.options.acks ?? {};
+      const delay = backoffDelay(entry.attempt, acks.retryBaseMs ?? 500, acks.retryMaxMs ?? 15000);
+      entry.attempt += 1;
+      entry.timer = timers.setTimeout(() => {
+        entry.timer = null;
+        // While disconnected, the next open resends it.
+        if (this.unacked.get(key) === entry && this.connected) {
+          this.socket?.send(entry.text);
+        }
+      }, delay);
+    }
+    return true;
   }
 
   private write(text: string): void {
@@ -340,6 +507,7 @@ export class Connection<Push> {
     socket.addEventListener("open", () => {
       if (this.socket !== socket) return;
       this.attempt = 0;
+      this.resendUnacked();
       for (const waiter of this.openWaiters.splice(0)) waiter.resolve();
       this.handlers.onOpen?.();
     });
@@ -370,6 +538,7 @@ export class Connection<Push> {
       this.reconnectTimer = timers.setTimeout(() => this.open(), delay);
     } else {
       this.wanted = false;
+      this.failUnacked(error);
     }
     for (const waiter of this.openWaiters.splice(0)) waiter.reject(error);
     this.handlers.onClose?.(error, delay);
@@ -396,6 +565,9 @@ export class Connection<Push> {
       return;
     }
     if (isObject(value)) {
+      if (this.acknowledged(value)) {
+        return;
+      }
       const id = value[this.api.correlationField];
       const pending = typeof id === "string" ? this.pending.get(id) : undefined;
       if (typeof id === "string" && pending !== undefined) {

@@ -1,12 +1,14 @@
 // Drives the generated TypeScript client of tests/sdk_gen/api.yaml against a live gateway
 // (gateway/tests/it/sdk_gen.rs): connect with an API key and a subprotocol token, a typed
 // one-way send, typed two-way replies, a push through the generated backend client (bearer),
-// and a reconnection after the backend closes the connection with DELETE @connections.
+// a reconnection after the backend closes the connection with DELETE @connections, and an
+// acknowledged route (resolved on the ack; sent while the connection is down, it goes out on the
+// next one; a nack that is not retryable rejects with AckError).
 // Prints one JSON line with what it saw; exits non-zero on any failure.
 import { WebSocket } from "ws";
 
 import { NotesBackend } from "./backend/src/index.js";
-import { CloseError, NotesClient, type JsonValue, type Note } from "./client/src/index.js";
+import { AckError, CloseError, NotesClient, type JsonValue, type Note } from "./client/src/index.js";
 
 const [wsBase, httpBase, bearer, apiKey] = process.argv.slice(2);
 if (wsBase === undefined || httpBase === undefined || bearer === undefined || apiKey === undefined) {
@@ -69,8 +71,20 @@ const backend = new NotesBackend(httpBase, "prod", { kind: "bearer", token: bear
 await backend.post(first.connectionId, { kind: "push", n: 1 });
 await until(() => pushes.length === 1, "the push");
 
+await client.archive({ note: 1 });
 await backend.delete(first.connectionId);
-await until(() => closes.length === 1 && opens === 2, "the close and the reconnection");
+await until(() => closes.length === 1, "the close");
+// Sent while no connection is open: kept until the next one, then acknowledged.
+const whileAway = client.archive({ note: 2 });
+const waiting = client.unacknowledged;
+await until(() => opens === 2, "the reconnection");
+await whileAway;
+let refused = "";
+try {
+  await client.archive({ note: 3, reject: true });
+} catch (error) {
+  if (error instanceof AckError) refused = error.message;
+}
 const second = (await client.whoami()) as { connectionId: string };
 assert(second.connectionId !== first.connectionId, "a new connection");
 
@@ -82,5 +96,6 @@ console.log(
     first: first.connectionId,
     second: second.connectionId,
     close: { code: closes[0]?.code, kind: closes[0]?.kind },
+    archive: { waiting, refused, unacknowledged: client.unacknowledged },
   }),
 );

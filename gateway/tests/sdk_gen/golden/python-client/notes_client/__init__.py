@@ -469,6 +469,10 @@ class NotesClient(Connection):
         """Sends a `addnote` message (one-way). Request model: NewNote."""
         await self.send("addnote", message)
 
+    async def archive(self, message: dict[str, JsonValue] | None = None) -> None:
+        """Sends a `archive` message (one-way). Acknowledged route: set the message id at `$.ref`; the ack frames arrive as pushes."""
+        await self.send("archive", message if message is not None else {})
+
     async def getnote(self, message: GetnoteParams) -> Note:
         """Sends a `getnote` message and returns its reply (two-way route). Request model: Lookup."""
         return cast(Note, await self.request("getnote", message))
