@@ -35,7 +35,9 @@ impl GatewayStore {
     }
 }
 
-async fn metered<T>(
+/// Runs a store call, timed into `wsgate_store_operation_seconds` and counted in
+/// `wsgate_store_errors_total` when it fails, under `op`.
+pub(crate) async fn metered<T>(
     op: &'static str,
     call: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {

@@ -19,10 +19,11 @@ use std::time::Duration;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
-use wsgate_connection_store::{AckClaim, AckStore, StoreError};
+use wsgate_connection_store::{AckClaim, AckStore};
 
 use crate::config::RouteAckConfig;
 use crate::events::ConnectionMeta;
+use crate::store::metered;
 use crate::telemetry;
 
 /// Longest client message id, in bytes (an integer counts its decimal digits).
@@ -246,21 +247,6 @@ impl Acks {
         }
         Admission::Pending
     }
-}
-
-/// A store call, timed and counted as the connection store's are.
-async fn metered<T>(
-    op: &'static str,
-    call: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    let started = std::time::Instant::now();
-    let result = call.await;
-    metrics::histogram!(telemetry::STORE_LATENCY, "op" => op)
-        .record(started.elapsed().as_secs_f64());
-    if result.is_err() {
-        metrics::counter!(telemetry::STORE_ERROR_TOTAL, "op" => op).increment(1);
-    }
-    result
 }
 
 /// This node's entry for a key being decided or handled; dropping it (done, or the message's
