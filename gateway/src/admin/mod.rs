@@ -165,6 +165,14 @@ fn no_store(response: impl IntoResponse) -> Response {
     response
 }
 
+/// An admin API request carries the marker header and passes the callback API's
+/// authentication (`ManageConnections`).
+async fn admitted(admin: &Admin, peer: SocketAddr, request: Request) -> Result<(), CallbackError> {
+    marked(&request)?;
+    callback::authenticate(&admin.api, peer, request, MANAGE_CONNECTIONS).await?;
+    Ok(())
+}
+
 fn answer(result: Result<Response, CallbackError>) -> Response {
     no_store(result.unwrap_or_else(IntoResponse::into_response))
 }
@@ -176,8 +184,7 @@ async fn overview(
 ) -> Response {
     answer(
         async {
-            marked(&request)?;
-            callback::authenticate(&admin.api, peer, request, MANAGE_CONNECTIONS).await?;
+            admitted(&admin, peer, request).await?;
             let body = overview::build(&admin.api, &admin.samples).await;
             Ok(axum::Json(body).into_response())
         }
@@ -192,8 +199,7 @@ async fn config(
 ) -> Response {
     answer(
         async {
-            marked(&request)?;
-            callback::authenticate(&admin.api, peer, request, MANAGE_CONNECTIONS).await?;
+            admitted(&admin, peer, request).await?;
             let text = redact::config_text(&admin.api.shared.definition().config);
             Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
         }
@@ -209,8 +215,7 @@ async fn reload(
 ) -> Response {
     answer(
         async {
-            marked(&request)?;
-            callback::authenticate(&admin.api, peer, request, MANAGE_CONNECTIONS).await?;
+            admitted(&admin, peer, request).await?;
             Ok(match admin.reloader.reload().await {
                 Ok(deployment) => axum::Json(json!({ "deployment": deployment })).into_response(),
                 Err(refused) => refused.into_response(),
