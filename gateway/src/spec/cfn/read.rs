@@ -8,6 +8,15 @@ use super::{Importer, Props};
 use crate::spec::Note;
 
 impl Importer<'_> {
+    /// Notes that required property `key` is missing, so the `what` is not imported.
+    pub(super) fn missing(&mut self, props: &Props<'_>, key: &str, what: &str) {
+        self.note(
+            props.line_of(key),
+            props.at(key),
+            format!("missing ({what} not imported)"),
+        );
+    }
+
     pub(super) fn note(&mut self, line: usize, at: impl Into<String>, message: impl Into<String>) {
         self.notes.push(Note::new(Some(line), at, message));
     }

@@ -34,11 +34,7 @@ impl Importer<'_> {
                 continue;
             }
             let Some(uri) = self.function_uri(&mut props, "AuthorizerUri") else {
-                self.note(
-                    props.line_of("AuthorizerUri"),
-                    props.at("AuthorizerUri"),
-                    "missing (authorizer not imported)",
-                );
+                self.missing(&props, "AuthorizerUri", "authorizer");
                 continue;
             };
             let mut authorizer = Map::new();
@@ -104,11 +100,7 @@ impl Importer<'_> {
                 continue;
             }
             let Some(key) = self.string(&mut props, "RouteKey") else {
-                self.note(
-                    props.line_of("RouteKey"),
-                    props.at("RouteKey"),
-                    "missing (route not imported)",
-                );
+                self.missing(&props, "RouteKey", "route");
                 continue;
             };
             let target = self.string(&mut props, "Target");

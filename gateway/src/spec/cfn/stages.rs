@@ -23,11 +23,7 @@ impl Importer<'_> {
                 continue;
             }
             let Some(name) = self.string(&mut props, "StageName") else {
-                self.note(
-                    props.line_of("StageName"),
-                    props.at("StageName"),
-                    "missing (stage not imported)",
-                );
+                self.missing(&props, "StageName", "stage");
                 continue;
             };
             let variables = self.string_map(&mut props, "StageVariables");
