@@ -166,13 +166,20 @@ async fn redis_recovery_works_through_the_same_node_and_through_another() {
     expect_replay(&mut ws, "room:x", &epoch, 202, 2).await;
 }
 
+/// `m{n}` padded to 1 KiB: 300 of them are far more than the socket buffers hold.
+fn padded(n: u64) -> String {
+    format!("m{n}-{}", "x".repeat(1024))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn posts_racing_the_replay_arrive_once_each_in_order() {
     let backend = joining_backend().await;
     let (store, _cleanup) = shared_store();
-    // A small outbox, so the replay is paced by the client and posts land in the middle of it.
+    // A small outbox and small socket buffers on both sides, so the replay is paced by the
+    // client's reading (the kernel cannot absorb 300 padded messages) and posts land in the
+    // middle of it.
     let extra = format!(
-        "{}limits:\n  outbound_queue_messages: 16\n",
+        "{}limits:\n  outbound_queue_messages: 16\n  socket_send_buffer_bytes: 4096\n",
         history(10_000)
     );
     let a = TestGateway::start(&node_config(&backend.url(), &store, &extra)).await;
@@ -186,11 +193,11 @@ async fn posts_racing_the_replay_arrive_once_each_in_order() {
     expect_replay(&mut ws, "room:r", &epoch, 1, 1).await;
     leave(&backend, ws).await;
     for n in 2..=301u64 {
-        post(&client, &base_b, "room:r", &format!("m{n}")).await;
+        post(&client, &base_b, "room:r", &padded(n)).await;
     }
 
     let query = format!("groups=room:r&recover=room:r:{epoch}:1");
-    let mut ws = connect(&format!("{}?{query}", a.ws_url("/prod"))).await;
+    let mut ws = slow_client(&format!("{}?{query}", a.ws_url("/prod")), a.addr).await;
     let mut offsets = Vec::new();
     let mut signals = Vec::new();
     let read = async |ws: &mut Ws, offsets: &mut Vec<u64>, signals: &mut Vec<(usize, Value)>| {
@@ -198,7 +205,7 @@ async fn posts_racing_the_replay_arrive_once_each_in_order() {
         match frame["type"].as_str() {
             Some("message") => {
                 let offset = frame["offset"].as_u64().expect("offset");
-                assert_eq!(frame["data"], format!("m{offset}"));
+                assert_eq!(frame["data"], padded(offset));
                 offsets.push(offset);
             }
             _ => signals.push((offsets.len(), frame)),
@@ -216,13 +223,7 @@ async fn posts_racing_the_replay_arrive_once_each_in_order() {
         tokio::spawn(async move {
             let mut fifty = Some(fifty);
             for n in 302..=601u64 {
-                post(
-                    &client,
-                    &bases[(n % 2) as usize],
-                    "room:r",
-                    &format!("m{n}"),
-                )
-                .await;
+                post(&client, &bases[(n % 2) as usize], "room:r", &padded(n)).await;
                 if n == 351 {
                     let _ = fifty.take().map(|tx| tx.send(()));
                 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::{StreamExt, stream};
-use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::cluster::NodeProcess;
@@ -17,18 +16,6 @@ const CLIENTS: usize = 1_000;
 const POST_BYTES: usize = 8 * 1024;
 const ROUNDS: usize = 20;
 const NODE_BUDGET: usize = 16 << 20;
-
-/// A client whose receive buffer is small, so the kernel holds little on its behalf.
-async fn slow_client(url: &str, addr: std::net::SocketAddr) -> Ws {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("rcvbuf");
-    let tcp = socket.connect(addr).await.expect("connect");
-    let (ws, _) =
-        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
-            .await
-            .expect("handshake");
-    ws
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_readers_stay_within_the_byte_budgets_and_no_accepted_post_is_lost() {

@@ -331,6 +331,20 @@ pub async fn connect(url: &str) -> Ws {
     ws
 }
 
+/// Connects with a small receive buffer (4 KiB, which turns the kernel's autotuning off), so
+/// the kernel holds little on the client's behalf and a client that stops reading soon holds
+/// back the gateway's writes.
+pub async fn slow_client(url: &str, addr: SocketAddr) -> Ws {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let tcp = socket.connect(addr).await.expect("connect");
+    let (ws, _) =
+        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("handshake");
+    ws
+}
+
 /// Connects and expects the handshake to be refused with an HTTP status; returns it and the body.
 pub async fn connect_refused(url: &str) -> (u16, String) {
     match tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(url))
