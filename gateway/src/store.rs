@@ -35,6 +35,39 @@ impl GatewayStore {
     }
 }
 
+/// First pause before a failed cleanup call is tried again; doubled up to [`RETRY_BACKOFF_MAX`].
+pub(crate) const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Runs a cleanup call for a connection that ended (removing its record, dropping its group
+/// memberships) until it succeeds, with doubling backoff, counted in
+/// `wsgate_store_remove_retries_total` and logged once: a cleanup that failed is not one, and
+/// nothing else removes what it leaves (a membership would outlive its connection for good). At
+/// shutdown the drain timeout bounds the wait.
+pub(crate) async fn until_ok<T, Fut>(
+    what: &'static str,
+    connection_id: &str,
+    mut call: impl FnMut() -> Fut,
+) -> T
+where
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut pause = RETRY_BACKOFF;
+    loop {
+        match call().await {
+            Ok(value) => return value,
+            Err(error) => {
+                if pause == RETRY_BACKOFF {
+                    tracing::warn!(connection_id, %error, "cannot {what}; trying again");
+                }
+                metrics::counter!(telemetry::REMOVE_RETRY_TOTAL).increment(1);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RETRY_BACKOFF_MAX);
+            }
+        }
+    }
+}
+
 /// Runs a store call, timed into `wsgate_store_operation_seconds` and counted in
 /// `wsgate_store_errors_total` when it fails, under `op`.
 pub(crate) async fn metered<T>(

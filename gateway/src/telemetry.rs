@@ -198,7 +198,7 @@ fn describe() {
     );
     describe_counter!(
         REMOVE_RETRY_TOTAL,
-        "Connection record removals tried again after a store error"
+        "Removals of an ended connection's record or group memberships tried again after a store error"
     );
     describe_counter!(
         CALLBACK_TOTAL,

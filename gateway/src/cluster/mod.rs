@@ -31,6 +31,7 @@ mod outbox;
 mod owners;
 mod pending;
 mod reaper;
+mod sweep;
 mod view;
 
 use std::sync::Arc;
@@ -171,6 +172,7 @@ impl Cluster {
         tasks.spawn(lease::run_reassert(Arc::clone(shared), Arc::clone(self)));
         tasks.spawn(reaper::run(Arc::clone(shared), Arc::clone(self)));
         tasks.spawn(reaper::reap_leftovers(Arc::clone(shared), Arc::clone(self)));
+        tasks.spawn(sweep::run(Arc::clone(shared), Arc::clone(self)));
     }
 
     /// Graceful exit, step 1, after this node's connections are closed and their records

@@ -227,6 +227,16 @@ pub struct ClusterConfig {
     /// repeated callback skips the record lookup; 0 looks every callback up. A connection never
     /// moves, and a remembered owner that no longer holds it is forgotten on its answer.
     pub owner_cache_entries: usize,
+    /// How often this node lists its own index of connection ids in the store, which prunes the
+    /// ids whose record is gone (a removal whose last step failed during a store outage leaves
+    /// one behind). Costs one `SSCAN` page and one `EXISTS` per connection of the node each
+    /// time; `0s` turns the sweep off.
+    #[serde(
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
+    #[schemars(with = "duration::Text")]
+    pub index_sweep_interval: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -239,6 +249,7 @@ impl Default for ClusterConfig {
             receive_queue_messages: 16_384,
             max_pending_forwards: 16_384,
             owner_cache_entries: 65_536,
+            index_sweep_interval: Duration::from_secs(300),
         }
     }
 }

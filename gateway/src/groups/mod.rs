@@ -293,7 +293,7 @@ impl Groups {
     }
 
     /// A closed connection leaves every group (locally at once, then in the store).
-    pub(crate) async fn forget(&self, handle: &SessionHandle) {
+    pub(crate) async fn forget(&self, handle: &SessionHandle, in_store: bool) {
         self.forget_recovery(handle);
         let meta = &handle.meta;
         for group in self.index.take_joined(&meta.connection_id) {
@@ -302,8 +302,9 @@ impl Groups {
             self.release(&meta.stage, &group, &key).await;
         }
         self.gauges();
-        let meta = Arc::clone(&handle.meta);
-        self.forget_in_store(&meta).await;
+        if in_store {
+            self.forget_in_store(&handle.meta).await;
+        }
     }
 
     /// Registers a connection that opted in to positions or recovery (before `$connect`).
@@ -324,17 +325,16 @@ impl Groups {
     }
 
     /// Removes a connection's memberships from the store (also for connections reaped from a
-    /// dead node) and sends the `$leave` events.
+    /// dead node), trying again while the store fails, and sends the `$leave` events.
     pub(crate) async fn forget_in_store(&self, meta: &Arc<ConnectionMeta>) {
-        match self.store.forget(&meta.stage, &meta.connection_id).await {
-            Ok(left) => {
-                for (group, size) in left {
-                    self.presence.emit(meta, &group, false, size);
-                }
-            }
-            Err(error) => {
-                tracing::warn!(connection_id = %meta.connection_id, %error, "cannot remove the connection's group memberships");
-            }
+        let left = crate::store::until_ok(
+            "remove the connection's group memberships",
+            &meta.connection_id,
+            || self.store.forget(&meta.stage, &meta.connection_id),
+        )
+        .await;
+        for (group, size) in left {
+            self.presence.emit(meta, &group, false, size);
         }
     }
 

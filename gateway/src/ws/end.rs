@@ -15,12 +15,9 @@ use crate::ids;
 use crate::integration::{Invocation, StageRoutes};
 use crate::registry::SessionHandle;
 use crate::state::Shared;
+use crate::store::{RETRY_BACKOFF, until_ok};
 use crate::telemetry;
-use wsgate_connection_store::StoreError;
 
-/// First pause before a failed record removal is tried again; doubled up to [`REMOVE_BACKOFF_MAX`].
-const REMOVE_BACKOFF: Duration = Duration::from_millis(100);
-const REMOVE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// First pause before a failed `$disconnect` is tried again; doubled each time.
 const DISCONNECT_BACKOFF: Duration = Duration::from_millis(500);
 /// Tries at forgetting an owed entry.
@@ -75,7 +72,11 @@ pub(super) async fn finish(
 ) {
     let meta = &handle.meta;
     unlist(shared, handle);
-    shared.groups.forget(handle).await;
+    // Memberships exist in the store only once it recorded the connection.
+    shared
+        .groups
+        .forget(handle, recorded == Recorded::Yes)
+        .await;
     metrics::counter!(telemetry::DISCONNECT_TOTAL, "code" => code_label(&reason)).increment(1);
     // Messages already read still reach the integration, in order, before `$disconnect`.
     if let Some(inflow) = inflow {
@@ -110,7 +111,7 @@ pub(super) async fn finish(
 /// Forgets the owed entry once its `$disconnect` was delivered or given up (the owner and the
 /// reaper both end with this).
 pub(crate) async fn settle(shared: &Shared, connection_id: &str) {
-    let mut pause = REMOVE_BACKOFF;
+    let mut pause = RETRY_BACKOFF;
     for attempt in 1..=SETTLE_ATTEMPTS {
         match shared.store.settle(connection_id).await {
             Ok(()) => return,
@@ -131,7 +132,7 @@ pub(crate) async fn settle(shared: &Shared, connection_id: &str) {
 /// At shutdown the drain timeout bounds the wait; a record left then is reaped by another node.
 async fn remove_record(shared: &Shared, connection_id: &str) -> bool {
     let claim_for = shared.config.cluster.disconnect_claim_ttl;
-    until_ok(connection_id, || {
+    until_ok("remove the connection record", connection_id, || {
         (shared.store).remove_owing(connection_id, &shared.node_id, claim_for)
     })
     .await
@@ -140,28 +141,10 @@ async fn remove_record(shared: &Shared, connection_id: &str) -> bool {
 
 /// Removes a record a failed registration may have left, trying again while the store fails.
 async fn remove_leftover(shared: &Shared, connection_id: &str) {
-    until_ok(connection_id, || shared.store.remove(connection_id)).await;
-}
-
-/// Runs a store call until it succeeds, with doubling backoff (counted, logged once).
-async fn until_ok<T, Fut>(connection_id: &str, mut call: impl FnMut() -> Fut) -> T
-where
-    Fut: std::future::Future<Output = Result<T, StoreError>>,
-{
-    let mut pause = REMOVE_BACKOFF;
-    loop {
-        match call().await {
-            Ok(value) => return value,
-            Err(error) => {
-                if pause == REMOVE_BACKOFF {
-                    tracing::warn!(connection_id, %error, "cannot remove the connection record; trying again");
-                }
-                metrics::counter!(telemetry::REMOVE_RETRY_TOTAL).increment(1);
-                sleep(pause).await;
-                pause = (pause * 2).min(REMOVE_BACKOFF_MAX);
-            }
-        }
-    }
+    until_ok("remove the connection record", connection_id, || {
+        shared.store.remove(connection_id)
+    })
+    .await;
 }
 
 /// Calls the stage's `$disconnect` integration (if it has one) for `meta`, trying again with

@@ -58,6 +58,7 @@ mod sdk_gen;
 mod security;
 mod specs;
 mod specs_import;
+mod store_cleanup;
 mod support;
 mod templates;
 mod throttle;
