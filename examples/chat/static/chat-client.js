@@ -125,6 +125,21 @@ export class Connection {
         this.counter = 0;
         this.handlers = {};
         this.openWaiters = [];
+        this.positionOf = new Map();
+        const recover = options.recover ?? false;
+        this.recovering = recover !== false;
+        if (typeof recover === "object") {
+            for (const position of recover.from ?? []) {
+                this.positionOf.set(position.group, { ...position });
+            }
+        }
+    }
+    /**
+     * With `recover`: the last position of every group with history seen so far (keep them to
+     * start a later client from them with `recover: { from }`).
+     */
+    get positions() {
+        return [...this.positionOf.values()].map((position) => ({ ...position }));
     }
     /** Sets the handlers (replacing earlier ones). */
     on(handlers) {
@@ -304,6 +319,15 @@ export class Connection {
     }
     target() {
         const query = { ...this.placement.query, ...(this.options.query ?? {}) };
+        if (this.recovering) {
+            const positions = [...this.positionOf.values()].map((p) => `${p.group}:${p.epoch}:${p.offset}`);
+            if (positions.length > 0) {
+                query.recover = positions.join(",");
+            }
+            else {
+                query.envelope = "1";
+            }
+        }
         const pairs = Object.keys(query)
             .sort()
             .map((key) => `${encodeURIComponent(key)}=${encodeURIComponent(query[key] ?? "")}`);
@@ -393,6 +417,9 @@ export class Connection {
             return;
         }
         if (isObject(value)) {
+            if (this.recovering && this.recoveryFrame(value)) {
+                return;
+            }
             if (this.acknowledged(value)) {
                 return;
             }
@@ -411,6 +438,82 @@ export class Connection {
         }
         this.handlers.onPush?.(value);
     }
+    /** Handles an envelope or a recovery signal; false when the frame is neither. */
+    recoveryFrame(value) {
+        const { type, group, epoch, offset } = value;
+        if (typeof group !== "string") {
+            return false;
+        }
+        const keys = Object.keys(value).sort().join(",");
+        if (type === "notRecovered" &&
+            keys === "epoch,group,offset,reason,type" &&
+            typeof value.reason === "string" &&
+            (typeof epoch === "string" || epoch === null) &&
+            (typeof offset === "number" || offset === null)) {
+            // The position to refetch the state as of (and to recover from next time), if known.
+            if (typeof epoch === "string" && typeof offset === "number") {
+                this.positionOf.set(group, { group, epoch, offset });
+            }
+            else {
+                this.positionOf.delete(group);
+            }
+            this.handlers.onNotRecovered?.({ type, group, reason: value.reason, epoch, offset });
+            return true;
+        }
+        if (typeof epoch !== "string" || typeof offset !== "number") {
+            return false;
+        }
+        if (type === "recovered" && keys === "epoch,group,offset,replayed,type" && typeof value.replayed === "number") {
+            this.advancePosition(group, epoch, offset);
+            this.handlers.onRecovered?.({ type, group, epoch, offset, replayed: value.replayed });
+            return true;
+        }
+        if (type !== "message" ||
+            (keys !== "data,epoch,group,offset,type" && keys !== "dataBase64,epoch,group,offset,type")) {
+            return false;
+        }
+        const known = this.positionOf.get(group);
+        if (known !== undefined && known.epoch === epoch && offset <= known.offset) {
+            return true; // Received already.
+        }
+        this.positionOf.set(group, { group, epoch, offset });
+        if (typeof value.dataBase64 === "string") {
+            this.handlers.onRaw?.(decodeBase64(value.dataBase64));
+            return true;
+        }
+        const text = String(value.data);
+        let data;
+        try {
+            data = JSON.parse(text);
+        }
+        catch {
+            this.handlers.onRaw?.(text);
+            return true;
+        }
+        if (this.handlers.onGroupMessage !== undefined) {
+            this.handlers.onGroupMessage({ group, epoch, offset, data: data });
+        }
+        else {
+            this.handlers.onPush?.(data);
+        }
+        return true;
+    }
+    /** Moves the position of `group` forward to `offset` of `epoch` (a new epoch replaces it). */
+    advancePosition(group, epoch, offset) {
+        const known = this.positionOf.get(group);
+        if (known === undefined || known.epoch !== epoch || known.offset < offset) {
+            this.positionOf.set(group, { group, epoch, offset });
+        }
+    }
+}
+/** The bytes of a base64 string (a binary payload of a group message). */
+function decodeBase64(text) {
+    const atob = globalThis.atob;
+    const binary = atob(text);
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i += 1)
+        bytes[i] = binary.charCodeAt(i);
+    return bytes;
 }
 function defaultWebSocket(url, protocols) {
     const native = globalThis.WebSocket;

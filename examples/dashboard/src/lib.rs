@@ -60,6 +60,9 @@ pub struct Options {
     pub redis_prefix: String,
     /// Updates published per second.
     pub rate: f64,
+    /// The address the page connects to instead of the first node's (a proxy in front of it,
+    /// as the browser test puts one to cut the network).
+    pub page_gateway: Option<SocketAddr>,
 }
 
 impl Default for Options {
@@ -72,6 +75,7 @@ impl Default for Options {
             redis: None,
             redis_prefix: "wsgate-dashboard".into(),
             rate: 5.0,
+            page_gateway: None,
         }
     }
 }
@@ -189,7 +193,9 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         gateways.push(start_gateway(config, first_listen, None).await?);
     }
     // The page connects to the first node; the publisher posts through the last one.
-    let page_gateway = gateways[0].local_addr();
+    let page_gateway = options
+        .page_gateway
+        .unwrap_or_else(|| gateways[0].local_addr());
     let last = &gateways[gateways.len() - 1];
     let callback = dialable(last.callback_addr().unwrap_or(last.local_addr()));
     let publisher = match Publisher::new(format!("http://{callback}"), options.rate) {

@@ -1,6 +1,10 @@
 // The dashboard page's behaviour: keep one WebSocket to the gateway (reconnecting with
 // exponential backoff and jitter), and plot every update as it arrives, one small chart per
-// series, on plain canvases.
+// series, on plain canvases. The group keeps history (wsgate.yaml, docs/recovery.md): the page
+// connects with `envelope=1`, remembers the position (epoch, offset) of the last update, and
+// reconnects with `recover=GROUP:EPOCH:OFFSET`, so the gateway first replays what was missed
+// and the plot has no gap; when history cannot cover it (`notRecovered`) the line is broken
+// there instead of being drawn across the hole.
 (() => {
   'use strict';
 
@@ -22,8 +26,24 @@
     ? `connected to node A of ${config.nodes}; the publisher posts through another node`
     : 'one gateway node';
 
+  // Sequence numbers kept for the browser test (every update received, in order).
+  const MAX_SEQS = 10000;
+
   // What the page has seen, also read by the browser test.
-  const state = { received: 0, lastSeq: -1, reconnects: 0, series: {} };
+  const state = {
+    received: 0,
+    lastSeq: -1,
+    reconnects: 0,
+    recovered: 0,
+    replayed: 0,
+    notRecovered: 0,
+    seqs: [],
+    series: {},
+  };
+  // Per group: the position of the last update received, { epoch, offset }.
+  const positions = new Map();
+  // Set by a notRecovered signal: the next point starts a new line.
+  let gapPending = false;
   window.dashboard = state;
 
   let socket = null;
@@ -46,7 +66,7 @@
     clearTimeout(reconnectTimer);
     reconnectTimer = null;
     setStatus('connecting', attempt === 0 ? 'Connecting…' : `Reconnecting (attempt ${attempt + 1})…`);
-    const ws = new WebSocket(config.gatewayUrl);
+    const ws = new WebSocket(gatewayUrl());
     socket = ws;
     ws.addEventListener('open', () => {
       if (socket !== ws) return;
@@ -55,7 +75,7 @@
     });
     ws.addEventListener('message', (event) => {
       if (socket !== ws) return;
-      receive(event.data);
+      frame(event.data);
     });
     // An 'error' event is always followed by 'close'; reconnecting is handled there.
     ws.addEventListener('close', (event) => {
@@ -67,6 +87,60 @@
       setStatus('reconnecting', `Disconnected (code ${event.code}). Reconnecting in ${(delay / 1000).toFixed(1)} s…`);
       reconnectTimer = setTimeout(connect, delay);
     });
+  }
+
+  // The gateway URL with `envelope=1`, or `recover=` naming the last position of each group.
+  function gatewayUrl() {
+    const url = new URL(config.gatewayUrl);
+    const recover = [...positions].map(([group, p]) => `${group}:${p.epoch}:${p.offset}`);
+    if (recover.length > 0) url.searchParams.set('recover', recover.join(','));
+    else url.searchParams.set('envelope', '1');
+    return url.toString();
+  }
+
+  // A frame of the gateway: an envelope (`type: message`), a recovery signal, or (for a group
+  // without history) the raw update.
+  function frame(raw) {
+    let value;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      return;
+    }
+    if (!value || typeof value.group !== 'string') {
+      receive(value);
+      return;
+    }
+    const known = positions.get(value.group);
+    if (value.type === 'message' && typeof value.offset === 'number') {
+      if (known && known.epoch === value.epoch && value.offset <= known.offset) return; // seen
+      positions.set(value.group, { epoch: value.epoch, offset: value.offset });
+      let update;
+      try {
+        update = JSON.parse(value.data);
+      } catch {
+        return;
+      }
+      receive(update);
+    } else if (value.type === 'recovered') {
+      state.recovered += 1;
+      state.replayed += Number(value.replayed) || 0;
+      if (!known || known.epoch !== value.epoch || known.offset < value.offset) {
+        positions.set(value.group, { epoch: value.epoch, offset: value.offset });
+      }
+    } else if (value.type === 'notRecovered') {
+      // Nothing to refetch the figures from: break the line where updates are missing and go
+      // on from the current position.
+      state.notRecovered += 1;
+      gapPending = true;
+      if (typeof value.epoch === 'string' && typeof value.offset === 'number') {
+        positions.set(value.group, { epoch: value.epoch, offset: value.offset });
+      } else {
+        positions.delete(value.group);
+      }
+    } else {
+      receive(value);
+    }
   }
 
   function chartFor(name, index) {
@@ -90,23 +164,22 @@
     return series;
   }
 
-  function receive(raw) {
-    let update;
-    try {
-      update = JSON.parse(raw);
-    } catch {
-      return;
-    }
+  function receive(update) {
     if (!update || typeof update.series !== 'object') return;
+    const seq = Number(update.seq);
     state.received += 1;
-    state.lastSeq = Number(update.seq);
+    state.lastSeq = seq;
+    state.seqs.push(seq);
+    if (state.seqs.length > MAX_SEQS) state.seqs.shift();
+    const gap = gapPending;
+    gapPending = false;
     const at = Number(update.t) || Date.now();
     Object.entries(update.series).forEach(([name, v], index) => {
       const value = Number(v);
       if (!Number.isFinite(value)) return;
       const series = chartFor(name, index);
       series.unit = (update.units && update.units[name]) || '';
-      series.points.push({ t: at, v: value });
+      series.points.push({ t: at, v: value, seq, gap });
       if (series.points.length > MAX_POINTS) series.points.shift();
     });
     el.received.textContent = String(state.received);
@@ -174,11 +247,12 @@
     ctx.lineJoin = 'round';
     ctx.beginPath();
     points.forEach((p, i) => {
-      if (i === 0) ctx.moveTo(x(p.t), y(p.v));
+      if (i === 0 || p.gap) ctx.moveTo(x(p.t), y(p.v));
       else ctx.lineTo(x(p.t), y(p.v));
     });
     ctx.stroke();
     canvas.dataset.points = String(points.length);
+    canvas.dataset.seqs = points.map((p) => p.seq).join(',');
   }
 
   window.addEventListener('resize', () => requestAnimationFrame(drawAll));

@@ -1,7 +1,11 @@
 //! The dashboard page in a real browser: headless Chromium driven over WebDriver (chromedriver)
 //! opens the page, which connects, and every chart receives and draws points; when the gateway
-//! drops the page's connection it reconnects by itself and the points keep coming. Run on the
-//! in-memory store and on two nodes on Redis (page on one node, publisher on the other).
+//! drops the page's connection it reconnects by itself and the points keep coming. Then the
+//! network is lost (a TCP proxy between the browser and the gateway drops the connection and
+//! refuses new ones) while the publisher goes on; once it is back the page recovers what it
+//! missed from the group's history: every update's sequence number is received and plotted
+//! exactly once, with no gap. Run on the in-memory store and on two nodes on Redis (page on one
+//! node, publisher on the other).
 //!
 //! Needs `chromium` and `chromedriver` on `PATH` (Debian: `apt-get install chromium
 //! chromium-driver`); `CHROMEDRIVER` and `CHROME_BIN` name other binaries. Without them the test
@@ -20,6 +24,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::{Instant, timeout};
 use wsgate_example_dashboard::{Options, Running, STAGE, dialable, start};
+
+mod netcut;
+
+use netcut::Proxy;
 
 /// Upper bound on any one wait for the page.
 const WAIT: Duration = Duration::from_secs(20);
@@ -106,7 +114,8 @@ async fn page_state(client: &Client) -> String {
         const points = {};
         for (const c of document.querySelectorAll('canvas')) points[c.id] = c.dataset.points;
         return { status: document.getElementById('status').textContent,
-                 received: d.received, reconnects: d.reconnects, points };
+                 received: d.received, reconnects: d.reconnects, recovered: d.recovered,
+                 replayed: d.replayed, notRecovered: d.notRecovered, lastSeq: d.lastSeq, points };
     "#;
     match client.execute(script, vec![]).await {
         Ok(state) => state.to_string(),
@@ -156,7 +165,113 @@ async fn received(client: &Client) -> anyhow::Result<u64> {
     value.as_u64().context("received is a number")
 }
 
-async fn watch_the_page(client: &Client, running: &Running) -> anyhow::Result<()> {
+/// What the page received and plotted: every update's sequence number in arrival order, and
+/// each chart's points (as drawn) by sequence number.
+const SEQUENCES: &str = r#"
+    const plotted = {};
+    for (const c of document.querySelectorAll('canvas')) {
+        plotted[c.id] = (c.dataset.seqs || '').split(',').filter(s => s !== '').map(Number);
+    }
+    const d = window.dashboard;
+    return { seqs: d.seqs, plotted, recovered: d.recovered, replayed: d.replayed,
+             notRecovered: d.notRecovered };
+"#;
+
+/// `seqs` holds every number of `from..=to` exactly once, in order, with nothing between.
+fn contiguous(seqs: &[u64], from: u64, to: u64) -> anyhow::Result<()> {
+    for pair in seqs.windows(2) {
+        anyhow::ensure!(
+            pair[1] == pair[0] + 1,
+            "{} follows {}: a gap or a repeat in {seqs:?}",
+            pair[1],
+            pair[0]
+        );
+    }
+    let (first, last) = (seqs.first().copied(), seqs.last().copied());
+    anyhow::ensure!(
+        first.is_some_and(|f| f <= from) && last.is_some_and(|l| l >= to),
+        "{from}..={to} is not covered by {seqs:?}"
+    );
+    Ok(())
+}
+
+/// Cuts the network between the page and the gateway while updates go on, then restores it:
+/// the page recovers what it missed, and every update is received and plotted exactly once.
+async fn lose_the_network(client: &Client, running: &Running, proxy: &Proxy) -> anyhow::Result<()> {
+    let recovered_before = client
+        .execute("return window.dashboard.recovered;", vec![])
+        .await?;
+    let mut published = running.published();
+    proxy.cut();
+    wait_until(
+        client,
+        "the page to see its connection lost",
+        "return document.getElementById('status').dataset.state !== 'connected';",
+        vec![],
+    )
+    .await?;
+    let at_cut = *published.borrow();
+    // Ten updates go out meanwhile, and the page tries to reconnect at least once, in vain.
+    timeout(WAIT, published.wait_for(|n| *n >= at_cut + 10))
+        .await
+        .context("updates while the network is down")??;
+    timeout(WAIT, proxy.refused().wait_for(|n| *n >= 1))
+        .await
+        .context("a reconnection attempt while the network is down")??;
+    let at_restore = *published.borrow();
+    proxy.restore();
+    wait_until(
+        client,
+        "the page to reconnect and recover",
+        "return window.dashboard.recovered > arguments[0] && document.getElementById('status').dataset.state === 'connected';",
+        vec![recovered_before],
+    )
+    .await?;
+    wait_until(
+        client,
+        "live updates after the recovery",
+        "return window.dashboard.lastSeq >= arguments[0] + 3;",
+        vec![json!(at_restore)],
+    )
+    .await?;
+    // Let the charts draw what arrived.
+    wait_until(
+        client,
+        "the charts to draw the last update",
+        "const last = String(window.dashboard.lastSeq); return Array.from(document.querySelectorAll('canvas')).every(c => (c.dataset.seqs || '').split(',').pop() === last);",
+        vec![],
+    )
+    .await?;
+    let seen = client.execute(SEQUENCES, vec![]).await?;
+    let numbers = |value: &Value| -> Vec<u64> {
+        value
+            .as_array()
+            .map(|list| list.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default()
+    };
+    // Sequence numbers start at 0: `at_cut` updates were published before the cut.
+    let (from, to) = (at_cut.saturating_sub(1), at_restore + 2);
+    contiguous(&numbers(&seen["seqs"]), from, to).context("the updates received")?;
+    let plotted = seen["plotted"].as_object().context("plotted")?;
+    anyhow::ensure!(plotted.len() >= 4, "four charts: {seen}");
+    for (chart, seqs) in plotted {
+        contiguous(&numbers(seqs), from, to).with_context(|| format!("the points of {chart}"))?;
+    }
+    anyhow::ensure!(seen["notRecovered"] == 0, "nothing lost for good: {seen}");
+    anyhow::ensure!(
+        seen["replayed"].as_u64().unwrap_or(0) >= at_restore - at_cut,
+        "the updates missed were replayed: {seen}, {} published while the network was down",
+        at_restore - at_cut
+    );
+    eprintln!(
+        "{} updates published while the network was down; {} replayed after the reconnects in all; every update received and plotted once",
+        at_restore - at_cut,
+        seen["replayed"]
+    );
+    Ok(())
+}
+
+async fn watch_the_page(client: &Client, running: &Running, proxy: &Proxy) -> anyhow::Result<()> {
     client.goto(&running.page_url()).await?;
     wait_until(
         client,
@@ -217,7 +332,7 @@ async fn watch_the_page(client: &Client, running: &Running) -> anyhow::Result<()
         vec![json!(before)],
     )
     .await?;
-    Ok(())
+    lose_the_network(client, running, proxy).await
 }
 
 async fn run_in_chromium(options: Options) {
@@ -234,7 +349,14 @@ async fn run_in_chromium(options: Options) {
     )
     .unwrap_or_else(|| panic!("Chromium not found; {INSTALL_HINT}"));
 
-    let running = start(options).await.expect("example starts");
+    let proxy = Proxy::start().await.expect("the proxy starts");
+    let running = start(Options {
+        page_gateway: Some(proxy.addr()),
+        ..options
+    })
+    .await
+    .expect("example starts");
+    proxy.forward_to(dialable(running.gateway_addrs()[0]));
     let driver = ChromeDriver::start(&driver_program)
         .await
         .unwrap_or_else(|error| panic!("{error:#}"));
@@ -244,7 +366,7 @@ async fn run_in_chromium(options: Options) {
         .await
         .unwrap_or_else(|error| panic!("cannot start headless Chromium: {error}; {INSTALL_HINT}"));
 
-    let outcome = watch_the_page(&client, &running).await;
+    let outcome = watch_the_page(&client, &running, &proxy).await;
 
     let _ = client.close().await;
     driver.stop().await;

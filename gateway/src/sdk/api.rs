@@ -91,12 +91,14 @@ const TS_TAKEN: &[&str] = &[
     "constructor",
     "sendAcked",
     "unacknowledged",
+    "positions",
 ];
 /// Names the Python runtimes define or import (models must not take them).
 const PY_RESERVED: &[&str] = &[
     "Handlers",
     "Reconnect",
     "Mapping",
+    "Sequence",
     "Callable",
     "Literal",
     "NotRequired",
@@ -114,7 +116,15 @@ const PY_RESERVED: &[&str] = &[
     "AWSRequest",
     "SigV4Auth",
 ];
-const PY_TAKEN: &[&str] = &["connect", "close", "send", "request", "on", "connected"];
+const PY_TAKEN: &[&str] = &[
+    "connect",
+    "close",
+    "send",
+    "request",
+    "on",
+    "connected",
+    "positions",
+];
 
 impl Api {
     /// Reads `config` (model schema files are read from the working directory, as the gateway

@@ -8,7 +8,7 @@ use super::Files;
 use super::api::{Api, Placement, Route};
 use super::names::is_py_identifier;
 use super::schema::{Def, Ty};
-use super::typescript::{correlation_text, quoted, readme};
+use super::typescript::{correlation_text, quoted, readme, recovery_text};
 
 const RUNTIME: &str = include_str!("templates/client_runtime.py");
 
@@ -269,6 +269,8 @@ pub(crate) fn client_source(api: &Api) -> String {
         "protocols: list[str] | None = None".into(),
         "reconnect: Reconnect | None = None".into(),
         "request_timeout: float = 30.0".into(),
+        "recover: bool = False".into(),
+        "recover_from: Sequence[Position] = ()".into(),
     ]);
     out.push_str("    def __init__(\n        self,\n");
     for param in &params {
@@ -290,7 +292,7 @@ pub(crate) fn client_source(api: &Api) -> String {
     }
     let _ = writeln!(
         out,
-        "        super().__init__(\n            base_url.rstrip(\"/\") + \"/\" + stage,\n            {},\n            {},\n            placed,\n            headers=headers,\n            query=query,\n            protocols=protocols,\n            reconnect=reconnect,\n            request_timeout=request_timeout,\n        )",
+        "        super().__init__(\n            base_url.rstrip(\"/\") + \"/\" + stage,\n            {},\n            {},\n            placed,\n            headers=headers,\n            query=query,\n            protocols=protocols,\n            reconnect=reconnect,\n            request_timeout=request_timeout,\n            recover=recover,\n            recover_from=recover_from,\n        )",
         quoted(&api.route_field),
         quoted(&api.correlation_field)
     );
@@ -355,7 +357,13 @@ pub(crate) fn client(api: &Api) -> Files {
         readme(
             api,
             &format!("{} (Python)", api.class),
-            &(usage + &correlation_text(api)),
+            &(usage
+                + &correlation_text(api)
+                + &recovery_text(
+                    "`recover=True`",
+                    "`on_group_message`, `on_recovered`, `on_not_recovered`",
+                    "`client.positions`, then `recover_from=positions`",
+                )),
         ),
     );
     files

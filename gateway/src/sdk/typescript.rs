@@ -29,6 +29,12 @@ pub(crate) const RESERVED: &[&str] = &[
     "Unacked",
     "GatewayErrorFrame",
     "ReconnectOptions",
+    "Position",
+    "GroupMessage",
+    "RecoveredSignal",
+    "NotRecoveredReason",
+    "NotRecoveredSignal",
+    "RecoverOptions",
     "ClientHandlers",
     "ApiDescription",
     "Placement",
@@ -388,6 +394,14 @@ pub(crate) fn correlation_text(api: &Api) -> String {
     )
 }
 
+/// Recovery of group messages across reconnects, explained (both languages' READMEs): the
+/// option that turns it on, the handlers and the getter of the positions, as each names them.
+pub(crate) fn recovery_text(option: &str, handlers: &str, positions: &str) -> String {
+    format!(
+        "\n## Recovery across reconnects\n\nWith {option} the client connects with `envelope=1`. Messages of groups that keep\nhistory (`groups.history` in the gateway's configuration) arrive with their group, epoch and\noffset; the client keeps the last position of every such group and reconnects with\n`recover=GROUP:EPOCH:OFFSET,...`, so the gateway first replays, once and in order, what was\nmissed, then signals `recovered`. When its history no longer covers the gap it signals\n`notRecovered` with a reason and the current position instead: refetch the state from the\nbackend. Handlers: {handlers}\n(without a group-message handler, the data goes to the push handler). To start a later\nclient where this one stopped: {positions}.\n"
+    )
+}
+
 /// Every file of the client package.
 pub(crate) fn client(api: &Api) -> Files {
     let mut files = Files::new();
@@ -427,7 +441,14 @@ pub(crate) fn client(api: &Api) -> Files {
         readme(
             api,
             &format!("{} (TypeScript)", api.class),
-            &(usage + &correlation_text(api) + &acks),
+            &(usage
+                + &correlation_text(api)
+                + &acks
+                + &recovery_text(
+                    "`recover: true`",
+                    "`onGroupMessage`, `onRecovered`, `onNotRecovered`",
+                    "`client.positions`, then `recover: { from: positions }`",
+                )),
         ),
     );
     files

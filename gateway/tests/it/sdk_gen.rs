@@ -3,9 +3,9 @@
 //! --check`, the generated Python passes `ruff check`, `ruff format --check` and `mypy --strict`;
 //! both clients run against a live gateway (API key and subprotocol token on connect, typed
 //! one-way sends, typed two-way replies correlated by id, a push through the callback API, a
-//! reconnection after `DELETE @connections`), and both backend clients drive the live callback
-//! API with a bearer token and with SigV4. The chat example's page loads the client generated
-//! from its configuration.
+//! reconnection after `DELETE @connections`, recovery of the group messages missed meanwhile),
+//! and both backend clients drive the live callback API with a bearer token and with SigV4. The
+//! chat example's page loads the client generated from its configuration.
 //!
 //! The Node.js tools (typescript, prettier, ws, @smithy/signature-v4) are in `tests/sdk_gen/node_modules`
 //! (`npm ci`, scripts/test.sh does); Python is `$WSGATE_PYTHON` with websockets, botocore, mypy
@@ -211,9 +211,13 @@ fn tsc() -> String {
 static ARCHIVED: std::sync::Mutex<std::collections::BTreeMap<i64, usize>> =
     std::sync::Mutex::new(std::collections::BTreeMap::new());
 
+/// The group with history the recovery drivers read (`notes_gateway` configures it).
+const FEED: &str = "feed";
+
 /// The backend of `api.yaml`: the authorizer allows the subprotocol token `good-token`,
-/// `getnote` and `whoami` answer with the request's correlation id, `archive` refuses a
-/// message with `"reject": true`.
+/// `$connect` joins a client that opted into recovery (`envelope` or `recover` in its query)
+/// to `feed`, `getnote` and `whoami` answer with the request's correlation id, `archive`
+/// refuses a message with `"reject": true`.
 async fn notes_backend() -> Backend {
     Backend::start(|r| {
         let event = r.json();
@@ -222,6 +226,15 @@ async fn notes_backend() -> Backend {
             .and_then(|b| serde_json::from_str(b).ok())
             .unwrap_or(Value::Null);
         match r.path.as_str() {
+            "/connect" => {
+                let query = &event["queryStringParameters"];
+                if query.get("envelope").is_some() || query.get("recover").is_some() {
+                    let answer = json!({"statusCode": 200, "headers": {"X-Wsgate-Groups": FEED}});
+                    Reply::http(200, &answer.to_string())
+                } else {
+                    Reply::lambda(200, None)
+                }
+            }
             "/authorize" => {
                 let offered = event["headers"]
                     .as_object()
@@ -268,7 +281,7 @@ async fn notes_backend() -> Backend {
     .await
 }
 
-/// A gateway on `api.yaml` with `callback_auth` as `callback.auth`.
+/// A gateway on `api.yaml` with `callback_auth` as `callback.auth`, and history for `feed`.
 async fn notes_gateway(backend: &Backend, callback_auth: &str) -> TestGateway {
     let yaml = std::fs::read_to_string(format!("{SDK_GEN}/api.yaml")).expect("api.yaml");
     let digest = hex::encode(Sha256::digest(API_KEY.as_bytes()));
@@ -277,7 +290,7 @@ async fn notes_gateway(backend: &Backend, callback_auth: &str) -> TestGateway {
         "api.yaml holds the digest of API_KEY"
     );
     let yaml = format!(
-        "{}\ncallback:\n  auth: {callback_auth}\n",
+        "{}\ncallback:\n  auth: {callback_auth}\ngroups:\n  history:\n    groups:\n      - {{ pattern: {FEED}, max_messages: 100 }}\n",
         yaml.replace("http://127.0.0.1:9", &backend.url())
     );
     TestGateway::start(&yaml).await
@@ -373,6 +386,47 @@ fn assert_client_summary(summary: &Value) {
     assert_ne!(summary["first"], summary["second"], "{summary}");
 }
 
+/// What a recovery driver (`drivers/recover.*`) saw: the two messages before the close, the
+/// three posted while it was away replayed once and in order, `recovered`, then the live one;
+/// its positions; and `notRecovered` (epoch_changed) for a client starting from a stale epoch.
+fn assert_recovered(summary: &Value) {
+    let data: Vec<Value> = (1..=6).map(|n| json!({ "n": n })).collect();
+    assert_eq!(summary["data"], json!(data), "{summary}");
+    assert_eq!(summary["offsets"], json!([1, 2, 3, 4, 5, 6]), "{summary}");
+    let epoch = &summary["epochs"][0];
+    assert!(epoch.is_string(), "{summary}");
+    assert_eq!(summary["epochs"], json!([epoch]), "one epoch: {summary}");
+    assert_eq!(
+        summary["events"],
+        json!([
+            "message 1",
+            "message 2",
+            "message 3",
+            "message 4",
+            "message 5",
+            "recovered 5",
+            "message 6"
+        ]),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["recovered"],
+        json!({"type": "recovered", "group": FEED, "epoch": epoch, "offset": 5, "replayed": 3}),
+        "{summary}"
+    );
+    assert_eq!(summary["notRecovered"], 0, "{summary}");
+    assert_eq!(summary["lastPost"]["epoch"], *epoch, "{summary}");
+    assert_eq!(summary["lastPost"]["offset"], 6, "{summary}");
+    let position = json!([{"group": FEED, "epoch": epoch, "offset": 6}]);
+    assert_eq!(summary["positions"], position, "{summary}");
+    assert_eq!(
+        summary["stale"],
+        json!({"type": "notRecovered", "group": FEED, "reason": "epoch_changed", "epoch": epoch, "offset": 6}),
+        "{summary}"
+    );
+    assert_eq!(summary["stalePositions"], position, "{summary}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typescript_packages_compile_strict_and_work_against_a_live_gateway() {
     let tsc = tsc();
@@ -393,14 +447,14 @@ async fn typescript_packages_compile_strict_and_work_against_a_live_gateway() {
         .await;
     }
     // The drivers, compiled with both packages (strict, Node.js types).
-    for driver in ["client.ts", "backend.ts"] {
+    for driver in ["client.ts", "backend.ts", "recover.ts"] {
         std::fs::copy(format!("{SDK_GEN}/drivers/{driver}"), work.join(driver))
             .expect("copy driver");
     }
     std::fs::write(work.join("package.json"), "{\"type\": \"module\"}\n").expect("package.json");
     std::fs::write(
         work.join("tsconfig.json"),
-        r#"{"extends": "./backend/tsconfig.json", "compilerOptions": {"rootDir": ".", "outDir": "dist"}, "include": ["client/src", "backend/src", "client.ts", "backend.ts"]}"#,
+        r#"{"extends": "./backend/tsconfig.json", "compilerOptions": {"rootDir": ".", "outDir": "dist"}, "include": ["client/src", "backend/src", "client.ts", "backend.ts", "recover.ts"]}"#,
     )
     .expect("tsconfig");
     run(&node(), &[&tsc, "-p", "."], &work, &[]).await;
@@ -468,6 +522,24 @@ async fn typescript_packages_compile_strict_and_work_against_a_live_gateway() {
     .await;
     assert_backend_summary(&last_json(&out), &id);
     assert_backend_calls_arrived(&mut ws, "hello from node").await;
+
+    // Recovery across a reconnect, on a gateway of its own.
+    let backend = notes_backend().await;
+    let gw = notes_gateway(&backend, &format!("{{ kind: bearer, tokens: [{BEARER}] }}")).await;
+    let out = run(
+        &node(),
+        &[
+            "dist/recover.js",
+            &format!("ws://{}", gw.addr),
+            &format!("http://{}", gw.addr),
+            BEARER,
+            API_KEY,
+        ],
+        &work,
+        &[],
+    )
+    .await;
+    assert_recovered(&last_json(&out));
     let _ = std::fs::remove_dir_all(&work);
 }
 
@@ -494,7 +566,7 @@ async fn python_packages_pass_ruff_and_mypy_strict_and_work_against_a_live_gatew
         )
         .await;
     }
-    for driver in ["client.py", "backend.py"] {
+    for driver in ["client.py", "backend.py", "recover.py"] {
         std::fs::copy(format!("{SDK_GEN}/drivers/{driver}"), work.join(driver))
             .expect("copy driver");
     }
@@ -531,6 +603,7 @@ async fn python_packages_pass_ruff_and_mypy_strict_and_work_against_a_live_gatew
             "--cache-dir=/dev/null",
             "client.py",
             "backend.py",
+            "recover.py",
         ],
         &work,
         &env,
@@ -576,6 +649,24 @@ async fn python_packages_pass_ruff_and_mypy_strict_and_work_against_a_live_gatew
     .await;
     assert_backend_summary(&last_json(&out), &id);
     assert_backend_calls_arrived(&mut ws, "hello from python").await;
+
+    // Recovery across a reconnect, on a gateway of its own.
+    let backend = notes_backend().await;
+    let gw = notes_gateway(&backend, &format!("{{ kind: bearer, tokens: [{BEARER}] }}")).await;
+    let out = run(
+        &python,
+        &[
+            "recover.py",
+            &format!("ws://{}", gw.addr),
+            &format!("http://{}", gw.addr),
+            BEARER,
+            API_KEY,
+        ],
+        &work,
+        &env,
+    )
+    .await;
+    assert_recovered(&last_json(&out));
     let _ = std::fs::remove_dir_all(&work);
 }
 

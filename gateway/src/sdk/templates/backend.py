@@ -77,6 +77,9 @@ class PostResult(TypedDict):
     droppedLocal: int
     published: bool
     remoteNodes: int
+    epoch: NotRequired[str]
+    """A post to a group with history: its position (with `offset`)."""
+    offset: NotRequired[int]
 
 
 class GroupPage(TypedDict):

@@ -64,6 +64,9 @@ export interface PostResult {
   droppedLocal: number;
   published: boolean;
   remoteNodes: number;
+  /** A post to a group with history: its position (`epoch`, `offset`). */
+  epoch?: string;
+  offset?: number;
 }
 
 /** A page of a group's members. */

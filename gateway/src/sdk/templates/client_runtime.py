@@ -1,9 +1,10 @@
 import asyncio
+import base64
 import enum
 import json
 import random
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NotRequired, TypeAlias, TypedDict, cast
 from urllib.parse import urlencode
@@ -118,13 +119,69 @@ def backoff_delay(attempt: int, base: float, maximum: float) -> float:
 
 
 @dataclass
+class Position:
+    """Where a client stands in a group with history: the last message it received."""
+
+    group: str
+    epoch: str
+    """The history's epoch: offsets only mean something within one epoch."""
+    offset: int
+    """The offset of the last message received."""
+
+
+@dataclass
+class GroupMessage:
+    """A message of a group with history, unwrapped from the gateway's envelope."""
+
+    group: str
+    epoch: str
+    offset: int
+    data: JsonValue
+    """The payload, parsed as JSON."""
+
+
+@dataclass
+class RecoveredSignal:
+    """The replay after a reconnect is complete: every message missed came, once."""
+
+    group: str
+    epoch: str
+    offset: int
+    replayed: int
+
+
+@dataclass
+class NotRecoveredSignal:
+    """The history did not cover what the client missed: refetch the state.
+
+    `reason`: epoch_changed, trimmed, too_far, unknown_offset, overflow, unavailable or
+    no_history. `epoch` and `offset` are the current position when known; live messages
+    follow.
+    """
+
+    group: str
+    reason: str
+    epoch: str | None
+    offset: int | None
+
+
+@dataclass
 class Handlers:
     """What to call when something happens on the connection."""
 
     on_push: Callable[[JsonValue], None] | None = None
     """A message pushed by a backend (a post, a group post, a broadcast)."""
+    on_group_message: Callable[[GroupMessage], None] | None = None
+    """With `recover`: a message of a group with history, with its position.
+
+    Without this handler its data goes to `on_push`.
+    """
+    on_recovered: Callable[[RecoveredSignal], None] | None = None
+    """With `recover`: the messages missed while disconnected were replayed."""
+    on_not_recovered: Callable[[NotRecoveredSignal], None] | None = None
+    """With `recover`: what was missed could not be replayed; refetch the state."""
     on_raw: Callable[[str | bytes], None] | None = None
-    """A text frame that is not JSON, or a binary frame."""
+    """A text frame that is not JSON, or a binary frame (also such group payloads)."""
     on_gateway_error: Callable[[GatewayErrorFrame], None] | None = None
     """An error frame of the gateway."""
     on_open: Callable[[], None] | None = None
@@ -173,7 +230,12 @@ class Connection:
         protocols: list[str] | None = None,
         reconnect: Reconnect | None = None,
         request_timeout: float = 30.0,
+        recover: bool = False,
+        recover_from: Sequence[Position] = (),
     ) -> None:
+        """`recover`: connect with `envelope=1`, keep the last position of every group
+        with history and on reconnect ask for what was missed (`recover=`);
+        `recover_from`: positions to start from (as `positions` returned them)."""
         self._url = url
         self._route_field = route_field
         self._correlation_field = correlation_field
@@ -190,10 +252,19 @@ class Connection:
         self._pending: dict[str, asyncio.Future[JsonValue]] = {}
         self._prefix = secrets.token_hex(4)
         self._counter = 0
+        self._recover = recover
+        self._positions = {
+            p.group: Position(p.group, p.epoch, p.offset) for p in recover_from
+        }
 
     def on(self, handlers: Handlers) -> None:
         """Sets the handlers (replacing earlier ones)."""
         self._handlers = handlers
+
+    @property
+    def positions(self) -> list[Position]:
+        """With `recover`: the last position of every group with history seen so far."""
+        return [Position(p.group, p.epoch, p.offset) for p in self._positions.values()]
 
     @property
     def connected(self) -> bool:
@@ -269,10 +340,19 @@ class Connection:
             raise NotConnectedError("not connected") from closed
 
     def _target(self) -> str:
-        if not self._query:
+        query = dict(self._query)
+        if self._recover:
+            positions = [
+                f"{p.group}:{p.epoch}:{p.offset}" for p in self._positions.values()
+            ]
+            if positions:
+                query["recover"] = ",".join(positions)
+            else:
+                query["envelope"] = "1"
+        if not query:
             return self._url
         joiner = "&" if "?" in self._url else "?"
-        return self._url + joiner + urlencode(sorted(self._query.items()))
+        return self._url + joiner + urlencode(sorted(query.items()))
 
     def _fail(self, error: Exception) -> None:
         for reply in self._pending.values():
@@ -344,6 +424,8 @@ class Connection:
                 self._handlers.on_raw(data)
             return
         if isinstance(value, dict):
+            if self._recover and self._recovery_frame(value):
+                return
             request_id = value.get(self._correlation_field)
             if isinstance(request_id, str) and request_id in self._pending:
                 reply = self._pending.pop(request_id)
@@ -356,3 +438,67 @@ class Connection:
                 return
         if self._handlers.on_push is not None:
             self._handlers.on_push(value)
+
+    def _recovery_frame(self, value: dict[str, JsonValue]) -> bool:
+        """Handles an envelope or a recovery signal; False when the frame is neither."""
+        kind, group = value.get("type"), value.get("group")
+        epoch, offset = value.get("epoch"), value.get("offset")
+        if not isinstance(group, str) or isinstance(offset, bool):
+            return False
+        keys = set(value)
+        reason = value.get("reason")
+        if (
+            kind == "notRecovered"
+            and keys == {"type", "group", "reason", "epoch", "offset"}
+            and isinstance(reason, str)
+            and (epoch is None or isinstance(epoch, str))
+            and (offset is None or isinstance(offset, int))
+        ):
+            if isinstance(epoch, str) and isinstance(offset, int):
+                self._positions[group] = Position(group, epoch, offset)
+            else:
+                self._positions.pop(group, None)
+            if self._handlers.on_not_recovered is not None:
+                lost = NotRecoveredSignal(group, reason, epoch, offset)
+                self._handlers.on_not_recovered(lost)
+            return True
+        if not isinstance(epoch, str) or not isinstance(offset, int):
+            return False
+        replayed = value.get("replayed")
+        if (
+            kind == "recovered"
+            and keys == {"type", "group", "epoch", "offset", "replayed"}
+            and isinstance(replayed, int)
+        ):
+            known = self._positions.get(group)
+            if known is None or known.epoch != epoch or known.offset < offset:
+                self._positions[group] = Position(group, epoch, offset)
+            if self._handlers.on_recovered is not None:
+                done = RecoveredSignal(group, epoch, offset, replayed)
+                self._handlers.on_recovered(done)
+            return True
+        payload = keys - {"type", "group", "epoch", "offset"}
+        if kind != "message" or payload not in ({"data"}, {"dataBase64"}):
+            return False
+        known = self._positions.get(group)
+        if known is not None and known.epoch == epoch and offset <= known.offset:
+            return True  # Received already.
+        self._positions[group] = Position(group, epoch, offset)
+        encoded = value.get("dataBase64")
+        if isinstance(encoded, str):
+            if self._handlers.on_raw is not None:
+                self._handlers.on_raw(base64.b64decode(encoded))
+            return True
+        text = str(value.get("data"))
+        try:
+            data = cast(JsonValue, json.loads(text))
+        except ValueError:
+            if self._handlers.on_raw is not None:
+                self._handlers.on_raw(text)
+            return True
+        if self._handlers.on_group_message is not None:
+            message = GroupMessage(group, epoch, offset, data)
+            self._handlers.on_group_message(message)
+        elif self._handlers.on_push is not None:
+            self._handlers.on_push(data)
+        return True

@@ -157,11 +157,71 @@ export interface ReconnectOptions {
   maxAttempts?: number;
 }
 
+/** Where a client stands in a group with history: the last message it received. */
+export interface Position {
+  group: string;
+  /** The history's epoch: offsets only mean something within one epoch. */
+  epoch: string;
+  /** The offset of the last message received. */
+  offset: number;
+}
+
+/** A message of a group with history, unwrapped from the gateway's envelope. */
+export interface GroupMessage<Push> extends Position {
+  /** The payload, parsed as JSON. */
+  data: Push;
+}
+
+/** The replay after a reconnect is complete: every message missed was delivered, once. */
+export interface RecoveredSignal extends Position {
+  type: "recovered";
+  /** Messages replayed. */
+  replayed: number;
+}
+
+/** Why the gateway could not replay what a reconnected client missed. */
+export type NotRecoveredReason =
+  | "epoch_changed"
+  | "trimmed"
+  | "too_far"
+  | "unknown_offset"
+  | "overflow"
+  | "unavailable"
+  | "no_history"
+  | (string & {});
+
+/**
+ * The history did not cover what the client missed: refetch the state from the backend as of
+ * `epoch`/`offset` (the current position, when known); live messages follow.
+ */
+export interface NotRecoveredSignal {
+  type: "notRecovered";
+  group: string;
+  reason: NotRecoveredReason;
+  epoch: string | null;
+  offset: number | null;
+}
+
+/** Recovery on reconnect of the messages of groups with history (docs/recovery.md). */
+export interface RecoverOptions {
+  /** Positions to start from, e.g. kept from {@link Connection.positions} by an earlier page. */
+  from?: Position[];
+}
+
 /** Handlers of what happens on the connection. */
 export interface ClientHandlers<Push> {
   /** A message pushed by a backend (`POST @connections`, a group post, a broadcast). */
   onPush?: (message: Push) => void;
-  /** A text frame that is not JSON, or a binary frame. */
+  /**
+   * With `recover`: a message of a group with history, with its position (without this handler
+   * its data goes to `onPush`).
+   */
+  onGroupMessage?: (message: GroupMessage<Push>) => void;
+  /** With `recover`: the messages missed while disconnected were replayed. */
+  onRecovered?: (signal: RecoveredSignal) => void;
+  /** With `recover`: what was missed could not be replayed; refetch the state. */
+  onNotRecovered?: (signal: NotRecoveredSignal) => void;
+  /** A text frame that is not JSON, or a binary frame (also such payloads of group messages). */
   onRaw?: (data: unknown) => void;
   /** An error frame of the gateway. */
   onGatewayError?: (frame: GatewayErrorFrame) => void;
@@ -272,6 +332,11 @@ export interface BaseOptions {
   requestTimeoutMs?: number;
   /** Resending the messages of acknowledged routes. */
   acks?: AckOptions;
+  /**
+   * Recovery on reconnect: connect with `envelope=1`, keep the last position of every group
+   * with history, and on reconnect ask for what was missed (`recover=`). Off by default.
+   */
+  recover?: boolean | RecoverOptions;
 }
 
 /**
@@ -289,13 +354,31 @@ export class Connection<Push> {
   private counter = 0;
   private handlers: ClientHandlers<Push> = {};
   private readonly openWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
+  private readonly recovering: boolean;
+  private readonly positionOf = new Map<string, Position>();
 
   constructor(
     private readonly url: string,
     private readonly api: ApiDescription,
     private readonly placement: Placement,
     private readonly options: BaseOptions,
-  ) {}
+  ) {
+    const recover = options.recover ?? false;
+    this.recovering = recover !== false;
+    if (typeof recover === "object") {
+      for (const position of recover.from ?? []) {
+        this.positionOf.set(position.group, { ...position });
+      }
+    }
+  }
+
+  /**
+   * With `recover`: the last position of every group with history seen so far (keep them to
+   * start a later client from them with `recover: { from }`).
+   */
+  get positions(): Position[] {
+    return [...this.positionOf.values()].map((position) => ({ ...position }));
+  }
 
   /** Sets the handlers (replacing earlier ones). */
   on(handlers: ClientHandlers<Push>): void {
@@ -480,7 +563,15 @@ export class Connection<Push> {
   }
 
   private target(): string {
-    const query = { ...this.placement.query, ...(this.options.query ?? {}) };
+    const query: Record<string, string> = { ...this.placement.query, ...(this.options.query ?? {}) };
+    if (this.recovering) {
+      const positions = [...this.positionOf.values()].map((p) => `${p.group}:${p.epoch}:${p.offset}`);
+      if (positions.length > 0) {
+        query.recover = positions.join(",");
+      } else {
+        query.envelope = "1";
+      }
+    }
     const pairs = Object.keys(query)
       .sort()
       .map((key) => `${encodeURIComponent(key)}=${encodeURIComponent(query[key] ?? "")}`);
@@ -565,6 +656,9 @@ export class Connection<Push> {
       return;
     }
     if (isObject(value)) {
+      if (this.recovering && this.recoveryFrame(value)) {
+        return;
+      }
       if (this.acknowledged(value)) {
         return;
       }
@@ -583,6 +677,85 @@ export class Connection<Push> {
     }
     this.handlers.onPush?.(value as Push);
   }
+
+  /** Handles an envelope or a recovery signal; false when the frame is neither. */
+  private recoveryFrame(value: { [key: string]: unknown }): boolean {
+    const { type, group, epoch, offset } = value;
+    if (typeof group !== "string") {
+      return false;
+    }
+    const keys = Object.keys(value).sort().join(",");
+    if (
+      type === "notRecovered" &&
+      keys === "epoch,group,offset,reason,type" &&
+      typeof value.reason === "string" &&
+      (typeof epoch === "string" || epoch === null) &&
+      (typeof offset === "number" || offset === null)
+    ) {
+      // The position to refetch the state as of (and to recover from next time), if known.
+      if (typeof epoch === "string" && typeof offset === "number") {
+        this.positionOf.set(group, { group, epoch, offset });
+      } else {
+        this.positionOf.delete(group);
+      }
+      this.handlers.onNotRecovered?.({ type, group, reason: value.reason, epoch, offset });
+      return true;
+    }
+    if (typeof epoch !== "string" || typeof offset !== "number") {
+      return false;
+    }
+    if (type === "recovered" && keys === "epoch,group,offset,replayed,type" && typeof value.replayed === "number") {
+      this.advancePosition(group, epoch, offset);
+      this.handlers.onRecovered?.({ type, group, epoch, offset, replayed: value.replayed });
+      return true;
+    }
+    if (
+      type !== "message" ||
+      (keys !== "data,epoch,group,offset,type" && keys !== "dataBase64,epoch,group,offset,type")
+    ) {
+      return false;
+    }
+    const known = this.positionOf.get(group);
+    if (known !== undefined && known.epoch === epoch && offset <= known.offset) {
+      return true; // Received already.
+    }
+    this.positionOf.set(group, { group, epoch, offset });
+    if (typeof value.dataBase64 === "string") {
+      this.handlers.onRaw?.(decodeBase64(value.dataBase64));
+      return true;
+    }
+    const text = String(value.data);
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      this.handlers.onRaw?.(text);
+      return true;
+    }
+    if (this.handlers.onGroupMessage !== undefined) {
+      this.handlers.onGroupMessage({ group, epoch, offset, data: data as Push });
+    } else {
+      this.handlers.onPush?.(data as Push);
+    }
+    return true;
+  }
+
+  /** Moves the position of `group` forward to `offset` of `epoch` (a new epoch replaces it). */
+  private advancePosition(group: string, epoch: string, offset: number): void {
+    const known = this.positionOf.get(group);
+    if (known === undefined || known.epoch !== epoch || known.offset < offset) {
+      this.positionOf.set(group, { group, epoch, offset });
+    }
+  }
+}
+
+/** The bytes of a base64 string (a binary payload of a group message). */
+function decodeBase64(text: string): Uint8Array {
+  const atob = (globalThis as unknown as { atob: (data: string) => string }).atob;
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);
+  return bytes;
 }
 
 function defaultWebSocket(url: string, protocols: string[]): WebSocketLike {
