@@ -19,6 +19,13 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   cargo +nightly install cargo-fuzz --locked
 fi
 
+# With CARGO_TARGET_DIR set (scripts/test.sh sets it to a cache outside the clone), the fuzz
+# builds go under it too, so a second run on the same machine does not build from cold.
+target_args=()
+if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
+  target_args=(--target-dir "$CARGO_TARGET_DIR/fuzz")
+fi
+
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -29,12 +36,12 @@ run_dir() {
   local dir="$1"
   shift
   log "cargo +nightly fuzz build ($dir)"
-  (cd "$dir" && cargo +nightly fuzz build -s none -a)
+  (cd "$dir" && cargo +nightly fuzz build -s none -a "${target_args[@]}")
   local target
   for target in "$@"; do
     log "fuzz $dir $target for ${seconds}s"
     mkdir -p "$work/$dir/$target"
-    (cd "$dir" && cargo +nightly fuzz run -s none -a "$target" "$work/$dir/$target" "fuzz/corpus/$target" -- \
+    (cd "$dir" && cargo +nightly fuzz run -s none -a "${target_args[@]}" "$target" "$work/$dir/$target" "fuzz/corpus/$target" -- \
       -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=1 \
       2>"$work/$target.log") || {
       tail -n 40 "$work/$target.log" >&2
