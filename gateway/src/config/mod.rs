@@ -200,7 +200,7 @@ impl Config {
         })?;
         config.validate()?;
         config.ignored_env = ignored_env;
-        config.live_source = live_source;
+        config.live_source = LiveSource(live_source);
         Ok(config)
     }
 
@@ -224,15 +224,15 @@ impl Config {
         config.api = part.api;
         config.throttling = part.throttling;
         config.validate()?;
-        config.live_source = live_part(live);
+        config.live_source = LiveSource(live_part(live));
         Ok(config)
     }
 
     /// The live part to store for this configuration: what it was read from, else (a value
     /// built in code) its serialization, whose inline secrets are masked.
     pub(crate) fn live_tree(&self) -> serde_json::Value {
-        if self.live_source.is_object() {
-            return self.live_source.clone();
+        if self.live_source.0.is_object() {
+            return self.live_source.0.clone();
         }
         serde_json::json!({
             "api": serde_json::to_value(&self.api).unwrap_or_default(),

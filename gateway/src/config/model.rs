@@ -95,7 +95,18 @@ pub struct Config {
     /// written (inline secrets included): what a deployment stores. Null when the value was
     /// not read from text.
     #[serde(skip)]
-    pub live_source: serde_json::Value,
+    pub live_source: LiveSource,
+}
+
+/// The live part of the tree a configuration was read from (see [`Config::live_source`]);
+/// `Debug` shows none of it (it may hold inline secrets).
+#[derive(Clone, Default, PartialEq)]
+pub struct LiveSource(pub serde_json::Value);
+
+impl std::fmt::Debug for LiveSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveSource(..)")
+    }
 }
 
 /// `tls:` section.
