@@ -342,7 +342,7 @@ impl Rollout {
     }
 
     /// Tells the other nodes (a lost notification is caught by their periodic check).
-    async fn publish(&self, version: u64) {
+    pub(super) async fn publish(&self, version: u64) {
         if let Some(channels) = &self.notify {
             let frame = bytes::Bytes::from(version.to_string());
             if let Err(error) = channels.publish(&self.channel, frame).await {

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use wsgate_connection_store::{
-    DeploymentInfo, DeploymentStore, NodeServing, Pointers, ServedStage, StagePointer, StoreError,
-    StoredDeployment,
+    Canary, DeploymentInfo, DeploymentStore, NodeServing, Pointers, ServedStage, StagePointer,
+    StoreError, StoredDeployment,
 };
 
 use super::{Built, HEARTBEAT_EVERY, Rollout, build_stored};
@@ -179,6 +179,9 @@ impl Rollout {
         }
         let mut built = self.one.lock().await;
         let pointers = self.store.pointers().await?;
+        if pointers.version == 0 {
+            return self.reseed(&built).await;
+        }
         if pointers.version == self.shared.serving().version {
             return Ok(());
         }
@@ -187,6 +190,59 @@ impl Rollout {
             Err(SwitchError::Store(e)) => Err(e),
             Err(SwitchError::Build(_)) => Ok(()),
         }
+    }
+
+    /// The store lost its pointers (flushed, or a new Redis): writes back what this node
+    /// serves, as the seed of an empty store would be (the first node to do so wins).
+    async fn reseed(&self, built: &Built) -> Result<(), StoreError> {
+        let serving = self.shared.serving();
+        let stages: BTreeMap<String, StagePointer> = (serving.stages.iter())
+            .map(|(stage, pick)| {
+                let pointer = StagePointer {
+                    deployment: pick.primary.deployment.id.clone(),
+                    canary: (pick.canary.as_ref()).map(|(d, percent)| Canary {
+                        deployment: d.deployment.id.clone(),
+                        percent: *percent,
+                    }),
+                    history: Vec::new(),
+                };
+                (stage.clone(), pointer)
+            })
+            .collect();
+        let protect = Pointers {
+            version: 0,
+            stages: stages.clone(),
+        }
+        .referenced();
+        let keep = self.shared.config.deployments.keep;
+        for (id, (definition, created_at_ms)) in built {
+            if !protect.contains(id) {
+                continue;
+            }
+            let stored = StoredDeployment {
+                info: DeploymentInfo {
+                    id: id.clone(),
+                    created_at_ms: *created_at_ms,
+                    description: "stored again after the store lost it".into(),
+                    hash: definition.deployment.hash.clone(),
+                },
+                definition: definition.config.live_tree().to_string(),
+            };
+            self.store.put_deployment(&stored, keep, &protect).await?;
+        }
+        if let Some(version) = self.store.set_pointers(0, &stages).await? {
+            tracing::warn!(
+                version,
+                "the deployment store had no stage pointers (flushed or lost): stored again what this node serves"
+            );
+            self.install(Serving {
+                main: Arc::clone(&serving.main),
+                stages: serving.stages.clone(),
+                version,
+            });
+            self.publish(version).await;
+        }
+        Ok(())
     }
 
     fn failed_at(&self) -> Option<u64> {

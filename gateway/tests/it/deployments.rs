@@ -543,4 +543,30 @@ async fn a_change_without_notification_is_seen_by_the_periodic_check() {
     let took = converge(&bases, &first).await;
     println!("unannounced change: both nodes switched in {took:?} (check interval 300ms)");
     assert!(took < Duration::from_millis(300 * 3), "{took:?}");
+
+    // The store loses every deployment key (a flush): the nodes store again what they serve.
+    let mut raw = redis::Client::open(crate::support::cluster::shared_redis_url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("raw connection");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{prefix}}}:deploy:*"))
+        .query_async(&mut raw)
+        .await
+        .expect("KEYS");
+    let _: () = redis::cmd("DEL")
+        .arg(keys)
+        .query_async(&mut raw)
+        .await
+        .expect("DEL");
+    eventually("the pointers stored again", DEADLINE, || async {
+        let pointers = direct.pointers().await.expect("pointers");
+        pointers.version > 0 && pointers.stages["prod"].deployment == first
+    })
+    .await;
+    assert!(direct.deployment(&first).await.expect("get").is_some());
+    for base in &bases {
+        assert_eq!(serving(base).await.0, first);
+    }
 }
