@@ -262,6 +262,8 @@ pub struct RecoveryFigures {
 pub struct RedisWindow {
     /// Length, seconds.
     pub secs: f64,
+    /// Posts acknowledged in the window.
+    pub posts: u64,
     /// What grew.
     pub delta: RedisCounters,
 }
@@ -273,14 +275,20 @@ pub struct RedisCost {
     pub baseline: RedisWindow,
     /// Drop → every client caught up (posts, reconnects and replays).
     pub recovery: RedisWindow,
-    /// Commands of the recovery window over the baseline rate for as long.
+    /// Commands of the recovery window over what its posts cost in the baseline window
+    /// (baseline commands ÷ baseline posts × recovery-window posts).
     pub extra_commands: f64,
-    /// CPU of the recovery window over the baseline rate for as long, ms.
+    /// CPU of the recovery window over what its posts cost in the baseline window, ms.
     pub extra_cpu_ms: f64,
     /// `extra_commands` ÷ clients recovered.
     pub commands_per_client: f64,
     /// `extra_cpu_ms` ÷ clients recovered, in µs.
     pub cpu_us_per_client: f64,
+    /// Commands of the recovery window ÷ clients recovered (posts included).
+    pub gross_commands_per_client: f64,
+    /// Per command: calls of the recovery window over what its posts cost, ÷ clients recovered
+    /// (commands run by scripts count too; only those above the baseline are listed).
+    pub extra_calls_per_client: BTreeMap<String, f64>,
 }
 
 /// The verdict.
@@ -342,9 +350,21 @@ async fn wait_for(until: Instant, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
-async fn redis_read(plan: &RecoveryPlan) -> Option<(Instant, RedisCounters)> {
-    let addr = plan.redis?;
-    Some((Instant::now(), redisinfo::read(addr).await?))
+/// A Redis reading with the time and the posts acknowledged so far.
+struct Reading {
+    at: Instant,
+    posts: u64,
+    counters: RedisCounters,
+}
+
+async fn redis_read(sh: &Shared) -> Option<Reading> {
+    let addr = sh.plan.redis?;
+    let counters = redisinfo::read(addr).await?;
+    Some(Reading {
+        at: Instant::now(),
+        posts: sh.counts.posts_ok.load(Relaxed),
+        counters,
+    })
 }
 
 /// Runs the scenario against the plan's nodes.
@@ -408,9 +428,9 @@ pub async fn run(plan: RecoveryPlan, progress: bool) -> Result<RecoveryReport> {
     let posters: Vec<_> = (0..plan.posters)
         .map(|j| tokio::spawn(poster(j, sh.clone(), stop_posts.clone())))
         .collect();
-    let base0 = redis_read(&plan).await;
+    let base0 = redis_read(&sh).await;
     sleep(secs(plan.live_s, MAX_PHASE)).await;
-    let base1 = redis_read(&plan).await;
+    let base1 = redis_read(&sh).await;
 
     // The drop.
     let drop_at = Instant::now();
@@ -437,7 +457,7 @@ pub async fn run(plan: RecoveryPlan, progress: bool) -> Result<RecoveryReport> {
         sh.counts.settled.load(Relaxed) >= positioned
     })
     .await;
-    let rec1 = redis_read(&plan).await;
+    let rec1 = redis_read(&sh).await;
     let window_s = drop_at.elapsed().as_secs_f64();
     say(format!(
         "recovery: {} recovered, {} caught up {:.2} s after the drop{}",
@@ -485,22 +505,22 @@ pub async fn run(plan: RecoveryPlan, progress: bool) -> Result<RecoveryReport> {
     ))
 }
 
-fn redis_cost(
-    b0: &(Instant, RedisCounters),
-    b1: &(Instant, RedisCounters),
-    r1: &(Instant, RedisCounters),
-    outcomes: &[Outcome],
-) -> RedisCost {
+/// The recovery window's Redis work over what its posts alone cost (the baseline window's
+/// work per post times the posts of the recovery window), per client recovered.
+fn redis_cost(b0: &Reading, b1: &Reading, r1: &Reading, outcomes: &[Outcome]) -> RedisCost {
     let baseline = RedisWindow {
-        secs: b1.0.duration_since(b0.0).as_secs_f64(),
-        delta: b1.1.since(&b0.1),
+        secs: b1.at.duration_since(b0.at).as_secs_f64(),
+        posts: b1.posts.saturating_sub(b0.posts),
+        delta: b1.counters.since(&b0.counters),
     };
     let recovery = RedisWindow {
-        secs: r1.0.duration_since(b1.0).as_secs_f64(),
-        delta: r1.1.since(&b1.1),
+        secs: r1.at.duration_since(b1.at).as_secs_f64(),
+        posts: r1.posts.saturating_sub(b1.posts),
+        delta: r1.counters.since(&b1.counters),
     };
-    let scale = if baseline.secs > 0.0 {
-        recovery.secs / baseline.secs
+    #[allow(clippy::cast_precision_loss)]
+    let scale = if baseline.posts > 0 {
+        recovery.posts as f64 / baseline.posts as f64
     } else {
         0.0
     };
@@ -511,7 +531,22 @@ fn redis_cost(
     #[allow(clippy::cast_precision_loss)]
     let recovered = outcomes.iter().filter(|o| o.recovered_us.is_some()).count() as f64;
     let per = |x: f64| if recovered > 0.0 { x / recovered } else { 0.0 };
+    #[allow(clippy::cast_precision_loss)]
+    let extra_calls_per_client = recovery
+        .delta
+        .calls
+        .iter()
+        .filter_map(|(cmd, &calls)| {
+            let base = baseline.delta.calls.get(cmd).copied().unwrap_or(0) as f64 * scale;
+            let extra = calls as f64 - base;
+            (extra > 0.5).then(|| (cmd.clone(), per(extra)))
+        })
+        .collect();
+    #[allow(clippy::cast_precision_loss)]
+    let gross = per(recovery.delta.commands as f64);
     RedisCost {
+        gross_commands_per_client: gross,
+        extra_calls_per_client,
         baseline,
         recovery,
         extra_commands,
@@ -658,6 +693,10 @@ fn report(
             r.commands_per_client,
         );
         summary.insert("redis_cpu_us_per_client".to_owned(), r.cpu_us_per_client);
+        summary.insert(
+            "redis_gross_commands_per_client".to_owned(),
+            r.gross_commands_per_client,
+        );
     }
     RecoveryReport {
         scenario: "recovery".to_owned(),
@@ -801,7 +840,8 @@ pub async fn main(
             "redis": r.redis.as_ref().map(|c| serde_json::json!({
                 "commands_per_client": c.commands_per_client,
                 "cpu_us_per_client": c.cpu_us_per_client,
-                "recovery_calls": c.recovery.delta.calls,
+                "gross_commands_per_client": c.gross_commands_per_client,
+                "extra_calls_per_client": c.extra_calls_per_client,
             })),
             "errors": r.errors,
             "notes": r.notes,
