@@ -425,6 +425,7 @@ pub async fn run(plan: RecoveryPlan, progress: bool) -> Result<RecoveryReport> {
         bail!("recovery: no client could connect (errors: {errors:?})");
     }
     let stop_posts = CancellationToken::new();
+    let posting_from = Instant::now();
     let posters: Vec<_> = (0..plan.posters)
         .map(|j| tokio::spawn(poster(j, sh.clone(), stop_posts.clone())))
         .collect();
@@ -472,6 +473,7 @@ pub async fn run(plan: RecoveryPlan, progress: bool) -> Result<RecoveryReport> {
     for p in posters {
         let _ = p.await;
     }
+    let posting_s = posting_from.elapsed().as_secs_f64();
     let drain_limit = Instant::now() + secs(plan.drain_s, MAX_PHASE);
     let drained = wait_for(drain_limit, || sh.behind() == 0).await;
     if !drained {
@@ -498,7 +500,7 @@ pub async fn run(plan: RecoveryPlan, progress: bool) -> Result<RecoveryReport> {
         &sh,
         outcomes,
         positioned,
-        window_s,
+        (window_s, posting_s),
         redis,
         notes,
         (started_unix_ms, drop_unix_ms),
@@ -568,7 +570,7 @@ fn report(
     sh: &Shared,
     outcomes: Vec<Outcome>,
     positioned: u64,
-    window_s: f64,
+    (window_s, posting_s): (f64, f64),
     redis: Option<RedisCost>,
     mut notes: Vec<String>,
     (started_unix_ms, drop_unix_ms): (u64, u64),
@@ -678,6 +680,14 @@ fn report(
         ("replayed".to_owned(), recovery.replayed as f64),
         ("recovery_window_s".to_owned(), window_s),
         ("posts_ok".to_owned(), posts_ok as f64),
+        (
+            "posts_per_sec".to_owned(),
+            if posting_s > 0.0 {
+                posts_ok as f64 / posting_s
+            } else {
+                0.0
+            },
+        ),
         ("received".to_owned(), ledger.received as f64),
         ("missing".to_owned(), ledger.missing as f64),
         ("duplicates".to_owned(), ledger.duplicates as f64),
