@@ -2,7 +2,7 @@
 //!
 //! | path | event | answer |
 //! |---|---|---|
-//! | `POST /connect` | `$connect` (`CONNECT`) | `{"statusCode":200}`, records `requestContext.connectionId` |
+//! | `POST /connect` | `$connect` (`CONNECT`) | `{"statusCode":200}`, records `requestContext.connectionId`; with a `groups` query parameter, answers the header `X-Wsgate-Groups: <its value>` (the gateway joins those groups) |
 //! | `POST /disconnect` | `$disconnect` | `{"statusCode":200}`, forgets the id |
 //! | `POST /whoami` | `MESSAGE` | `{"statusCode":200,"body":"{\"connectionId\":\"<id>\"}"}` |
 //! | `POST /echo` | `MESSAGE` | `{"statusCode":200,"body":<the frame text>}` |
@@ -50,6 +50,16 @@ struct Event<'a> {
     request_context: Ctx<'a>,
     #[serde(borrow, default)]
     body: Option<Cow<'a, str>>,
+    #[serde(rename = "queryStringParameters", borrow, default)]
+    query: Option<Query<'a>>,
+}
+
+/// The query parameters the backend reads.
+#[derive(Deserialize)]
+struct Query<'a> {
+    /// Groups the `$connect` answer joins.
+    #[serde(borrow, default)]
+    groups: Option<Cow<'a, str>>,
 }
 
 #[derive(Serialize)]
@@ -58,6 +68,8 @@ struct ProxyResponse<'a> {
     status_code: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headers: Option<BTreeMap<&'a str, &'a str>>,
 }
 
 #[derive(Default)]
@@ -198,11 +210,16 @@ async fn serve(stream: tokio::net::TcpStream, s: Arc<Shared>) {
 }
 
 fn proxy(body: Option<&str>) -> Resp {
+    proxy_with(body, None)
+}
+
+fn proxy_with(body: Option<&str>, headers: Option<BTreeMap<&str, &str>>) -> Resp {
     json(
         StatusCode::OK,
         serde_json::to_vec(&ProxyResponse {
             status_code: 200,
             body,
+            headers,
         })
         .unwrap_or_default(),
     )
@@ -261,7 +278,11 @@ async fn handle(req: Request<Incoming>, s: Arc<Shared>, kill: CancellationToken)
                 s.duplicate_connects.fetch_add(1, Relaxed);
             }
             drop(ids);
-            proxy(None)
+            let groups = ev.query.as_ref().and_then(|q| q.groups.as_deref());
+            proxy_with(
+                None,
+                groups.map(|g| BTreeMap::from([("X-Wsgate-Groups", g)])),
+            )
         }
         "/disconnect" => {
             s.disconnect.fetch_add(1, Relaxed);

@@ -46,6 +46,10 @@ pub enum Cmd {
     /// `faults` with churn and group fan-outs, sampling the gateways' RSS and fds and Redis
     /// memory; passes when nothing was lost and RSS and fds are flat after warm-up.
     Soak(FaultsArgs),
+    /// Clients of groups with history drop together while posts continue, reconnect with
+    /// `recover=`, and must end with every message exactly once (an offset ledger per client);
+    /// recovery times and Redis cost.
+    Recovery(crate::recovery_cmd::RecoveryArgs),
     /// A TCP proxy that stalls or resets what it carries on request (`PUT /mode` on the
     /// control listener: `pass`, `stall`, `reset`); the fault injector of `faults.sh` where
     /// network namespaces are not available.
@@ -768,7 +772,8 @@ impl Cmd {
             | Self::Worker(_)
             | Self::Faults(_)
             | Self::Faultproxy(_)
-            | Self::Soak(_) => return Ok(None),
+            | Self::Soak(_)
+            | Self::Recovery(_) => return Ok(None),
         }))
     }
 }

@@ -18,6 +18,8 @@ pub mod orchestrate;
 pub mod procfs;
 pub mod progress;
 pub mod raw;
+pub mod recovery_cmd;
+pub mod redisinfo;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use wsgate_load::cli::{Cli, Cmd};
 use wsgate_load::raw::{self, RawConfig};
 use wsgate_load::scenario::faults;
-use wsgate_load::{backend, faultproxy, run, worker};
+use wsgate_load::{backend, faultproxy, recovery_cmd, run, worker};
 
 fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
     let rt = if threads == 1 {
@@ -60,6 +60,12 @@ fn main() -> Result<()> {
             a.out.clone(),
             a.fail_on_loss,
         )),
+        Cmd::Recovery(a) => runtime(a.threads)?.block_on(async {
+            tokio::select! {
+                r = recovery_cmd::execute(a) => r,
+                _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+            }
+        }),
         scenario => {
             let Some(cfg) = scenario.run_config()? else {
                 return Ok(());

@@ -97,6 +97,12 @@ async fn backend_answers_lambda_proxy_events() {
     let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(v["statusCode"], 200);
     assert!(b.knows("R1kmxc2VNjMCFIA="));
+    assert!(v.get("headers").is_none(), "{v}");
+    // A `groups` query parameter is joined through the answer's X-Wsgate-Groups header.
+    let joining = r#"{"requestContext":{"routeKey":"$connect","eventType":"CONNECT","connectionId":"g1","stage":"prod"},"queryStringParameters":{"groups":"room:1","envelope":"1"}}"#;
+    let (_, body) = post("/connect", joining).await;
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(v["headers"]["X-Wsgate-Groups"], "room:1", "{v}");
 
     let whoami = r#"{"requestContext":{"routeKey":"whoami","eventType":"MESSAGE","connectionId":"R1kmxc2VNjMCFIA="},"body":"{\"action\":\"whoami\"}","isBase64Encoded":false}"#;
     let (_, body) = post("/whoami", whoami).await;
@@ -119,7 +125,7 @@ async fn backend_answers_lambda_proxy_events() {
     post("/disconnect", disconnect).await;
     assert!(!b.knows("R1kmxc2VNjMCFIA="));
     let stats = b.stats();
-    assert_eq!(stats["connect_events"], 1);
+    assert_eq!(stats["connect_events"], 2);
     assert_eq!(stats["whoami_events"], 1);
     assert_eq!(stats["echo_events"], 1);
     assert_eq!(stats["disconnect_events"], 1);
