@@ -154,8 +154,8 @@ if [ "${CI:-}" = true ] || [ "${FUZZ_SMOKE:-}" = 1 ]; then
   FUZZ_SECONDS="${FUZZ_SECONDS:-10}" ./scripts/fuzz-smoke.sh
 fi
 
-# Fault scenarios and the soak at small sizes in CI or when asked for (about 4 minutes
-# together): load-tests/scripts/faults.sh (Redis partitioned, backend resetting 10 % of requests,
+# Fault scenarios, the soak and recovery at small sizes in CI or when asked for (about 4.5
+# minutes together): load-tests/scripts/faults.sh (Redis partitioned, backend resetting 10 % of requests,
 # a node killed) and soak.sh (150 s of churn, pushes and group fan-outs). They fail the run when a
 # push answered 200 was lost, a message was duplicated, a $connect had no single $disconnect, or
 # (soak) RSS or fds grew. Namespaces need root; without it faults.sh uses its fault proxy.
@@ -166,4 +166,8 @@ if [ "${CI:-}" = true ] || [ "${FAULTS_SMOKE:-}" = 1 ]; then
     ./load-tests/scripts/faults.sh "$CARGO_TARGET_DIR/faults-smoke"
   WSGATE_BIN="$CARGO_TARGET_DIR/debug/wsgate" LOAD_BIN="$CARGO_TARGET_DIR/debug/wsgate-load" SOAK_SHORT=1 \
     ./load-tests/scripts/soak.sh "$CARGO_TARGET_DIR/soak-smoke"
+  # Recovery after a mass drop (200 clients, both drop modes, about 25 s): every client must
+  # end with every offset once and in order (load-tests/scripts/recovery.sh).
+  WSGATE_BIN="$CARGO_TARGET_DIR/debug/wsgate" LOAD_BIN="$CARGO_TARGET_DIR/debug/wsgate-load" RECOVERY_SHORT=1 \
+    ./load-tests/scripts/recovery.sh "$CARGO_TARGET_DIR/recovery-smoke"
 fi
