@@ -27,7 +27,6 @@ fn meta() -> ConnectionMeta {
         authorizer: None,
         iam: None,
         cache_request: None,
-        canary: false,
     }
 }
 

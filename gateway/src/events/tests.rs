@@ -18,7 +18,6 @@ fn meta() -> ConnectionMeta {
         authorizer: None,
         iam: None,
         cache_request: None,
-        canary: false,
     }
 }
 
