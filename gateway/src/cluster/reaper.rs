@@ -212,6 +212,9 @@ async fn disconnect(shared: &Shared, record: ConnectionRecord) {
         cache_request: None,
     };
     let meta = Arc::new(meta);
-    shared.groups.forget_in_store(&meta).await;
+    let forgotten = shared.groups.try_forget_in_store(&meta).await.is_ok();
     crate::ws::run_disconnect(shared, routes, &meta, LOST_STATUS, LOST_REASON).await;
+    if !forgotten {
+        shared.groups.forget_in_store(&meta).await;
+    }
 }

@@ -293,7 +293,8 @@ impl Groups {
     }
 
     /// A closed connection leaves every group (locally at once, then in the store).
-    pub(crate) async fn forget(&self, handle: &SessionHandle, in_store: bool) {
+    /// False when the store part was wanted and failed: call [`Self::forget_in_store`] later.
+    pub(crate) async fn forget(&self, handle: &SessionHandle, in_store: bool) -> bool {
         self.forget_recovery(handle);
         let meta = &handle.meta;
         for group in self.index.take_joined(&meta.connection_id) {
@@ -302,9 +303,7 @@ impl Groups {
             self.release(&meta.stage, &group, &key).await;
         }
         self.gauges();
-        if in_store {
-            self.forget_in_store(&handle.meta).await;
-        }
+        !in_store || self.try_forget_in_store(&handle.meta).await.is_ok()
     }
 
     /// Registers a connection that opted in to positions or recovery (before `$connect`).
@@ -325,17 +324,28 @@ impl Groups {
     }
 
     /// Removes a connection's memberships from the store (also for connections reaped from a
-    /// dead node), trying again while the store fails, and sends the `$leave` events.
+    /// dead node), trying again while the store fails, and sends the `$leave` events. Callers
+    /// try once first and call this after the `$disconnect`, so a store that refuses the
+    /// removal never holds the `$disconnect` back.
     pub(crate) async fn forget_in_store(&self, meta: &Arc<ConnectionMeta>) {
-        let left = crate::store::until_ok(
+        crate::store::until_ok(
             "remove the connection's group memberships",
             &meta.connection_id,
-            || self.store.forget(&meta.stage, &meta.connection_id),
+            || self.try_forget_in_store(meta),
         )
         .await;
+    }
+
+    /// One attempt at [`Self::forget_in_store`].
+    pub(crate) async fn try_forget_in_store(
+        &self,
+        meta: &Arc<ConnectionMeta>,
+    ) -> Result<(), StoreError> {
+        let left = self.store.forget(&meta.stage, &meta.connection_id).await?;
         for (group, size) in left {
             self.presence.emit(meta, &group, false, size);
         }
+        Ok(())
     }
 
     /// Writes an open connection's memberships to the store again (after Redis lost data).

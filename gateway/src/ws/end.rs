@@ -72,8 +72,9 @@ pub(super) async fn finish(
 ) {
     let meta = &handle.meta;
     unlist(shared, handle);
-    // Memberships exist in the store only once it recorded the connection.
-    shared
+    // Memberships exist in the store only once it recorded the connection. One attempt here;
+    // a failed one is repeated after the `$disconnect` until the store takes it.
+    let forgotten = shared
         .groups
         .forget(handle, recorded == Recorded::Yes)
         .await;
@@ -99,6 +100,9 @@ pub(super) async fn finish(
     }
     if removed {
         settle(shared, &meta.connection_id).await;
+    }
+    if !forgotten {
+        shared.groups.forget_in_store(&handle.meta).await;
     }
     if recorded == Recorded::Maybe {
         // The store failed while recording it (often because it is down): the `$disconnect`
