@@ -3,11 +3,11 @@
 //! continue, reconnect with `recover=`, and every ledger must be exact, through one node and
 //! through two (reconnecting to the other node). Nothing asserts a timing.
 
-use std::path::Path;
+mod common;
 
-use tokio::net::TcpListener;
+use common::{bundled, start};
 use wsgate::config::StoreConfig;
-use wsgate::{Config, Gateway, Listeners};
+use wsgate::{Config, Gateway};
 use wsgate_load::backend::{self, Backend};
 use wsgate_load::scenario::recovery::{DropMode, RecoveryPlan, run};
 
@@ -20,33 +20,11 @@ fn unique() -> String {
 
 /// A bundled recovery node config with the test's backend and store prefix.
 fn node_config(file: &str, backend: &Backend, prefix: &str) -> Config {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("configs")
-        .join(file);
-    let text = std::fs::read_to_string(&path).expect("bundled config");
-    let mut config = Config::from_yaml(&text).expect("bundled config loads");
-    for stage in config.api.stages.values_mut() {
-        stage
-            .variables
-            .insert("backend".into(), format!("http://{}", backend.addr));
-    }
+    let mut config = bundled(file, backend);
     if let StoreConfig::Redis(redis) = &mut config.store {
         redis.prefix = prefix.to_owned();
     }
     config
-}
-
-async fn start(config: Config) -> Gateway {
-    let main = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    Gateway::start(
-        config,
-        Listeners {
-            main,
-            callback: None,
-        },
-    )
-    .await
-    .expect("wsgate starts")
 }
 
 fn plan(nodes: &[&Gateway], tag: &str) -> RecoveryPlan {

@@ -8,43 +8,14 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{config, raw_server, target, temp_dir};
-use tokio::net::TcpListener;
+use common::{bundled, config, raw_server, start, target, temp_dir};
+use wsgate::Gateway;
 use wsgate::config::StoreConfig;
-use wsgate::{Config, Gateway, Listeners};
-use wsgate_load::backend::{self, Backend};
+use wsgate_load::backend;
 use wsgate_load::run::{RunOutput, execute};
 use wsgate_load::scenario::ready::ReadyPlan;
 use wsgate_load::scenario::{CloseMode, IdlePlan, Node, Plan, PushPlan, StormPlan, UpstreamPlan};
 use wsgate_load::targets::TargetSpec;
-
-/// A bundled config with the backend stage variable pointed at `backend`.
-fn bundled(file: &str, backend: &Backend) -> Config {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("configs")
-        .join(file);
-    let text = std::fs::read_to_string(&path).expect("bundled config");
-    let mut config = Config::from_yaml(&text).expect("bundled config loads");
-    for stage in config.api.stages.values_mut() {
-        stage
-            .variables
-            .insert("backend".into(), format!("http://{}", backend.addr));
-    }
-    config
-}
-
-async fn start(config: Config) -> Gateway {
-    let main = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    Gateway::start(
-        config,
-        Listeners {
-            main,
-            callback: None,
-        },
-    )
-    .await
-    .expect("wsgate starts")
-}
 
 fn ws_url(gateway: &Gateway) -> String {
     format!("ws://{}/prod", gateway.local_addr())

@@ -2,8 +2,12 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
 use std::sync::atomic::{AtomicU32, Ordering};
+use tokio::net::TcpListener;
+use wsgate::{Config, Gateway, Listeners};
+use wsgate_load::backend::Backend;
 use wsgate_load::raw::{self, RawConfig, RawServer};
 use wsgate_load::run::{BackendMode, RunConfig};
 use wsgate_load::scenario::{Node, Plan};
@@ -45,4 +49,32 @@ pub fn config(plan: Plan, targets: Vec<TargetSpec>) -> RunConfig {
     c.backend = BackendMode::Off;
     c.seed = 7;
     c
+}
+
+/// A bundled config (load-tests/configs/FILE) with the backend stage variable pointed at `backend`.
+pub fn bundled(file: &str, backend: &Backend) -> Config {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("configs")
+        .join(file);
+    let text = std::fs::read_to_string(&path).expect("bundled config");
+    let mut config = Config::from_yaml(&text).expect("bundled config loads");
+    for stage in config.api.stages.values_mut() {
+        stage
+            .variables
+            .insert("backend".into(), format!("http://{}", backend.addr));
+    }
+    config
+}
+
+pub async fn start(config: Config) -> Gateway {
+    let main = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    Gateway::start(
+        config,
+        Listeners {
+            main,
+            callback: None,
+        },
+    )
+    .await
+    .expect("wsgate starts")
 }
