@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '==> %s\n' "$*"; }
+log() { printf '==> [%4ds] %s\n' "$SECONDS" "$*"; }
 
 seconds="${FUZZ_SECONDS:-20}"
 if ! cargo +nightly --version >/dev/null 2>&1; then

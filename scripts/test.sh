@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '==> %s\n' "$*"; }
+log() { printf '==> [%4ds] %s\n' "$SECONDS" "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_updated=0
@@ -171,3 +171,4 @@ if [ "${CI:-}" = true ] || [ "${FAULTS_SMOKE:-}" = 1 ]; then
   WSGATE_BIN="$CARGO_TARGET_DIR/debug/wsgate" LOAD_BIN="$CARGO_TARGET_DIR/debug/wsgate-load" RECOVERY_SHORT=1 \
     ./load-tests/scripts/recovery.sh "$CARGO_TARGET_DIR/recovery-smoke"
 fi
+log "all checks passed"
