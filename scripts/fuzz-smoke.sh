@@ -26,6 +26,12 @@ if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
   target_args=(--target-dir "$CARGO_TARGET_DIR/fuzz")
 fi
 
+# The smoke builds the targets at opt-level 1: a cold build of the gateway and its dependencies
+# with coverage instrumentation takes markedly less time than at opt-level 3, and a run of
+# seconds needs coverage more than speed. Long runs (docs/reliability.md) use `cargo +nightly
+# fuzz run` directly, at the crates' release opt-level 3; FUZZ_OPT_LEVEL=3 does the same here.
+export CARGO_PROFILE_RELEASE_OPT_LEVEL="${FUZZ_OPT_LEVEL:-1}"
+
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 

