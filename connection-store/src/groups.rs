@@ -54,11 +54,14 @@ pub trait GroupStore: crate::HistoryStore + Send + Sync + std::fmt::Debug + 'sta
     ) -> Result<Membership, StoreError>;
 
     /// Removes `connection_id` from every group it joined and from the stage's connections (when
-    /// it closes, or when the reaper removes a dead node's connection). Answers each group left
-    /// with its size afterwards, sorted by name.
+    /// it closes, or when the reaper removes a dead node's connection). Answers each group this
+    /// call removed it from with its size afterwards, sorted by name (so of two calls racing,
+    /// each group is answered by one).
     ///
     /// # Errors
-    /// Backend errors; the cleanup may then be partial and a retry finishes it.
+    /// Backend errors; the cleanup may then be partial and a retry finishes it. The stage's
+    /// connections are changed last: while a partial cleanup leaves anything, the id is still
+    /// listed by [`GroupStore::stage_connections`].
     async fn forget(
         &self,
         stage: &str,

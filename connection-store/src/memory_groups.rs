@@ -116,13 +116,14 @@ impl GroupStore for MemoryStore {
             .remove(connection_id)
             .map(|(_, groups)| groups)
             .unwrap_or_default();
-        let left = groups
+        let mut left: Vec<(String, u64)> = groups
             .into_iter()
-            .map(|group| {
-                let (_, size) = g.remove_member(stage, &group, connection_id);
-                (group, size)
+            .filter_map(|group| {
+                let (removed, size) = g.remove_member(stage, &group, connection_id);
+                removed.then_some((group, size))
             })
             .collect();
+        left.sort_unstable();
         if let Some(mut ids) = g.stages.get_mut(stage) {
             ids.remove(connection_id);
         }

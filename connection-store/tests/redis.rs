@@ -105,6 +105,35 @@ async fn list_node_prunes_ids_whose_record_is_gone() {
 }
 
 #[tokio::test]
+async fn remove_owing_without_a_record_leaves_no_hint_but_keeps_anothers() {
+    let test = TestStore::new(RedisStoreOptions::default()).await;
+    let claim = Duration::from_secs(60);
+    // Nothing to remove: no entry, and no hint waiting a whole claim period to be dropped.
+    let none = test.store.remove_owing("never", "node", claim).await;
+    assert!(none.expect("remove_owing").is_none());
+    assert_eq!(test.keys().await, Vec::<String>::new(), "hint left behind");
+
+    // A reaper removed the record (its entry is owed); the owner comes late (it was frozen).
+    test.store
+        .register(&sample_record("c", "node"))
+        .await
+        .expect("register");
+    let reaped = test.store.remove_owing("c", "reaper", claim).await;
+    assert!(reaped.expect("remove_owing").is_some());
+    let late = test.store.remove_owing("c", "node", claim).await;
+    assert!(late.expect("remove_owing").is_none());
+    let hinted: Option<f64> = redis::cmd("ZSCORE")
+        .arg(format!("{{{}}}:owed", test.prefix))
+        .arg("c")
+        .query_async(&mut test.raw().await)
+        .await
+        .expect("ZSCORE");
+    assert!(hinted.is_some(), "the reaper's entry keeps its hint");
+    test.store.settle("c").await.expect("settle");
+    assert_eq!(test.keys().await, Vec::<String>::new(), "keys left behind");
+}
+
+#[tokio::test]
 async fn corrupt_values_are_reported_not_panicked_on() {
     let test = TestStore::new(RedisStoreOptions::default()).await;
     let _: () = redis::cmd("SET")

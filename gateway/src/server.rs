@@ -35,7 +35,7 @@ use crate::config::{Config, StoreConfig};
 use crate::deployment::{self, Deployment};
 use crate::domains::Domains;
 use crate::error::ReloadError;
-use crate::groups::{Groups, PresenceRoutes};
+use crate::groups::{Groups, MeteredGroups, PresenceRoutes};
 use crate::integration;
 use crate::ops;
 use crate::proxy_protocol::{self, Rewound};
@@ -184,7 +184,8 @@ async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError
                 max_ids: config.limits.ack_ids,
                 max_bytes: config.limits.ack_id_bytes,
             }));
-            let groups: Arc<dyn GroupStore> = Arc::clone(&memory) as _;
+            let groups: Arc<dyn GroupStore> =
+                Arc::new(MeteredGroups::new(Arc::clone(&memory) as _));
             let acks: Arc<dyn AckStore> = Arc::clone(&memory) as _;
             return Ok((wrap(memory), groups, acks, None));
         }
@@ -203,7 +204,7 @@ async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError
     }
     .map_err(StartError::Store)?;
     let records = wrap(Arc::new(store.clone()));
-    let groups: Arc<dyn GroupStore> = Arc::new(store.clone());
+    let groups: Arc<dyn GroupStore> = Arc::new(MeteredGroups::new(Arc::new(store.clone())));
     let acks: Arc<dyn AckStore> = Arc::new(store.clone());
     let target = RedisTarget::new(seeds, redis.is_cluster(), redis.timeout);
     let joined = Cluster::join(

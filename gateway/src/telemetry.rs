@@ -60,9 +60,9 @@ pub(crate) const CACHE_TOO_LARGE_TOTAL: &str = "wsgate_cache_too_large_total";
 /// JWKS documents fetched.
 pub(crate) const JWKS_FETCH_TOTAL: &str = "wsgate_jwks_fetch_total";
 
-/// Seconds per connection-store call, by `op`.
+/// Seconds per connection- and group-store call, by `op`.
 pub(crate) const STORE_LATENCY: &str = "wsgate_store_operation_seconds";
-/// Failed connection-store calls, by `op`.
+/// Failed connection- and group-store calls, by `op`.
 pub(crate) const STORE_ERROR_TOTAL: &str = "wsgate_store_errors_total";
 /// Frames this node published on the cluster bus, by `kind`.
 pub(crate) const BUS_PUBLISHED_TOTAL: &str = "wsgate_bus_published_total";
@@ -88,6 +88,8 @@ pub(crate) const LEASE_TOTAL: &str = "wsgate_cluster_lease_renewals_total";
 pub(crate) const REAPED_TOTAL: &str = "wsgate_cluster_reaped_connections_total";
 /// Owed `$disconnect`s this node claimed after their first claimer died without settling them.
 pub(crate) const OWED_CLAIMED_TOTAL: &str = "wsgate_cluster_owed_disconnects_claimed_total";
+/// Connections without a record whose group memberships the membership sweep removed.
+pub(crate) const ORPHANS_SWEPT_TOTAL: &str = "wsgate_cluster_orphan_memberships_swept_total";
 /// Requests refused by a throttling bucket, by stage, route and the level (`scope`) that refused.
 pub(crate) const THROTTLED_TOTAL: &str = "wsgate_throttled_total";
 /// `$disconnect` calls tried again after a failure.
@@ -224,9 +226,12 @@ fn describe() {
     describe_histogram!(
         STORE_LATENCY,
         metrics::Unit::Seconds,
-        "Connection-store call latency, by op"
+        "Connection- and group-store call latency, by op"
     );
-    describe_counter!(STORE_ERROR_TOTAL, "Failed connection-store calls, by op");
+    describe_counter!(
+        STORE_ERROR_TOTAL,
+        "Failed connection- and group-store calls, by op"
+    );
     describe_counter!(
         BUS_PUBLISHED_TOTAL,
         "Frames published on the cluster bus, by kind"
@@ -279,6 +284,10 @@ fn describe() {
         OWED_CLAIMED_TOTAL,
         "Owed $disconnects claimed by this node after their first claimer died"
     );
+    describe_counter!(
+        ORPHANS_SWEPT_TOTAL,
+        "Connections without a record whose group memberships this node's sweep removed"
+    );
 }
 
 /// Creates the series whose labels are known at start (adding 0, so a series that exists keeps
@@ -305,6 +314,7 @@ pub(crate) fn init_series<'a>(
     if clustered {
         metrics::counter!(REAPED_TOTAL).increment(0);
         metrics::counter!(OWED_CLAIMED_TOTAL).increment(0);
+        metrics::counter!(ORPHANS_SWEPT_TOTAL).increment(0);
     }
     for stage in stages {
         metrics::counter!(CONNECT_TOTAL, "stage" => stage.to_string()).increment(0);

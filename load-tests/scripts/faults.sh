@@ -8,6 +8,10 @@
 #   backend-blackhole  the integration backend partitioned for 20 s
 #   backend-reset      the backend answers 10 % of requests with a TCP reset for 20 s
 #   node-kill          node 2 of 3 killed with SIGKILL (not restarted)
+#   node-storm         node-kill under STORM_CONNS connections (default 18000, the most one load
+#                      process holds under the 20,000 open-files limit; 2000 in the CI variant),
+#                      opened at STORM_RAMP a second (default 1000): its third of the clients
+#                      reconnects at once to the two survivors, a reconnect storm
 #   node-stop          node 2 of 3 stopped with SIGSTOP for 20 s, then continued
 #   rolling-restart    every node in turn stopped with SIGTERM and started again
 #
@@ -21,7 +25,7 @@
 # FAULTS_SCENARIOS (space-separated subset); FAULTS_SHORT=1 for the CI variant (three scenarios,
 # 60 connections, short faults, lease 3 s: under 3 minutes); FAULTS_NET=proxy forces the fault
 # proxy instead of network namespaces (which need root); CONNS, PUSH_RATE, MSG_RATE override the
-# sizes. How the hosts are built: cluster-lib.sh.
+# sizes (STORM_CONNS, STORM_RAMP those of node-storm). How the hosts are built: cluster-lib.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here="load-tests/scripts"
@@ -40,14 +44,17 @@ done
 if [ "${FAULTS_SHORT:-0}" = 1 ]; then
   SCENARIOS="${FAULTS_SCENARIOS:-redis-blackhole backend-reset node-kill}"
   CONNS="${CONNS:-60}" PUSH_RATE="${PUSH_RATE:-60}" MSG_RATE="${MSG_RATE:-60}"
+  STORM_CONNS="${STORM_CONNS:-2000}"
   WARM=3 LONG_FAULT=8 FAULT=8 STOP_FAULT=8 AFTER=8
   LEASE_TTL=3s REAPER_INTERVAL=1s STORE_TIMEOUT=1s SETTLE=20
 else
-  SCENARIOS="${FAULTS_SCENARIOS:-redis-blackhole redis-restart backend-blackhole backend-reset node-kill node-stop rolling-restart}"
+  SCENARIOS="${FAULTS_SCENARIOS:-redis-blackhole redis-restart backend-blackhole backend-reset node-kill node-stop rolling-restart node-storm}"
   CONNS="${CONNS:-1000}" PUSH_RATE="${PUSH_RATE:-300}" MSG_RATE="${MSG_RATE:-300}"
+  STORM_CONNS="${STORM_CONNS:-18000}"
   WARM=10 LONG_FAULT=30 FAULT=20 STOP_FAULT=20 AFTER=30
   SETTLE=60
 fi
+STORM_RAMP="${STORM_RAMP:-1000}"
 NET_TAG="wsf$(($$ % 100000))"
 net_detect
 echo "faults: network mode $NET_MODE, scenarios: $SCENARIOS" >&2
@@ -63,7 +70,7 @@ inject() {
     redis-restart) redis_restart_empty ;;
     backend-blackhole) partition b; sleep "$FAULT"; heal b ;;
     backend-reset) backend_reset_percent 10; sleep "$FAULT"; backend_reset_percent 0 ;;
-    node-kill) kill -9 "$(node_pid 2)"; wait "$(node_pid 2)" 2>/dev/null || true ;;
+    node-kill | node-storm) kill -9 "$(node_pid 2)"; wait "$(node_pid 2)" 2>/dev/null || true ;;
     node-stop) kill -STOP "$(node_pid 2)"; sleep "$STOP_FAULT"; kill -CONT "$(node_pid 2)" ;;
     rolling-restart)
       for k in 1 2 3; do node_term "$k"; node_start "$k"; sleep 2; done ;;
@@ -84,6 +91,11 @@ fault_length() {
 
 run_one() {
   local name="$1" prefix="faults${NET_TAG}-$1" duration settle_end stats left
+  local conns="$CONNS" ramp=200 warm="$WARM"
+  if [ "$name" = node-storm ]; then
+    # Every client connected before the kill: the ramp, then the usual warm-up.
+    conns="$STORM_CONNS" ramp="$STORM_RAMP" warm=$((WARM + STORM_CONNS / STORM_RAMP))
+  fi
   WORK="$OUT/$name"
   rm -rf "$WORK"
   mkdir -p "$WORK"
@@ -91,13 +103,13 @@ run_one() {
   backend_start
   nodes_config 3 "$prefix"
   node_start 1; node_start 2; node_start 3
-  duration=$((WARM + $(fault_length "$name") + AFTER))
+  duration=$((warm + $(fault_length "$name") + AFTER))
   # shellcheck disable=SC2046
-  "$LOAD_BIN" faults $(node_urls) --conns "$CONNS" --push-rate "$PUSH_RATE" --msg-rate "$MSG_RATE" \
-    --duration "$duration" --drain 10 --seed 7 --out "$WORK/load.json" \
+  "$LOAD_BIN" faults $(node_urls) --conns "$conns" --ramp "$ramp" --push-rate "$PUSH_RATE" \
+    --msg-rate "$MSG_RATE" --duration "$duration" --drain 10 --seed 7 --out "$WORK/load.json" \
     >"$WORK/load.out" 2>"$WORK/load.err" &
   local load=$!
-  sleep "$WARM" # schedule of the fault, not a wait for a result
+  sleep "$warm" # schedule of the fault, not a wait for a result
   inject "$name"
   wait "$load" || true
   # The clients are closed: wait (bounded) until every $connect got its $disconnect and the
@@ -117,7 +129,7 @@ run_one() {
   for k in 1 2 3; do node_term "$k"; done
   backend_get /stats >"$WORK/backend.json" || echo '{}' >"$WORK/backend.json"
   cluster_down
-  python3 "$here/faults_judge.py" result --scenario "$name" --net "$NET_MODE" --conns "$CONNS" \
+  python3 "$here/faults_judge.py" result --scenario "$name" --net "$NET_MODE" --conns "$conns" \
     --load "$WORK/load.json" --backend "$WORK/backend.json" --redis-left "$WORK/redis-left.txt" \
     --t-fault "$T_FAULT" --t-heal "$T_HEAL" --t-settled "$T_SETTLED" >"$WORK/result.json"
   jq -c '{scenario, passed, acked_but_lost, balanced, redis_left, recover_s}' "$WORK/result.json" >&2

@@ -154,15 +154,20 @@ impl GroupStore for RedisStore {
                     .arg(self.keys.group(stage, group))
                     .arg(connection_id);
             }
+            // The stage's set last: an id still in it is how a cleanup cut short is found
+            // again (the gateway's membership sweep calls `forget` for it).
+            pipe.cmd("DEL").arg(&joined_key).ignore();
             pipe.cmd("SREM")
                 .arg(self.keys.stage(stage))
                 .arg(connection_id)
                 .ignore();
-            pipe.cmd("DEL").arg(&joined_key).ignore();
             let sizes: Vec<(i64, u64)> = pipe.query_async(&mut conn).await.map_err(err(op))?;
+            // Only the groups this call removed it from: two forgets racing (the owner and a
+            // sweep) report each group once.
             Ok(groups
                 .into_iter()
                 .zip(sizes)
+                .filter(|(_, (removed, _))| *removed > 0)
                 .map(|(group, (_, size))| (group, size))
                 .collect())
         })

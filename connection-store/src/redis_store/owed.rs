@@ -14,7 +14,11 @@
 //! - `remove_owing`: first the hint (`ZADD {P}:owed now+claim_for id`), then one script on the
 //!   record's slot that moves the record into the entry (`GET`, `DEL`, `HSET`), then `SREM` of
 //!   the node index. Hint first, so a caller that dies in between leaves an indexed entry or
-//!   no entry at all, never an entry nobody can find.
+//!   no entry at all, never an entry nobody can find. When there was no record to remove (the
+//!   sessions of a node that was reaped while frozen, a reaper that lost the race), the hint is
+//!   taken back unless an entry exists (another remover's, whose hint ours re-scored) or the
+//!   hint was moved since: otherwise each would stay until a claim pass found it due, a whole
+//!   `claim_for` later.
 //! - `settle`: `DEL` the entry and `ZREM` the hint.
 //! - `claim_owed`: one script on `{P}:owed` takes up to `limit` ids whose hint is due and moves
 //!   their hints to now+claim_for (so concurrent callers look at disjoint ids); then, per id, a
@@ -40,12 +44,13 @@ macro_rules! lua_now {
     };
 }
 
-/// `KEYS`: owed index. `ARGV`: id, claim ms.
+/// `KEYS`: owed index. `ARGV`: id, claim ms. The score written.
 static HINT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         lua_now!(),
-        "redis.call('ZADD', KEYS[1], string.format('%.0f', now + tonumber(ARGV[2])), ARGV[1])\n",
-        "return 1\n"
+        "local score = string.format('%.0f', now + tonumber(ARGV[2]))\n",
+        "redis.call('ZADD', KEYS[1], score, ARGV[1])\n",
+        "return score\n"
     ))
 });
 
@@ -137,13 +142,14 @@ impl RedisStore {
         claim_for: Duration,
     ) -> Result<Option<ConnectionRecord>, StoreError> {
         let claim_ms = ms(claim_for).to_string();
-        self.run_script::<i64>(
-            "remove_owing",
-            &HINT,
-            &[self.keys.owed_index()],
-            &[connection_id.to_owned(), claim_ms.clone()],
-        )
-        .await?;
+        let hint: String = self
+            .run_script(
+                "remove_owing",
+                &HINT,
+                &[self.keys.owed_index()],
+                &[connection_id.to_owned(), claim_ms.clone()],
+            )
+            .await?;
         let raw: Option<Vec<u8>> = self
             .run_script(
                 "remove_owing",
@@ -156,12 +162,47 @@ impl RedisStore {
             )
             .await?;
         let Some(raw) = raw else {
+            self.take_back_hint(connection_id, &hint).await;
             return Ok(None);
         };
         // The entry is filed whatever happens below; a corrupt one is dropped by `claim_owed`.
         let record = codec::decode(connection_id, &raw)?;
         self.unindex(&record.node_id, connection_id).await;
         Ok(Some(record))
+    }
+
+    /// Drops the hint `remove_owing` wrote for a record it did not find, unless an entry for
+    /// the id exists (filed by whoever removed the record, before our `GET`: its hint must stay)
+    /// or the hint was moved since (a later remover, or a claim pass, owns it). Best effort: a
+    /// hint left behind is dropped by a claim pass once due.
+    async fn take_back_hint(&self, connection_id: &str, score: &str) {
+        let mut conn = self.conn.clone();
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(self.keys.owed(connection_id));
+        let outcome = async {
+            let entry: bool = self
+                .timed("remove_owing", async {
+                    exists
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(err("remove_owing"))
+                })
+                .await?;
+            if !entry {
+                self.run_script::<i64>(
+                    "remove_owing",
+                    &DROP_HINT,
+                    &[self.keys.owed_index()],
+                    &[connection_id.to_owned(), score.to_owned()],
+                )
+                .await?;
+            }
+            Ok::<(), StoreError>(())
+        }
+        .await;
+        if let Err(error) = outcome {
+            tracing::debug!(%error, connection_id, "cannot take back an owed hint; a claim pass drops it");
+        }
     }
 
     pub(super) async fn owed_settle(&self, connection_id: &str) -> Result<(), StoreError> {

@@ -20,6 +20,8 @@
 //!   records (each with an owed-`$disconnect` entry) and runs `$disconnect` for each record it
 //!   removed (so exactly once cluster-wide); also delivers the owed `$disconnect`s of nodes
 //!   that died before sending them.
+//! - `sweep` and `orphans`: each node prunes its own index of connection ids; one node removes
+//!   the group memberships of connections whose record is gone (a cleanup cut short).
 //! - `view`: the nodes and this node's lease, as the admin page shows them.
 //!
 //! A memory store is one node: no cluster is built and callbacks for unknown ids answer 410.
@@ -27,6 +29,7 @@
 mod forward;
 mod inbox;
 mod lease;
+mod orphans;
 mod outbox;
 mod owners;
 mod pending;

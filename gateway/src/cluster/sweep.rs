@@ -1,13 +1,15 @@
 //! The index sweep, on every node: each `cluster.index_sweep_interval`, the node lists its own
 //! index of connection ids page by page. Listing prunes the ids whose record is gone (a removal
 //! whose index step failed during a store outage leaves one), so the index of a node that runs
-//! for months cannot grow with every outage it lived through.
+//! for months cannot grow with every outage it lived through. Then, on one node, the membership
+//! sweep (`orphans`) removes the group memberships of connections whose record is gone.
 
 use std::sync::Arc;
 
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
 use super::Cluster;
+use super::orphans::Orphans;
 use crate::state::Shared;
 
 /// Ids listed per page.
@@ -20,10 +22,17 @@ pub(super) async fn run(shared: Arc<Shared>, cluster: Arc<Cluster>) {
     }
     let mut tick = interval_at(Instant::now() + period, period);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut orphans = Orphans::default();
     loop {
         tokio::select! {
             () = cluster.stop.cancelled() => return,
-            _ = tick.tick() => sweep(&shared, &cluster).await,
+            _ = tick.tick() => {
+                sweep(&shared, &cluster).await;
+                // Like the reaper: not while this node's own view of the store is in doubt.
+                if cluster.lease.healthy_for() >= cluster.config.lease_ttl {
+                    orphans.sweep(&shared, &cluster).await;
+                }
+            }
         }
     }
 }

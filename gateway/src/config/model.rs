@@ -230,7 +230,10 @@ pub struct ClusterConfig {
     /// How often this node lists its own index of connection ids in the store, which prunes the
     /// ids whose record is gone (a removal whose last step failed during a store outage leaves
     /// one behind). Costs one `SSCAN` page and one `EXISTS` per connection of the node each
-    /// time; `0s` turns the sweep off.
+    /// time. At the same period one node (the live node with the lowest id) sweeps the group
+    /// memberships of connections whose record is gone (a cleanup cut short by a process exit):
+    /// one `SSCAN` page per 256 connections of the cluster and one `GET` per connection it
+    /// does not hold. `0s` turns both sweeps off.
     #[serde(
         deserialize_with = "duration::deserialize",
         serialize_with = "duration::serialize"

@@ -15,6 +15,7 @@
 //! - `recover`: replay of missed messages to a client that reconnects, then live without a gap.
 //! - `connect`: groups named by the `$connect` integration's answer.
 //! - `name`: the group-name rules.
+//! - `metered`: the store's calls timed and counted for `/metrics`.
 //!
 //! The cluster-wide view (counts, listings, the reaper's cleanup) is the store's
 //! [`GroupStore`]; delivery only ever uses the local index.
@@ -23,6 +24,7 @@ mod connect;
 pub(crate) mod fanout;
 mod history;
 mod index;
+mod metered;
 mod metrics;
 mod name;
 mod presence;
@@ -44,6 +46,7 @@ pub(crate) use self::fanout::Counts;
 use self::fanout::Fanout;
 pub(crate) use self::history::entry_json as history_entry_json;
 use self::index::Index;
+pub(crate) use self::metered::MeteredGroups;
 pub(crate) use self::name::validate as validate_name;
 use self::presence::Presence;
 pub(crate) use self::presence::PresenceRoutes;

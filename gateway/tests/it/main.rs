@@ -59,6 +59,7 @@ mod security;
 mod specs;
 mod specs_import;
 mod store_cleanup;
+mod store_orphans;
 mod support;
 mod templates;
 mod throttle;
