@@ -131,12 +131,21 @@ fi
 log "promtool check rules"
 promtool check rules deploy/prometheus/wsgate-alerts.yml
 
-log "checking deploy/: Kubernetes manifests, Dockerfile, HAProxy configuration"
+log "checking deploy/: Kubernetes manifests, Dockerfile, HAProxy configuration, systemd unit"
 "$venv/bin/kubernetes-validate" --strict --quiet deploy/k8s/configmap.yaml deploy/k8s/secret.yaml \
   deploy/k8s/deployment.yaml deploy/k8s/service.yaml deploy/k8s/ingress.yaml deploy/k8s/pdb.yaml \
   deploy/k8s/hpa.yaml
 "$venv/bin/hadolint" deploy/docker/Dockerfile
 "$(command -v haproxy || echo /usr/sbin/haproxy)" -c -q -f deploy/compose/haproxy.cfg
+# The unit with /bin/true in place of the binary it names (verify checks that commands exist).
+if command -v systemd-analyze >/dev/null 2>&1; then
+  unit_dir="$(mktemp -d)"
+  sed 's#/usr/local/bin/wsgate#/bin/true#g' deploy/systemd/wsgate.service >"$unit_dir/wsgate.service"
+  systemd-analyze verify "$unit_dir/wsgate.service"
+  rm -rf "$unit_dir"
+else
+  log "systemd-analyze not found: deploy/systemd/wsgate.service not verified"
+fi
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
