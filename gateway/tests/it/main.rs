@@ -65,4 +65,5 @@ mod throttle;
 mod tls;
 mod topology;
 mod tracing;
+mod tracing_groups;
 mod usage_plans;
