@@ -164,6 +164,15 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 log "promtool check rules"
 promtool check rules deploy/prometheus/wsgate-alerts.yml
 "$(command -v haproxy || echo /usr/sbin/haproxy)" -c -q -f deploy/compose/haproxy.cfg
+# The unit with /bin/true in place of the binary it names (verify checks that commands exist).
+if command -v systemd-analyze >/dev/null 2>&1; then
+  unit_dir="$(mktemp -d)"
+  sed 's#/usr/local/bin/wsgate#/bin/true#g' deploy/systemd/wsgate.service >"$unit_dir/wsgate.service"
+  systemd-analyze verify "$unit_dir/wsgate.service"
+  rm -rf "$unit_dir"
+else
+  log "systemd-analyze not found: deploy/systemd/wsgate.service not verified"
+fi
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -173,7 +182,7 @@ log "cargo test --no-run"
 cargo test --workspace --locked --no-run
 
 wait_prepared
-log "checking deploy/: Kubernetes manifests, Dockerfile"
+log "checking deploy/: Kubernetes manifests, Dockerfile (HAProxy and the systemd unit were checked above)"
 "$venv/bin/kubernetes-validate" --strict --quiet deploy/k8s/configmap.yaml deploy/k8s/secret.yaml \
   deploy/k8s/deployment.yaml deploy/k8s/service.yaml deploy/k8s/ingress.yaml deploy/k8s/pdb.yaml \
   deploy/k8s/hpa.yaml

@@ -265,6 +265,7 @@ impl Gateway {
         let registry = Arc::new(Registry::default());
         let tracker = TaskTracker::new();
         let live_routes = Arc::new(std::sync::OnceLock::<std::sync::Weak<Shared>>::new());
+        let traces = crate::traces::Traces::start(&config.tracing)?;
         let presence = PresenceRoutes {
             stages: {
                 let live_routes = Arc::clone(&live_routes);
@@ -274,6 +275,7 @@ impl Gateway {
                 })
             },
             tracker: tracker.clone(),
+            traces: traces.clone(),
         };
         let (groups, group_receivers) = Groups::build(
             &config,
@@ -304,7 +306,6 @@ impl Gateway {
                 "callback.auth is `none`: anyone who reaches the callback API can push to and close connections"
             );
         }
-        let traces = crate::traces::Traces::start(&config.tracing)?;
         let activity = Arc::clone(&builder.activity);
         crate::reload::report(&definition.deployment);
         let shared = Arc::new(Shared::new(

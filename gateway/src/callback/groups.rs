@@ -24,6 +24,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use wsgate_connection_store::Page;
 
+use super::span::{self, Target};
 use super::{Api, admit, answer};
 use crate::error::CallbackError;
 use crate::groups::validate_name;
@@ -104,20 +105,29 @@ async fn membership(
     request: Request,
 ) -> Response {
     let method = request.method().clone();
+    let target = Target {
+        route: "/{stage}/@connections/{id}/groups/{group}",
+        stage: &stage,
+        connection_id: Some(&id),
+        group: Some(&group),
+    };
+    let span = span::start(&api, &request, target);
+    let trace = span.parent();
     let result = async {
         let (parts, _) = admit(&api, peer, &stage, request).await?;
         let join = parts.method == http::Method::PUT;
         let shared = &api.shared;
         match (
-            connections::membership(shared, &id, Some(&stage), &group, join).await,
+            connections::membership(shared, &id, Some(&stage), &group, join, trace).await,
             &api.cluster,
         ) {
             (Some(changed), _) => changed?,
             (None, Some(cluster)) => {
                 let config = shared.groups.config();
                 validate_name(&group, config.max_name_bytes)?;
+                let limit = config.max_groups_per_connection;
                 cluster
-                    .membership(&stage, &id, &group, join, config.max_groups_per_connection)
+                    .membership(&stage, &id, &group, join, limit, trace)
                     .await?;
             }
             (None, None) => return Err(CallbackError::Gone),
@@ -125,7 +135,9 @@ async fn membership(
         Ok(StatusCode::NO_CONTENT.into_response())
     }
     .await;
-    answer(&method, result)
+    let response = answer(&method, result);
+    span::finish(span, &response);
+    response
 }
 
 /// `GET @connections/{id}/groups`: from the store (cluster-wide).
@@ -193,6 +205,17 @@ async fn send(
     request: Request,
 ) -> Response {
     let method = request.method().clone();
+    let target = Target {
+        route: if group.is_some() {
+            "/{stage}/@groups/{group}"
+        } else {
+            "/{stage}/@broadcast"
+        },
+        stage: &stage,
+        connection_id: None,
+        group: group.as_deref(),
+    };
+    let span = span::start(&api, &request, target);
     let result = async {
         let (parts, body) = admit(&api, peer, &stage, request).await?;
         let query = Query::parse(parts.uri.query());
@@ -204,7 +227,9 @@ async fn send(
         Ok(post_answer(&outcome))
     }
     .await;
-    answer(&method, result)
+    let response = answer(&method, result);
+    span::finish(span, &response);
+    response
 }
 
 /// The answer to a group or stage post: what this node delivered, and what it published.

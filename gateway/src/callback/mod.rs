@@ -13,6 +13,7 @@ pub(crate) mod auth;
 mod cache;
 mod groups;
 mod history;
+mod span;
 
 pub(crate) use groups::post_answer;
 
@@ -119,25 +120,15 @@ async fn connection(
     Path((stage, id)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    let method = request.method().clone();
-    // A child of the caller's `traceparent`, if any (tracing on).
-    let mut span = api
-        .shared
-        .traces
-        .continuing_caller("callback", request.headers());
-    if span.context().is_some() {
-        span.set_str("http.request.method", method.as_str());
-        span.set_str("wsgate.stage", &stage);
-        span.set_str("wsgate.connection_id", &id);
-    }
+    let target = span::Target {
+        route: "/{stage}/@connections/{id}",
+        stage: &stage,
+        connection_id: Some(&id),
+        group: None,
+    };
+    let span = span::start(&api, &request, target);
     let response = access_logged(&api, peer, (&stage, &id), request, span.parent()).await;
-    if span.context().is_some() {
-        let status = response.status().as_u16();
-        span.set_int("http.response.status_code", i64::from(status));
-        if status >= 500 {
-            span.fail("the callback failed");
-        }
-    }
+    span::finish(span, &response);
     response
 }
 

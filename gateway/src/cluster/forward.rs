@@ -85,7 +85,8 @@ impl Cluster {
 
     /// `PUT` (`join`) or `DELETE @connections/{id}/groups/{group}` for a connection not held
     /// here: the owner joins or leaves (it holds the connection's local index and
-    /// subscriptions) and answers with an `Ack`.
+    /// subscriptions) and answers with an `Ack`. Traced as a `forward` span under `trace`, which
+    /// the owner continues (its `$join` or `$leave` event included).
     ///
     /// # Errors
     /// The [`CallbackError`] the callback API answers.
@@ -96,10 +97,11 @@ impl Cluster {
         group: &str,
         join: bool,
         max_groups: usize,
+        trace: Parent<'_>,
     ) -> Result<(), CallbackError> {
         let method = if join { "join" } else { "leave" };
         let outcome = self
-            .forward(method, stage, id, Parent::NONE, |request, reply_to| {
+            .forward(method, stage, id, trace, |request, reply_to| {
                 Envelope::Membership {
                     request,
                     reply_to: reply_to.to_owned(),

@@ -29,6 +29,7 @@ use crate::bus::wire::{self, Envelope, MAX_ACKS, Outcome};
 use crate::error::CallbackError;
 use crate::state::Shared;
 use crate::telemetry;
+use crate::traces::Parent;
 use crate::ws::connections;
 
 /// Pipelined `Ack` publishes in flight at once.
@@ -104,7 +105,7 @@ pub(super) async fn run(
             kinds: Vec::new(),
         };
         for frame in frames.drain(..) {
-            apply(&shared, &cluster, frame, &mut read);
+            apply(&shared, &cluster, frame, &mut read, Parent::NONE);
         }
         read.finish();
     }
@@ -152,7 +153,15 @@ fn while_held(cluster: &Cluster, act: impl FnOnce() -> Outcome) -> Outcome {
     }
 }
 
-fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes, acks: &mut Read<'_>) {
+/// Applies one frame; `trace` is the `deliver` span of a `Traced` frame's content (a membership
+/// change continues it on its own task).
+fn apply(
+    shared: &Arc<Shared>,
+    cluster: &Arc<Cluster>,
+    frame: Bytes,
+    acks: &mut Read<'_>,
+    trace: Parent<'_>,
+) {
     let envelope = match Envelope::decode(frame) {
         Ok(envelope) => envelope,
         Err(error) => {
@@ -217,10 +226,18 @@ fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes, acks: &mut 
             }
             // Joining waits for Redis: off this task, so later frames are not held up. The
             // sender waits for the Ack, so sequential calls still apply in order.
-            let (shared, cluster) = (Arc::clone(shared), Arc::clone(cluster));
+            let (shared, cluster, trace) =
+                (Arc::clone(shared), Arc::clone(cluster), trace.detach());
             tokio::spawn(async move {
-                let changed =
-                    connections::membership(&shared, &connection_id, None, &group, join).await;
+                let changed = connections::membership(
+                    &shared,
+                    &connection_id,
+                    None,
+                    &group,
+                    join,
+                    trace.parent(),
+                )
+                .await;
                 let ack = Ack {
                     to: reply_to,
                     request,
@@ -239,7 +256,7 @@ fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes, acks: &mut 
         }
         Envelope::Batch { frames } => {
             for frame in frames {
-                apply(shared, cluster, frame, acks);
+                apply(shared, cluster, frame, acks, trace);
             }
         }
         Envelope::Traced {
@@ -255,7 +272,7 @@ fn apply(shared: &Arc<Shared>, cluster: &Arc<Cluster>, frame: Bytes, acks: &mut 
                 crate::traces::Span::none()
             };
             span.set_str("wsgate.node_id", &shared.node_id);
-            apply(shared, cluster, frame, acks);
+            apply(shared, cluster, frame, acks, span.parent());
         }
         Envelope::Probe { seq } => cluster.lease.probe_seen(seq),
     }

@@ -30,8 +30,9 @@ pub(crate) fn groups_from_answer(response: &IntegrationResponse) -> Vec<String> 
 }
 
 /// Records a connection that passed `$connect` (for `GET @connections`) and joins the groups
-/// its answer named. An invalid name or too many groups is the integration's fault (502, as
-/// for any malformed answer); a store failure is 503.
+/// its answer named (their `$join` events traced under `trace`, the handshake). An invalid name
+/// or too many groups is the integration's fault (502, as for any malformed answer); a store
+/// failure is 503.
 ///
 /// # Errors
 /// The [`HandshakeRejection`] to answer instead of the 101.
@@ -39,6 +40,7 @@ pub(crate) async fn admit(
     groups: &Groups,
     handle: &Arc<SessionHandle>,
     names: &[String],
+    trace: crate::traces::Parent<'_>,
 ) -> Result<(), HandshakeRejection> {
     let meta = &handle.meta;
     groups
@@ -46,7 +48,7 @@ pub(crate) async fn admit(
         .await
         .map_err(|_| HandshakeRejection::StoreUnavailable)?;
     for group in names {
-        match groups.join(handle, group).await {
+        match groups.join(handle, group, trace).await {
             Ok(()) => {}
             Err(CallbackError::BadRequest(_) | CallbackError::TooManyGroups { .. }) => {
                 tracing::warn!(connection_id = %meta.connection_id, group = %group, "the $connect answer named a group that cannot be joined");

@@ -60,6 +60,7 @@ use crate::config::{Config, GroupsConfig, StoreConfig};
 use crate::error::CallbackError;
 use crate::events::ConnectionMeta;
 use crate::registry::{Registry, SessionHandle};
+use crate::traces::Parent;
 
 /// What a group post or broadcast did (the answer of `POST @groups/{group}` and `@broadcast`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,7 +176,8 @@ impl Groups {
             .await
     }
 
-    /// Adds a connection held by this node to `group`; idempotent.
+    /// Adds a connection held by this node to `group`; idempotent. Its `$join` event, if any, is
+    /// traced under `trace`.
     ///
     /// # Errors
     /// 400 for an invalid name, 410 when the connection is closing, 429 over the per-connection
@@ -184,6 +186,7 @@ impl Groups {
         &self,
         handle: &Arc<SessionHandle>,
         group: &str,
+        trace: Parent<'_>,
     ) -> Result<(), CallbackError> {
         name::validate(group, self.config.max_name_bytes)?;
         if handle.is_closed() {
@@ -232,7 +235,7 @@ impl Groups {
                 }
                 if membership.changed {
                     self.presence
-                        .emit(&handle.meta, group, true, membership.size);
+                        .emit(&handle.meta, group, true, membership.size, trace);
                 }
                 Ok(())
             }
@@ -265,7 +268,8 @@ impl Groups {
         }
     }
 
-    /// Removes a connection held by this node from `group`; idempotent.
+    /// Removes a connection held by this node from `group`; idempotent. Its `$leave` event, if
+    /// any, is traced under `trace`.
     ///
     /// # Errors
     /// 400 for an invalid name, 503 when the store fails.
@@ -273,6 +277,7 @@ impl Groups {
         &self,
         handle: &Arc<SessionHandle>,
         group: &str,
+        trace: Parent<'_>,
     ) -> Result<(), CallbackError> {
         name::validate(group, self.config.max_name_bytes)?;
         let meta = &handle.meta;
@@ -290,7 +295,7 @@ impl Groups {
             .map_err(|_| CallbackError::Unavailable)?;
         if membership.changed {
             self.presence
-                .emit(&handle.meta, group, false, membership.size);
+                .emit(&handle.meta, group, false, membership.size, trace);
         }
         Ok(())
     }
@@ -346,7 +351,7 @@ impl Groups {
     ) -> Result<(), StoreError> {
         let left = self.store.forget(&meta.stage, &meta.connection_id).await?;
         for (group, size) in left {
-            self.presence.emit(meta, &group, false, size);
+            self.presence.emit(meta, &group, false, size, Parent::NONE);
         }
         Ok(())
     }

@@ -7,6 +7,10 @@
 //! caller does not wait for the backend), at most `groups.presence_concurrency` at a time; more
 //! are dropped and counted. Delivery is at most once and events of different changes are not
 //! ordered with respect to each other.
+//!
+//! With tracing on, each event is a `presence` span (a child of the join or leave that caused
+//! it when that had a trace, else a root) whose `integration` child is the call; the call is
+//! made as a message's is (latency, errors and execution log of its route).
 
 use std::sync::Arc;
 
@@ -18,6 +22,7 @@ use crate::events::{ConnectionMeta, EventKind};
 use crate::ids;
 use crate::integration::{Invocation, StageRoutes};
 use crate::telemetry::GROUP_PRESENCE_TOTAL;
+use crate::traces::{Parent, Traces};
 
 /// The presence emitter of one node.
 #[derive(Debug)]
@@ -38,6 +43,8 @@ pub(crate) struct PresenceRoutes {
     pub stages: StageLookup,
     /// Shutdown waits for the tasks on it.
     pub tracker: TaskTracker,
+    /// This gateway's tracer (events without a caller's trace start their own).
+    pub traces: Traces,
 }
 
 impl std::fmt::Debug for PresenceRoutes {
@@ -56,13 +63,14 @@ impl Presence {
     }
 
     /// Sends the event for `meta` joining (`joined`) or leaving `group`, whose size is
-    /// `size_after` once the change is made.
+    /// `size_after` once the change is made; its span is a child of `trace` when that has one.
     pub(crate) fn emit(
         &self,
         meta: &Arc<ConnectionMeta>,
         group: &str,
         joined: bool,
         size_after: u64,
+        trace: Parent<'_>,
     ) {
         let size_with_member = if joined { size_after } else { size_after + 1 };
         if self.max_members == 0 || size_with_member > self.max_members {
@@ -78,6 +86,18 @@ impl Presence {
             metrics::counter!(GROUP_PRESENCE_TOTAL, "outcome" => "dropped").increment(1);
             return;
         };
+        let mut span = match trace.context() {
+            Some(_) => trace.child("presence"),
+            None => self.routes.traces.root("presence"),
+        };
+        span.set_str("wsgate.connection_id", &meta.connection_id);
+        span.set_str("wsgate.stage", &meta.stage);
+        span.set_str("wsgate.route_key", route_key);
+        span.set_str("wsgate.group", group);
+        span.set_int(
+            "wsgate.member_count",
+            i64::try_from(size_after).unwrap_or(i64::MAX),
+        );
         let body = json!({ "group": group, "memberCount": size_after }).to_string();
         let meta = Arc::clone(meta);
         self.routes.tracker.spawn(async move {
@@ -87,16 +107,19 @@ impl Presence {
                 meta: &meta,
                 route_key,
                 request_id: &request_id,
-                trace: crate::traces::Parent::NONE,
+                trace: span.parent(),
                 kind: EventKind::Presence {
                     joined,
                     body: &body,
                 },
             };
-            let outcome = match route.integration.invoke(&invocation).await {
+            let outcome = match crate::ws::invoke(&route, &invocation).await {
                 Ok(response) if response.status < 400 => "sent",
                 Ok(_) | Err(_) => "failed",
             };
+            if outcome == "failed" {
+                span.fail("the presence event failed");
+            }
             metrics::counter!(GROUP_PRESENCE_TOTAL, "outcome" => outcome).increment(1);
         });
     }

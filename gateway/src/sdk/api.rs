@@ -124,6 +124,8 @@ const PY_TAKEN: &[&str] = &[
     "on",
     "connected",
     "positions",
+    "send_acked",
+    "unacknowledged",
 ];
 
 impl Api {

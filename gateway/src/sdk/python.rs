@@ -191,33 +191,60 @@ fn method(out: &mut String, route: &Route) {
     let name = &route.py_method;
     if route.two_way {
         let reply = ty(&route.reply);
-        let call = format!("await self.request({key}, {body})");
+        // An acknowledged two-way route whose id is a top-level field gets the correlation id
+        // as its id, so its ack frame is recognised. Its call is written one argument a line
+        // (as `ruff format` keeps it, with the trailing comma), then returned.
+        let (call, value) = match route.ack.as_deref() {
+            Some([field]) => (
+                format!(
+                    "reply = {}\n        ",
+                    exploded(
+                        "await self.request",
+                        &[key.clone(), body.clone(), quoted(field)]
+                    )
+                ),
+                "reply".to_string(),
+            ),
+            _ => (String::new(), format!("await self.request({key}, {body})")),
+        };
         let value = if route.reply == Ty::Json {
-            call
+            value
         } else {
-            format!("cast({reply}, {call})")
+            format!("cast({reply}, {value})")
         };
         let _ = writeln!(
             out,
-            "\n    async def {name}(self, {signature}) -> {reply}:\n        \"\"\"Sends a `{}` message and returns its reply (two-way route).{models}\"\"\"\n        return {value}",
+            "\n    async def {name}(self, {signature}) -> {reply}:\n        \"\"\"Sends a `{}` message and returns its reply (two-way route).{models}\"\"\"\n        {call}return {value}",
             docstring(&route.key)
         );
-    } else {
-        // This client does not track acks: the caller sets the id, and the gateway's ack
-        // frames arrive as pushes.
-        let acked = match &route.ack {
-            Some(path) => format!(
-                " Acknowledged route: set the message id at `$.{}`; the ack frames arrive as pushes.",
-                path.join(".")
-            ),
-            None => String::new(),
-        };
+    } else if let Some(path) = &route.ack {
+        let fields: Vec<String> = path.iter().map(|f| quoted(f)).collect();
+        let path_arg = format!("[{}]", fields.join(", "));
         let _ = writeln!(
             out,
-            "\n    async def {name}(self, {signature}) -> None:\n        \"\"\"Sends a `{}` message (one-way).{models}{acked}\"\"\"\n        await self.send({key}, {body})",
+            "\n    async def {name}(self, {signature}) -> None:\n        \"\"\"Sends a `{}` message; returns once the gateway acknowledged it.\n\n        Acknowledged route, id at `$.{}`: filled in when absent; kept and resent\n        until acknowledged.{models}\n        \"\"\"\n        await {}",
+            docstring(&route.key),
+            docstring(&path.join(".")),
+            exploded("self.send_acked", &[key, body, path_arg])
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "\n    async def {name}(self, {signature}) -> None:\n        \"\"\"Sends a `{}` message (one-way).{models}\"\"\"\n        await self.send({key}, {body})",
             docstring(&route.key)
         );
     }
+}
+
+/// `function(` then each argument on a line of its own with a trailing comma, then `)`, at a
+/// method body's indentation: the form `ruff format` keeps whatever the lengths.
+fn exploded(function: &str, args: &[String]) -> String {
+    let mut out = format!("{function}(\n");
+    for arg in args {
+        let _ = writeln!(out, "            {arg},");
+    }
+    out.push_str("        )");
+    out
 }
 
 /// The stage `Literal`.
@@ -269,6 +296,7 @@ pub(crate) fn client_source(api: &Api) -> String {
         "protocols: list[str] | None = None".into(),
         "reconnect: Reconnect | None = None".into(),
         "request_timeout: float = 30.0".into(),
+        "acks: AckOptions | None = None".into(),
         "recover: bool = False".into(),
         "recover_from: Sequence[Position] = ()".into(),
     ]);
@@ -292,7 +320,7 @@ pub(crate) fn client_source(api: &Api) -> String {
     }
     let _ = writeln!(
         out,
-        "        super().__init__(\n            base_url.rstrip(\"/\") + \"/\" + stage,\n            {},\n            {},\n            placed,\n            headers=headers,\n            query=query,\n            protocols=protocols,\n            reconnect=reconnect,\n            request_timeout=request_timeout,\n            recover=recover,\n            recover_from=recover_from,\n        )",
+        "        super().__init__(\n            base_url.rstrip(\"/\") + \"/\" + stage,\n            {},\n            {},\n            placed,\n            headers=headers,\n            query=query,\n            protocols=protocols,\n            reconnect=reconnect,\n            request_timeout=request_timeout,\n            acks=acks,\n            recover=recover,\n            recover_from=recover_from,\n        )",
         quoted(&api.route_field),
         quoted(&api.correlation_field)
     );
@@ -332,6 +360,22 @@ pub(crate) fn pyproject(
     )
 }
 
+/// The README's section on acknowledged routes (none without them).
+fn acks_text(api: &Api) -> String {
+    let acked: Vec<String> = (api.routes.iter())
+        .filter(|r| r.ack.is_some())
+        .map(|r| format!("`{}`", r.py_method))
+        .collect();
+    if acked.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\n## Acknowledged routes\n\n{} {} acknowledged by the gateway (`ack:` in the configuration): the\nmethod fills in the message id when the body has none, returns once the gateway answers\n`{{\"ack\": id}}`, and keeps the message until then: it is sent again after a reconnect, and\nafter a retryable nack or `{{\"pending\": id}}` (with backoff, `acks=AckOptions(...)`); the\ngateway drops copies it has seen, so each reaches the backend once. A nack that is not\nretryable raises `AckError`; closing the client raises its `CloseError` where a call still\nwaits. `client.unacknowledged` counts the messages waiting.\n",
+        acked.join(", "),
+        if acked.len() == 1 { "is" } else { "are" }
+    )
+}
+
 /// Every file of the client package.
 pub(crate) fn client(api: &Api) -> Files {
     let mut files = Files::new();
@@ -359,6 +403,7 @@ pub(crate) fn client(api: &Api) -> Files {
             &format!("{} (Python)", api.class),
             &(usage
                 + &correlation_text(api)
+                + &acks_text(api)
                 + &recovery_text(
                     "`recover=True`",
                     "`on_group_message`, `on_recovered`, `on_not_recovered`",

@@ -1,6 +1,7 @@
 //! The generators' refusals (each naming the configuration key at fault) and the choices that
 //! shape the output: parameter types without the route and correlation fields, method names that
-//! keep clear of the runtime's, credentials placed where the configuration reads them.
+//! keep clear of the runtime's, credentials placed where the configuration reads them, the
+//! methods of acknowledged routes.
 
 use super::*;
 
@@ -123,4 +124,35 @@ fn response_models_are_checked_when_the_configuration_loads() {
         let error = Config::from_yaml(&yaml).unwrap_err().to_string();
         assert_eq!(error, expected);
     }
+}
+
+#[test]
+fn acknowledged_routes_fill_in_their_id_in_both_languages() {
+    let routes = "    order: {integration: {type: mock}, route_response: true, ack: {id: $.ref}}\n    note: {integration: {type: mock}, ack: {id: $.meta.id}}\n";
+    let files = generate(&config(routes, ""), &options(Language::Python, false)).unwrap();
+    let source = &files["shop_client/__init__.py"];
+    // A two-way route's id is the correlation id; a one-way route's waits for its ack.
+    assert!(
+        source.contains(
+            "        reply = await self.request(\n            \"order\",\n            message if message is not None else {},\n            \"ref\",\n        )\n        return reply\n"
+        ),
+        "{source}"
+    );
+    assert!(
+        source.contains(
+            "        await self.send_acked(\n            \"note\",\n            message if message is not None else {},\n            [\"meta\", \"id\"],\n        )\n"
+        ),
+        "{source}"
+    );
+    assert!(files["README.md"].contains("## Acknowledged routes\n\n`note`, `order` are"));
+    let files = generate(&config(routes, ""), &options(Language::Typescript, false)).unwrap();
+    let source = &files["src/index.ts"];
+    assert!(
+        source.contains("this.request(\"order\", message, \"ref\")"),
+        "{source}"
+    );
+    assert!(
+        source.contains("this.sendAcked(\"note\", message, [\"meta\", \"id\"])"),
+        "{source}"
+    );
 }

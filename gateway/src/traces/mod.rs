@@ -220,4 +220,31 @@ impl<'a> Parent<'a> {
     pub(crate) fn context(self) -> Option<&'a SpanContext> {
         self.inner.map(|(_, context)| context)
     }
+
+    /// An owned copy, for work moved onto a task of its own (nothing when tracing is off).
+    pub(crate) fn detach(self) -> Detached {
+        Detached {
+            inner: self
+                .inner
+                .map(|(tracer, context)| (tracer.clone(), context.clone())),
+        }
+    }
+}
+
+/// A [`Parent`] that owns its tracer and context, so it can cross a `tokio::spawn`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Detached {
+    inner: Option<(SdkTracer, SpanContext)>,
+}
+
+impl Detached {
+    /// The parent to start children from.
+    pub(crate) fn parent(&self) -> Parent<'_> {
+        Parent {
+            inner: self
+                .inner
+                .as_ref()
+                .map(|(tracer, context)| (tracer, context)),
+        }
+    }
 }

@@ -397,7 +397,9 @@ async fn open(
     .await;
     let mut status = 200;
     let opened = match connected {
-        Ok(accepted) => Some(establish(shared, handle, accepted, reply, &mut status).await),
+        Ok(accepted) => {
+            Some(establish(shared, handle, accepted, span.parent(), reply, &mut status).await)
+        }
         Err(rejection) => {
             end::unlist(shared, handle);
             status = rejection.status().as_u16();
@@ -430,14 +432,15 @@ async fn open(
     opened
 }
 
-/// After a 2xx `$connect`: records the connection, joins the groups `$connect` named and
-/// answers the upgrade with the 101 (`status`: what the client was answered, 200 for the 101 as
+/// After a 2xx `$connect`: records the connection, joins the groups `$connect` named (their
+/// `$join` events under `trace`, the handshake's span) and answers the upgrade with the 101 (`status`: what the client was answered, 200 for the 101 as
 /// AWS logs it). `None` when the session is to run; otherwise why the connection ends at once
 /// (the client was told with the refusal) and whether it was recorded.
 async fn establish(
     shared: &Arc<Shared>,
     handle: &Arc<SessionHandle>,
     accepted: Accepted,
+    trace: crate::traces::Parent<'_>,
     reply: oneshot::Sender<Result<Response, HandshakeRejection>>,
     status: &mut u16,
 ) -> Option<(CloseReason, Recorded)> {
@@ -456,7 +459,9 @@ async fn establish(
         let _ = reply.send(Err(HandshakeRejection::StoreUnavailable));
         return Some((CloseReason::StoreUnavailable, Recorded::Maybe));
     }
-    if let Err(rejection) = crate::groups::admit(&shared.groups, handle, &accepted.groups).await {
+    if let Err(rejection) =
+        crate::groups::admit(&shared.groups, handle, &accepted.groups, trace).await
+    {
         *status = rejection.status().as_u16();
         let _ = reply.send(Err(rejection));
         return Some((CloseReason::Abnormal, Recorded::Yes));

@@ -124,26 +124,27 @@ pub(crate) fn joined(
     }))
 }
 
-/// Connection `id` joins (`join`) or leaves `group`. The change runs on a task of its own, so a
-/// caller that goes away cannot leave it half made (joined here but not in the store, or not
-/// subscribed).
+/// Connection `id` joins (`join`) or leaves `group`, its presence event traced under `trace`.
+/// The change runs on a task of its own, so a caller that goes away cannot leave it half made
+/// (joined here but not in the store, or not subscribed).
 pub(crate) async fn membership(
     shared: &Arc<Shared>,
     id: &str,
     stage: Option<&str>,
     group: &str,
     join: bool,
+    trace: crate::traces::Parent<'_>,
 ) -> Option<Result<(), CallbackError>> {
     let handle = match held(shared, id, stage)? {
         Ok(handle) => handle,
         Err(error) => return Some(Err(error)),
     };
-    let (shared, group) = (Arc::clone(shared), group.to_owned());
+    let (shared, group, trace) = (Arc::clone(shared), group.to_owned(), trace.detach());
     let changed = tokio::spawn(async move {
         if join {
-            shared.groups.join(&handle, &group).await
+            shared.groups.join(&handle, &group, trace.parent()).await
         } else {
-            shared.groups.leave(&handle, &group).await
+            shared.groups.leave(&handle, &group, trace.parent()).await
         }
     })
     .await;

@@ -22,8 +22,8 @@ use crate::integration::{IntegrationError, IntegrationResponse, Invocation, Rout
 
 /// Calls a route's integration, records latency and error metrics, and writes the route's
 /// execution log; with tracing on, in an `integration` span (child of `invocation.trace`) that
-/// the integration propagates.
-async fn invoke(
+/// the integration propagates. Also the call of a group's `$join`/`$leave` event.
+pub(crate) async fn invoke(
     route: &Route,
     invocation: &Invocation<'_>,
 ) -> Result<IntegrationResponse, IntegrationError> {

@@ -95,6 +95,56 @@ async fn the_overview_shows_connections_messages_and_errors() {
 }
 
 #[tokio::test]
+async fn the_cluster_lists_its_nodes_their_leases_and_this_nodes_deployment() {
+    let backend = Backend::ok().await;
+    let (store, _cleanup) = cluster::shared_store();
+    let a = TestGateway::start(&cluster::node_config(&backend.url(), &store, "")).await;
+    let mut b = TestGateway::start(&cluster::node_config(&backend.url(), &store, "")).await;
+    let b_id = overview(&b).await["node"]["id"]
+        .as_str()
+        .expect("node id")
+        .to_string();
+    let o = overview_until(&a, "both nodes", |o| {
+        o["cluster"]["nodes"]
+            .as_array()
+            .is_some_and(|n| n.len() == 2)
+    })
+    .await;
+    let a_id = o["node"]["id"].as_str().expect("node id");
+    assert_eq!(o["node"]["store"], "redis");
+    let deployment = a.gateway().deployment();
+    assert_eq!(o["node"]["deployment"]["id"], deployment.id.as_str());
+    assert_eq!(o["node"]["deployment"]["hash"], deployment.hash.as_str());
+    let cluster = &o["cluster"];
+    assert_eq!(cluster["leaseHeld"], true, "{o:#}");
+    assert_eq!(
+        cluster["leaseTtlSeconds"], 3.0,
+        "the test profile's lease_ttl"
+    );
+    assert_eq!(cluster["truncated"], false);
+    let mut nodes: Vec<(String, bool, bool)> = (cluster["nodes"].as_array().expect("nodes"))
+        .iter()
+        .map(|n| {
+            let id = n["id"].as_str().expect("id").to_string();
+            (id, n["alive"] == true, n["self"] == true)
+        })
+        .collect();
+    nodes.sort();
+    let mut expected = vec![(a_id.to_string(), true, true), (b_id, true, false)];
+    expected.sort();
+    assert_eq!(nodes, expected);
+
+    // A node that stops gives its lease back and leaves the list.
+    b.shutdown().await;
+    overview_until(&a, "only this node", |o| {
+        o["cluster"]["nodes"]
+            .as_array()
+            .is_some_and(|n| n.len() == 1)
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn it_is_guarded_as_the_callback_api_is() {
     let backend = Backend::ok().await;
     let gw = TestGateway::start(&config(&backend.url(), "")).await;

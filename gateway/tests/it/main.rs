@@ -66,4 +66,5 @@ mod throttle;
 mod tls;
 mod topology;
 mod tracing;
+mod tracing_groups;
 mod usage_plans;

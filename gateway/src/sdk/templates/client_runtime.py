@@ -93,6 +93,15 @@ class ReplyTimeoutError(Exception):
         self.route_key = route_key
 
 
+class AckError(Exception):
+    """A message of an acknowledged route was refused for good (a nack, not retryable)."""
+
+    def __init__(self, message_id: str | int, message: str, request_id: str) -> None:
+        super().__init__(f"message {json.dumps(message_id)} refused: {message}")
+        self.id = message_id
+        self.request_id = request_id
+
+
 class GatewayErrorFrame(TypedDict):
     """An error frame of the gateway (`{"message": "Forbidden", ...}`)."""
 
@@ -116,6 +125,63 @@ def backoff_delay(attempt: int, base: float, maximum: float) -> float:
     """Half the capped exponential delay plus a random half."""
     capped = min(maximum, base * 2.0**attempt)
     return capped / 2 + random.random() * (capped / 2)
+
+
+@dataclass
+class AckOptions:
+    """Resending the messages of acknowledged routes (`ack:` in the configuration)."""
+
+    retry_base: float = 0.5
+    """First delay (s) before resending after a retryable nack or `pending`."""
+    retry_max: float = 15.0
+    """Largest such delay (s)."""
+    max_unacked: int = 1000
+    """Most messages kept until their ack; more are refused at once."""
+
+
+@dataclass
+class _Unacked:
+    """A message of an acknowledged route waiting for its ack."""
+
+    text: str
+    done: asyncio.Future[None]
+    attempt: int = 0
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass
+class _AckFrame:
+    """An acknowledged route's answer to one message."""
+
+    kind: Literal["ack", "pending", "nack"]
+    id: str | int
+    retryable: bool = True
+    message: str = ""
+    request_id: str = ""
+
+
+_NACK_KEYS = {"nack", "retryable", "message", "requestId"}
+
+
+def _ack_frame(value: dict[str, JsonValue]) -> _AckFrame | None:
+    """`{"ack": ID}`, `{"pending": ID}` or `{"nack": ID, "retryable": B, ...}`."""
+    keys = set(value)
+    for kind in ("ack", "pending", "nack"):
+        if kind not in value:
+            continue
+        found = value[kind]
+        if isinstance(found, bool) or not isinstance(found, (str, int)):
+            return None
+        if kind == "ack" and keys == {"ack"}:
+            return _AckFrame("ack", found)
+        if kind == "pending" and keys == {"pending"}:
+            return _AckFrame("pending", found)
+        retryable = value.get("retryable")
+        if kind == "nack" and keys == _NACK_KEYS and isinstance(retryable, bool):
+            message, request_id = value["message"], value["requestId"]
+            return _AckFrame("nack", found, retryable, str(message), str(request_id))
+        return None
+    return None
 
 
 @dataclass
@@ -230,12 +296,14 @@ class Connection:
         protocols: list[str] | None = None,
         reconnect: Reconnect | None = None,
         request_timeout: float = 30.0,
+        acks: AckOptions | None = None,
         recover: bool = False,
         recover_from: Sequence[Position] = (),
     ) -> None:
-        """`recover`: connect with `envelope=1`, keep the last position of every group
-        with history and on reconnect ask for what was missed (`recover=`);
-        `recover_from`: positions to start from (as `positions` returned them)."""
+        """`acks`: resending the messages of acknowledged routes; `recover`: connect
+        with `envelope=1`, keep the last position of every group with history and on
+        reconnect ask for what was missed (`recover=`); `recover_from`: positions to
+        start from (as `positions` returned them)."""
         self._url = url
         self._route_field = route_field
         self._correlation_field = correlation_field
@@ -250,6 +318,9 @@ class Connection:
         self._wanted = False
         self._waiters: list[asyncio.Future[None]] = []
         self._pending: dict[str, asyncio.Future[JsonValue]] = {}
+        self._acks = acks or AckOptions()
+        self._unacked: dict[str, _Unacked] = {}
+        self._resends: set[asyncio.Task[None]] = set()
         self._prefix = secrets.token_hex(4)
         self._counter = 0
         self._recover = recover
@@ -301,6 +372,7 @@ class Connection:
                 pass
         self._task = None
         self._fail(CloseError(code, reason))
+        self._fail_unacked(CloseError(code, reason))
 
     async def send(self, route_key: str | None, body: Mapping[str, object]) -> None:
         """Sends a message to `route_key` (None sends the body as it is)."""
@@ -310,12 +382,21 @@ class Connection:
         await self._write(json.dumps(message))
 
     async def request(
-        self, route_key: str | None, body: Mapping[str, object]
+        self,
+        route_key: str | None,
+        body: Mapping[str, object],
+        ack_field: str | None = None,
     ) -> JsonValue:
-        """Sends a two-way message; returns the reply that echoes its correlation id."""
+        """Sends a two-way message; returns the reply that echoes its correlation id.
+
+        On an acknowledged route, `ack_field` (a top-level field) gets the same id, so
+        the ack frame is recognised and dropped.
+        """
         self._counter += 1
         request_id = f"{self._prefix}-{self._counter}"
         message = {**body, self._correlation_field: request_id}
+        if ack_field is not None and ack_field not in message:
+            message[ack_field] = request_id
         if route_key is not None:
             message[self._route_field] = route_key
         reply: asyncio.Future[JsonValue] = asyncio.get_running_loop().create_future()
@@ -329,6 +410,123 @@ class Connection:
             ) from None
         finally:
             self._pending.pop(request_id, None)
+
+    async def send_acked(
+        self,
+        route_key: str | None,
+        body: Mapping[str, object],
+        id_path: Sequence[str],
+    ) -> None:
+        """Sends a message of an acknowledged route; returns once the gateway acked it.
+
+        The message id at `id_path` is filled in when absent (a string unique to this
+        client). The message is kept until its ack: sent again after a reconnect, and
+        after a retryable nack or `pending` (with backoff); a nack that is not
+        retryable raises AckError, closing the client raises its CloseError. A message
+        sent while no connection is open goes out once one is. Cancelling the call
+        stops the resends.
+        """
+        message: dict[str, object] = dict(body)
+        if route_key is not None:
+            message[self._route_field] = route_key
+        holder = message
+        for name in id_path[:-1]:
+            inner = holder.get(name)
+            copied: dict[str, object] = dict(inner) if isinstance(inner, dict) else {}
+            holder[name] = copied
+            holder = copied
+        last = id_path[-1] if id_path else "id"
+        given = holder.get(last)
+        if isinstance(given, (str, int)) and not isinstance(given, bool):
+            message_id: str | int = given
+        else:
+            self._counter += 1
+            message_id = f"{self._prefix}-{self._counter}"
+        holder[last] = message_id
+        key = json.dumps(message_id)
+        if len(self._unacked) >= self._acks.max_unacked or key in self._unacked:
+            raise ValueError(
+                f"message {key} not sent: too many unacknowledged messages,"
+                " or one with its id"
+            )
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = _Unacked(json.dumps(message), done)
+        self._unacked[key] = entry
+        try:
+            await self._send_quietly(entry.text)
+            await done
+        finally:
+            if self._unacked.get(key) is entry:
+                self._forget(key, entry)
+
+    @property
+    def unacknowledged(self) -> int:
+        """Messages sent on acknowledged routes and not acknowledged yet."""
+        return len(self._unacked)
+
+    async def _send_quietly(self, text: str) -> None:
+        """Sends when a socket is open; otherwise (or when it closes) the next open does."""
+        socket = self._socket
+        if socket is None:
+            return
+        try:
+            await socket.send(text)
+        except ConnectionClosed:
+            pass
+
+    def _forget(self, key: str, entry: _Unacked) -> None:
+        if entry.timer is not None:
+            entry.timer.cancel()
+        self._unacked.pop(key, None)
+
+    async def _resend_unacked(self) -> None:
+        for entry in list(self._unacked.values()):
+            if entry.timer is not None:
+                entry.timer.cancel()
+                entry.timer = None
+            await self._send_quietly(entry.text)
+
+    def _fail_unacked(self, error: Exception) -> None:
+        for key, entry in list(self._unacked.items()):
+            self._forget(key, entry)
+            if not entry.done.done():
+                entry.done.set_exception(error)
+
+    def _resend_later(self, key: str, entry: _Unacked) -> None:
+        entry.timer = None
+        if self._unacked.get(key) is entry and self._socket is not None:
+            task = asyncio.get_running_loop().create_task(
+                self._send_quietly(entry.text)
+            )
+            self._resends.add(task)
+            task.add_done_callback(self._resends.discard)
+
+    def _acknowledged(self, value: dict[str, JsonValue]) -> bool:
+        """Handles an ack, nack or pending frame; False when it is none of this client's."""
+        frame = _ack_frame(value)
+        if frame is None:
+            return False
+        key = json.dumps(frame.id)
+        entry = self._unacked.get(key)
+        if entry is None:
+            # A late answer to one of this client's messages (acknowledged already).
+            return isinstance(frame.id, str) and frame.id.startswith(self._prefix + "-")
+        if frame.kind == "ack":
+            self._forget(key, entry)
+            if not entry.done.done():
+                entry.done.set_result(None)
+        elif frame.kind == "nack" and not frame.retryable:
+            self._forget(key, entry)
+            if not entry.done.done():
+                refused = AckError(frame.id, frame.message, frame.request_id)
+                entry.done.set_exception(refused)
+        elif entry.timer is None:
+            acks = self._acks
+            delay = backoff_delay(entry.attempt, acks.retry_base, acks.retry_max)
+            entry.attempt += 1
+            loop = asyncio.get_running_loop()
+            entry.timer = loop.call_later(delay, self._resend_later, key, entry)
+        return True
 
     async def _write(self, text: str) -> None:
         socket = self._socket
@@ -372,6 +570,7 @@ class Connection:
                 ) as socket:
                     self._socket = socket
                     attempt = 0
+                    await self._resend_unacked()
                     for waiter in self._waiters:
                         if not waiter.done():
                             waiter.set_result(None)
@@ -401,6 +600,7 @@ class Connection:
                 attempt += 1
             else:
                 self._wanted = False
+                self._fail_unacked(error)
             for waiter in self._waiters:
                 if not waiter.done():
                     waiter.set_exception(error)
@@ -425,6 +625,8 @@ class Connection:
             return
         if isinstance(value, dict):
             if self._recover and self._recovery_frame(value):
+                return
+            if self._acknowledged(value):
                 return
             request_id = value.get(self._correlation_field)
             if isinstance(request_id, str) and request_id in self._pending:

@@ -2,7 +2,9 @@
 
 Used by gateway/tests/it/sdk_gen.rs: connect with an API key and a subprotocol token, a
 typed one-way send, typed two-way replies, a push through the generated backend client
-(bearer), and a reconnection after DELETE @connections. Prints one JSON line.
+(bearer), a reconnection after DELETE @connections, and an acknowledged route (returns on
+the ack; sent while the connection is down, it goes out on the next one; a nack that is
+not retryable raises AckError). Prints one JSON line.
 """
 
 import asyncio
@@ -11,7 +13,14 @@ import sys
 from collections.abc import Callable
 
 from notes_backend import Bearer, NotesBackend
-from notes_client import CloseError, Handlers, JsonValue, NotesClient, Reconnect
+from notes_client import (
+    AckError,
+    CloseError,
+    Handlers,
+    JsonValue,
+    NotesClient,
+    Reconnect,
+)
 
 
 async def main(ws_base: str, http_base: str, bearer: str, api_key: str) -> None:
@@ -60,8 +69,20 @@ async def main(ws_base: str, http_base: str, bearer: str, api_key: str) -> None:
     backend = NotesBackend(http_base, "prod", Bearer(bearer))
     await asyncio.to_thread(backend.post, first_id, {"kind": "push", "n": 1})
     await until(lambda: len(pushes) == 1)
+    await client.archive({"note": 11})
     await asyncio.to_thread(backend.delete, first_id)
-    await until(lambda: len(closes) == 1 and len(opens) == 2)
+    await until(lambda: len(closes) == 1)
+    # Sent while no connection is open: kept until the next one, then acknowledged.
+    while_away = asyncio.create_task(client.archive({"note": 12}))
+    await asyncio.sleep(0)  # Lets the call start: it waits for a connection.
+    waiting = client.unacknowledged
+    await until(lambda: len(opens) == 2)
+    await while_away
+    refused = ""
+    try:
+        await client.archive({"note": 13, "reject": True})
+    except AckError as error:
+        refused = str(error)
     second = await client.whoami()
     assert isinstance(second, dict)
     assert second["connectionId"] != first_id
@@ -72,6 +93,11 @@ async def main(ws_base: str, http_base: str, bearer: str, api_key: str) -> None:
         "first": first_id,
         "second": second["connectionId"],
         "close": {"code": closes[0].code, "kind": closes[0].kind.value},
+        "archive": {
+            "waiting": waiting,
+            "refused": refused,
+            "unacknowledged": client.unacknowledged,
+        },
     }
     print(json.dumps(summary))
 
