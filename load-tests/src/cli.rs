@@ -66,8 +66,9 @@ pub enum Cmd {
 /// Options shared by every scenario.
 #[derive(Args, Debug, Clone)]
 pub struct Common {
-    /// Target: `raw` (start the baseline), `wsgate` (start or use the gateway), `both`
-    /// (raw, then wsgate), or a ws:// URL; for cross-node also `wsgate-same` (both nodes
+    /// Target: `raw` (start the baseline), `raw-proxy` (the baseline forwarding echoes
+    /// through the built-in backend, for `upstream`), `wsgate` (start or use the gateway),
+    /// `both` (raw, then wsgate), or a ws:// URL; for cross-node also `wsgate-same` (both nodes
     /// started, posts through the node holding the connection). Repeatable; the first is the
     /// ratio baseline.
     #[arg(
@@ -390,6 +391,10 @@ pub struct RawArgs {
     /// Exit when stdin closes (used when started by this tool).
     #[arg(long)]
     pub lifeline: bool,
+    /// Forward `echo` messages to the integration backend at this address (`POST
+    /// /echo-http`) and answer with its reply: the raw proxy baseline.
+    #[arg(long, value_name = "ADDR")]
+    pub upstream: Option<SocketAddr>,
 }
 
 /// `faults` and `soak` options.
@@ -576,6 +581,13 @@ impl Common {
         for t in &self.targets {
             match t.as_str() {
                 "raw" => out.push(self.raw_target()),
+                "raw-proxy" => {
+                    let mut t = self.raw_target();
+                    if let TargetSpec::Raw { upstream, .. } = &mut t {
+                        *upstream = true;
+                    }
+                    out.push(t);
+                }
                 "wsgate" => out.push(wsgate()?),
                 "both" => {
                     out.push(self.raw_target());
@@ -592,7 +604,9 @@ impl Common {
                         pids: self.pid.clone(),
                     });
                 }
-                other => bail!("unknown target {other:?}: use raw, wsgate, both or a ws:// URL"),
+                other => bail!(
+                    "unknown target {other:?}: use raw, raw-proxy, wsgate, both or a ws:// URL"
+                ),
             }
         }
         Ok(out)
@@ -603,6 +617,7 @@ impl Common {
             procs: self.raw_procs,
             threads: self.raw_threads,
             registry: !self.raw_no_registry,
+            upstream: false,
         }
     }
 

@@ -31,6 +31,7 @@ fn main() -> Result<()> {
                 listen: a.listen,
                 registry: !a.no_registry,
                 queue: a.queue,
+                upstream: a.upstream,
                 ..RawConfig::default()
             };
             runtime(a.threads)?.block_on(raw::run_standalone(

@@ -184,6 +184,7 @@ pub async fn execute(a: &RecoveryArgs) -> Result<()> {
         stage: "prod".into(),
         server_cpus: None,
         log_dir: a.log_dir.clone(),
+        backend: None,
     };
     let target = targets::setup(&spec, &opts).await?;
     let nodes = target.nodes.iter().map(|n| n.ws_url.clone()).collect();

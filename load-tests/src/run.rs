@@ -163,6 +163,7 @@ pub async fn execute(cfg: RunConfig) -> Result<RunOutput> {
         stage: cfg.stage.clone(),
         server_cpus: cfg.server_cpus.clone(),
         log_dir: cfg.out_dir.as_ref().map(|d| d.join(format!("{stem}-logs"))),
+        backend: backend.as_ref().map(|b| b.addr),
     };
     let wopts = WorkerOpts {
         workers,
@@ -186,10 +187,12 @@ pub async fn execute(cfg: RunConfig) -> Result<RunOutput> {
                 procs: 0,
                 threads,
                 registry,
+                upstream,
             } => TargetSpec::Raw {
                 procs: usize::try_from(held.div_ceil(cap)).unwrap_or(1).max(1),
                 threads: *threads,
                 registry: *registry,
+                upstream: *upstream,
             },
             other => other.clone(),
         };

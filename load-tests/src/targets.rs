@@ -25,6 +25,9 @@ pub enum TargetSpec {
         threads: usize,
         /// Register connections for push.
         registry: bool,
+        /// Forward echoes through the built-in backend (the `raw-proxy` target).
+        #[serde(default)]
+        upstream: bool,
     },
     /// wsgate processes started from `bin`, one per config.
     Wsgate {
@@ -53,6 +56,7 @@ impl TargetSpec {
     /// The label in the report.
     pub fn name(&self) -> String {
         match self {
+            Self::Raw { upstream: true, .. } => "raw-proxy".into(),
             Self::Raw { .. } => "raw".into(),
             Self::Wsgate { label, .. } => label.clone().unwrap_or_else(|| "wsgate".into()),
             Self::Running { name, .. } => name.clone(),
@@ -62,7 +66,7 @@ impl TargetSpec {
     /// Whether this target needs the built-in integration backend (a gateway does; raw does not).
     pub fn wants_backend(&self) -> bool {
         match self {
-            Self::Raw { .. } => false,
+            Self::Raw { upstream, .. } => *upstream,
             Self::Wsgate { .. } => true,
             Self::Running { name, .. } => name == "wsgate",
         }
@@ -80,6 +84,8 @@ pub struct SetupOpts {
     pub server_cpus: Option<String>,
     /// Where server logs go.
     pub log_dir: Option<PathBuf>,
+    /// The built-in integration backend, when one runs (the `raw-proxy` target needs it).
+    pub backend: Option<std::net::SocketAddr>,
 }
 
 /// A target ready for load.
@@ -175,6 +181,7 @@ async fn spawn_raw(
     o: &SetupOpts,
     threads: usize,
     registry: bool,
+    upstream: bool,
 ) -> Result<(Child, ChildStdin, String)> {
     let mut cmd = command(&o.exe, o.server_cpus.as_deref());
     cmd.args(["raw", "--listen", "127.0.0.1:0", "--lifeline", "--threads"])
@@ -185,6 +192,12 @@ async fn spawn_raw(
         .kill_on_drop(true);
     if !registry {
         cmd.arg("--no-registry");
+    }
+    if upstream {
+        let backend = o
+            .backend
+            .context("the raw-proxy target needs the built-in backend (--backend auto or on)")?;
+        cmd.arg("--upstream").arg(backend.to_string());
     }
     let mut child = cmd.spawn().context("starting the raw server")?;
     let stdin = child.stdin.take().context("raw stdin")?;
@@ -210,16 +223,17 @@ pub async fn setup(spec: &TargetSpec, o: &SetupOpts) -> Result<Target> {
             procs,
             threads,
             registry,
+            upstream,
         } => {
             let mut t = Target {
-                name: "raw".into(),
+                name: spec.name(),
                 nodes: Vec::new(),
                 pids: Vec::new(),
                 notes: Vec::new(),
                 children: Vec::new(),
             };
             for _ in 0..(*procs).max(1) {
-                let (child, stdin, addr) = spawn_raw(o, *threads, *registry).await?;
+                let (child, stdin, addr) = spawn_raw(o, *threads, *registry, *upstream).await?;
                 t.pids.extend(child.id());
                 t.nodes
                     .push(Node::same_port(&format!("ws://{addr}/{stage}")));

@@ -9,12 +9,16 @@
 //!   `GET /healthz` → 200; `GET /stats` → counters. `PUT /{stage}/@connections/{id}/groups/{g}`
 //!   and `POST /{stage}/@groups/{g}` are a group fan-out one member at a time (see `groups`).
 //!
+//! With `upstream` set (`raw --upstream ADDR`, the `raw-proxy` target), echoes go through
+//! the integration backend at ADDR instead (see `proxy`).
+//!
 //! A connection is told apart by its first bytes: a request starting with `GET ` (other than
 //! `GET /healthz` or `GET /stats`) goes to the WebSocket handshake, everything else to the
 //! HTTP server. Each connection is registered with a bounded queue (1024 frames) for push.
 
 mod groups;
 mod http;
+mod proxy;
 mod ws;
 
 use crate::net::listen;
@@ -41,6 +45,9 @@ pub struct RawConfig {
     pub queue: usize,
     /// Listen backlog.
     pub backlog: u32,
+    /// With a backend address, `echo` messages go through it (`POST /echo-http`) and its
+    /// answer is sent back: the raw proxy baseline (see `proxy`).
+    pub upstream: Option<SocketAddr>,
 }
 
 impl Default for RawConfig {
@@ -50,6 +57,7 @@ impl Default for RawConfig {
             registry: true,
             queue: 1024,
             backlog: 4096,
+            upstream: None,
         }
     }
 }

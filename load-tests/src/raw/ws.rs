@@ -64,6 +64,7 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         rx
     });
     shared.open.fetch_add(1, Relaxed);
+    let mut upstream = shared.cfg.upstream.map(super::proxy::Upstream::new);
     loop {
         tokio::select! {
             m = ws.next() => {
@@ -71,7 +72,13 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                     Some(Ok(Message::Text(t))) => match classify(t.as_str()) {
                         Action::Echo => {
                             shared.echoed.fetch_add(1, Relaxed);
-                            Some(Message::Text(t))
+                            match &mut upstream {
+                                Some(up) => match up.call(t.as_str()).await {
+                                    Ok(answer) => Some(Message::text(answer)),
+                                    Err(_) => break,
+                                },
+                                None => Some(Message::Text(t)),
+                            }
                         }
                         Action::Whoami => Some(Message::text(format!(r#"{{"connectionId":"{id}"}}"#))),
                         Action::Ping => Some(Message::text(r#"{"action":"pong"}"#)),
