@@ -68,12 +68,13 @@ pub enum Cmd {
 pub struct Common {
     /// Target: `raw` (start the baseline), `raw-proxy` (the baseline forwarding echoes
     /// through the built-in backend, for `upstream`), `wsgate` (start or use the gateway),
-    /// `both` (raw, then wsgate), or a ws:// URL; for cross-node also `wsgate-same` (both nodes
+    /// `both` (raw, then wsgate), `LABEL=CONFIG` (one more wsgate from `--wsgate-bin` with that
+    /// config, reported as LABEL), or a ws:// URL; for cross-node also `wsgate-same` (both nodes
     /// started, posts through the node holding the connection). Repeatable; the first is the
     /// ratio baseline.
     #[arg(
         long = "target",
-        value_name = "raw|wsgate|both|URL",
+        value_name = "raw|wsgate|both|LABEL=CONFIG|URL",
         default_value = "raw"
     )]
     pub targets: Vec<String>,
@@ -593,6 +594,9 @@ impl Common {
                     out.push(self.raw_target());
                     out.push(wsgate()?);
                 }
+                labelled if labelled.contains('=') && !labelled.contains("://") => {
+                    out.push(self.labelled_wsgate(labelled)?);
+                }
                 url if url.starts_with("ws://") => {
                     let mut n = Node::same_port(url);
                     if let Some(cb) = &self.callback_url {
@@ -605,11 +609,34 @@ impl Common {
                     });
                 }
                 other => bail!(
-                    "unknown target {other:?}: use raw, raw-proxy, wsgate, both or a ws:// URL"
+                    "unknown target {other:?}: use raw, raw-proxy, wsgate, both, LABEL=CONFIG or a ws:// URL"
                 ),
             }
         }
         Ok(out)
+    }
+
+    /// `LABEL=CONFIG`: one more wsgate started from `--wsgate-bin` with its own config file,
+    /// reported under LABEL (e.g. the same scenario with group history on, in one invocation).
+    fn labelled_wsgate(&self, spec: &str) -> Result<TargetSpec> {
+        let (label, config) = spec.split_once('=').unwrap_or((spec, ""));
+        if label.is_empty() || config.is_empty() {
+            bail!(
+                "target {spec:?}: write LABEL=CONFIG, e.g. history=load-tests/configs/wsgate-bench-history.yaml"
+            );
+        }
+        if matches!(label, "raw" | "raw-proxy" | "both") {
+            bail!("target {spec:?}: the label {label:?} names another target; choose another");
+        }
+        let Some(bin) = &self.wsgate_bin else {
+            bail!("target {spec:?} needs --wsgate-bin PATH");
+        };
+        Ok(TargetSpec::Wsgate {
+            bin: bin.clone(),
+            configs: vec![PathBuf::from(config)],
+            cross: false,
+            label: Some(label.to_owned()),
+        })
     }
 
     fn raw_target(&self) -> TargetSpec {
@@ -818,6 +845,43 @@ mod tests {
         assert_eq!(names, ["raw", "wsgate"]);
         assert!(cfg.targets[1].wants_backend());
         assert!(matches!(cfg.plan, Plan::Push(PushPlan { count: 10, .. })));
+    }
+
+    #[test]
+    fn a_labelled_target_starts_wsgate_with_its_own_config() {
+        let cli = parse(&[
+            "wsgate-load",
+            "fanout",
+            "--target",
+            "both",
+            "--target",
+            "history=load-tests/configs/wsgate-bench-history.yaml",
+            "--wsgate-bin",
+            "/bin/wsgate",
+        ]);
+        let cfg = cli.cmd.run_config().unwrap().unwrap();
+        let names: Vec<String> = cfg.targets.iter().map(TargetSpec::name).collect();
+        assert_eq!(names, ["raw", "wsgate", "history"]);
+        let TargetSpec::Wsgate { configs, .. } = &cfg.targets[2] else {
+            panic!("not a started wsgate: {:?}", cfg.targets[2]);
+        };
+        assert_eq!(
+            configs,
+            &[PathBuf::from(
+                "load-tests/configs/wsgate-bench-history.yaml"
+            )]
+        );
+        for bad in ["=x.yaml", "history=", "raw=x.yaml"] {
+            let cli = parse(&[
+                "wsgate-load",
+                "fanout",
+                "--target",
+                bad,
+                "--wsgate-bin",
+                "/bin/wsgate",
+            ]);
+            assert!(cli.cmd.run_config().is_err(), "{bad} was taken");
+        }
     }
 
     #[test]
