@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use dashmap::DashMap;
-use tokio::sync::Notify;
+use futures_util::task::AtomicWaker;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -106,8 +106,9 @@ pub(crate) struct SessionHandle {
     frames: Mutex<Frames>,
     limits: QueueLimits,
     budget: Arc<ByteBudget>,
-    /// Wakes the session when a frame is queued.
-    ready: Notify,
+    /// Wakes the session when a frame is queued (one consumer: a lock-free waker slot rather
+    /// than a `Notify`, whose waiter list takes a lock on every wait and wake).
+    ready: AtomicWaker,
     state: AtomicU8,
     cancel: CancellationToken,
     close_request: OnceLock<(u16, String)>,
@@ -133,7 +134,7 @@ impl SessionHandle {
                 bytes: limits.bytes,
             },
             budget,
-            ready: Notify::new(),
+            ready: AtomicWaker::new(),
             state: AtomicU8::new(PENDING),
             cancel: parent.child_token(),
             close_request: OnceLock::new(),
@@ -168,7 +169,7 @@ impl SessionHandle {
         frames.bytes += bytes;
         frames.queue.push_back(message);
         drop(frames);
-        self.ready.notify_one();
+        self.ready.wake();
         Ok(())
     }
 
@@ -293,13 +294,16 @@ impl Outbox {
 
     /// Waits for the next frame (cancel-safe: a frame is only taken when this returns).
     pub(crate) async fn recv(&mut self) -> Message {
-        loop {
-            if let Some(message) = self.try_recv() {
-                return message;
+        std::future::poll_fn(|cx| {
+            // The waker is registered before the look, so a push after the look wakes this
+            // task and none is missed.
+            self.handle.ready.register(cx.waker());
+            match self.try_recv() {
+                Some(message) => std::task::Poll::Ready(message),
+                None => std::task::Poll::Pending,
             }
-            // A push between the look and this wait leaves a permit, so none is missed.
-            self.handle.ready.notified().await;
-        }
+        })
+        .await
     }
 }
 

@@ -54,6 +54,18 @@ impl Io {
     }
 }
 
+impl Io {
+    /// Ready when a read may find something: the plain socket is readable (or has an error to
+    /// report). Streams with bytes of their own in front of the socket (read ahead during the
+    /// handshake, or decrypted by TLS) are always ready: only their read can tell.
+    pub(super) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        match self {
+            Self::Tcp(s) => s.poll_read_ready(cx).map(|_| ()),
+            Self::Rewound(_) | Self::Upgraded(_) => Poll::Ready(()),
+        }
+    }
+}
+
 impl AsyncRead for Io {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -9,6 +9,7 @@ mod frames;
 pub(crate) mod handshake;
 mod io;
 mod session;
+mod woken;
 
 pub(crate) use end::{run_disconnect, settle};
 pub(crate) use session::record;

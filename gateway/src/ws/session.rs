@@ -96,7 +96,7 @@ impl Session<'_> {
         let limits = &self.shared.config.limits;
         // One wait for a close request for the whole session, not one per loop turn.
         let handle = self.handle;
-        let cancelled = handle.cancelled();
+        let cancelled = super::woken::WhenWoken::new(handle.cancelled());
         tokio::pin!(cancelled);
         // One timer for the maximum duration, the idle timeout and the pings: activity only moves
         // `idle_at` forward, and the timer, when it fires, works out what is due and re-arms.
@@ -113,6 +113,8 @@ impl Session<'_> {
         let timer = sleep_until(next_due(max_at, idle_at, ping_at, retry_at));
         tokio::pin!(timer);
         let mut awaiting_pong: Option<Instant> = None;
+        // Set once a read found nothing: the next read waits for the socket to be readable.
+        let mut read_idle = false;
 
         let reason = loop {
             tokio::select! {
@@ -188,7 +190,7 @@ impl Session<'_> {
                     idle_at = Instant::now() + limits.idle_timeout;
                     self.handle.touch(now_ms());
                 }
-                frame = ws.next(), if pending.is_none() => {
+                frame = next_frame(ws, &mut read_idle), if pending.is_none() => {
                     let inbound = match frame {
                         None => break CloseReason::Abnormal,
                         Some(Err(error)) => break read_error(&error),
@@ -316,6 +318,31 @@ impl Session<'_> {
         })
         .await
     }
+}
+
+/// The next frame from the client. tungstenite zero-fills its read buffer
+/// (`limits.read_buffer_bytes`) before every read attempt, including those that find nothing,
+/// and the session loop polls for a frame on every wake-up (a fan-out wakes every member once
+/// per message): after a read has found nothing, the socket's readiness is awaited first, so
+/// an idle client costs nothing per wake-up. Until a read finds nothing, frames tungstenite has
+/// already buffered are taken without waiting.
+fn next_frame<'w>(
+    ws: &'w mut Ws,
+    read_idle: &'w mut bool,
+) -> impl Future<Output = Option<Result<Message, WsError>>> + 'w {
+    std::future::poll_fn(move |cx| {
+        if *read_idle {
+            if ws.get_ref().poll_read_ready(cx).is_pending() {
+                return Poll::Pending;
+            }
+            *read_idle = false;
+        }
+        let next = ws.poll_next_unpin(cx);
+        if next.is_pending() {
+            *read_idle = true;
+        }
+        next
+    })
 }
 
 /// Queues `message` on the socket (not flushed), in fragments when it is over `max` bytes.
