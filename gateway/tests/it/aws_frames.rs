@@ -2,119 +2,14 @@
 //! them: read frame by frame by a raw client after the upgrade, and reassembled byte for byte by
 //! a standard one.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::support::raw_ws::{RawClient, RawFrame};
 use crate::support::*;
 
 /// AWS's frame size: "WebSocket frame size 32 KB" in the quotas of WebSocket APIs,
 /// https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html (reference file §5).
 const FRAME: usize = 32_768;
-
-/// One frame as it came over the wire.
-#[derive(Debug)]
-struct RawFrame {
-    fin: bool,
-    opcode: u8,
-    payload: Vec<u8>,
-}
-
-/// A WebSocket client that reads frames, not messages.
-struct RawClient {
-    tcp: TcpStream,
-}
-
-impl RawClient {
-    /// Upgrades a plain TCP connection to `/prod`.
-    async fn connect(gw: &TestGateway) -> Self {
-        let mut tcp = TcpStream::connect(gw.addr).await.expect("tcp");
-        let request = format!(
-            "GET /prod HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-            gw.addr
-        );
-        tcp.write_all(request.as_bytes()).await.expect("write");
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            let n = tokio::time::timeout(DEADLINE, tcp.read(&mut byte))
-                .await
-                .expect("answer within the deadline")
-                .expect("read");
-            assert_eq!(n, 1, "connection closed before the answer");
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8_lossy(&head);
-        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-        Self { tcp }
-    }
-
-    /// The next frame from the server (pings skipped).
-    async fn frame(&mut self) -> RawFrame {
-        loop {
-            let frame = tokio::time::timeout(DEADLINE, self.read_frame())
-                .await
-                .expect("a frame within the deadline");
-            if frame.opcode != 0x9 {
-                return frame;
-            }
-        }
-    }
-
-    async fn read_frame(&mut self) -> RawFrame {
-        let mut head = [0u8; 2];
-        self.tcp.read_exact(&mut head).await.expect("frame head");
-        assert_eq!(head[1] & 0x80, 0, "server frames are not masked");
-        assert_eq!(head[0] & 0x70, 0, "no RSV bits (no compression)");
-        let len = match head[1] & 0x7f {
-            126 => usize::from(self.tcp.read_u16().await.expect("length")),
-            127 => usize::try_from(self.tcp.read_u64().await.expect("length")).expect("fits"),
-            n => usize::from(n),
-        };
-        let mut payload = vec![0u8; len];
-        self.tcp.read_exact(&mut payload).await.expect("payload");
-        RawFrame {
-            fin: head[0] & 0x80 != 0,
-            opcode: head[0] & 0x0f,
-            payload,
-        }
-    }
-
-    /// The frames of the next message: all frames up to the one with FIN set.
-    async fn message_frames(&mut self) -> Vec<RawFrame> {
-        let mut frames = Vec::new();
-        loop {
-            let frame = self.frame().await;
-            let fin = frame.fin;
-            frames.push(frame);
-            if fin {
-                return frames;
-            }
-        }
-    }
-
-    /// Sends one masked text frame.
-    async fn send_text(&mut self, text: &str) {
-        let mask = [0x37, 0xfa, 0x21, 0x3d];
-        let len = text.len();
-        let mut frame = vec![0x81];
-        match len {
-            0..=125 => frame.push(0x80 | u8::try_from(len).expect("small")),
-            126..=0xffff => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&u16::try_from(len).expect("fits").to_be_bytes());
-            }
-            _ => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-        }
-        frame.extend_from_slice(&mask);
-        frame.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        self.tcp.write_all(&frame).await.expect("send");
-    }
-}
 
 /// Checks `frames` are AWS's split of a `opcode` message into frames of at most 32 KB (all but
 /// the last full, the first carrying the opcode, then continuations, FIN on the last only) and

@@ -56,6 +56,7 @@ mod request_authorizer;
 mod response_caps;
 mod sdk_gen;
 mod security;
+mod session_reads;
 mod specs;
 mod specs_import;
 mod store_cleanup;

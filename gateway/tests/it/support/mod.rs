@@ -35,6 +35,7 @@ pub mod lambda;
 pub mod logs;
 pub mod node;
 pub mod raw;
+pub mod raw_ws;
 pub mod secured;
 
 /// How long any single awaited event may take before the test fails.
