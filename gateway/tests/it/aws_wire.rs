@@ -105,27 +105,9 @@ async fn integration_timeout_sends_endpoint_request_timed_out() {
     gate.notify_waiters();
 }
 
-/// Sends an upgrade request with `extra` header lines on a raw socket, so the exact header
-/// spelling is under the test's control; returns the socket once the answer's head is read.
+/// An upgrade request to `/prod?room=lobby` with `extra` header lines on a raw socket.
 async fn raw_upgrade(addr: std::net::SocketAddr, extra: &str) -> (tokio::net::TcpStream, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("tcp");
-    let request = format!(
-        "GET /prod?room=lobby HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
-    );
-    tcp.write_all(request.as_bytes()).await.expect("write");
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        let n = tokio::time::timeout(DEADLINE, tcp.read(&mut byte))
-            .await
-            .expect("answer within the deadline")
-            .expect("read");
-        assert_eq!(n, 1, "connection closed before the answer");
-        head.push(byte[0]);
-    }
-    (tcp, String::from_utf8_lossy(&head).into_owned())
+    crate::support::raw_ws::upgrade(addr, "/prod?room=lobby", extra).await
 }
 
 fn header_names(event: &Value, field: &str) -> Vec<String> {

@@ -1,6 +1,8 @@
 //! A WebSocket client over a plain TCP socket that reads frames rather than messages and writes
 //! frames exactly as the test lays them out (several in one write, pings between messages).
 
+use std::net::SocketAddr;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -22,24 +24,7 @@ pub struct RawClient {
 impl RawClient {
     /// Upgrades a plain TCP connection to `/prod`.
     pub async fn connect(gw: &TestGateway) -> Self {
-        let mut tcp = TcpStream::connect(gw.addr).await.expect("tcp");
-        let request = format!(
-            "GET /prod HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-            gw.addr
-        );
-        tcp.write_all(request.as_bytes()).await.expect("write");
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            let n = tokio::time::timeout(DEADLINE, tcp.read(&mut byte))
-                .await
-                .expect("answer within the deadline")
-                .expect("read");
-            assert_eq!(n, 1, "connection closed before the answer");
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8_lossy(&head);
+        let (tcp, head) = upgrade(gw.addr, "/prod", "").await;
         assert!(head.starts_with("HTTP/1.1 101"), "{head}");
         Self { tcp }
     }
@@ -102,6 +87,29 @@ impl RawClient {
         }
         self.tcp.write_all(&bytes).await.expect("send");
     }
+}
+
+/// Sends an upgrade request for `target` with `extra` header lines (each ending in CRLF) on a
+/// raw socket, so the exact header spelling is under the test's control; returns the socket
+/// once the answer's head is read, and the head.
+pub async fn upgrade(addr: SocketAddr, target: &str, extra: &str) -> (TcpStream, String) {
+    let mut tcp = TcpStream::connect(addr).await.expect("tcp");
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(DEADLINE, tcp.read(&mut byte))
+            .await
+            .expect("answer within the deadline")
+            .expect("read");
+        assert_eq!(n, 1, "connection closed before the answer");
+        head.push(byte[0]);
+    }
+    (tcp, String::from_utf8_lossy(&head).into_owned())
 }
 
 /// One masked client frame (FIN set).
