@@ -248,7 +248,7 @@ async fn lease_is_renewed_on_time_while_a_big_node_re_asserts_after_flushall() {
             break now;
         }
         assert!(
-            settle.elapsed() < Duration::from_secs(30),
+            settle.elapsed() < Duration::from_secs(120),
             "memberships before: {now}, not {expected} ({refused} handshakes refused)"
         );
         tokio::time::sleep(POLL).await;
@@ -323,6 +323,6 @@ async fn lease_is_renewed_on_time_while_a_big_node_re_asserts_after_flushall() {
         assert_eq!(next_text(ws).await, "hi");
     }
     eprintln!(
-        "set up in {setup:?}; lease back after {lease_back:?}; {CONNECTIONS} x {GROUPS_PER_CONNECTION} memberships re-asserted after {reasserted_after:?}"
+        "set up in {setup:?} ({refused} handshakes refused and opened again); lease back after {lease_back:?}; {CONNECTIONS} x {GROUPS_PER_CONNECTION} memberships re-asserted after {reasserted_after:?}"
     );
 }
