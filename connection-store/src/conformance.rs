@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::{ConnectionRecord, ConnectionStore};
 
 pub mod acks;
+pub mod deployments;
 pub mod groups;
 pub mod history;
 mod list;

@@ -22,6 +22,9 @@
 //! - `acks`: the [`AckStore`] trait: the client message ids acknowledged routes have seen, so a
 //!   message resent after a reconnect is not handled twice (`memory_acks`, bounded by
 //!   [`AckLimits`], and `redis_store::acks` implement it).
+//! - `deployments`: the [`DeploymentStore`] trait: immutable deployments of the API definition,
+//!   per-stage pointers (with a canary and a history) and what each node serves
+//!   ([`MemoryDeployments`] and `redis_store::deployments` implement it).
 //! - `record`: [`ConnectionRecord`], the stored value (camelCase JSON).
 //! - `error`: [`StoreError`], the one error type of this crate, and [`DecodeError`].
 //! - `memory`: [`MemoryStore`], a dashmap-backed store for a single node and for tests.
@@ -32,11 +35,13 @@
 //!   and `tests/redis.rs` run them against both stores.
 
 mod acks;
+mod deployments;
 mod error;
 mod groups;
 mod history;
 mod memory;
 mod memory_acks;
+mod memory_deployments;
 mod memory_groups;
 mod memory_history;
 mod record;
@@ -48,6 +53,10 @@ mod store;
 pub mod conformance;
 
 pub use acks::{AckClaim, AckStore};
+pub use deployments::{
+    Canary, DeploymentInfo, DeploymentStore, HISTORY_LIMIT, NodeServing, Pointers, ServedStage,
+    StagePointer, StoredDeployment,
+};
 pub use error::{DecodeError, StoreError};
 pub use groups::{GroupStore, Membership};
 pub use history::{
@@ -55,6 +64,7 @@ pub use history::{
 };
 pub use memory::MemoryStore;
 pub use memory_acks::AckLimits;
+pub use memory_deployments::MemoryDeployments;
 pub use record::ConnectionRecord;
 pub use redis_store::{LeaseClaim, LeaseRenewal, RedisStore, RedisStoreOptions};
 pub use store::{ConnectionStore, Page};

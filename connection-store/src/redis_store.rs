@@ -34,7 +34,8 @@
 //!
 //! Group memberships and the connections of each stage (the `GroupStore` side) are described
 //! in `groups`, group histories (streams) in `history`, and the seen client message ids of
-//! acknowledged routes (the `AckStore` side) in `acks`.
+//! acknowledged routes (the `AckStore` side) in `acks`, deployments and stage pointers (the
+//! `DeploymentStore` side) in `deployments`.
 //!
 //! Needs Redis 6.2 or later (`GETDEL`, `SET … GET`).
 //!
@@ -50,6 +51,7 @@
 
 mod acks;
 mod codec;
+mod deployments;
 mod groups;
 mod history;
 mod lease;

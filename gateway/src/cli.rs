@@ -1,6 +1,7 @@
 //! The `wsgate` command line: `wsgate --config FILE` serves (`SIGHUP` reloads the file),
 //! `wsgate check --config FILE` validates, `wsgate reload` asks the running gateway to
-//! reload ([`crate::reload::client`]), `wsgate config schema|defaults|reference` describes the configuration, `wsgate sdk`
+//! reload ([`crate::reload::client`]), `wsgate apply|rollback|deployments|canary` deploy through it
+//! ([`crate::rollout::client`]), `wsgate config schema|defaults|reference` describes the configuration, `wsgate sdk`
 //! generates typed clients, `wsgate import ...` / `wsgate export ...` translate API definitions
 //! (`crate::spec`). Exit codes: 0 success, 1 configuration or usage error, 2 runtime failure.
 
@@ -40,6 +41,15 @@ enum Command {
     Check,
     /// Ask the gateway running with this configuration to re-read it (no connection is closed).
     Reload(crate::reload::client::ReloadArgs),
+    /// Deploy FILE's API definition as a new deployment of its stages (every node switches).
+    Apply(crate::rollout::client::ApplyArgs),
+    /// Point a stage back at its previous deployment (or --to one).
+    Rollback(crate::rollout::client::RollbackArgs),
+    /// List the deployments, what each stage serves and what each node serves.
+    Deployments(crate::rollout::client::ListArgs),
+    /// Promote or drop a stage's canary.
+    #[command(subcommand)]
+    Canary(crate::rollout::client::CanaryCommand),
     /// Describe the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -71,6 +81,18 @@ pub fn main() -> ExitCode {
         Some(Command::Config(what)) => return describe(what, cli.config.as_deref()),
         Some(Command::Import(what)) => return crate::spec::import(what),
         Some(Command::Export(what)) => return crate::spec::export(what, cli.config.as_deref()),
+        Some(Command::Apply(args)) => {
+            return crate::rollout::client::apply(cli.config.as_deref(), args);
+        }
+        Some(Command::Rollback(args)) => {
+            return crate::rollout::client::rollback(cli.config.as_deref(), args);
+        }
+        Some(Command::Deployments(args)) => {
+            return crate::rollout::client::list(cli.config.as_deref(), args);
+        }
+        Some(Command::Canary(command)) => {
+            return crate::rollout::client::canary(cli.config.as_deref(), command);
+        }
         _ => {}
     }
     let Some(path) = cli.config else {
@@ -104,6 +126,10 @@ pub fn main() -> ExitCode {
         Command::Sdk(args) => crate::sdk::run(&config, &args),
         Command::Import(what) => crate::spec::import(&what),
         Command::Export(what) => crate::spec::export(&what, Some(&path)),
+        // Answered above, before a configuration is needed.
+        Command::Apply(_) | Command::Rollback(_) | Command::Deployments(_) | Command::Canary(_) => {
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -38,6 +38,9 @@ pub struct ConnectionMeta {
     /// names any. Boxed twice so the field stays one pointer wide.
     #[allow(clippy::box_collection)]
     pub cache_request: Option<Box<Vec<Option<Box<str>>>>>,
+    /// The connection picked its stage's canary deployment (`requestContext.canary: true`, a
+    /// wsgate extension; see `docs/deployments.md`).
+    pub canary: bool,
 }
 
 /// Who signed a request with SigV4: the `identity` fields AWS fills for IAM callers.
@@ -72,6 +75,7 @@ impl ConnectionMeta {
             authorizer: None,
             iam: None,
             cache_request: None,
+            canary: false,
         }
     }
 }
@@ -87,6 +91,7 @@ impl std::fmt::Debug for ConnectionMeta {
             .field("api_key_id", &self.api_key_id)
             .field("authorizer", &self.authorizer.as_ref().map(|_| "(set)"))
             .field("iam", &self.iam.as_ref().map(|i| &i.user_arn))
+            .field("canary", &self.canary)
             .finish_non_exhaustive()
     }
 }
@@ -193,6 +198,9 @@ struct RequestContext<'a> {
     api_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     authorizer: Option<&'a Map<String, Value>>,
+    /// wsgate extension: only on connections that picked their stage's canary deployment.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    canary: bool,
 }
 
 type Single<'a> = BTreeMap<&'a str, &'a str>;
@@ -421,6 +429,7 @@ fn request_context<'a>(
         connection_id: &meta.connection_id,
         api_id: &meta.api_id,
         authorizer: meta.authorizer.as_ref(),
+        canary: meta.canary,
     }
 }
 

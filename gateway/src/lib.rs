@@ -29,6 +29,8 @@
 //!   definition in force).
 //! - `deployment`: the API definition (routes, checks, throttling) built from one
 //!   configuration, swappable (arc-swap), and its deployment id.
+//! - `rollout`: deployments cluster-wide: the deployment store's stage pointers (with canaries),
+//!   followed by every node; apply, rollback, promote, drop; `wsgate apply` and friends.
 //! - `acks`: acknowledged client messages (a route's `ack:`): the client's message id, its
 //!   scope, the claim each copy goes through in the store's seen ids, the ack/nack frames.
 //! - `groups` (membership, fan-out, presence), `auth` (connect-time checks, `AWS_IAM` among
@@ -74,6 +76,7 @@ mod proxy_protocol;
 mod raw_head;
 mod registry;
 mod reload;
+mod rollout;
 mod routing;
 mod sdk;
 mod server;

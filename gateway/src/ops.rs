@@ -21,10 +21,15 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/metrics", get(metrics))
 }
 
-/// Also names the deployment this node serves (`docs/deployments.md`).
+/// Also names the deployment this node serves, and each stage's (`docs/deployments.md`).
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
-    let live = shared.definition();
-    axum::Json(json!({ "status": "ok", "deployment": &live.deployment })).into_response()
+    let serving = shared.serving();
+    axum::Json(json!({
+        "status": "ok",
+        "deployment": &serving.main.deployment,
+        "serving": serving.report(),
+    }))
+    .into_response()
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {

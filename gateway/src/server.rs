@@ -24,7 +24,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use wsgate_connection_store::{
-    AckLimits, AckStore, ConnectionStore, GroupStore, MemoryStore, RedisStore, RedisStoreOptions,
+    AckLimits, AckStore, ConnectionStore, DeploymentStore, GroupStore, MemoryDeployments,
+    MemoryStore, RedisStore, RedisStoreOptions,
 };
 
 use crate::admin;
@@ -88,6 +89,9 @@ pub enum StartError {
     /// Authorizer keys, API keys or other security settings could not be loaded.
     #[error(transparent)]
     Security(#[from] crate::auth::SecurityError),
+    /// The deployment store could not be read, or what it says cannot be served here.
+    #[error("{0}")]
+    Deployments(String),
 }
 
 impl From<deployment::BuildError> for StartError {
@@ -161,13 +165,27 @@ pub struct Gateway {
 }
 
 /// The store (wrapped for metrics and the fence), the group records, the seen ids of
-/// acknowledged routes and, with Redis, the joined cluster.
-type Built = (
-    Arc<dyn ConnectionStore>,
-    Arc<dyn GroupStore>,
-    Arc<dyn AckStore>,
-    Option<(Arc<Cluster>, cluster::Receivers)>,
+/// acknowledged routes, the deployments and, with Redis, the joined cluster and the
+/// deployment notifications.
+struct Built {
+    records: Arc<dyn ConnectionStore>,
+    groups: Arc<dyn GroupStore>,
+    acks: Arc<dyn AckStore>,
+    deployments: Arc<dyn DeploymentStore>,
+    joined: Option<(Arc<Cluster>, cluster::Receivers)>,
+    notify: Option<Notify>,
+}
+
+/// Deployment change notifications: the channels, the channel name and what arrives on it.
+type Notify = (
+    Arc<dyn crate::bus::channels::Channels>,
+    String,
+    tokio::sync::mpsc::Receiver<Bytes>,
 );
+
+/// Notifications queued before the follow loop reads them (more are dropped: the loop reads
+/// the store's version anyway, one notification is as good as many).
+const NOTIFY_QUEUE: usize = 8;
 
 async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError> {
     let fence = Arc::new(AtomicBool::new(false));
@@ -187,7 +205,14 @@ async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError
             let groups: Arc<dyn GroupStore> =
                 Arc::new(MeteredGroups::new(Arc::clone(&memory) as _));
             let acks: Arc<dyn AckStore> = Arc::clone(&memory) as _;
-            return Ok((wrap(memory), groups, acks, None));
+            return Ok(Built {
+                records: wrap(memory),
+                groups,
+                acks,
+                deployments: Arc::new(MemoryDeployments::new()),
+                joined: None,
+                notify: None,
+            });
         }
         StoreConfig::Redis(redis) => redis,
     };
@@ -206,7 +231,25 @@ async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError
     let records = wrap(Arc::new(store.clone()));
     let groups: Arc<dyn GroupStore> = Arc::new(MeteredGroups::new(Arc::new(store.clone())));
     let acks: Arc<dyn AckStore> = Arc::new(store.clone());
+    let deployments: Arc<dyn DeploymentStore> = Arc::new(store.clone());
     let target = RedisTarget::new(seeds, redis.is_cluster(), redis.timeout);
+    let notify = {
+        let (tx, rx) = tokio::sync::mpsc::channel(NOTIFY_QUEUE);
+        let channel = crate::rollout::channel(&redis.prefix);
+        let fail = |e: crate::bus::BusError| {
+            StartError::Deployments(format!(
+                "store: cannot subscribe to the deployment notifications: {e}"
+            ))
+        };
+        let channels = crate::bus::redis_channels::RedisChannels::connect(target.clone(), &tx)
+            .await
+            .map_err(fail)?;
+        crate::bus::channels::Channels::subscribe(&channels, &channel)
+            .await
+            .map_err(fail)?;
+        let channels: Arc<dyn crate::bus::channels::Channels> = Arc::new(channels);
+        (channels, channel, rx)
+    };
     let joined = Cluster::join(
         node_id.to_owned(),
         config.cluster.clone(),
@@ -220,7 +263,14 @@ async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError
     )
     .await
     .map_err(StartError::Cluster)?;
-    Ok((records, groups, acks, Some(joined)))
+    Ok(Built {
+        records,
+        groups,
+        acks,
+        deployments,
+        joined: Some(joined),
+        notify: Some(notify),
+    })
 }
 
 impl Gateway {
@@ -258,9 +308,22 @@ impl Gateway {
             .await
             .map_err(StartError::Throttle)?;
         let definition = builder.build(config.clone(), Arc::new(throttle), None)?;
-        let stages = definition.stages.clone();
         builder.aws.check_in_background();
-        let (store, group_store, ack_store, joined) = build_store(&config, &node_id).await?;
+        let Built {
+            records: store,
+            groups: group_store,
+            acks: ack_store,
+            deployments: deployment_store,
+            joined,
+            notify,
+        } = build_store(&config, &node_id).await?;
+        // What the store's stage pointers say (the file seeds them when there are none).
+        let (serving, built) =
+            crate::rollout::initial(&*deployment_store, (&builder, &config), definition)
+                .await
+                .map_err(StartError::Deployments)?;
+        let mut stages: Vec<String> = serving.stages.keys().cloned().collect();
+        stages.sort();
         let acks = crate::acks::Acks::new(ack_store, node_id.clone());
         let registry = Arc::new(Registry::default());
         let tracker = TaskTracker::new();
@@ -271,7 +334,7 @@ impl Gateway {
                 let live_routes = Arc::clone(&live_routes);
                 Arc::new(move |stage: &str| {
                     let shared = live_routes.get()?.upgrade()?;
-                    shared.definition().stage(stage).cloned()
+                    shared.definition_for(stage, false).stage(stage).cloned()
                 })
             },
             tracker: tracker.clone(),
@@ -297,7 +360,7 @@ impl Gateway {
         }
         let callback_auth = CallbackAuth::from_config(
             &config,
-            Arc::clone(definition.security.trusted_proxies()),
+            Arc::clone(serving.main.security.trusted_proxies()),
             &|var| std::env::var(var).ok(),
         )
         .map_err(crate::auth::SecurityError::from)?;
@@ -307,11 +370,11 @@ impl Gateway {
             );
         }
         let activity = Arc::clone(&builder.activity);
-        crate::reload::report(&definition.deployment);
+        crate::reload::report(&serving.main.deployment);
         let shared = Arc::new(Shared::new(
             config,
             node_id,
-            definition,
+            serving,
             store,
             registry,
             tracker,
@@ -351,7 +414,24 @@ impl Gateway {
             ))),
             None => None,
         };
-        let reloader = Arc::new(Reloader::new(Arc::clone(&shared), builder, tls.clone()));
+        let (notify, notified) = match notify {
+            Some((channels, channel, rx)) => (Some((channels, channel)), Some(rx)),
+            None => (None, None),
+        };
+        let rollout = Arc::new(crate::rollout::Rollout::new(
+            Arc::clone(&shared),
+            builder,
+            deployment_store,
+            notify,
+            built,
+        ));
+        background.spawn(crate::rollout::run(
+            Arc::clone(&rollout),
+            notified,
+            shared.config.deployments.check_interval,
+            stop_accepting.clone(),
+        ));
+        let reloader = Arc::new(Reloader::new(Arc::clone(&rollout), tls.clone()));
         let admin = (shared.config.admin)
             .is_enabled(&shared.config.callback)
             .then(|| {
@@ -365,6 +445,7 @@ impl Gateway {
                     Arc::clone(&api),
                     samples,
                     Arc::clone(&reloader),
+                    Arc::clone(&rollout),
                 ))
             });
         let admin_router = admin::router(admin);
@@ -402,7 +483,7 @@ impl Gateway {
             listen = %local_addr,
             callback = ?callback_addr,
             node_id = %shared.node_id,
-            stages = ?stages.keys().collect::<Vec<_>>(),
+            stages = ?stages,
             deployment = %reloader.current().id,
             "wsgate is serving"
         );

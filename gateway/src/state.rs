@@ -15,7 +15,7 @@ use wsgate_connection_store::ConnectionStore;
 
 use crate::activity::Activity;
 use crate::config::Config;
-use crate::deployment::{Definition, Live};
+use crate::deployment::{Definition, Live, Serving};
 use crate::groups::Groups;
 use crate::registry::{ByteBudget, QueueLimits, Registry};
 
@@ -30,7 +30,7 @@ pub(crate) struct Shared {
     pub node_id: String,
     /// `apiId` in events.
     pub api_id: Arc<str>,
-    /// The API definition in force.
+    /// The API definitions in force (per stage, with canaries).
     pub live: Live,
     /// Connections held by this node.
     pub registry: Arc<Registry>,
@@ -66,7 +66,7 @@ impl Shared {
     pub(crate) fn new(
         config: Config,
         node_id: String,
-        definition: Definition,
+        serving: Serving,
         store: Arc<dyn ConnectionStore>,
         registry: Arc<Registry>,
         tracker: TaskTracker,
@@ -95,7 +95,7 @@ impl Shared {
             config,
             node_id,
             api_id,
-            live: Live::from_pointee(definition),
+            live: Live::from_pointee(serving),
             registry,
             store,
             groups,
@@ -115,6 +115,24 @@ impl Shared {
     /// The API definition in force: one atomic load (no lock); hold it for the whole handshake
     /// or message so that one sees one definition.
     pub(crate) fn definition(&self) -> Arc<Definition> {
+        Arc::clone(&self.live.load().main)
+    }
+
+    /// The definition in force for a connection of `stage` on the canary side or not (see
+    /// [`Serving::of`]); as [`Shared::definition`], hold it for the whole message.
+    pub(crate) fn definition_for(&self, stage: &str, canary: bool) -> Arc<Definition> {
+        Arc::clone(self.live.load().of(stage, canary))
+    }
+
+    /// A new connection of `stage`: its side (canary or not) and that side's definition.
+    pub(crate) fn pick(&self, stage: &str) -> (Arc<Definition>, bool) {
+        let serving = self.live.load();
+        let canary = serving.pick(stage);
+        (Arc::clone(serving.of(stage, canary)), canary)
+    }
+
+    /// Everything in force.
+    pub(crate) fn serving(&self) -> Arc<Serving> {
         self.live.load_full()
     }
 

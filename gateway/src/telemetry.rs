@@ -17,6 +17,13 @@ pub(crate) const DEPLOYMENT_HASH: &str = "wsgate_deployment_hash";
 pub(crate) const DEPLOYMENT_LOADED: &str = "wsgate_deployment_loaded_timestamp_seconds";
 /// Counter: reloads by `outcome` (`applied`, `refused`).
 pub(crate) const RELOADS_TOTAL: &str = "wsgate_reloads_total";
+/// Counter: new connections of a `stage` that picked its canary deployment.
+pub(crate) const CANARY_CONNECTIONS_TOTAL: &str = "wsgate_canary_connections_total";
+/// Gauge: the canary percentage of a `stage` this node applies (0: no canary).
+pub(crate) const CANARY_PERCENT: &str = "wsgate_canary_percent";
+/// Counter: switches to new stage pointers from the deployment store by `outcome`
+/// (`applied`, `failed`).
+pub(crate) const DEPLOYMENT_SWITCHES_TOTAL: &str = "wsgate_deployment_switches_total";
 /// `MessageCount`: messages from clients (`direction="in"`) and to clients (`direction="out"`).
 pub(crate) const MESSAGE_TOTAL: &str = "wsgate_message_total";
 /// `IntegrationError`: integration answers with a 4xx/5xx status.
@@ -136,6 +143,18 @@ fn describe() {
         "Connection attempts that reached $connect (ConnectCount)"
     );
     describe_counter!(MESSAGE_TOTAL, "Messages from and to clients (MessageCount)");
+    describe_counter!(
+        CANARY_CONNECTIONS_TOTAL,
+        "New connections that picked their stage's canary deployment"
+    );
+    describe_gauge!(
+        CANARY_PERCENT,
+        "Canary percentage of each stage on this node (0: none)"
+    );
+    describe_counter!(
+        DEPLOYMENT_SWITCHES_TOTAL,
+        "Switches to new stage pointers from the deployment store, by outcome"
+    );
     describe_counter!(
         INTEGRATION_ERROR_TOTAL,
         "Integration answers with 4xx/5xx (IntegrationError)"

@@ -62,6 +62,12 @@ impl Keys {
         format!("{}:hist:{{{stage}:{group}}}", self.prefix)
     }
 
+    /// `{{prefix}}:deploy:{name}`: the deployment keys (see `deployments`), in the slot of
+    /// the membership keys.
+    pub(super) fn deploy(&self, name: &str) -> String {
+        format!("{{{}}}:deploy:{name}", self.prefix)
+    }
+
     /// `{prefix}:joined:{connection_id}`: set of the groups a connection joined.
     pub(super) fn joined(&self, connection_id: &str) -> String {
         format!("{}:joined:{connection_id}", self.prefix)

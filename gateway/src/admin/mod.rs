@@ -9,6 +9,7 @@
 //! | `GET /@admin/api/overview` | node, connections, rates, latency, charts, groups, cluster, recent errors |
 //! | `GET /@admin/api/config` | the configuration in force, secrets redacted (text) |
 //! | `POST /@admin/api/reload` | re-reads the configuration file (`wsgate reload`): 200 with the new deployment, 422 or 409 with the reason it was refused |
+//! | `GET`/`POST /@admin/api/deployments`, `POST /@admin/api/stages/{stage}/rollback`, `…/canary/promote`, `DELETE …/canary` | deployments and stage pointers (see `deployments`) |
 //! | `DELETE /@admin/api/connections/{stage}/{id}[?code=&reason=]` | closes it, as `DELETE @connections` |
 //! | `POST /@admin/api/connections/{stage}/{id}` | sends the body, as `POST @connections` |
 //! | `POST /@admin/api/groups/{stage}/{group}` | sends the body to the group, as `POST @groups` |
@@ -26,6 +27,7 @@
 //! - `overview`: the overview's JSON.
 //! - `redact`: the configuration text.
 
+mod deployments;
 mod overview;
 mod redact;
 pub(crate) mod samples;
@@ -45,6 +47,7 @@ use crate::callback::{self, Api, CloseParams};
 use crate::error::CallbackError;
 use crate::iam::MANAGE_CONNECTIONS;
 use crate::reload::Reloader;
+use crate::rollout::Rollout;
 use samples::Samples;
 
 /// The page.
@@ -59,15 +62,23 @@ pub(crate) struct Admin {
     api: Arc<Api>,
     samples: Arc<Samples>,
     reloader: Arc<Reloader>,
+    rollout: Arc<Rollout>,
 }
 
 impl Admin {
-    /// The admin page over `api`, reading `samples`, reloading through `reloader`.
-    pub(crate) fn new(api: Arc<Api>, samples: Arc<Samples>, reloader: Arc<Reloader>) -> Self {
+    /// The admin page over `api`, reading `samples`, reloading through `reloader`, deploying
+    /// through `rollout`.
+    pub(crate) fn new(
+        api: Arc<Api>,
+        samples: Arc<Samples>,
+        reloader: Arc<Reloader>,
+        rollout: Arc<Rollout>,
+    ) -> Self {
         Self {
             api,
             samples,
             reloader,
+            rollout,
         }
     }
 }
@@ -91,6 +102,22 @@ pub(crate) fn router(admin: Option<Arc<Admin>>) -> Router {
         .route("/@admin/api/overview", get(overview))
         .route("/@admin/api/config", get(config))
         .route("/@admin/api/reload", post(reload))
+        .route(
+            "/@admin/api/deployments",
+            get(deployments::list).post(deployments::apply),
+        )
+        .route(
+            "/@admin/api/stages/{stage}/rollback",
+            post(deployments::rollback),
+        )
+        .route(
+            "/@admin/api/stages/{stage}/canary/promote",
+            post(deployments::promote),
+        )
+        .route(
+            "/@admin/api/stages/{stage}/canary",
+            axum::routing::delete(deployments::drop_canary),
+        )
         .route(
             "/@admin/api/connections/{stage}/{id}",
             post(post_to_connection).delete(disconnect),

@@ -26,7 +26,9 @@ pub(crate) async fn build(api: &Api, samples: &Samples) -> Value {
     let activity = &shared.activity;
     let (per_stage, newest) = connections(api);
     let live = shared.definition();
-    let stage_names: Vec<&String> = live.config.api.stages.keys().collect();
+    let serving = shared.serving();
+    let mut stage_names: Vec<&String> = serving.stages.keys().collect();
+    stage_names.sort();
     let cluster_sizes = futures_util::future::join_all(
         stage_names
             .iter()
@@ -44,7 +46,7 @@ pub(crate) async fn build(api: &Api, samples: &Samples) -> Value {
         .collect();
     let mut routes = Vec::new();
     for stage in &stage_names {
-        let Some(stage_routes) = live.stage(stage.as_str()) else {
+        let Some(stage_routes) = serving.of(stage, false).stage(stage.as_str()) else {
             continue;
         };
         let mut keyed: Vec<_> = stage_routes.routes().collect();
@@ -91,6 +93,7 @@ pub(crate) async fn build(api: &Api, samples: &Samples) -> Value {
             "uptimeSeconds": activity.started.elapsed().as_secs(),
             "draining": shared.is_draining(),
             "deployment": &live.deployment,
+            "serving": serving.report(),
             "store": match &shared.config.store {
                 crate::config::StoreConfig::Memory => "memory",
                 crate::config::StoreConfig::Redis(_) => "redis",

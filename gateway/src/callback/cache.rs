@@ -100,7 +100,7 @@ fn given_key(
 }
 
 async fn invalidate(api: &Api, stage: &str, scope: Scope<'_>) -> Result<Response, CallbackError> {
-    let live = api.shared.definition();
+    let live = api.shared.definition_for(stage, false);
     let routes = live.stage(stage).ok_or(CallbackError::UnknownStage)?;
     let Some(cache) = routes.cache.all() else {
         return Err(CallbackError::NotFound(

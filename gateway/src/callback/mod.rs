@@ -141,7 +141,7 @@ async fn access_logged(
     trace: Parent<'_>,
 ) -> Response {
     let method = request.method().clone();
-    let live = api.shared.definition();
+    let live = api.shared.definition_for(stage, false);
     let access = live
         .stage(stage)
         .and_then(|routes| routes.access_log.clone());
@@ -260,7 +260,7 @@ pub(crate) async fn admit_for(
 ) -> Result<(http::request::Parts, Bytes), CallbackError> {
     let (parts, body) = authenticate(api, peer, request, action).await?;
     let shared = &api.shared;
-    let live = shared.definition();
+    let live = shared.definition_for(stage, false);
     if live.stage(stage).is_none() {
         return Err(CallbackError::UnknownStage);
     }
@@ -281,6 +281,18 @@ pub(crate) async fn authenticate(
     request: Request,
     action: &'static str,
 ) -> Result<(http::request::Parts, Bytes), CallbackError> {
+    let limit = api.shared.config.limits.max_message_bytes;
+    authenticate_up_to(api, peer, request, action, limit).await
+}
+
+/// [`authenticate`] with a body of at most `limit` bytes.
+pub(crate) async fn authenticate_up_to(
+    api: &Api,
+    peer: SocketAddr,
+    request: Request,
+    action: &'static str,
+    limit: usize,
+) -> Result<(http::request::Parts, Bytes), CallbackError> {
     let (parts, body) = request.into_parts();
     // The path the client used (and signed), before a custom domain mapped it.
     let signed_uri = (parts.extensions.get::<OriginalUri>()).map_or(&parts.uri, |o| &o.0);
@@ -294,7 +306,6 @@ pub(crate) async fn authenticate(
     };
     let shared = &api.shared;
     api.auth.check_head(&caller)?;
-    let limit = shared.config.limits.max_message_bytes;
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)

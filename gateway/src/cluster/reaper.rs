@@ -189,7 +189,8 @@ async fn disconnect_and_settle(shared: &Shared, record: ConnectionRecord) {
 
 /// `$disconnect` for a reaped record, with the event fields the owner would have sent.
 async fn disconnect(shared: &Shared, record: ConnectionRecord) {
-    let live = shared.definition();
+    // The stage's primary: whether the connection was on a canary is not recorded.
+    let live = shared.definition_for(&record.stage, false);
     let Some(routes) = live.stage(&record.stage) else {
         tracing::warn!(connection_id = %record.connection_id, stage = %record.stage, "reaped a connection of an unknown stage; no $disconnect");
         return;
@@ -210,6 +211,7 @@ async fn disconnect(shared: &Shared, record: ConnectionRecord) {
         authorizer: record.authorizer,
         iam: None,
         cache_request: None,
+        canary: false,
     };
     let meta = Arc::new(meta);
     let forgotten = shared.groups.try_forget_in_store(&meta).await.is_ok();

@@ -12,7 +12,7 @@ use super::ConfigError;
 const PREFIX: &str = "WSGATE_";
 
 /// The top-level keys of [`super::Config`]; kept in sync by a test.
-pub(super) const SECTIONS: [&str; 23] = [
+pub(super) const SECTIONS: [&str; 24] = [
     "listen",
     "listen_proxy_protocol",
     "node_id",
@@ -36,6 +36,7 @@ pub(super) const SECTIONS: [&str; 23] = [
     "admin",
     "tracing",
     "reload",
+    "deployments",
 ];
 
 /// Applies the overrides; returns the `WSGATE_*` variables that name no section.

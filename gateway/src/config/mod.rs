@@ -11,6 +11,7 @@ mod broker;
 mod cache;
 mod check_auth;
 mod consumers;
+mod deployments;
 mod domains;
 pub mod duration;
 mod env;
@@ -46,6 +47,7 @@ pub use aws_service::AwsServiceConfig;
 pub use broker::{NatsConfig, PayloadKind, RabbitmqConfig, RedisStreamConfig};
 pub use cache::{CacheConfig, CacheKind, MAX_CACHE_TTL, RouteCacheConfig, parse_bytes};
 pub use consumers::{ConsumerConfig, ConsumerKind, Envelope, backoff as consumer_backoff};
+pub use deployments::{DeploymentsConfig, MAX_KEPT_DEPLOYMENTS};
 pub use domains::{DomainConfig, MappingConfig};
 pub use groups::{GroupsConfig, SlowMember};
 pub use history::{HistoryConfig, HistoryRule};
@@ -127,6 +129,20 @@ fn tree_with_env(
     Ok((tree, ignored))
 }
 
+/// The keys of a configuration a deployment carries (the rest is each node's own).
+pub(crate) const LIVE_KEYS: [&str; 2] = ["api", "throttling"];
+
+/// `{api, throttling}` of a configuration tree (the keys it has of them).
+fn live_part(tree: &serde_json::Value) -> serde_json::Value {
+    let mut live = serde_json::Map::new();
+    for key in LIVE_KEYS {
+        if let Some(value) = tree.get(key) {
+            live.insert(key.into(), value.clone());
+        }
+    }
+    serde_json::Value::Object(live)
+}
+
 /// The file at `path` as a tree with the process environment's overrides, not validated:
 /// `wsgate reload` reads the listeners from it and leaves the checks to the gateway.
 ///
@@ -170,6 +186,7 @@ impl Config {
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let (tree, ignored_env) = tree_with_env(text, vars)?;
+        let live_source = live_part(&tree);
         let mut config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
             ConfigError::invalid(
@@ -183,7 +200,44 @@ impl Config {
         })?;
         config.validate()?;
         config.ignored_env = ignored_env;
+        config.live_source = LiveSource(live_source);
         Ok(config)
+    }
+
+    /// This (start) configuration with the live part of another one (`api`, `throttling`, as
+    /// [`Config::live_source`] holds them: a stored deployment's definition), checked as a
+    /// start would check it.
+    ///
+    /// # Errors
+    /// The key at fault.
+    pub(crate) fn with_live(&self, live: &serde_json::Value) -> Result<Self, ConfigError> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Live {
+            api: ApiConfig,
+            #[serde(default)]
+            throttling: ThrottlingConfig,
+        }
+        let part: Live = serde_path_to_error::deserialize(live.clone())
+            .map_err(|e| ConfigError::invalid(e.path().to_string(), e.into_inner().to_string()))?;
+        let mut config = self.clone();
+        config.api = part.api;
+        config.throttling = part.throttling;
+        config.validate()?;
+        config.live_source = LiveSource(live_part(live));
+        Ok(config)
+    }
+
+    /// The live part to store for this configuration: what it was read from, else (a value
+    /// built in code) its serialization, whose inline secrets are masked.
+    pub(crate) fn live_tree(&self) -> serde_json::Value {
+        if self.live_source.0.is_object() {
+            return self.live_source.0.clone();
+        }
+        serde_json::json!({
+            "api": serde_json::to_value(&self.api).unwrap_or_default(),
+            "throttling": serde_json::to_value(&self.throttling).unwrap_or_default(),
+        })
     }
 
     /// Checks values that the types alone cannot.
@@ -357,6 +411,7 @@ impl Config {
         cache::validate(self.cache.as_ref(), &self.store, api)?;
         acks::validate(api, &self.limits)?;
         self.groups.validate()?;
+        self.deployments.validate()?;
         consumers::validate(&self.consumers, api, &self.aws)?;
         self.aws.validate()?;
         domains::validate(self)?;

@@ -84,9 +84,29 @@ pub struct Config {
     /// Re-reading the configuration file while serving; see `docs/deployments.md`.
     #[serde(default)]
     pub reload: super::ReloadConfig,
+    /// The deployment store: deployments kept, how often nodes check the stage pointers; see
+    /// `docs/deployments.md`.
+    #[serde(default)]
+    pub deployments: super::DeploymentsConfig,
     /// `WSGATE_*` environment variables that named no config section (warned about at start).
     #[serde(skip)]
     pub ignored_env: Vec<String>,
+    /// The live part (`api`, `throttling`) of the tree this configuration was read from, as
+    /// written (inline secrets included): what a deployment stores. Null when the value was
+    /// not read from text.
+    #[serde(skip)]
+    pub live_source: LiveSource,
+}
+
+/// The live part of the tree a configuration was read from (see [`Config::live_source`]);
+/// `Debug` shows none of it (it may hold inline secrets).
+#[derive(Clone, Default, PartialEq)]
+pub struct LiveSource(pub serde_json::Value);
+
+impl std::fmt::Debug for LiveSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveSource(..)")
+    }
 }
 
 /// `tls:` section.

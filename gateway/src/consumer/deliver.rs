@@ -53,7 +53,7 @@ impl Deliverer {
     pub(crate) async fn deliver(&self, message: &Addressed) -> Outcome {
         let shared = &self.shared;
         let stage = message.stage.as_str();
-        if (shared.definition().throttle)
+        if (shared.definition_for(stage, false).throttle)
             .check_callback(stage)
             .await
             .is_err()

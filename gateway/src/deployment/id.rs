@@ -38,11 +38,27 @@ impl Deployment {
     }
 }
 
+impl Deployment {
+    /// The identity of the stored deployment `info`, loaded now.
+    pub(crate) fn stored(info: &wsgate_connection_store::DeploymentInfo) -> Self {
+        Self {
+            id: info.id.clone(),
+            hash: info.hash.clone(),
+            loaded_at_ms: chrono::Utc::now().timestamp_millis(),
+        }
+    }
+}
+
 /// 12 hex digits of SHA-256 over the canonical JSON of `config`.
 pub(crate) fn content_hash(config: &Config) -> String {
     let value = serde_json::to_value(config).unwrap_or(Value::Null);
+    content_hash_of(&value)
+}
+
+/// 12 hex digits of SHA-256 over the canonical JSON of `value` (a deployment's definition).
+pub(crate) fn content_hash_of(value: &Value) -> String {
     let mut text = String::new();
-    canonical(&value, &mut text);
+    canonical(value, &mut text);
     let digest = Sha256::digest(text.as_bytes());
     hex::encode(&digest[..6])
 }

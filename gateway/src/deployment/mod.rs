@@ -12,10 +12,14 @@
 //! - `build`: a configuration → a definition, reusing what must survive a reload (access log
 //!   writers, per-address counts, throttle buckets, admin counters).
 //! - `restart`: the keys that cannot change without a restart.
+//! - `serving`: per stage, the definition served and the canary's (what [`Live`] holds).
+//!
+//! Which deployment each stage serves, cluster-wide, is decided in [`crate::rollout`].
 
 mod build;
 mod id;
 mod restart;
+mod serving;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,7 +28,9 @@ use arc_swap::ArcSwap;
 
 pub(crate) use self::build::{BuildError, Builder, throttle_after};
 pub use self::id::Deployment;
+pub(crate) use self::id::content_hash_of;
 pub(crate) use self::restart::{describe as describe_keys, restart_keys};
+pub(crate) use self::serving::{Pick, Serving};
 use crate::auth::Security;
 use crate::config::Config;
 use crate::integration::StageRoutes;
@@ -57,5 +63,5 @@ impl Definition {
     }
 }
 
-/// The definition in force.
-pub(crate) type Live = ArcSwap<Definition>;
+/// The definitions in force.
+pub(crate) type Live = ArcSwap<Serving>;

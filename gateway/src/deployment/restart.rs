@@ -3,9 +3,9 @@
 //! Live (applied by a reload): `api` except `api.id`, `api.name` and the routes' `cache`
 //! settings; `throttling`; the certificate and key files of `tls` (re-read on every reload).
 //! Everything else (listeners, store, node id, limits, callback, cluster, security, API keys,
-//! IAM, domains, groups, consumers, cache, tracing, admin, log, reload, whether TLS is on)
-//! is fixed at start: a reload that changes any of it is refused as a whole, naming the keys,
-//! and the running definition stays. Values are compared as `wsgate config defaults` prints
+//! IAM, domains, groups, consumers, cache, tracing, admin, log, reload, deployments, whether TLS
+//! is on) is fixed at start: a reload that changes any of it is refused as a whole, naming the
+//! keys, and the running definition stays. Values are compared as `wsgate config defaults` prints
 //! them (defaults written out, inline secrets masked).
 
 use serde_json::{Map, Value};

@@ -18,6 +18,7 @@ fn meta() -> ConnectionMeta {
         authorizer: None,
         iam: None,
         cache_request: None,
+        canary: false,
     }
 }
 

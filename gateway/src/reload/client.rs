@@ -125,7 +125,7 @@ async fn ask(url: &str, token: Option<&str>) -> ExitCode {
 
 /// The callback listener of the configuration `tree` (else its main listener), with a listener
 /// bound to every address asked on loopback; `https` when TLS is on. `None`: no address.
-fn default_url(tree: &Value) -> Option<String> {
+pub(crate) fn default_url(tree: &Value) -> Option<String> {
     let listen = |at: &Value| at.as_str().and_then(|a| a.parse::<SocketAddr>().ok());
     let addr = match tree.pointer("/callback/listen") {
         Some(callback) if !callback.is_null() => listen(callback)?,

@@ -1,9 +1,10 @@
 //! Reloading (what is reloaded is [`crate::deployment`]): re-read the configuration file, refuse
 //! it if a key fixed at start changed or it is not valid (with the one line a start would
-//! print; logged, and answered to whoever asked), else build the new definition and the TLS
-//! settings beside the ones in force and swap them in. Open connections are never touched:
-//! their next message and their `$disconnect` use the definition in force at that moment. One
-//! reload runs at a time.
+//! print; logged, and answered to whoever asked), else apply it as a new deployment of every
+//! stage it names ([`crate::rollout`]: with a shared store, a reload of one node's file deploys
+//! it to every node) and swap the TLS settings. Open connections are never touched: their next
+//! message and their `$disconnect` use the definition in force at that moment. One reload runs
+//! at a time.
 //!
 //! - `watch`: the opt-in file watch (`reload.watch`).
 //! - `client`: `wsgate reload`, the command that asks a running gateway to reload.
@@ -15,17 +16,16 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use crate::config::Config;
-use crate::deployment::{self, Builder, Deployment};
+use crate::deployment::Deployment;
 use crate::error::ReloadError;
-use crate::state::Shared;
+use crate::rollout::{ApplyRequest, Rollout};
 use crate::telemetry;
 use crate::tls::LiveTls;
 
 /// Everything a reload needs; one per gateway.
 #[derive(Debug)]
 pub(crate) struct Reloader {
-    shared: Arc<Shared>,
-    builder: Builder,
+    rollout: Arc<Rollout>,
     tls: Option<LiveTls>,
     /// The file re-read (`--config`); unset for a gateway started from a value.
     file: OnceLock<PathBuf>,
@@ -34,12 +34,11 @@ pub(crate) struct Reloader {
 }
 
 impl Reloader {
-    /// The reloader of `shared`, whose definitions `builder` builds; `tls` is what the listeners
-    /// serve with, when TLS is on.
-    pub(crate) fn new(shared: Arc<Shared>, builder: Builder, tls: Option<LiveTls>) -> Self {
+    /// The reloader that deploys through `rollout`; `tls` is what the listeners serve with,
+    /// when TLS is on.
+    pub(crate) fn new(rollout: Arc<Rollout>, tls: Option<LiveTls>) -> Self {
         Self {
-            shared,
-            builder,
+            rollout,
             tls,
             file: OnceLock::new(),
             one: tokio::sync::Mutex::new(()),
@@ -53,7 +52,7 @@ impl Reloader {
 
     /// The definition's identity in force.
     pub(crate) fn current(&self) -> Deployment {
-        self.shared.definition().deployment.clone()
+        self.rollout.current()
     }
 
     /// Re-reads the file and applies it.
@@ -64,9 +63,10 @@ impl Reloader {
         let Some(path) = self.file.get().cloned() else {
             return Err(refused(ReloadError::NoFile));
         };
+        let description = format!("reload of {}", path.display());
         let loaded = tokio::task::spawn_blocking(move || Config::load(&path)).await;
         match loaded {
-            Ok(Ok(config)) => self.apply(config).await,
+            Ok(Ok(config)) => self.apply_as(config, description).await,
             Ok(Err(error)) => Err(refused(ReloadError::Invalid(error.to_string()))),
             Err(error) => Err(refused(ReloadError::Invalid(format!(
                 "cannot read the configuration: {error}"
@@ -79,42 +79,41 @@ impl Reloader {
     /// # Errors
     /// Why nothing changed.
     pub(crate) async fn apply(&self, config: Config) -> Result<Deployment, ReloadError> {
+        self.apply_as(config, "applied by the library".into()).await
+    }
+
+    async fn apply_as(
+        &self,
+        config: Config,
+        description: String,
+    ) -> Result<Deployment, ReloadError> {
         let _one = self.one.lock().await;
-        match self.swap(config) {
-            Ok((before, after)) => {
-                report(&after);
+        let before = self.current();
+        let invalid = |error: &dyn std::fmt::Display| ReloadError::Invalid(error.to_string());
+        // Certificates are this node's own: checked before anything is deployed, swapped after.
+        let tls = match (&config.tls, &self.tls) {
+            (Some(settings), Some(_)) => Some(
+                crate::tls::server_config(settings, &config.domains)
+                    .map_err(|e| refused(invalid(&e)))?,
+            ),
+            _ => None,
+        };
+        let request = ApplyRequest {
+            description,
+            ..ApplyRequest::default()
+        };
+        match self.rollout.apply(config, request).await {
+            Ok(changed) => {
+                if let (Some(server), Some(live)) = (tls, &self.tls) {
+                    live.store(Arc::new(server));
+                }
+                let after = self.current();
                 metrics::counter!(telemetry::RELOADS_TOTAL, "outcome" => "applied").increment(1);
-                tracing::info!(deployment = %after.id, previous = %before.id, "configuration reloaded");
+                tracing::info!(deployment = %after.id, previous = %before.id, unchanged = changed.unchanged, "configuration reloaded");
                 Ok(after)
             }
             Err(error) => Err(refused(error)),
         }
-    }
-
-    /// Builds and swaps in the definition of `config`; answers the ids before and after.
-    fn swap(&self, config: Config) -> Result<(Deployment, Deployment), ReloadError> {
-        let current = self.shared.definition();
-        let keys = deployment::restart_keys(&current.config, &config);
-        if !keys.is_empty() {
-            return Err(ReloadError::NeedsRestart(deployment::describe_keys(&keys)));
-        }
-        let invalid = |error: &dyn std::fmt::Display| ReloadError::Invalid(error.to_string());
-        let tls = match (&config.tls, &self.tls) {
-            (Some(settings), Some(_)) => Some(
-                crate::tls::server_config(settings, &config.domains).map_err(|e| invalid(&e))?,
-            ),
-            _ => None,
-        };
-        let throttle = deployment::throttle_after(&config, &current);
-        let next = (self.builder)
-            .build(config, throttle, Some(&current))
-            .map_err(|e| invalid(&e))?;
-        let after = next.deployment.clone();
-        if let (Some(server), Some(live)) = (tls, &self.tls) {
-            live.store(Arc::new(server));
-        }
-        self.shared.live.store(Arc::new(next));
-        Ok((current.deployment.clone(), after))
     }
 }
 

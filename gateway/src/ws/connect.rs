@@ -60,8 +60,9 @@ async fn accept(
     stage: String,
     request: Request,
 ) -> Result<Response, HandshakeRejection> {
-    // The definition in force, for the whole handshake (a reload meanwhile changes nothing here).
-    let live = shared.definition();
+    // The definition in force for the side this connection picks (its stage's canary with the
+    // canary's percentage), for the whole handshake (a deploy meanwhile changes nothing here).
+    let (live, canary) = shared.pick(&stage);
     let routes = live
         .stage(&stage)
         .cloned()
@@ -85,7 +86,7 @@ async fn accept(
     }
     let prepared = prepare(
         &shared,
-        (&live, routes.clone()),
+        (&live, routes.clone(), canary),
         peer,
         &stage,
         client_ip,
@@ -140,7 +141,7 @@ async fn accept(
 /// owner's answer to the upgrade. `live` is the definition in force and `routes` its stage's.
 async fn prepare(
     shared: &Arc<Shared>,
-    (live, routes): (&Definition, Arc<StageRoutes>),
+    (live, routes, canary): (&Definition, Arc<StageRoutes>, bool),
     peer: SocketAddr,
     stage: &str,
     client_ip: std::net::IpAddr,
@@ -204,6 +205,7 @@ async fn prepare(
         authorizer: None,
         iam: None,
         cache_request: None,
+        canary,
     };
     let connect_request = connect_request(&request, peer, shared.config.tls.is_some(), span);
     let request_id = ids::request_id();
@@ -263,6 +265,10 @@ async fn prepare(
     shared.registry.insert(Arc::clone(&handle));
     metrics::gauge!(telemetry::CONNECTIONS_CURRENT).set(shared.registry.len() as f64);
     metrics::counter!(telemetry::CONNECT_TOTAL, "stage" => stage.to_string()).increment(1);
+    if canary {
+        metrics::counter!(telemetry::CANARY_CONNECTIONS_TOTAL, "stage" => stage.to_string())
+            .increment(1);
+    }
 
     let (reply, answer) = oneshot::channel();
     let owner = Owner {
@@ -528,15 +534,17 @@ async fn call_connect(
             .header("sec-websocket-protocol")
             .map(str::trim)
             .filter(|p| hs.offered_protocols.iter().any(|o| o == p))
-            .filter(|p| shared.definition().security.selectable(p))
+            .filter(|p| (shared.definition_for(&meta.stage, meta.canary).security).selectable(p))
             .map(str::to_string);
         if protocol.is_none() && response.header("sec-websocket-protocol").is_some() {
             tracing::warn!(connection_id = %meta.connection_id, "$connect selected a subprotocol the client did not offer; ignored");
         }
         groups = crate::groups::groups_from_answer(&response);
     }
-    let protocol = protocol
-        .or_else(|| (shared.definition().security).fallback_protocol(&hs.offered_protocols));
+    let protocol = protocol.or_else(|| {
+        (shared.definition_for(&meta.stage, meta.canary).security)
+            .fallback_protocol(&hs.offered_protocols)
+    });
     Ok(Accepted {
         protocol,
         groups,

@@ -155,7 +155,7 @@ impl<'a> Inflow<'a> {
         let bucket = self
             .bucket
             .get_or_insert_with(|| {
-                let live = shared.definition();
+                let live = shared.definition_for(&handle.meta.stage, handle.meta.canary);
                 let usage = (handle.meta.api_key_id.as_deref())
                     .and_then(|id| Some((live.security.usage_plan(id)?, id)));
                 live.throttle.connection_bucket(usage).map(Arc::new)
@@ -258,7 +258,7 @@ async fn handle_one(
     bucket: Option<Arc<ConnectionBucket>>,
     message: Inbound,
 ) -> Frames {
-    let live = shared.definition();
+    let live = shared.definition_for(&handle.meta.stage, handle.meta.canary);
     let routes = live.stage(&handle.meta.stage).map_or(connected, |r| &**r);
     let request_id = ids::request_id();
     // A root span per message (tracing on); its children are the steps below.

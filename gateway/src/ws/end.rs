@@ -94,7 +94,7 @@ pub(super) async fn finish(
     if owed {
         // The definition in force when it closes, as for a message (the stage's routes it
         // connected with only when a reload removed the stage).
-        let live = shared.definition();
+        let live = shared.definition_for(&meta.stage, meta.canary);
         let routes = live.stage(&meta.stage).map_or(routes, |r| &**r);
         run_disconnect(shared, routes, meta, reason.code(), reason.reason()).await;
     }

@@ -30,6 +30,7 @@ mod consumers_faults;
 mod consumers_measure;
 mod consumers_sqs;
 mod deploy_assets;
+mod deployments;
 mod domains;
 mod domains_sigv4;
 mod fault_matrix;
