@@ -58,9 +58,19 @@ enum Command {
     /// Turn a SAM/CloudFormation template or an AsyncAPI document into a configuration.
     #[command(subcommand)]
     Import(crate::spec::ImportCommand),
-    /// Describe the configuration's API as AsyncAPI 3.0 or its HTTP APIs as OpenAPI 3.1.
+    /// Describe the configuration's API as AsyncAPI 3.0 or its HTTP APIs as OpenAPI 3.1, or
+    /// write the live definition a running gateway serves.
     #[command(subcommand)]
-    Export(crate::spec::ExportCommand),
+    Export(ExportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ExportCommand {
+    #[command(flatten)]
+    Spec(crate::spec::ExportCommand),
+    /// The API definition (`api`, `throttling`) a running gateway serves on a stage, as YAML
+    /// that `wsgate apply` takes back.
+    Definition(crate::rollout::client::ExportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,7 +90,12 @@ pub fn main() -> ExitCode {
     match &cli.command {
         Some(Command::Config(what)) => return describe(what, cli.config.as_deref()),
         Some(Command::Import(what)) => return crate::spec::import(what),
-        Some(Command::Export(what)) => return crate::spec::export(what, cli.config.as_deref()),
+        Some(Command::Export(ExportCommand::Definition(args))) => {
+            return crate::rollout::client::export(cli.config.as_deref(), args);
+        }
+        Some(Command::Export(ExportCommand::Spec(what))) => {
+            return crate::spec::export(what, cli.config.as_deref());
+        }
         Some(Command::Apply(args)) => {
             return crate::rollout::client::apply(cli.config.as_deref(), args);
         }
@@ -125,11 +140,12 @@ pub fn main() -> ExitCode {
         Command::Config(what) => describe(&what, Some(&path)),
         Command::Sdk(args) => crate::sdk::run(&config, &args),
         Command::Import(what) => crate::spec::import(&what),
-        Command::Export(what) => crate::spec::export(&what, Some(&path)),
         // Answered above, before a configuration is needed.
-        Command::Apply(_) | Command::Rollback(_) | Command::Deployments(_) | Command::Canary(_) => {
-            ExitCode::SUCCESS
-        }
+        Command::Apply(_)
+        | Command::Rollback(_)
+        | Command::Deployments(_)
+        | Command::Canary(_)
+        | Command::Export(_) => ExitCode::SUCCESS,
     }
 }
 

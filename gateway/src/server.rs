@@ -231,9 +231,14 @@ async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError
     let records = wrap(Arc::new(store.clone()));
     let groups: Arc<dyn GroupStore> = Arc::new(MeteredGroups::new(Arc::new(store.clone())));
     let acks: Arc<dyn AckStore> = Arc::new(store.clone());
-    let deployments: Arc<dyn DeploymentStore> = Arc::new(store.clone());
     let target = RedisTarget::new(seeds, redis.is_cluster(), redis.timeout);
-    let notify = {
+    let shared = config.deployments.scope == crate::config::DeploymentScope::Cluster;
+    let deployments: Arc<dyn DeploymentStore> = if shared {
+        Arc::new(store.clone())
+    } else {
+        Arc::new(MemoryDeployments::new())
+    };
+    let notify = if shared {
         let (tx, rx) = tokio::sync::mpsc::channel(NOTIFY_QUEUE);
         let channel = crate::rollout::channel(&redis.prefix);
         let fail = |e: crate::bus::BusError| {
@@ -248,7 +253,9 @@ async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError
             .await
             .map_err(fail)?;
         let channels: Arc<dyn crate::bus::channels::Channels> = Arc::new(channels);
-        (channels, channel, rx)
+        Some((channels, channel, rx))
+    } else {
+        None
     };
     let joined = Cluster::join(
         node_id.to_owned(),
@@ -269,7 +276,7 @@ async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError
         acks,
         deployments,
         joined: Some(joined),
-        notify: Some(notify),
+        notify,
     })
 }
 

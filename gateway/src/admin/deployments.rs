@@ -4,7 +4,8 @@
 //! | request | answer |
 //! |---|---|
 //! | `GET /@admin/api/deployments` | kept deployments (newest first), stage pointers, what each node serves |
-//! | `POST /@admin/api/deployments` `{"definition": YAML, "stages"?: [..], "description"?: "..", "canary"?: percent}` | 200 `{deployment, unchanged, version, stages}`; 422 not valid, 409 fixed key / conflict, 400 bad field |
+//! | `POST /@admin/api/deployments` `{"definition": YAML, "stages"?: [..], "description"?: "..", "canary"?: percent}` | 200 `{deployment, unchanged, version, stages}`; 422 not valid, 409 fixed key / conflict, 400 bad field. YAML is a whole configuration file or a definition document (`api`, `throttling`) |
+//! | `GET /@admin/api/definition?stage=S` or `?deployment=ID` | 200 `{deployment, definition}` (the definition `api`/`throttling` as stored; without either, the main one in force); 404 no such stage or deployment |
 //! | `POST /@admin/api/stages/{stage}/rollback` `{"to"?: id}` | 200 `{version, stages}`; 404 no such stage or deployment, 409 nothing to roll back to |
 //! | `POST /@admin/api/stages/{stage}/canary/promote` | 200; 409 no canary |
 //! | `DELETE /@admin/api/stages/{stage}/canary` | 200; 409 no canary |
@@ -15,12 +16,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{Admin, answer, marked};
-use crate::config::Config;
 use crate::error::{CallbackError, ReloadError};
 use crate::iam::MANAGE_CONNECTIONS;
 use crate::rollout::ApplyRequest;
@@ -91,6 +92,38 @@ pub(super) async fn list(
     )
 }
 
+/// `GET /@admin/api/definition`'s query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Which {
+    stage: Option<String>,
+    deployment: Option<String>,
+}
+
+/// `GET /@admin/api/definition`: what `wsgate export definition` writes.
+pub(super) async fn definition(
+    State(admin): State<Arc<Admin>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    which: Result<Query<Which>, QueryRejection>,
+    request: Request,
+) -> Response {
+    answer(
+        async {
+            super::admitted(&admin, peer, request).await?;
+            let Query(which) = match which {
+                Ok(which) => which,
+                Err(e) => {
+                    let error = ReloadError::BadRequest(format!("query: {}", e.body_text()));
+                    return Ok(error.into_response());
+                }
+            };
+            let (stage, deployment) = (which.stage.as_deref(), which.deployment.as_deref());
+            Ok(outcome(admin.rollout.definition(stage, deployment).await))
+        }
+        .await,
+    )
+}
+
 /// `POST /@admin/api/deployments`.
 pub(super) async fn apply(
     State(admin): State<Arc<Admin>>,
@@ -113,8 +146,8 @@ pub(super) async fn apply(
                 }
             };
             tracing::info!(%peer, stages = ?body.stages, canary = ?body.canary, "admin API: apply");
-            let vars = std::env::vars();
-            let config = match Config::from_yaml_with_env(&body.definition, vars) {
+            let start = admin.rollout.start_config();
+            let config = match start.applied(&body.definition, std::env::vars()) {
                 Ok(config) => config,
                 Err(error) => {
                     let error = ReloadError::Invalid(error.to_string());

@@ -106,6 +106,7 @@ pub(crate) fn router(admin: Option<Arc<Admin>>) -> Router {
             "/@admin/api/deployments",
             get(deployments::list).post(deployments::apply),
         )
+        .route("/@admin/api/definition", get(deployments::definition))
         .route(
             "/@admin/api/stages/{stage}/rollback",
             post(deployments::rollback),

@@ -146,6 +146,7 @@ async fn forget(shared: &Shared, stage: &str, id: &str) -> Result<(), StoreError
         authorizer: None,
         iam: None,
         cache_request: None,
+        canary: false,
     };
     shared.groups.try_forget_in_store(&Arc::new(meta)).await?;
     metrics::counter!(telemetry::ORPHANS_SWEPT_TOTAL).increment(1);

@@ -47,7 +47,7 @@ pub use aws_service::AwsServiceConfig;
 pub use broker::{NatsConfig, PayloadKind, RabbitmqConfig, RedisStreamConfig};
 pub use cache::{CacheConfig, CacheKind, MAX_CACHE_TTL, RouteCacheConfig, parse_bytes};
 pub use consumers::{ConsumerConfig, ConsumerKind, Envelope, backoff as consumer_backoff};
-pub use deployments::{DeploymentsConfig, MAX_KEPT_DEPLOYMENTS};
+pub use deployments::{DeploymentScope, DeploymentsConfig, MAX_KEPT_DEPLOYMENTS};
 pub use domains::{DomainConfig, MappingConfig};
 pub use groups::{GroupsConfig, SlowMember};
 pub use history::{HistoryConfig, HistoryRule};
@@ -226,6 +226,30 @@ impl Config {
         config.validate()?;
         config.live_source = LiveSource(live_part(live));
         Ok(config)
+    }
+
+    /// What `wsgate apply` sent, over this (start) configuration: a **definition document**
+    /// (a mapping of `api` and at most `throttling`, as `wsgate export definition` writes it)
+    /// replaces this configuration's live part; anything else is a whole configuration file,
+    /// read as a start reads it. `WSGATE_*` overrides from `vars` apply to both.
+    ///
+    /// # Errors
+    /// The key at fault, as a start would name it.
+    pub(crate) fn applied(
+        &self,
+        text: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let raw: serde_json::Value =
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+        let definition_only = raw.as_object().is_some_and(|keys| {
+            keys.contains_key("api") && keys.keys().all(|k| LIVE_KEYS.contains(&k.as_str()))
+        });
+        if !definition_only {
+            return Self::from_yaml_with_env(text, vars);
+        }
+        let (tree, _) = tree_with_env(text, vars)?;
+        self.with_live(&live_part(&tree))
     }
 
     /// The live part to store for this configuration: what it was read from, else (a value
@@ -411,7 +435,7 @@ impl Config {
         cache::validate(self.cache.as_ref(), &self.store, api)?;
         acks::validate(api, &self.limits)?;
         self.groups.validate()?;
-        self.deployments.validate()?;
+        self.deployments.validate(&self.store)?;
         consumers::validate(&self.consumers, api, &self.aws)?;
         self.aws.validate()?;
         domains::validate(self)?;

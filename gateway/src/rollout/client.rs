@@ -1,5 +1,5 @@
-//! `wsgate apply FILE`, `wsgate rollback`, `wsgate deployments`, `wsgate canary promote|drop`:
-//! the deployment commands, through the admin API of a running gateway (as `wsgate reload`:
+//! `wsgate apply FILE`, `wsgate rollback`, `wsgate deployments`, `wsgate canary promote|drop`,
+//! `wsgate export definition`: the deployment commands, through the admin API of a running gateway (as `wsgate reload`:
 //! the address from `--url`, else from the configuration file's listeners, on loopback when
 //! bound to every address; a bearer token from `--token` or `WSGATE_RELOAD_TOKEN`). Exit codes:
 //! 0 done, 1 refused (the gateway's one line on stderr), 2 the gateway could not be asked.
@@ -84,6 +84,22 @@ pub(crate) struct StageArgs {
     /// The stage.
     #[arg(long)]
     stage: String,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// `wsgate export definition` options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExportArgs {
+    /// The stage whose deployment is written (default: the newest deployment a stage serves).
+    #[arg(long, conflicts_with = "deployment")]
+    stage: Option<String>,
+    /// A deployment by id (any the store keeps, e.g. one to roll back to).
+    #[arg(long)]
+    deployment: Option<String>,
+    /// Write the definition here instead of stdout.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
     #[command(flatten)]
     target: Target,
 }
@@ -177,6 +193,78 @@ pub(crate) fn list(config: Option<&Path>, args: &ListArgs) -> ExitCode {
             print_listing(answer);
         },
     )
+}
+
+/// `wsgate export definition`: the live definition as YAML (a header comment names the
+/// deployment), which `wsgate apply` takes back.
+pub(crate) fn export(config: Option<&Path>, args: &ExportArgs) -> ExitCode {
+    let Some(config) = config_or_url(config, &args.target) else {
+        return ExitCode::from(1);
+    };
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if let Some(stage) = &args.stage {
+        query.append_pair("stage", stage);
+    }
+    if let Some(id) = &args.deployment {
+        query.append_pair("deployment", id);
+    }
+    let query = query.finish();
+    let path = if query.is_empty() {
+        "definition".to_string()
+    } else {
+        format!("definition?{query}")
+    };
+    let mut written = Ok(());
+    let code = ask(&config, &args.target, "GET", &path, None, |answer| {
+        written = write_definition(answer, args.output.as_deref());
+    });
+    match written {
+        Ok(()) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The YAML of an exported definition, to `output` or stdout.
+fn write_definition(answer: &Value, output: Option<&Path>) -> Result<(), String> {
+    let d = &answer["deployment"];
+    let header = [
+        format!(
+            "wsgate definition: deployment {} (hash {}), created {} ms after the epoch{}",
+            d["id"].as_str().unwrap_or("?"),
+            d["hash"].as_str().unwrap_or("?"),
+            d["createdAtMs"],
+            match d["description"].as_str() {
+                Some(text) if !text.is_empty() => format!(", \"{text}\""),
+                _ => String::new(),
+            }
+        ),
+        "edit it and deploy it with `wsgate apply FILE` (the node's own settings stay)".into(),
+    ];
+    let mut text = String::new();
+    for line in header {
+        text.push_str("# ");
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text.push_str(
+        &serde_saphyr::to_string(&answer["definition"])
+            .map_err(|e| format!("cannot write YAML: {e}"))?,
+    );
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    match output {
+        Some(path) => {
+            std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        }
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
 }
 
 /// The configuration file to read the address from; without one, `--url` must be given.

@@ -94,6 +94,11 @@ impl Rollout {
         self.shared.definition().deployment.clone()
     }
 
+    /// The main definition in force (of the newest deployment a stage serves).
+    pub(crate) fn in_force(&self) -> Arc<Definition> {
+        self.shared.definition()
+    }
+
     /// The gateway's start configuration (what fixed keys are compared with).
     pub(crate) fn start_config(&self) -> &Config {
         &self.shared.config

@@ -48,6 +48,16 @@ pub(crate) struct Changed {
     pub stages: BTreeMap<String, StagePointer>,
 }
 
+/// A deployment's definition, as `wsgate export definition` asks for it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Exported {
+    /// Its identity and description.
+    pub deployment: DeploymentInfo,
+    /// `{api, throttling}` as stored: what `wsgate apply` takes back.
+    pub definition: serde_json::Value,
+}
+
 /// The listing.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -161,7 +171,41 @@ impl Rollout {
         }
     }
 
-    /// Points `stage` back at its previous deployment, or at `to`; drops its canary.
+    /// Stores `config` as a deployment that no stage serves yet (it is built first: this node
+    /// can serve it); a stage is pointed at it later by id.
+    ///
+    /// # Errors
+    /// Why nothing was stored.
+    pub(crate) async fn store_only(
+        &self,
+        config: Config,
+        description: &str,
+    ) -> Result<DeploymentInfo, ReloadError> {
+        let keys = deployment::restart_keys(&self.shared.config, &config);
+        if !keys.is_empty() {
+            return Err(ReloadError::NeedsRestart(deployment::describe_keys(&keys)));
+        }
+        let stored = stored_of(&config, description);
+        let previous = self.shared.definition();
+        let throttle = deployment::throttle_after(&config, &previous);
+        (self.builder)
+            .build(config, throttle, Some(&previous))
+            .map_err(|e| ReloadError::Invalid(e.to_string()))?;
+        let _one = self.one.lock().await;
+        let pointers = self.store.pointers().await.map_err(store_error)?;
+        (self.store)
+            .put_deployment(
+                &stored,
+                self.shared.config.deployments.keep,
+                &pointers.referenced(),
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(stored.info)
+    }
+
+    /// Points `stage` back at its previous deployment, or at `to` (also a stage that serves
+    /// nothing yet); drops its canary.
     ///
     /// # Errors
     /// Why nothing changed.
@@ -175,7 +219,15 @@ impl Rollout {
             .change(
                 &mut built,
                 |pointers| {
-                    let current = stage_of(pointers, stage)?;
+                    // A stage without a pointer yet can be pointed at a deployment by id.
+                    let current = match (to, pointers.stages.get(stage)) {
+                        (Some(target), None) => {
+                            let mut stages = pointers.stages.clone();
+                            stages.insert(stage.to_owned(), pointer_to(target));
+                            return Ok(Some(stages));
+                        }
+                        _ => stage_of(pointers, stage)?,
+                    };
                     let next = match to {
                         Some(target) => current.moved_to(target),
                         None => {
@@ -269,6 +321,37 @@ impl Rollout {
             version: pointers.version,
             stages: pointers.stages,
             nodes,
+        })
+    }
+
+    /// The stored deployment `deployment`, else the one `stage` serves, else the one this
+    /// node's main definition comes from: its identity and its definition (`api`,
+    /// `throttling`) as a JSON tree.
+    ///
+    /// # Errors
+    /// 404 (`NotFound`) for a stage that serves nothing or a deployment the store does not
+    /// keep; 503 when the store cannot be reached.
+    pub(crate) async fn definition(
+        &self,
+        stage: Option<&str>,
+        deployment: Option<&str>,
+    ) -> Result<Exported, ReloadError> {
+        let id = match (deployment, stage) {
+            (Some(id), _) => id.to_string(),
+            (None, Some(stage)) => {
+                let pointers = self.store.pointers().await.map_err(store_error)?;
+                stage_of(&pointers, stage)?.deployment.clone()
+            }
+            (None, None) => self.shared.definition().deployment.id.clone(),
+        };
+        let stored = (self.store.deployment(&id).await)
+            .map_err(store_error)?
+            .ok_or_else(|| ReloadError::NotFound(format!("no deployment `{id}` is kept")))?;
+        let definition = serde_json::from_str(&stored.definition)
+            .map_err(|e| ReloadError::Invalid(format!("deployment {id}: not JSON: {e}")))?;
+        Ok(Exported {
+            deployment: stored.info,
+            definition,
         })
     }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::cluster::{NodeProcess, eventually, node_config, shared_store};
+use crate::support::cluster::{NodeProcess, eventually, shared_store};
 use crate::support::*;
 
 /// A two-way mock route a deploy adds.
@@ -19,6 +19,17 @@ const NEW_ROUTE: &str = "    newroute:\n      integration: { type: mock, respons
 
 /// Every node must switch within this long of an apply (check interval 1 s, plus slack).
 const SWITCH_DEADLINE: Duration = Duration::from_secs(3);
+
+/// A node on the shared store with `deployments.scope: cluster` (and `deployments` settings
+/// `extra`, in flow style without braces).
+fn node_config(backend: &str, store: &str, extra: &str) -> String {
+    let deployments = if extra.is_empty() {
+        "deployments: { scope: cluster }\n".to_string()
+    } else {
+        format!("deployments: {{ scope: cluster, {extra} }}\n")
+    };
+    crate::support::cluster::node_config(backend, store, &deployments)
+}
 
 fn with_new_route(yaml: &str) -> String {
     yaml.replacen("  routes:\n", &format!("  routes:\n{NEW_ROUTE}"), 1)
@@ -205,6 +216,43 @@ async fn a_node_started_after_a_deploy_serves_it_not_its_file() {
         ask(&mut ws, r#"{"action":"newroute"}"#).await,
         r#"{"new":true}"#
     );
+}
+
+/// The default scope: nodes on one Redis keep their own deployments. A node started with a
+/// different file serves its file, not what another node applied or seeded (the case that made
+/// shared deployments opt-in: nodes of one store with their own `api` or `throttling`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_on_one_redis_keep_their_own_deployments_unless_the_scope_is_cluster() {
+    let backend = echo_backend().await;
+    let (store, _cleanup) = shared_store();
+    let own = crate::support::cluster::node_config(&backend.url(), &store, "");
+    let a = TestGateway::start(&own).await;
+    let (status, answer) = apply(
+        &a.http_url(""),
+        json!({ "definition": with_new_route(&own) }),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let applied = answer["deployment"]["id"].as_str().expect("id").to_string();
+    assert_eq!(serving(&a.http_url("")).await.0, applied);
+    let mut on_a = connect(&a.ws_url("/prod")).await;
+    assert_eq!(
+        ask(&mut on_a, r#"{"action":"newroute"}"#).await,
+        r#"{"new":true}"#
+    );
+    // B shares the store and its cluster, not A's deployments: it serves its own file.
+    let b = TestGateway::start(&own).await;
+    assert_ne!(serving(&b.http_url("")).await.0, applied);
+    let mut on_b = connect(&b.ws_url("/prod")).await;
+    assert_eq!(
+        ask(&mut on_b, r#"{"action":"newroute","n":1}"#).await,
+        r#"{"action":"newroute","n":1}"#,
+        "B has no newroute: the message goes to $default"
+    );
+    // The scope is checked at start: a memory store has no cluster to share with.
+    let memory = config(&backend.url(), "deployments: { scope: cluster }\n");
+    let err = wsgate::Config::from_yaml(&memory).expect_err("refused");
+    assert!(err.to_string().contains("deployments.scope"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -510,11 +558,7 @@ async fn a_change_without_notification_is_seen_by_the_periodic_check() {
         .find_map(|l| l.trim().strip_prefix("prefix: "))
         .expect("prefix")
         .to_string();
-    let yaml = node_config(
-        &backend.url(),
-        &store,
-        "deployments: { check_interval: 300ms }\n",
-    );
+    let yaml = node_config(&backend.url(), &store, "check_interval: 300ms");
     let a = TestGateway::start(&yaml).await;
     let b = TestGateway::start(&yaml).await;
     let first = serving(&a.http_url("")).await.0;
@@ -569,4 +613,119 @@ async fn a_change_without_notification_is_seen_by_the_periodic_check() {
     for base in &bases {
         assert_eq!(serving(base).await.0, first);
     }
+}
+
+/// `wsgate export definition` writes what a stage serves as a definition document; edited and
+/// given to `wsgate apply` it deploys with the node's own settings kept; an older deployment
+/// can be exported by id; bad queries and unknown names are answered with JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exported_definition_applies_back_after_an_edit() {
+    let backend = echo_backend().await;
+    let gw = TestGateway::start(&config(&backend.url(), "")).await;
+    let base = gw.http_url("");
+    let dir = std::env::temp_dir().join(format!(
+        "wsgate-it-export-{}-{}",
+        std::process::id(),
+        wsgate::connection_id().replace(['=', '/', '+'], "_")
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let exported = dir.join("live.yaml");
+    let exported = exported.to_str().expect("path");
+    let (code, out, err) = wsgate(&[
+        "export",
+        "definition",
+        "--stage",
+        "prod",
+        "--url",
+        &base,
+        "-o",
+        exported,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let first = serving(&base).await.0;
+    let text = std::fs::read_to_string(exported).expect("exported");
+    assert!(
+        text.starts_with(&format!("# wsgate definition: deployment {first} ")),
+        "{text}"
+    );
+    let mut tree: Value = serde_saphyr::from_str(&text).expect("YAML");
+    let keys: Vec<&String> = tree.as_object().expect("mapping").keys().collect();
+    assert!(
+        keys.iter().all(|k| *k == "api" || *k == "throttling"),
+        "only the live part: {keys:?}"
+    );
+    assert!(tree["api"]["routes"].get("newroute").is_none());
+
+    // Edited (a route added) and applied back: only `api` and `throttling` in the file.
+    tree["api"]["routes"]["newroute"] = json!({
+        "integration": { "type": "mock", "response": "{\"new\":true}" },
+        "route_response": true,
+    });
+    let edited = dir.join("edited.yaml");
+    std::fs::write(&edited, serde_saphyr::to_string(&tree).expect("YAML")).expect("write");
+    let edited = edited.to_str().expect("path");
+    let (code, out, err) = wsgate(&["apply", edited, "--url", &base]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_ne!(serving(&base).await.0, first);
+    let mut ws = connect(&gw.ws_url("/prod")).await;
+    assert_eq!(
+        ask(&mut ws, r#"{"action":"newroute"}"#).await,
+        r#"{"new":true}"#
+    );
+    // The same document again changes nothing.
+    let (code, out, _) = wsgate(&["apply", edited, "--url", &base]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("unchanged"), "{out}");
+
+    // The first deployment by id: the definition before the edit.
+    let (code, out, err) = wsgate(&[
+        "export",
+        "definition",
+        "--deployment",
+        &first,
+        "--url",
+        &base,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let before: Value = serde_saphyr::from_str(&out).expect("YAML");
+    assert!(before["api"]["routes"].get("newroute").is_none(), "{out}");
+    assert_eq!(before["api"]["routes"], text_tree(&text)["api"]["routes"]);
+
+    // A definition document with a mistake: the start's one line, nothing deployed.
+    tree["api"]["routes"]["newroute"]["integration"] = json!({ "type": "nope" });
+    std::fs::write(edited, serde_saphyr::to_string(&tree).expect("YAML")).expect("write");
+    let serving_before = serving(&base).await.0;
+    let (code, _, err) = wsgate(&["apply", edited, "--url", &base]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("api.routes.newroute.integration"), "{err}");
+    assert_eq!(serving(&base).await.0, serving_before);
+
+    // Unknown names and bad queries: JSON answers.
+    let get = |query: &'static str| {
+        admin(
+            reqwest::Method::GET,
+            format!("{base}/@admin/api/definition{query}"),
+            None,
+        )
+    };
+    let (status, answer) = get("?stage=nope").await;
+    assert_eq!(status, 404, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nope")
+    );
+    let (status, answer) = get("?deployment=feedfeedfeed-1").await;
+    assert_eq!(status, 404, "{answer}");
+    let (status, answer) = get("?bogus=1").await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["message"].is_string(), "{answer}");
+    let (code, _, err) = wsgate(&["export", "definition", "--stage", "nope", "--url", &base]);
+    assert_eq!(code, 1, "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn text_tree(text: &str) -> Value {
+    serde_saphyr::from_str(text).expect("YAML")
 }
