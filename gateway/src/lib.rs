@@ -15,7 +15,8 @@
 //! - `callback` (`@connections`, `@groups`, `@broadcast`, bearer or SigV4 callers), `cluster`
 //!   (node leases, the reaper, cross-node forwarding, the inbox), `ops` (health, readiness,
 //!   metrics), `admin` (the admin page and its JSON API, behind the callback API's
-//!   authentication).
+//!   authentication), `management` (the apigatewayv2 management API over `rollout`, served
+//!   with the admin API).
 //! - `ws`: the connection lifecycle, one owner task per connection (handshake checks,
 //!   `$connect` before the 101, the session loop, inbound dispatch, the end and its
 //!   `$disconnect`), and `ws::connections`, the only way the layers above reach a connection:
@@ -71,6 +72,7 @@ mod groups;
 mod iam;
 mod ids;
 mod integration;
+mod management;
 mod ops;
 mod proxy_protocol;
 mod raw_head;

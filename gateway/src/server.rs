@@ -439,23 +439,29 @@ impl Gateway {
             stop_accepting.clone(),
         ));
         let reloader = Arc::new(Reloader::new(Arc::clone(&rollout), tls.clone()));
-        let admin = (shared.config.admin)
-            .is_enabled(&shared.config.callback)
-            .then(|| {
-                let samples = Arc::new(admin::samples::Samples::default());
-                background.spawn(admin::samples::run(
-                    Arc::clone(&samples),
-                    Arc::clone(&shared),
-                    stop_accepting.clone(),
-                ));
-                Arc::new(admin::Admin::new(
-                    Arc::clone(&api),
-                    samples,
-                    Arc::clone(&reloader),
-                    Arc::clone(&rollout),
-                ))
-            });
-        let admin_router = admin::router(admin);
+        let operators = (shared.config.admin).is_enabled(&shared.config.callback);
+        let management = operators.then(|| {
+            Arc::new(crate::management::Management::new(
+                Arc::clone(&api),
+                Arc::clone(&rollout),
+                local_addr,
+            ))
+        });
+        let admin = operators.then(|| {
+            let samples = Arc::new(admin::samples::Samples::default());
+            background.spawn(admin::samples::run(
+                Arc::clone(&samples),
+                Arc::clone(&shared),
+                stop_accepting.clone(),
+            ));
+            Arc::new(admin::Admin::new(
+                Arc::clone(&api),
+                samples,
+                Arc::clone(&reloader),
+                Arc::clone(&rollout),
+            ))
+        });
+        let admin_router = admin::router(admin).merge(crate::management::router(management));
         let domains = Arc::new(Domains::new(&shared.config.domains));
         let serving = |router: Router, proxy_protocol: bool| Serving {
             router,

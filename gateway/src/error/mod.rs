@@ -7,11 +7,13 @@ use serde_json::json;
 
 mod auth;
 mod iam;
+mod management;
 mod reload;
 mod sigv4;
 
 pub(crate) use self::auth::{AuthError, CallError, IpRejection, TokenProblem};
 pub(crate) use self::iam::AccessDenied;
+pub(crate) use self::management::ManagementError;
 pub use self::reload::ReloadError;
 pub(crate) use self::sigv4::SigV4Error;
 

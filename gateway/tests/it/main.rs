@@ -48,6 +48,7 @@ mod jwt;
 mod lambda_arn;
 mod lambda_env;
 mod lifecycle;
+mod management;
 mod memory_bound;
 mod messages;
 mod models;

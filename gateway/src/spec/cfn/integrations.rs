@@ -28,7 +28,15 @@ impl Importer<'_> {
         let kind = self.string(props, "IntegrationType").unwrap_or_default();
         let mut out = Map::new();
         if let Some(ms) = self.string(props, "TimeoutInMillis") {
-            out.insert("timeout".into(), json!(format!("{ms}ms")));
+            if kind == "MOCK" {
+                self.note(
+                    props.line_of("TimeoutInMillis"),
+                    props.at("TimeoutInMillis"),
+                    "a MOCK integration answers at once (ignored)",
+                );
+            } else {
+                out.insert("timeout".into(), json!(format!("{ms}ms")));
+            }
         }
         let method = self.string(props, "IntegrationMethod");
         let templates = |this: &mut Self, props: &mut Props<'_>, out: &mut Map<String, Json>| {

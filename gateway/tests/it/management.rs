@@ -1,0 +1,400 @@
+//! The management API (`/v2/…`, apigatewayv2's shapes) driven by the unmodified boto3 client
+//! and the AWS CLI: the gateway's API gets an integration and a two-way route, is deployed to
+//! `prod` and rolled back, and a WebSocket client sees each step; routes nobody touched keep
+//! wsgate's own settings across the deployment; refusals carry the service's error names.
+
+use serde_json::Value;
+
+use crate::support::boto::{python, run_script};
+use crate::support::*;
+
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/sdk/apigatewayv2_client.py"
+);
+
+/// A backend whose `/hello` answers `{"hello":true}` and `/default` echoes the message.
+async fn backend() -> Backend {
+    Backend::start(|r| match r.path.as_str() {
+        "/hello" => Reply::http(200, r#"{"hello":true}"#),
+        "/default" => Reply::http(200, &String::from_utf8_lossy(&r.body)),
+        _ => Reply::lambda(200, None),
+    })
+    .await
+}
+
+/// Sends `text` on a new connection to `/prod` and answers the reply.
+async fn ask(gw: &TestGateway, text: &str) -> String {
+    let mut ws = connect(&gw.ws_url("/prod")).await;
+    send_text(&mut ws, text).await;
+    next_text(&mut ws).await
+}
+
+/// `aws apigatewayv2 ARGS --endpoint-url BASE --output json` with the CLI of `$WSGATE_PYTHON`
+/// (`python -m awscli`): exit code, stdout as JSON (or `null`), stderr.
+async fn aws_cli(base: &str, args: &[&str]) -> (i32, Value, String) {
+    let output = tokio::process::Command::new(python())
+        .args(["-m", "awscli", "apigatewayv2"])
+        .args(args)
+        .args([
+            "--endpoint-url",
+            base,
+            "--region",
+            "us-east-1",
+            "--output",
+            "json",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        )
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(DEADLINE * 3, output)
+        .await
+        .expect("the AWS CLI finished in time")
+        .expect("the AWS CLI runs (pip install awscli into WSGATE_PYTHON's environment)");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (
+        output.status.code().unwrap_or(-1),
+        serde_json::from_str(&stdout).unwrap_or(Value::Null),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_builds_a_route_deploys_it_and_rolls_it_back() {
+    let backend = backend().await;
+    let gw = TestGateway::start(&config(&backend.url(), "")).await;
+    let base = gw.http_url("");
+    assert_eq!(
+        ask(&gw, r#"{"action":"hello"}"#).await,
+        r#"{"action":"hello"}"#,
+        "no hello route yet: $default echoes"
+    );
+    let hello = format!("{}/hello", backend.url());
+    let built = run_script(
+        SCRIPT,
+        ["build", base.as_str(), hello.as_str()],
+        None,
+        DEADLINE * 3,
+    )
+    .await;
+    assert_eq!(built["apiCount"], 1, "{built}");
+    assert_eq!(built["name"], "chat");
+    assert_eq!(built["protocolType"], "WEBSOCKET");
+    assert_eq!(built["routeKey"], "hello");
+    assert_eq!(built["selection"], "$default");
+    assert!(
+        built["routeKeys"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k == "hello") && k.iter().any(|k| k == "ping")),
+        "{built}"
+    );
+    assert_eq!(built["deploymentStatus"], "DEPLOYED");
+    let before = built["before"]["prod"]
+        .as_str()
+        .expect("prod served a deployment")
+        .to_string();
+    let deployed = built["deploymentId"].as_str().expect("an id").to_string();
+    assert_ne!(before, deployed);
+    assert_eq!(built["stageDeployment"], deployed.as_str());
+    assert!(
+        built["listed"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|d| d == deployed.as_str())),
+        "{built}"
+    );
+    for (call, code, status) in [
+        ("create_api", "ConflictException", 409),
+        ("duplicate_route", "ConflictException", 409),
+        ("unknown_route", "NotFoundException", 404),
+        ("unknown_api", "NotFoundException", 404),
+        ("bad_integration", "BadRequestException", 400),
+        ("integration_in_use", "ConflictException", 409),
+        ("unknown_stage", "NotFoundException", 404),
+    ] {
+        let error = &built["errors"][call];
+        assert_eq!(error["code"], code, "{call}: {error}");
+        assert_eq!(error["status"], status, "{call}: {error}");
+        assert!(
+            !error["message"].as_str().unwrap_or_default().is_empty(),
+            "{call}: {error}"
+        );
+    }
+
+    // The deployed route answers; untouched routes keep wsgate's own settings (the mock's
+    // `response`, which apigatewayv2 has no field for).
+    assert_eq!(ask(&gw, r#"{"action":"hello"}"#).await, r#"{"hello":true}"#);
+    assert_eq!(
+        ask(&gw, r#"{"action":"ping"}"#).await,
+        r#"{"action":"pong"}"#
+    );
+    assert_eq!(
+        ask(&gw, r#"{"action":"other"}"#).await,
+        r#"{"action":"other"}"#
+    );
+
+    // Rolled back by UpdateStage: the route is gone from what prod serves.
+    let api_id = built["apiId"].as_str().expect("api id");
+    let rolled = run_script(
+        SCRIPT,
+        ["rollback", base.as_str(), api_id, "prod", before.as_str()],
+        None,
+        DEADLINE * 3,
+    )
+    .await;
+    assert_eq!(rolled["deploymentId"], before.as_str(), "{rolled}");
+    assert_eq!(
+        ask(&gw, r#"{"action":"hello"}"#).await,
+        r#"{"action":"hello"}"#
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_cli_builds_a_route_deploys_it_and_rolls_it_back() {
+    let backend = backend().await;
+    let gw = TestGateway::start(&config(&backend.url(), "")).await;
+    let base = gw.http_url("");
+    let (code, apis, err) = aws_cli(&base, &["get-apis"]).await;
+    assert_eq!(code, 0, "{err}");
+    let api_id = apis["Items"][0]["ApiId"]
+        .as_str()
+        .expect("an API")
+        .to_string();
+    let (code, stage, err) = aws_cli(
+        &base,
+        &["get-stage", "--api-id", &api_id, "--stage-name", "prod"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let before = stage["DeploymentId"].as_str().expect("served").to_string();
+    let (code, integration, err) = aws_cli(
+        &base,
+        &[
+            "create-integration",
+            "--api-id",
+            &api_id,
+            "--integration-type",
+            "MOCK",
+            "--request-templates",
+            r#"{"$default":"{\"statusCode\": 200}"}"#,
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let integration_id = integration["IntegrationId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (code, _, err) = aws_cli(
+        &base,
+        &[
+            "create-integration-response",
+            "--api-id",
+            &api_id,
+            "--integration-id",
+            &integration_id,
+            "--integration-response-key",
+            "$default",
+            "--response-templates",
+            r#"{"$default":"{\"from\":\"cli\"}"}"#,
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, route, err) = aws_cli(
+        &base,
+        &[
+            "create-route",
+            "--api-id",
+            &api_id,
+            "--route-key",
+            "fromcli",
+            "--target",
+            &format!("integrations/{integration_id}"),
+            "--route-response-selection-expression",
+            "$default",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let route_id = route["RouteId"].as_str().expect("id").to_string();
+    let (code, _, err) = aws_cli(
+        &base,
+        &[
+            "create-route-response",
+            "--api-id",
+            &api_id,
+            "--route-id",
+            &route_id,
+            "--route-response-key",
+            "$default",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, deployment, err) = aws_cli(
+        &base,
+        &[
+            "create-deployment",
+            "--api-id",
+            &api_id,
+            "--stage-name",
+            "prod",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let deployed = deployment["DeploymentId"].as_str().expect("id").to_string();
+    assert_eq!(
+        ask(&gw, r#"{"action":"fromcli"}"#).await,
+        r#"{"from":"cli"}"#
+    );
+
+    let (code, _, err) = aws_cli(
+        &base,
+        &[
+            "update-stage",
+            "--api-id",
+            &api_id,
+            "--stage-name",
+            "prod",
+            "--deployment-id",
+            &before,
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        ask(&gw, r#"{"action":"fromcli"}"#).await,
+        r#"{"action":"fromcli"}"#,
+        "rolled back: $default answers"
+    );
+    // Forward again by id, then a refusal as the CLI prints it.
+    let (code, _, err) = aws_cli(
+        &base,
+        &[
+            "update-stage",
+            "--api-id",
+            &api_id,
+            "--stage-name",
+            "prod",
+            "--deployment-id",
+            &deployed,
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        ask(&gw, r#"{"action":"fromcli"}"#).await,
+        r#"{"from":"cli"}"#
+    );
+    let (code, _, err) = aws_cli(
+        &base,
+        &["get-route", "--api-id", &api_id, "--route-id", "nope123"],
+    )
+    .await;
+    assert_ne!(code, 0);
+    assert!(err.contains("NotFoundException"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_from_browsers_and_unknown_operations_are_refused() {
+    let backend = backend().await;
+    // A stage named v2: its callback paths share the management API's first segment.
+    let stage = format!(
+        "  stages:\n    v2:\n      variables: {{ backend: \"{}\" }}\n",
+        backend.url()
+    );
+    let yaml = config(&backend.url(), "").replacen("  stages:\n", &stage, 1);
+    let gw = TestGateway::start(&yaml).await;
+    let client = http();
+    let base = gw.http_url("");
+    let response = client
+        .get(format!("{base}/v2/apis"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 403);
+    let response = client
+        .get(format!("{base}/v2/apis/x/vpclinks"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 404);
+    assert_eq!(response.headers()["x-amzn-errortype"], "NotFoundException");
+    let body: Value = response.json().await.expect("JSON");
+    assert!(body["message"].is_string(), "{body}");
+    // A body that is not JSON.
+    let apis: Value = client
+        .get(format!("{base}/v2/apis"))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    let api_id = apis["items"][0]["apiId"].as_str().expect("id").to_string();
+    let response = client
+        .post(format!("{base}/v2/apis/{api_id}/routes"))
+        .body("{not json")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(
+        response.headers()["x-amzn-errortype"],
+        "BadRequestException"
+    );
+    // The callback API of stage v2 is not shadowed by the management paths.
+    let response = client
+        .get(format!("{base}/v2/@connections/AAAAAAAAAAAAAAAA"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 410);
+}
+
+/// With `deployments.scope: cluster`, a deployment made through one node's management API is
+/// served by every node of the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_through_one_node_reaches_the_others_with_cluster_scope() {
+    use crate::support::cluster::{eventually, node_config, shared_store};
+    let backend = backend().await;
+    let (store, _cleanup) = shared_store();
+    let yaml = node_config(&backend.url(), &store, "deployments: { scope: cluster }\n");
+    let a = TestGateway::start(&yaml).await;
+    let b = TestGateway::start(&yaml).await;
+    let base = a.http_url("");
+    let hello = format!("{}/hello", backend.url());
+    let built = run_script(SCRIPT, ["build", base.as_str(), hello.as_str()], None, DEADLINE * 3).await;
+    assert_eq!(built["deploymentStatus"], "DEPLOYED", "{built}");
+    eventually("node B serves the deployment", DEADLINE, || async {
+        ask(&b, r#"{"action":"hello"}"#).await == r#"{"hello":true}"#
+    })
+    .await;
+    // B's management API lists the deployment and shows prod serving it.
+    let stage: Value = http()
+        .get(format!(
+            "{}/v2/apis/{}/stages/prod",
+            b.http_url(""),
+            built["apiId"].as_str().expect("id")
+        ))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(stage["deploymentId"], built["deploymentId"], "{stage}");
+}
