@@ -250,7 +250,7 @@ fn routes(
             }
             let models = r.models.clone();
             let responses = r.route_responses.entry((*route).to_string()).or_default();
-            let answer = children(
+            let answer = crud(
                 &ROUTE_RESPONSE,
                 responses,
                 &method,
@@ -280,30 +280,31 @@ fn routes(
     })
 }
 
-/// Create, get, list, update and delete of resources below another one (route responses of
-/// a route, integration responses of an integration); `check` sees the collection, the new
-/// or updated resource and its own id.
-fn children(
+/// Create, get, list, update and delete of the resources of one collection (route responses
+/// of a route, integration responses of an integration, models, authorizers); `check` sees the
+/// collection, the new or updated resource (and may fill defaults in it) and its own id.
+fn crud(
     kind: &Kind,
     collection: &mut Collection,
     method: &Method,
     call: &Call<'_>,
     rest: &[&str],
-    check: impl Fn(&Collection, &Json, &str) -> Result<(), ManagementError>,
+    check: impl Fn(&Collection, &mut Json, &str) -> Result<(), ManagementError>,
 ) -> Option<Result<Response, ManagementError>> {
     Some(match (method.clone(), rest) {
         (Method::GET, []) => call.page(collection.values().cloned().collect()),
         (Method::POST, []) => (|| {
             let id = draft::new_id();
-            let resource = draft::create(kind, &call.json()?, &id)?;
-            check(collection, &resource, &id)?;
+            let mut resource = draft::create(kind, &call.json()?, &id)?;
+            check(collection, &mut resource, &id)?;
             collection.insert(id, resource.clone());
             created(&resource)
         })(),
         (Method::GET, [id]) => draft::get(kind, collection, id).and_then(ok),
         (Method::PATCH, [id]) => (|| {
-            let updated = draft::update(kind, draft::get(kind, collection, id)?, &call.json()?)?;
-            check(collection, &updated, id)?;
+            let mut updated =
+                draft::update(kind, draft::get(kind, collection, id)?, &call.json()?)?;
+            check(collection, &mut updated, id)?;
             collection.insert((*id).to_string(), updated.clone());
             ok(&updated)
         })(),
@@ -443,7 +444,7 @@ fn integrations(
                 .integration_responses
                 .entry((*integration).to_string())
                 .or_default();
-            let answer = children(
+            let answer = crud(
                 &INTEGRATION_RESPONSE,
                 responses,
                 &method,
@@ -622,8 +623,8 @@ fn authorizers(
     })
 }
 
-/// Create, get, list, update and delete of resources with a unique `name` (models,
-/// authorizers); `check` may fill defaults.
+/// [`crud`] of resources with a unique `name` (models, authorizers); `check` may fill
+/// defaults.
 fn named(
     kind: &Kind,
     collection: &mut Collection,
@@ -631,43 +632,24 @@ fn named(
     rest: &[&str],
     check: impl Fn(&mut Json) -> Result<(), ManagementError>,
 ) -> Option<Result<Response, ManagementError>> {
-    let unique = |collection: &Collection, resource: &Json| {
-        let own = resource[kind.id].as_str().unwrap_or_default();
-        let name = resource["name"].as_str().unwrap_or_default();
-        match taken(collection, "name", name, own) {
-            Some(_) => Err(ManagementError::Conflict(format!(
-                "{} with name {name} already exists for this API",
-                kind.what
-            ))),
-            None => Ok(()),
-        }
-    };
-    Some(match (call.method.clone(), rest) {
-        (Method::GET, []) => call.page(collection.values().cloned().collect()),
-        (Method::POST, []) => (|| {
-            let mut resource = draft::create(kind, &call.json()?, &draft::new_id())?;
-            check(&mut resource)?;
-            unique(collection, &resource)?;
-            let id = resource[kind.id].as_str().unwrap_or_default().to_string();
-            collection.insert(id, resource.clone());
-            created(&resource)
-        })(),
-        (Method::GET, [id]) => draft::get(kind, collection, id).and_then(ok),
-        (Method::PATCH, [id]) => (|| {
-            let mut updated =
-                draft::update(kind, draft::get(kind, collection, id)?, &call.json()?)?;
-            check(&mut updated)?;
-            unique(collection, &updated)?;
-            collection.insert((*id).to_string(), updated.clone());
-            ok(&updated)
-        })(),
-        (Method::DELETE, [id]) => (|| {
-            draft::get(kind, collection, id)?;
-            collection.remove(*id);
-            deleted()
-        })(),
-        _ => return None,
-    })
+    crud(
+        kind,
+        collection,
+        call.method,
+        call,
+        rest,
+        |collection, resource, own| {
+            check(resource)?;
+            let name = resource["name"].as_str().unwrap_or_default();
+            match taken(collection, "name", name, own) {
+                Some(_) => Err(ManagementError::Conflict(format!(
+                    "{} with name {name} already exists for this API",
+                    kind.what
+                ))),
+                None => Ok(()),
+            }
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------------------

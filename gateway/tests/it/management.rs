@@ -377,7 +377,13 @@ async fn a_deployment_through_one_node_reaches_the_others_with_cluster_scope() {
     let b = TestGateway::start(&yaml).await;
     let base = a.http_url("");
     let hello = format!("{}/hello", backend.url());
-    let built = run_script(SCRIPT, ["build", base.as_str(), hello.as_str()], None, DEADLINE * 3).await;
+    let built = run_script(
+        SCRIPT,
+        ["build", base.as_str(), hello.as_str()],
+        None,
+        DEADLINE * 3,
+    )
+    .await;
     assert_eq!(built["deploymentStatus"], "DEPLOYED", "{built}");
     eventually("node B serves the deployment", DEADLINE, || async {
         ask(&b, r#"{"action":"hello"}"#).await == r#"{"hello":true}"#
@@ -397,4 +403,200 @@ async fn a_deployment_through_one_node_reaches_the_others_with_cluster_scope() {
         .await
         .expect("JSON");
     assert_eq!(stage["deploymentId"], built["deploymentId"], "{stage}");
+}
+
+/// One management API call: status, `x-amzn-ErrorType` (empty on success) and JSON answer.
+async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, String, Value) {
+    let mut request = http().request(method, url);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("answered");
+    let status = response.status().as_u16();
+    let kind = response
+        .headers()
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (status, kind, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Models, authorizers, a new stage deployed by name, pagination and the refusals of each,
+/// in the service's JSON (what the SDKs send), over plain HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_stages_and_deployments_follow_the_service_rules() {
+    use reqwest::Method;
+    use serde_json::json;
+    let backend = backend().await;
+    let gw = TestGateway::start(&config(&backend.url(), "")).await;
+    let (_, _, apis) = call(Method::GET, gw.http_url("/v2/apis"), None).await;
+    let api = gw.http_url(&format!(
+        "/v2/apis/{}",
+        apis["items"][0]["apiId"].as_str().expect("id")
+    ));
+
+    // Models: created, unique by name, JSON schemas only, in use cannot go.
+    let schema = r#"{"type":"object","required":["text"]}"#;
+    let (status, _, model) = call(
+        Method::POST,
+        format!("{api}/models"),
+        Some(json!({"name": "Msg", "schema": schema})),
+    )
+    .await;
+    assert_eq!(status, 201, "{model}");
+    assert_eq!(model["contentType"], "application/json");
+    let model_id = model["modelId"].as_str().expect("id").to_string();
+    let (status, kind, _) = call(
+        Method::POST,
+        format!("{api}/models"),
+        Some(json!({"name": "Msg", "schema": schema})),
+    )
+    .await;
+    assert_eq!((status, kind.as_str()), (409, "ConflictException"));
+    let (status, kind, _) = call(
+        Method::POST,
+        format!("{api}/models"),
+        Some(json!({"name": "Bad", "schema": "{nope"})),
+    )
+    .await;
+    assert_eq!((status, kind.as_str()), (400, "BadRequestException"));
+    let (_, _, template) = call(
+        Method::GET,
+        format!("{api}/models/{model_id}/template"),
+        None,
+    )
+    .await;
+    assert_eq!(template["value"], schema);
+    let (status, _, integration) = call(
+        Method::POST,
+        format!("{api}/integrations"),
+        Some(json!({"integrationType": "HTTP_PROXY", "integrationUri": format!("{}/hello", backend.url())})),
+    )
+    .await;
+    assert_eq!(status, 201, "{integration}");
+    assert_eq!(integration["integrationMethod"], "POST");
+    assert_eq!(integration["timeoutInMillis"], 29000);
+    let target = format!(
+        "integrations/{}",
+        integration["integrationId"].as_str().expect("id")
+    );
+    let (status, _, route) = call(
+        Method::POST,
+        format!("{api}/routes"),
+        Some(
+            json!({"routeKey": "checked", "target": target, "requestModels": {"$default": "Msg"},
+                    "routeResponseSelectionExpression": "$default"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{route}");
+    let route_id = route["routeId"].as_str().expect("id").to_string();
+    let (status, _, _) = call(
+        Method::POST,
+        format!("{api}/routes/{route_id}/routeresponses"),
+        Some(json!({"routeResponseKey": "$default"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, kind, _) = call(
+        Method::POST,
+        format!("{api}/routes/{route_id}/routeresponses"),
+        Some(json!({"routeResponseKey": "$default"})),
+    )
+    .await;
+    assert_eq!((status, kind.as_str()), (409, "ConflictException"));
+    let (status, kind, _) = call(Method::DELETE, format!("{api}/models/{model_id}"), None).await;
+    assert_eq!((status, kind.as_str()), (409, "ConflictException"));
+
+    // Authorizers: REQUEST only, with a URI.
+    for body in [
+        json!({"name": "j", "authorizerType": "JWT", "identitySource": ["$request.header.Authorization"]}),
+        json!({"name": "r", "authorizerType": "REQUEST", "identitySource": ["route.request.header.Auth"]}),
+    ] {
+        let (status, kind, _) = call(Method::POST, format!("{api}/authorizers"), Some(body)).await;
+        assert_eq!((status, kind.as_str()), (400, "BadRequestException"));
+    }
+
+    // A new stage, deployed by name: served at /beta, the model checked there.
+    let (status, _, stage) = call(
+        Method::POST,
+        format!("{api}/stages"),
+        Some(json!({"stageName": "beta", "stageVariables": {"backend": backend.url()}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{stage}");
+    assert!(
+        stage.get("deploymentId").is_none(),
+        "serves nothing yet: {stage}"
+    );
+    let (status, kind, _) = call(
+        Method::POST,
+        format!("{api}/stages"),
+        Some(json!({"stageName": "bad/name"})),
+    )
+    .await;
+    assert_eq!((status, kind.as_str()), (400, "BadRequestException"));
+    let (status, _, deployment) = call(
+        Method::POST,
+        format!("{api}/deployments"),
+        Some(json!({"stageName": "beta", "description": "beta"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{deployment}");
+    let deployment_id = deployment["deploymentId"].as_str().expect("id").to_string();
+    let mut ws = connect(&gw.ws_url("/beta")).await;
+    send_text(&mut ws, r#"{"action":"checked","text":"hi"}"#).await;
+    assert_eq!(next_text(&mut ws).await, r#"{"hello":true}"#);
+    send_text(&mut ws, r#"{"action":"checked"}"#).await;
+    assert!(
+        next_text(&mut ws).await.contains("Bad request body"),
+        "the model is checked"
+    );
+    let (_, _, beta) = call(Method::GET, format!("{api}/stages/beta"), None).await;
+    assert_eq!(beta["deploymentId"], deployment_id.as_str());
+
+    // Deployments: listed and paged, immutable, kept while a stage serves them.
+    let (_, _, first) = call(Method::GET, format!("{api}/deployments?maxResults=1"), None).await;
+    assert_eq!(first["items"].as_array().map(Vec::len), Some(1), "{first}");
+    let token = first["nextToken"]
+        .as_str()
+        .expect("more than one deployment");
+    let (_, _, second) = call(
+        Method::GET,
+        format!("{api}/deployments?maxResults=1&nextToken={token}"),
+        None,
+    )
+    .await;
+    assert_ne!(first["items"][0], second["items"][0]);
+    let (status, kind, _) = call(
+        Method::DELETE,
+        format!("{api}/deployments/{deployment_id}"),
+        None,
+    )
+    .await;
+    assert_eq!((status, kind.as_str()), (400, "BadRequestException"));
+    let (status, kind, _) = call(
+        Method::PATCH,
+        format!("{api}/deployments/{deployment_id}"),
+        Some(json!({"description": "x"})),
+    )
+    .await;
+    assert_eq!((status, kind.as_str()), (400, "BadRequestException"));
+    // A deployment without a stage is stored, served by nobody until a stage points at it.
+    let (status, _, stored) =
+        call(Method::POST, format!("{api}/deployments"), Some(json!({}))).await;
+    assert_eq!(status, 201, "{stored}");
+    let (_, _, prod) = call(Method::GET, format!("{api}/stages/prod"), None).await;
+    assert_ne!(prod["deploymentId"], stored["deploymentId"]);
+    // The API: its name is fixed, its description is not.
+    let (status, _, _) = call(Method::PATCH, api.clone(), Some(json!({"name": "other"}))).await;
+    assert_eq!(status, 400);
+    let (status, _, updated) = call(
+        Method::PATCH,
+        api.clone(),
+        Some(json!({"description": "d"})),
+    )
+    .await;
+    assert_eq!((status, updated["description"].as_str()), (200, Some("d")));
 }
