@@ -236,7 +236,10 @@ async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError
     let deployments: Arc<dyn DeploymentStore> = if shared {
         Arc::new(store.clone())
     } else {
-        Arc::new(MemoryDeployments::new())
+        // The node's own deployments; what it serves is still told to the others.
+        Arc::new(crate::rollout::own::OwnDeployments::new(Arc::new(
+            store.clone(),
+        )))
     };
     let notify = if shared {
         let (tx, rx) = tokio::sync::mpsc::channel(NOTIFY_QUEUE);

@@ -213,7 +213,7 @@ async fn overview(
     answer(
         async {
             admitted(&admin, peer, request).await?;
-            let body = overview::build(&admin.api, &admin.samples).await;
+            let body = overview::build(&admin.api, &admin.samples, &admin.rollout).await;
             Ok(axum::Json(body).into_response())
         }
         .await,

@@ -1,6 +1,7 @@
 //! The overview the admin page polls: this node, its connections (per stage, here and
 //! cluster-wide), per-route calls and failures, rates and latency with their chart points,
-//! the largest groups, the cluster's nodes and leases, and the recent errors. Every list is
+//! the largest groups, the cluster's nodes with their leases and the deployments each serves,
+//! and the recent errors. Every list is
 //! bounded; store and cluster reads are bounded in time and shown as unavailable when slow.
 
 use std::cmp::Reverse;
@@ -12,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::samples::Samples;
 use crate::callback::Api;
+use crate::rollout::Rollout;
 
 /// Connections listed at most (the newest).
 pub(crate) const MAX_CONNECTIONS: usize = 100;
@@ -21,7 +23,7 @@ pub(crate) const MAX_GROUPS: usize = 20;
 const READ_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The overview's JSON.
-pub(crate) async fn build(api: &Api, samples: &Samples) -> Value {
+pub(crate) async fn build(api: &Api, samples: &Samples, rollout: &Rollout) -> Value {
     let shared = &api.shared;
     let activity = &shared.activity;
     let (per_stage, newest) = connections(api);
@@ -76,7 +78,7 @@ pub(crate) async fn build(api: &Api, samples: &Samples) -> Value {
             json!({ "stage": stage, "group": group, "node": local, "cluster": cluster })
         })
         .collect();
-    let cluster = match &api.cluster {
+    let mut cluster = match &api.cluster {
         None => Value::Null,
         Some(cluster) => match tokio::time::timeout(READ_TIMEOUT, cluster.view()).await {
             Ok(Ok(view)) => serde_json::to_value(view).unwrap_or(Value::Null),
@@ -84,6 +86,15 @@ pub(crate) async fn build(api: &Api, samples: &Samples) -> Value {
             Err(_) => json!({ "error": "the store did not answer in time" }),
         },
     };
+    // What each node serves, from the heartbeats (a node without one for 15 s shows none).
+    if let Some(nodes) = cluster.get_mut("nodes").and_then(Value::as_array_mut)
+        && let Ok(Ok(serving)) = tokio::time::timeout(READ_TIMEOUT, rollout.nodes_serving()).await
+    {
+        for node in nodes {
+            let found = serving.iter().find(|s| node["id"] == s.node_id.as_str());
+            node["deployments"] = found.map_or(json!([]), |s| json!(deployments_of(s)));
+        }
+    }
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     json!({
         "node": {
@@ -93,6 +104,7 @@ pub(crate) async fn build(api: &Api, samples: &Samples) -> Value {
             "uptimeSeconds": activity.started.elapsed().as_secs(),
             "draining": shared.is_draining(),
             "deployment": &live.deployment,
+            "deployments": deployments_of(&rollout.serving_now()),
             "serving": serving.report(),
             "store": match &shared.config.store {
                 crate::config::StoreConfig::Memory => "memory",
@@ -171,4 +183,14 @@ fn connections(api: &Api) -> (BTreeMap<String, usize>, Vec<Value>) {
         })
         .collect();
     (per_stage, rows)
+}
+
+/// The deployments a node serves (its stages' and canaries'), sorted, each once.
+fn deployments_of(serving: &wsgate_connection_store::NodeServing) -> Vec<String> {
+    let mut ids: Vec<String> = (serving.stages.values())
+        .flat_map(|s| std::iter::once(s.deployment.clone()).chain(s.canary.clone()))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }

@@ -16,6 +16,7 @@
 
 pub(crate) mod client;
 mod ops;
+pub(crate) mod own;
 mod switch;
 
 use std::collections::HashMap;

@@ -309,19 +309,28 @@ impl Rollout {
     pub(crate) async fn listing(&self) -> Result<Listing, ReloadError> {
         let deployments = self.store.deployments().await.map_err(store_error)?;
         let pointers = self.store.pointers().await.map_err(store_error)?;
-        let since = chrono::Utc::now().timestamp_millis() - HEARTBEAT_HORIZON_MS;
-        let mut nodes = self.store.nodes(since).await.map_err(store_error)?;
-        // This node's own view is always current.
-        let mine = self.serving_now();
-        nodes.retain(|n| n.node_id != mine.node_id);
-        nodes.push(mine);
-        nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        let nodes = self.nodes_serving().await.map_err(store_error)?;
         Ok(Listing {
             deployments,
             version: pointers.version,
             stages: pointers.stages,
             nodes,
         })
+    }
+
+    /// What each node serves (heartbeats of the last 15 s; this node's own view is always
+    /// current), by node id.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    pub(crate) async fn nodes_serving(&self) -> Result<Vec<NodeServing>, StoreError> {
+        let since = chrono::Utc::now().timestamp_millis() - HEARTBEAT_HORIZON_MS;
+        let mut nodes = self.store.nodes(since).await?;
+        let mine = self.serving_now();
+        nodes.retain(|n| n.node_id != mine.node_id);
+        nodes.push(mine);
+        nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        Ok(nodes)
     }
 
     /// The stored deployment `deployment`, else the one `stage` serves, else the one this

@@ -2,7 +2,7 @@
 //! as the callback API is, the configuration it shows has no secrets, and its actions reach
 //! connections and groups through the callback API's own paths.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -130,9 +130,22 @@ async fn the_cluster_lists_its_nodes_their_leases_and_this_nodes_deployment() {
         })
         .collect();
     nodes.sort();
-    let mut expected = vec![(a_id.to_string(), true, true), (b_id, true, false)];
+    let mut expected = vec![(a_id.to_string(), true, true), (b_id.clone(), true, false)];
     expected.sort();
     assert_eq!(nodes, expected);
+    // What each node serves: its own deployment (deployments are per node by default), read
+    // from the heartbeats the nodes leave in the shared store.
+    assert_eq!(o["node"]["deployments"], json!([deployment.id]));
+    let b_deployment = b.gateway().deployment().id;
+    let o = overview_until(&a, "B's heartbeat", |o| {
+        (o["cluster"]["nodes"].as_array().into_iter().flatten())
+            .any(|n| n["id"] == b_id.as_str() && n["deployments"] == json!([b_deployment]))
+    })
+    .await;
+    let mine = (o["cluster"]["nodes"].as_array().into_iter().flatten())
+        .find(|n| n["self"] == true)
+        .expect("this node");
+    assert_eq!(mine["deployments"], json!([deployment.id]));
 
     // A node that stops gives its lease back and leaves the list.
     b.shutdown().await;

@@ -167,6 +167,13 @@ async fn the_page_shows_live_figures_and_disconnects() {
     browser
         .wait_text("conn-node", "2 connections", |t| t == "2")
         .await;
+    // The cluster table shows what the node serves (a memory store: this node alone).
+    let hash = gw.gateway().deployment().hash;
+    browser
+        .wait_text("nodes", "this node's deployment", |t| {
+            t.contains(hash.as_str())
+        })
+        .await;
 
     // Messages flow: the rate and the total move on the page.
     let stop = Arc::new(AtomicBool::new(false));
