@@ -40,7 +40,54 @@ pub(crate) enum CallbackAuth {
     /// `kind: bearer`.
     Bearer(Vec<Vec<u8>>),
     /// `kind: sigv4`: the keys, and the ARN facts their policies are evaluated on.
-    SigV4(Box<(Keyring, ArnParts)>),
+    SigV4(Box<SigV4Callers>),
+}
+
+/// The keys of `kind: sigv4` callers: signatures for `execute-api` (the callback API) and for
+/// `apigateway` (the management API, as the AWS SDKs and CLI sign `apigatewayv2` calls).
+#[derive(Debug)]
+pub(crate) struct SigV4Callers {
+    execute_api: Keyring,
+    apigateway: Keyring,
+    arn: ArnParts,
+}
+
+/// Which API a request calls, and so how it is signed and what its signer's policy is asked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scope {
+    /// The callback API: signed for `execute-api`; the policy is asked for this action on the
+    /// `execute-api` ARN of the path.
+    Callback(&'static str),
+    /// The management API (`/v2/…`): signed for `apigateway`; the policy is asked for
+    /// `apigateway:{METHOD}` on `arn:aws:apigateway:{region}::{path}`, as IAM names them.
+    Management,
+}
+
+impl From<&'static str> for Scope {
+    fn from(action: &'static str) -> Self {
+        Self::Callback(action)
+    }
+}
+
+impl SigV4Callers {
+    fn keyring(&self, scope: Scope) -> &Keyring {
+        match scope {
+            Scope::Callback(_) => &self.execute_api,
+            Scope::Management => &self.apigateway,
+        }
+    }
+}
+
+/// The IAM action of a management request.
+fn management_action(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "apigateway:GET",
+        Method::POST => "apigateway:POST",
+        Method::PUT => "apigateway:PUT",
+        Method::PATCH => "apigateway:PATCH",
+        Method::DELETE => "apigateway:DELETE",
+        _ => "apigateway:*",
+    }
 }
 
 /// Headers through which a proxy passes on the address of the client it forwards for. A request
@@ -89,20 +136,26 @@ impl CallbackAuth {
                 max_skew,
             }) => {
                 let account_id = &config.iam.account_id;
-                let keyring = Keyring::build(
-                    "callback.auth.credentials",
-                    credentials,
-                    region,
-                    account_id,
-                    *max_skew,
-                    env,
-                )?;
+                let keyring = || {
+                    Keyring::build(
+                        "callback.auth.credentials",
+                        credentials,
+                        region,
+                        account_id,
+                        *max_skew,
+                        env,
+                    )
+                };
                 let arn = ArnParts {
                     region: region.clone(),
                     account_id: account_id.clone(),
                     api_id: config.api.api_id().to_string(),
                 };
-                Self::SigV4(Box::new((keyring, arn)))
+                Self::SigV4(Box::new(SigV4Callers {
+                    execute_api: keyring()?,
+                    apigateway: keyring()?.with_service("apigateway"),
+                    arn,
+                }))
             }
         })
     }
@@ -113,6 +166,19 @@ impl CallbackAuth {
     /// # Errors
     /// [`CallbackError::Forbidden`] with a short reason.
     pub(crate) fn check_head(&self, request: &CallerRequest<'_>) -> Result<(), CallbackError> {
+        self.check_head_of(request, Scope::Callback(""))
+    }
+
+    /// [`CallbackAuth::check_head`] for a request of `scope` (which service its signature
+    /// names).
+    ///
+    /// # Errors
+    /// As [`CallbackAuth::check_head`].
+    pub(crate) fn check_head_of(
+        &self,
+        request: &CallerRequest<'_>,
+        scope: Scope,
+    ) -> Result<(), CallbackError> {
         match self {
             Self::None => Ok(()),
             Self::LoopbackOnly(trusted) => loopback_caller(trusted, request),
@@ -133,7 +199,7 @@ impl CallbackAuth {
                 }
             }
             Self::SigV4(sigv4) => sigv4
-                .0
+                .keyring(scope)
                 .check_head(request.raw_query, request.headers, chrono::Utc::now())
                 .map_err(|error| sigv4_refusal(&error, request)),
         }
@@ -149,12 +215,12 @@ impl CallbackAuth {
         &self,
         request: &CallerRequest<'_>,
         body: &[u8],
-        action: &'static str,
+        scope: Scope,
     ) -> Result<(), CallbackError> {
         let Self::SigV4(sigv4) = self else {
             return Ok(());
         };
-        let (keyring, arn) = &**sigv4;
+        let keyring = sigv4.keyring(scope);
         let signed = SignedRequest {
             method: request.method,
             raw_path: request.raw_path,
@@ -165,8 +231,18 @@ impl CallbackAuth {
         let principal = keyring
             .verify(&signed, chrono::Utc::now())
             .map_err(|error| sigv4_refusal(&error, request))?;
+        let (action, resource) = match scope {
+            Scope::Callback(action) => (action, sigv4.arn.arn(&resource_path(request))),
+            Scope::Management => (
+                management_action(request.method),
+                format!(
+                    "arn:aws:apigateway:{}::{}",
+                    sigv4.arn.region, request.raw_path
+                ),
+            ),
+        };
         principal
-            .authorize(action, arn.arn(&resource_path(request)))
+            .authorize(action, resource)
             .map_err(|denied| {
                 tracing::info!(peer = %request.peer, %denied, "callback request denied by the key's IAM policy");
                 CallbackError::AccessDenied(denied)
@@ -371,21 +447,27 @@ mod tests {
             secret_access_key: Some("secret".into()),
             ..Default::default()
         };
-        let keyring = Keyring::build(
-            "callback.auth.credentials",
-            &[key],
-            "us-east-1",
-            "000000000000",
-            std::time::Duration::from_mins(5),
-            &|_| None,
-        )
-        .expect("builds");
+        let keyring = || {
+            Keyring::build(
+                "callback.auth.credentials",
+                std::slice::from_ref(&key),
+                "us-east-1",
+                "000000000000",
+                std::time::Duration::from_mins(5),
+                &|_| None,
+            )
+            .expect("builds")
+        };
         let arn = ArnParts {
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
             api_id: "api".into(),
         };
-        let auth = CallbackAuth::SigV4(Box::new((keyring, arn)));
+        let auth = CallbackAuth::SigV4(Box::new(SigV4Callers {
+            execute_api: keyring(),
+            apigateway: keyring().with_service("apigateway"),
+            arn,
+        }));
         let now = chrono::Utc::now();
         let header = |key: &str| {
             format!(

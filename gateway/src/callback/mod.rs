@@ -285,14 +285,16 @@ pub(crate) async fn authenticate(
     authenticate_up_to(api, peer, request, action, limit).await
 }
 
-/// [`authenticate`] with a body of at most `limit` bytes.
+/// [`authenticate`] with a body of at most `limit` bytes, for a request of `scope` (an action
+/// of the callback API, or the management API).
 pub(crate) async fn authenticate_up_to(
     api: &Api,
     peer: SocketAddr,
     request: Request,
-    action: &'static str,
+    scope: impl Into<auth::Scope>,
     limit: usize,
 ) -> Result<(http::request::Parts, Bytes), CallbackError> {
+    let scope = scope.into();
     let (parts, body) = request.into_parts();
     // The path the client used (and signed), before a custom domain mapped it.
     let signed_uri = (parts.extensions.get::<OriginalUri>()).map_or(&parts.uri, |o| &o.0);
@@ -305,7 +307,7 @@ pub(crate) async fn authenticate_up_to(
         headers: &parts.headers,
     };
     let shared = &api.shared;
-    api.auth.check_head(&caller)?;
+    api.auth.check_head_of(&caller, scope)?;
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
@@ -315,7 +317,7 @@ pub(crate) async fn authenticate_up_to(
         return Err(CallbackError::PayloadTooLarge { size, limit });
     }
     let body = read_body(body, limit, shared.config.callback.body_timeout).await?;
-    api.auth.check_body(&caller, &body, action)?;
+    api.auth.check_body(&caller, &body, scope)?;
     Ok((parts, body))
 }
 

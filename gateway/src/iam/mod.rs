@@ -176,6 +176,13 @@ impl Keyring {
         })
     }
 
+    /// The same keys for signatures scoped to `service` (default `execute-api`).
+    #[must_use]
+    pub(crate) fn with_service(mut self, service: &str) -> Self {
+        self.verifier = self.verifier.with_service(service);
+        self
+    }
+
     /// The checks that need no body (see [`SigV4Verifier::check_head`]).
     ///
     /// # Errors

@@ -170,7 +170,6 @@ impl SigV4Verifier {
         }
     }
 
-    #[cfg(test)]
     /// Sets the service name the credential scope must carry (default `execute-api`).
     #[must_use]
     pub(crate) fn with_service(mut self, service: impl Into<String>) -> Self {

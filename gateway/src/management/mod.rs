@@ -1,8 +1,10 @@
 //! The management API: the subset of Amazon API Gateway's `apigatewayv2` REST API that
 //! WebSocket APIs use (`/v2/apis/…`, `/v2/domainnames/…`), so that the unmodified AWS SDKs and
 //! the AWS CLI (`--endpoint-url`) build this gateway's API, deploy it to a stage and roll it
-//! back. Served with the admin API (wherever the callback API is, behind its authentication)
-//! and refused to browsers (a request carrying `Origin`).
+//! back. Served with the admin API (wherever the callback API is, behind its authentication:
+//! loopback trust, bearer tokens, or SigV4 signatures for service `apigateway` whose key's
+//! policy allows `apigateway:{METHOD}` on `arn:aws:apigateway:{region}::/v2/…`) and refused
+//! to browsers (a request carrying `Origin`).
 //!
 //! The gateway serves one API: `GetApis` lists it, with its `apiId` (`api.id`). Its routes,
 //! integrations, route and integration responses, models, authorizers and stages are seeded
@@ -32,7 +34,6 @@ use http::{StatusCode, header};
 
 use crate::callback::{self, Api};
 use crate::error::{CallbackError, ManagementError};
-use crate::iam::MANAGE_CONNECTIONS;
 use crate::rollout::Rollout;
 use draft::Draft;
 
@@ -126,9 +127,14 @@ async fn admitted(
             "Forbidden: the management API does not answer browsers (the request carries Origin)",
         )));
     }
-    let (parts, body) =
-        callback::authenticate_up_to(&management.api, peer, request, MANAGE_CONNECTIONS, MAX_BODY)
-            .await?;
+    let (parts, body) = callback::authenticate_up_to(
+        &management.api,
+        peer,
+        request,
+        callback::auth::Scope::Management,
+        MAX_BODY,
+    )
+    .await?;
     Ok((parts, body))
 }
 

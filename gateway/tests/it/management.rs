@@ -600,3 +600,68 @@ async fn models_stages_and_deployments_follow_the_service_rules() {
     .await;
     assert_eq!((status, updated["description"].as_str()), (200, Some("d")));
 }
+
+/// Under `callback.auth` SigV4 the management API takes signatures for `apigateway` (as the
+/// SDKs sign `apigatewayv2` calls) and asks the key's policy for `apigateway:{METHOD}` on
+/// `arn:aws:apigateway:{region}::/v2/…`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigv4_callers_are_authorized_by_their_keys_policy() {
+    let backend = backend().await;
+    let keys = [
+        ("AKIDADMIN", ""),
+        (
+            "AKIDREADER",
+            "        policy: { Version: \"2012-10-17\", Statement: [ { Effect: Allow, Action: \"apigateway:GET\", Resource: \"arn:aws:apigateway:us-east-1::/v2/apis*\" } ] }\n",
+        ),
+        (
+            "AKIDPUSHER",
+            "        policy: { Version: \"2012-10-17\", Statement: [ { Effect: Allow, Action: \"execute-api:ManageConnections\", Resource: \"*\" } ] }\n",
+        ),
+    ]
+    .iter()
+    .map(|(id, policy)| {
+        format!("      - access_key_id: {id}\n        secret_access_key: secret-key-for-tests\n{policy}")
+    })
+    .collect::<String>();
+    let extra = format!(
+        "admin:\n  enabled: true\ncallback:\n  auth:\n    kind: sigv4\n    region: us-east-1\n    credentials:\n{keys}"
+    );
+    let gw = TestGateway::start(&config(&backend.url(), &extra)).await;
+    let base = gw.http_url("");
+    let probe = |key: &'static str, secret: &'static str| {
+        let base = base.clone();
+        async move {
+            run_script(
+                SCRIPT,
+                ["probe", base.as_str(), key, secret],
+                None,
+                DEADLINE * 3,
+            )
+            .await
+        }
+    };
+    let secret = "secret-key-for-tests";
+    assert_eq!(
+        probe("AKIDADMIN", secret).await,
+        serde_json::json!({"get": "ok", "create": "ok"})
+    );
+    assert_eq!(
+        probe("AKIDREADER", secret).await,
+        serde_json::json!({"get": "ok", "create": "AccessDeniedException"})
+    );
+    assert_eq!(
+        probe("AKIDPUSHER", secret).await,
+        serde_json::json!({"get": "AccessDeniedException", "create": "AccessDeniedException"})
+    );
+    assert_eq!(
+        probe("AKIDADMIN", "not-the-secret").await["get"],
+        "InvalidSignatureException"
+    );
+    // Unsigned: refused before anything is read.
+    let response = http()
+        .get(gw.http_url("/v2/apis"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 403);
+}

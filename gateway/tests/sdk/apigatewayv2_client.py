@@ -5,6 +5,9 @@ build ENDPOINT BACKEND_URL
     `hello` targeting it, deploys to stage `prod`, and tries the refusals; prints what it saw.
 rollback ENDPOINT API_ID STAGE DEPLOYMENT_ID
     points STAGE at DEPLOYMENT_ID (UpdateStage) and prints the stage.
+probe ENDPOINT ACCESS_KEY_ID SECRET_ACCESS_KEY
+    signs with that key: lists the APIs and creates a MOCK integration; prints "ok" or the
+    error code of each.
 
 The last output line is JSON.
 """
@@ -16,13 +19,13 @@ import boto3
 from botocore.config import Config
 
 
-def client(endpoint):
+def client(endpoint, key="AKIDEXAMPLE", secret="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"):
     return boto3.client(
         "apigatewayv2",
         endpoint_url=endpoint,
         region_name="us-east-1",
-        aws_access_key_id="AKIDEXAMPLE",
-        aws_secret_access_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
         config=Config(retries={"max_attempts": 1}),
     )
 
@@ -118,8 +121,28 @@ def rollback(endpoint, api_id, stage, deployment):
                       "deploymentId": updated.get("DeploymentId")}))
 
 
+def probe(endpoint, key, secret):
+    api = client(endpoint, key, secret)
+
+    def outcome(call):
+        error = error_of(call)
+        return "ok" if error is None else error["code"]
+
+    listed = {}
+
+    def get():
+        listed["apis"] = api.get_apis()["Items"]
+
+    got = outcome(get)
+    api_id = listed["apis"][0]["ApiId"] if listed.get("apis") else "chat"
+    created = outcome(lambda: api.create_integration(ApiId=api_id, IntegrationType="MOCK"))
+    print(json.dumps({"get": got, "create": created}))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "build":
         build(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "probe":
+        probe(*sys.argv[2:5])
     else:
         rollback(*sys.argv[2:6])
