@@ -218,6 +218,21 @@ pub(super) fn fields_of(kind: &Kind, body: &Json) -> Result<Map<String, Json>, M
     Ok(out)
 }
 
+/// Most resources of one kind (routes of the API, responses of a route, …): the draft is
+/// bounded whatever the callers send.
+pub(super) const MAX_RESOURCES: usize = 1000;
+
+/// A 400 when `collection` holds [`MAX_RESOURCES`] already.
+pub(super) fn room(kind: &Kind, collection: &Collection) -> Result<(), ManagementError> {
+    if collection.len() >= MAX_RESOURCES {
+        return Err(ManagementError::BadRequest(format!(
+            "at most {MAX_RESOURCES} resources of kind {} per API",
+            kind.what
+        )));
+    }
+    Ok(())
+}
+
 /// A new resource of `kind` from `body`, under `id`.
 pub(super) fn create(kind: &Kind, body: &Json, id: &str) -> Result<Json, ManagementError> {
     let mut fields = fields_of(kind, body)?;
@@ -324,6 +339,19 @@ mod tests {
         assert_eq!(updated["routeKey"], "a");
         assert_eq!(updated["target"], "u");
         assert!(update(&ROUTE, &created, &json!({"routeId": "x"})).is_err());
+    }
+
+    #[test]
+    fn a_full_collection_takes_no_more() {
+        let mut full = Collection::new();
+        assert!(room(&ROUTE, &full).is_ok());
+        for i in 0..MAX_RESOURCES {
+            full.insert(i.to_string(), json!({}));
+        }
+        assert!(matches!(
+            room(&ROUTE, &full),
+            Err(ManagementError::BadRequest(_))
+        ));
     }
 
     #[test]

@@ -225,6 +225,7 @@ fn routes(
             call.page(items)
         }
         (Method::POST, []) => (|| {
+            draft::room(&ROUTE, &r.routes)?;
             let route = draft::create(&ROUTE, &call.json()?, &draft::new_id())?;
             check_route(r, &route)?;
             let id = route["routeId"].as_str().unwrap_or_default().to_string();
@@ -294,6 +295,7 @@ fn crud(
     Some(match (method.clone(), rest) {
         (Method::GET, []) => call.page(collection.values().cloned().collect()),
         (Method::POST, []) => (|| {
+            draft::room(kind, collection)?;
             let id = draft::new_id();
             let mut resource = draft::create(kind, &call.json()?, &id)?;
             check(collection, &mut resource, &id)?;
@@ -397,6 +399,7 @@ fn integrations(
     Some(match (call.method.clone(), rest) {
         (Method::GET, []) => call.page(r.integrations.values().cloned().collect()),
         (Method::POST, []) => (|| {
+            draft::room(&INTEGRATION, &r.integrations)?;
             let mut integration = draft::create(&INTEGRATION, &call.json()?, &draft::new_id())?;
             check_integration(&mut integration)?;
             let id = integration["integrationId"]
@@ -712,6 +715,7 @@ async fn stages(
             )
         }
         (Method::POST, []) => {
+            draft::room(&STAGE, &r.stages)?;
             let body = call.json()?;
             let name = body["stageName"].as_str().unwrap_or_default().to_string();
             let mut stage = draft::create(&STAGE, &body, &name)?;
