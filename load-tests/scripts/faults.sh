@@ -33,9 +33,9 @@
 # only slows the cluster changes). Exit status 1 if one failed.
 #
 # Environment: WSGATE_BIN, LOAD_BIN (default target/release/{wsgate,wsgate-load});
-# FAULTS_SCENARIOS (space-separated subset); FAULTS_SHORT=1 for the CI variant (three scenarios:
-# redis-blackhole backend-reset node-kill; 60 connections, 8 s faults, lease 3 s: under 3
-# minutes); FAULTS_NET=proxy forces the fault proxy instead of network namespaces (which
+# FAULTS_SCENARIOS (space-separated subset); FAULTS_SHORT=1 for the CI variant (four scenarios:
+# redis-blackhole redis-loss backend-reset node-kill; 60 connections, 8 s faults, lease 3 s:
+# about 2 minutes); FAULTS_NET=proxy forces the fault proxy instead of network namespaces (which
 # need root); CONNS, PUSH_RATE, MSG_RATE override the sizes (STORM_CONNS, STORM_RAMP those of
 # node-storm); LOSS_PERCENT (10) the loss each way, SLOW_RATE (512kbit) redis-slow's rate each
 # way in tc units, LINK_QUEUE (200ms) its tbf queue. How the hosts are built: cluster-lib.sh.
@@ -55,7 +55,7 @@ for b in "$WSGATE_BIN" "$LOAD_BIN"; do
 done
 
 if [ "${FAULTS_SHORT:-0}" = 1 ]; then
-  SCENARIOS="${FAULTS_SCENARIOS:-redis-blackhole backend-reset node-kill}"
+  SCENARIOS="${FAULTS_SCENARIOS:-redis-blackhole redis-loss backend-reset node-kill}"
   CONNS="${CONNS:-60}" PUSH_RATE="${PUSH_RATE:-60}" MSG_RATE="${MSG_RATE:-60}"
   STORM_CONNS="${STORM_CONNS:-2000}"
   WARM=3 LONG_FAULT=8 FAULT=8 STOP_FAULT=8 AFTER=8
