@@ -37,7 +37,7 @@
 # redis-blackhole redis-loss backend-reset node-kill; 60 connections, 8 s faults, lease 3 s:
 # about 2 minutes); FAULTS_NET=proxy forces the fault proxy instead of network namespaces (which
 # need root); CONNS, PUSH_RATE, MSG_RATE override the sizes (STORM_CONNS, STORM_RAMP those of
-# node-storm); LOSS_PERCENT (10) the loss each way, SLOW_RATE (512kbit) redis-slow's rate each
+# node-storm); LOSS_PERCENT (10) the loss each way, SLOW_RATE (1mbit) redis-slow's rate each
 # way in tc units, LINK_QUEUE (200ms) its tbf queue. How the hosts are built: cluster-lib.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -69,7 +69,7 @@ else
 fi
 STORM_RAMP="${STORM_RAMP:-1000}"
 LOSS_PERCENT="${LOSS_PERCENT:-10}"
-SLOW_RATE="${SLOW_RATE:-512kbit}"
+SLOW_RATE="${SLOW_RATE:-1mbit}"
 NET_TAG="wsf$(($$ % 100000))"
 net_detect
 echo "faults: network mode $NET_MODE, scenarios: $SCENARIOS" >&2

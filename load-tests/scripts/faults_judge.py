@@ -8,9 +8,10 @@ summary: the results as one JSON list (a scenario that could not run here is a r
 table:   the summary as a Markdown table (docs/reliability.md).
 
 Before and during the fault (`before_fault`, `during_fault`): posts answered 2xx a second, failed
-posts, and the median over the timeline's intervals of each interval's push and echo p50/p99, so a
-fault that only slows the cluster (loss, a slow link) shows although nothing fails; and, in
-namespaces, each link's bytes a second both ways (from links.log).
+posts, and the median over the timeline's intervals of each interval's push and echo p50/p99
+(intervals without an answer have no percentile and are left out), so a fault that only slows
+the cluster (loss, a slow link) shows although nothing fails; and, in namespaces, each link's
+kilobytes a second both ways (`links`, from links.log).
 
 Time to recover: from the end of the fault (for a kill, the kill) to the start of the first
 timeline interval from which every interval of the window is clean (no failed post, no failed
@@ -63,8 +64,9 @@ def phase(timeline, sample_ms, t0, t1):
         return None
     secs = len(rows) * sample_ms / 1000.0
 
-    def ms(key):
-        v = median([r[key] for r in rows if key in r])
+    def ms(key, count):
+        # Intervals without any such answer have no percentile (0 in the timeline).
+        v = median([r[key] for r in rows if key in r and r[count] > 0])
         return None if v is None else round(v / 1000.0, 1)
 
     return {
@@ -72,9 +74,9 @@ def phase(timeline, sample_ms, t0, t1):
         "push_ok_per_s": round(sum(r["push_ok"] for r in rows) / secs, 1),
         "push_err": sum(r["push_err"] for r in rows),
         "replies_per_s": round(sum(r["replies"] for r in rows) / secs, 1),
-        "push_p50_ms": ms("push_p50_us"),
-        "push_p99_ms": ms("push_p99_us"),
-        "echo_p99_ms": ms("echo_p99_us"),
+        "push_p50_ms": ms("push_p50_us", "push_ok"),
+        "push_p99_ms": ms("push_p99_us", "push_ok"),
+        "echo_p99_ms": ms("echo_p99_us", "replies"),
     }
 
 
