@@ -5,9 +5,12 @@
 # Network: with `ip netns` (root, iproute2), Redis and the backend each run in a network
 # namespace of their own, joined to this one by a veth pair (10.77.1.0/24 and 10.77.2.0/24), and
 # a partition is the far end of the pair set down: packets are dropped without RST, so TCP
-# stalls until it is restored (the kernel here has no netem, so no latency or loss injection).
-# Without namespaces (no root, no CAP_NET_ADMIN) both run on loopback behind
-# `wsgate-load faultproxy`, which stalls or resets the connections it carries instead.
+# stalls until it is restored. Packet loss is nft rules in the far namespace dropping a share of
+# the packets each way (`numgen random`, link_loss), a slow link tbf qdiscs on both ends of the
+# pair (link_rate); latency is not injected (this kernel has no netem qdisc). net_detect probes
+# both (NET_LOSS, NET_RATE). Without namespaces (no root, no CAP_NET_ADMIN) both run on loopback
+# behind `wsgate-load faultproxy`, which stalls or resets the connections it carries instead; it
+# has no loss or bandwidth mode, so those faults are not available there.
 # The gateway nodes run in this namespace on 127.0.0.1: wsgate-load only sends load to loopback
 # addresses, and node faults are process faults (SIGKILL, SIGSTOP, restart).
 #
@@ -18,6 +21,7 @@
 NET_MODE=""
 REDIS_ADDR=""     # host:port the nodes use
 BACKEND_ADDR=""   # host:port the nodes use
+BACKEND_PID=""
 NODE_PIDS=()
 NODE_PORTS=()
 LEASE_TTL="${LEASE_TTL:-10s}"
@@ -28,16 +32,34 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") >/dev/null 2>&1; }
 
-# Chooses the network mode: netns when a namespace and a veth pair can be created.
+# Chooses the network mode: netns when a namespace and a veth pair can be created. With netns
+# it also probes what the link faults need, setting NET_LOSS (nft's numgen drop works in a
+# namespace) and NET_RATE (a tbf qdisc can be put on a veth) to 1, or else to why not.
+NET_LOSS="needs network namespaces (root); the fault proxy cannot drop packets"
+NET_RATE="needs network namespaces (root); the fault proxy cannot limit bandwidth"
 net_detect() {
+  local ns="${NET_TAG}probe"
   if [ "${FAULTS_NET:-auto}" != proxy ] && [ "$(id -u)" = 0 ] && command -v ip >/dev/null 2>&1 \
-    && ip netns add "${NET_TAG}probe" 2>/dev/null; then
-    ip netns del "${NET_TAG}probe"
+    && ip netns add "$ns" 2>/dev/null; then
     if ip link add "${NET_TAG}p0" type veth peer name "${NET_TAG}p1" 2>/dev/null; then
-      ip link del "${NET_TAG}p0"
       NET_MODE=netns
+      NET_RATE="no tbf qdisc in this kernel"
+      if tc qdisc add dev "${NET_TAG}p0" root tbf rate 1mbit burst 16kb latency 100ms 2>/dev/null; then
+        NET_RATE=1
+      fi
+      NET_LOSS="the nft tool is not installed (Debian package nftables)"
+      if command -v nft >/dev/null 2>&1; then
+        NET_LOSS="nft cannot add a numgen drop rule in a namespace here"
+        if echo 'table inet probe { chain input { type filter hook input priority 0; numgen random mod 100 < 10 drop; }; }' \
+          | ip netns exec "$ns" nft -f - 2>/dev/null; then
+          NET_LOSS=1
+        fi
+      fi
+      ip link del "${NET_TAG}p0"
+      ip netns del "$ns"
       return
     fi
+    ip netns del "$ns"
   fi
   NET_MODE=proxy
 }
@@ -76,6 +98,48 @@ heal() {
   else
     proxy_mode "$1" pass
   fi
+}
+
+# link_loss NAME PERCENT: drops PERCENT % of the packets on host NAME's end of its link, each
+# way (nftables in the host's namespace: `numgen random` on input and output of its veth, so its
+# loopback is untouched); 0 removes the rules. Each direction drops on its own draw, so about
+# 2 x PERCENT % of round trips lose a packet. Needs netns and nft (NET_LOSS=1).
+link_loss() {
+  local ns="${NET_TAG}$1" dev="${NET_TAG}$1"1
+  ip netns exec "$ns" nft delete table inet wsfault 2>/dev/null || true
+  [ "$2" = 0 ] && return 0
+  ip netns exec "$ns" nft -f - <<EOF
+table inet wsfault {
+  chain input { type filter hook input priority 0; iifname "$dev" numgen random mod 100 < $2 counter drop; }
+  chain output { type filter hook output priority 0; oifname "$dev" numgen random mod 100 < $2 counter drop; }
+}
+EOF
+}
+
+# link_rate NAME RATE: limits host NAME's link to RATE (tc syntax, e.g. 512kbit) each way, with a
+# tbf qdisc on both ends of its veth pair (burst 16 KiB); what does not fit in LINK_QUEUE of
+# queue at RATE (default 200ms) is dropped. "off" removes them. Needs netns and tbf (NET_RATE=1).
+LINK_QUEUE="${LINK_QUEUE:-200ms}"
+link_rate() {
+  local ns="${NET_TAG}$1"
+  tc qdisc del dev "${ns}0" root 2>/dev/null || true
+  ip netns exec "$ns" tc qdisc del dev "${ns}1" root 2>/dev/null || true
+  [ "$2" = off ] && return 0
+  tc qdisc add dev "${ns}0" root tbf rate "$2" burst 16kb latency "$LINK_QUEUE"
+  ip netns exec "$ns" tc qdisc add dev "${ns}1" root tbf rate "$2" burst 16kb latency "$LINK_QUEUE"
+}
+
+# link_stats NAME: one line of host NAME's link counters as seen from this end (bytes and packets
+# each way), and the drop counters of its tbf qdiscs and nft rules when there are any.
+link_stats() {
+  local ns="${NET_TAG}$1" d="/sys/class/net/${NET_TAG}$1"0/statistics
+  [ "$NET_MODE" = netns ] || return 0
+  printf '%s %s to_host_bytes=%s to_host_packets=%s from_host_bytes=%s from_host_packets=%s' \
+    "$(date +%s%3N)" "$1" "$(cat "$d/rx_bytes")" "$(cat "$d/rx_packets")" "$(cat "$d/tx_bytes")" "$(cat "$d/tx_packets")"
+  printf ' tbf_host_end="%s"' "$(tc -s qdisc show dev "${ns}0" root | tr '\n' ' ' | tr -s ' ')"
+  printf ' tbf_far_end="%s"' "$(ip netns exec "$ns" tc -s qdisc show dev "${ns}1" root | tr '\n' ' ' | tr -s ' ')"
+  printf ' nft_drops="%s"\n' "$(ip netns exec "$ns" nft list table inet wsfault 2>/dev/null \
+    | grep -o 'counter packets [0-9]*' | awk '{print $3}' | tr '\n' ' ')"
 }
 
 declare -A PROXY_CTL=()
