@@ -495,6 +495,7 @@ impl Gateway {
             ));
         }
         background.spawn(flush_touches(Arc::clone(&shared), stop_accepting.clone()));
+        background.spawn(crate::telemetry::keep_up(stop_accepting.clone()));
         tracing::info!(
             listen = %local_addr,
             callback = ?callback_addr,
