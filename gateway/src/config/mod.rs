@@ -129,6 +129,15 @@ fn tree_with_env(
     Ok((tree, ignored))
 }
 
+/// A valid stage name: 1 to 128 letters, digits, `-` and `_`.
+pub(crate) fn is_stage_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// The keys of a configuration a deployment carries (the rest is each node's own).
 pub(crate) const LIVE_KEYS: [&str; 2] = ["api", "throttling"];
 
@@ -274,12 +283,7 @@ impl Config {
             ));
         }
         for name in api.stages.keys() {
-            let valid = !name.is_empty()
-                && name.len() <= 128
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !valid {
+            if !is_stage_name(name) {
                 return Err(ConfigError::invalid(
                     format!("api.stages.{name}"),
                     "stage names are 1-128 characters of letters, digits, `-` and `_`",

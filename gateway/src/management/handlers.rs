@@ -218,66 +218,85 @@ fn routes(
     rest: &[&str],
 ) -> Option<Result<Response, ManagementError>> {
     let r = &mut draft.resources;
-    Some(match (call.method.clone(), rest) {
-        (Method::GET, []) => {
-            let mut items: Vec<Json> = r.routes.values().cloned().collect();
-            items.sort_by(|a, b| a["routeKey"].as_str().cmp(&b["routeKey"].as_str()));
-            call.page(items)
+    if let [route, "routeresponses", rest @ ..] = rest {
+        if let Err(e) = draft::get(&ROUTE, &r.routes, route) {
+            return Some(Err(e));
         }
-        (Method::POST, []) => (|| {
-            draft::room(&ROUTE, &r.routes)?;
-            let route = draft::create(&ROUTE, &call.json()?, &draft::new_id())?;
-            check_route(r, &route)?;
-            let id = route["routeId"].as_str().unwrap_or_default().to_string();
-            r.routes.insert(id, route.clone());
-            created(&route)
-        })(),
-        (Method::GET, [id]) => draft::get(&ROUTE, &r.routes, id).and_then(ok),
-        (Method::PATCH, [id]) => (|| {
-            let updated = draft::update(&ROUTE, draft::get(&ROUTE, &r.routes, id)?, &call.json()?)?;
-            check_route(r, &updated)?;
-            r.routes.insert((*id).to_string(), updated.clone());
-            ok(&updated)
-        })(),
-        (Method::DELETE, [id]) => (|| {
-            draft::get(&ROUTE, &r.routes, id)?;
-            r.routes.remove(*id);
-            r.route_responses.remove(*id);
-            deleted()
-        })(),
-        (method, [route, "routeresponses", rest @ ..]) => {
-            if let Err(e) = draft::get(&ROUTE, &r.routes, route) {
-                return Some(Err(e));
-            }
-            let models = r.models.clone();
-            let responses = r.route_responses.entry((*route).to_string()).or_default();
-            let answer = crud(
-                &ROUTE_RESPONSE,
-                responses,
-                &method,
-                call,
-                rest,
-                |responses, response, own| {
-                    let key = response["routeResponseKey"].as_str().unwrap_or_default();
-                    if key != "$default" {
-                        return Err(ManagementError::BadRequest(format!(
-                            "route response key {key}: WebSocket routes have the $default route response only"
-                        )));
-                    }
-                    if let Some(other) = taken(responses, "routeResponseKey", key, own) {
-                        return Err(ManagementError::Conflict(format!(
-                            "RouteResponse with key {key} already exists for this route ({other})"
-                        )));
-                    }
-                    check_model_names(&models, response.get("responseModels"))
-                },
-            );
-            if responses.is_empty() {
-                r.route_responses.remove(*route);
-            }
-            return answer;
+        let (models, all) = (&r.models, &mut r.route_responses);
+        let responses = all.entry((*route).to_string()).or_default();
+        let answer = crud(
+            &ROUTE_RESPONSE,
+            responses,
+            call,
+            rest,
+            |responses, response, own| {
+                let key = response["routeResponseKey"].as_str().unwrap_or_default();
+                if key != "$default" {
+                    return Err(ManagementError::BadRequest(format!(
+                        "route response key {key}: WebSocket routes have the $default route response only"
+                    )));
+                }
+                if let Some(other) = taken(responses, "routeResponseKey", key, own) {
+                    return Err(ManagementError::Conflict(format!(
+                        "RouteResponse with key {key} already exists for this route ({other})"
+                    )));
+                }
+                check_model_names(models, response.get("responseModels"))
+            },
+        );
+        if responses.is_empty() {
+            all.remove(*route);
         }
-        _ => return None,
+        return answer;
+    }
+    if *call.method == Method::DELETE
+        && let [id] = rest
+        && r.routes.contains_key(*id)
+    {
+        r.route_responses.remove(*id);
+    }
+    let (integrations, authorizers, models) = (&r.integrations, &r.authorizers, &r.models);
+    crud(&ROUTE, &mut r.routes, call, rest, |routes, route, own| {
+        let key = route["routeKey"].as_str().unwrap_or_default();
+        if key.is_empty() {
+            return Err(ManagementError::BadRequest(
+                "routeKey must not be empty".into(),
+            ));
+        }
+        if taken(routes, "routeKey", key, own).is_some() {
+            return Err(ManagementError::Conflict(format!(
+                "Route with key {key} already exists for this API"
+            )));
+        }
+        if let Some(target) = route.get("target") {
+            let integration = target
+                .as_str()
+                .and_then(|t| t.strip_prefix("integrations/"))
+                .filter(|i| integrations.contains_key(*i));
+            if integration.is_none() {
+                return Err(ManagementError::BadRequest(format!(
+                    "Invalid target {target}: integrations/{{integrationId}} of one of this API's integrations"
+                )));
+            }
+        }
+        match route["authorizationType"].as_str() {
+            None | Some("NONE" | "AWS_IAM" | "CUSTOM") => {}
+            Some(other) => {
+                return Err(ManagementError::BadRequest(format!(
+                    "authorizationType {other}: WebSocket routes take NONE, AWS_IAM or CUSTOM"
+                )));
+            }
+        }
+        if let Some(authorizer) = route.get("authorizerId")
+            && !authorizer
+                .as_str()
+                .is_some_and(|a| authorizers.contains_key(a))
+        {
+            return Err(ManagementError::BadRequest(format!(
+                "Invalid authorizer identifier specified {authorizer}"
+            )));
+        }
+        check_model_names(models, route.get("requestModels"))
     })
 }
 
@@ -287,12 +306,11 @@ fn routes(
 fn crud(
     kind: &Kind,
     collection: &mut Collection,
-    method: &Method,
     call: &Call<'_>,
     rest: &[&str],
     check: impl Fn(&Collection, &mut Json, &str) -> Result<(), ManagementError>,
 ) -> Option<Result<Response, ManagementError>> {
-    Some(match (method.clone(), rest) {
+    Some(match (call.method.clone(), rest) {
         (Method::GET, []) => call.page(collection.values().cloned().collect()),
         (Method::POST, []) => (|| {
             draft::room(kind, collection)?;
@@ -327,50 +345,6 @@ fn taken<'a>(collection: &'a Collection, field: &str, value: &str, own: &str) ->
         .map(|(id, _)| id.as_str())
 }
 
-fn check_route(r: &draft::Resources, route: &Json) -> Result<(), ManagementError> {
-    let own = route["routeId"].as_str().unwrap_or_default();
-    let key = route["routeKey"].as_str().unwrap_or_default();
-    if key.is_empty() {
-        return Err(ManagementError::BadRequest(
-            "routeKey must not be empty".into(),
-        ));
-    }
-    if taken(&r.routes, "routeKey", key, own).is_some() {
-        return Err(ManagementError::Conflict(format!(
-            "Route with key {key} already exists for this API"
-        )));
-    }
-    if let Some(target) = route.get("target") {
-        let integration = target
-            .as_str()
-            .and_then(|t| t.strip_prefix("integrations/"))
-            .filter(|i| r.integrations.contains_key(*i));
-        if integration.is_none() {
-            return Err(ManagementError::BadRequest(format!(
-                "Invalid target {target}: integrations/{{integrationId}} of one of this API's integrations"
-            )));
-        }
-    }
-    match route["authorizationType"].as_str() {
-        None | Some("NONE" | "AWS_IAM" | "CUSTOM") => {}
-        Some(other) => {
-            return Err(ManagementError::BadRequest(format!(
-                "authorizationType {other}: WebSocket routes take NONE, AWS_IAM or CUSTOM"
-            )));
-        }
-    }
-    if let Some(authorizer) = route.get("authorizerId")
-        && !authorizer
-            .as_str()
-            .is_some_and(|a| r.authorizers.contains_key(a))
-    {
-        return Err(ManagementError::BadRequest(format!(
-            "Invalid authorizer identifier specified {authorizer}"
-        )));
-    }
-    check_model_names(&r.models, route.get("requestModels"))
-}
-
 /// Every value of a `requestModels` / `responseModels` map names one of `models`.
 fn check_model_names(models: &Collection, map: Option<&Json>) -> Result<(), ManagementError> {
     for name in map
@@ -396,93 +370,80 @@ fn integrations(
     rest: &[&str],
 ) -> Option<Result<Response, ManagementError>> {
     let r = &mut draft.resources;
-    Some(match (call.method.clone(), rest) {
-        (Method::GET, []) => call.page(r.integrations.values().cloned().collect()),
-        (Method::POST, []) => (|| {
-            draft::room(&INTEGRATION, &r.integrations)?;
-            let mut integration = draft::create(&INTEGRATION, &call.json()?, &draft::new_id())?;
-            check_integration(&mut integration)?;
-            let id = integration["integrationId"]
+    if let [integration, "integrationresponses", rest @ ..] = rest {
+        let kind = match draft::get(&INTEGRATION, &r.integrations, integration) {
+            Ok(i) => i["integrationType"]
                 .as_str()
                 .unwrap_or_default()
-                .to_string();
-            r.integrations.insert(id, integration.clone());
-            created(&integration)
-        })(),
-        (Method::GET, [id]) => draft::get(&INTEGRATION, &r.integrations, id).and_then(ok),
-        (Method::PATCH, [id]) => (|| {
-            let current = draft::get(&INTEGRATION, &r.integrations, id)?;
-            refuse_wsgate_type(current)?;
-            let mut updated = draft::update(&INTEGRATION, current, &call.json()?)?;
-            check_integration(&mut updated)?;
-            r.integrations.insert((*id).to_string(), updated.clone());
-            ok(&updated)
-        })(),
-        (Method::DELETE, [id]) => (|| {
-            draft::get(&INTEGRATION, &r.integrations, id)?;
-            let target = format!("integrations/{id}");
-            if let Some(route) = r
-                .routes
-                .values()
-                .find(|route| route["target"] == target.as_str())
-            {
-                return Err(ManagementError::Conflict(format!(
-                    "Integration {id} is the target of route {}: change or delete the route first",
-                    route["routeKey"].as_str().unwrap_or_default()
-                )));
-            }
-            r.integrations.remove(*id);
-            r.integration_responses.remove(*id);
-            deleted()
-        })(),
-        (method, [integration, "integrationresponses", rest @ ..]) => {
-            let kind = match draft::get(&INTEGRATION, &r.integrations, integration) {
-                Ok(i) => i["integrationType"]
+                .to_string(),
+            Err(e) => return Some(Err(e)),
+        };
+        let responses = r
+            .integration_responses
+            .entry((*integration).to_string())
+            .or_default();
+        let answer = crud(
+            &INTEGRATION_RESPONSE,
+            responses,
+            call,
+            rest,
+            |responses, response, own| {
+                if !["HTTP", "MOCK", "AWS"].contains(&kind.as_str()) {
+                    return Err(ManagementError::BadRequest(format!(
+                        "a {kind} integration's answer is used as it is: integration responses apply to HTTP, AWS and MOCK integrations"
+                    )));
+                }
+                let key = response["integrationResponseKey"]
                     .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                Err(e) => return Some(Err(e)),
-            };
-            let responses = r
-                .integration_responses
-                .entry((*integration).to_string())
-                .or_default();
-            let answer = crud(
-                &INTEGRATION_RESPONSE,
-                responses,
-                &method,
-                call,
-                rest,
-                |responses, response, own| {
-                    if !["HTTP", "MOCK", "AWS"].contains(&kind.as_str()) {
-                        return Err(ManagementError::BadRequest(format!(
-                            "a {kind} integration's answer is used as it is: integration responses apply to HTTP, AWS and MOCK integrations"
-                        )));
-                    }
-                    let key = response["integrationResponseKey"]
-                        .as_str()
-                        .unwrap_or_default();
-                    let regex = key.len() >= 2 && key.starts_with('/') && key.ends_with('/');
-                    if key != "$default" && !regex {
-                        return Err(ManagementError::BadRequest(format!(
-                            "integration response key {key}: $default or /regex/ of the status code"
-                        )));
-                    }
-                    if taken(responses, "integrationResponseKey", key, own).is_some() {
-                        return Err(ManagementError::Conflict(format!(
-                            "IntegrationResponse with key {key} already exists for this integration"
-                        )));
-                    }
-                    Ok(())
-                },
-            );
-            if responses.is_empty() {
-                r.integration_responses.remove(*integration);
-            }
-            return answer;
+                    .unwrap_or_default();
+                let regex = key.len() >= 2 && key.starts_with('/') && key.ends_with('/');
+                if key != "$default" && !regex {
+                    return Err(ManagementError::BadRequest(format!(
+                        "integration response key {key}: $default or /regex/ of the status code"
+                    )));
+                }
+                if taken(responses, "integrationResponseKey", key, own).is_some() {
+                    return Err(ManagementError::Conflict(format!(
+                        "IntegrationResponse with key {key} already exists for this integration"
+                    )));
+                }
+                Ok(())
+            },
+        );
+        if responses.is_empty() {
+            r.integration_responses.remove(*integration);
         }
-        _ => return None,
-    })
+        return answer;
+    }
+    if let [id] = rest
+        && let Some(current) = r.integrations.get(*id)
+    {
+        match *call.method {
+            Method::PATCH => {
+                if let Err(e) = refuse_wsgate_type(current) {
+                    return Some(Err(e));
+                }
+            }
+            Method::DELETE => {
+                let target = format!("integrations/{id}");
+                if let Some(route) = r.routes.values().find(|route| route["target"] == *target) {
+                    return Some(Err(ManagementError::Conflict(format!(
+                        "Integration {id} is the target of route {}: change or delete the route first",
+                        route["routeKey"].as_str().unwrap_or_default()
+                    ))));
+                }
+                r.integration_responses.remove(*id);
+            }
+            _ => {}
+        }
+    }
+    crud(
+        &INTEGRATION,
+        &mut r.integrations,
+        call,
+        rest,
+        |_, integration, _| check_integration(integration),
+    )
 }
 
 fn refuse_wsgate_type(integration: &Json) -> Result<(), ManagementError> {
@@ -525,8 +486,6 @@ fn check_integration(integration: &mut Json) -> Result<(), ManagementError> {
     out.entry("payloadFormatVersion").or_insert(json!("1.0"));
     if kind != "MOCK" {
         out.entry("integrationMethod").or_insert(json!("POST"));
-    }
-    if kind != "MOCK" {
         out.entry("timeoutInMillis").or_insert(json!(29_000));
     }
     Ok(())
@@ -635,24 +594,17 @@ fn named(
     rest: &[&str],
     check: impl Fn(&mut Json) -> Result<(), ManagementError>,
 ) -> Option<Result<Response, ManagementError>> {
-    crud(
-        kind,
-        collection,
-        call.method,
-        call,
-        rest,
-        |collection, resource, own| {
-            check(resource)?;
-            let name = resource["name"].as_str().unwrap_or_default();
-            match taken(collection, "name", name, own) {
-                Some(_) => Err(ManagementError::Conflict(format!(
-                    "{} with name {name} already exists for this API",
-                    kind.what
-                ))),
-                None => Ok(()),
-            }
-        },
-    )
+    crud(kind, collection, call, rest, |collection, resource, own| {
+        check(resource)?;
+        let name = resource["name"].as_str().unwrap_or_default();
+        match taken(collection, "name", name, own) {
+            Some(_) => Err(ManagementError::Conflict(format!(
+                "{} with name {name} already exists for this API",
+                kind.what
+            ))),
+            None => Ok(()),
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -670,8 +622,8 @@ fn stage_view(stage: &Json, pointers: &Map<String, Json>) -> Json {
 
 /// Every stage's pointer (`{stage: {deployment, canary?, history}}`).
 async fn pointers(m: &Management) -> Result<Map<String, Json>, ManagementError> {
-    let listing = m.rollout.listing().await?;
-    Ok(serde_json::to_value(listing.stages)
+    let pointers = m.rollout.stage_pointers().await?;
+    Ok(serde_json::to_value(pointers.stages)
         .ok()
         .and_then(|v| v.as_object().cloned())
         .unwrap_or_default())
@@ -719,12 +671,7 @@ async fn stages(
             let body = call.json()?;
             let name = body["stageName"].as_str().unwrap_or_default().to_string();
             let mut stage = draft::create(&STAGE, &body, &name)?;
-            let valid = !name.is_empty()
-                && name.len() <= 128
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !valid {
+            if !crate::config::is_stage_name(&name) {
                 return Err(ManagementError::BadRequest(format!(
                     "stage name {name}: 1 to 128 letters, digits, - and _"
                 )));

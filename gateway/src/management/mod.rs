@@ -106,12 +106,21 @@ async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    match admitted(&management, peer, request).await {
-        Ok((parts, body)) => handlers::dispatch(&management, &parts, &body)
+    let (parts, body) = match admitted(&management, peer, request).await {
+        Ok(admitted) => admitted,
+        Err(error) => return error.into_response(),
+    };
+    // Run to completion on a task of its own: a caller that hangs up while a deployment is
+    // being made must not leave the store changed and the draft not told.
+    let call = tokio::spawn(async move {
+        handlers::dispatch(&management, &parts, &body)
             .await
-            .unwrap_or_else(IntoResponse::into_response),
-        Err(error) => error.into_response(),
-    }
+            .unwrap_or_else(IntoResponse::into_response)
+    });
+    call.await.unwrap_or_else(|_| {
+        ManagementError::Unavailable("the request failed; see the gateway's log".into())
+            .into_response()
+    })
 }
 
 /// The request's head and body once it passed the checks: not from a browser (a page cannot

@@ -31,8 +31,22 @@ pub(crate) struct ReloadArgs {
 /// (the reason printed), 2 the gateway could not be asked. The file is not validated here: the
 /// gateway does it, with its own environment.
 pub(crate) fn run(path: &Path, args: &ReloadArgs) -> ExitCode {
-    let url = match &args.url {
-        Some(url) => url.clone(),
+    let url = match gateway_url(args.url.as_deref(), path) {
+        Ok(url) => url,
+        Err(code) => return code,
+    };
+    match runtime() {
+        Ok(runtime) => runtime.block_on(ask(&url, args.token.as_deref())),
+        Err(code) => code,
+    }
+}
+
+/// The base URL of the gateway to ask (without a final `/`): `given`, else the listeners of
+/// the configuration file at `path`; the exit code (1, with the reason printed) when neither
+/// says.
+pub(crate) fn gateway_url(given: Option<&str>, path: &Path) -> Result<String, ExitCode> {
+    let url = match given {
+        Some(url) => url.to_string(),
         None => match crate::config::load_tree(path).map(|tree| default_url(&tree)) {
             Ok(Some(url)) => url,
             Ok(None) => {
@@ -40,26 +54,26 @@ pub(crate) fn run(path: &Path, args: &ReloadArgs) -> ExitCode {
                     "error: config key `listen`: not an address in {}; give --url",
                     path.display()
                 );
-                return ExitCode::from(1);
+                return Err(ExitCode::from(1));
             }
             Err(error) => {
                 eprintln!("error: {error}");
-                return ExitCode::from(1);
+                return Err(ExitCode::from(1));
             }
         },
     };
-    let url = url.trim_end_matches('/').to_string();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+/// A runtime for one command's requests, or exit code 2 (the reason printed).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
+        .map_err(|error| {
             eprintln!("error: cannot start the runtime: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    runtime.block_on(ask(&url, args.token.as_deref()))
+            ExitCode::from(2)
+        })
 }
 
 async fn ask(url: &str, token: Option<&str>) -> ExitCode {

@@ -346,35 +346,13 @@ fn ask(
     body: Option<Value>,
     done: impl FnOnce(&Value),
 ) -> ExitCode {
-    let url = match &target.url {
-        Some(url) => url.clone(),
-        None => {
-            match crate::config::load_tree(config).map(|t| crate::reload::client::default_url(&t)) {
-                Ok(Some(url)) => url,
-                Ok(None) => {
-                    eprintln!(
-                        "error: config key `listen`: not an address in {}; give --url",
-                        config.display()
-                    );
-                    return ExitCode::from(1);
-                }
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    return ExitCode::from(1);
-                }
-            }
-        }
+    let url = match crate::reload::client::gateway_url(target.url.as_deref(), config) {
+        Ok(url) => format!("{url}/@admin/api/{path}"),
+        Err(code) => return code,
     };
-    let url = format!("{}/@admin/api/{path}", url.trim_end_matches('/'));
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::reload::client::runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the runtime: {error}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let answer = runtime.block_on(send(&url, target.token.as_deref(), method, body));
     match answer {

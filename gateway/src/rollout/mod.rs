@@ -128,16 +128,23 @@ pub(crate) fn build_stored(
     let config = start
         .with_live(&live)
         .map_err(|e| ReloadError::Invalid(format!("deployment {id}: {e}")))?;
-    let keys = deployment::restart_keys(start, &config);
-    if !keys.is_empty() {
-        return Err(ReloadError::NeedsRestart(deployment::describe_keys(&keys)));
-    }
+    refuse_fixed_keys(start, &config)?;
     let throttle = deployment::throttle_after(&config, previous);
     let mut definition = builder
         .build(config, throttle, Some(previous))
         .map_err(|e| ReloadError::Invalid(format!("deployment {id}: {e}")))?;
     definition.deployment = Deployment::stored(&stored.info);
     Ok(definition)
+}
+
+/// 409 when `config` differs from the start configuration `start` in a key fixed at start.
+pub(super) fn refuse_fixed_keys(start: &Config, config: &Config) -> Result<(), ReloadError> {
+    let keys = deployment::restart_keys(start, config);
+    if keys.is_empty() {
+        Ok(())
+    } else {
+        Err(ReloadError::NeedsRestart(deployment::describe_keys(&keys)))
+    }
 }
 
 /// The hash part of a deployment id (`{hash}-{created_at_ms}`).

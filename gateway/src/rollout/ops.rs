@@ -13,7 +13,7 @@ use wsgate_connection_store::{
 };
 
 use super::switch::{SwitchError, pointer_to, stored_of};
-use super::{Built, HEARTBEAT_HORIZON_MS, Rollout, hash_of_id};
+use super::{Built, HEARTBEAT_HORIZON_MS, Rollout, hash_of_id, refuse_fixed_keys};
 use crate::config::Config;
 use crate::deployment;
 use crate::error::ReloadError;
@@ -86,10 +86,7 @@ impl Rollout {
         config: Config,
         request: ApplyRequest,
     ) -> Result<Changed, ReloadError> {
-        let keys = deployment::restart_keys(&self.shared.config, &config);
-        if !keys.is_empty() {
-            return Err(ReloadError::NeedsRestart(deployment::describe_keys(&keys)));
-        }
+        refuse_fixed_keys(&self.shared.config, &config)?;
         if let Some(percent) = request.canary
             && !(percent > 0.0 && percent <= 100.0)
         {
@@ -109,17 +106,8 @@ impl Rollout {
         } else {
             request.description.clone()
         };
-        let stored = stored_of(&config, &description);
-        // Built here first: what the store gets is known to be servable.
-        let previous = self.shared.definition();
-        let definition = {
-            let throttle = deployment::throttle_after(&config, &previous);
-            let mut definition = (self.builder)
-                .build(config, throttle, Some(&previous))
-                .map_err(|e| ReloadError::Invalid(e.to_string()))?;
-            definition.deployment = deployment::Deployment::stored(&stored.info);
-            std::sync::Arc::new(definition)
-        };
+        let (stored, definition) = self.built(config, &description)?;
+        let definition = std::sync::Arc::new(definition);
         let all: Vec<String> = definition.stages.keys().cloned().collect();
         let id = stored.info.id.clone();
         let mut built = self.one.lock().await;
@@ -181,16 +169,8 @@ impl Rollout {
         config: Config,
         description: &str,
     ) -> Result<DeploymentInfo, ReloadError> {
-        let keys = deployment::restart_keys(&self.shared.config, &config);
-        if !keys.is_empty() {
-            return Err(ReloadError::NeedsRestart(deployment::describe_keys(&keys)));
-        }
-        let stored = stored_of(&config, description);
-        let previous = self.shared.definition();
-        let throttle = deployment::throttle_after(&config, &previous);
-        (self.builder)
-            .build(config, throttle, Some(&previous))
-            .map_err(|e| ReloadError::Invalid(e.to_string()))?;
+        refuse_fixed_keys(&self.shared.config, &config)?;
+        let (stored, _) = self.built(config, description)?;
         let _one = self.one.lock().await;
         let pointers = self.store.pointers().await.map_err(store_error)?;
         (self.store)
@@ -202,6 +182,40 @@ impl Rollout {
             .await
             .map_err(store_error)?;
         Ok(stored.info)
+    }
+
+    /// `config` as a deployment to store and the definition this node builds from it: built
+    /// here first, so that what the store gets is known to be servable.
+    ///
+    /// # Errors
+    /// The one line a start with `config` would print.
+    fn built(
+        &self,
+        config: Config,
+        description: &str,
+    ) -> Result<
+        (
+            wsgate_connection_store::StoredDeployment,
+            deployment::Definition,
+        ),
+        ReloadError,
+    > {
+        let stored = stored_of(&config, description);
+        let previous = self.shared.definition();
+        let throttle = deployment::throttle_after(&config, &previous);
+        let mut definition = (self.builder)
+            .build(config, throttle, Some(&previous))
+            .map_err(|e| ReloadError::Invalid(e.to_string()))?;
+        definition.deployment = deployment::Deployment::stored(&stored.info);
+        Ok((stored, definition))
+    }
+
+    /// Every stage's pointer (one store read).
+    ///
+    /// # Errors
+    /// The store could not be read.
+    pub(crate) async fn stage_pointers(&self) -> Result<Pointers, ReloadError> {
+        self.store.pointers().await.map_err(store_error)
     }
 
     /// Points `stage` back at its previous deployment, or at `to` (also a stage that serves
