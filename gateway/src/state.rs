@@ -124,11 +124,21 @@ impl Shared {
         Arc::clone(self.live.load().of(stage, canary))
     }
 
-    /// A new connection of `stage`: its side (canary or not) and that side's definition.
-    pub(crate) fn pick(&self, stage: &str) -> (Arc<Definition>, bool) {
+    /// A new connection of `stage`: its side (canary or not) and that side's definition;
+    /// `None` when no stage of that name is served.
+    pub(crate) fn pick(&self, stage: &str) -> Option<(Arc<Definition>, bool)> {
         let serving = self.live.load();
+        if !serving.serves(stage) {
+            return None;
+        }
         let canary = serving.pick(stage);
-        (Arc::clone(serving.of(stage, canary)), canary)
+        Some((Arc::clone(serving.of(stage, canary)), canary))
+    }
+
+    /// True when `stage` is served (see [`crate::deployment::Serving::serves`]): callback
+    /// requests for other stages are answered as for an unknown stage.
+    pub(crate) fn serves(&self, stage: &str) -> bool {
+        self.live.load().serves(stage)
     }
 
     /// Everything in force.

@@ -100,6 +100,9 @@ fn given_key(
 }
 
 async fn invalidate(api: &Api, stage: &str, scope: Scope<'_>) -> Result<Response, CallbackError> {
+    if !api.shared.serves(stage) {
+        return Err(CallbackError::UnknownStage);
+    }
     let live = api.shared.definition_for(stage, false);
     let routes = live.stage(stage).ok_or(CallbackError::UnknownStage)?;
     let Some(cache) = routes.cache.all() else {

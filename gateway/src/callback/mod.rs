@@ -261,7 +261,7 @@ pub(crate) async fn admit_for(
     let (parts, body) = authenticate(api, peer, request, action).await?;
     let shared = &api.shared;
     let live = shared.definition_for(stage, false);
-    if live.stage(stage).is_none() {
+    if !shared.serves(stage) || live.stage(stage).is_none() {
         return Err(CallbackError::UnknownStage);
     }
     if live.throttle.check_callback(stage).await.is_err() {

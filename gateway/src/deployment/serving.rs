@@ -67,6 +67,14 @@ impl Serving {
         }
     }
 
+    /// True when a pointer names `stage` (or, before the store was read, the start file has
+    /// it): new connections and callback requests are taken for it. A stage whose pointer went
+    /// (`DeleteStage`, a whole apply without it) is not served even when another stage's
+    /// deployment still defines it.
+    pub(crate) fn serves(&self, stage: &str) -> bool {
+        self.stages.contains_key(stage)
+    }
+
     /// A new connection's side: the canary with its percentage's probability.
     pub(crate) fn pick(&self, stage: &str) -> bool {
         match self.stages.get(stage).and_then(|p| p.canary.as_ref()) {

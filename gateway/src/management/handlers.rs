@@ -8,13 +8,13 @@ use std::collections::HashMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Value as Json, json};
 
 use super::draft::{
     self, AUTHORIZER, Collection, Draft, INTEGRATION, INTEGRATION_RESPONSE, Kind, MODEL, ROUTE,
-    ROUTE_RESPONSE, STAGE, Seed,
+    ROUTE_RESPONSE, Seed,
 };
-use super::{Management, build, now, reply, seed};
+use super::{Management, build, reply, seed};
 use crate::error::ManagementError;
 use crate::rollout::ApplyRequest;
 
@@ -36,15 +36,15 @@ const API: Kind = Kind {
 };
 
 /// A parsed request.
-struct Call<'a> {
-    method: &'a Method,
+pub(super) struct Call<'a> {
+    pub(super) method: &'a Method,
     query: HashMap<String, String>,
     body: &'a Bytes,
 }
 
 impl Call<'_> {
     /// The JSON body (an empty body is `{}`).
-    fn json(&self) -> Result<Json, ManagementError> {
+    pub(super) fn json(&self) -> Result<Json, ManagementError> {
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(json!({}));
         }
@@ -53,7 +53,7 @@ impl Call<'_> {
     }
 
     /// One page of `items`.
-    fn page(&self, items: Vec<Json>) -> Result<Response, ManagementError> {
+    pub(super) fn page(&self, items: Vec<Json>) -> Result<Response, ManagementError> {
         let page = draft::page(
             items,
             self.query.get("maxResults").map(String::as_str),
@@ -63,20 +63,20 @@ impl Call<'_> {
     }
 }
 
-fn ok(body: &Json) -> Result<Response, ManagementError> {
+pub(super) fn ok(body: &Json) -> Result<Response, ManagementError> {
     Ok(reply(StatusCode::OK, body))
 }
 
-fn created(body: &Json) -> Result<Response, ManagementError> {
+pub(super) fn created(body: &Json) -> Result<Response, ManagementError> {
     Ok(reply(StatusCode::CREATED, body))
 }
 
-fn deleted() -> Result<Response, ManagementError> {
+pub(super) fn deleted() -> Result<Response, ManagementError> {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// A method the path does not take.
-fn unsupported(method: &Method, path: &str) -> ManagementError {
+pub(super) fn unsupported(method: &Method, path: &str) -> ManagementError {
     ManagementError::NotFound(format!(
         "wsgate's management API has no operation {method} {path} (see docs/deployments.md)"
     ))
@@ -140,7 +140,7 @@ pub(super) async fn dispatch(
                 ["integrations", rest @ ..] => integrations(draft, &call, rest),
                 ["models", rest @ ..] => models(draft, &call, rest),
                 ["authorizers", rest @ ..] => authorizers(draft, &call, rest),
-                ["stages", rest @ ..] => return stages(m, draft, &call, rest).await,
+                ["stages", rest @ ..] => return super::stages::stages(m, draft, &call, rest).await,
                 ["deployments", rest @ ..] => return deployments(m, draft, &call, rest).await,
                 _ => None,
             };
@@ -605,139 +605,6 @@ fn named(
             None => Ok(()),
         }
     })
-}
-
-// ---------------------------------------------------------------------------------------
-// Stages
-
-/// A stage as the service shows it: the resource with the deployment it serves.
-fn stage_view(stage: &Json, pointers: &Map<String, Json>) -> Json {
-    let mut out = stage.clone();
-    let name = stage["stageName"].as_str().unwrap_or_default();
-    if let Some(deployment) = pointers.get(name).and_then(|p| p.get("deployment")) {
-        out["deploymentId"] = deployment.clone();
-    }
-    out
-}
-
-/// Every stage's pointer (`{stage: {deployment, canary?, history}}`).
-async fn pointers(m: &Management) -> Result<Map<String, Json>, ManagementError> {
-    let pointers = m.rollout.stage_pointers().await?;
-    Ok(serde_json::to_value(pointers.stages)
-        .ok()
-        .and_then(|v| v.as_object().cloned())
-        .unwrap_or_default())
-}
-
-/// Points `stage` at `deployment`, which must be kept and define the stage.
-async fn point(m: &Management, stage: &str, deployment: &str) -> Result<(), ManagementError> {
-    let exported = m
-        .rollout
-        .definition(None, Some(deployment))
-        .await
-        .map_err(|_| {
-            ManagementError::NotFound(format!(
-                "Invalid Deployment identifier specified {deployment}"
-            ))
-        })?;
-    if exported.definition["api"]["stages"].get(stage).is_none() {
-        return Err(ManagementError::BadRequest(format!(
-            "deployment {deployment} was made before stage {stage} existed: create a deployment of the stage (CreateDeployment with stageName)"
-        )));
-    }
-    m.rollout.rollback(stage, Some(deployment)).await?;
-    Ok(())
-}
-
-async fn stages(
-    m: &Management,
-    draft: &mut Draft,
-    call: &Call<'_>,
-    rest: &[&str],
-) -> Result<Response, ManagementError> {
-    let r = &mut draft.resources;
-    match (call.method.clone(), rest) {
-        (Method::GET, []) => {
-            let pointers = pointers(m).await?;
-            call.page(
-                r.stages
-                    .values()
-                    .map(|s| stage_view(s, &pointers))
-                    .collect(),
-            )
-        }
-        (Method::POST, []) => {
-            draft::room(&STAGE, &r.stages)?;
-            let body = call.json()?;
-            let name = body["stageName"].as_str().unwrap_or_default().to_string();
-            let mut stage = draft::create(&STAGE, &body, &name)?;
-            if !crate::config::is_stage_name(&name) {
-                return Err(ManagementError::BadRequest(format!(
-                    "stage name {name}: 1 to 128 letters, digits, - and _"
-                )));
-            }
-            if r.stages.contains_key(&name) {
-                return Err(ManagementError::Conflict(format!(
-                    "Stage {name} already exists"
-                )));
-            }
-            check_variables(&stage)?;
-            if let Some(deployment) = stage["deploymentId"].as_str() {
-                point(m, &name, deployment).await?;
-            }
-            let out = stage.as_object_mut().expect("created as an object");
-            out.remove("deploymentId");
-            out.insert("createdDate".into(), json!(now()));
-            out.insert("lastUpdatedDate".into(), json!(now()));
-            out.insert("autoDeploy".into(), json!(false));
-            out.insert("apiGatewayManaged".into(), json!(false));
-            out.entry("stageVariables").or_insert(json!({}));
-            r.stages.insert(name, stage.clone());
-            let pointers = pointers(m).await?;
-            created(&stage_view(&stage, &pointers))
-        }
-        (Method::GET, [name]) => {
-            let stage = draft::get(&STAGE, &r.stages, name)?.clone();
-            let pointers = pointers(m).await?;
-            ok(&stage_view(&stage, &pointers))
-        }
-        (Method::PATCH, [name]) => {
-            let body = call.json()?;
-            let mut updated = draft::update(&STAGE, draft::get(&STAGE, &r.stages, name)?, &body)?;
-            check_variables(&updated)?;
-            if let Some(deployment) = body["deploymentId"].as_str() {
-                point(m, name, deployment).await?;
-                draft.deployed.push(deployment.to_string());
-            }
-            let out = updated.as_object_mut().expect("an object");
-            out.remove("deploymentId");
-            out.insert("lastUpdatedDate".into(), json!(now()));
-            let r = &mut draft.resources;
-            r.stages.insert((*name).to_string(), updated.clone());
-            let pointers = pointers(m).await?;
-            ok(&stage_view(&updated, &pointers))
-        }
-        (Method::DELETE, [name]) => {
-            draft::get(&STAGE, &r.stages, name)?;
-            r.stages.remove(*name);
-            deleted()
-        }
-        _ => Err(unsupported(
-            call.method,
-            &format!("stages/{}", rest.join("/")),
-        )),
-    }
-}
-
-/// `stageVariables` is a map of strings.
-fn check_variables(stage: &Json) -> Result<(), ManagementError> {
-    match stage.get("stageVariables") {
-        None => Ok(()),
-        Some(Json::Object(map)) if map.values().all(Json::is_string) => Ok(()),
-        Some(_) => Err(ManagementError::BadRequest(
-            "stageVariables: a map of strings".into(),
-        )),
-    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -10,18 +10,21 @@
 //! integrations, route and integration responses, models, authorizers and stages are seeded
 //! from the definition in force and changed by the calls; `CreateDeployment` turns them into a
 //! definition (through the CloudFormation importer: `build`) and deploys it with `rollout`,
-//! `UpdateStage` with a `deploymentId` points a stage at a deployment (deploy or roll back).
+//! `UpdateStage` with a `deploymentId` points a stage at a deployment (deploy or roll back),
+//! with `stageVariables` serves them at once, and `DeleteStage` stops serving the stage.
 //! See `docs/deployments.md` for the coverage table.
 //!
 //! - `draft`: the resources between deployments, ids, the generic create/read/update/delete.
 //! - `seed`: the definition in force as resources.
 //! - `build`: the resources as a definition.
-//! - `handlers`: one function per operation.
+//! - `handlers`: one function per operation, but the stages'.
+//! - `stages`: the stage operations, which take effect at once.
 
 mod build;
 mod draft;
 mod handlers;
 mod seed;
+mod stages;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

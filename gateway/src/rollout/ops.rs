@@ -267,6 +267,34 @@ impl Rollout {
         Ok(changed(pointers))
     }
 
+    /// Stops serving `stage`: its pointer goes (new connections and callback requests for it
+    /// get 404; its open connections go on as after a reload that removed it). The last stage
+    /// served cannot go.
+    ///
+    /// # Errors
+    /// Why nothing changed (no pointer: 404; the last stage: 409).
+    pub(crate) async fn retire(&self, stage: &str) -> Result<Changed, ReloadError> {
+        let mut built = self.one.lock().await;
+        let (pointers, _) = self
+            .change(
+                &mut built,
+                |pointers| {
+                    stage_of(pointers, stage)?;
+                    if pointers.stages.len() == 1 {
+                        return Err(ReloadError::Conflict(format!(
+                            "stage `{stage}` is the only stage served: deploy another stage before deleting it"
+                        )));
+                    }
+                    let mut stages = pointers.stages.clone();
+                    stages.remove(stage);
+                    Ok(Some(stages))
+                },
+                None,
+            )
+            .await?;
+        Ok(changed(pointers))
+    }
+
     /// Makes `stage`'s canary its deployment.
     ///
     /// # Errors

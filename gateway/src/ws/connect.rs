@@ -62,7 +62,9 @@ async fn accept(
 ) -> Result<Response, HandshakeRejection> {
     // The definition in force for the side this connection picks (its stage's canary with the
     // canary's percentage), for the whole handshake (a deploy meanwhile changes nothing here).
-    let (live, canary) = shared.pick(&stage);
+    let (live, canary) = shared
+        .pick(&stage)
+        .ok_or(HandshakeRejection::UnknownStage)?;
     let routes = live
         .stage(&stage)
         .cloned()

@@ -665,3 +665,101 @@ async fn sigv4_callers_are_authorized_by_their_keys_policy() {
         .expect("answered");
     assert_eq!(response.status().as_u16(), 403);
 }
+
+/// As in Amazon API Gateway, a stage's variables and its deletion take effect at once: a
+/// connection already open on the stage gets the new variables with its next message, another
+/// stage of the same deployment keeps its own, and a deleted stage takes no new connection and
+/// no callback while its open connections go on; the last stage served cannot be deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stage_variables_and_a_deleted_stage_take_effect_at_once() {
+    use reqwest::Method;
+    use serde_json::json;
+    let first = Backend::start(|_| Reply::http(200, "first")).await;
+    let second = Backend::start(|_| Reply::http(200, "second")).await;
+    let yaml = format!(
+        r#"
+listen: 127.0.0.1:0
+api:
+  name: chat
+  route_selection_expression: $request.body.action
+  stages:
+    prod: {{ variables: {{ backend: "{one}" }} }}
+    beta: {{ variables: {{ backend: "{one}" }} }}
+  routes:
+    $default:
+      integration: {{ type: http_proxy, uri: "${{stageVariables.backend}}/who", timeout: 2s }}
+      route_response: true
+"#,
+        one = first.url()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let api = gw.http_url("/v2/apis/chat");
+    let mut prod = connect(&gw.ws_url("/prod")).await;
+    let mut beta = connect(&gw.ws_url("/beta")).await;
+    send_text(&mut prod, "hi").await;
+    assert_eq!(next_text(&mut prod).await, "first");
+    let (_, _, before) = call(Method::GET, format!("{api}/stages/prod"), None).await;
+
+    // UpdateStage with stageVariables: served at once, as a new deployment of the stage alone.
+    let (status, _, updated) = call(
+        Method::PATCH,
+        format!("{api}/stages/prod"),
+        Some(json!({"stageVariables": {"backend": second.url()}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["stageVariables"]["backend"], second.url().as_str());
+    assert_ne!(updated["deploymentId"], before["deploymentId"], "{updated}");
+    send_text(&mut prod, "hi").await;
+    assert_eq!(next_text(&mut prod).await, "second", "the open connection");
+    let mut fresh = connect(&gw.ws_url("/prod")).await;
+    send_text(&mut fresh, "hi").await;
+    assert_eq!(next_text(&mut fresh).await, "second", "a new connection");
+    send_text(&mut beta, "hi").await;
+    assert_eq!(next_text(&mut beta).await, "first", "the other stage");
+    let (_, _, listing) = call(Method::GET, format!("{api}/deployments"), None).await;
+    let described = listing["items"].as_array().expect("items").iter().any(|d| {
+        d["deploymentId"] == updated["deploymentId"]
+            && d["description"] == "stage variables of prod (management API)"
+    });
+    assert!(described, "{listing}");
+    // The same variables again change nothing; a wrong type is refused.
+    let (status, _, again) = call(
+        Method::PATCH,
+        format!("{api}/stages/prod"),
+        Some(json!({"stageVariables": {"backend": second.url()}})),
+    )
+    .await;
+    assert_eq!(
+        (status, &again["deploymentId"]),
+        (200, &updated["deploymentId"])
+    );
+    let (status, kind, _) = call(
+        Method::PATCH,
+        format!("{api}/stages/prod"),
+        Some(json!({"stageVariables": {"backend": 1}})),
+    )
+    .await;
+    assert_eq!((status, kind.as_str()), (400, "BadRequestException"));
+
+    // DeleteStage: no new connection, no callback; the open connection goes on.
+    let (status, _, _) = call(Method::DELETE, format!("{api}/stages/beta"), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(connect_refused(&gw.ws_url("/beta")).await.0, 404);
+    let (status, _, _) = call(Method::GET, gw.http_url("/beta/@connections/abc"), None).await;
+    assert_eq!(
+        status, 403,
+        "the callback API answers as for an unknown stage"
+    );
+    send_text(&mut beta, "hi").await;
+    assert_eq!(next_text(&mut beta).await, "first", "the open connection");
+    let (_, _, stages) = call(Method::GET, format!("{api}/stages"), None).await;
+    let names: Vec<&str> = (stages["items"].as_array().expect("items").iter())
+        .filter_map(|s| s["stageName"].as_str())
+        .collect();
+    assert_eq!(names, ["prod"], "{stages}");
+    let (status, kind, _) = call(Method::DELETE, format!("{api}/stages/prod"), None).await;
+    assert_eq!((status, kind.as_str()), (409, "ConflictException"));
+    send_text(&mut prod, "hi").await;
+    assert_eq!(next_text(&mut prod).await, "second", "prod still served");
+}
