@@ -51,6 +51,7 @@
 //!   `proxy_protocol`, `systemd` (readiness, watchdog and stopping notifications for
 //!   `Type=notify` units, used by `cli`).
 
+mod accept;
 mod access_log;
 mod acks;
 mod activity;

@@ -2,7 +2,6 @@
 //! already-bound listeners (so tests use port 0), flush last-active times in batches, and drain
 //! in stages on shutdown.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,24 +9,18 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::response::IntoResponse;
 use axum::routing::any;
 use bytes::Bytes;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
 use wsgate_connection_store::{
     AckLimits, AckStore, ConnectionStore, DeploymentStore, GroupStore, MemoryDeployments,
     MemoryStore, RedisStore, RedisStoreOptions,
 };
 
+use crate::accept::{self, Accepting, Serving, Which};
 use crate::admin;
 use crate::bus::redis_bus::{RedisBus, RedisTarget};
 use crate::callback::{self, auth::CallbackAuth};
@@ -39,15 +32,12 @@ use crate::error::ReloadError;
 use crate::groups::{Groups, MeteredGroups, PresenceRoutes};
 use crate::integration;
 use crate::ops;
-use crate::proxy_protocol::{self, Rewound};
-use crate::raw_head;
 use crate::registry::Registry;
 use crate::reload::Reloader;
 use crate::state::Shared;
 use crate::store::GatewayStore;
-use crate::telemetry;
 use crate::tls::LiveTls;
-use crate::ws::connect::{self, LocalAddr};
+use crate::ws::connect;
 
 /// How often last-active times are written to the store.
 const TOUCH_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
@@ -118,32 +108,17 @@ impl Listeners {
     /// # Errors
     /// The bind error, naming the config key.
     pub async fn bind(config: &Config) -> Result<Self, String> {
-        let main = listen(config.listen)
+        let main = accept::listen(config.listen)
             .map_err(|e| format!("listen: cannot bind {}: {e}", config.listen))?;
         let callback = match config.callback.listen {
             Some(addr) => Some(
-                listen(addr).map_err(|e| format!("callback.listen: cannot bind {addr}: {e}"))?,
+                accept::listen(addr)
+                    .map_err(|e| format!("callback.listen: cannot bind {addr}: {e}"))?,
             ),
             None => None,
         };
         Ok(Self { main, callback })
     }
-}
-
-/// Pending connections the kernel queues per listener (capped by `net.core.somaxconn`).
-/// `TcpListener::bind` uses 128, which a burst of handshakes overflows: the dropped SYNs are
-/// retried only after a second.
-const LISTEN_BACKLOG: u32 = 4096;
-
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
 }
 
 /// A running gateway.
@@ -153,6 +128,7 @@ pub struct Gateway {
     cluster: Option<Arc<Cluster>>,
     local_addr: SocketAddr,
     callback_addr: Option<SocketAddr>,
+    accepting: Arc<Accepting>,
     stop_accepting: CancellationToken,
     background: JoinSet<()>,
     cluster_tasks: JoinSet<()>,
@@ -365,6 +341,7 @@ impl Gateway {
             Some(l) => Some(l.local_addr().map_err(StartError::Listener)?),
             None => None,
         };
+        let bound = Arc::new(accept::Bound::default());
         if !config.ignored_env.is_empty() {
             tracing::warn!(variables = ?config.ignored_env, "WSGATE_* environment variables that name no config section were ignored");
         }
@@ -389,7 +366,7 @@ impl Gateway {
             registry,
             tracker,
             Arc::clone(&groups),
-            callback_addr,
+            Arc::clone(&bound),
             activity,
             traces,
             acks,
@@ -441,13 +418,18 @@ impl Gateway {
             shared.config.deployments.check_interval,
             stop_accepting.clone(),
         ));
-        let reloader = Arc::new(Reloader::new(Arc::clone(&rollout), tls.clone()));
+        let accepting = Arc::new(Accepting::new(stop_accepting.clone(), Arc::clone(&bound)));
+        let reloader = Arc::new(Reloader::new(
+            Arc::clone(&rollout),
+            tls.clone(),
+            Arc::clone(&accepting),
+        ));
         let operators = (shared.config.admin).is_enabled(&shared.config.callback);
         let management = operators.then(|| {
             Arc::new(crate::management::Management::new(
                 Arc::clone(&api),
                 Arc::clone(&rollout),
-                local_addr,
+                Arc::clone(&bound),
             ))
         });
         let admin = operators.then(|| {
@@ -476,23 +458,29 @@ impl Gateway {
             tls: tls.clone(),
             stop: stop_accepting.clone(),
         };
+        let listening = |e: std::io::Error| StartError::Listener(e);
         let main_serving = serving(
             main_router(&shared, &api, admin_router.clone()),
             shared.config.listen_proxy_protocol,
         );
         #[cfg(feature = "fuzzing")]
         let fuzz_serving = main_serving.clone();
-        background.spawn(accept_loop(listeners.main, main_serving));
+        let main_configured = shared.config.listen;
+        (accepting.serve(Which::Main, listeners.main, main_configured, main_serving))
+            .map_err(listening)?;
         if let Some(listener) = listeners.callback {
             let router = callback::router()
                 .with_state(Arc::clone(&api))
                 .merge(ops::router().with_state(Arc::clone(&shared)))
                 .merge(admin_router)
                 .fallback(callback::unknown_path);
-            background.spawn(accept_loop(
-                listener,
-                serving(router, shared.config.callback.listen_proxy_protocol),
-            ));
+            let configured = shared
+                .config
+                .callback
+                .listen
+                .unwrap_or(callback_addr.unwrap_or(local_addr));
+            let serving = serving(router, shared.config.callback.listen_proxy_protocol);
+            (accepting.serve(Which::Callback, listener, configured, serving)).map_err(listening)?;
         }
         background.spawn(flush_touches(Arc::clone(&shared), stop_accepting.clone()));
         background.spawn(crate::telemetry::keep_up(stop_accepting.clone()));
@@ -509,6 +497,7 @@ impl Gateway {
             cluster,
             local_addr,
             callback_addr,
+            accepting,
             stop_accepting,
             background,
             cluster_tasks,
@@ -519,14 +508,15 @@ impl Gateway {
         })
     }
 
-    /// The main listener's address.
+    /// The main listener's address (where a reload that changed `listen` moved it).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.shared.bound.main().unwrap_or(self.local_addr)
     }
 
-    /// The callback listener's address, when there is one.
+    /// The callback listener's address, when there is one (where a reload that changed
+    /// `callback.listen` moved it).
     pub fn callback_addr(&self) -> Option<SocketAddr> {
-        self.callback_addr
+        self.shared.bound.callback().or(self.callback_addr)
     }
 
     /// This node's id.
@@ -633,6 +623,7 @@ impl Gateway {
         })
         .await;
         self.background.abort_all();
+        self.accepting.wait(Duration::from_secs(1)).await;
         // Last: the spans of the connections closed above go out too.
         self.shared.traces.shutdown().await;
         tracing::info!("stopped");
@@ -645,9 +636,9 @@ impl Gateway {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let (stream, heads) = raw_head::tap(stream);
-        serve_http(
-            TokioIo::new(stream),
+        let (stream, heads) = crate::raw_head::tap(stream);
+        accept::serve_http(
+            hyper_util::rt::TokioIo::new(stream),
             (peer, None),
             heads,
             self.main.0.clone(),
@@ -689,175 +680,6 @@ fn main_router(shared: &Arc<Shared>, api: &Arc<callback::Api>, admin: Router) ->
             .merge(admin);
     }
     router.fallback(callback::unknown_path)
-}
-
-/// What an accept loop serves, and how.
-#[derive(Clone)]
-struct Serving {
-    router: Router,
-    /// Custom domains: rewrites their requests to `/{stage}/…` before `router` sees them.
-    domains: Arc<Domains>,
-    /// `limits.max_http_connections`: connections the loop serves at once.
-    max_http_connections: usize,
-    /// Bounds the TLS handshake and the upgrade request's headers.
-    handshake_timeout: Duration,
-    /// `limits.socket_send_buffer_bytes`: SO_SNDBUF of each accepted socket.
-    send_buffer: Option<usize>,
-    /// The TLS settings in force (a reload swaps them), when TLS is on.
-    tls: Option<LiveTls>,
-    /// Every connection starts with a PROXY protocol header.
-    proxy_protocol: bool,
-    stop: CancellationToken,
-}
-
-/// Accepts and serves connections, at most `max_http_connections` at a time. Each accepted
-/// connection holds a permit until hyper is done with it: when it closes, or when it is upgraded
-/// to a WebSocket (those are bounded by `limits.max_connections` instead). With every permit
-/// taken the loop does not call `accept`, so new connections wait in the kernel's accept backlog
-/// (or are refused by the kernel once it is full) rather than being accepted and closed.
-async fn accept_loop(listener: TcpListener, serving: Serving) {
-    let connections = tokio_util::task::TaskTracker::new();
-    let permits = Arc::new(Semaphore::new(serving.max_http_connections));
-    loop {
-        let permit = tokio::select! {
-            () = serving.stop.cancelled() => break,
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        if permits.available_permits() == 0 {
-            tracing::debug!(
-                limit = serving.max_http_connections,
-                "limits.max_http_connections reached; not accepting until a connection ends"
-            );
-        }
-        tokio::select! {
-            () = serving.stop.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    connections.spawn(serve_connection(stream, peer, serving.clone(), permit));
-                }
-                Err(error) => {
-                    // Out of file descriptors or similar: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-    connections.close();
-    connections.wait().await;
-}
-
-/// Serves one connection; `_permit` is its slot under `limits.max_http_connections`, given back
-/// when this returns. On a PROXY protocol listener the header is read first (within
-/// `limits.handshake_timeout`) and its source address stands for `peer` from then on; without
-/// a valid header the connection is closed.
-async fn serve_connection(
-    mut stream: TcpStream,
-    tcp_peer: SocketAddr,
-    serving: Serving,
-    _permit: OwnedSemaphorePermit,
-) {
-    let _ = stream.set_nodelay(true);
-    let local = stream.local_addr().ok().map(LocalAddr);
-    if let Some(bytes) = serving.send_buffer
-        && let Err(error) = socket2::SockRef::from(&stream).set_send_buffer_size(bytes)
-    {
-        tracing::debug!(peer = %tcp_peer, %error, "cannot set the socket send buffer");
-    }
-    let (stream, peer) = if serving.proxy_protocol {
-        let read = proxy_protocol::read_header(&mut stream);
-        match tokio::time::timeout(serving.handshake_timeout, read).await {
-            Ok(Ok(header)) => (
-                Rewound::new(header.rest, stream),
-                header.source.unwrap_or(tcp_peer),
-            ),
-            Ok(Err(error)) => {
-                metrics::counter!(telemetry::PROXY_HEADER_REFUSED_TOTAL).increment(1);
-                tracing::debug!(peer = %tcp_peer, %error, "connection closed: no valid PROXY protocol header");
-                return;
-            }
-            Err(_) => {
-                metrics::counter!(telemetry::PROXY_HEADER_REFUSED_TOTAL).increment(1);
-                tracing::debug!(peer = %tcp_peer, "connection closed: PROXY protocol header timed out");
-                return;
-            }
-        }
-    } else {
-        (Rewound::new(Bytes::new(), stream), tcp_peer)
-    };
-    match serving.tls.as_ref().map(crate::tls::acceptor) {
-        None => {
-            let (stream, heads) = raw_head::tap(stream);
-            serve_http(TokioIo::new(stream), (peer, local), heads, serving).await;
-        }
-        Some(acceptor) => {
-            match tokio::time::timeout(serving.handshake_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls_stream)) => {
-                    let (stream, heads) = raw_head::tap(tls_stream);
-                    serve_http(TokioIo::new(stream), (peer, local), heads, serving).await;
-                }
-                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        }
-    }
-}
-
-/// Serves HTTP/1 on `io`; `heads` gives each request the client's spelling of its header
-/// names (see [`raw_head`]).
-async fn serve_http<I>(
-    io: I,
-    (peer, local): (SocketAddr, Option<LocalAddr>),
-    heads: raw_head::HeadReader,
-    serving: Serving,
-) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let Serving {
-        router,
-        domains,
-        handshake_timeout,
-        stop,
-        ..
-    } = serving;
-    let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
-        if let Some(raw) = heads.take(&request) {
-            request.extensions_mut().insert(raw);
-        }
-        request.extensions_mut().insert(ConnectInfo(peer));
-        if let Some(local) = local {
-            request.extensions_mut().insert(local);
-        }
-        let mapped = domains.route(&mut request);
-        let router = router.clone();
-        async move {
-            let response = match mapped {
-                Ok(()) => router.oneshot(request.map(Body::new)).await.into_response(),
-                Err(unmapped) => unmapped.into_response(),
-            };
-            Ok::<_, Infallible>(response)
-        }
-    });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(handshake_timeout)
-        .serve_connection(io, service)
-        .with_upgrades();
-    tokio::pin!(connection);
-    tokio::select! {
-        result = connection.as_mut() => {
-            if let Err(error) = result {
-                tracing::debug!(%peer, %error, "HTTP connection ended with an error");
-            }
-        }
-        () = stop.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
-        }
-    }
 }
 
 async fn flush_touches(shared: Arc<Shared>, stop: CancellationToken) {

@@ -4,7 +4,6 @@
 //! acknowledged routes, the byte budget, the connection permits and the shutdown signals. The cluster and the callback API sit above it
 //! and hold it; nothing here knows them.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -40,8 +39,9 @@ pub(crate) struct Shared {
     pub groups: Arc<Groups>,
     /// tungstenite settings derived from `limits`.
     pub ws_config: WebSocketConfig,
-    /// Address of the separate callback listener, if any (for `domainName`).
-    pub callback_addr: Option<SocketAddr>,
+    /// The addresses the listeners are bound to now (for `domainName`; a reload may move
+    /// them).
+    pub bound: Arc<crate::accept::Bound>,
     /// Cancelled at shutdown; every session holds a child token.
     pub sessions_cancel: CancellationToken,
     /// Tracks session tasks so shutdown can wait for `$disconnect`.
@@ -71,7 +71,7 @@ impl Shared {
         registry: Arc<Registry>,
         tracker: TaskTracker,
         groups: Arc<Groups>,
-        callback_addr: Option<SocketAddr>,
+        bound: Arc<crate::accept::Bound>,
         activity: Arc<Activity>,
         traces: crate::traces::Traces,
         acks: crate::acks::Acks,
@@ -100,7 +100,7 @@ impl Shared {
             store,
             groups,
             ws_config,
-            callback_addr,
+            bound,
             sessions_cancel: CancellationToken::new(),
             tracker,
             budget,

@@ -16,7 +16,8 @@ use super::transform::{ContentHandling, IntegrationResponseConfig, PassthroughBe
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Address of the main listener (WebSocket clients, callback API, health, metrics).
+    /// Address of the main listener (WebSocket clients, callback API, health, metrics); a
+    /// reload moves it without closing the connections it accepted.
     pub listen: SocketAddr,
     /// Every connection on the main listener starts with a PROXY protocol (v1 or v2) header;
     /// see `docs/security.md`.
@@ -812,7 +813,8 @@ impl Default for LimitsConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackConfig {
-    /// Serve the callback API on its own listener too (e.g. `127.0.0.1:9080`).
+    /// Serve the callback API on its own listener too (e.g. `127.0.0.1:9080`); a reload moves
+    /// it to a new address (setting or unsetting it needs a restart).
     #[serde(default)]
     pub listen: Option<SocketAddr>,
     /// Every connection on the callback listener starts with a PROXY protocol header.

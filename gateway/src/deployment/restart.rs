@@ -46,6 +46,13 @@ fn fixed_part(config: &Config) -> Value {
         return value;
     };
     root.remove("throttling");
+    // The listeners move to the addresses a reload names (`crate::accept`); whether there is a
+    // separate callback listener at all stays fixed.
+    root.remove("listen");
+    if let Some(Value::Object(callback)) = root.get_mut("callback") {
+        let separate = callback.get("listen").is_some_and(|l| !l.is_null());
+        callback.insert("listen".into(), Value::Bool(separate));
+    }
     if let Some(Value::Object(tls)) = root.get_mut("tls") {
         tls.remove("cert_file");
         tls.remove("key_file");
@@ -137,7 +144,11 @@ mod tests {
             "listen: 127.0.0.1:1\napi:\n  name: b\n  route_selection_expression: $request.body.action\n  stages: { prod: {} }\n  routes:\n    $default: { integration: { type: mock } }\n",
         )
         .unwrap();
-        assert_eq!(restart_keys(&old, &renamed), ["api.name", "listen"]);
+        assert_eq!(restart_keys(&old, &renamed), ["api.name"], "listen moves");
+        let separate = config("callback: { listen: 127.0.0.1:9 }", "");
+        assert_eq!(restart_keys(&old, &separate), ["callback.listen"]);
+        let moved = config("callback: { listen: 127.0.0.1:10 }", "");
+        assert!(restart_keys(&separate, &moved).is_empty(), "it moves");
         assert_eq!(
             describe(&(0..10).map(|i| format!("k{i}")).collect::<Vec<_>>()),
             "`k0`, `k1`, `k2`, `k3`, `k4`, `k5`, `k6`, `k7` and 2 more"

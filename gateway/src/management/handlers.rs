@@ -168,7 +168,7 @@ async fn current<'a>(
             &definition.config,
             &exported.definition,
             &id,
-            &m.endpoint,
+            &m.endpoint(),
             &m.created,
         );
         *guard = Some(Draft {

@@ -35,6 +35,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::{StatusCode, header};
 
+use crate::accept::Bound;
 use crate::callback::{self, Api};
 use crate::error::{CallbackError, ManagementError};
 use crate::rollout::Rollout;
@@ -49,8 +50,8 @@ pub(crate) struct Management {
     rollout: Arc<Rollout>,
     /// The resources between deployments (`None` until the first request seeds them).
     draft: tokio::sync::Mutex<Option<Draft>>,
-    /// The API's `apiEndpoint`.
-    endpoint: String,
+    /// The listeners' addresses (the API's `apiEndpoint`).
+    bound: Arc<Bound>,
     /// The API's `createdDate` (when this gateway started).
     created: String,
 }
@@ -58,30 +59,35 @@ pub(crate) struct Management {
 impl std::fmt::Debug for Management {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Management")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &self.endpoint())
             .finish_non_exhaustive()
     }
 }
 
 impl Management {
     /// The management API of the gateway whose callback API is `api`, deploying through
-    /// `rollout`; `local` is the main listener's address.
-    pub(crate) fn new(api: Arc<Api>, rollout: Arc<Rollout>, local: SocketAddr) -> Self {
-        let config = rollout.start_config();
+    /// `rollout`; `bound` has the listeners' addresses.
+    pub(crate) fn new(api: Arc<Api>, rollout: Arc<Rollout>, bound: Arc<Bound>) -> Self {
+        Self {
+            api,
+            rollout,
+            draft: tokio::sync::Mutex::new(None),
+            bound,
+            created: now(),
+        }
+    }
+
+    /// The API's `apiEndpoint`: the domain name, else the main listener where it is now.
+    fn endpoint(&self) -> String {
+        let config = self.rollout.start_config();
         let scheme = if config.tls.is_some() { "wss" } else { "ws" };
-        let endpoint = match &config.api.domain_name {
+        let local = self.bound.main().unwrap_or(config.listen);
+        match &config.api.domain_name {
             Some(domain) => format!("{scheme}://{domain}"),
             None if local.ip().is_unspecified() => {
                 format!("{scheme}://127.0.0.1:{}", local.port())
             }
             None => format!("{scheme}://{local}"),
-        };
-        Self {
-            api,
-            rollout,
-            draft: tokio::sync::Mutex::new(None),
-            endpoint,
-            created: now(),
         }
     }
 }

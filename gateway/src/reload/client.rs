@@ -36,7 +36,7 @@ pub(crate) fn run(path: &Path, args: &ReloadArgs) -> ExitCode {
         Err(code) => return code,
     };
     match runtime() {
-        Ok(runtime) => runtime.block_on(ask(&url, args.token.as_deref())),
+        Ok(runtime) => runtime.block_on(ask(&url, args.token.as_deref(), args.url.is_none())),
         Err(code) => code,
     }
 }
@@ -76,7 +76,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-async fn ask(url: &str, token: Option<&str>) -> ExitCode {
+async fn ask(url: &str, token: Option<&str>, from_file: bool) -> ExitCode {
     // Without a token nothing secret is sent, and the gateway is this machine's: its
     // certificate (made for the public name) is not checked against `127.0.0.1`.
     let client = reqwest::Client::builder()
@@ -101,6 +101,12 @@ async fn ask(url: &str, token: Option<&str>) -> ExitCode {
         Ok(response) => response,
         Err(error) => {
             eprintln!("error: cannot reach the gateway at {url}: {error}");
+            if from_file {
+                // The file's listeners are asked; an edited `listen` is not bound until the reload.
+                eprintln!(
+                    "hint: the address comes from the file; if its `listen` or `callback.listen` changed since the gateway read it, give --url with the address in force or send SIGHUP"
+                );
+            }
             return ExitCode::from(2);
         }
     };

@@ -2,7 +2,7 @@
 //! it if a key fixed at start changed or it is not valid (with the one line a start would
 //! print; logged, and answered to whoever asked), else apply it as a new deployment of every
 //! stage it names ([`crate::rollout`]: with a shared store, a reload of one node's file deploys
-//! it to every node) and swap the TLS settings. Open connections are never touched: their next
+//! it to every node), swap the TLS settings and move the listeners whose address changed. Open connections are never touched: their next
 //! message and their `$disconnect` use the definition in force at that moment. One reload runs
 //! at a time.
 //!
@@ -15,6 +15,7 @@ pub(crate) mod watch;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+use crate::accept::Accepting;
 use crate::config::Config;
 use crate::deployment::Deployment;
 use crate::error::ReloadError;
@@ -27,6 +28,8 @@ use crate::tls::LiveTls;
 pub(crate) struct Reloader {
     rollout: Arc<Rollout>,
     tls: Option<LiveTls>,
+    /// The listeners: a reload that changes `listen` or `callback.listen` moves them.
+    accepting: Arc<Accepting>,
     /// The file re-read (`--config`); unset for a gateway started from a value.
     file: OnceLock<PathBuf>,
     /// One reload at a time.
@@ -35,11 +38,16 @@ pub(crate) struct Reloader {
 
 impl Reloader {
     /// The reloader that deploys through `rollout`; `tls` is what the listeners serve with,
-    /// when TLS is on.
-    pub(crate) fn new(rollout: Arc<Rollout>, tls: Option<LiveTls>) -> Self {
+    /// when TLS is on; `accepting` the listeners it moves.
+    pub(crate) fn new(
+        rollout: Arc<Rollout>,
+        tls: Option<LiveTls>,
+        accepting: Arc<Accepting>,
+    ) -> Self {
         Self {
             rollout,
             tls,
+            accepting,
             file: OnceLock::new(),
             one: tokio::sync::Mutex::new(()),
         }
@@ -98,6 +106,10 @@ impl Reloader {
             ),
             _ => None,
         };
+        // So are the listeners: the new addresses are bound before anything is deployed (a bind
+        // that fails refuses the reload), and served once it is applied.
+        let moves =
+            (self.accepting.bind_changed(&config)).map_err(|e| refused(ReloadError::Invalid(e)))?;
         let request = ApplyRequest {
             description,
             ..ApplyRequest::default()
@@ -106,6 +118,9 @@ impl Reloader {
             Ok(changed) => {
                 if let (Some(server), Some(live)) = (tls, &self.tls) {
                     live.store(Arc::new(server));
+                }
+                if !moves.is_empty() {
+                    self.accepting.switch(moves);
                 }
                 let after = self.current();
                 metrics::counter!(telemetry::RELOADS_TOTAL, "outcome" => "applied").increment(1);

@@ -562,13 +562,15 @@ fn domain_name(shared: &Shared, live: &Definition, host: Option<String>) -> Stri
         return name.clone();
     }
     if !shared.config.callback.on_main_listener
-        && let Some(addr) = shared.callback_addr
+        && let Some(addr) = shared.bound.callback()
     {
         return addr.to_string();
     }
     match host {
         Some(host) => without_default_port(host, shared.config.tls.is_some()),
-        None => shared.config.listen.to_string(),
+        None => (shared.bound.main())
+            .unwrap_or(shared.config.listen)
+            .to_string(),
     }
 }
 

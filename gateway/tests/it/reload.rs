@@ -477,3 +477,72 @@ async fn the_binary_reloads_on_sighup_and_on_wsgate_reload_without_closing_socke
         ),
     }
 }
+
+/// A reload that changes `listen` moves the listener: the new address is bound first (a bind
+/// that fails refuses the reload, naming the key, and the old one keeps serving), then accepts,
+/// and the old one stops accepting while the WebSockets it accepted stay open and reachable
+/// through the callback API on the new address. Adding a separate callback listener stays fixed.
+#[tokio::test]
+async fn a_reload_moves_the_listener_without_closing_its_sockets() {
+    let dir = Dir::new();
+    let backend = Backend::ok().await;
+    let yaml = config(&backend.url(), "");
+    let (gw, path) = gateway_with_file(&dir, &yaml).await;
+    let old = gw.gateway().local_addr();
+    let (mut ws, id) = connect_and_id(&backend, &gw.ws_url("/prod")).await;
+
+    // An address something else holds: refused as a start would refuse it; nothing moved.
+    let taken = std::net::TcpListener::bind("127.0.0.3:0").expect("bind");
+    let taken = taken.local_addr().expect("addr");
+    let busy = yaml.replace("listen: 127.0.0.1:0", &format!("listen: {taken}"));
+    std::fs::write(&path, &busy).expect("rewrite config");
+    let refused = gw.gateway().reload().await.expect_err("refused");
+    assert!(
+        refused
+            .to_string()
+            .starts_with(&format!("listen: cannot bind {taken}: ")),
+        "{refused}"
+    );
+    assert_eq!(gw.gateway().local_addr(), old);
+    connect(&format!("ws://{old}/prod")).await;
+
+    // Another address: the new listener serves, the old one accepts nothing more.
+    let moved = yaml.replace("listen: 127.0.0.1:0", "listen: 127.0.0.2:0");
+    std::fs::write(&path, &moved).expect("rewrite config");
+    gw.gateway().reload().await.expect("applied");
+    let new = gw.gateway().local_addr();
+    assert_eq!(new.ip().to_string(), "127.0.0.2");
+    let mut fresh = connect(&format!("ws://{new}/prod")).await;
+    send_text(&mut fresh, r#"{"action":"ping"}"#).await;
+    assert_eq!(next_text(&mut fresh).await, r#"{"action":"pong"}"#);
+    eventually("the old address refuses", DEADLINE, || async {
+        tokio::net::TcpStream::connect(old).await.is_err()
+    })
+    .await;
+    // The socket accepted on the old address is open, and reached through the new one.
+    send_text(&mut ws, r#"{"action":"ping"}"#).await;
+    assert_eq!(next_text(&mut ws).await, r#"{"action":"pong"}"#);
+    let posted = http()
+        .post(format!("http://{new}/prod/@connections/{id}"))
+        .body("through the new address")
+        .send()
+        .await
+        .expect("callback answers");
+    assert_eq!(posted.status(), 200);
+    assert_eq!(next_text(&mut ws).await, "through the new address");
+
+    // The same file again moves nothing (port 0 is compared as written, not as bound).
+    gw.gateway().reload().await.expect("applied");
+    assert_eq!(gw.gateway().local_addr(), new);
+
+    // A separate callback listener cannot be added by a reload.
+    let separate = format!("{moved}\ncallback: {{ listen: 127.0.0.1:0 }}\n");
+    std::fs::write(&path, &separate).expect("rewrite config");
+    let refused = gw.gateway().reload().await.expect_err("refused");
+    assert!(
+        refused.to_string().contains("`callback.listen`"),
+        "{refused}"
+    );
+    send_text(&mut ws, r#"{"action":"ping"}"#).await;
+    assert_eq!(next_text(&mut ws).await, r#"{"action":"pong"}"#);
+}
