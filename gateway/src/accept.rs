@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::config::Config;
-use crate::domains::Domains;
+use crate::domains::LiveDomains;
 use crate::proxy_protocol::{self, Rewound};
 use crate::raw_head;
 use crate::telemetry;
@@ -254,7 +254,7 @@ pub(crate) fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub(crate) struct Serving {
     pub(crate) router: Router,
     /// Custom domains: rewrites their requests to `/{stage}/…` before `router` sees them.
-    pub(crate) domains: Arc<Domains>,
+    pub(crate) domains: LiveDomains,
     /// `limits.max_http_connections`: connections the loop serves at once.
     pub(crate) max_http_connections: usize,
     /// Bounds the TLS handshake and the upgrade request's headers.
@@ -391,7 +391,7 @@ pub(crate) async fn serve_http<I>(
         if let Some(local) = local {
             request.extensions_mut().insert(local);
         }
-        let mapped = domains.route(&mut request);
+        let mapped = domains.load().route(&mut request);
         let router = router.clone();
         async move {
             let response = match mapped {

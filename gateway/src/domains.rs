@@ -4,6 +4,8 @@
 //! it carries the domain in [`CustomDomain`] (for `domainName`) and the path the client used in
 //! [`OriginalUri`] (for SigV4). A path no mapping covers is answered 403, as AWS answers it.
 //! Other hosts, and the gateway's own `/healthz`, `/readyz` and `/metrics`, pass unchanged.
+//! A reload swaps the domains whole ([`LiveDomains`]): requests after it are mapped by the new
+//! `domains:`, connections already upgraded keep their stage and `domainName`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,9 +25,14 @@ pub(crate) struct CustomDomain(pub(crate) Arc<str>);
 /// Paths served on every host as they are.
 const OWN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
+/// The domains in force (a reload swaps them).
+pub(crate) type LiveDomains = Arc<arc_swap::ArcSwap<Domains>>;
+
 /// The configured domains, by lowercase name.
 #[derive(Debug, Default)]
 pub(crate) struct Domains {
+    /// `domains:` as configured (what the management API lists).
+    configured: Vec<DomainConfig>,
     /// Exact names.
     exact: HashMap<String, Mappings>,
     /// Names after `*.`.
@@ -38,7 +45,10 @@ type Mappings = HashMap<String, String>;
 impl Domains {
     /// The domains of `domains:` (already checked).
     pub(crate) fn new(config: &[DomainConfig]) -> Self {
-        let mut domains = Self::default();
+        let mut domains = Self {
+            configured: config.to_vec(),
+            ..Self::default()
+        };
         for domain in config {
             let mappings: Mappings = (domain.mappings.iter())
                 .map(|m| (m.path.clone(), m.stage.clone()))
@@ -50,6 +60,11 @@ impl Domains {
             };
         }
         domains
+    }
+
+    /// `domains:` as configured.
+    pub(crate) fn configured(&self) -> &[DomainConfig] {
+        &self.configured
     }
 
     /// The mappings of the domain `host` (a request's `Host`, port and all) names.

@@ -27,7 +27,7 @@ use crate::callback::{self, auth::CallbackAuth};
 use crate::cluster::{self, Cluster, ClusterBus};
 use crate::config::{Config, StoreConfig};
 use crate::deployment::{self, Deployment};
-use crate::domains::Domains;
+use crate::domains::{Domains, LiveDomains};
 use crate::error::ReloadError;
 use crate::groups::{Groups, MeteredGroups, PresenceRoutes};
 use crate::integration;
@@ -418,11 +418,15 @@ impl Gateway {
             shared.config.deployments.check_interval,
             stop_accepting.clone(),
         ));
+        let domains: LiveDomains = Arc::new(arc_swap::ArcSwap::from_pointee(Domains::new(
+            &shared.config.domains,
+        )));
         let accepting = Arc::new(Accepting::new(stop_accepting.clone(), Arc::clone(&bound)));
         let reloader = Arc::new(Reloader::new(
             Arc::clone(&rollout),
             tls.clone(),
             Arc::clone(&accepting),
+            Arc::clone(&domains),
         ));
         let operators = (shared.config.admin).is_enabled(&shared.config.callback);
         let management = operators.then(|| {
@@ -430,6 +434,7 @@ impl Gateway {
                 Arc::clone(&api),
                 Arc::clone(&rollout),
                 Arc::clone(&bound),
+                Arc::clone(&domains),
             ))
         });
         let admin = operators.then(|| {
@@ -447,7 +452,6 @@ impl Gateway {
             ))
         });
         let admin_router = admin::router(admin).merge(crate::management::router(management));
-        let domains = Arc::new(Domains::new(&shared.config.domains));
         let serving = |router: Router, proxy_protocol: bool| Serving {
             router,
             domains: Arc::clone(&domains),

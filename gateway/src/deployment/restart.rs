@@ -49,6 +49,8 @@ fn fixed_part(config: &Config) -> Value {
     // The listeners move to the addresses a reload names (`crate::accept`); whether there is a
     // separate callback listener at all stays fixed.
     root.remove("listen");
+    // So do the custom domains (`crate::domains`; their certificates are read again anyway).
+    root.remove("domains");
     if let Some(Value::Object(callback)) = root.get_mut("callback") {
         let separate = callback.get("listen").is_some_and(|l| !l.is_null());
         callback.insert("listen".into(), Value::Bool(separate));

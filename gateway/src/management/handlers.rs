@@ -769,15 +769,16 @@ async fn create_deployment(
 }
 
 // ---------------------------------------------------------------------------------------
-// Domain names and API mappings (the configuration's `domains`, read-only)
+// Domain names and API mappings (the configuration's `domains` in force, read-only)
 
 fn domains(
     m: &Management,
     call: &Call<'_>,
     rest: &[&str],
 ) -> Option<Result<Response, ManagementError>> {
-    let config = m.rollout.start_config();
-    let api_id = config.api.api_id().to_string();
+    let api_id = m.rollout.start_config().api.api_id().to_string();
+    let domains = m.domains.load();
+    let configured = domains.configured();
     let view = |d: &crate::config::DomainConfig| {
         json!({
             "domainName": d.name,
@@ -799,9 +800,7 @@ fn domains(
         })
     };
     let find = |name: &str| {
-        config
-            .domains
-            .iter()
+        (configured.iter())
             .find(|d| d.name.eq_ignore_ascii_case(name))
             .ok_or_else(|| {
                 ManagementError::NotFound(format!(
@@ -811,11 +810,11 @@ fn domains(
     };
     if *call.method != Method::GET {
         return Some(Err(ManagementError::BadRequest(
-            "custom domain names and API mappings are set in the configuration file's `domains` (fixed at start)".into(),
+            "custom domain names and API mappings are set in the configuration file's `domains` (a reload applies them)".into(),
         )));
     }
     Some(match rest {
-        [] => call.page(config.domains.iter().map(view).collect()),
+        [] => call.page(configured.iter().map(view).collect()),
         [name] => find(name).and_then(|d| ok(&view(d))),
         [name, "apimappings"] => find(name).and_then(|d| {
             call.page(

@@ -37,6 +37,7 @@ use http::{StatusCode, header};
 
 use crate::accept::Bound;
 use crate::callback::{self, Api};
+use crate::domains::LiveDomains;
 use crate::error::{CallbackError, ManagementError};
 use crate::rollout::Rollout;
 use draft::Draft;
@@ -52,6 +53,8 @@ pub(crate) struct Management {
     draft: tokio::sync::Mutex<Option<Draft>>,
     /// The listeners' addresses (the API's `apiEndpoint`).
     bound: Arc<Bound>,
+    /// The custom domains in force.
+    domains: LiveDomains,
     /// The API's `createdDate` (when this gateway started).
     created: String,
 }
@@ -66,13 +69,19 @@ impl std::fmt::Debug for Management {
 
 impl Management {
     /// The management API of the gateway whose callback API is `api`, deploying through
-    /// `rollout`; `bound` has the listeners' addresses.
-    pub(crate) fn new(api: Arc<Api>, rollout: Arc<Rollout>, bound: Arc<Bound>) -> Self {
+    /// `rollout`; `bound` has the listeners' addresses, `domains` the custom domains.
+    pub(crate) fn new(
+        api: Arc<Api>,
+        rollout: Arc<Rollout>,
+        bound: Arc<Bound>,
+        domains: LiveDomains,
+    ) -> Self {
         Self {
             api,
             rollout,
             draft: tokio::sync::Mutex::new(None),
             bound,
+            domains,
             created: now(),
         }
     }

@@ -2,7 +2,7 @@
 //! it if a key fixed at start changed or it is not valid (with the one line a start would
 //! print; logged, and answered to whoever asked), else apply it as a new deployment of every
 //! stage it names ([`crate::rollout`]: with a shared store, a reload of one node's file deploys
-//! it to every node), swap the TLS settings and move the listeners whose address changed. Open connections are never touched: their next
+//! it to every node), swap the TLS settings and the custom domains and move the listeners whose address changed. Open connections are never touched: their next
 //! message and their `$disconnect` use the definition in force at that moment. One reload runs
 //! at a time.
 //!
@@ -18,6 +18,7 @@ use std::sync::{Arc, OnceLock};
 use crate::accept::Accepting;
 use crate::config::Config;
 use crate::deployment::Deployment;
+use crate::domains::{Domains, LiveDomains};
 use crate::error::ReloadError;
 use crate::rollout::{ApplyRequest, Rollout};
 use crate::telemetry;
@@ -30,6 +31,8 @@ pub(crate) struct Reloader {
     tls: Option<LiveTls>,
     /// The listeners: a reload that changes `listen` or `callback.listen` moves them.
     accepting: Arc<Accepting>,
+    /// The custom domains and their API mappings (`domains:`), swapped by a reload.
+    domains: LiveDomains,
     /// The file re-read (`--config`); unset for a gateway started from a value.
     file: OnceLock<PathBuf>,
     /// One reload at a time.
@@ -43,11 +46,13 @@ impl Reloader {
         rollout: Arc<Rollout>,
         tls: Option<LiveTls>,
         accepting: Arc<Accepting>,
+        domains: LiveDomains,
     ) -> Self {
         Self {
             rollout,
             tls,
             accepting,
+            domains,
             file: OnceLock::new(),
             one: tokio::sync::Mutex::new(()),
         }
@@ -110,6 +115,7 @@ impl Reloader {
         // that fails refuses the reload), and served once it is applied.
         let moves =
             (self.accepting.bind_changed(&config)).map_err(|e| refused(ReloadError::Invalid(e)))?;
+        let domains = Domains::new(&config.domains);
         let request = ApplyRequest {
             description,
             ..ApplyRequest::default()
@@ -119,6 +125,7 @@ impl Reloader {
                 if let (Some(server), Some(live)) = (tls, &self.tls) {
                     live.store(Arc::new(server));
                 }
+                self.domains.store(Arc::new(domains));
                 if !moves.is_empty() {
                     self.accepting.switch(moves);
                 }

@@ -331,3 +331,79 @@ fn a_domain_certificate_that_cannot_be_read_fails_at_startup_naming_the_key() {
         .to_string();
     assert!(e.starts_with("config key `domains[0]`"), "{e}");
 }
+
+/// A reload applies a changed `domains:`: a new domain's mapping upgrades and is listed by the
+/// management API, a removed one is an ordinary host again, a connection upgraded through it
+/// stays open with its `domainName`, and a mapping to an unknown stage is refused as at start.
+#[tokio::test]
+async fn a_reload_applies_changed_domains_and_keeps_upgraded_connections() {
+    let backend = Backend::ok().await;
+    let yaml = config(&backend.url(), DOMAINS);
+    let path =
+        std::env::temp_dir().join(format!("wsgate-domains-{}.yaml", wsgate::connection_id()));
+    std::fs::write(&path, &yaml).expect("write config");
+    let mut gw = TestGateway::start(&yaml).await;
+    (gw.gateway.as_mut().expect("running")).set_config_file(path.clone());
+    let mut ws = upgrade_as(&gw, "chat.example.com", "/")
+        .await
+        .expect("upgrade");
+    let event = backend.next_to("/connect").await.json();
+    let id = event["requestContext"]["connectionId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    let changed = config(
+        &backend.url(),
+        "domains:\n  - name: new.example.com\n    mappings: [{path: v2, stage: prod}]\n",
+    );
+    std::fs::write(&path, &changed).expect("rewrite config");
+    gw.gateway().reload().await.expect("applied");
+    let _new = upgrade_as(&gw, "new.example.com", "/v2")
+        .await
+        .expect("upgrade through the new domain");
+    let event = backend.next_to("/connect").await.json();
+    assert_eq!(event["requestContext"]["domainName"], "new.example.com");
+    let (status, _) = refused_status(upgrade_as(&gw, "chat.example.com", "/").await);
+    assert_eq!(status, 403, "an ordinary host again: `/` names no stage");
+    send_text(&mut ws, r#"{"action":"sendmessage"}"#).await;
+    let message = backend.next_to("/sendmessage").await.json();
+    assert_eq!(message["requestContext"]["domainName"], "chat.example.com");
+    let r = http()
+        .post(gw.http_url(&format!("/prod/@connections/{id}")))
+        .body("still here")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
+    assert_eq!(next_text(&mut ws).await, "still here");
+    let listed: serde_json::Value = http()
+        .get(gw.http_url("/v2/domainnames"))
+        .send()
+        .await
+        .expect("management API answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        listed["items"][0]["domainName"], "new.example.com",
+        "{listed}"
+    );
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+
+    let invalid = config(
+        &backend.url(),
+        "domains:\n  - name: new.example.com\n    mappings: [{path: v2, stage: nope}]\n",
+    );
+    std::fs::write(&path, &invalid).expect("rewrite config");
+    let refused = gw.gateway().reload().await.expect_err("refused");
+    assert!(refused.to_string().contains("domains[0]"), "{refused}");
+    let _still = upgrade_as(&gw, "new.example.com", "/v2")
+        .await
+        .expect("the domains in force stay");
+    let _ = std::fs::remove_file(&path);
+}
