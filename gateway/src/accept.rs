@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::domains::LiveDomains;
 use crate::proxy_protocol::{self, Rewound};
 use crate::raw_head;
+use crate::state::Bound;
 use crate::telemetry;
 use crate::tls::LiveTls;
 use crate::ws::connect::LocalAddr;
@@ -64,34 +65,6 @@ struct Slot {
     bound: SocketAddr,
     /// What its loop serves (cloned for the loop that replaces it).
     serving: Serving,
-}
-
-/// The addresses the listeners are bound to now (a reload may move them): what `domainName`
-/// and the management API's `apiEndpoint` are made of.
-#[derive(Debug, Default)]
-pub(crate) struct Bound {
-    main: Mutex<Option<SocketAddr>>,
-    callback: Mutex<Option<SocketAddr>>,
-}
-
-impl Bound {
-    /// The main listener's address.
-    pub(crate) fn main(&self) -> Option<SocketAddr> {
-        *self.main.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The callback listener's address, when there is one.
-    pub(crate) fn callback(&self) -> Option<SocketAddr> {
-        *self.callback.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn set(&self, which: Which, addr: SocketAddr) {
-        let slot = match which {
-            Which::Main => &self.main,
-            Which::Callback => &self.callback,
-        };
-        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
-    }
 }
 
 /// Sockets bound for a reload, served once it is applied ([`Accepting::switch`]); dropped
@@ -172,7 +145,7 @@ impl Accepting {
             old.cancel();
         }
         stops.push((which, stop));
-        self.bound.set(which, bound);
+        self.bound.set(which == Which::Callback, bound);
         Ok(bound)
     }
 

@@ -10,8 +10,9 @@
 //! `wsgate-connection-store`. Everything else is private to the crate.
 //!
 //! # Layout (dependencies point down; no import cycles between these modules)
-//! - `server`: builds every runtime object from the configuration, the accept loops, staged
-//!   shutdown.
+//! - `server`: builds every runtime object from the configuration, staged shutdown; `accept`:
+//!   the listening sockets and their accept loops (PROXY header, TLS, HTTP/1 with upgrades),
+//!   moved to a new address by a reload.
 //! - `callback` (`@connections`, `@groups`, `@broadcast`, bearer or SigV4 callers), `cluster`
 //!   (node leases, the reaper, cross-node forwarding, the inbox), `ops` (health, readiness,
 //!   metrics), `admin` (the admin page and its JSON API, behind the callback API's
@@ -26,8 +27,8 @@
 //! - `cache`: response caching of two-way routes (memory or Redis), keyed per route.
 //! - `reload`: re-reading the configuration file (`SIGHUP`, `wsgate reload`, the admin API,
 //!   the file watch), refusing keys fixed at start, swapping the definition and certificates.
-//! - `state`: what the lifecycle shares (registry, store, groups, budgets, signals, and the API
-//!   definition in force).
+//! - `state`: what the lifecycle shares (registry, store, groups, budgets, signals, the API
+//!   definition in force, and the addresses the listeners are bound to).
 //! - `deployment`: the API definition (routes, checks, throttling) built from one
 //!   configuration, swappable (arc-swap), and its deployment id.
 //! - `rollout`: deployments cluster-wide: the deployment store's stage pointers (with canaries),

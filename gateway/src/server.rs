@@ -341,7 +341,7 @@ impl Gateway {
             Some(l) => Some(l.local_addr().map_err(StartError::Listener)?),
             None => None,
         };
-        let bound = Arc::new(accept::Bound::default());
+        let bound = Arc::new(crate::state::Bound::default());
         if !config.ignored_env.is_empty() {
             tracing::warn!(variables = ?config.ignored_env, "WSGATE_* environment variables that name no config section were ignored");
         }

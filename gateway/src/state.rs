@@ -1,11 +1,13 @@
 //! The state the connection lifecycle shares: the configuration fixed at start, the API
 //! definition in force (routes, connect-time checks, throttling; swapped by a reload, see
 //! [`crate::deployment`]), the local registry, the connection store, the groups, the seen ids of
-//! acknowledged routes, the byte budget, the connection permits and the shutdown signals. The cluster and the callback API sit above it
-//! and hold it; nothing here knows them.
+//! acknowledged routes, the byte budget, the connection permits, the shutdown signals and the
+//! addresses the listeners are bound to now. The cluster and the callback API sit above it and
+//! hold it; nothing here knows them.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
@@ -41,7 +43,7 @@ pub(crate) struct Shared {
     pub ws_config: WebSocketConfig,
     /// The addresses the listeners are bound to now (for `domainName`; a reload may move
     /// them).
-    pub bound: Arc<crate::accept::Bound>,
+    pub bound: Arc<Bound>,
     /// Cancelled at shutdown; every session holds a child token.
     pub sessions_cancel: CancellationToken,
     /// Tracks session tasks so shutdown can wait for `$disconnect`.
@@ -71,7 +73,7 @@ impl Shared {
         registry: Arc<Registry>,
         tracker: TaskTracker,
         groups: Arc<Groups>,
-        bound: Arc<crate::accept::Bound>,
+        bound: Arc<Bound>,
         activity: Arc<Activity>,
         traces: crate::traces::Traces,
         acks: crate::acks::Acks,
@@ -162,5 +164,31 @@ impl Shared {
     /// Starts draining.
     pub(crate) fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);
+    }
+}
+
+/// The addresses the listeners are bound to now (a reload may move them): what `domainName`
+/// and the management API's `apiEndpoint` are made of.
+#[derive(Debug, Default)]
+pub(crate) struct Bound {
+    main: Mutex<Option<SocketAddr>>,
+    callback: Mutex<Option<SocketAddr>>,
+}
+
+impl Bound {
+    /// The main listener's address.
+    pub(crate) fn main(&self) -> Option<SocketAddr> {
+        *self.main.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The callback listener's address, when there is one.
+    pub(crate) fn callback(&self) -> Option<SocketAddr> {
+        *self.callback.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records where a listener is bound now (`callback`: the callback listener).
+    pub(crate) fn set(&self, callback: bool, addr: SocketAddr) {
+        let slot = if callback { &self.callback } else { &self.main };
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
     }
 }

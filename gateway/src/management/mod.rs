@@ -35,11 +35,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::{StatusCode, header};
 
-use crate::accept::Bound;
 use crate::callback::{self, Api};
 use crate::domains::LiveDomains;
 use crate::error::{CallbackError, ManagementError};
 use crate::rollout::Rollout;
+use crate::state::Bound;
 use draft::Draft;
 
 /// Largest request body (a model's schema or a request template is the big one).
