@@ -208,8 +208,8 @@ if [ "${CI:-}" = true ] || [ "${FUZZ_SMOKE:-}" = 1 ]; then
   FUZZ_SECONDS="${FUZZ_SECONDS:-10}" ./scripts/fuzz-smoke.sh
 fi
 
-# Fault scenarios, the soak and recovery at small sizes in CI or when asked for (about 5
-# minutes together): load-tests/scripts/faults.sh (Redis partitioned, 10 % packet loss on the
+# Fault scenarios, the soak, deployments under load and recovery at small sizes in CI or when
+# asked for (about 6 minutes together): load-tests/scripts/faults.sh (Redis partitioned, 10 % packet loss on the
 # Redis link, backend resetting 10 % of requests, a node killed) and soak.sh (150 s of churn,
 # pushes and group fan-outs). They fail the run when a push answered 200 was lost, a message was
 # duplicated, a $connect had no single $disconnect, or (soak) RSS or fds grew. Namespaces need
@@ -222,6 +222,11 @@ if [ "${CI:-}" = true ] || [ "${FAULTS_SMOKE:-}" = 1 ]; then
     ./load-tests/scripts/faults.sh "$CARGO_TARGET_DIR/faults-smoke"
   WSGATE_BIN="$CARGO_TARGET_DIR/debug/wsgate" LOAD_BIN="$CARGO_TARGET_DIR/debug/wsgate-load" SOAK_SHORT=1 \
     ./load-tests/scripts/soak.sh "$CARGO_TARGET_DIR/soak-smoke"
+  # Deployments under load (three nodes with deployments.scope: cluster, 200 connections for 40 s,
+  # a change every 5 s through each node in turn): no socket lost, no acknowledged message lost or
+  # duplicated, every change on every node within 5 s (load-tests/scripts/deploy.sh).
+  WSGATE_BIN="$CARGO_TARGET_DIR/debug/wsgate" LOAD_BIN="$CARGO_TARGET_DIR/debug/wsgate-load" DEPLOY_SHORT=1 \
+    ./load-tests/scripts/deploy.sh "$CARGO_TARGET_DIR/deploy-smoke"
   # Recovery after a mass drop (200 clients, both drop modes, about 25 s): every client must
   # end with every offset once and in order (load-tests/scripts/recovery.sh).
   WSGATE_BIN="$CARGO_TARGET_DIR/debug/wsgate" LOAD_BIN="$CARGO_TARGET_DIR/debug/wsgate-load" RECOVERY_SHORT=1 \
