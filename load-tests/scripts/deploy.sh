@@ -5,8 +5,9 @@
 # delivery ledger, for DEPLOY_SECONDS (default 300). Meanwhile, every DEPLOY_EVERY seconds
 # (default 10), a change goes through one node, in turn: `wsgate apply` of a changed definition
 # (a new stage variable and a new route), and every third change a `wsgate rollback` instead.
-# Each change is timed from the command's start until all three nodes' /healthz report the new
-# deployment (the switch time), and the new route is checked on a fresh connection to another node.
+# Each change is timed from the command's start until it returns (command_ms) and until all three
+# nodes' /healthz report the new deployment (switch_ms, polled every 20 ms), and the new route is
+# checked on a fresh connection to another node.
 # Passes when no connection was lost, no acknowledged push or echo was lost or duplicated, no
 # client saw an error, every $connect got one $disconnect, nothing is left in Redis, and every
 # change reached every node within DEPLOY_SWITCH_LIMIT_MS (default 5000).
@@ -97,6 +98,7 @@ while [ "$(date +%s)" -lt "$end" ] && kill -0 "$load_pid" 2>/dev/null; do
     definition "$n" >"$WORK/definition-$n.yaml"
     "$WSGATE_BIN" apply "$WORK/definition-$n.yaml" --description "change $n" --url "$url" >>"$WORK/changes.log" 2>&1 || { echo "deploy: apply $n failed ($WORK/changes.log)" >&2; kind=failed; }
   fi
+  command_ms=$(($(now_ms) - started))
   target="$(deployment_of "$via")"
   converged=false
   while [ $(($(now_ms) - started)) -lt $((SWITCH_LIMIT_MS * 2)) ]; do
@@ -140,8 +142,8 @@ PY
 )" || answer="error"
     if [ "$answer" = "{\"change\":$n}" ]; then route_ok=true; else route_ok=false; fi
   fi
-  printf '{"n":%d,"kind":"%s","via":%d,"deployment":"%s","converged":%s,"switch_ms":%d,"route_ok":%s}\n' \
-    "$n" "$kind" "$via" "$target" "$converged" "$switch_ms" "$route_ok" >>"$WORK/switches.jsonl"
+  printf '{"n":%d,"kind":"%s","via":%d,"deployment":"%s","converged":%s,"command_ms":%d,"switch_ms":%d,"route_ok":%s}\n' \
+    "$n" "$kind" "$via" "$target" "$converged" "$command_ms" "$switch_ms" "$route_ok" >>"$WORK/switches.jsonl"
   rest=$((EVERY * 1000 - ($(now_ms) - started)))
   [ "$rest" -gt 0 ] && sleep "$(awk -v ms="$rest" 'BEGIN{printf "%.3f", ms/1000}')"
 done
@@ -180,6 +182,7 @@ v = {
     "all_converged": all(s["converged"] for s in switches),
     "new_routes_answered": all(s["route_ok"] is not False for s in switches),
     "switch_ms_p50": pct(0.5), "switch_ms_max": times[-1] if times else None,
+    "command_ms_p50": sorted(s["command_ms"] for s in switches)[len(switches) // 2] if switches else None,
     "connections": r["connections"], "errors": r["errors"],
     "pushes": r["pushes"], "upstream": r["upstream"], "groups": r["groups"],
     "connect_events": b["connect_events"], "disconnect_events": b["disconnect_events"],
