@@ -63,7 +63,8 @@ struct Slot {
     configured: SocketAddr,
     /// The address bound.
     bound: SocketAddr,
-    /// What its loop serves (cloned for the loop that replaces it).
+    /// What its loop serves (cloned for the loop that replaces it); its `stop` stops that
+    /// loop.
     serving: Serving,
 }
 
@@ -72,13 +73,6 @@ struct Slot {
 #[derive(Debug, Default)]
 pub(crate) struct Moves(Vec<(Which, SocketAddr, TcpListener)>);
 
-impl Moves {
-    /// True when no listener moves.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
 /// The gateway's accept loops.
 pub(crate) struct Accepting {
     slots: Mutex<Vec<(Which, Slot)>>,
@@ -86,8 +80,6 @@ pub(crate) struct Accepting {
     loops: TaskTracker,
     /// The gateway's `stop_accepting`: each loop stops on a child of it.
     stop: CancellationToken,
-    /// Loops stop on these when their listener moved.
-    stops: Mutex<Vec<(Which, CancellationToken)>>,
     bound: Arc<Bound>,
 }
 
@@ -106,7 +98,6 @@ impl Accepting {
             slots: Mutex::new(Vec::new()),
             loops: TaskTracker::new(),
             stop,
-            stops: Mutex::new(Vec::new()),
             bound,
         }
     }
@@ -123,28 +114,23 @@ impl Accepting {
         serving: Serving,
     ) -> std::io::Result<SocketAddr> {
         let bound = listener.local_addr()?;
-        let stop = self.stop.child_token();
         let serving = Serving {
-            stop: stop.clone(),
+            stop: self.stop.child_token(),
             ..serving
         };
         self.loops.spawn(accept_loop(listener, serving.clone()));
+        let slot = Slot {
+            configured,
+            bound,
+            serving,
+        };
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        slots.retain(|(w, _)| *w != which);
-        slots.push((
-            which,
-            Slot {
-                configured,
-                bound,
-                serving,
-            },
-        ));
-        let mut stops = self.stops.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(at) = stops.iter().position(|(w, _)| *w == which) {
-            let (_, old) = stops.swap_remove(at);
-            old.cancel();
+        // The loop it replaces stops once the new one accepts.
+        if let Some(at) = slots.iter().position(|(w, _)| *w == which) {
+            let (_, old) = slots.swap_remove(at);
+            old.serving.stop.cancel();
         }
-        stops.push((which, stop));
+        slots.push((which, slot));
         self.bound.set(which == Which::Callback, bound);
         Ok(bound)
     }

@@ -126,8 +126,6 @@ impl Listeners {
 pub struct Gateway {
     shared: Arc<Shared>,
     cluster: Option<Arc<Cluster>>,
-    local_addr: SocketAddr,
-    callback_addr: Option<SocketAddr>,
     accepting: Arc<Accepting>,
     stop_accepting: CancellationToken,
     background: JoinSet<()>,
@@ -499,8 +497,6 @@ impl Gateway {
         Ok(Self {
             shared,
             cluster,
-            local_addr,
-            callback_addr,
             accepting,
             stop_accepting,
             background,
@@ -514,13 +510,17 @@ impl Gateway {
 
     /// The main listener's address (where a reload that changed `listen` moved it).
     pub fn local_addr(&self) -> SocketAddr {
-        self.shared.bound.main().unwrap_or(self.local_addr)
+        // Set when the main loop started, before the gateway was returned.
+        self.shared
+            .bound
+            .main()
+            .unwrap_or(self.shared.config.listen)
     }
 
     /// The callback listener's address, when there is one (where a reload that changed
     /// `callback.listen` moved it).
     pub fn callback_addr(&self) -> Option<SocketAddr> {
-        self.shared.bound.callback().or(self.callback_addr)
+        self.shared.bound.callback()
     }
 
     /// This node's id.

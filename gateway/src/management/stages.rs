@@ -12,7 +12,7 @@ use serde_json::{Map, Value as Json, json};
 use super::draft::{self, Draft, STAGE};
 use super::handlers::{Call, created, deleted, ok, unsupported};
 use super::{Management, now};
-use crate::error::ManagementError;
+use crate::error::{ManagementError, ReloadError};
 use crate::rollout::ApplyRequest;
 
 /// A stage as the service shows it: the resource with the deployment it serves.
@@ -74,6 +74,7 @@ async fn serve_variables(
     base: Option<&str>,
     variables: &Json,
 ) -> Result<Option<String>, ManagementError> {
+    let explicit = base.is_some();
     let base = match base {
         Some(base) => base.to_string(),
         None => {
@@ -96,7 +97,10 @@ async fn serve_variables(
     }
     let same = entry.get("variables").unwrap_or(&json!({})) == variables;
     if same {
-        m.rollout.rollback(stage, Some(&base)).await?;
+        // Only a `deploymentId` given with the variables moves the stage; else nothing changes.
+        if explicit {
+            m.rollout.rollback(stage, Some(&base)).await?;
+        }
         return Ok(Some(base));
     }
     entry["variables"] = variables.clone();
@@ -202,9 +206,13 @@ pub(super) async fn stages(
         }
         (Method::DELETE, [name]) => {
             draft::get(&STAGE, &r.stages, name)?;
-            if pointers(m).await?.contains_key(*name) {
-                m.rollout.retire(name).await?;
-                tracing::info!(stage = %name, "management API: stage deleted, no longer served");
+            // A stage that serves nothing yet (no pointer: 404 from the store) has nothing to stop.
+            match m.rollout.retire(name).await {
+                Ok(_) => {
+                    tracing::info!(stage = %name, "management API: stage deleted, no longer served")
+                }
+                Err(ReloadError::NotFound(_)) => {}
+                Err(error) => return Err(error.into()),
             }
             draft.resources.stages.remove(*name);
             deleted()

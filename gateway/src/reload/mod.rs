@@ -126,9 +126,7 @@ impl Reloader {
                     live.store(Arc::new(server));
                 }
                 self.domains.store(Arc::new(domains));
-                if !moves.is_empty() {
-                    self.accepting.switch(moves);
-                }
+                self.accepting.switch(moves);
                 let after = self.current();
                 metrics::counter!(telemetry::RELOADS_TOTAL, "outcome" => "applied").increment(1);
                 tracing::info!(deployment = %after.id, previous = %before.id, unchanged = changed.unchanged, "configuration reloaded");
