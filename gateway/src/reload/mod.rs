@@ -72,14 +72,14 @@ impl Reloader {
     ///
     /// # Errors
     /// Why nothing changed.
-    pub(crate) async fn reload(&self) -> Result<Deployment, ReloadError> {
+    pub(crate) async fn reload(self: &Arc<Self>) -> Result<Deployment, ReloadError> {
         let Some(path) = self.file.get().cloned() else {
             return Err(refused(ReloadError::NoFile));
         };
         let description = format!("reload of {}", path.display());
         let loaded = tokio::task::spawn_blocking(move || Config::load(&path)).await;
         match loaded {
-            Ok(Ok(config)) => self.apply_as(config, description).await,
+            Ok(Ok(config)) => self.apply_whole(config, description).await,
             Ok(Err(error)) => Err(refused(ReloadError::Invalid(error.to_string()))),
             Err(error) => Err(refused(ReloadError::Invalid(format!(
                 "cannot read the configuration: {error}"
@@ -91,8 +91,26 @@ impl Reloader {
     ///
     /// # Errors
     /// Why nothing changed.
-    pub(crate) async fn apply(&self, config: Config) -> Result<Deployment, ReloadError> {
-        self.apply_as(config, "applied by the library".into()).await
+    pub(crate) async fn apply(self: &Arc<Self>, config: Config) -> Result<Deployment, ReloadError> {
+        self.apply_whole(config, "applied by the library".into())
+            .await
+    }
+
+    /// Applies `config` on a task of its own: a caller that goes away (`wsgate reload`
+    /// interrupted, its request dropped) cannot cut a reload in half, with the deployment
+    /// switched but the certificates, domains or listeners not.
+    async fn apply_whole(
+        self: &Arc<Self>,
+        config: Config,
+        description: String,
+    ) -> Result<Deployment, ReloadError> {
+        let this = Arc::clone(self);
+        let task = tokio::spawn(async move { this.apply_as(config, description).await });
+        task.await.unwrap_or_else(|error| {
+            Err(refused(ReloadError::Invalid(format!(
+                "the reload stopped: {error}"
+            ))))
+        })
     }
 
     async fn apply_as(

@@ -546,3 +546,48 @@ async fn a_reload_moves_the_listener_without_closing_its_sockets() {
     send_text(&mut ws, r#"{"action":"ping"}"#).await;
     assert_eq!(next_text(&mut ws).await, r#"{"action":"pong"}"#);
 }
+
+/// A reload is applied whole even when its caller goes away at the worst moment: here the
+/// caller's future is dropped once the new deployment serves, while the reload is still telling
+/// the deployment store (Redis) about it; the custom domains of the same file must still be
+/// swapped in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_dropped_by_its_caller_is_still_applied_whole() {
+    use crate::support::cluster::{redis_store, shared_redis_url, unique_prefix};
+    let dir = Dir::new();
+    let backend = Backend::ok().await;
+    let store = format!(
+        "{}deployments: {{ scope: cluster }}\n",
+        redis_store(&shared_redis_url(), &unique_prefix())
+    );
+    let yaml = config(&backend.url(), &store);
+    let (gw, path) = gateway_with_file(&dir, &yaml).await;
+    let before = gw.gateway().deployment();
+    let changed = with_new_route(&yaml)
+        + "domains:\n  - name: new.example.com\n    mappings: [{path: \"\", stage: prod}]\n";
+    std::fs::write(&path, &changed).expect("rewrite config");
+
+    let switched = async {
+        while gw.gateway().deployment() == before {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::select! {
+        biased;
+        () = switched => {}
+        result = gw.gateway().reload() => panic!("the reload finished before it could be dropped: {result:?}"),
+    }
+    // The caller is gone; the rest of the reload still happens.
+    eventually("the domains of the reloaded file", DEADLINE, || async {
+        let listed: Value = http()
+            .get(gw.http_url("/v2/domainnames"))
+            .send()
+            .await
+            .expect("management API answers")
+            .json()
+            .await
+            .expect("JSON");
+        listed["items"][0]["domainName"] == "new.example.com"
+    })
+    .await;
+}
