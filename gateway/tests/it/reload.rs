@@ -548,35 +548,55 @@ async fn a_reload_moves_the_listener_without_closing_its_sockets() {
 }
 
 /// A reload is applied whole even when its caller goes away at the worst moment: here the
-/// caller's future is dropped once the new deployment serves, while the reload is still telling
-/// the deployment store (Redis) about it; the custom domains of the same file must still be
-/// swapped in.
+/// caller's future is dropped once the new deployment serves, while the reload is held telling
+/// the deployment store (Redis, behind a relay that holds this node's first heartbeat naming
+/// another deployment) about it; the custom domains of the same file must still be swapped in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_dropped_by_its_caller_is_still_applied_whole() {
-    use crate::support::cluster::{redis_store, shared_redis_url, unique_prefix};
+    use crate::support::cluster::{cleanup, redis_store, shared_redis_url, unique_prefix};
+    use crate::support::relay::Relay;
     let dir = Dir::new();
     let backend = Backend::ok().await;
+    let prefix = unique_prefix();
+    let _cleanup = cleanup(&prefix);
+    let before_id = Arc::new(std::sync::OnceLock::<String>::new());
+    let nodes_key = format!("{{{prefix}}}:deploy:nodes");
+    let relay = {
+        let before_id = Arc::clone(&before_id);
+        let upstream = shared_redis_url();
+        let upstream = upstream
+            .trim_start_matches("redis://")
+            .trim_end_matches('/');
+        Relay::start(upstream, move |chunk| {
+            let has = |needle: &[u8]| chunk.windows(needle.len()).any(|w| w == needle);
+            before_id.get().is_some_and(|before| {
+                has(b"HSET") && has(nodes_key.as_bytes()) && !has(before.as_bytes())
+            })
+        })
+        .await
+    };
     let store = format!(
         "{}deployments: {{ scope: cluster }}\n",
-        redis_store(&shared_redis_url(), &unique_prefix())
+        redis_store(&relay.redis_url(), &prefix)
     );
     let yaml = config(&backend.url(), &store);
     let (gw, path) = gateway_with_file(&dir, &yaml).await;
     let before = gw.gateway().deployment();
+    before_id.set(before.id.clone()).expect("set once");
     let changed = with_new_route(&yaml)
         + "domains:\n  - name: new.example.com\n    mappings: [{path: \"\", stage: prod}]\n";
     std::fs::write(&path, &changed).expect("rewrite config");
 
-    let switched = async {
-        while gw.gateway().deployment() == before {
-            tokio::task::yield_now().await;
-        }
-    };
     tokio::select! {
-        biased;
-        () = switched => {}
-        result = gw.gateway().reload() => panic!("the reload finished before it could be dropped: {result:?}"),
+        () = relay.held() => {}
+        result = gw.gateway().reload() => panic!("the reload finished with its heartbeat held: {result:?}"),
     }
+    assert_ne!(
+        gw.gateway().deployment(),
+        before,
+        "the new deployment serves"
+    );
+    relay.release();
     // The caller is gone; the rest of the reload still happens.
     eventually("the domains of the reloaded file", DEADLINE, || async {
         let listed: Value = http()

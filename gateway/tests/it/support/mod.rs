@@ -36,6 +36,7 @@ pub mod logs;
 pub mod node;
 pub mod raw;
 pub mod raw_ws;
+pub mod relay;
 pub mod secured;
 
 /// How long any single awaited event may take before the test fails.
