@@ -9,5 +9,20 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    no_huge_pages();
     wsgate::cli::main()
 }
+
+/// Transparent huge pages off for this process. mimalloc asks for them (`MADV_HUGEPAGE`) and the
+/// kernel's khugepaged then fills in sparse 2 MiB regions: with a flat live heap, the soak's two
+/// nodes rose 1.45 MB a minute, most of it huge pages; without them they held 30 MB less and rose
+/// 0.57 MB a minute (docs/reliability.md#soak). Kernels before 3.15 refuse it; nothing changes.
+#[cfg(target_os = "linux")]
+fn no_huge_pages() {
+    if let Err(error) = nix::sys::prctl::set_thp_disable(true) {
+        eprintln!("wsgate: cannot turn transparent huge pages off ({error}); RSS may creep up");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn no_huge_pages() {}
