@@ -3,7 +3,6 @@
 //! exact store call, deterministically, without touching the service itself.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,7 +21,6 @@ pub struct Relay {
 struct Gate {
     hold_when: Box<Predicate>,
     /// Set at the first matching write: from then on every write waits for the release.
-    closed: AtomicBool,
     held: watch::Sender<bool>,
     released: watch::Receiver<bool>,
 }
@@ -40,7 +38,6 @@ impl Relay {
         let (release, released) = watch::channel(false);
         let gate = Arc::new(Gate {
             hold_when: Box::new(hold_when),
-            closed: AtomicBool::new(false),
             held: held_tx,
             released,
         });
@@ -98,10 +95,7 @@ async fn relay(client: TcpStream, server: TcpStream, gate: Arc<Gate>) {
             };
             let chunk = &buffer[..read];
             let mut released = gate.released.clone();
-            if !*released.borrow()
-                && (gate.closed.load(Ordering::SeqCst) || (gate.hold_when)(chunk))
-            {
-                gate.closed.store(true, Ordering::SeqCst);
+            if !*released.borrow() && (*gate.held.borrow() || (gate.hold_when)(chunk)) {
                 gate.held.send_replace(true);
                 if released.wait_for(|released| *released).await.is_err() {
                     return;
