@@ -218,7 +218,7 @@ backend_start() {
   # (`ip netns exec` execs it).
   local netns=()
   [ "$NET_MODE" = netns ] && netns=(ip netns exec "${NET_TAG}b")
-  "${netns[@]}" "$LOAD_BIN" backend --listen "$BACKEND_LOCAL" --threads 1 --max-seconds 7200 \
+  "${netns[@]}" "$LOAD_BIN" backend --listen "$BACKEND_LOCAL" --threads "${BACKEND_THREADS:-1}" --max-seconds 7200 \
     >"$WORK/backend.log" 2>&1 &
   BACKEND_PID=$!
   for _ in $(seq 1 100); do backend_get /healthz >/dev/null 2>&1 && return 0; sleep 0.05; done

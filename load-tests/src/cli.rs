@@ -178,6 +178,15 @@ pub struct IdleArgs {
     /// Count a connection only after a whoami round trip.
     #[arg(long)]
     pub whoami: bool,
+    /// Connection `i` joins group `g{i mod N}` through its `$connect` (the query parameter
+    /// `groups`, answered by the built-in backend); 0: none. While held, frames `G:<unix ns>…`
+    /// and `B:<unix ns>…` (posts to those groups and broadcasts) are counted and timed.
+    #[arg(long, default_value_t = 0)]
+    pub groups: u64,
+    /// Connections closed per second at the end of the hold (0: all at once). Each closes
+    /// its socket (no close frame), so the gateway sees a client hang up.
+    #[arg(long, default_value_t = 0.0)]
+    pub close_rate: f64,
 }
 
 /// `connect-storm` options.
@@ -707,6 +716,8 @@ impl Cmd {
                 inflight: a.inflight,
                 hold_s: a.hold,
                 whoami: a.whoami,
+                groups: a.groups,
+                close_rate: a.close_rate,
             }))?,
             Self::ConnectStorm(a) => a.common.run_config(Plan::ConnectStorm(StormPlan {
                 concurrency: a.concurrency,

@@ -187,6 +187,14 @@ pub fn build_target(
             if let Some(l) = run.maxima.get("max_start_lag_ms") {
                 summary.insert("max_start_lag_ms".into(), *l);
             }
+            // Timed posts delivered while held (groups and broadcasts, see `scenario::idle`).
+            add_lat("broadcast_delivery", &run.total.lat);
+            add_lat("group_delivery", &run.total.aux);
+            for k in ["group_delivery_max_ms", "broadcast_delivery_max_ms"] {
+                if let Some(v) = run.maxima.get(k).filter(|v| **v > 0.0) {
+                    summary.insert(k.into(), *v);
+                }
+            }
             loop_mode = if p.rate > 0.0 { "open" } else { "closed" };
         }
         Plan::ConnectStorm(p) => {

@@ -232,6 +232,7 @@ pub async fn run(ctx: &mut ShareCtx, p: &FanoutPlan) -> Result<Extra> {
             inflight: p.inflight,
             rate: 0.0,
             whoami: true,
+            groups: 0,
         },
     )
     .await;

@@ -44,6 +44,14 @@ pub struct IdlePlan {
     pub hold_s: f64,
     /// Confirm each connection with a `whoami` round trip before counting it.
     pub whoami: bool,
+    /// Groups the connections join through `$connect` (connection `i` asks for `g{i mod
+    /// groups}` with the query parameter `groups`, which the built-in backend's `$connect`
+    /// answers with `X-Wsgate-Groups`); 0: none.
+    #[serde(default)]
+    pub groups: u64,
+    /// Connections closed per second at the end of the hold (0: all at once).
+    #[serde(default)]
+    pub close_rate: f64,
 }
 
 /// How a connect-storm client ends each connection.
@@ -202,6 +210,7 @@ impl Plan {
             Self::Idle(p) => Self::Idle(IdlePlan {
                 conns: split(p.conns, i, n),
                 rate: split_rate(p.rate, n),
+                close_rate: split_rate(p.close_rate, n),
                 inflight: split_usize(p.inflight, i, n).max(1),
                 ..p.clone()
             }),

@@ -23,6 +23,9 @@ pub struct OpenOpts {
     pub rate: f64,
     /// Learn each connection's id with a `whoami` round trip.
     pub whoami: bool,
+    /// Connection `i` (over all shares) asks its `$connect` to join group `g{i mod groups}`
+    /// (query parameter `groups`); 0: none.
+    pub groups: u64,
 }
 
 /// An open connection.
@@ -84,7 +87,12 @@ pub async fn open_all(ctx: &ShareCtx, o: &OpenOpts) -> (Vec<Opened>, OpenStats) 
             let origin = due.unwrap_or(now);
             let (node, g) = ctx.conn_node(local);
             let n = &ctx.nodes[node];
-            let url = n.ws_url.clone();
+            let url = if o.groups > 0 {
+                let sep = if n.ws_url.contains('?') { '&' } else { '?' };
+                format!("{}{sep}groups=g{}", n.ws_url, g % o.groups)
+            } else {
+                n.ws_url.clone()
+            };
             let addr = n.ws_addr;
             let src = source_addr(g, ctx.spec.src_ips, &addr);
             let meter = ctx.meter.clone();

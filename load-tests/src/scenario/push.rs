@@ -73,6 +73,7 @@ pub async fn run(ctx: &mut ShareCtx, p: &PushPlan) -> anyhow::Result<Extra> {
             inflight: p.inflight,
             rate: 0.0,
             whoami: true,
+            groups: 0,
         },
     )
     .await;

@@ -126,6 +126,7 @@ pub async fn run(ctx: &mut ShareCtx, p: &ReadyPlan) -> Result<Extra> {
             inflight: p.inflight,
             rate: 0.0,
             whoami: false,
+            groups: 0,
         },
     )
     .await;

@@ -51,6 +51,7 @@ pub async fn run(ctx: &mut ShareCtx, p: &UpstreamPlan) -> Result<Extra> {
             inflight: p.inflight,
             rate: 0.0,
             whoami: false,
+            groups: 0,
         },
     )
     .await;
