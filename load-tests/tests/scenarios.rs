@@ -17,6 +17,8 @@ async fn idle_opens_and_holds_twenty_connections() {
         inflight: 8,
         hold_s: 0.0,
         whoami: true,
+        groups: 0,
+        close_rate: 0.0,
     });
     let out = execute(config(plan, vec![target("raw", &server)]))
         .await
@@ -41,6 +43,8 @@ async fn idle_paced_reports_schedule_lag() {
         inflight: 4,
         hold_s: 0.0,
         whoami: false,
+        groups: 0,
+        close_rate: 0.0,
     });
     let out = execute(config(plan, vec![target("raw", &server)]))
         .await
@@ -187,6 +191,8 @@ async fn two_targets_give_a_ratio() {
         inflight: 4,
         hold_s: 0.0,
         whoami: false,
+        groups: 0,
+        close_rate: 0.0,
     });
     let out = execute(config(plan, vec![target("raw", &a), target("other", &b)]))
         .await
@@ -210,6 +216,8 @@ async fn worker_processes_share_the_connections() {
         inflight: 8,
         hold_s: 0.0,
         whoami: true,
+        groups: 0,
+        close_rate: 0.0,
     });
     let mut c = config(plan, vec![target("raw", &server)]);
     c.workers = 2;
@@ -232,6 +240,8 @@ async fn refuses_remote_targets() {
         inflight: 1,
         hold_s: 0.0,
         whoami: false,
+        groups: 0,
+        close_rate: 0.0,
     });
     let t = wsgate_load::targets::TargetSpec::Running {
         name: "remote".into(),

@@ -75,6 +75,8 @@ async fn every_scenario_runs_against_wsgate() {
         inflight: 4,
         hold_s: 0.0,
         whoami: true,
+        groups: 0,
+        close_rate: 0.0,
     });
     let out = run(idle, target.clone(), &dir, "idle").await;
     let t = &out.report.targets[0];
