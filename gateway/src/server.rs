@@ -268,6 +268,7 @@ impl Gateway {
         let clients = integration::Clients {
             general: client.clone(),
             h1: integration::h1::Client::new()
+                .with_max_connections(config.limits.backend_connections)
                 .with_hosts(crate::config::HostPolicy::from_config(&config)?),
             // Always made (it opens nothing until used): a reload may add an HTTP/2 route.
             h2: Some(integration::http2_client().map_err(StartError::HttpClient)?),

@@ -389,6 +389,12 @@ impl Config {
                 format!("must not exceed {}", tokio::sync::Semaphore::MAX_PERMITS),
             ));
         }
+        if !(1..=1 << 20).contains(&l.backend_connections) {
+            return Err(ConfigError::invalid(
+                "limits.backend_connections",
+                "must be between 1 and 1048576",
+            ));
+        }
         if !(256..=1 << 20).contains(&l.read_buffer_bytes) {
             return Err(ConfigError::invalid(
                 "limits.read_buffer_bytes",

@@ -759,6 +759,11 @@ pub struct LimitsConfig {
     /// Largest integration answer read (body bytes); unset: `max_message_bytes`. Use
     /// [`LimitsConfig::integration_response_bytes`].
     pub max_integration_response_bytes: Option<usize>,
+    /// Connections this node holds open to one `http://` or `unix:` integration backend (one
+    /// host and port, or socket), idle or carrying a call. A call that finds every one busy
+    /// waits for one within its integration `timeout`, so a burst (thousands of clients
+    /// closing at once, each with a `$disconnect`) opens at most this many per node.
+    pub backend_connections: usize,
     /// `store: memory`: most client message ids the acknowledged routes remember at once (in
     /// flight or acknowledged); when reached, new ids are answered with a retryable refusal
     /// until some expire.
@@ -802,6 +807,7 @@ impl Default for LimitsConfig {
             binary_frames: BinaryFrames::Accept,
             read_buffer_bytes: 4096,
             max_integration_response_bytes: None,
+            backend_connections: 512,
             socket_send_buffer_bytes: None,
             ack_ids: 100_000,
             ack_id_bytes: 32 << 20,

@@ -83,6 +83,23 @@ fn invalid_duration_names_the_key() {
 }
 
 #[test]
+fn backend_connections_must_allow_one() {
+    let text = |n: &str| {
+        REFERENCE.replace(
+            "max_frame_bytes: 32768",
+            &format!("max_frame_bytes: 32768\n  backend_connections: {n}"),
+        )
+    };
+    let c = Config::from_yaml(&text("8")).expect("loads");
+    assert_eq!(c.limits.backend_connections, 8);
+    let e = err(&text("0"));
+    assert!(
+        e.starts_with("config key `limits.backend_connections`: must be between 1"),
+        "{e}"
+    );
+}
+
+#[test]
 fn unknown_integration_type_is_named() {
     let e = err(&REFERENCE.replace("type: mock", "type: lambda"));
     assert!(e.contains("api.routes.ping.integration"), "{e}");

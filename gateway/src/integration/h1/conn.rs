@@ -6,6 +6,7 @@ use std::io::{self, IoSlice};
 use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::target::Address;
 use crate::config::HostPolicy;
@@ -27,15 +28,21 @@ pub(crate) struct Conn {
     stream: Stream,
     /// Bytes received and not yet consumed.
     pub(crate) buf: BytesMut,
+    /// Its place among the backend's connections (given back when the connection closes).
+    slot: OwnedSemaphorePermit,
 }
 
 impl Conn {
     /// Opens a connection to `address` (a host name is resolved first, and refused when it
-    /// resolves to an address `hosts` refuses).
+    /// resolves to an address `hosts` refuses), holding `slot` for as long as it is open.
     ///
     /// # Errors
     /// Resolution or connection failures.
-    pub(crate) async fn open(address: &Address, hosts: &HostPolicy) -> io::Result<Self> {
+    pub(crate) async fn open(
+        address: &Address,
+        hosts: &HostPolicy,
+        slot: OwnedSemaphorePermit,
+    ) -> io::Result<Self> {
         let stream = match address {
             Address::Tcp { host, port } => {
                 let tcp = match host.parse::<std::net::IpAddr>() {
@@ -67,7 +74,13 @@ impl Conn {
         Ok(Self {
             stream,
             buf: BytesMut::with_capacity(INITIAL_BUFFER),
+            slot,
         })
+    }
+
+    /// Closes the connection and hands over its slot (for the connection replacing it).
+    pub(crate) fn into_slot(self) -> OwnedSemaphorePermit {
+        self.slot
     }
 
     /// Whether an idle connection can carry another request: nothing unread is buffered and a

@@ -1,7 +1,8 @@
-//! A lean HTTP/1.1 client for `http://` and `unix:` integrations: per backend a pool of idle
-//! keep-alive connections, a request head built once per integration, one vectored write per
-//! request and the answer parsed in place, all in the calling task (no connection task, no
-//! channel). `https://` integrations use the general client instead.
+//! A lean HTTP/1.1 client for `http://` and `unix:` integrations: per backend a pool of at most
+//! `limits.backend_connections` keep-alive connections, a request head built once per
+//! integration, one vectored write per request and the answer parsed in place, all in the
+//! calling task (no connection task, no channel). `https://` integrations use the general
+//! client instead.
 
 mod answer;
 mod conn;
@@ -19,9 +20,10 @@ pub(crate) use target::Target;
 
 use answer::ReadError;
 use conn::Conn;
-use pool::Pool;
+use pool::{Checkout, Pool};
+use tokio::sync::OwnedSemaphorePermit;
 
-/// Idle connections kept per backend.
+/// Idle connections kept per backend (at most `limits.backend_connections`).
 const MAX_IDLE: usize = 512;
 /// An idle connection is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -94,11 +96,23 @@ pub(crate) enum CallError {
 }
 
 /// The pools of every backend, shared by the integrations of all stages.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Client {
     pools: Arc<Mutex<HashMap<Address, Arc<Pool>>>>,
+    /// `limits.backend_connections`: connections open to one backend at most.
+    max_connections: usize,
     /// `security.integration_hosts`: the addresses a host name resolves to are checked too.
     hosts: Arc<crate::config::HostPolicy>,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self {
+            pools: Arc::default(),
+            max_connections: crate::config::LimitsConfig::default().backend_connections,
+            hosts: Arc::default(),
+        }
+    }
 }
 
 impl Client {
@@ -110,6 +124,13 @@ impl Client {
             runtime.spawn(sweep(Arc::downgrade(&client.pools)));
         }
         client
+    }
+
+    /// Opens at most `max` connections to one backend at once.
+    #[must_use]
+    pub(crate) fn with_max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
     }
 
     /// Checks the addresses host names resolve to against `hosts` before connecting.
@@ -126,9 +147,9 @@ impl Client {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         Arc::clone(
-            pools
-                .entry(address.clone())
-                .or_insert_with(|| Arc::new(Pool::new(MAX_IDLE, IDLE_TIMEOUT))),
+            pools.entry(address.clone()).or_insert_with(|| {
+                Arc::new(Pool::new(self.max_connections, MAX_IDLE, IDLE_TIMEOUT))
+            }),
         )
     }
 
@@ -291,16 +312,20 @@ impl Endpoint {
         cap: usize,
         keep: Keep,
     ) -> Result<Answer, CallError> {
-        let mut pooled = true;
+        let mut replacing = None;
         loop {
-            let (mut conn, reused) = match pooled.then(|| self.pool.checkout()).flatten() {
-                Some(conn) => (conn, true),
-                None => (self.open().await?, false),
+            let (mut conn, reused) = match replacing.take() {
+                // A pooled connection failed: a new one takes its slot.
+                Some(slot) => (self.open(slot).await?, false),
+                None => match self.pool.checkout().await {
+                    Checkout::Idle(conn) => (conn, true),
+                    Checkout::Room(slot) => (self.open(slot).await?, false),
+                },
             };
             let mut slices = parts.map(IoSlice::new);
             if let Err(source) = conn.write_all(&mut slices).await {
                 if reused {
-                    pooled = false;
+                    replacing = Some(conn.into_slot());
                     continue;
                 }
                 return Err(CallError::Failed(H1Error::Write {
@@ -319,7 +344,7 @@ impl Endpoint {
                 Err(ReadError::Closed { nothing: true } | ReadError::Io { nothing: true, .. })
                     if reused && self.replayable =>
                 {
-                    pooled = false;
+                    replacing = Some(conn.into_slot());
                 }
                 Err(error) => return Err(self.failed(error)),
             }
@@ -328,10 +353,10 @@ impl Endpoint {
 
     /// A new connection, within [`CONNECT_TIMEOUT`] (passing it counts as the call's timeout,
     /// as with the general client).
-    async fn open(&self) -> Result<Conn, CallError> {
+    async fn open(&self, slot: OwnedSemaphorePermit) -> Result<Conn, CallError> {
         match tokio::time::timeout(
             CONNECT_TIMEOUT,
-            Conn::open(&self.target.address, &self.hosts),
+            Conn::open(&self.target.address, &self.hosts, slot),
         )
         .await
         {

@@ -1,9 +1,12 @@
-//! Idle keep-alive connections of one backend: at most `max_idle`, most recently used first,
-//! none kept past `idle_timeout`, and none handed out after the backend closed or wrote to it.
+//! The connections of one backend: at most `max_connections` open at once (idle or carrying a
+//! call; a call that finds none idle and no room waits for one within its own timeout), of
+//! those at most `max_idle` idle, most recently used first, none kept past `idle_timeout`, and
+//! none handed out after the backend closed or wrote to it.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::conn::Conn;
@@ -15,27 +18,65 @@ struct Idle {
     since: Instant,
 }
 
-/// The idle connections of one backend (host:port or socket path).
+/// The connections of one backend (host:port or socket path).
 #[derive(Debug)]
 pub(crate) struct Pool {
     /// Oldest first; taken from the back.
     idle: Mutex<Vec<Idle>>,
     max_idle: usize,
     idle_timeout: Duration,
+    /// One permit per open connection, idle or in use ([`Conn::holding`]).
+    slots: Arc<Semaphore>,
+    /// Told when a connection goes back idle, for a call waiting for room.
+    returned: Notify,
+}
+
+/// What a call gets from the pool.
+pub(crate) enum Checkout {
+    /// An idle connection, open and quiet.
+    Idle(Conn),
+    /// Room for a new connection: open one and let it hold this.
+    Room(OwnedSemaphorePermit),
 }
 
 impl Pool {
-    pub(crate) fn new(max_idle: usize, idle_timeout: Duration) -> Self {
+    pub(crate) fn new(max_connections: usize, max_idle: usize, idle_timeout: Duration) -> Self {
+        let max_connections = max_connections.clamp(1, Semaphore::MAX_PERMITS);
         Self {
             idle: Mutex::new(Vec::new()),
-            max_idle,
+            max_idle: max_idle.min(max_connections),
             idle_timeout,
+            slots: Arc::new(Semaphore::new(max_connections)),
+            returned: Notify::new(),
+        }
+    }
+
+    /// An idle connection when there is one, else room for a new one; while every connection
+    /// is open and busy, waits until one goes back idle or closes. Waits as long as the caller
+    /// does (the call's timeout bounds it).
+    pub(crate) async fn checkout(&self) -> Checkout {
+        loop {
+            // Registered before looking, so a connection returned in between is not missed.
+            let returned = self.returned.notified();
+            if let Some(conn) = self.take_idle() {
+                return Checkout::Idle(conn);
+            }
+            tokio::select! {
+                biased;
+                slot = Arc::clone(&self.slots).acquire_owned() => {
+                    // The semaphore is never closed.
+                    if let Ok(slot) = slot {
+                        return Checkout::Room(slot);
+                    }
+                }
+                () = returned => {}
+            }
         }
     }
 
     /// The most recently used idle connection that is still open and quiet, if any. Expired
     /// and stale ones met on the way are closed.
-    pub(crate) fn checkout(&self) -> Option<Conn> {
+    fn take_idle(&self) -> Option<Conn> {
         loop {
             let idle = {
                 let mut idle = self.lock();
@@ -61,11 +102,15 @@ impl Pool {
         let mut idle = self.lock();
         let expired = self.expired(&idle, now);
         let dropped: Vec<Idle> = idle.drain(..expired).collect();
-        if idle.len() < self.max_idle {
+        let kept = idle.len() < self.max_idle;
+        if kept {
             idle.push(Idle { conn, since: now });
         }
         drop(idle);
         drop(dropped);
+        if kept {
+            self.returned.notify_one();
+        }
     }
 
     /// Closes the connections idle for `idle_timeout` or longer.
@@ -86,6 +131,12 @@ impl Pool {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Connections open now (idle or carrying a call).
+    #[cfg(test)]
+    pub(crate) fn open(&self, max_connections: usize) -> usize {
+        max_connections - self.slots.available_permits()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {

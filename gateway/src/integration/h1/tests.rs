@@ -172,3 +172,140 @@ fn defaults_give_way_to_forwarded_headers() {
             .is_empty()
     );
 }
+
+/// A server that answers each request only once the test lets it (one permit of `release` per
+/// answer), counting connections and the requests waiting for an answer.
+struct Held {
+    url: String,
+    accepted: Arc<AtomicUsize>,
+    waiting: Arc<AtomicUsize>,
+    arrived: Arc<tokio::sync::Notify>,
+}
+
+impl Held {
+    async fn start(release: Arc<tokio::sync::Semaphore>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let held = Self {
+            url: format!("http://{}/p", listener.local_addr().expect("addr")),
+            accepted: Arc::default(),
+            waiting: Arc::default(),
+            arrived: Arc::default(),
+        };
+        let (count, pending, told) = (
+            Arc::clone(&held.accepted),
+            Arc::clone(&held.waiting),
+            Arc::clone(&held.arrived),
+        );
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.expect("accept");
+                count.fetch_add(1, Ordering::SeqCst);
+                let (pending, told, release) = (
+                    Arc::clone(&pending),
+                    Arc::clone(&told),
+                    Arc::clone(&release),
+                );
+                tokio::spawn(answer_when_released(stream, pending, told, release));
+            }
+        });
+        held
+    }
+
+    /// Waits until `n` requests wait for their answer.
+    async fn until_waiting(&self, n: usize) {
+        loop {
+            let told = self.arrived.notified();
+            if self.waiting.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            told.await;
+        }
+    }
+
+    fn endpoint(&self, max_connections: usize) -> Arc<Endpoint> {
+        let target = Target::parse(&self.url).expect("valid").expect("http");
+        let client = Client::default().with_max_connections(max_connections);
+        Arc::new(client.endpoint(target, "POST", &[]))
+    }
+}
+
+async fn answer_when_released(
+    mut stream: tokio::net::TcpStream,
+    pending: Arc<AtomicUsize>,
+    told: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Semaphore>,
+) {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let Ok(read) = stream.read(&mut buf).await else {
+            return;
+        };
+        if read == 0 {
+            return;
+        }
+        seen.extend_from_slice(&buf[..read]);
+        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            seen.drain(..end + 4);
+            pending.fetch_add(1, Ordering::SeqCst);
+            told.notify_waiters();
+            let Ok(permit) = release.acquire().await else {
+                return;
+            };
+            permit.forget();
+            pending.fetch_sub(1, Ordering::SeqCst);
+            if stream.write_all(OK).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn calls_beyond_the_connection_cap_wait_for_a_connection() {
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let held = Held::start(Arc::clone(&release)).await;
+    let endpoint = held.endpoint(2);
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            let endpoint = Arc::clone(&endpoint);
+            tokio::spawn(async move { call(&endpoint).await })
+        })
+        .collect();
+    // Two calls hold the two connections; the other three wait in the pool, not on new
+    // connections.
+    held.until_waiting(2).await;
+    assert_eq!(endpoint.pool.open(2), 2);
+    release.add_permits(5);
+    for call in calls {
+        assert_eq!(call.await.expect("joined").expect("answered").body, "ok");
+    }
+    assert_eq!(
+        held.accepted.load(Ordering::SeqCst),
+        2,
+        "five calls over two connections"
+    );
+    assert_eq!(endpoint.idle(), 2);
+}
+
+#[tokio::test]
+async fn a_call_waiting_for_a_connection_ends_at_its_timeout() {
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let held = Held::start(Arc::clone(&release)).await;
+    let endpoint = held.endpoint(1);
+    let first = {
+        let endpoint = Arc::clone(&endpoint);
+        tokio::spawn(async move { call(&endpoint).await })
+    };
+    held.until_waiting(1).await;
+    // The second call only waits for the pool (no socket), so paused time can run its clock.
+    tokio::time::pause();
+    let second = endpoint
+        .call(&Request::default(), Duration::from_secs(2), 1000, Keep::All)
+        .await;
+    assert!(matches!(second, Err(CallError::Timeout)), "{second:?}");
+    tokio::time::resume();
+    release.add_permits(1);
+    assert_eq!(first.await.expect("joined").expect("answered").body, "ok");
+    assert_eq!(held.accepted.load(Ordering::SeqCst), 1);
+}
