@@ -78,13 +78,15 @@ if [ $((per_node + 100)) -gt "$limit" ]; then
   echo "scale: $per_node connections a node do not fit under this machine's open-files limit ($limit): raise NODES" >&2
   exit 2
 fi
-rm -f "$WORK"/{samples.jsonl,fanout-answers.txt,victim-not-410.txt,summary.json}
+rm -f "$WORK"/{marks.env,samples.jsonl,fanout-answers.txt,victim-not-410.txt,summary.json}
 NET_TAG="wsc$(($$ % 100000))"
 NET_MODE=direct
 SAMPLER=""
 trap '[ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null; cluster_down 2>/dev/null || true' EXIT
 prefix="scale${NET_TAG}"
 now_ms() { date +%s%3N; }
+# mark NAME: NAME=now (ms) into marks.env, so a run stopped early can still be read.
+mark() { local t; t="$(now_ms)"; printf -v "$1" '%s' "$t"; echo "$1=$t" >>"$WORK/marks.env"; }
 
 redis_start
 backend_start
@@ -144,7 +146,7 @@ connected() { stat connected_ids; }
 # open: the hold covers rest, the push phase and a margin; it starts when all are open.
 hold=$((REST + 2 * FANOUT_WAIT + PUSH_SECONDS + 10 + MARGIN))
 phase open
-T_OPEN="$(now_ms)"
+mark T_OPEN
 # shellcheck disable=SC2046
 "$LOAD_BIN" idle --target wsgate $(idle_urls) $(node_pids) --backend off --conns "$CONNS" \
   --rate "$RATE" --inflight "$INFLIGHT" --hold "$hold" --groups "$GROUPS_" --close-rate "$CLOSE_RATE" --src-ips 32 --threads 1 --connect-timeout 30 \
@@ -171,7 +173,7 @@ while kill -0 "$IDLE" 2>/dev/null; do
   [ "$still" -ge 60 ] && { echo "scale: stuck at $n of $CONNS connections" >&2; break; }
   sleep 0.5
 done
-T_OPENED="$(now_ms)"
+mark T_OPENED
 OPENED="$(connected)"
 echo "scale: $OPENED connections open in $(((T_OPENED - T_OPEN) / 1000)) s" >&2
 
@@ -223,7 +225,7 @@ victim_n="$(wc -l <"$WORK/victim-ids.txt")"
 before=-1
 while [ "$before" = -1 ]; do before="$(stat disconnect_events)"; done
 phase kill
-T_KILL="$(now_ms)"
+mark T_KILL
 kill -9 "$(node_pid "$victim")"
 wait "$(node_pid "$victim")" 2>/dev/null || true
 # Reaped: the backend has seen victim_n more `$disconnect`s than before the kill (the others'
@@ -232,8 +234,8 @@ T_REAPED="" T_FIRST=""
 deadline=$(($(date +%s) + 300))
 while [ "$(date +%s)" -lt "$deadline" ]; do
   d="$(stat disconnect_events)"
-  [ -z "$T_FIRST" ] && [ "$d" -gt "$before" ] && T_FIRST="$(now_ms)"
-  if [ $((d - before)) -ge "$victim_n" ]; then T_REAPED="$(now_ms)"; break; fi
+  [ -z "$T_FIRST" ] && [ "$d" -gt "$before" ] && mark T_FIRST
+  if [ $((d - before)) -ge "$victim_n" ]; then mark T_REAPED; break; fi
   sleep 0.2
 done
 sample reaped >>"$WORK/samples.jsonl"
@@ -249,7 +251,7 @@ wait "$FAULTS" || true
 # end: the idle hold runs out, every connection closes
 phase end
 wait "$IDLE" || true
-T_CLOSED="$(now_ms)"
+mark T_CLOSED
 # Every `$disconnect` delivered and every record gone (node indexes are pruned in batches).
 settle_end=$(($(date +%s) + 300 + CONNS / 500))
 while [ "$(date +%s)" -lt "$settle_end" ]; do
@@ -260,7 +262,7 @@ while [ "$(date +%s)" -lt "$settle_end" ]; do
   sleep 1
 done
 redis_records "$prefix" >"$WORK/redis-left.txt"
-T_SETTLED="$(now_ms)"
+mark T_SETTLED
 kill "$SAMPLER" 2>/dev/null || true
 SAMPLER=""
 for k in $(seq 1 $((NODES - 1))); do node_term "$k"; done

@@ -121,6 +121,8 @@ def main():
         out["open"]["connects_per_s_load_tool"] = round(summ.get("connects_per_sec", 0), 1)
         out["open"]["handshake_p50_p99_ms"] = [summ.get("handshake_p50_ms"), summ.get("handshake_p99_ms")]
         out["open"]["connect_errors"] = summ.get("connect_errors")
+        out["open"]["closed_while_opening"] = cnt.get("closed_while_opening")
+        out["open"]["dropped_while_held"] = cnt.get("dropped_while_held")
         fan = {
             "group_deliveries": cnt.get("group_deliveries", 0),
             "group_delivery_p50_p99_ms": [summ.get("group_delivery_p50_ms"), summ.get("group_delivery_p99_ms")],

@@ -233,6 +233,7 @@ pub async fn run(ctx: &mut ShareCtx, p: &FanoutPlan) -> Result<Extra> {
             rate: 0.0,
             whoami: true,
             groups: 0,
+            answer_pings: false,
         },
     )
     .await;

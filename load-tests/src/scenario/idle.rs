@@ -28,6 +28,7 @@ pub async fn run(ctx: &mut ShareCtx, p: &IdlePlan) -> Result<Extra> {
             rate: p.rate,
             whoami: p.whoami,
             groups: p.groups,
+            answer_pings: true,
         },
     )
     .await;
@@ -91,6 +92,9 @@ pub async fn run(ctx: &mut ShareCtx, p: &IdlePlan) -> Result<Extra> {
         .counters
         .insert("dropped_while_held".into(), dropped.load(Relaxed));
     extra.counters.insert("skipped".into(), stats.skipped);
+    extra
+        .counters
+        .insert("closed_while_opening".into(), stats.closed_while_opening);
     seen.report(&mut extra);
     extra
         .maxima

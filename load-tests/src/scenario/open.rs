@@ -26,6 +26,35 @@ pub struct OpenOpts {
     /// Connection `i` (over all shares) asks its `$connect` to join group `g{i mod groups}`
     /// (query parameter `groups`); 0: none.
     pub groups: u64,
+    /// Read each connection from the moment it is open until the phase ends (frames are
+    /// dropped; pings are answered), so a long opening phase does not leave the first
+    /// connections silent past the server's pong timeout.
+    pub answer_pings: bool,
+}
+
+/// A connection as the opening phase hands it on: ready, or still being read.
+enum Slot {
+    Ready(Box<Opened>),
+    Reading {
+        local: u64,
+        node: usize,
+        id: Option<String>,
+        reader: tokio::task::JoinHandle<Option<Ws>>,
+    },
+}
+
+/// Reads `ws` (answering pings) until `handover`; `None` when it closed first.
+async fn read_until(mut ws: Ws, handover: tokio_util::sync::CancellationToken) -> Option<Ws> {
+    use futures_util::StreamExt;
+    loop {
+        tokio::select! {
+            () = handover.cancelled() => return Some(ws),
+            frame = ws.next() => match frame {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_)) | None => return None,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
 }
 
 /// An open connection.
@@ -47,13 +76,16 @@ pub struct OpenStats {
     pub max_lag_ms: f64,
     /// Attempts not made because the phase ran out of time.
     pub skipped: u64,
+    /// Connections the server closed before the phase ended (with `answer_pings`).
+    pub closed_while_opening: u64,
 }
 
 /// Opens the connections; failures are counted in the meter and left out of the result.
 pub async fn open_all(ctx: &ShareCtx, o: &OpenOpts) -> (Vec<Opened>, OpenStats) {
     let inflight = o.inflight.max(1);
     let sem = Arc::new(Semaphore::new(inflight));
-    let (tx, mut rx) = mpsc::channel::<Option<Opened>>(inflight);
+    let (tx, mut rx) = mpsc::channel::<Option<Slot>>(inflight);
+    let handover = tokio_util::sync::CancellationToken::new();
     let start = Instant::now();
     let sched = (o.rate > 0.0).then(|| Schedule::new(start, o.rate, 0.0));
     let limit = ctx.connect_timeout();
@@ -98,6 +130,7 @@ pub async fn open_all(ctx: &ShareCtx, o: &OpenOpts) -> (Vec<Opened>, OpenStats) 
             let meter = ctx.meter.clone();
             let tx = tx.clone();
             let whoami = o.whoami;
+            let reading = o.answer_pings.then(|| handover.clone());
             let hint = usize::try_from(local).unwrap_or(0);
             tokio::spawn(async move {
                 let opened = match client::open(&url, addr, src, limit).await {
@@ -124,14 +157,21 @@ pub async fn open_all(ctx: &ShareCtx, o: &OpenOpts) -> (Vec<Opened>, OpenStats) 
                     meter.conn_up();
                 }
                 drop(permit);
-                let _ = tx
-                    .send(opened.map(|(ws, id)| Opened {
+                let slot = opened.map(|(ws, id)| match reading {
+                    Some(handover) => Slot::Reading {
+                        local,
+                        node,
+                        id,
+                        reader: tokio::spawn(read_until(ws, handover)),
+                    },
+                    None => Slot::Ready(Box::new(Opened {
                         local,
                         node,
                         ws,
                         id,
-                    }))
-                    .await;
+                    })),
+                });
+                let _ = tx.send(slot).await;
             });
         }
         drop(tx);
@@ -146,7 +186,32 @@ pub async fn open_all(ctx: &ShareCtx, o: &OpenOpts) -> (Vec<Opened>, OpenStats) 
         }
         out
     };
-    let (max_lag, mut out) = tokio::join!(spawner, collector);
+    let (max_lag, slots) = tokio::join!(spawner, collector);
+    handover.cancel();
+    let mut out = Vec::with_capacity(slots.len());
+    for slot in slots {
+        match slot {
+            Slot::Ready(c) => out.push(*c),
+            Slot::Reading {
+                local,
+                node,
+                id,
+                reader,
+            } => match reader.await {
+                Ok(Some(ws)) => out.push(Opened {
+                    local,
+                    node,
+                    ws,
+                    id,
+                }),
+                // Closed by the server while the others opened.
+                _ => {
+                    ctx.meter.conn_down();
+                    stats.closed_while_opening += 1;
+                }
+            },
+        }
+    }
     out.sort_by_key(|c| c.local);
     stats.max_lag_ms = max_lag.as_secs_f64() * 1e3;
     (out, stats)

@@ -127,6 +127,7 @@ pub async fn run(ctx: &mut ShareCtx, p: &ReadyPlan) -> Result<Extra> {
             rate: 0.0,
             whoami: false,
             groups: 0,
+            answer_pings: false,
         },
     )
     .await;

@@ -52,6 +52,7 @@ pub async fn run(ctx: &mut ShareCtx, p: &UpstreamPlan) -> Result<Extra> {
             rate: 0.0,
             whoami: false,
             groups: 0,
+            answer_pings: false,
         },
     )
     .await;
