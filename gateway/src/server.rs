@@ -195,17 +195,20 @@ async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError
         record_ttl: Some(config.limits.max_connection_duration + Duration::from_secs(3600)),
     };
     let seeds = redis.seeds();
-    let store = if redis.is_cluster() {
-        RedisStore::connect_cluster_with(&seeds, &redis.prefix, options).await
-    } else {
-        let url = seeds.first().map(String::as_str).unwrap_or_default();
-        RedisStore::connect_with(url, &redis.prefix, options).await
-    }
-    .map_err(StartError::Store)?;
+    let connect = || async {
+        if redis.is_cluster() {
+            RedisStore::connect_cluster_with(&seeds, &redis.prefix, options.clone()).await
+        } else {
+            let url = seeds.first().map(String::as_str).unwrap_or_default();
+            RedisStore::connect_with(url, &redis.prefix, options.clone()).await
+        }
+        .map_err(StartError::Store)
+    };
+    let store = connect().await?;
     let records = wrap(Arc::new(store.clone()));
     let groups: Arc<dyn GroupStore> = Arc::new(MeteredGroups::new(Arc::new(store.clone())));
     let acks: Arc<dyn AckStore> = Arc::new(store.clone());
-    let target = RedisTarget::new(seeds, redis.is_cluster(), redis.timeout);
+    let target = RedisTarget::new(seeds.clone(), redis.is_cluster(), redis.timeout);
     let shared = config.deployments.scope == crate::config::DeploymentScope::Cluster;
     let deployments: Arc<dyn DeploymentStore> = if shared {
         Arc::new(store.clone())
@@ -234,10 +237,13 @@ async fn build_store(config: &Config, node_id: &str) -> Result<Built, StartError
     } else {
         None
     };
+    // The lease's own connection (see `Cluster::leases`).
+    let leases = connect().await?;
     let joined = Cluster::join(
         node_id.to_owned(),
         config.cluster.clone(),
         store,
+        leases,
         Arc::clone(&records),
         Arc::clone(&fence),
         |inbox| async move {

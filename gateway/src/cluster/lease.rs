@@ -49,6 +49,8 @@ pub(super) struct LeaseState {
     reassert_pending: AtomicBool,
     /// Wakes the re-assert task.
     reassert_wake: Notify,
+    /// A probe is in flight (at most one: it runs beside the renewals, never in their way).
+    probing: AtomicBool,
     /// Until when (milliseconds after `origin`) this node's lease is certainly held: the start
     /// of its last successful take or renewal plus `lease_ttl`. Nobody can have reaped this node
     /// before then, so its connections are still its own.
@@ -69,6 +71,7 @@ impl LeaseState {
             probe_seen: AtomicU64::new(0),
             reassert_pending: AtomicBool::new(false),
             reassert_wake: Notify::new(),
+            probing: AtomicBool::new(false),
             held_until_ms: AtomicU64::new(0),
             origin: Instant::now(),
         }
@@ -137,12 +140,12 @@ pub(super) async fn run(shared: Arc<Shared>, cluster: Arc<Cluster>) {
     }
 }
 
-async fn renew(shared: &Shared, cluster: &Cluster) {
+async fn renew(shared: &Shared, cluster: &Arc<Cluster>) {
     use wsgate_connection_store::LeaseRenewal;
     let started = Instant::now();
     let token = cluster.lease.token();
     let outcome = cluster
-        .members
+        .leases
         .renew_lease(&cluster.node_id, &token, cluster.config.lease_ttl)
         .await;
     let label = match &outcome {
@@ -161,7 +164,7 @@ async fn renew(shared: &Shared, cluster: &Cluster) {
                 // A re-assert that failed in part: try again (a running one takes no notice).
                 cluster.lease.reassert_wake.notify_one();
             }
-            probe(cluster).await;
+            probe_beside(cluster);
         }
         Ok(LeaseRenewal::Reacquired) => {
             tracing::warn!(
@@ -176,7 +179,7 @@ async fn renew(shared: &Shared, cluster: &Cluster) {
                 .reassert_pending
                 .store(true, Ordering::Release);
             cluster.lease.reassert_wake.notify_one();
-            probe(cluster).await;
+            probe_beside(cluster);
         }
         Ok(LeaseRenewal::Lost) => {
             tracing::error!(
@@ -281,7 +284,7 @@ async fn rejoin(shared: &Shared, cluster: &Cluster) {
     let token = cluster.lease.renew_token();
     let started = Instant::now();
     match cluster
-        .members
+        .leases
         .acquire_lease(&cluster.node_id, &token, cluster.config.lease_ttl)
         .await
     {
@@ -327,6 +330,20 @@ async fn drop_leftovers(shared: &Shared, cluster: &Cluster) {
 
 /// Publishes a probe to our own channel and re-creates the subscription when nobody listens
 /// on it or the last two probes never arrived.
+/// Starts a [`probe`] in a task of its own unless one is still running: a bus that does not
+/// answer must not delay the next renewal (the probe waits up to the bus's timeout, and longer
+/// while its connection is re-made).
+fn probe_beside(cluster: &Arc<Cluster>) {
+    if cluster.lease.probing.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let cluster = Arc::clone(cluster);
+    tokio::spawn(async move {
+        probe(&cluster).await;
+        cluster.lease.probing.store(false, Ordering::Release);
+    });
+}
+
 async fn probe(cluster: &Cluster) {
     let seq = cluster.lease.probe_sent.fetch_add(1, Ordering::Relaxed) + 1;
     let Ok(frame) = (Envelope::Probe { seq }).encode() else {

@@ -68,6 +68,10 @@ pub(crate) struct Cluster {
     config: ClusterConfig,
     bus: Arc<dyn ClusterBus>,
     members: RedisStore,
+    /// This node's lease is taken, renewed and given back on a Redis connection of its own:
+    /// store calls that pile up or time out on `members` (a burst of fan-out activity on a
+    /// starved node, a reconnect) must not hold up a renewal and cost the node its sockets.
+    leases: RedisStore,
     records: Arc<dyn ConnectionStore>,
     pending: Arc<Pending>,
     owners: Owners,
@@ -98,7 +102,8 @@ pub enum JoinError {
 }
 
 impl Cluster {
-    /// Joins: takes this node's lease. `build_bus` gets what to hand received frames to.
+    /// Joins: takes this node's lease (on `leases`, a connection used for nothing else).
+    /// `build_bus` gets what to hand received frames to.
     ///
     /// # Errors
     /// [`JoinError`] when Redis refuses or cannot be reached.
@@ -106,6 +111,7 @@ impl Cluster {
         node_id: String,
         config: ClusterConfig,
         members: RedisStore,
+        leases: RedisStore,
         records: Arc<dyn ConnectionStore>,
         fence: Arc<AtomicBool>,
         build_bus: F,
@@ -123,7 +129,7 @@ impl Cluster {
         let bus = build_bus(Arc::new(receive)).await?;
         let lease = LeaseState::new();
         let started = tokio::time::Instant::now();
-        members
+        leases
             .acquire_lease(&node_id, &lease.token(), config.lease_ttl)
             .await
             .map_err(JoinError::Lease)?;
@@ -136,6 +142,7 @@ impl Cluster {
             config,
             bus,
             members,
+            leases,
             records,
             acks: acks_tx,
             lease,
@@ -188,7 +195,7 @@ impl Cluster {
     /// node set, so no other node reaps this one.
     pub(crate) async fn release(&self) {
         if let Err(error) = self
-            .members
+            .leases
             .release_lease(&self.node_id, &self.lease.token())
             .await
         {

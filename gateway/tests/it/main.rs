@@ -18,6 +18,7 @@ mod callback;
 mod callback_hardening;
 mod client_ips;
 mod cluster;
+mod cluster_lease;
 mod cluster_measure;
 mod cluster_nodes;
 mod cluster_owed;

@@ -20,6 +20,8 @@ pub struct Relay {
 
 struct Gate {
     hold_when: Box<Predicate>,
+    /// Writes that go through even while holding (and do not start it).
+    pass_when: Box<Predicate>,
     /// Set at the first matching write: from then on every write waits for the release.
     held: watch::Sender<bool>,
     released: watch::Receiver<bool>,
@@ -32,12 +34,23 @@ impl Relay {
         upstream: &str,
         hold_when: impl Fn(&[u8]) -> bool + Send + Sync + 'static,
     ) -> Self {
+        Self::start_except(upstream, hold_when, |_| false).await
+    }
+
+    /// As [`Relay::start`], except that writes for which `pass_when` is true always go
+    /// through (on a connection that is not already waiting behind a held write).
+    pub async fn start_except(
+        upstream: &str,
+        hold_when: impl Fn(&[u8]) -> bool + Send + Sync + 'static,
+        pass_when: impl Fn(&[u8]) -> bool + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
         let port = listener.local_addr().expect("relay address").port();
         let (held_tx, held) = watch::channel(false);
         let (release, released) = watch::channel(false);
         let gate = Arc::new(Gate {
             hold_when: Box::new(hold_when),
+            pass_when: Box::new(pass_when),
             held: held_tx,
             released,
         });
@@ -95,7 +108,10 @@ async fn relay(client: TcpStream, server: TcpStream, gate: Arc<Gate>) {
             };
             let chunk = &buffer[..read];
             let mut released = gate.released.clone();
-            if !*released.borrow() && (*gate.held.borrow() || (gate.hold_when)(chunk)) {
+            if !*released.borrow()
+                && !(gate.pass_when)(chunk)
+                && (*gate.held.borrow() || (gate.hold_when)(chunk))
+            {
                 gate.held.send_replace(true);
                 if released.wait_for(|released| *released).await.is_err() {
                     return;
