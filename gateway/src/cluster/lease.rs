@@ -328,8 +328,6 @@ async fn drop_leftovers(shared: &Shared, cluster: &Cluster) {
     }
 }
 
-/// Publishes a probe to our own channel and re-creates the subscription when nobody listens
-/// on it or the last two probes never arrived.
 /// Starts a [`probe`] in a task of its own unless one is still running: a bus that does not
 /// answer must not delay the next renewal (the probe waits up to the bus's timeout, and longer
 /// while its connection is re-made).
@@ -344,6 +342,8 @@ fn probe_beside(cluster: &Arc<Cluster>) {
     });
 }
 
+/// Publishes a probe to our own channel and re-creates the subscription when nobody listens
+/// on it or the last two probes never arrived.
 async fn probe(cluster: &Cluster) {
     let seq = cluster.lease.probe_sent.fetch_add(1, Ordering::Relaxed) + 1;
     let Ok(frame) = (Envelope::Probe { seq }).encode() else {

@@ -25,7 +25,10 @@ pub(crate) struct Pool {
     idle: Mutex<Vec<Idle>>,
     max_idle: usize,
     idle_timeout: Duration,
-    /// One permit per open connection, idle or in use ([`Conn::holding`]).
+    /// Connections open at once at most (the permits of `slots`).
+    #[cfg(test)]
+    max_connections: usize,
+    /// One permit per open connection, idle or in use (held by the [`Conn`]).
     slots: Arc<Semaphore>,
     /// Told when a connection goes back idle, for a call waiting for room.
     returned: Notify,
@@ -46,6 +49,8 @@ impl Pool {
             idle: Mutex::new(Vec::new()),
             max_idle: max_idle.min(max_connections),
             idle_timeout,
+            #[cfg(test)]
+            max_connections,
             slots: Arc::new(Semaphore::new(max_connections)),
             returned: Notify::new(),
         }
@@ -135,8 +140,8 @@ impl Pool {
 
     /// Connections open now (idle or carrying a call).
     #[cfg(test)]
-    pub(crate) fn open(&self, max_connections: usize) -> usize {
-        max_connections - self.slots.available_permits()
+    pub(crate) fn open(&self) -> usize {
+        self.max_connections - self.slots.available_permits()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {

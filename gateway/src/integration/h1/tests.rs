@@ -275,7 +275,7 @@ async fn calls_beyond_the_connection_cap_wait_for_a_connection() {
     // Two calls hold the two connections; the other three wait in the pool, not on new
     // connections.
     held.until_waiting(2).await;
-    assert_eq!(endpoint.pool.open(2), 2);
+    assert_eq!(endpoint.pool.open(), 2);
     release.add_permits(5);
     for call in calls {
         assert_eq!(call.await.expect("joined").expect("answered").body, "ok");
